@@ -1,0 +1,29 @@
+//! The contract between the engine and any architecture.
+
+use crate::{BatchInput, KvCache, ModelError};
+
+/// Shape facts the engine needs to size the KV cache and validate requests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelSpec {
+    pub architecture: String,
+    pub num_layers: usize,
+    pub hidden_size: usize,
+    pub num_heads: usize,
+    pub num_kv_heads: usize,
+    pub head_dim: usize,
+    pub vocab_size: usize,
+    /// Longest context the model was trained for.
+    pub max_context: usize,
+}
+
+/// A causal language model that reads and writes the paged KV cache.
+pub trait CausalLm: Send {
+    fn spec(&self) -> &ModelSpec;
+
+    /// Runs one step. Writes K/V of every token of `batch` into `cache` at its slot,
+    /// attends over each sequence's block table, and returns the logits of the last
+    /// position of every sequence with `needs_logits` (in `batch.seqs` order; others
+    /// get an empty vector).
+    fn forward(&mut self, batch: &BatchInput, cache: &mut KvCache)
+        -> Result<Vec<Vec<f32>>, ModelError>;
+}
