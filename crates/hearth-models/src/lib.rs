@@ -4,12 +4,19 @@
 //! the paged KV cache, and checks model-file integrity. Knows nothing of requests,
 //! scheduling or sampling.
 
+pub mod attention;
 pub mod batch;
 pub mod error;
+pub mod gguf;
+pub mod gguf_meta;
+pub mod integrity;
 pub mod kv_cache;
+pub mod llama;
 pub mod model;
+pub mod store;
 
 pub use batch::{BatchInput, SeqInput};
 pub use error::ModelError;
+pub use gguf::{load_gguf, load_gguf_on, LoadedGguf};
 pub use kv_cache::{KvCache, KvCacheLayout};
 pub use model::{CausalLm, ModelSpec};
