@@ -1,0 +1,290 @@
+//! Paged KV block bookkeeping with prefix caching (after vLLM v1's BlockPool).
+//!
+//! A full block is keyed by hash(parent key, its token ids). Freed blocks keep their
+//! contents: those with a key wait in LRU order (tail blocks of a sequence are freed
+//! first, so they are evicted first) and are handed back on a hit; the rest are
+//! reused at once.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+#[derive(Debug, Clone, Default)]
+struct BlockMeta {
+    ref_count: u32,
+    /// Prefix-cache key while the block holds a registered full block.
+    key: Option<u64>,
+    /// The block's tokens and parent key, checked on a hit so a hash collision can
+    /// never serve wrong K/V.
+    tokens: Vec<u32>,
+    parent: u64,
+    /// Position in the LRU of free cached blocks.
+    lru_tick: Option<u64>,
+}
+
+pub struct BlockManager {
+    block_size: usize,
+    enable_prefix_caching: bool,
+    blocks: Vec<BlockMeta>,
+    /// Free blocks holding nothing reusable.
+    plain_free: Vec<u32>,
+    /// Free blocks still holding a cached prefix, oldest first.
+    cached_free: BTreeMap<u64, u32>,
+    cached: HashMap<u64, u32>,
+    tick: u64,
+}
+
+/// Key of the (empty) parent of a sequence's first block.
+const ROOT_KEY: u64 = 0x6865_6172_7468;
+
+pub fn block_key(parent: u64, tokens: &[u32]) -> u64 {
+    let mut h = DefaultHasher::new();
+    parent.hash(&mut h);
+    tokens.hash(&mut h);
+    h.finish()
+}
+
+impl BlockManager {
+    pub fn new(num_blocks: usize, block_size: usize, enable_prefix_caching: bool) -> Self {
+        BlockManager {
+            block_size,
+            enable_prefix_caching,
+            blocks: vec![BlockMeta::default(); num_blocks],
+            plain_free: (0..num_blocks as u32).rev().collect(),
+            cached_free: BTreeMap::new(),
+            cached: HashMap::new(),
+            tick: 0,
+        }
+    }
+
+    pub fn block_size(&self) -> usize {
+        self.block_size
+    }
+
+    pub fn num_blocks(&self) -> usize {
+        self.blocks.len()
+    }
+
+    pub fn num_free(&self) -> usize {
+        self.plain_free.len() + self.cached_free.len()
+    }
+
+    pub fn num_cached_free(&self) -> usize {
+        self.cached_free.len()
+    }
+
+    pub fn num_used(&self) -> usize {
+        self.num_blocks() - self.num_free()
+    }
+
+    pub fn blocks_for_tokens(&self, tokens: usize) -> usize {
+        tokens.div_ceil(self.block_size)
+    }
+
+    /// Takes the longest run of cached full blocks that prefixes `tokens`, leaving at
+    /// least one token to compute (its logits are needed). Returns the blocks, already
+    /// referenced by the caller.
+    pub fn take_cached_prefix(&mut self, tokens: &[u32]) -> Vec<u32> {
+        let mut hits = Vec::new();
+        if !self.enable_prefix_caching || tokens.is_empty() {
+            return hits;
+        }
+        let max_blocks = (tokens.len() - 1) / self.block_size;
+        let mut parent = ROOT_KEY;
+        for chunk in tokens.chunks(self.block_size).take(max_blocks) {
+            let key = block_key(parent, chunk);
+            let Some(&id) = self.cached.get(&key) else { break };
+            let meta = &self.blocks[id as usize];
+            if meta.parent != parent || meta.tokens != chunk {
+                break;
+            }
+            self.reference(id);
+            hits.push(id);
+            parent = key;
+        }
+        hits
+    }
+
+    fn reference(&mut self, id: u32) {
+        let meta = &mut self.blocks[id as usize];
+        if meta.ref_count == 0 {
+            if let Some(t) = meta.lru_tick.take() {
+                self.cached_free.remove(&t);
+            }
+        }
+        meta.ref_count += 1;
+    }
+
+    /// Grows `table` to cover `num_tokens` tokens. All or nothing: on `false` the
+    /// table is unchanged.
+    pub fn allocate(&mut self, table: &mut Vec<u32>, num_tokens: usize) -> bool {
+        let needed = self.blocks_for_tokens(num_tokens).saturating_sub(table.len());
+        if needed > self.num_free() {
+            return false;
+        }
+        for _ in 0..needed {
+            let id = self.pop_free();
+            self.blocks[id as usize].ref_count = 1;
+            table.push(id);
+        }
+        true
+    }
+
+    fn pop_free(&mut self) -> u32 {
+        if let Some(id) = self.plain_free.pop() {
+            return id;
+        }
+        // Evict the least recently freed cached block.
+        let (_, id) = self.cached_free.pop_first().expect("num_free was checked");
+        let meta = &mut self.blocks[id as usize];
+        meta.lru_tick = None;
+        if let Some(key) = meta.key.take() {
+            if self.cached.get(&key) == Some(&id) {
+                self.cached.remove(&key);
+            }
+        }
+        meta.tokens.clear();
+        id
+    }
+
+    /// Registers the sequence's full blocks (beyond the first `already`) in the prefix
+    /// cache. Returns how many leading blocks are registered now.
+    pub fn register_full_blocks(&mut self, table: &[u32], tokens: &[u32], already: usize) -> usize {
+        let full = (tokens.len() / self.block_size).min(table.len());
+        if !self.enable_prefix_caching || full <= already {
+            return already;
+        }
+        let mut parent = ROOT_KEY;
+        for (i, chunk) in tokens.chunks(self.block_size).take(full).enumerate() {
+            let key = block_key(parent, chunk);
+            if i >= already {
+                let id = table[i];
+                // A block computed twice (two equal prompts at once) stays private.
+                if self.blocks[id as usize].key.is_none() && !self.cached.contains_key(&key) {
+                    let meta = &mut self.blocks[id as usize];
+                    meta.key = Some(key);
+                    meta.parent = parent;
+                    meta.tokens = chunk.to_vec();
+                    self.cached.insert(key, id);
+                }
+            }
+            parent = key;
+        }
+        full
+    }
+
+    /// Releases a sequence's blocks, tail first so that shared prefixes outlive tails.
+    pub fn free(&mut self, table: &[u32]) {
+        for &id in table.iter().rev() {
+            let meta = &mut self.blocks[id as usize];
+            meta.ref_count = meta.ref_count.saturating_sub(1);
+            if meta.ref_count > 0 {
+                continue;
+            }
+            if meta.key.is_some() {
+                self.tick += 1;
+                meta.lru_tick = Some(self.tick);
+                self.cached_free.insert(self.tick, id);
+            } else {
+                self.plain_free.push(id);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toks(n: usize, salt: u32) -> Vec<u32> {
+        (0..n as u32).map(|i| i * 7 + salt).collect()
+    }
+
+    #[test]
+    fn allocate_is_all_or_nothing() {
+        let mut bm = BlockManager::new(4, 4, true);
+        let mut t = Vec::new();
+        assert!(bm.allocate(&mut t, 10));
+        assert_eq!(t.len(), 3);
+        let mut u = Vec::new();
+        assert!(!bm.allocate(&mut u, 8));
+        assert!(u.is_empty());
+        assert_eq!(bm.num_free(), 1);
+        bm.free(&t);
+        assert_eq!(bm.num_free(), 4);
+    }
+
+    #[test]
+    fn freed_full_blocks_are_reused_by_a_matching_prefix() {
+        let mut bm = BlockManager::new(8, 4, true);
+        let prompt = toks(10, 1);
+        let mut t = Vec::new();
+        assert!(bm.allocate(&mut t, prompt.len()));
+        assert_eq!(bm.register_full_blocks(&t, &prompt, 0), 2);
+        bm.free(&t);
+        assert_eq!(bm.num_cached_free(), 2);
+        // Same first 8 tokens, different tail: both full blocks hit.
+        let mut other = prompt[..8].to_vec();
+        other.extend([99, 98, 97]);
+        let hits = bm.take_cached_prefix(&other);
+        assert_eq!(hits, t[..2].to_vec());
+        assert_eq!(bm.num_cached_free(), 0);
+        // A different first block misses everything.
+        bm.free(&hits);
+        assert!(bm.take_cached_prefix(&toks(10, 2)).is_empty());
+    }
+
+    #[test]
+    fn a_full_hit_still_leaves_one_token_to_compute() {
+        let mut bm = BlockManager::new(8, 4, true);
+        let prompt = toks(8, 3);
+        let mut t = Vec::new();
+        assert!(bm.allocate(&mut t, 8));
+        bm.register_full_blocks(&t, &prompt, 0);
+        bm.free(&t);
+        assert_eq!(bm.take_cached_prefix(&prompt).len(), 1);
+    }
+
+    #[test]
+    fn eviction_takes_tails_first_and_forgets_them() {
+        let mut bm = BlockManager::new(3, 2, true);
+        let prompt = toks(6, 5);
+        let mut t = Vec::new();
+        assert!(bm.allocate(&mut t, 6));
+        bm.register_full_blocks(&t, &prompt, 0);
+        bm.free(&t);
+        // Need one block: the tail (third) block is evicted, the prefix survives.
+        let mut u = Vec::new();
+        assert!(bm.allocate(&mut u, 1));
+        assert_eq!(u, vec![t[2]]);
+        assert_eq!(bm.take_cached_prefix(&prompt), t[..2].to_vec());
+    }
+
+    #[test]
+    fn disabled_caching_never_hits() {
+        let mut bm = BlockManager::new(4, 2, false);
+        let prompt = toks(5, 1);
+        let mut t = Vec::new();
+        assert!(bm.allocate(&mut t, 5));
+        assert_eq!(bm.register_full_blocks(&t, &prompt, 0), 0);
+        bm.free(&t);
+        assert!(bm.take_cached_prefix(&prompt).is_empty());
+        assert_eq!(bm.num_cached_free(), 0);
+    }
+
+    #[test]
+    fn shared_blocks_stay_used_until_the_last_owner_frees() {
+        let mut bm = BlockManager::new(4, 2, true);
+        let prompt = toks(5, 9);
+        let mut a = Vec::new();
+        assert!(bm.allocate(&mut a, 5));
+        bm.register_full_blocks(&a, &prompt, 0);
+        let mut b = bm.take_cached_prefix(&prompt);
+        assert_eq!(b.len(), 2);
+        assert!(bm.allocate(&mut b, 5));
+        assert_eq!(bm.num_used(), 4);
+        bm.free(&a);
+        assert_eq!(bm.num_used(), 3, "a's shared prefix is still b's");
+        bm.free(&b);
+        assert_eq!(bm.num_used(), 0);
+    }
+}

@@ -1,10 +1,157 @@
-//! The async face of the engine (implemented with the engine loop).
-//!
-//! `EngineHandle` is `Clone + Send + Sync`:
-//! - `EngineHandle::start(model: Box<dyn CausalLm>, tokenizer: Arc<hearth_text::Tokenizer>, config: EngineConfig) -> Result<EngineHandle, EngineError>`
-//!   spawns the engine thread.
-//! - `submit(&self, Request) -> Result<RequestStream, EngineError>`: validates (empty prompt,
-//!   context length, cache size, queue) and queues; errors come back at once.
-//! - `stats(&self) -> StatsSnapshot`, `max_model_len(&self) -> usize`, `config(&self) -> &EngineConfig`.
-//! - `RequestStream::next(&mut self).await -> Option<Event>`; dropping it aborts the request
-//!   and frees its blocks at once.
+//! The async face of the engine: submit, stream, abort, stats.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Sender};
+use std::sync::Arc;
+
+use hearth_models::{CausalLm, KvCache, KvCacheLayout};
+use hearth_text::Tokenizer;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+
+use crate::block_manager::BlockManager;
+use crate::config::EngineConfig;
+use crate::engine::{Command, Engine};
+use crate::error::EngineError;
+use crate::model_runner::ModelRunner;
+use crate::scheduler::Scheduler;
+use crate::stats::{EngineStats, StatsSnapshot};
+use crate::types::{Event, Request};
+
+#[derive(Clone)]
+pub struct EngineHandle {
+    commands: Sender<Command>,
+    stats: Arc<EngineStats>,
+    next_id: Arc<AtomicU64>,
+    config: Arc<EngineConfig>,
+    num_blocks: usize,
+}
+
+impl EngineHandle {
+    /// Allocates the KV cache from the configured budget and starts the engine thread.
+    pub fn start(
+        model: Box<dyn CausalLm>,
+        tokenizer: Arc<Tokenizer>,
+        mut config: EngineConfig,
+    ) -> Result<EngineHandle, EngineError> {
+        let spec = model.spec().clone();
+        config.max_model_len = config.max_model_len.min(spec.max_context).max(1);
+        let num_blocks = KvCacheLayout::blocks_for_budget(
+            spec.num_layers,
+            spec.num_kv_heads,
+            spec.head_dim,
+            config.block_size,
+            config.kv_cache_bytes,
+        );
+        if num_blocks == 0 {
+            return Err(EngineError::InvalidParams(format!(
+                "a KV cache budget of {} bytes holds no block of {} tokens",
+                config.kv_cache_bytes, config.block_size
+            )));
+        }
+        let layout = KvCacheLayout {
+            num_layers: spec.num_layers,
+            num_kv_heads: spec.num_kv_heads,
+            head_dim: spec.head_dim,
+            block_size: config.block_size,
+            num_blocks,
+        };
+        let stats = Arc::new(EngineStats::default());
+        stats.total_blocks.store(num_blocks as u64, Ordering::Relaxed);
+        let blocks = BlockManager::new(num_blocks, config.block_size, config.enable_prefix_caching);
+        let scheduler = Scheduler::new(blocks, config.max_num_seqs, config.max_num_batched_tokens);
+        let runner = ModelRunner::new(model, KvCache::new(layout));
+        let engine = Engine::new(scheduler, runner, tokenizer, stats.clone(), config.max_model_len);
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("hearth-engine".into())
+            .spawn(move || engine.run(rx))
+            .map_err(|e| EngineError::Model(format!("cannot start the engine thread: {e}")))?;
+        Ok(EngineHandle { commands: tx, stats, next_id: Arc::new(AtomicU64::new(1)), config: Arc::new(config), num_blocks })
+    }
+
+    /// Validates and queues a request; its events arrive on the returned stream.
+    pub fn submit(&self, request: Request) -> Result<RequestStream, EngineError> {
+        self.validate(&request)?;
+        let waiting = self.stats.waiting.load(Ordering::Relaxed) as usize;
+        if waiting >= self.config.max_waiting {
+            return Err(EngineError::Overloaded(waiting));
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = unbounded_channel();
+        self.commands
+            .send(Command::Submit { id, request, events: tx })
+            .map_err(|_| EngineError::Stopped)?;
+        self.stats.waiting.fetch_add(1, Ordering::Relaxed);
+        Ok(RequestStream { id, events: rx, commands: self.commands.clone(), finished: false })
+    }
+
+    fn validate(&self, r: &Request) -> Result<(), EngineError> {
+        let prompt = r.prompt_ids.len();
+        if prompt == 0 {
+            return Err(EngineError::EmptyPrompt);
+        }
+        let p = &r.params;
+        if p.max_tokens == 0 {
+            return Err(EngineError::InvalidParams("max_tokens must be at least 1".into()));
+        }
+        if p.min_tokens > p.max_tokens {
+            return Err(EngineError::InvalidParams("min_tokens must not exceed max_tokens".into()));
+        }
+        let max = self.config.max_model_len;
+        let requested = prompt.saturating_add(p.max_tokens);
+        if requested > max {
+            return Err(EngineError::ContextTooLong { max, requested, prompt, max_tokens: p.max_tokens });
+        }
+        let needed = requested.div_ceil(self.config.block_size);
+        if needed > self.num_blocks {
+            return Err(EngineError::TooLargeForCache { needed, total: self.num_blocks });
+        }
+        Ok(())
+    }
+
+    pub fn stats(&self) -> StatsSnapshot {
+        self.stats.snapshot()
+    }
+
+    pub fn max_model_len(&self) -> usize {
+        self.config.max_model_len
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+}
+
+/// A request's events. Dropping it before the end aborts the request, which frees its
+/// KV blocks at once.
+pub struct RequestStream {
+    id: u64,
+    events: UnboundedReceiver<Event>,
+    commands: Sender<Command>,
+    finished: bool,
+}
+
+impl RequestStream {
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub async fn next(&mut self) -> Option<Event> {
+        if self.finished {
+            return None;
+        }
+        let ev = self.events.recv().await;
+        if matches!(ev, None | Some(Event::Finished { .. }) | Some(Event::Error(_))) {
+            self.finished = true;
+        }
+        ev
+    }
+}
+
+impl Drop for RequestStream {
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = self.commands.send(Command::Abort(self.id));
+        }
+    }
+}

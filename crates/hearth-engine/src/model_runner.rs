@@ -1,0 +1,58 @@
+//! Assembles one step's flattened batch from the plan and runs the model on it.
+
+use hearth_models::{BatchInput, CausalLm, KvCache, ModelError, SeqInput};
+
+use crate::scheduler::{Scheduler, StepPlan};
+
+pub struct ModelRunner {
+    model: Box<dyn CausalLm>,
+    cache: KvCache,
+    batch: BatchInput,
+}
+
+impl ModelRunner {
+    pub fn new(model: Box<dyn CausalLm>, cache: KvCache) -> Self {
+        ModelRunner { model, cache, batch: BatchInput::default() }
+    }
+
+    pub fn model(&self) -> &dyn CausalLm {
+        self.model.as_ref()
+    }
+
+    /// Runs the planned step; returns per entry the logits of its last position when
+    /// the entry reaches the end of its sequence (so a token is to be sampled).
+    pub fn step(&mut self, plan: &StepPlan, sched: &Scheduler) -> Result<Vec<Option<Vec<f32>>>, ModelError> {
+        self.fill_batch(plan, sched);
+        let logits = self.model.forward(&self.batch, &mut self.cache)?;
+        Ok(logits
+            .into_iter()
+            .zip(&self.batch.seqs)
+            .map(|(l, s)| s.needs_logits.then_some(l))
+            .collect())
+    }
+
+    fn fill_batch(&mut self, plan: &StepPlan, sched: &Scheduler) {
+        let block_size = sched.blocks.block_size();
+        let b = &mut self.batch;
+        b.tokens.clear();
+        b.positions.clear();
+        b.slot_mapping.clear();
+        b.seqs.clear();
+        for &(id, n) in &plan.entries {
+            let seq = &sched.seqs[&id];
+            let start = seq.num_computed;
+            for pos in start..start + n {
+                b.tokens.push(seq.token_ids[pos]);
+                b.positions.push(pos as u32);
+                let block = seq.block_table[pos / block_size];
+                b.slot_mapping.push(block * block_size as u32 + (pos % block_size) as u32);
+            }
+            b.seqs.push(SeqInput {
+                block_table: seq.block_table.clone(),
+                num_computed: start,
+                num_new: n,
+                needs_logits: start + n == seq.len(),
+            });
+        }
+    }
+}

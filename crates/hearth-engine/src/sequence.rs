@@ -1,0 +1,69 @@
+//! One request as the engine sees it: its tokens, its place in the KV cache and its
+//! progress.
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::sampler::SeqRng;
+use crate::stop::StopChecker;
+use crate::types::{Event, SamplingParams};
+
+pub type SeqId = u64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeqStatus {
+    Waiting,
+    Running,
+}
+
+pub struct Sequence {
+    pub id: SeqId,
+    /// Prompt then generated tokens; generated ones are part of the context.
+    pub token_ids: Vec<u32>,
+    pub prompt_len: usize,
+    /// Tokens whose K/V are in the cache.
+    pub num_computed: usize,
+    /// Physical blocks holding this sequence's K/V, in logical order.
+    pub block_table: Vec<u32>,
+    /// Leading blocks of `block_table` already registered in the prefix cache.
+    pub num_hashed_blocks: usize,
+    pub status: SeqStatus,
+    pub params: SamplingParams,
+    pub rng: SeqRng,
+    pub stop: StopChecker,
+    pub events: UnboundedSender<Event>,
+    /// Prompt tokens served from the prefix cache on first admission.
+    pub cached_prompt_tokens: usize,
+    /// Whether this sequence has been admitted once (prefix hits are counted once).
+    pub admitted_once: bool,
+}
+
+impl Sequence {
+    pub fn len(&self) -> usize {
+        self.token_ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.token_ids.is_empty()
+    }
+
+    pub fn num_generated(&self) -> usize {
+        self.token_ids.len() - self.prompt_len
+    }
+
+    pub fn generated(&self) -> &[u32] {
+        &self.token_ids[self.prompt_len..]
+    }
+
+    /// Tokens still to be fed to the model before the next sample.
+    pub fn num_uncomputed(&self) -> usize {
+        self.token_ids.len() - self.num_computed
+    }
+
+    /// Forgets the cache state (after preemption): everything is recomputed later.
+    pub fn reset_for_recompute(&mut self) {
+        self.num_computed = 0;
+        self.block_table.clear();
+        self.num_hashed_blocks = 0;
+        self.status = SeqStatus::Waiting;
+    }
+}
