@@ -26,7 +26,13 @@ impl KvCacheLayout {
         block_size: usize,
         budget_bytes: usize,
     ) -> usize {
-        let probe = KvCacheLayout { num_layers, num_kv_heads, head_dim, block_size, num_blocks: 1 };
+        let probe = KvCacheLayout {
+            num_layers,
+            num_kv_heads,
+            head_dim,
+            block_size,
+            num_blocks: 1,
+        };
         budget_bytes / probe.bytes_per_block().max(1)
     }
 }
@@ -40,11 +46,40 @@ pub struct KvCache {
 
 impl KvCache {
     pub fn new(layout: KvCacheLayout) -> Self {
-        let per_layer = layout.num_blocks * layout.block_size * layout.num_kv_heads * layout.head_dim;
+        let per_layer =
+            layout.num_blocks * layout.block_size * layout.num_kv_heads * layout.head_dim;
         KvCache {
             layout,
-            k: (0..layout.num_layers).map(|_| vec![0.0; per_layer]).collect(),
-            v: (0..layout.num_layers).map(|_| vec![0.0; per_layer]).collect(),
+            k: (0..layout.num_layers)
+                .map(|_| vec![0.0; per_layer])
+                .collect(),
+            v: (0..layout.num_layers)
+                .map(|_| vec![0.0; per_layer])
+                .collect(),
+        }
+    }
+}
+
+impl KvCache {
+    /// Floats in one token's K (or V) row: all KV heads of one slot.
+    pub fn row_len(&self) -> usize {
+        self.layout.num_kv_heads * self.layout.head_dim
+    }
+
+    /// Total slots in the pool (`num_blocks * block_size`).
+    pub fn num_slots(&self) -> usize {
+        self.layout.num_blocks * self.layout.block_size
+    }
+
+    /// Copies row `i` of `k`/`v` (`[T, num_kv_heads * head_dim]`, row-major) into
+    /// `slots[i]` of `layer`. Slots must already be validated against the pool.
+    pub fn write(&mut self, layer: usize, k: &[f32], v: &[f32], slots: &[u32]) {
+        let row = self.row_len();
+        let (kl, vl) = (&mut self.k[layer], &mut self.v[layer]);
+        for (i, &slot) in slots.iter().enumerate() {
+            let dst = slot as usize * row;
+            kl[dst..dst + row].copy_from_slice(&k[i * row..(i + 1) * row]);
+            vl[dst..dst + row].copy_from_slice(&v[i * row..(i + 1) * row]);
         }
     }
 }

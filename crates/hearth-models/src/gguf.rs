@@ -1,0 +1,61 @@
+//! Opens a GGUF file and builds the architecture it names.
+
+use crate::gguf_meta::get_str;
+use crate::{CausalLm, ModelError, ModelSpec};
+use candle_core::quantized::gguf_file::{Content, Value};
+use candle_core::Device;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// A model ready to run, plus the file's metadata (tokenizer, chat template) for
+/// hearth-text.
+pub struct LoadedGguf {
+    pub model: Box<dyn CausalLm>,
+    pub metadata: HashMap<String, Value>,
+    pub spec: ModelSpec,
+}
+
+/// Loads `path` on the CPU.
+pub fn load_gguf(path: &Path) -> Result<LoadedGguf, ModelError> {
+    load_gguf_on(path, &Device::Cpu)
+}
+
+/// Loads `path` with weights on `device`. The paged attention kernel is CPU-only for
+/// now, so only `Device::Cpu` runs.
+pub fn load_gguf_on(path: &Path, device: &Device) -> Result<LoadedGguf, ModelError> {
+    if !device.is_cpu() {
+        return Err(ModelError::Unsupported(
+            "only the CPU backend has a paged attention kernel yet".into(),
+        ));
+    }
+    let io = |source| ModelError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut file = std::io::BufReader::new(std::fs::File::open(path).map_err(io)?);
+    let content = Content::read(&mut file).map_err(|e| {
+        let msg = format!("{}: {e}", path.display());
+        // candle names tensor types it does not know as "unknown dtype".
+        if msg.contains("unknown dtype") {
+            ModelError::Unsupported(msg)
+        } else {
+            ModelError::Invalid(format!("not a readable GGUF file: {msg}"))
+        }
+    })?;
+    let arch = get_str(&content.metadata, "general.architecture")?
+        .ok_or_else(|| ModelError::Invalid("GGUF metadata has no general.architecture".into()))?;
+    let model: Box<dyn CausalLm> = match arch {
+        "llama" => Box::new(crate::llama::load(&content, &mut file, device)?),
+        other => {
+            return Err(ModelError::Unsupported(format!(
+                "GGUF architecture `{other}`"
+            )))
+        }
+    };
+    let spec = model.spec().clone();
+    Ok(LoadedGguf {
+        model,
+        metadata: content.metadata,
+        spec,
+    })
+}

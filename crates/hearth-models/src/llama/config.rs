@@ -1,0 +1,85 @@
+//! Llama hyper-parameters, read from GGUF `llama.*` metadata.
+
+use crate::gguf_meta::{get_f32, get_str, get_usize, req_f32, req_usize, Metadata};
+use crate::{ModelError, ModelSpec};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlamaConfig {
+    pub num_layers: usize,
+    pub hidden_size: usize,
+    pub num_heads: usize,
+    pub num_kv_heads: usize,
+    pub head_dim: usize,
+    pub ffn_size: usize,
+    pub vocab_size: usize,
+    pub rope_theta: f32,
+    pub rms_eps: f32,
+    pub max_context: usize,
+}
+
+impl LlamaConfig {
+    /// `vocab_size` comes from the token embedding's shape, the rest from metadata.
+    pub fn from_gguf(md: &Metadata, vocab_size: usize) -> Result<Self, ModelError> {
+        let k = |s: &str| format!("llama.{s}");
+        let hidden_size = req_usize(md, &k("embedding_length"))?;
+        let num_heads = req_usize(md, &k("attention.head_count"))?;
+        let num_kv_heads = get_usize(md, &k("attention.head_count_kv"))?.unwrap_or(num_heads);
+        if num_heads == 0 || num_kv_heads == 0 || num_heads % num_kv_heads != 0 {
+            return Err(ModelError::Invalid(format!(
+                "{num_heads} attention heads cannot share {num_kv_heads} KV heads"
+            )));
+        }
+        let head_dim = match get_usize(md, &k("attention.key_length"))? {
+            Some(d) => d,
+            None => hidden_size / num_heads,
+        };
+        if let Some(vd) = get_usize(md, &k("attention.value_length"))? {
+            if vd != head_dim {
+                return Err(ModelError::Unsupported(format!(
+                    "value length {vd} != key length {head_dim}"
+                )));
+            }
+        }
+        if head_dim == 0 || head_dim % 2 != 0 {
+            return Err(ModelError::Invalid(format!(
+                "head dim {head_dim} must be even and non-zero"
+            )));
+        }
+        if let Some(rd) = get_usize(md, &k("rope.dimension_count"))? {
+            if rd != head_dim {
+                return Err(ModelError::Unsupported(format!(
+                    "partial rope ({rd} of {head_dim} dims)"
+                )));
+            }
+        }
+        match get_str(md, &k("rope.scaling.type"))? {
+            None | Some("none") => {}
+            Some(other) => return Err(ModelError::Unsupported(format!("rope scaling `{other}`"))),
+        }
+        Ok(LlamaConfig {
+            num_layers: req_usize(md, &k("block_count"))?,
+            hidden_size,
+            num_heads,
+            num_kv_heads,
+            head_dim,
+            ffn_size: req_usize(md, &k("feed_forward_length"))?,
+            vocab_size,
+            rope_theta: get_f32(md, &k("rope.freq_base"))?.unwrap_or(10_000.0),
+            rms_eps: req_f32(md, &k("attention.layer_norm_rms_epsilon"))?,
+            max_context: get_usize(md, &k("context_length"))?.unwrap_or(2048),
+        })
+    }
+
+    pub fn spec(&self) -> ModelSpec {
+        ModelSpec {
+            architecture: "llama".into(),
+            num_layers: self.num_layers,
+            hidden_size: self.hidden_size,
+            num_heads: self.num_heads,
+            num_kv_heads: self.num_kv_heads,
+            head_dim: self.head_dim,
+            vocab_size: self.vocab_size,
+            max_context: self.max_context,
+        }
+    }
+}

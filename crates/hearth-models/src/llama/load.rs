@@ -1,0 +1,106 @@
+//! Builds a `Llama` from GGUF tensors (llama.cpp naming), weights kept quantized.
+
+use super::{Layer, Llama, LlamaConfig, Rope};
+use crate::attention::CpuPagedAttention;
+use crate::ModelError;
+use candle_core::quantized::gguf_file::Content;
+use candle_core::quantized::{QMatMul, QTensor};
+use candle_core::{Device, Tensor};
+use std::io::{Read, Seek};
+use std::sync::Arc;
+
+struct Reader<'a, R> {
+    content: &'a Content,
+    file: &'a mut R,
+    device: &'a Device,
+}
+
+impl<R: Read + Seek> Reader<'_, R> {
+    fn qtensor(&mut self, name: &str, shape: &[usize]) -> Result<QTensor, ModelError> {
+        let info = self
+            .content
+            .tensor_infos
+            .get(name)
+            .ok_or_else(|| ModelError::Invalid(format!("tensor `{name}` is missing")))?;
+        if info.shape.dims() != shape {
+            return Err(ModelError::Invalid(format!(
+                "tensor `{name}` has shape {:?}, expected {shape:?}",
+                info.shape.dims()
+            )));
+        }
+        self.content
+            .tensor(self.file, name, self.device)
+            .map_err(|e| ModelError::Invalid(format!("tensor `{name}`: {e}")))
+    }
+
+    fn matmul(&mut self, name: &str, out: usize, inp: usize) -> Result<QMatMul, ModelError> {
+        Ok(QMatMul::from_qtensor(self.qtensor(name, &[out, inp])?)?)
+    }
+
+    /// Norm weights and other vectors, dequantized to f32.
+    fn vector(&mut self, name: &str, len: usize) -> Result<Tensor, ModelError> {
+        Ok(self.qtensor(name, &[len])?.dequantize(self.device)?)
+    }
+}
+
+pub fn load<R: Read + Seek>(
+    content: &Content,
+    file: &mut R,
+    device: &Device,
+) -> Result<Llama, ModelError> {
+    let embd = content
+        .tensor_infos
+        .get("token_embd.weight")
+        .ok_or_else(|| ModelError::Invalid("tensor `token_embd.weight` is missing".into()))?;
+    let (vocab, _) = embd
+        .shape
+        .dims2()
+        .map_err(|_| ModelError::Invalid("token_embd.weight is not a matrix".into()))?;
+    let cfg = LlamaConfig::from_gguf(&content.metadata, vocab)?;
+    let (h, hd) = (cfg.hidden_size, cfg.head_dim);
+    let mut r = Reader {
+        content,
+        file,
+        device,
+    };
+
+    let embed = Arc::new(r.qtensor("token_embd.weight", &[vocab, h])?);
+    // Tied embeddings: without `output.weight` the LM head is the embedding matrix.
+    let lm_head = if content.tensor_infos.contains_key("output.weight") {
+        r.matmul("output.weight", vocab, h)?
+    } else {
+        QMatMul::from_arc(embed.clone())?
+    };
+    let freq_factors = if content.tensor_infos.contains_key("rope_freqs.weight") {
+        Some(r.vector("rope_freqs.weight", hd / 2)?.to_vec1::<f32>()?)
+    } else {
+        None
+    };
+    let mut layers = Vec::with_capacity(cfg.num_layers);
+    for i in 0..cfg.num_layers {
+        let p = |s: &str| format!("blk.{i}.{s}.weight");
+        layers.push(Layer {
+            attn_norm: r.vector(&p("attn_norm"), h)?,
+            wq: r.matmul(&p("attn_q"), cfg.num_heads * hd, h)?,
+            wk: r.matmul(&p("attn_k"), cfg.num_kv_heads * hd, h)?,
+            wv: r.matmul(&p("attn_v"), cfg.num_kv_heads * hd, h)?,
+            wo: r.matmul(&p("attn_output"), h, cfg.num_heads * hd)?,
+            ffn_norm: r.vector(&p("ffn_norm"), h)?,
+            w_gate: r.matmul(&p("ffn_gate"), cfg.ffn_size, h)?,
+            w_up: r.matmul(&p("ffn_up"), cfg.ffn_size, h)?,
+            w_down: r.matmul(&p("ffn_down"), h, cfg.ffn_size)?,
+        });
+    }
+    let norm = r.vector("output_norm.weight", h)?;
+    Ok(Llama {
+        spec: cfg.spec(),
+        rope: Rope::new(hd, cfg.rope_theta, freq_factors.as_deref())?,
+        cfg,
+        embed: QMatMul::from_arc(embed)?,
+        layers,
+        norm,
+        lm_head,
+        attn: Box::new(CpuPagedAttention),
+        device: device.clone(),
+    })
+}

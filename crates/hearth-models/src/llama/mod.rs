@@ -1,0 +1,147 @@
+//! Llama decoder over the paged KV cache. A step's tokens from all sequences form one
+//! `[T, hidden]` matrix, so every weight is read once per step for the whole batch.
+
+mod config;
+mod load;
+mod rope;
+
+pub use config::LlamaConfig;
+pub use load::load;
+pub use rope::Rope;
+
+use crate::attention::{AttnMeta, AttnShape, PagedAttention};
+use crate::{BatchInput, CausalLm, KvCache, ModelError, ModelSpec};
+use candle_core::quantized::QMatMul;
+use candle_core::{Device, Module, Tensor};
+use candle_nn::ops::rms_norm;
+use candle_nn::rotary_emb::rope_i;
+
+pub(crate) struct Layer {
+    attn_norm: Tensor,
+    wq: QMatMul,
+    wk: QMatMul,
+    wv: QMatMul,
+    wo: QMatMul,
+    ffn_norm: Tensor,
+    w_gate: QMatMul,
+    w_up: QMatMul,
+    w_down: QMatMul,
+}
+
+pub struct Llama {
+    spec: ModelSpec,
+    cfg: LlamaConfig,
+    embed: QMatMul,
+    layers: Vec<Layer>,
+    norm: Tensor,
+    lm_head: QMatMul,
+    rope: Rope,
+    attn: Box<dyn PagedAttention>,
+    device: Device,
+}
+
+impl Llama {
+    pub fn config(&self) -> &LlamaConfig {
+        &self.cfg
+    }
+
+    fn check(&self, batch: &BatchInput, cache: &KvCache) -> Result<AttnMeta, ModelError> {
+        let l = &cache.layout;
+        let c = &self.cfg;
+        if l.num_layers != c.num_layers
+            || l.num_kv_heads != c.num_kv_heads
+            || l.head_dim != c.head_dim
+        {
+            return Err(ModelError::BadBatch(format!(
+                "KV cache is {} layers x {} heads x {}, model needs {} x {} x {}",
+                l.num_layers, l.num_kv_heads, l.head_dim, c.num_layers, c.num_kv_heads, c.head_dim
+            )));
+        }
+        if let Some(t) = batch.tokens.iter().find(|&&t| t as usize >= c.vocab_size) {
+            return Err(ModelError::BadBatch(format!(
+                "token {t} outside vocab of {}",
+                c.vocab_size
+            )));
+        }
+        AttnMeta::new(batch, l)
+    }
+
+    fn rope(
+        &self,
+        x: &Tensor,
+        heads: usize,
+        cos: &Tensor,
+        sin: &Tensor,
+    ) -> Result<Tensor, ModelError> {
+        let t = x.dim(0)?;
+        let x = x.reshape((t, heads, 1, self.cfg.head_dim))?;
+        Ok(rope_i(&x.contiguous()?, cos, sin)?.reshape((t, heads * self.cfg.head_dim))?)
+    }
+
+    fn layer(
+        &self,
+        i: usize,
+        x: &Tensor,
+        rope: &(Tensor, Tensor),
+        batch: &BatchInput,
+        meta: &AttnMeta,
+        cache: &mut KvCache,
+    ) -> Result<Tensor, ModelError> {
+        let (c, w) = (&self.cfg, &self.layers[i]);
+        let h = rms_norm(x, &w.attn_norm, c.rms_eps)?;
+        let q = self.rope(&w.wq.forward(&h)?, c.num_heads, &rope.0, &rope.1)?;
+        let k = self.rope(&w.wk.forward(&h)?, c.num_kv_heads, &rope.0, &rope.1)?;
+        let v = w.wv.forward(&h)?;
+        self.attn.write_kv(cache, i, &k, &v, batch)?;
+        let shape = AttnShape {
+            num_heads: c.num_heads,
+            num_kv_heads: c.num_kv_heads,
+            head_dim: c.head_dim,
+            scale: 1.0 / (c.head_dim as f32).sqrt(),
+        };
+        let a = self.attn.attend(&q, cache, i, batch, meta, shape)?;
+        let x = (x + w.wo.forward(&a)?)?;
+        let h = rms_norm(&x, &w.ffn_norm, c.rms_eps)?;
+        let m = (w.w_gate.forward(&h)?.silu()? * w.w_up.forward(&h)?)?;
+        Ok((x + w.w_down.forward(&m)?)?)
+    }
+}
+
+impl CausalLm for Llama {
+    fn spec(&self) -> &ModelSpec {
+        &self.spec
+    }
+
+    fn forward(
+        &mut self,
+        batch: &BatchInput,
+        cache: &mut KvCache,
+    ) -> Result<Vec<Vec<f32>>, ModelError> {
+        let meta = self.check(batch, cache)?;
+        let mut logits = vec![Vec::new(); batch.seqs.len()];
+        if batch.tokens.is_empty() {
+            return Ok(logits);
+        }
+        let ids = Tensor::from_slice(&batch.tokens, batch.tokens.len(), &self.device)?;
+        let mut x = self.embed.embedding(&ids)?;
+        let rope = self.rope.tables(&batch.positions, &self.device)?;
+        for i in 0..self.layers.len() {
+            x = self.layer(i, &x, &rope, batch, &meta, cache)?;
+        }
+        // LM head only on the rows that will be sampled.
+        let wanted: Vec<usize> = (0..batch.seqs.len())
+            .filter(|&s| batch.seqs[s].needs_logits)
+            .collect();
+        if wanted.is_empty() {
+            return Ok(logits);
+        }
+        let rows: Vec<u32> = wanted.iter().map(|&s| meta.last_row[s] as u32).collect();
+        let rows = Tensor::from_vec(rows, wanted.len(), &self.device)?;
+        let last = rms_norm(&x.index_select(&rows, 0)?, &self.norm, self.cfg.rms_eps)?;
+        let out = self.lm_head.forward(&last)?.to_vec2::<f32>()?;
+        for (s, row) in wanted.into_iter().zip(out) {
+            logits[s] = row;
+        }
+        Ok(logits)
+    }
+}

@@ -1,0 +1,60 @@
+//! Rotary position embedding, interleaved pairs (GGUF llama stores q/k permuted for it).
+
+use crate::ModelError;
+use candle_core::{Device, Tensor};
+
+#[derive(Debug, Clone)]
+pub struct Rope {
+    /// Angular frequency of each of the `head_dim / 2` pairs.
+    inv_freq: Vec<f64>,
+}
+
+impl Rope {
+    /// `freq_factors` (llama3-style `rope_freqs.weight`) divide the frequencies when present.
+    pub fn new(
+        head_dim: usize,
+        theta: f32,
+        freq_factors: Option<&[f32]>,
+    ) -> Result<Self, ModelError> {
+        let half = head_dim / 2;
+        if let Some(f) = freq_factors {
+            if f.len() != half {
+                return Err(ModelError::Invalid(format!(
+                    "rope_freqs has {} entries, want {half}",
+                    f.len()
+                )));
+            }
+        }
+        let inv_freq = (0..half)
+            .map(|i| {
+                let base = 1.0 / (theta as f64).powf(2.0 * i as f64 / head_dim as f64);
+                base / freq_factors.map_or(1.0, |f| f[i] as f64)
+            })
+            .collect();
+        Ok(Rope { inv_freq })
+    }
+
+    /// cos and sin for each token's own position, shaped `[T, 1, head_dim / 2]` so that
+    /// `rope_i` on `[T, heads, 1, head_dim]` rotates every token by its position.
+    pub fn tables(
+        &self,
+        positions: &[u32],
+        device: &Device,
+    ) -> Result<(Tensor, Tensor), ModelError> {
+        let half = self.inv_freq.len();
+        let mut cos = Vec::with_capacity(positions.len() * half);
+        let mut sin = Vec::with_capacity(positions.len() * half);
+        for &p in positions {
+            for &f in &self.inv_freq {
+                let a = p as f64 * f;
+                cos.push(a.cos() as f32);
+                sin.push(a.sin() as f32);
+            }
+        }
+        let shape = (positions.len(), 1, half);
+        Ok((
+            Tensor::from_vec(cos, shape, device)?,
+            Tensor::from_vec(sin, shape, device)?,
+        ))
+    }
+}

@@ -1,0 +1,219 @@
+//! The CPU paged-attention kernel against a naive dense reference on random data.
+mod common;
+
+use common::{batch, max_abs_diff, Part, Rng};
+use hearth_models::attention::cpu::paged_attention;
+use hearth_models::attention::{AttnMeta, AttnShape};
+use hearth_models::{KvCache, KvCacheLayout};
+
+/// (num_computed, num_new) per sequence.
+type Case = &'static [(usize, usize)];
+
+/// Dense causal attention in f64 over each sequence's contiguous K/V.
+fn reference(q: &[f32], k: &[Vec<f32>], v: &[Vec<f32>], case: Case, s: AttnShape) -> Vec<f32> {
+    let (nh, nkv, hd) = (s.num_heads, s.num_kv_heads, s.head_dim);
+    let mut out = Vec::new();
+    let mut row = 0;
+    for (si, &(computed, new)) in case.iter().enumerate() {
+        for j in 0..new {
+            let pos = computed + j;
+            for h in 0..nh {
+                let kvh = h / (nh / nkv);
+                let qv = &q[(row * nh + h) * hd..][..hd];
+                let scores: Vec<f64> = (0..=pos)
+                    .map(|p| {
+                        let kr = &k[si][(p * nkv + kvh) * hd..][..hd];
+                        qv.iter()
+                            .zip(kr)
+                            .map(|(a, b)| *a as f64 * *b as f64)
+                            .sum::<f64>()
+                            * s.scale as f64
+                    })
+                    .collect();
+                let m = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let w: Vec<f64> = scores.iter().map(|x| (x - m).exp()).collect();
+                let z: f64 = w.iter().sum();
+                for d in 0..hd {
+                    let acc: f64 = (0..=pos)
+                        .map(|p| w[p] * v[si][(p * nkv + kvh) * hd + d] as f64)
+                        .sum();
+                    out.push((acc / z) as f32);
+                }
+            }
+            row += 1;
+        }
+    }
+    out
+}
+
+fn run(
+    case: Case,
+    block_size: usize,
+    nh: usize,
+    nkv: usize,
+    hd: usize,
+    q_gain: f32,
+    seed: u64,
+) -> f32 {
+    let mut rng = Rng(seed);
+    let blocks_per_seq: Vec<usize> = case
+        .iter()
+        .map(|&(c, n)| (c + n).div_ceil(block_size))
+        .collect();
+    let num_blocks = blocks_per_seq.iter().sum::<usize>() + 3; // a few never used
+    let layout = KvCacheLayout {
+        num_layers: 1,
+        num_kv_heads: nkv,
+        head_dim: hd,
+        block_size,
+        num_blocks,
+    };
+    let mut cache = KvCache::new(layout);
+    // Shuffled block ids: tables are neither contiguous nor ordered.
+    let ids = rng.perm(num_blocks);
+    let mut tables = Vec::new();
+    let mut next = 0;
+    for &n in &blocks_per_seq {
+        tables.push(ids[next..next + n].to_vec());
+        next += n;
+    }
+    // Fill each sequence's whole context (earlier steps and this one) in the pool.
+    let (mut k_all, mut v_all) = (Vec::new(), Vec::new());
+    for (si, &(c, n)) in case.iter().enumerate() {
+        let (k, v) = (rng.vec((c + n) * nkv * hd), rng.vec((c + n) * nkv * hd));
+        let all: Vec<u32> = vec![0; c + n];
+        let b = batch(
+            &[Part {
+                block_table: &tables[si],
+                num_computed: 0,
+                tokens: &all,
+                needs_logits: false,
+            }],
+            block_size,
+        );
+        cache.write(0, &k, &v, &b.slot_mapping);
+        k_all.push(k);
+        v_all.push(v);
+    }
+    let toks: Vec<Vec<u32>> = case.iter().map(|&(_, n)| vec![0; n]).collect();
+    let parts: Vec<Part> = case
+        .iter()
+        .enumerate()
+        .map(|(si, &(c, _))| Part {
+            block_table: &tables[si],
+            num_computed: c,
+            tokens: &toks[si],
+            needs_logits: true,
+        })
+        .collect();
+    let b = batch(&parts, block_size);
+    let meta = AttnMeta::new(&b, &layout).expect("valid batch");
+    let shape = AttnShape {
+        num_heads: nh,
+        num_kv_heads: nkv,
+        head_dim: hd,
+        scale: 1.0 / (hd as f32).sqrt(),
+    };
+    let q: Vec<f32> = rng
+        .vec(b.tokens.len() * nh * hd)
+        .iter()
+        .map(|x| x * q_gain)
+        .collect();
+    let mut out = vec![0.0; q.len()];
+    paged_attention(
+        &q,
+        &cache.k[0],
+        &cache.v[0],
+        block_size,
+        &b,
+        &meta,
+        shape,
+        &mut out,
+    )
+    .expect("kernel");
+    assert!(out.iter().all(|x| x.is_finite()));
+    max_abs_diff(&out, &reference(&q, &k_all, &v_all, case, shape))
+}
+
+#[test]
+fn matches_dense_reference_prefill_chunks_and_decode() {
+    // Fresh prefill, a chunk after 13 cached tokens, decodes with partial last blocks.
+    let case: Case = &[(0, 9), (13, 7), (40, 1), (1, 1), (0, 1), (31, 1)];
+    for (bs, nh, nkv, hd) in [(4, 6, 2, 16), (16, 9, 3, 64), (8, 4, 4, 12), (16, 8, 1, 8)] {
+        let err = run(case, bs, nh, nkv, hd, 1.0, 7 + bs as u64);
+        assert!(
+            err < 1e-5,
+            "bs {bs} nh {nh} nkv {nkv} hd {hd}: max abs err {err}"
+        );
+    }
+}
+
+#[test]
+fn long_contexts_cross_many_blocks() {
+    // Contexts longer than the kernel's 32-key chunk and than several blocks.
+    let case: Case = &[(100, 37), (0, 90), (255, 1)];
+    for bs in [16, 64] {
+        let err = run(case, bs, 9, 3, 64, 1.0, 99);
+        assert!(err < 1e-5, "bs {bs}: max abs err {err}");
+    }
+}
+
+#[test]
+fn large_scores_stay_stable() {
+    // Scores around +-100 would overflow a naive exp; the running max keeps them finite.
+    let err = run(&[(20, 20), (70, 1)], 16, 4, 2, 32, 60.0, 3);
+    assert!(err < 1e-4, "max abs err {err}");
+}
+
+#[test]
+fn rejects_inconsistent_batches() {
+    let layout = KvCacheLayout {
+        num_layers: 1,
+        num_kv_heads: 1,
+        head_dim: 8,
+        block_size: 4,
+        num_blocks: 2,
+    };
+    let toks = [0u32; 5];
+    // Table of 2 blocks covers 8 tokens; block 5 is outside the pool.
+    let mut b = batch(
+        &[Part {
+            block_table: &[1, 0],
+            num_computed: 0,
+            tokens: &toks,
+            needs_logits: true,
+        }],
+        4,
+    );
+    assert!(AttnMeta::new(&b, &layout).is_ok());
+    b.slot_mapping[3] = 0;
+    assert!(AttnMeta::new(&b, &layout).is_err(), "wrong slot accepted");
+    let mut b = batch(
+        &[Part {
+            block_table: &[1, 0, 1],
+            num_computed: 4,
+            tokens: &toks[..5],
+            needs_logits: true,
+        }],
+        4,
+    );
+    b.seqs[0].block_table.pop();
+    assert!(
+        AttnMeta::new(&b, &layout).is_err(),
+        "context beyond the table accepted"
+    );
+    let mut b = batch(
+        &[Part {
+            block_table: &[1, 0],
+            num_computed: 0,
+            tokens: &toks[..2],
+            needs_logits: true,
+        }],
+        4,
+    );
+    b.seqs[0].block_table = vec![5, 0];
+    assert!(
+        AttnMeta::new(&b, &layout).is_err(),
+        "block outside pool accepted"
+    );
+}
