@@ -17,9 +17,16 @@
 pub mod chat_template;
 pub mod detokenizer;
 pub mod error;
+mod gguf_bpe;
 pub mod gguf_tokenizer;
+pub mod metadata;
+pub mod pretokenizer;
+mod strftime;
+#[cfg(test)]
+mod test_util;
 
 pub use chat_template::{ChatMessage, ChatTemplate};
 pub use detokenizer::IncrementalDetokenizer;
 pub use error::TextError;
 pub use gguf_tokenizer::Tokenizer;
+pub use metadata::read_gguf_metadata;

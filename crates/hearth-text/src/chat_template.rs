@@ -1,0 +1,141 @@
+//! Chat templates: the model's own Jinja template (from `tokenizer.chat_template`)
+//! rendered with minijinja the way Hugging Face's `apply_chat_template` renders it
+//! (trim_blocks, lstrip_blocks, Python string methods, `raise_exception`,
+//! `strftime_now`).
+
+use std::collections::HashMap;
+
+use candle_core::quantized::gguf_file;
+use minijinja::{context, Environment, Error, ErrorKind, Value};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, TextError};
+use crate::gguf_tokenizer::Tokenizer;
+use crate::metadata::opt_str;
+use crate::strftime::strftime_now;
+
+const TEMPLATE_NAME: &str = "chat";
+
+/// One message of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub role: String,
+    pub content: String,
+}
+
+impl ChatMessage {
+    pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
+        ChatMessage {
+            role: role.into(),
+            content: content.into(),
+        }
+    }
+}
+
+/// A compiled chat template plus the special-token strings it may use.
+#[derive(Debug)]
+pub struct ChatTemplate {
+    env: Environment<'static>,
+    bos_token: String,
+    eos_token: String,
+}
+
+fn raise_exception(msg: String) -> std::result::Result<Value, Error> {
+    Err(Error::new(ErrorKind::InvalidOperation, msg))
+}
+
+impl ChatTemplate {
+    /// Compiles `source`; fails (no panic) when the template does not parse.
+    pub fn new(
+        source: &str,
+        bos_token: impl Into<String>,
+        eos_token: impl Into<String>,
+    ) -> Result<Self> {
+        let mut env = Environment::new();
+        // HF's apply_chat_template uses jinja2 with these two set.
+        let syntax = minijinja::syntax::SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .build()?;
+        env.set_syntax(syntax);
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        minijinja_contrib::add_to_environment(&mut env);
+        env.add_function("raise_exception", raise_exception);
+        env.add_function("strftime_now", strftime_now);
+        env.add_template_owned(TEMPLATE_NAME, source.to_string())?;
+        Ok(ChatTemplate {
+            env,
+            bos_token: bos_token.into(),
+            eos_token: eos_token.into(),
+        })
+    }
+
+    /// The template a GGUF carries in `tokenizer.chat_template`, with the BOS/EOS
+    /// strings of `tokenizer`.
+    pub fn from_gguf_metadata(
+        md: &HashMap<String, gguf_file::Value>,
+        tokenizer: &Tokenizer,
+    ) -> Result<Self> {
+        let source = opt_str(md, "tokenizer.chat_template")?
+            .ok_or_else(|| TextError::MissingMetadata("tokenizer.chat_template".into()))?;
+        let token = |id: Option<u32>| {
+            id.and_then(|i| tokenizer.id_to_token(i))
+                .unwrap_or_default()
+        };
+        ChatTemplate::new(source, token(tokenizer.bos_id()), token(tokenizer.eos_id()))
+    }
+
+    /// Renders a conversation into the prompt text.
+    pub fn render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String> {
+        let tmpl = self.env.get_template(TEMPLATE_NAME)?;
+        let ctx = context! {
+            messages => Value::from(minijinja::value::Serde(messages)),
+            add_generation_prompt => add_generation_prompt,
+            bos_token => self.bos_token.as_str(),
+            eos_token => self.eos_token.as_str(),
+            tools => Value::from(()),
+        };
+        Ok(tmpl.render(ctx)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_with_python_methods_and_whitespace_control() {
+        let src = "{% for m in messages %}\n  {% if m %}{{ m.role.upper() }}: {{ m.content.strip() }}\n  {% endif %}\n{% endfor %}";
+        let t = ChatTemplate::new(src, "<s>", "</s>").expect("compiles");
+        let out = t
+            .render(&[ChatMessage::new("user", "  hi ")], false)
+            .expect("renders");
+        assert_eq!(out, "USER: hi\n");
+    }
+
+    #[test]
+    fn raise_exception_is_an_error() {
+        let src = "{% if messages[0].role != 'system' %}{{ raise_exception('need a system message') }}{% endif %}";
+        let t = ChatTemplate::new(src, "", "").expect("compiles");
+        let err = t
+            .render(&[ChatMessage::new("user", "x")], false)
+            .expect_err("must fail");
+        assert!(err.to_string().contains("need a system message"), "{err}");
+    }
+
+    #[test]
+    fn bad_template_is_an_error_not_a_panic() {
+        assert!(matches!(
+            ChatTemplate::new("{% for %}", "", ""),
+            Err(TextError::Template(_))
+        ));
+    }
+
+    #[test]
+    fn exposes_tokens_and_generation_flag() {
+        let src = "{{ bos_token }}{% if tools is none %}N{% endif %}{% if add_generation_prompt %}G{% endif %}{{ eos_token }}";
+        let t = ChatTemplate::new(src, "<s>", "</s>").expect("compiles");
+        assert_eq!(t.render(&[], true).expect("renders"), "<s>NG</s>");
+        assert_eq!(t.render(&[], false).expect("renders"), "<s>N</s>");
+    }
+}
