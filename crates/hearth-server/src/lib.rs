@@ -1,1 +1,17 @@
+//! hearth-server: HTTP in, HTTP out.
+//!
+//! An axum app serving the OpenAI API (`/v1/models`, `/v1/chat/completions`,
+//! `/v1/completions`) plus `/health` and `/stats`. It maps API JSON to engine
+//! requests and engine events back to JSON or SSE; it never touches tensors.
 
+pub mod error;
+pub mod generate;
+pub mod health;
+pub mod json;
+pub mod openai;
+pub mod router;
+pub mod state;
+
+pub use error::ApiError;
+pub use router::router;
+pub use state::AppState;

@@ -1,0 +1,65 @@
+//! Submitting to the engine and draining a request's stream (non-streaming answers).
+
+use hearth_engine::{
+    Event, FinishReason, Request, RequestStream, SamplingParams, TokenLogprob, Usage,
+};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Everything a request produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Collected {
+    pub text: String,
+    pub token_ids: Vec<u32>,
+    pub logprobs: Vec<TokenLogprob>,
+    pub finish: FinishReason,
+    pub usage: Usage,
+}
+
+pub fn submit(
+    state: &AppState,
+    prompt_ids: Vec<u32>,
+    params: SamplingParams,
+) -> Result<RequestStream, ApiError> {
+    Ok(state.engine.submit(Request { prompt_ids, params })?)
+}
+
+/// Reads the stream to its end. The caller's future owns the stream, so a client
+/// that goes away drops it and the engine aborts the request.
+pub async fn collect(mut stream: RequestStream) -> Result<Collected, ApiError> {
+    let mut text = String::new();
+    let mut token_ids = Vec::new();
+    let mut logprobs = Vec::new();
+    while let Some(event) = stream.next().await {
+        match event {
+            Event::Delta {
+                text: t,
+                token_ids: ids,
+                logprobs: lp,
+            } => {
+                text.push_str(&t);
+                token_ids.extend(ids);
+                logprobs.extend(lp);
+            }
+            Event::Finished { reason, usage } => {
+                return Ok(Collected {
+                    text,
+                    token_ids,
+                    logprobs,
+                    finish: reason,
+                    usage,
+                })
+            }
+            Event::Error(msg) => return Err(ApiError::internal(msg)),
+        }
+    }
+    Err(ApiError::internal(
+        "the engine ended the request without finishing it",
+    ))
+}
+
+/// A fresh id with OpenAI's prefix ("chatcmpl", "cmpl").
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}

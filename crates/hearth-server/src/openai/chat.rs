@@ -1,0 +1,248 @@
+//! POST /v1/chat/completions.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use hearth_engine::{FinishReason, TokenLogprob};
+use hearth_text::{ChatMessage, Tokenizer};
+use serde_json::{json, Value};
+
+use super::logprobs;
+use super::sampling::{logprobs_count, to_params};
+use super::sse::{sse_response, ChunkFormat};
+use super::types::{ChatCompletionRequest, ChatMessageIn, MessageContent, UsageOut};
+use crate::error::ApiError;
+use crate::generate::{collect, new_id, submit};
+use crate::json::ApiJson;
+use crate::state::{unix_now, AppState};
+
+pub async fn chat_completions(
+    State(st): State<Arc<AppState>>,
+    ApiJson(req): ApiJson<ChatCompletionRequest>,
+) -> Result<Response, ApiError> {
+    st.check_model(&req.model)?;
+    let messages = to_chat_messages(&req.messages)?;
+    let prompt = st
+        .template
+        .render(&messages, true)
+        .map_err(|e| ApiError::invalid_param("messages", format!("chat template: {e}")))?;
+    // The template already holds any BOS the model wants (vLLM does the same).
+    let ids = st
+        .tokenizer
+        .encode(&prompt, false)
+        .map_err(|e| ApiError::internal(format!("tokenizer: {e}")))?;
+    let logprobs = match req.logprobs {
+        Some(true) => Some(logprobs_count(
+            "top_logprobs",
+            req.top_logprobs.unwrap_or(0),
+        )?),
+        _ => None,
+    };
+    let params = to_params(
+        &req.sampling,
+        logprobs,
+        ids.len(),
+        st.engine.max_model_len(),
+    )?;
+    let stream = submit(&st, ids, params)?;
+    let fmt = ChatChunks {
+        id: new_id("chatcmpl"),
+        created: unix_now(),
+        model: req.model.clone(),
+        tokenizer: logprobs.map(|_| st.tokenizer.clone()),
+    };
+    if req.sampling.stream == Some(true) {
+        let include_usage = req
+            .sampling
+            .stream_options
+            .as_ref()
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false);
+        return Ok(sse_response(stream, fmt, include_usage));
+    }
+    let out = collect(stream).await?;
+    let lp = logprobs.map(|_| logprobs::chat(&st.tokenizer, &out.logprobs));
+    Ok(Json(json!({
+        "id": fmt.id,
+        "object": "chat.completion",
+        "created": fmt.created,
+        "model": fmt.model,
+        "choices": [{
+            "index": 0,
+            "message": { "role": "assistant", "content": out.text },
+            "logprobs": lp,
+            "finish_reason": out.finish.as_openai(),
+        }],
+        "usage": UsageOut::from(out.usage),
+    }))
+    .into_response())
+}
+
+/// API messages -> template messages. Only text content is understood.
+pub fn to_chat_messages(msgs: &[ChatMessageIn]) -> Result<Vec<ChatMessage>, ApiError> {
+    if msgs.is_empty() {
+        return Err(ApiError::invalid_param(
+            "messages",
+            "messages must not be empty",
+        ));
+    }
+    msgs.iter()
+        .map(|m| {
+            let content = match &m.content {
+                None => String::new(),
+                Some(MessageContent::Text(t)) => t.clone(),
+                Some(MessageContent::Parts(parts)) => {
+                    let mut s = String::new();
+                    for p in parts {
+                        match (p.kind.as_str(), &p.text) {
+                            ("text", Some(t)) => s.push_str(t),
+                            (kind, _) => {
+                                return Err(ApiError::invalid_param(
+                                    "messages",
+                                    format!("content part of type `{kind}` is not supported"),
+                                ))
+                            }
+                        }
+                    }
+                    s
+                }
+            };
+            Ok(ChatMessage {
+                role: m.role.clone(),
+                content,
+            })
+        })
+        .collect()
+}
+
+/// `chat.completion.chunk` objects.
+pub struct ChatChunks {
+    pub id: String,
+    pub created: u64,
+    pub model: String,
+    /// Set when the client asked for logprobs.
+    pub tokenizer: Option<Arc<Tokenizer>>,
+}
+
+impl ChatChunks {
+    fn chunk(&self, choices: Value) -> Value {
+        json!({
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": choices,
+        })
+    }
+
+    fn choice(delta: Value, logprobs: Value, finish: Option<&str>) -> Value {
+        json!([{ "index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish }])
+    }
+}
+
+impl ChunkFormat for ChatChunks {
+    fn opening(&self) -> Option<Value> {
+        let delta = json!({ "role": "assistant", "content": "" });
+        Some(self.chunk(Self::choice(delta, Value::Null, None)))
+    }
+
+    fn delta(&self, text: &str, lps: &[TokenLogprob]) -> Value {
+        let lp = match &self.tokenizer {
+            Some(tok) if !lps.is_empty() => logprobs::chat(tok, lps),
+            _ => Value::Null,
+        };
+        self.chunk(Self::choice(json!({ "content": text }), lp, None))
+    }
+
+    fn finish(&self, reason: FinishReason) -> Value {
+        self.chunk(Self::choice(
+            json!({}),
+            Value::Null,
+            Some(reason.as_openai()),
+        ))
+    }
+
+    fn usage(&self, usage: UsageOut) -> Value {
+        let mut c = self.chunk(json!([]));
+        c["usage"] = json!(usage);
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::json::parse_json;
+
+    #[test]
+    fn messages_convert_text_and_parts() {
+        let req: ChatCompletionRequest = parse_json(
+            br#"{"model":"m","messages":[{"role":"system","content":"be brief"},
+            {"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]},
+            {"role":"assistant","content":null}], "unknown_field": {"x": 1}}"#,
+        )
+        .unwrap();
+        let m = to_chat_messages(&req.messages).unwrap();
+        assert_eq!(m.len(), 3);
+        assert_eq!(
+            (m[0].role.as_str(), m[0].content.as_str()),
+            ("system", "be brief")
+        );
+        assert_eq!(m[1].content, "ab");
+        assert_eq!(m[2].content, "");
+    }
+
+    #[test]
+    fn chunks_have_openai_shape() {
+        let f = ChatChunks {
+            id: "chatcmpl-1".into(),
+            created: 5,
+            model: "m".into(),
+            tokenizer: None,
+        };
+        let first = f.opening().unwrap();
+        assert_eq!(first["object"], "chat.completion.chunk");
+        assert_eq!(first["choices"][0]["delta"]["role"], "assistant");
+        assert!(first["choices"][0]["finish_reason"].is_null());
+        let d = f.delta("hi", &[]);
+        assert_eq!(d["choices"][0]["delta"], json!({"content": "hi"}));
+        assert_eq!(d["id"], "chatcmpl-1");
+        let end = f.finish(FinishReason::Length);
+        assert_eq!(end["choices"][0]["finish_reason"], "length");
+        assert_eq!(end["choices"][0]["delta"], json!({}));
+        let usage = hearth_engine::Usage {
+            prompt_tokens: 3,
+            completion_tokens: 4,
+            cached_prompt_tokens: 0,
+        };
+        let u = f.usage(usage.into());
+        assert_eq!(u["choices"], json!([]));
+        assert_eq!(u["usage"]["total_tokens"], 7);
+    }
+
+    #[test]
+    fn bad_messages_are_400() {
+        let e = to_chat_messages(&[]).unwrap_err();
+        assert_eq!(e.status.as_u16(), 400);
+        let req: ChatCompletionRequest = parse_json(
+            br#"{"model":"m","messages":[{"role":"user","content":[{"type":"image_url"}]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            to_chat_messages(&req.messages).unwrap_err().status.as_u16(),
+            400
+        );
+        // Missing model, wrong types.
+        for body in [
+            &br#"{"messages":[]}"#[..],
+            br#"{"model":"m","messages":"hi"}"#,
+            br#"{"model":"m","messages":[],"max_tokens":"ten"}"#,
+            br#"{"model":"m","messages":[],"stream":1}"#,
+        ] {
+            let e = parse_json::<ChatCompletionRequest>(body).unwrap_err();
+            assert_eq!(e.status.as_u16(), 400);
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! GET /v1/models and GET /v1/models/{model}.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::Json;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+fn card(st: &AppState, name: &str) -> Value {
+    json!({
+        "id": name,
+        "object": "model",
+        "created": st.created,
+        "owned_by": "hearth",
+        "max_model_len": st.engine.max_model_len(),
+    })
+}
+
+pub async fn list(State(st): State<Arc<AppState>>) -> Json<Value> {
+    let data: Vec<Value> = st.model_names.iter().map(|n| card(&st, n)).collect();
+    Json(json!({ "object": "list", "data": data }))
+}
+
+pub async fn retrieve(
+    State(st): State<Arc<AppState>>,
+    Path(model): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    st.check_model(&model)?;
+    Ok(Json(card(&st, &model)))
+}

@@ -1,0 +1,30 @@
+//! The HTTP routes and the layers around them.
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::trace::TraceLayer;
+
+use crate::error::ApiError;
+use crate::health::{health, stats};
+use crate::openai::{chat, completions, models};
+use crate::state::AppState;
+
+pub fn router(state: AppState) -> Router {
+    // The limit is enforced by the body extractor, whose rejection `ApiJson` turns
+    // into a 413 in OpenAI's shape.
+    let limit = DefaultBodyLimit::max(state.max_body_bytes);
+    Router::new()
+        .route("/v1/models", get(models::list))
+        .route("/v1/models/{model}", get(models::retrieve))
+        .route("/v1/chat/completions", post(chat::chat_completions))
+        .route("/v1/completions", post(completions::completions))
+        .route("/health", get(health))
+        .route("/stats", get(stats))
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(limit)
+        .layer(TraceLayer::new_for_http())
+        .with_state(Arc::new(state))
+}

@@ -1,0 +1,74 @@
+//! What every handler shares: the engine, the text side of the model, its names.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use hearth_engine::EngineHandle;
+use hearth_text::{ChatTemplate, Tokenizer};
+
+use crate::error::ApiError;
+
+/// Default request-body limit (a long chat history fits easily).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 8 << 20;
+
+pub struct AppState {
+    pub engine: EngineHandle,
+    pub tokenizer: Arc<Tokenizer>,
+    pub template: Arc<ChatTemplate>,
+    /// Names a request's `model` may use; the first is the one reported.
+    pub model_names: Vec<String>,
+    /// Unix seconds the model was loaded (reported by /v1/models).
+    pub created: u64,
+    pub max_body_bytes: usize,
+}
+
+impl AppState {
+    pub fn new(
+        engine: EngineHandle,
+        tokenizer: Arc<Tokenizer>,
+        template: Arc<ChatTemplate>,
+        model_names: Vec<String>,
+    ) -> Self {
+        AppState {
+            engine,
+            tokenizer,
+            template,
+            model_names,
+            created: unix_now(),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+
+    /// The request's `model` must be one of the served names.
+    pub fn check_model(&self, model: &str) -> Result<(), ApiError> {
+        check_model(&self.model_names, model)
+    }
+}
+
+pub fn check_model(names: &[String], model: &str) -> Result<(), ApiError> {
+    if names.iter().any(|n| n == model) {
+        Ok(())
+    } else {
+        Err(ApiError::model_not_found(model))
+    }
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_model_is_404() {
+        let names = vec!["a".to_string(), "b".to_string()];
+        assert!(check_model(&names, "b").is_ok());
+        let e = check_model(&names, "c").unwrap_err();
+        assert_eq!(e.status.as_u16(), 404);
+    }
+}
