@@ -6,13 +6,20 @@
 //!
 //! Public API (other crates rely on these names):
 //! - `Tokenizer::from_gguf_metadata(&HashMap<String, gguf_file::Value>) -> Result<Tokenizer>`
-//!   `encode(&self, text, add_special_tokens) -> Result<Vec<u32>>`, `decode(&self, ids, skip_special) -> Result<String>`,
-//!   `bos_id()`, `eos_ids() -> &[u32]` (every id that ends a turn), `vocab_size()`, `token_to_id(&str)`, `id_to_token(u32)`
-//! - `ChatTemplate::from_gguf_metadata(&metadata, &Tokenizer) -> Result<ChatTemplate>` and
+//!   (GGUF `gpt2` byte-level BPE; SentencePiece `llama` is `TextError::Unsupported` for now),
+//!   `from_gguf_file(path)`, `encode(&self, text, add_special_tokens) -> Result<Vec<u32>>`
+//!   (BOS/EOS only where the GGUF's `add_bos_token`/`add_eos_token` ask),
+//!   `decode(&self, ids, skip_special) -> Result<String>`, `bos_id()`, `eos_id()`, `pad_id()`
+//!   (`Option<u32>`), `eos_ids() -> &[u32]` (every id that ends a turn), `adds_bos()`,
+//!   `vocab_size()`, `token_to_id(&str)`, `id_to_token(u32)`, `hf()` (the HF tokenizer)
+//! - `ChatTemplate::from_gguf_metadata(&metadata, &Tokenizer) -> Result<ChatTemplate>`,
+//!   `ChatTemplate::new(source, bos_token, eos_token)` and
 //!   `render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String>`
-//! - `ChatMessage { role: String, content: String }`
-//! - `IncrementalDetokenizer::new(Arc<Tokenizer>, prompt_ids: &[u32])`, `push(&mut self, id) -> String`
-//!   (the new text, possibly empty while a UTF-8 sequence is incomplete), `finish(&mut self) -> String`.
+//! - `ChatMessage { role: String, content: String }` (serde), `ChatMessage::new(role, content)`
+//! - `IncrementalDetokenizer::new(Arc<Tokenizer>, prompt_ids: &[u32])`, `with_skip_special(bool)`
+//!   (default true), `push(&mut self, id) -> String` (the new text, possibly empty while a
+//!   UTF-8 sequence is incomplete), `finish(&mut self) -> String`.
+//! - `read_gguf_metadata(path)`: a GGUF's metadata without its tensors.
 
 pub mod chat_template;
 pub mod detokenizer;
