@@ -1,1 +1,87 @@
-fn main() {}
+//! hearth: the binary. Parses the command line and hands each subcommand to its
+//! module; the logic lives in the library crates.
+
+mod bench;
+mod chat;
+mod models_cmd;
+mod pull;
+mod serve;
+mod size;
+mod sse_client;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hearth",
+    version,
+    about = "Local LLM inference server with an OpenAI-compatible API"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve a model over the OpenAI API.
+    Serve(serve::ServeArgs),
+    /// Download a model into the store ($HEARTH_HOME).
+    Pull {
+        /// A known model name (see `hearth models list`).
+        name: String,
+    },
+    /// Manage stored models.
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
+    /// Chat in the terminal with a running server.
+    Chat(chat::ChatArgs),
+    /// Benchmark a running server (like `vllm bench serve`).
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum ModelsCommand {
+    /// List stored and known models.
+    List,
+}
+
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Logs go to stderr; stdout carries the listening line and command output.
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn store() -> Result<hearth_models::store::Store> {
+    use hearth_models::store::Store;
+    Ok(Store::open(Store::default_home()?)?)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    init_logs();
+    match cli.command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::Pull { name } => {
+            let path = tokio::task::spawn_blocking(move || pull::pull(&store()?, &name)).await??;
+            println!("{}", path.display());
+            Ok(())
+        }
+        Command::Models {
+            command: ModelsCommand::List,
+        } => {
+            print!("{}", models_cmd::list(&store()?)?);
+            Ok(())
+        }
+        Command::Chat(args) => chat::run(args).await,
+        Command::Bench(args) => bench::run(args).await,
+    }
+}

@@ -1,0 +1,155 @@
+//! `hearth serve [MODEL]`: load a model, start the engine, serve the API.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use hearth_engine::{EngineConfig, EngineHandle};
+use hearth_models::store::{find_known, Store, DEFAULT_MODEL};
+use hearth_server::{router, AppState};
+use hearth_text::{ChatTemplate, Tokenizer};
+use tokio::io::AsyncWriteExt;
+
+use crate::size::parse_size;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// "default", a model name from the store, or a path to a GGUF file.
+    pub model: Option<String>,
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    #[arg(long, default_value_t = 8000)]
+    pub port: u16,
+    /// Names clients use in `model` (the first is reported); defaults to the model name.
+    #[arg(long, num_args = 1..)]
+    pub served_model_name: Vec<String>,
+    /// Longest prompt + output per request (defaults to the model's context).
+    #[arg(long)]
+    pub max_model_len: Option<usize>,
+    #[arg(long)]
+    pub max_num_seqs: Option<usize>,
+    #[arg(long)]
+    pub max_num_batched_tokens: Option<usize>,
+    #[arg(long, overrides_with = "no_enable_prefix_caching")]
+    pub enable_prefix_caching: bool,
+    #[arg(long, overrides_with = "enable_prefix_caching")]
+    pub no_enable_prefix_caching: bool,
+    /// KV cache size, e.g. 2GiB or 512MiB.
+    #[arg(long, value_parser = parse_size)]
+    pub kv_cache_memory: Option<u64>,
+    /// Tokens per KV block.
+    #[arg(long)]
+    pub block_size: Option<usize>,
+    /// Largest request body accepted (larger ones get 413).
+    #[arg(long, value_parser = parse_size, default_value = "8MiB")]
+    pub max_body_size: u64,
+}
+
+impl ServeArgs {
+    fn engine_config(&self) -> EngineConfig {
+        let mut c = EngineConfig::default();
+        if let Some(v) = self.max_model_len {
+            c.max_model_len = v;
+        } else {
+            // The engine caps this at the model's own context.
+            c.max_model_len = usize::MAX;
+        }
+        c.max_num_seqs = self.max_num_seqs.unwrap_or(c.max_num_seqs);
+        c.max_num_batched_tokens = self
+            .max_num_batched_tokens
+            .unwrap_or(c.max_num_batched_tokens);
+        c.enable_prefix_caching = !self.no_enable_prefix_caching;
+        if let Some(b) = self.kv_cache_memory {
+            c.kv_cache_bytes = usize::try_from(b).unwrap_or(usize::MAX);
+        }
+        c.block_size = self.block_size.unwrap_or(c.block_size);
+        c
+    }
+}
+
+/// The model file and the name it is served under.
+fn resolve_model(arg: Option<&str>) -> Result<(PathBuf, String)> {
+    let arg = arg.unwrap_or("default");
+    let as_path = Path::new(arg);
+    if as_path.is_file() {
+        let name = as_path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| arg.to_string());
+        return Ok((as_path.to_path_buf(), name));
+    }
+    let store = Store::open(Store::default_home()?)?;
+    if arg == "default" {
+        return Ok((
+            crate::pull::ensure_default(&store)?,
+            DEFAULT_MODEL.to_string(),
+        ));
+    }
+    match store.resolve(arg) {
+        Ok(path) => Ok((path, arg.to_string())),
+        Err(_) if find_known(arg).is_some() => {
+            Ok((crate::pull::pull(&store, arg)?, arg.to_string()))
+        }
+        Err(e) => bail!("{e} (a GGUF path, `default`, or a name from `hearth models list`)"),
+    }
+}
+
+pub async fn run(args: ServeArgs) -> Result<()> {
+    let (path, name) = resolve_model(args.model.as_deref())?;
+    tracing::info!(path = %path.display(), "loading model");
+    let loaded =
+        hearth_models::load_gguf(&path).with_context(|| format!("loading {}", path.display()))?;
+    let tokenizer = Arc::new(Tokenizer::from_gguf_metadata(&loaded.metadata).context("tokenizer")?);
+    let template = Arc::new(
+        ChatTemplate::from_gguf_metadata(&loaded.metadata, &tokenizer).context("chat template")?,
+    );
+    let engine = EngineHandle::start(loaded.model, tokenizer.clone(), args.engine_config())
+        .context("starting the engine")?;
+    let names = if args.served_model_name.is_empty() {
+        vec![name]
+    } else {
+        args.served_model_name.clone()
+    };
+    let mut state = AppState::new(engine, tokenizer, template, names);
+    state.max_body_bytes = usize::try_from(args.max_body_size).unwrap_or(usize::MAX);
+
+    let addr = format!("{}:{}", args.host, args.port);
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let bound: SocketAddr = listener.local_addr()?;
+    // Tests and scripts read this line to find the port.
+    let mut out = tokio::io::stdout();
+    out.write_all(format!("hearth listening on http://{bound}\n").as_bytes())
+        .await?;
+    out.flush().await?;
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("hearth stopped");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
