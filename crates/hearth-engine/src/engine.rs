@@ -131,7 +131,8 @@ impl Engine {
                 banned.extend(&self.eos_ids);
             }
         }
-        let ctx = SampleContext { params: p, prompt: &seq.token_ids[..seq.prompt_len], generated: seq.generated(), banned: &banned };
+        let (prompt, generated) = seq.token_ids.split_at(seq.prompt_len);
+        let ctx = SampleContext { params: p, prompt, generated, banned: &banned };
         let sampled = sample(logits, &ctx, &mut seq.rng);
         let tok = sampled.token_id;
         seq.token_ids.push(tok);

@@ -107,7 +107,7 @@ async fn preemption_loses_nothing() {
     let together = futures_join(&tight, &PROMPTS, greedy(40)).await;
     for (a, t) in alone.iter().zip(&together) {
         assert_eq!(a.tokens, t.tokens);
-        assert_eq!(t.reason, FinishReason::Length);
+        assert_eq!(t.reason, a.reason);
     }
     assert!(tight.engine.stats().preemptions > 0, "the budget should have forced preemption");
     wait_idle(&tight.engine).await;
