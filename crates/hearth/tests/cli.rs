@@ -1,0 +1,102 @@
+//! `hearth bench` and `hearth chat` against a real server.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::{Server, MODEL_NAME};
+use serde_json::Value;
+
+#[test]
+fn bench_reports_fixed_length_requests() {
+    let s = Server::start(&[]);
+    let dir = std::env::temp_dir().join(format!("hearth-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json_path = dir.join("result.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args([
+            "bench",
+            "--url",
+            &s.base,
+            "--num-prompts",
+            "6",
+            "--concurrency",
+            "3",
+        ])
+        .args(["--input-len", "32", "--output-len", "8", "--seed", "1"])
+        .arg("--result-json")
+        .arg(&json_path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("Median TTFT (ms):") && stdout.contains("P99 ITL (ms):"),
+        "{stdout}"
+    );
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    let sum = &v["summary"];
+    assert_eq!(v["model_id"], MODEL_NAME);
+    assert_eq!(
+        (sum["completed"].as_u64(), sum["failed"].as_u64()),
+        (Some(6), Some(0)),
+        "{sum}"
+    );
+    // Every request has exactly the asked lengths (ignore_eos + max_tokens).
+    assert_eq!(sum["total_input_tokens"], 6 * 32);
+    assert_eq!(sum["total_output_tokens"], 6 * 8);
+    for r in v["requests"].as_array().unwrap() {
+        assert!(r["ttft"].as_f64().unwrap() > 0.0);
+        assert!(r["latency"].as_f64().unwrap() >= r["ttft"].as_f64().unwrap());
+    }
+    assert!(sum["ttft_ms"]["median"].as_f64().unwrap() > 0.0);
+    assert!(sum["tpot_ms"]["median"].as_f64().unwrap() > 0.0);
+    assert!(sum["output_throughput"].as_f64().unwrap() > 0.0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn chat_cli_streams_and_keeps_history() {
+    let s = Server::start(&[]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args([
+            "chat",
+            "--url",
+            &s.base,
+            "--max-tokens",
+            "8",
+            "--temperature",
+            "0",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(b"Hello!\nAnd again?\n/clear\n/exit\n")
+        .unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("chatting with {MODEL_NAME}")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("(history cleared)"), "{stdout}");
+    assert!(!stdout.contains("error:"), "{stdout}");
+    // Two answers were printed between the prompts.
+    let answers: Vec<&str> = stdout.split("> ").skip(1).take(2).map(str::trim).collect();
+    assert!(answers.iter().all(|a| !a.is_empty()), "{stdout}");
+}

@@ -1,0 +1,163 @@
+//! Shared by the integration tests: find the real model, start `hearth serve` on a
+//! free port, stop it when dropped.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub const MODEL_NAME: &str = "test-model";
+
+/// `$HEARTH_TEST_MODEL`, else the default model in the store; fails loudly otherwise.
+pub fn model_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("HEARTH_TEST_MODEL").filter(|p| !p.is_empty()) {
+        let p = PathBuf::from(p);
+        assert!(
+            p.is_file(),
+            "HEARTH_TEST_MODEL={} does not exist",
+            p.display()
+        );
+        return p;
+    }
+    let home = std::env::var_os("HEARTH_HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/hearth")))
+        .expect("neither HEARTH_HOME nor HOME is set");
+    let p = home.join("models/smollm2-135m-instruct-q4_1/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(
+        p.is_file(),
+        "no test model: set HEARTH_TEST_MODEL or run `scripts/test` (it pulls the default model into {})",
+        p.display()
+    );
+    p
+}
+
+pub struct Server {
+    child: Child,
+    pub base: String,
+}
+
+impl Server {
+    /// Starts the real binary on the test model with `extra` flags.
+    pub fn start(extra: &[&str]) -> Server {
+        let model = model_path();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
+            .arg("serve")
+            .arg(&model)
+            .args([
+                "--port",
+                "0",
+                "--served-model-name",
+                MODEL_NAME,
+                "--kv-cache-memory",
+                "256MiB",
+            ])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawning hearth");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("hearth listening on ") {
+                    let _ = tx.send(url.to_string());
+                }
+            }
+        });
+        let base = match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "hearth serve did not print its address (status {:?})",
+                    child.try_wait()
+                );
+            }
+        };
+        Server { child, base }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn stats(&self) -> Value {
+        reqwest::get(self.url("/stats"))
+            .await
+            .expect("GET /stats")
+            .json()
+            .await
+            .expect("stats json")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub async fn post(url: &str, body: &Value) -> (u16, Value) {
+    let resp = reqwest::Client::new()
+        .post(url)
+        .json(body)
+        .send()
+        .await
+        .expect("POST");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.expect("body");
+    let v = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+    (status, v)
+}
+
+/// The `data:` payloads of an SSE body, `[DONE]` included.
+pub fn sse_payloads(body: &str) -> Vec<String> {
+    body.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .map(|d| d.trim_start().to_string())
+        .collect()
+}
+
+/// Posts a streaming request and returns its parsed chunks and whether it ended with [DONE].
+pub async fn post_stream(url: &str, body: &Value) -> (Vec<Value>, bool) {
+    let resp = reqwest::Client::new()
+        .post(url)
+        .json(body)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(resp.status().as_u16(), 200);
+    let ct = resp.headers()["content-type"]
+        .to_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(ct.starts_with("text/event-stream"), "content-type {ct}");
+    let payloads = sse_payloads(&resp.text().await.expect("body"));
+    let done = payloads.last().map(String::as_str) == Some("[DONE]");
+    let chunks = payloads
+        .iter()
+        .filter(|p| p.as_str() != "[DONE]")
+        .map(|p| serde_json::from_str(p).expect("chunk JSON"))
+        .collect();
+    (chunks, done)
+}
+
+/// Every error answer has OpenAI's shape.
+pub fn assert_error_shape(v: &Value) {
+    let e = &v["error"];
+    assert!(e["message"].is_string(), "no error.message in {v}");
+    assert!(e["type"].is_string(), "no error.type in {v}");
+    assert!(
+        e.get("param").is_some() && e.get("code").is_some(),
+        "missing param/code in {v}"
+    );
+}
