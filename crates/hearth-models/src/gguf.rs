@@ -15,14 +15,34 @@ pub struct LoadedGguf {
     pub spec: ModelSpec,
 }
 
-/// Loads `path` on the CPU.
-pub fn load_gguf(path: &Path) -> Result<LoadedGguf, ModelError> {
-    load_gguf_on(path, &Device::Cpu)
+/// How to load a GGUF file.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Where the weights live. The paged attention kernel is CPU-only for now.
+    pub device: Device,
+    /// Dequantize every matrix to f32 at load. Default false (weights stay quantized
+    /// and quantized matmuls quantize activations to 8 bits); true trades memory for
+    /// transformers-exact numerics, and on CPU is faster for types candle has no SIMD
+    /// dot product for (Q4_1).
+    pub dequantize: bool,
 }
 
-/// Loads `path` with weights on `device`. The paged attention kernel is CPU-only for
-/// now, so only `Device::Cpu` runs.
-pub fn load_gguf_on(path: &Path, device: &Device) -> Result<LoadedGguf, ModelError> {
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            device: Device::Cpu,
+            dequantize: false,
+        }
+    }
+}
+
+/// Loads `path` on the CPU, weights kept quantized.
+pub fn load_gguf(path: &Path) -> Result<LoadedGguf, ModelError> {
+    load_gguf_with(path, &LoadOptions::default())
+}
+
+pub fn load_gguf_with(path: &Path, opts: &LoadOptions) -> Result<LoadedGguf, ModelError> {
+    let device = &opts.device;
     if !device.is_cpu() {
         return Err(ModelError::Unsupported(
             "only the CPU backend has a paged attention kernel yet".into(),
@@ -45,7 +65,12 @@ pub fn load_gguf_on(path: &Path, device: &Device) -> Result<LoadedGguf, ModelErr
     let arch = get_str(&content.metadata, "general.architecture")?
         .ok_or_else(|| ModelError::Invalid("GGUF metadata has no general.architecture".into()))?;
     let model: Box<dyn CausalLm> = match arch {
-        "llama" => Box::new(crate::llama::load(&content, &mut file, device)?),
+        "llama" => Box::new(crate::llama::load(
+            &content,
+            &mut file,
+            device,
+            opts.dequantize,
+        )?),
         other => {
             return Err(ModelError::Unsupported(format!(
                 "GGUF architecture `{other}`"

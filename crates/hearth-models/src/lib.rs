@@ -17,6 +17,6 @@ pub mod store;
 
 pub use batch::{BatchInput, SeqInput};
 pub use error::ModelError;
-pub use gguf::{load_gguf, load_gguf_on, LoadedGguf};
+pub use gguf::{load_gguf, load_gguf_with, LoadOptions, LoadedGguf};
 pub use kv_cache::{KvCache, KvCacheLayout};
 pub use model::{CausalLm, ModelSpec};

@@ -13,6 +13,7 @@ struct Reader<'a, R> {
     content: &'a Content,
     file: &'a mut R,
     device: &'a Device,
+    dequantize: bool,
 }
 
 impl<R: Read + Seek> Reader<'_, R> {
@@ -34,7 +35,15 @@ impl<R: Read + Seek> Reader<'_, R> {
     }
 
     fn matmul(&mut self, name: &str, out: usize, inp: usize) -> Result<QMatMul, ModelError> {
-        Ok(QMatMul::from_qtensor(self.qtensor(name, &[out, inp])?)?)
+        let t = Arc::new(self.qtensor(name, &[out, inp])?);
+        self.to_matmul(t)
+    }
+
+    fn to_matmul(&self, t: Arc<QTensor>) -> Result<QMatMul, ModelError> {
+        if self.dequantize {
+            return Ok(QMatMul::Tensor(t.dequantize(self.device)?));
+        }
+        Ok(QMatMul::from_arc(t)?)
     }
 
     /// Norm weights and other vectors, dequantized to f32.
@@ -47,6 +56,7 @@ pub fn load<R: Read + Seek>(
     content: &Content,
     file: &mut R,
     device: &Device,
+    dequantize: bool,
 ) -> Result<Llama, ModelError> {
     let embd = content
         .tensor_infos
@@ -62,14 +72,16 @@ pub fn load<R: Read + Seek>(
         content,
         file,
         device,
+        dequantize,
     };
 
-    let embed = Arc::new(r.qtensor("token_embd.weight", &[vocab, h])?);
+    let embed = r.qtensor("token_embd.weight", &[vocab, h])?;
+    let embed = r.to_matmul(Arc::new(embed))?;
     // Tied embeddings: without `output.weight` the LM head is the embedding matrix.
     let lm_head = if content.tensor_infos.contains_key("output.weight") {
         r.matmul("output.weight", vocab, h)?
     } else {
-        QMatMul::from_arc(embed.clone())?
+        embed.clone()
     };
     let freq_factors = if content.tensor_infos.contains_key("rope_freqs.weight") {
         Some(r.vector("rope_freqs.weight", hd / 2)?.to_vec1::<f32>()?)
@@ -96,7 +108,7 @@ pub fn load<R: Read + Seek>(
         spec: cfg.spec(),
         rope: Rope::new(hd, cfg.rope_theta, freq_factors.as_deref())?,
         cfg,
-        embed: QMatMul::from_arc(embed)?,
+        embed,
         layers,
         norm,
         lm_head,
