@@ -100,3 +100,12 @@ fn chat_cli_streams_and_keeps_history() {
     let answers: Vec<&str> = stdout.split("> ").skip(1).take(2).map(str::trim).collect();
     assert!(answers.iter().all(|a| !a.is_empty()), "{stdout}");
 }
+
+#[test]
+fn sigterm_stops_the_server_gracefully() {
+    let mut s = Server::start(&[]);
+    let status = s
+        .terminate(30)
+        .expect("hearth serve did not exit after SIGTERM");
+    assert!(status.success(), "exit status {status}");
+}

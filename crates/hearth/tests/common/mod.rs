@@ -89,6 +89,40 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
+    /// Sends SIGTERM and waits up to `secs` for the process to exit.
+    pub fn terminate(&mut self, secs: u64) -> Option<std::process::ExitStatus> {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("running kill");
+        assert!(sent.success(), "kill -TERM {pid} failed");
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// Polls /stats until no request runs, waits or holds a KV block.
+    pub async fn wait_idle(&self, secs: u64) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let st = self.stats().await;
+            if st["running"] == 0 && st["used_blocks"] == 0 && st["waiting"] == 0 {
+                return st;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "engine not idle: {st}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub async fn stats(&self) -> Value {
         reqwest::get(self.url("/stats"))
             .await
