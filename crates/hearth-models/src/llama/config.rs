@@ -83,3 +83,56 @@ impl LlamaConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::quantized::gguf_file::Value;
+
+    fn md(extra: &[(&str, Value)]) -> Metadata {
+        let mut m: Metadata = [
+            ("llama.block_count", Value::U32(2)),
+            ("llama.embedding_length", Value::U32(576)),
+            ("llama.attention.head_count", Value::U32(9)),
+            ("llama.attention.head_count_kv", Value::U32(3)),
+            ("llama.feed_forward_length", Value::U64(1536)),
+            ("llama.attention.layer_norm_rms_epsilon", Value::F32(1e-5)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        m.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        m
+    }
+
+    #[test]
+    fn reads_llama_keys_with_defaults() {
+        let c = LlamaConfig::from_gguf(&md(&[]), 100).expect("config");
+        assert_eq!((c.head_dim, c.ffn_size, c.vocab_size), (64, 1536, 100));
+        assert_eq!((c.rope_theta, c.max_context), (10_000.0, 2048));
+        let c = LlamaConfig::from_gguf(&md(&[("llama.rope.freq_base", Value::F32(1e5))]), 1)
+            .expect("config");
+        assert_eq!(c.rope_theta, 1e5);
+    }
+
+    #[test]
+    fn rejects_what_it_cannot_run() {
+        let bad = [
+            ("llama.attention.head_count_kv", Value::U32(4)),
+            ("llama.rope.dimension_count", Value::U32(32)),
+            ("llama.rope.scaling.type", Value::String("yarn".into())),
+            ("llama.block_count", Value::String("two".into())),
+            ("llama.attention.head_count", Value::I32(-1)),
+        ];
+        for (k, v) in bad {
+            assert!(
+                LlamaConfig::from_gguf(&md(&[(k, v.clone())]), 1).is_err(),
+                "{k} = {v:?} accepted"
+            );
+        }
+        let mut m = md(&[]);
+        m.remove("llama.attention.layer_norm_rms_epsilon");
+        let e = LlamaConfig::from_gguf(&m, 1).expect_err("missing eps accepted");
+        assert!(e.to_string().contains("layer_norm_rms_epsilon"), "{e}");
+    }
+}

@@ -58,3 +58,28 @@ impl Rope {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_follow_each_token_position() {
+        let r = Rope::new(4, 100.0, None).expect("rope");
+        let (cos, sin) = r.tables(&[0, 3], &Device::Cpu).expect("tables");
+        assert_eq!(cos.dims(), &[2, 1, 2]);
+        let (cos, sin) = (
+            cos.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            sin.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        );
+        // Position 0 is the identity; pair 1 of position 3 turns by 3 * 100^(-1/2).
+        assert_eq!((cos[0], sin[0], cos[1], sin[1]), (1.0, 0.0, 1.0, 0.0));
+        assert!((cos[3] - 0.3f32.cos()).abs() < 1e-6 && (sin[3] - 0.3f32.sin()).abs() < 1e-6);
+        // Frequency factors divide the frequency.
+        let r = Rope::new(4, 100.0, Some(&[1.0, 2.0])).expect("rope");
+        let (_, sin) = r.tables(&[3], &Device::Cpu).expect("tables");
+        let sin = sin.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert!((sin[1] - 0.15f32.sin()).abs() < 1e-6);
+        assert!(Rope::new(4, 100.0, Some(&[1.0])).is_err());
+    }
+}
