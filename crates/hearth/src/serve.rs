@@ -108,7 +108,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let engine = EngineHandle::start(loaded.model, tokenizer.clone(), args.engine_config())
         .context("starting the engine")?;
     let names = if args.served_model_name.is_empty() {
-        vec![name]
+        // The default model also answers to the name users type to get it.
+        let alias = (name == DEFAULT_MODEL).then(|| "default".to_string());
+        std::iter::once(name).chain(alias).collect()
     } else {
         args.served_model_name.clone()
     };

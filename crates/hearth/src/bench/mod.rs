@@ -37,6 +37,10 @@ pub struct BenchArgs {
     #[arg(long, alias = "random-input-len", default_value_t = 256)]
     pub input_len: usize,
     /// Output tokens per request (EOS is ignored so every request makes this many).
+    /// Tokens (or words) of one random prefix shared by every prompt, before its own
+    /// `input_len` (vLLM's --random-prefix-len): measures prefix-cache hits.
+    #[arg(long, alias = "prefix-len", default_value_t = 0)]
+    pub random_prefix_len: usize,
     #[arg(long, alias = "random-output-len", default_value_t = 128)]
     pub output_len: usize,
     #[arg(long, default_value_t = 0)]
@@ -77,6 +81,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     };
     let mut rng = prompts::rng(args.seed);
     let ids = (!args.text_prompts).then_some((100u32, args.max_token_id.max(101)));
+    let prefix = prompts::random_prompt(&mut rng, args.random_prefix_len, ids);
     let url = format!("{base}/v1/completions");
     let limit = Arc::new(Semaphore::new(
         args.concurrency.unwrap_or(Semaphore::MAX_PERMITS).max(1),
@@ -98,7 +103,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         }
         let body = json!({
             "model": model,
-            "prompt": prompts::random_prompt(&mut rng, args.input_len, ids),
+            "prompt": prompts::join(&prefix, prompts::random_prompt(&mut rng, args.input_len, ids)),
             "max_tokens": args.output_len,
             "min_tokens": args.output_len,
             "ignore_eos": true,
@@ -109,7 +114,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         let permit = limit.clone().acquire_owned().await?;
         let (http, url, key) = (http.clone(), url.clone(), key.clone());
         // The usage chunk replaces this with the server's exact count.
-        let input_len = args.input_len;
+        let input_len = args.random_prefix_len + args.input_len;
         tasks.push(tokio::spawn(async move {
             let r = client::send(&http, &url, key.as_deref(), body, input_len).await;
             drop(permit);
@@ -133,6 +138,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             "request_rate": if args.request_rate.is_finite() { json!(args.request_rate) } else { json!("inf") },
             "max_concurrency": args.concurrency,
             "input_len": args.input_len,
+            "random_prefix_len": args.random_prefix_len,
             "output_len": args.output_len,
             "summary": summary,
             "requests": results,

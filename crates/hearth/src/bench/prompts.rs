@@ -26,6 +26,15 @@ pub fn random_prompt(rng: &mut StdRng, len: usize, ids: Option<(u32, u32)>) -> V
     }
 }
 
+/// A shared prefix followed by a prompt of the same kind (ids or words).
+pub fn join(prefix: &Value, rest: Value) -> Value {
+    match (prefix, rest) {
+        (Value::Array(p), Value::Array(r)) => Value::Array(p.iter().cloned().chain(r).collect()),
+        (Value::String(p), Value::String(r)) if !p.is_empty() => json!(format!("{p} {r}")),
+        (_, rest) => rest,
+    }
+}
+
 /// Seconds to wait before each next request: a Poisson process at `rate` per second,
 /// or no wait when the rate is infinite.
 pub fn next_gap(rng: &mut StdRng, rate: f64) -> f64 {
@@ -56,6 +65,19 @@ mod tests {
             .all(|v| (100..200).contains(&v.as_u64().unwrap())));
         let t = random_prompt(&mut rng(2), 5, None);
         assert_eq!(t.as_str().unwrap().split(' ').count(), 5);
+    }
+
+    #[test]
+    fn prefixes_join_by_kind() {
+        let p = random_prompt(&mut rng(4), 3, Some((100, 200)));
+        let j = join(&p, json!([7, 8]));
+        assert_eq!(j.as_array().unwrap().len(), 5);
+        assert_eq!(
+            &j.as_array().unwrap()[..3],
+            p.as_array().unwrap().as_slice()
+        );
+        assert_eq!(join(&json!("a b"), json!("c")), json!("a b c"));
+        assert_eq!(join(&json!(""), json!("c")), json!("c"));
     }
 
     #[test]
