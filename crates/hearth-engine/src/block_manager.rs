@@ -92,7 +92,9 @@ impl BlockManager {
         let mut parent = ROOT_KEY;
         for chunk in tokens.chunks(self.block_size).take(max_blocks) {
             let key = block_key(parent, chunk);
-            let Some(&id) = self.cached.get(&key) else { break };
+            let Some(&id) = self.cached.get(&key) else {
+                break;
+            };
             let meta = &self.blocks[id as usize];
             if meta.parent != parent || meta.tokens != chunk {
                 break;
@@ -117,7 +119,9 @@ impl BlockManager {
     /// Grows `table` to cover `num_tokens` tokens. All or nothing: on `false` the
     /// table is unchanged.
     pub fn allocate(&mut self, table: &mut Vec<u32>, num_tokens: usize) -> bool {
-        let needed = self.blocks_for_tokens(num_tokens).saturating_sub(table.len());
+        let needed = self
+            .blocks_for_tokens(num_tokens)
+            .saturating_sub(table.len());
         if needed > self.num_free() {
             return false;
         }

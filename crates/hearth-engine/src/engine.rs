@@ -17,7 +17,11 @@ use crate::stop::{StopChecker, TokenVerdict};
 use crate::types::{Event, FinishReason, Request, Usage};
 
 pub enum Command {
-    Submit { id: SeqId, request: Request, events: UnboundedSender<Event> },
+    Submit {
+        id: SeqId,
+        request: Request,
+        events: UnboundedSender<Event>,
+    },
     Abort(SeqId),
 }
 
@@ -39,7 +43,14 @@ impl Engine {
         max_model_len: usize,
     ) -> Self {
         let eos_ids = tokenizer.eos_ids().to_vec();
-        Engine { scheduler, runner, tokenizer, stats, max_model_len, eos_ids }
+        Engine {
+            scheduler,
+            runner,
+            tokenizer,
+            stats,
+            max_model_len,
+            eos_ids,
+        }
     }
 
     /// Runs until every handle is gone and no work is left.
@@ -68,10 +79,17 @@ impl Engine {
 
     fn apply(&mut self, cmd: Command) {
         match cmd {
-            Command::Submit { id, request, events } => {
-                let detok = IncrementalDetokenizer::new(self.tokenizer.clone(), &request.prompt_ids);
+            Command::Submit {
+                id,
+                request,
+                events,
+            } => {
+                let detok =
+                    IncrementalDetokenizer::new(self.tokenizer.clone(), &request.prompt_ids);
                 let stop = StopChecker::new(detok, request.params.stop.clone());
-                self.stats.prompt_tokens.fetch_add(request.prompt_ids.len() as u64, Ordering::Relaxed);
+                self.stats
+                    .prompt_tokens
+                    .fetch_add(request.prompt_ids.len() as u64, Ordering::Relaxed);
                 self.scheduler.add(Sequence {
                     id,
                     prompt_len: request.prompt_ids.len(),
@@ -91,7 +109,10 @@ impl Engine {
             Command::Abort(id) => {
                 if let Some(seq) = self.scheduler.remove(id) {
                     self.stats.aborted_requests.fetch_add(1, Ordering::Relaxed);
-                    let _ = seq.events.send(Event::Finished { reason: FinishReason::Abort, usage: usage(&seq) });
+                    let _ = seq.events.send(Event::Finished {
+                        reason: FinishReason::Abort,
+                        usage: usage(&seq),
+                    });
                 }
             }
         }
@@ -99,9 +120,15 @@ impl Engine {
 
     fn step(&mut self) {
         let plan = self.scheduler.schedule();
-        self.stats.preemptions.fetch_add(plan.preempted as u64, Ordering::Relaxed);
-        self.stats.prefix_cache_queries.fetch_add(plan.prefix_query_tokens as u64, Ordering::Relaxed);
-        self.stats.prefix_cache_hit_tokens.fetch_add(plan.prefix_hit_tokens as u64, Ordering::Relaxed);
+        self.stats
+            .preemptions
+            .fetch_add(plan.preempted as u64, Ordering::Relaxed);
+        self.stats
+            .prefix_cache_queries
+            .fetch_add(plan.prefix_query_tokens as u64, Ordering::Relaxed);
+        self.stats
+            .prefix_cache_hit_tokens
+            .fetch_add(plan.prefix_hit_tokens as u64, Ordering::Relaxed);
         if plan.entries.is_empty() {
             return;
         }
@@ -121,7 +148,9 @@ impl Engine {
     /// Samples, appends and reports one token of `id`; ends the sequence if it stops.
     fn emit_next_token(&mut self, id: SeqId, logits: &mut [f32]) {
         let max_model_len = self.max_model_len;
-        let Some(seq) = self.scheduler.seqs.get_mut(&id) else { return };
+        let Some(seq) = self.scheduler.seqs.get_mut(&id) else {
+            return;
+        };
         let p = &seq.params;
         let early = seq.num_generated() < p.min_tokens;
         let mut banned: Vec<u32> = Vec::new();
@@ -132,11 +161,17 @@ impl Engine {
             }
         }
         let (prompt, generated) = seq.token_ids.split_at(seq.prompt_len);
-        let ctx = SampleContext { params: p, prompt, generated, banned: &banned };
+        let ctx = SampleContext {
+            params: p,
+            prompt,
+            generated,
+            banned: &banned,
+        };
         let sampled = sample(logits, &ctx, &mut seq.rng);
         let tok = sampled.token_id;
         seq.token_ids.push(tok);
-        let is_stop = p.stop_token_ids.contains(&tok) || (!p.ignore_eos && self.eos_ids.contains(&tok));
+        let is_stop =
+            p.stop_token_ids.contains(&tok) || (!p.ignore_eos && self.eos_ids.contains(&tok));
         let verdict = if is_stop && !early {
             TokenVerdict::StopToken
         } else if seq.num_generated() >= p.max_tokens || seq.len() >= max_model_len {
@@ -146,12 +181,19 @@ impl Engine {
         };
         let (text, finish) = seq.stop.on_token(tok, verdict);
         self.stats.generated_tokens.fetch_add(1, Ordering::Relaxed);
-        let delta = Event::Delta { text, token_ids: vec![tok], logprobs: sampled.logprob.into_iter().collect() };
+        let delta = Event::Delta {
+            text,
+            token_ids: vec![tok],
+            logprobs: sampled.logprob.into_iter().collect(),
+        };
         let client_gone = seq.events.send(delta).is_err();
         if let Some(reason) = finish {
             if let Some(seq) = self.scheduler.remove(id) {
                 self.stats.finished_requests.fetch_add(1, Ordering::Relaxed);
-                let _ = seq.events.send(Event::Finished { reason, usage: usage(&seq) });
+                let _ = seq.events.send(Event::Finished {
+                    reason,
+                    usage: usage(&seq),
+                });
             }
         } else if client_gone {
             self.apply(Command::Abort(id));
@@ -170,11 +212,15 @@ impl Engine {
     fn publish_stats(&self) {
         let s = &self.stats;
         let b = &self.scheduler.blocks;
-        s.total_blocks.store(b.num_blocks() as u64, Ordering::Relaxed);
+        s.total_blocks
+            .store(b.num_blocks() as u64, Ordering::Relaxed);
         s.used_blocks.store(b.num_used() as u64, Ordering::Relaxed);
-        s.cached_free_blocks.store(b.num_cached_free() as u64, Ordering::Relaxed);
-        s.running.store(self.scheduler.num_running() as u64, Ordering::Relaxed);
-        s.waiting.store(self.scheduler.num_waiting() as u64, Ordering::Relaxed);
+        s.cached_free_blocks
+            .store(b.num_cached_free() as u64, Ordering::Relaxed);
+        s.running
+            .store(self.scheduler.num_running() as u64, Ordering::Relaxed);
+        s.waiting
+            .store(self.scheduler.num_waiting() as u64, Ordering::Relaxed);
     }
 }
 

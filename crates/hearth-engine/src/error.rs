@@ -5,7 +5,12 @@ pub enum EngineError {
     #[error("prompt is empty")]
     EmptyPrompt,
     #[error("this model's maximum context length is {max} tokens, but the request needs {requested} ({prompt} prompt + {max_tokens} max_tokens)")]
-    ContextTooLong { max: usize, requested: usize, prompt: usize, max_tokens: usize },
+    ContextTooLong {
+        max: usize,
+        requested: usize,
+        prompt: usize,
+        max_tokens: usize,
+    },
     #[error("the request needs {needed} KV blocks but the cache only has {total}")]
     TooLargeForCache { needed: usize, total: usize },
     #[error("server overloaded: {0} requests waiting")]

@@ -56,17 +56,31 @@ impl EngineHandle {
             num_blocks,
         };
         let stats = Arc::new(EngineStats::default());
-        stats.total_blocks.store(num_blocks as u64, Ordering::Relaxed);
+        stats
+            .total_blocks
+            .store(num_blocks as u64, Ordering::Relaxed);
         let blocks = BlockManager::new(num_blocks, config.block_size, config.enable_prefix_caching);
         let scheduler = Scheduler::new(blocks, config.max_num_seqs, config.max_num_batched_tokens);
         let runner = ModelRunner::new(model, KvCache::new(layout));
-        let engine = Engine::new(scheduler, runner, tokenizer, stats.clone(), config.max_model_len);
+        let engine = Engine::new(
+            scheduler,
+            runner,
+            tokenizer,
+            stats.clone(),
+            config.max_model_len,
+        );
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("hearth-engine".into())
             .spawn(move || engine.run(rx))
             .map_err(|e| EngineError::Model(format!("cannot start the engine thread: {e}")))?;
-        Ok(EngineHandle { commands: tx, stats, next_id: Arc::new(AtomicU64::new(1)), config: Arc::new(config), num_blocks })
+        Ok(EngineHandle {
+            commands: tx,
+            stats,
+            next_id: Arc::new(AtomicU64::new(1)),
+            config: Arc::new(config),
+            num_blocks,
+        })
     }
 
     /// Validates and queues a request; its events arrive on the returned stream.
@@ -79,10 +93,19 @@ impl EngineHandle {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = unbounded_channel();
         self.commands
-            .send(Command::Submit { id, request, events: tx })
+            .send(Command::Submit {
+                id,
+                request,
+                events: tx,
+            })
             .map_err(|_| EngineError::Stopped)?;
         self.stats.waiting.fetch_add(1, Ordering::Relaxed);
-        Ok(RequestStream { id, events: rx, commands: self.commands.clone(), finished: false })
+        Ok(RequestStream {
+            id,
+            events: rx,
+            commands: self.commands.clone(),
+            finished: false,
+        })
     }
 
     fn validate(&self, r: &Request) -> Result<(), EngineError> {
@@ -92,19 +115,31 @@ impl EngineHandle {
         }
         let p = &r.params;
         if p.max_tokens == 0 {
-            return Err(EngineError::InvalidParams("max_tokens must be at least 1".into()));
+            return Err(EngineError::InvalidParams(
+                "max_tokens must be at least 1".into(),
+            ));
         }
         if p.min_tokens > p.max_tokens {
-            return Err(EngineError::InvalidParams("min_tokens must not exceed max_tokens".into()));
+            return Err(EngineError::InvalidParams(
+                "min_tokens must not exceed max_tokens".into(),
+            ));
         }
         let max = self.config.max_model_len;
         let requested = prompt.saturating_add(p.max_tokens);
         if requested > max {
-            return Err(EngineError::ContextTooLong { max, requested, prompt, max_tokens: p.max_tokens });
+            return Err(EngineError::ContextTooLong {
+                max,
+                requested,
+                prompt,
+                max_tokens: p.max_tokens,
+            });
         }
         let needed = requested.div_ceil(self.config.block_size);
         if needed > self.num_blocks {
-            return Err(EngineError::TooLargeForCache { needed, total: self.num_blocks });
+            return Err(EngineError::TooLargeForCache {
+                needed,
+                total: self.num_blocks,
+            });
         }
         Ok(())
     }
@@ -141,7 +176,10 @@ impl RequestStream {
             return None;
         }
         let ev = self.events.recv().await;
-        if matches!(ev, None | Some(Event::Finished { .. }) | Some(Event::Error(_))) {
+        if matches!(
+            ev,
+            None | Some(Event::Finished { .. }) | Some(Event::Error(_))
+        ) {
             self.finished = true;
         }
         ev

@@ -12,7 +12,11 @@ pub struct ModelRunner {
 
 impl ModelRunner {
     pub fn new(model: Box<dyn CausalLm>, cache: KvCache) -> Self {
-        ModelRunner { model, cache, batch: BatchInput::default() }
+        ModelRunner {
+            model,
+            cache,
+            batch: BatchInput::default(),
+        }
     }
 
     pub fn model(&self) -> &dyn CausalLm {
@@ -21,7 +25,11 @@ impl ModelRunner {
 
     /// Runs the planned step; returns per entry the logits of its last position when
     /// the entry reaches the end of its sequence (so a token is to be sampled).
-    pub fn step(&mut self, plan: &StepPlan, sched: &Scheduler) -> Result<Vec<Option<Vec<f32>>>, ModelError> {
+    pub fn step(
+        &mut self,
+        plan: &StepPlan,
+        sched: &Scheduler,
+    ) -> Result<Vec<Option<Vec<f32>>>, ModelError> {
         self.fill_batch(plan, sched);
         let logits = self.model.forward(&self.batch, &mut self.cache)?;
         Ok(logits
@@ -45,7 +53,8 @@ impl ModelRunner {
                 b.tokens.push(seq.token_ids[pos]);
                 b.positions.push(pos as u32);
                 let block = seq.block_table[pos / block_size];
-                b.slot_mapping.push(block * block_size as u32 + (pos % block_size) as u32);
+                b.slot_mapping
+                    .push(block * block_size as u32 + (pos % block_size) as u32);
             }
             b.seqs.push(SeqInput {
                 block_table: seq.block_table.clone(),

@@ -48,7 +48,11 @@ pub fn sample(logits: &mut [f32], ctx: &SampleContext, rng: &mut SeqRng) -> Samp
     };
     let logprob = logprob_source.map(|lp| {
         let k = ctx.params.logprobs.unwrap_or(0);
-        TokenLogprob { token_id, logprob: lp[token_id as usize], top: top_k_pairs(&lp, k) }
+        TokenLogprob {
+            token_id,
+            logprob: lp[token_id as usize],
+            top: top_k_pairs(&lp, k),
+        }
     });
     Sampled { token_id, logprob }
 }
@@ -61,7 +65,11 @@ fn apply_penalties(logits: &mut [f32], ctx: &SampleContext) {
         seen.dedup();
         for id in seen {
             if let Some(l) = logits.get_mut(id as usize) {
-                *l = if *l > 0.0 { *l / p.repetition_penalty } else { *l * p.repetition_penalty };
+                *l = if *l > 0.0 {
+                    *l / p.repetition_penalty
+                } else {
+                    *l * p.repetition_penalty
+                };
             }
         }
     }
@@ -160,36 +168,63 @@ mod tests {
     use super::*;
 
     fn ctx<'a>(p: &'a SamplingParams, gen: &'a [u32]) -> SampleContext<'a> {
-        SampleContext { params: p, prompt: &[], generated: gen, banned: &[] }
+        SampleContext {
+            params: p,
+            prompt: &[],
+            generated: gen,
+            banned: &[],
+        }
     }
 
     #[test]
     fn greedy_picks_argmax() {
-        let p = SamplingParams { temperature: 0.0, ..Default::default() };
+        let p = SamplingParams {
+            temperature: 0.0,
+            ..Default::default()
+        };
         let mut l = vec![0.1, 3.0, -1.0, 2.9];
-        assert_eq!(sample(&mut l, &ctx(&p, &[]), &mut make_rng(Some(1))).token_id, 1);
+        assert_eq!(
+            sample(&mut l, &ctx(&p, &[]), &mut make_rng(Some(1))).token_id,
+            1
+        );
     }
 
     #[test]
     fn seeded_sampling_repeats() {
-        let p = SamplingParams { temperature: 1.0, seed: Some(7), ..Default::default() };
+        let p = SamplingParams {
+            temperature: 1.0,
+            seed: Some(7),
+            ..Default::default()
+        };
         let draw = || {
             let mut rng = make_rng(p.seed);
             (0..20)
-                .map(|_| sample(&mut vec![1.0, 1.1, 0.9, 1.05, 0.5], &ctx(&p, &[]), &mut rng).token_id)
+                .map(|_| {
+                    sample(&mut vec![1.0, 1.1, 0.9, 1.05, 0.5], &ctx(&p, &[]), &mut rng).token_id
+                })
                 .collect::<Vec<_>>()
         };
         let a = draw();
         assert_eq!(a, draw());
-        assert!(a.iter().any(|&t| t != a[0]), "a flat distribution should not always give one token");
+        assert!(
+            a.iter().any(|&t| t != a[0]),
+            "a flat distribution should not always give one token"
+        );
     }
 
     #[test]
     fn top_k_one_is_greedy() {
-        let p = SamplingParams { temperature: 5.0, top_k: 1, ..Default::default() };
+        let p = SamplingParams {
+            temperature: 5.0,
+            top_k: 1,
+            ..Default::default()
+        };
         let mut rng = make_rng(Some(3));
         for _ in 0..20 {
-            assert_eq!(sample(&mut vec![0.0, 0.2, 0.1], &ctx(&p, &[]), &mut rng).token_id, 1);
+            assert_eq!(
+                sample(&mut vec![0.0, 0.2, 0.1], &ctx(&p, &[]), &mut rng).token_id,
+                1
+            );
         }
     }
 
@@ -197,8 +232,14 @@ mod tests {
     fn top_p_and_min_p_cut_the_tail() {
         let logits = [5.0, 4.9, -5.0, -6.0];
         for p in [
-            SamplingParams { top_p: 0.5, ..Default::default() },
-            SamplingParams { min_p: 0.5, ..Default::default() },
+            SamplingParams {
+                top_p: 0.5,
+                ..Default::default()
+            },
+            SamplingParams {
+                min_p: 0.5,
+                ..Default::default()
+            },
         ] {
             let mut rng = make_rng(Some(11));
             for _ in 0..50 {
@@ -210,20 +251,54 @@ mod tests {
 
     #[test]
     fn penalties_and_bans_change_the_choice() {
-        let p = SamplingParams { temperature: 0.0, frequency_penalty: 2.0, ..Default::default() };
+        let p = SamplingParams {
+            temperature: 0.0,
+            frequency_penalty: 2.0,
+            ..Default::default()
+        };
         let mut l = vec![1.0, 0.5];
-        assert_eq!(sample(&mut l, &ctx(&p, &[0]), &mut make_rng(None)).token_id, 1);
-        let p = SamplingParams { temperature: 0.0, repetition_penalty: 4.0, ..Default::default() };
-        let c = SampleContext { params: &p, prompt: &[0], generated: &[], banned: &[] };
-        assert_eq!(sample(&mut vec![1.0, 0.5], &c, &mut make_rng(None)).token_id, 1);
-        let p = SamplingParams { temperature: 0.0, ..Default::default() };
-        let c = SampleContext { params: &p, prompt: &[], generated: &[], banned: &[0] };
-        assert_eq!(sample(&mut vec![9.0, 0.5], &c, &mut make_rng(None)).token_id, 1);
+        assert_eq!(
+            sample(&mut l, &ctx(&p, &[0]), &mut make_rng(None)).token_id,
+            1
+        );
+        let p = SamplingParams {
+            temperature: 0.0,
+            repetition_penalty: 4.0,
+            ..Default::default()
+        };
+        let c = SampleContext {
+            params: &p,
+            prompt: &[0],
+            generated: &[],
+            banned: &[],
+        };
+        assert_eq!(
+            sample(&mut vec![1.0, 0.5], &c, &mut make_rng(None)).token_id,
+            1
+        );
+        let p = SamplingParams {
+            temperature: 0.0,
+            ..Default::default()
+        };
+        let c = SampleContext {
+            params: &p,
+            prompt: &[],
+            generated: &[],
+            banned: &[0],
+        };
+        assert_eq!(
+            sample(&mut vec![9.0, 0.5], &c, &mut make_rng(None)).token_id,
+            1
+        );
     }
 
     #[test]
     fn logprobs_are_normalised_and_sorted() {
-        let p = SamplingParams { temperature: 0.0, logprobs: Some(2), ..Default::default() };
+        let p = SamplingParams {
+            temperature: 0.0,
+            logprobs: Some(2),
+            ..Default::default()
+        };
         let s = sample(&mut vec![1.0, 2.0, 3.0], &ctx(&p, &[]), &mut make_rng(None));
         let lp = s.logprob.expect("asked for logprobs");
         assert_eq!(lp.token_id, 2);

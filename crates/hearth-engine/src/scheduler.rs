@@ -84,7 +84,9 @@ impl Scheduler {
 
     fn admit_waiting(&mut self, plan: &mut StepPlan, mut budget: usize) {
         while budget > 0 && self.running.len() < self.max_num_seqs {
-            let Some(&id) = self.waiting.front() else { break };
+            let Some(&id) = self.waiting.front() else {
+                break;
+            };
             let seq = self.seqs.get_mut(&id).expect("waiting ids are live");
             if seq.block_table.is_empty() {
                 let hits = self.blocks.take_cached_prefix(&seq.token_ids);
@@ -134,7 +136,9 @@ impl Scheduler {
         if let Some(seq) = self.seqs.get_mut(&id) {
             seq.num_computed += n;
             let done = &seq.token_ids[..seq.num_computed];
-            seq.num_hashed_blocks = self.blocks.register_full_blocks(&seq.block_table, done, seq.num_hashed_blocks);
+            seq.num_hashed_blocks =
+                self.blocks
+                    .register_full_blocks(&seq.block_table, done, seq.num_hashed_blocks);
         }
     }
 

@@ -26,7 +26,11 @@ pub enum TokenVerdict {
 
 impl StopChecker {
     pub fn new(detok: IncrementalDetokenizer, stop: Vec<String>) -> Self {
-        StopChecker { detok, stop: stop.into_iter().filter(|s| !s.is_empty()).collect(), pending: String::new() }
+        StopChecker {
+            detok,
+            stop: stop.into_iter().filter(|s| !s.is_empty()).collect(),
+            pending: String::new(),
+        }
     }
 
     /// Feeds one generated token; returns the text to emit and, if the sequence ends
@@ -44,7 +48,10 @@ impl StopChecker {
         if verdict == TokenVerdict::LastAllowed {
             let tail = self.detok.finish();
             self.pending.push_str(&tail);
-            return (std::mem::take(&mut self.pending), Some(FinishReason::Length));
+            return (
+                std::mem::take(&mut self.pending),
+                Some(FinishReason::Length),
+            );
         }
         let keep_from = self.held_back_start();
         let rest = self.pending.split_off(keep_from);
@@ -57,7 +64,10 @@ impl StopChecker {
     }
 
     fn first_stop_match(&self) -> Option<usize> {
-        self.stop.iter().filter_map(|s| self.pending.find(s.as_str())).min()
+        self.stop
+            .iter()
+            .filter_map(|s| self.pending.find(s.as_str()))
+            .min()
     }
 
     /// Start of the longest suffix of `pending` that begins some stop string.

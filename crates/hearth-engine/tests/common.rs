@@ -3,18 +3,26 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use hearth_engine::{EngineConfig, EngineHandle, Event, FinishReason, Request, SamplingParams, Usage};
+use hearth_engine::{
+    EngineConfig, EngineHandle, Event, FinishReason, Request, SamplingParams, Usage,
+};
 use hearth_text::Tokenizer;
 
 pub fn model_path() -> PathBuf {
     if let Ok(p) = std::env::var("HEARTH_TEST_MODEL") {
         return PathBuf::from(p);
     }
-    let home = std::env::var("HEARTH_HOME").map(PathBuf::from).unwrap_or_else(|_| {
-        PathBuf::from(std::env::var("HOME").expect("HOME is set")).join(".local/share/hearth")
-    });
+    let home = std::env::var("HEARTH_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").expect("HOME is set")).join(".local/share/hearth")
+        });
     let p = home.join("models/smollm2-135m-instruct-q4_1/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(p.exists(), "the default model is missing at {}: run scripts/test (it pulls it)", p.display());
+    assert!(
+        p.exists(),
+        "the default model is missing at {}: run scripts/test (it pulls it)",
+        p.display()
+    );
     p
 }
 
@@ -25,13 +33,19 @@ pub struct Fixture {
 
 pub fn start(config: EngineConfig) -> Fixture {
     let loaded = hearth_models::load_gguf(&model_path()).expect("model loads");
-    let tokenizer = Arc::new(Tokenizer::from_gguf_metadata(&loaded.metadata).expect("tokenizer builds"));
-    let engine = EngineHandle::start(loaded.model, tokenizer.clone(), config).expect("engine starts");
+    let tokenizer =
+        Arc::new(Tokenizer::from_gguf_metadata(&loaded.metadata).expect("tokenizer builds"));
+    let engine =
+        EngineHandle::start(loaded.model, tokenizer.clone(), config).expect("engine starts");
     Fixture { engine, tokenizer }
 }
 
 pub fn greedy(max_tokens: usize) -> SamplingParams {
-    SamplingParams { temperature: 0.0, max_tokens, ..Default::default() }
+    SamplingParams {
+        temperature: 0.0,
+        max_tokens,
+        ..Default::default()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -44,15 +58,26 @@ pub struct Outcome {
 
 /// Runs a request to its end and collects what it produced.
 pub async fn run(engine: &EngineHandle, prompt_ids: Vec<u32>, params: SamplingParams) -> Outcome {
-    let mut stream = engine.submit(Request { prompt_ids, params }).expect("accepted");
+    let mut stream = engine
+        .submit(Request { prompt_ids, params })
+        .expect("accepted");
     let (mut tokens, mut text) = (Vec::new(), String::new());
     while let Some(ev) = stream.next().await {
         match ev {
-            Event::Delta { text: t, token_ids, .. } => {
+            Event::Delta {
+                text: t, token_ids, ..
+            } => {
                 tokens.extend(token_ids);
                 text.push_str(&t);
             }
-            Event::Finished { reason, usage } => return Outcome { tokens, text, reason, usage },
+            Event::Finished { reason, usage } => {
+                return Outcome {
+                    tokens,
+                    text,
+                    reason,
+                    usage,
+                }
+            }
             Event::Error(e) => panic!("engine error: {e}"),
         }
     }

@@ -17,7 +17,11 @@ const PROMPTS: [&str; 8] = [
 ];
 
 fn small_config() -> EngineConfig {
-    EngineConfig { kv_cache_bytes: 256 << 20, max_model_len: 2048, ..Default::default() }
+    EngineConfig {
+        kv_cache_bytes: 256 << 20,
+        max_model_len: 2048,
+        ..Default::default()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -29,10 +33,16 @@ async fn concurrent_greedy_requests_match_running_alone() {
     }
     let together = futures_join(&f, &PROMPTS, greedy(24)).await;
     for (i, (a, t)) in alone.iter().zip(&together).enumerate() {
-        assert_eq!(a.tokens, t.tokens, "prompt {i} ({}) differs when batched", PROMPTS[i]);
+        assert_eq!(
+            a.tokens, t.tokens,
+            "prompt {i} ({}) differs when batched",
+            PROMPTS[i]
+        );
         assert_eq!(a.text, t.text);
     }
-    assert!(alone.iter().all(|o| o.reason == FinishReason::Length && o.usage.completion_tokens == 24));
+    assert!(alone
+        .iter()
+        .all(|o| o.reason == FinishReason::Length && o.usage.completion_tokens == 24));
     wait_idle(&f.engine).await;
 }
 
@@ -59,7 +69,10 @@ fn long_prefix(tok: &hearth_text::Tokenizer) -> Vec<u32> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prefix_cache_hits_and_gives_the_same_output() {
     let cached = start(small_config());
-    let uncached = start(EngineConfig { enable_prefix_caching: false, ..small_config() });
+    let uncached = start(EngineConfig {
+        enable_prefix_caching: false,
+        ..small_config()
+    });
     let base = long_prefix(&cached.tokenizer);
     let mut second = base.clone();
     second.extend(prompt(&cached.tokenizer, " What is two plus two?"));
@@ -75,17 +88,26 @@ async fn prefix_cache_hits_and_gives_the_same_output() {
         hit.usage.cached_prompt_tokens
     );
     let s = cached.engine.stats();
-    assert_eq!(s.prefix_cache_hit_tokens as usize, hit.usage.cached_prompt_tokens);
+    assert_eq!(
+        s.prefix_cache_hit_tokens as usize,
+        hit.usage.cached_prompt_tokens
+    );
 
     let reference = run(&uncached.engine, second, greedy(16)).await;
     assert_eq!(reference.usage.cached_prompt_tokens, 0);
-    assert_eq!(hit.tokens, reference.tokens, "a prefix-cache hit changed the output");
+    assert_eq!(
+        hit.tokens, reference.tokens,
+        "a prefix-cache hit changed the output"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chunked_prefill_gives_the_same_output() {
     let big = start(small_config());
-    let chunked = start(EngineConfig { max_num_batched_tokens: 24, ..small_config() });
+    let chunked = start(EngineConfig {
+        max_num_batched_tokens: 24,
+        ..small_config()
+    });
     let ids = long_prefix(&big.tokenizer);
     let a = run(&big.engine, ids.clone(), greedy(12)).await;
     let b = run(&chunked.engine, ids, greedy(12)).await;
@@ -98,7 +120,10 @@ async fn preemption_loses_nothing() {
     let roomy = start(small_config());
     // 30 layers x 3 kv heads x 64 x 2 x 4 bytes x 16 tokens = 737,280 bytes a block:
     // 12 blocks hold 192 tokens, far less than 8 requests of ~10 + 40 tokens need.
-    let tight = start(EngineConfig { kv_cache_bytes: 12 * 737_280, ..small_config() });
+    let tight = start(EngineConfig {
+        kv_cache_bytes: 12 * 737_280,
+        ..small_config()
+    });
     assert_eq!(tight.engine.stats().total_blocks, 12);
     let mut alone = Vec::new();
     for p in PROMPTS {
@@ -109,15 +134,30 @@ async fn preemption_loses_nothing() {
         assert_eq!(a.tokens, t.tokens);
         assert_eq!(t.reason, a.reason);
     }
-    assert!(tight.engine.stats().preemptions > 0, "the budget should have forced preemption");
+    assert!(
+        tight.engine.stats().preemptions > 0,
+        "the budget should have forced preemption"
+    );
     wait_idle(&tight.engine).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_a_stream_frees_its_blocks() {
-    let f = start(EngineConfig { enable_prefix_caching: false, ..small_config() });
-    let params = SamplingParams { ignore_eos: true, ..greedy(500) };
-    let mut stream = f.engine.submit(Request { prompt_ids: long_prefix(&f.tokenizer), params }).expect("accepted");
+    let f = start(EngineConfig {
+        enable_prefix_caching: false,
+        ..small_config()
+    });
+    let params = SamplingParams {
+        ignore_eos: true,
+        ..greedy(500)
+    };
+    let mut stream = f
+        .engine
+        .submit(Request {
+            prompt_ids: long_prefix(&f.tokenizer),
+            params,
+        })
+        .expect("accepted");
     let mut seen = 0;
     while let Some(ev) = stream.next().await {
         if let Event::Delta { .. } = ev {
@@ -139,20 +179,47 @@ async fn stop_strings_and_limits() {
     let ids = prompt(&f.tokenizer, "Count: 1, 2, 3, 4, 5,");
     let free = run(&f.engine, ids.clone(), greedy(20)).await;
     // Stop on a piece of what greedy decoding produces anyway, across token boundaries.
-    let cut = free.text.char_indices().nth(free.text.chars().count() / 2).map(|(i, _)| i).expect("text");
+    let cut = free
+        .text
+        .char_indices()
+        .nth(free.text.chars().count() / 2)
+        .map(|(i, _)| i)
+        .expect("text");
     let stop_str: String = free.text[cut..].chars().take(3).collect();
-    let params = SamplingParams { stop: vec![stop_str.clone()], ..greedy(20) };
+    let params = SamplingParams {
+        stop: vec![stop_str.clone()],
+        ..greedy(20)
+    };
     let stopped = run(&f.engine, ids.clone(), params).await;
     assert_eq!(stopped.reason, FinishReason::Stop);
     let expected = &free.text[..free.text.find(&stop_str).expect("stop string occurs")];
     assert_eq!(stopped.text, expected);
 
-    let err = f.engine.submit(Request { prompt_ids: ids.clone(), params: greedy(5000) }).err();
-    assert!(matches!(err, Some(hearth_engine::EngineError::ContextTooLong { .. })));
-    let err = f.engine.submit(Request { prompt_ids: vec![], params: greedy(5) }).err();
+    let err = f
+        .engine
+        .submit(Request {
+            prompt_ids: ids.clone(),
+            params: greedy(5000),
+        })
+        .err();
+    assert!(matches!(
+        err,
+        Some(hearth_engine::EngineError::ContextTooLong { .. })
+    ));
+    let err = f
+        .engine
+        .submit(Request {
+            prompt_ids: vec![],
+            params: greedy(5),
+        })
+        .err();
     assert_eq!(err, Some(hearth_engine::EngineError::EmptyPrompt));
 
-    let params = SamplingParams { ignore_eos: true, min_tokens: 10, ..greedy(10) };
+    let params = SamplingParams {
+        ignore_eos: true,
+        min_tokens: 10,
+        ..greedy(10)
+    };
     let fixed = run(&f.engine, ids, params).await;
     assert_eq!(fixed.usage.completion_tokens, 10);
 }
