@@ -24,6 +24,9 @@ pub trait CausalLm: Send {
     /// attends over each sequence's block table, and returns the logits of the last
     /// position of every sequence with `needs_logits` (in `batch.seqs` order; others
     /// get an empty vector).
-    fn forward(&mut self, batch: &BatchInput, cache: &mut KvCache)
-        -> Result<Vec<Vec<f32>>, ModelError>;
+    fn forward(
+        &mut self,
+        batch: &BatchInput,
+        cache: &mut KvCache,
+    ) -> Result<Vec<Vec<f32>>, ModelError>;
 }
