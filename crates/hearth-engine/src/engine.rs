@@ -108,6 +108,9 @@ impl Engine {
             }
             Command::Abort(id) => {
                 if let Some(seq) = self.scheduler.remove(id) {
+                    if !seq.admitted_once {
+                        self.stats.queued.fetch_sub(1, Ordering::Relaxed);
+                    }
                     self.stats.aborted_requests.fetch_add(1, Ordering::Relaxed);
                     let _ = seq.events.send(Event::Finished {
                         reason: FinishReason::Abort,
@@ -120,6 +123,9 @@ impl Engine {
 
     fn step(&mut self) {
         let plan = self.scheduler.schedule();
+        self.stats
+            .queued
+            .fetch_sub(plan.newly_admitted as u64, Ordering::Relaxed);
         self.stats
             .preemptions
             .fetch_add(plan.preempted as u64, Ordering::Relaxed);

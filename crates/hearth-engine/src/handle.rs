@@ -86,9 +86,11 @@ impl EngineHandle {
     /// Validates and queues a request; its events arrive on the returned stream.
     pub fn submit(&self, request: Request) -> Result<RequestStream, EngineError> {
         self.validate(&request)?;
-        let waiting = self.stats.waiting.load(Ordering::Relaxed) as usize;
-        if waiting >= self.config.max_waiting {
-            return Err(EngineError::Overloaded(waiting));
+        // Reserve a queue place first so concurrent submits cannot overshoot the bound.
+        let queued = self.stats.queued.fetch_add(1, Ordering::Relaxed) as usize;
+        if queued >= self.config.max_waiting {
+            self.stats.queued.fetch_sub(1, Ordering::Relaxed);
+            return Err(EngineError::Overloaded(queued));
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = unbounded_channel();
@@ -98,8 +100,10 @@ impl EngineHandle {
                 request,
                 events: tx,
             })
-            .map_err(|_| EngineError::Stopped)?;
-        self.stats.waiting.fetch_add(1, Ordering::Relaxed);
+            .map_err(|_| {
+                self.stats.queued.fetch_sub(1, Ordering::Relaxed);
+                EngineError::Stopped
+            })?;
         Ok(RequestStream {
             id,
             events: rx,

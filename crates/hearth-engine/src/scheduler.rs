@@ -27,6 +27,8 @@ pub struct StepPlan {
     /// Prompt tokens looked up in, and served from, the prefix cache this step.
     pub prefix_query_tokens: usize,
     pub prefix_hit_tokens: usize,
+    /// Requests admitted for the first time (they leave the admission queue).
+    pub newly_admitted: usize,
 }
 
 impl Scheduler {
@@ -111,6 +113,9 @@ impl Scheduler {
             self.running.push(id);
             let seq = self.seqs.get_mut(&id).expect("live");
             seq.status = SeqStatus::Running;
+            if !seq.admitted_once {
+                plan.newly_admitted += 1;
+            }
             seq.admitted_once = true;
             plan.entries.push((id, n));
             budget -= n;

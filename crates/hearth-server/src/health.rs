@@ -25,6 +25,7 @@ pub fn stats_json(s: &StatsSnapshot, max_model_len: usize) -> Value {
         "cached_free_blocks": s.cached_free_blocks,
         "running": s.running,
         "waiting": s.waiting,
+        "queued": s.queued,
         "steps": s.steps,
         "preemptions": s.preemptions,
         "prefix_cache_queries": s.prefix_cache_queries,

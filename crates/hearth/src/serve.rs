@@ -42,6 +42,9 @@ pub struct ServeArgs {
     /// Tokens per KV block.
     #[arg(long)]
     pub block_size: Option<usize>,
+    /// Requests accepted but not yet scheduled, at most; beyond it new ones get 503.
+    #[arg(long, default_value_t = 1024)]
+    pub max_queued_requests: usize,
     /// Largest request body accepted (larger ones get 413).
     #[arg(long, value_parser = parse_size, default_value = "8MiB")]
     pub max_body_size: u64,
@@ -65,6 +68,7 @@ impl ServeArgs {
             c.kv_cache_bytes = usize::try_from(b).unwrap_or(usize::MAX);
         }
         c.block_size = self.block_size.unwrap_or(c.block_size);
+        c.max_waiting = self.max_queued_requests;
         c
     }
 }

@@ -133,3 +133,35 @@ async fn bad_inputs_get_openai_errors_and_the_server_survives() {
     assert_eq!(stats["running"], 0, "{stats}");
     assert_eq!(stats["used_blocks"], 0, "{stats}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_queue_is_a_503_and_accepted_requests_complete() {
+    let s = Server::start(&["--max-num-seqs", "1", "--max-queued-requests", "1"]);
+    let url = s.url("/v1/chat/completions");
+    let body = chat(json!({"max_tokens": 48, "ignore_eos": true, "temperature": 0}));
+    let sends: Vec<_> = (0..4)
+        .map(|_| {
+            let (url, body) = (url.clone(), body.clone());
+            tokio::spawn(async move { post(&url, &body).await })
+        })
+        .collect();
+    let (mut ok, mut refused) = (0, 0);
+    for h in sends {
+        let (st, v) = h.await.expect("joins");
+        match st {
+            200 => {
+                assert_eq!(v["usage"]["completion_tokens"], 48, "{v}");
+                ok += 1;
+            }
+            503 => {
+                assert_error_shape(&v);
+                refused += 1;
+            }
+            other => panic!("unexpected status {other}: {v}"),
+        }
+    }
+    // One running and one queued at most: with 4 at once, some are refused, none lost.
+    assert!(ok >= 1 && refused >= 1, "ok {ok}, refused {refused}");
+    let stats = s.wait_idle(30).await;
+    assert_eq!(stats["queued"], 0, "{stats}");
+}
