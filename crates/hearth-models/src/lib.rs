@@ -13,6 +13,7 @@ pub mod integrity;
 pub mod kv_cache;
 pub mod llama;
 pub mod model;
+pub mod quant;
 pub mod store;
 
 pub use batch::{BatchInput, SeqInput};

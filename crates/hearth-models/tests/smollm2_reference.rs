@@ -259,12 +259,15 @@ fn logits_match_transformers_with_dequantized_weights() {
 }
 
 /// hearth's own greedy output with quantized weights, pinned (it stops at EOS).
+/// "plain" step 23 is a near tie (transformers' margin 0.06): candle's scalar Q4_1 dot
+/// gave 34, hearth's AVX2 kernel (other float summation order, so some activations
+/// round to other Q8_1 values) gives 33, as transformers does.
 const PINNED: [(&str, &[u32]); 2] = [
     (
         "plain",
         &[
             7042, 30, 198, 198, 504, 2988, 314, 42, 216, 34, 32, 33, 40, 29, 32, 33, 29, 34, 34,
-            216, 33, 34, 42, 34, 34, 42, 37, 35, 30, 2,
+            216, 33, 34, 42, 33, 34, 42, 37, 35, 30, 2,
         ],
     ),
     ("chat", &[504, 3575, 282, 4649, 314, 7042, 30, 2]),

@@ -2,6 +2,7 @@
 
 use super::{Layer, Llama, LlamaConfig, Rope};
 use crate::attention::CpuPagedAttention;
+use crate::quant::Linear;
 use crate::ModelError;
 use candle_core::quantized::gguf_file::Content;
 use candle_core::quantized::{QMatMul, QTensor};
@@ -32,6 +33,12 @@ impl<R: Read + Seek> Reader<'_, R> {
         self.content
             .tensor(self.file, name, self.device)
             .map_err(|e| ModelError::Invalid(format!("tensor `{name}`: {e}")))
+    }
+
+    /// A layer's weight matrix; Q4_1 ones run on hearth's kernel (see `quant`).
+    fn linear(&mut self, name: &str, out: usize, inp: usize) -> Result<Linear, ModelError> {
+        let t = Arc::new(self.qtensor(name, &[out, inp])?);
+        Ok(Linear::new(t, self.dequantize)?)
     }
 
     fn matmul(&mut self, name: &str, out: usize, inp: usize) -> Result<QMatMul, ModelError> {
@@ -93,14 +100,14 @@ pub fn load<R: Read + Seek>(
         let p = |s: &str| format!("blk.{i}.{s}.weight");
         layers.push(Layer {
             attn_norm: r.vector(&p("attn_norm"), h)?,
-            wq: r.matmul(&p("attn_q"), cfg.num_heads * hd, h)?,
-            wk: r.matmul(&p("attn_k"), cfg.num_kv_heads * hd, h)?,
-            wv: r.matmul(&p("attn_v"), cfg.num_kv_heads * hd, h)?,
-            wo: r.matmul(&p("attn_output"), h, cfg.num_heads * hd)?,
+            wq: r.linear(&p("attn_q"), cfg.num_heads * hd, h)?,
+            wk: r.linear(&p("attn_k"), cfg.num_kv_heads * hd, h)?,
+            wv: r.linear(&p("attn_v"), cfg.num_kv_heads * hd, h)?,
+            wo: r.linear(&p("attn_output"), h, cfg.num_heads * hd)?,
             ffn_norm: r.vector(&p("ffn_norm"), h)?,
-            w_gate: r.matmul(&p("ffn_gate"), cfg.ffn_size, h)?,
-            w_up: r.matmul(&p("ffn_up"), cfg.ffn_size, h)?,
-            w_down: r.matmul(&p("ffn_down"), h, cfg.ffn_size)?,
+            w_gate: r.linear(&p("ffn_gate"), cfg.ffn_size, h)?,
+            w_up: r.linear(&p("ffn_up"), cfg.ffn_size, h)?,
+            w_down: r.linear(&p("ffn_down"), h, cfg.ffn_size)?,
         });
     }
     let norm = r.vector("output_norm.weight", h)?;

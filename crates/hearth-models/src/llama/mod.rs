@@ -10,6 +10,7 @@ pub use load::load;
 pub use rope::Rope;
 
 use crate::attention::{AttnMeta, AttnShape, PagedAttention};
+use crate::quant::Linear;
 use crate::{BatchInput, CausalLm, KvCache, ModelError, ModelSpec};
 use candle_core::quantized::QMatMul;
 use candle_core::{Device, Module, Tensor};
@@ -18,14 +19,14 @@ use candle_nn::rotary_emb::rope_i;
 
 pub(crate) struct Layer {
     attn_norm: Tensor,
-    wq: QMatMul,
-    wk: QMatMul,
-    wv: QMatMul,
-    wo: QMatMul,
+    wq: Linear,
+    wk: Linear,
+    wv: Linear,
+    wo: Linear,
     ffn_norm: Tensor,
-    w_gate: QMatMul,
-    w_up: QMatMul,
-    w_down: QMatMul,
+    w_gate: Linear,
+    w_up: Linear,
+    w_down: Linear,
 }
 
 pub struct Llama {

@@ -1,0 +1,50 @@
+//! Q4_1 matmul, y[m, n] = x[m, k] · Wᵀ: hearth's kernel vs candle's `QMatMul`
+//! (scalar Q4_1 dot), at SmolLM2-135M's shapes (hidden 576, ffn 1536).
+
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::{Device, Module, Tensor};
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
+use hearth_models::quant::{Kernel, Q4_1Matrix};
+use std::time::Duration;
+
+fn data(len: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed;
+    (0..len)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect()
+}
+
+fn bench(c: &mut Criterion) {
+    eprintln!("hearth kernel: {:?}", Kernel::detect());
+    let mut g = c.benchmark_group("q4_1_matmul");
+    g.sample_size(30)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    for (n, k) in [(1536, 576), (576, 1536)] {
+        let w = Tensor::from_vec(data(n * k, 1), (n, k), &Device::Cpu).expect("w");
+        let qt = QTensor::quantize(&w, GgmlDType::Q4_1).expect("quantize");
+        let ours = Q4_1Matrix::from_qtensor(&qt).expect("matrix");
+        let theirs = QMatMul::from_qtensor(qt).expect("qmatmul");
+        for m in [1, 8, 64] {
+            let x = data(m * k, 2);
+            let xt = Tensor::from_slice(&x, (m, k), &Device::Cpu).expect("x");
+            let mut y = vec![0f32; m * n];
+            let id = format!("m{m}_n{n}_k{k}");
+            g.bench_function(BenchmarkId::new("hearth", &id), |b| {
+                b.iter(|| ours.matmul(black_box(&x), m, &mut y).expect("matmul"))
+            });
+            g.bench_function(BenchmarkId::new("candle", &id), |b| {
+                b.iter(|| theirs.forward(black_box(&xt)).expect("forward"))
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,75 @@
+//! Times decode steps of a real GGUF model (batch of 1 and of 8 sequences), e.g.
+//! `cargo run --release -p hearth-models --example decode_step -- MODEL.gguf [--dequantize]`
+//! (MODEL defaults to $HEARTH_TEST_MODEL). Prints median milliseconds per step.
+
+use hearth_models::{load_gguf_with, BatchInput, KvCache, KvCacheLayout, LoadOptions, SeqInput};
+use std::time::Instant;
+
+const BS: usize = 16;
+const PROMPT: usize = 32;
+const STEPS: usize = 24;
+
+/// One step: `new` tokens for each of `seqs` sequences, each with its own blocks.
+fn step(seqs: usize, done: usize, new: usize) -> BatchInput {
+    let mut b = BatchInput::default();
+    let blocks = (PROMPT + STEPS + 1).div_ceil(BS);
+    for s in 0..seqs {
+        let table: Vec<u32> = (0..blocks).map(|i| (s * blocks + i) as u32).collect();
+        for j in 0..new {
+            let pos = done + j;
+            b.tokens.push(((s * 97 + pos * 31) % 40000 + 100) as u32);
+            b.positions.push(pos as u32);
+            b.slot_mapping
+                .push(table[pos / BS] * BS as u32 + (pos % BS) as u32);
+        }
+        b.seqs.push(SeqInput {
+            block_table: table,
+            num_computed: done,
+            num_new: new,
+            needs_logits: true,
+        });
+    }
+    b
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let dequantize = args.iter().any(|a| a == "--dequantize");
+    let path = match args.iter().find(|a| !a.starts_with("--")) {
+        Some(p) => p.clone(),
+        None => std::env::var("HEARTH_TEST_MODEL")?,
+    };
+    let opts = LoadOptions {
+        dequantize,
+        ..LoadOptions::default()
+    };
+    let mut loaded = load_gguf_with(path.as_ref(), &opts)?;
+    let s = loaded.spec.clone();
+    for seqs in [1, 8] {
+        let layout = KvCacheLayout {
+            num_layers: s.num_layers,
+            num_kv_heads: s.num_kv_heads,
+            head_dim: s.head_dim,
+            block_size: BS,
+            num_blocks: seqs * (PROMPT + STEPS + 1).div_ceil(BS),
+        };
+        let mut cache = KvCache::new(layout);
+        let t = Instant::now();
+        loaded.model.forward(&step(seqs, 0, PROMPT), &mut cache)?;
+        let prefill = t.elapsed().as_secs_f64() * 1e3;
+        let mut times: Vec<f64> = (0..STEPS)
+            .map(|i| {
+                let t = Instant::now();
+                let out = loaded.model.forward(&step(seqs, PROMPT + i, 1), &mut cache);
+                out.map(|_| t.elapsed().as_secs_f64() * 1e3)
+            })
+            .collect::<Result<_, _>>()?;
+        times.sort_by(f64::total_cmp);
+        println!(
+            "dequantize={dequantize} seqs={seqs}: prefill {PROMPT} tok/seq {prefill:.1} ms, decode step median {:.2} ms (min {:.2})",
+            times[STEPS / 2],
+            times[0]
+        );
+    }
+    Ok(())
+}
