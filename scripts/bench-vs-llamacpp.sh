@@ -8,7 +8,9 @@
 #
 # Scenarios (medians): single-stream decode, concurrency 8, TTFT of a 512-token prompt
 # cold and with a prefix-cache hit. Text prompts (random words) because llama-cpp-python's
-# server takes no token-id prompts.
+# server takes no token-id prompts. Its server serves one request at a time; it is started
+# with --interrupt_requests False so that a new request queues instead of cutting the
+# running one short.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,7 +30,7 @@ wait_ready() { for _ in $(seq 1 120); do curl -sf "$1/v1/models" >/dev/null && r
 RAYON_NUM_THREADS="$threads" "$hearth" serve "$model" --port 8101 --served-model-name m >"$out/hearth.log" 2>&1 &
 pids+=($!)
 python3 -m llama_cpp.server --model "$model" --n_threads "$threads" --n_threads_batch "$threads" \
-    --n_ctx 4096 --port 8102 --model_alias m >"$out/llamacpp.log" 2>&1 &
+    --n_ctx 4096 --interrupt_requests False --port 8102 --model_alias m >"$out/llamacpp.log" 2>&1 &
 pids+=($!)
 wait_ready http://127.0.0.1:8101
 wait_ready http://127.0.0.1:8102
