@@ -4,10 +4,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::Command;
 
 use hearth_models::store::{find_known, Manifest, Source, Store, DEFAULT_MODEL};
 
@@ -48,33 +45,19 @@ async fn serve_without_a_model_uses_the_stored_default() {
         "{text}"
     );
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(["serve", "--port", "0", "--kv-cache-memory", "64MiB"])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hearth"));
+    cmd.args(["serve", "--port", "0", "--kv-cache-memory", "64MiB"])
         .env("HEARTH_HOME", &home)
-        .env("HEARTH_PYTHON", "/nonexistent/python-must-not-be-needed")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("serve starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(url) = line.strip_prefix("hearth listening on ") {
-                let _ = tx.send(url.to_string());
-            }
-        }
-    });
-    let base = rx.recv_timeout(Duration::from_secs(120));
-    let models = match &base {
-        Ok(b) => Some(fetch_json(&format!("{b}/v1/models")).await),
-        Err(_) => None,
-    };
-    let _ = child.kill();
-    let _ = child.wait();
+        .env("HEARTH_PYTHON", "/nonexistent/python-must-not-be-needed");
+    let server = common::Server::spawn(cmd);
+    let models: serde_json::Value = reqwest::get(server.url("/v1/models"))
+        .await
+        .expect("GET /v1/models")
+        .json()
+        .await
+        .expect("JSON");
+    drop(server);
     let _ = std::fs::remove_dir_all(&home);
-    let models = models
-        .expect("serve printed its address")
-        .expect("GET /v1/models");
     let ids: Vec<&str> = models["data"]
         .as_array()
         .expect("data")
@@ -82,8 +65,4 @@ async fn serve_without_a_model_uses_the_stored_default() {
         .filter_map(|m| m["id"].as_str())
         .collect();
     assert_eq!(ids.first().copied(), Some(DEFAULT_MODEL), "{models}");
-}
-
-async fn fetch_json(url: &str) -> reqwest::Result<serde_json::Value> {
-    reqwest::get(url).await?.json().await
 }

@@ -54,13 +54,7 @@ pub async fn chat_completions(
         tokenizer: logprobs.map(|_| st.tokenizer.clone()),
     };
     if req.sampling.stream == Some(true) {
-        let include_usage = req
-            .sampling
-            .stream_options
-            .as_ref()
-            .and_then(|o| o.include_usage)
-            .unwrap_or(false);
-        return Ok(sse_response(stream, fmt, include_usage));
+        return Ok(sse_response(stream, fmt, req.sampling.include_usage()));
     }
     let out = collect(stream).await?;
     let lp = logprobs.map(|_| logprobs::chat(&st.tokenizer, &out.logprobs));

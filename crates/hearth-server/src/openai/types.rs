@@ -50,6 +50,16 @@ pub struct SamplingFields {
     pub stream_options: Option<StreamOptions>,
 }
 
+impl SamplingFields {
+    /// Whether a streamed response ends with a usage chunk.
+    pub fn include_usage(&self) -> bool {
+        self.stream_options
+            .as_ref()
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false)
+    }
+}
+
 /// Message content: a string, or a list of parts of which text parts are kept.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(untagged)]

@@ -46,8 +46,8 @@ impl Server {
     /// Starts the real binary on the test model with `extra` flags.
     pub fn start(extra: &[&str]) -> Server {
         let model = model_path();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
-            .arg("serve")
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hearth"));
+        cmd.arg("serve")
             .arg(&model)
             .args([
                 "--port",
@@ -60,9 +60,13 @@ impl Server {
             .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawning hearth");
+            .stderr(Stdio::inherit());
+        Server::spawn(cmd)
+    }
+
+    /// Runs `cmd` (a `hearth serve` command line) and waits for its address.
+    pub fn spawn(mut cmd: Command) -> Server {
+        let mut child = cmd.stdout(Stdio::piped()).spawn().expect("spawning hearth");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
