@@ -120,7 +120,7 @@ pub fn paged_attention(
         let ctx = batch.positions[row] as usize + 1;
         let qv = &q[idx * hd..(idx + 1) * hd];
         let head_off = (h / group) * hd;
-        attend_one(
+        attend(
             qv,
             k_pool,
             v_pool,
@@ -136,9 +136,59 @@ pub fn paged_attention(
     Ok(())
 }
 
-/// Softmax(q·K/sqrt(d))·V over keys `0..ctx` of one head, written into `o`.
+/// `attend_one` compiled for AVX2+FMA when the CPU has them (the portable build only
+/// assumes SSE2); the arithmetic and its order are the same, so results are too.
 #[allow(clippy::too_many_arguments)]
 #[inline]
+fn attend(
+    qv: &[f32],
+    k_pool: &[f32],
+    v_pool: &[f32],
+    table: &[u32],
+    ctx: usize,
+    bs: usize,
+    row_len: usize,
+    head_off: usize,
+    scale: f32,
+    o: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the features it is compiled for were just detected.
+        return unsafe {
+            attend_one_avx2(
+                qv, k_pool, v_pool, table, ctx, bs, row_len, head_off, scale, o,
+            )
+        };
+    }
+    attend_one(
+        qv, k_pool, v_pool, table, ctx, bs, row_len, head_off, scale, o,
+    )
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn attend_one_avx2(
+    qv: &[f32],
+    k_pool: &[f32],
+    v_pool: &[f32],
+    table: &[u32],
+    ctx: usize,
+    bs: usize,
+    row_len: usize,
+    head_off: usize,
+    scale: f32,
+    o: &mut [f32],
+) {
+    attend_one(
+        qv, k_pool, v_pool, table, ctx, bs, row_len, head_off, scale, o,
+    )
+}
+
+/// Softmax(q·K/sqrt(d))·V over keys `0..ctx` of one head, written into `o`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn attend_one(
     qv: &[f32],
     k_pool: &[f32],
@@ -187,7 +237,7 @@ fn attend_one(
 }
 
 /// Dot product with 8 independent accumulators so the compiler can vectorise it.
-#[inline]
+#[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
