@@ -1,6 +1,8 @@
 //! Times decode steps of a real GGUF model (batch of 1 and of 8 sequences), e.g.
 //! `cargo run --release -p hearth-models --example decode_step -- MODEL.gguf [--dequantize]`
 //! (MODEL defaults to $HEARTH_TEST_MODEL). Prints median milliseconds per step.
+//! `HEARTH_DECODE_SEQS=8 HEARTH_DECODE_STEPS=500` time only that batch, that many
+//! steps (for profiling the decode step alone).
 
 use hearth_models::{load_gguf_with, BatchInput, KvCache, KvCacheLayout, LoadOptions, SeqInput};
 use std::time::Instant;
@@ -9,10 +11,13 @@ const BS: usize = 16;
 const PROMPT: usize = 32;
 const STEPS: usize = 24;
 
+fn env_usize(name: &str) -> Option<usize> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
 /// One step: `new` tokens for each of `seqs` sequences, each with its own blocks.
-fn step(seqs: usize, done: usize, new: usize) -> BatchInput {
+fn step(seqs: usize, blocks: usize, done: usize, new: usize) -> BatchInput {
     let mut b = BatchInput::default();
-    let blocks = (PROMPT + STEPS + 1).div_ceil(BS);
     for s in 0..seqs {
         let table: Vec<u32> = (0..blocks).map(|i| (s * blocks + i) as u32).collect();
         for j in 0..new {
@@ -45,29 +50,39 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let mut loaded = load_gguf_with(path.as_ref(), &opts)?;
     let s = loaded.spec.clone();
-    for seqs in [1, 8] {
+    let steps = env_usize("HEARTH_DECODE_STEPS").unwrap_or(STEPS);
+    let batches = match env_usize("HEARTH_DECODE_SEQS") {
+        Some(n) => vec![n],
+        None => vec![1, 8],
+    };
+    for seqs in batches {
         let layout = KvCacheLayout {
             num_layers: s.num_layers,
             num_kv_heads: s.num_kv_heads,
             head_dim: s.head_dim,
             block_size: BS,
-            num_blocks: seqs * (PROMPT + STEPS + 1).div_ceil(BS),
+            num_blocks: seqs * (PROMPT + steps + 1).div_ceil(BS),
         };
+        let blocks = (PROMPT + steps + 1).div_ceil(BS);
         let mut cache = KvCache::new(layout);
         let t = Instant::now();
-        loaded.model.forward(&step(seqs, 0, PROMPT), &mut cache)?;
+        loaded
+            .model
+            .forward(&step(seqs, blocks, 0, PROMPT), &mut cache)?;
         let prefill = t.elapsed().as_secs_f64() * 1e3;
-        let mut times: Vec<f64> = (0..STEPS)
+        let mut times: Vec<f64> = (0..steps)
             .map(|i| {
                 let t = Instant::now();
-                let out = loaded.model.forward(&step(seqs, PROMPT + i, 1), &mut cache);
+                let out = loaded
+                    .model
+                    .forward(&step(seqs, blocks, PROMPT + i, 1), &mut cache);
                 out.map(|_| t.elapsed().as_secs_f64() * 1e3)
             })
             .collect::<Result<_, _>>()?;
         times.sort_by(f64::total_cmp);
         println!(
             "dequantize={dequantize} seqs={seqs}: prefill {PROMPT} tok/seq {prefill:.1} ms, decode step median {:.2} ms (min {:.2})",
-            times[STEPS / 2],
+            times[steps / 2],
             times[0]
         );
     }

@@ -41,11 +41,6 @@ impl<R: Read + Seek> Reader<'_, R> {
         Ok(Linear::new(t, self.dequantize)?)
     }
 
-    fn matmul(&mut self, name: &str, out: usize, inp: usize) -> Result<QMatMul, ModelError> {
-        let t = Arc::new(self.qtensor(name, &[out, inp])?);
-        self.to_matmul(t)
-    }
-
     fn to_matmul(&self, t: Arc<QTensor>) -> Result<QMatMul, ModelError> {
         if self.dequantize {
             return Ok(QMatMul::Tensor(t.dequantize(self.device)?));
@@ -82,13 +77,17 @@ pub fn load<R: Read + Seek>(
         dequantize,
     };
 
-    let embed = r.qtensor("token_embd.weight", &[vocab, h])?;
-    let embed = r.to_matmul(Arc::new(embed))?;
+    let embed_q = Arc::new(r.qtensor("token_embd.weight", &[vocab, h])?);
+    let embed = r.to_matmul(embed_q.clone())?;
     // Tied embeddings: without `output.weight` the LM head is the embedding matrix.
+    // Either way it is a `Linear`, so Q8_0/Q4_1 heads run on hearth's kernels
+    // (dequantized, it shares the embedding's f32 tensor).
     let lm_head = if content.tensor_infos.contains_key("output.weight") {
-        r.matmul("output.weight", vocab, h)?
+        r.linear("output.weight", vocab, h)?
+    } else if dequantize {
+        Linear::Candle(embed.clone())
     } else {
-        embed.clone()
+        Linear::new(embed_q, false)?
     };
     let freq_factors = if content.tensor_infos.contains_key("rope_freqs.weight") {
         Some(r.vector("rope_freqs.weight", hd / 2)?.to_vec1::<f32>()?)

@@ -35,7 +35,7 @@ pub struct Llama {
     embed: QMatMul,
     layers: Vec<Layer>,
     norm: Tensor,
-    lm_head: QMatMul,
+    lm_head: Linear,
     rope: Rope,
     attn: Box<dyn PagedAttention>,
     device: Device,

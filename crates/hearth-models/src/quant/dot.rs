@@ -1,65 +1,30 @@
 //! Q4_1 x Q8_1 dot products of one weight row against a run of activation rows: a
-//! portable scalar path (candle's arithmetic, in candle's order) and an AVX2+FMA+F16C
-//! path chosen at run time.
+//! portable scalar path (candle's arithmetic, in candle's order) and AVX2 / VNNI paths
+//! chosen at run time. u4 x i8 never saturates, so AVX2 and VNNI agree bit for bit.
 
+use super::kernel::Kernel;
 use super::q4_1::Q4_1_BLOCK_BYTES;
 use super::q8_1::{BlockQ8_1, QK};
 use half::f16;
 
-/// Which dot-product implementation to run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kernel {
-    Scalar,
-    /// x86-64 with AVX2, FMA and F16C; never available elsewhere.
-    Avx2,
-}
-
-impl Kernel {
-    /// The fastest kernel this CPU runs.
-    pub fn detect() -> Kernel {
-        if Kernel::Avx2.is_available() {
-            Kernel::Avx2
-        } else {
-            Kernel::Scalar
-        }
-    }
-
-    pub fn is_available(self) -> bool {
-        match self {
-            Kernel::Scalar => true,
-            Kernel::Avx2 => avx2_available(),
-        }
-    }
-
-    /// `out[r] = dot(w, acts[r * kb..(r + 1) * kb])` for every r, where `w` is one
-    /// weight row of `kb` Q4_1 blocks.
-    pub(crate) fn dot_rows(self, w: &[u8], acts: &[BlockQ8_1], out: &mut [f32]) {
-        let kb = w.len() / Q4_1_BLOCK_BYTES;
-        // Real asserts: the SIMD path reads through raw pointers.
-        assert_eq!(w.len(), kb * Q4_1_BLOCK_BYTES, "partial Q4_1 block");
-        assert_eq!(acts.len(), out.len() * kb, "activation rows do not match");
+/// `out[r] = dot(w, acts[r * kb..(r + 1) * kb])` for every r, where `w` is one weight
+/// row of `kb` Q4_1 blocks.
+pub(crate) fn dot_rows(kernel: Kernel, w: &[u8], acts: &[BlockQ8_1], out: &mut [f32]) {
+    let kb = w.len() / Q4_1_BLOCK_BYTES;
+    // Real asserts: the SIMD paths read through raw pointers.
+    assert_eq!(w.len(), kb * Q4_1_BLOCK_BYTES, "partial Q4_1 block");
+    assert_eq!(acts.len(), out.len() * kb, "activation rows do not match");
+    match kernel.effective() {
+        // SAFETY: `effective` checked the CPU features; lengths checked above.
         #[cfg(target_arch = "x86_64")]
-        if self == Kernel::Avx2 && avx2_available() {
-            // SAFETY: the CPU has the features; lengths checked above.
-            unsafe { avx2::dot_rows(w, acts, kb, out) };
-            return;
+        Kernel::Vnni => unsafe { vnni::dot_rows(w, acts, kb, out) },
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2 => unsafe { avx2::dot_rows(w, acts, kb, out) },
+        _ => {
+            for (r, o) in out.iter_mut().enumerate() {
+                *o = dot_scalar(w, &acts[r * kb..(r + 1) * kb]);
+            }
         }
-        for (r, o) in out.iter_mut().enumerate() {
-            *o = dot_scalar(w, &acts[r * kb..(r + 1) * kb]);
-        }
-    }
-}
-
-fn avx2_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        is_x86_feature_detected!("avx2")
-            && is_x86_feature_detected!("fma")
-            && is_x86_feature_detected!("f16c")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
     }
 }
 
@@ -83,69 +48,83 @@ pub(crate) fn dot_scalar(w: &[u8], a: &[BlockQ8_1]) -> f32 {
     sumf
 }
 
-#[cfg(target_arch = "x86_64")]
-mod avx2 {
-    use super::{BlockQ8_1, Q4_1_BLOCK_BYTES};
-    use std::arch::x86_64::*;
+/// One x86 kernel module per feature set; `$udot` is the u8 x i8 -> i32x8 step.
+macro_rules! q4_1_kernel {
+    ($name:ident, $feat:literal, $udot:path) => {
+        #[cfg(target_arch = "x86_64")]
+        mod $name {
+            use super::super::simd::hsum;
+            use super::{BlockQ8_1, Q4_1_BLOCK_BYTES};
+            use std::arch::x86_64::*;
 
-    /// Activation rows per tile: each unpacked weight block is reused this many times.
-    const TILE: usize = 4;
+            /// Activation rows per tile: each unpacked weight block is reused this often.
+            const TILE: usize = 4;
 
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn dot_rows(w: &[u8], acts: &[BlockQ8_1], kb: usize, out: &mut [f32]) {
-        let mut r = 0;
-        while r + TILE <= out.len() {
-            tile::<TILE>(w, &acts[r * kb..], kb, &mut out[r..r + TILE]);
-            r += TILE;
-        }
-        while r < out.len() {
-            tile::<1>(w, &acts[r * kb..], kb, &mut out[r..r + 1]);
-            r += 1;
-        }
-    }
+            #[target_feature(enable = $feat)]
+            pub(super) unsafe fn dot_rows(
+                w: &[u8],
+                acts: &[BlockQ8_1],
+                kb: usize,
+                out: &mut [f32],
+            ) {
+                let mut r = 0;
+                while r + TILE <= out.len() {
+                    tile::<TILE>(w, &acts[r * kb..], kb, &mut out[r..r + TILE]);
+                    r += TILE;
+                }
+                while r < out.len() {
+                    tile::<1>(w, &acts[r * kb..], kb, &mut out[r..r + 1]);
+                    r += 1;
+                }
+            }
 
-    /// `R` activation rows against one weight row. Per block: unpack the 32 nibbles
-    /// once (low nibbles are elements 0..16, high ones 16..32), then per row
-    /// maddubs(u4, i8) -> madd with ones -> i32x8 -> f32, fma with d_w * d_a; the
-    /// min term m_w * s_a is summed apart.
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn tile<const R: usize>(w: &[u8], acts: &[BlockQ8_1], kb: usize, out: &mut [f32]) {
-        let low = _mm_set1_epi8(0x0F);
-        let ones = _mm256_set1_epi16(1);
-        let mut acc = [_mm256_setzero_ps(); R];
-        let mut mins = [0f32; R];
-        let wp = w.as_ptr();
-        let ap = acts.as_ptr();
-        for b in 0..kb {
-            let p = wp.add(b * Q4_1_BLOCK_BYTES);
-            // d and m are adjacent f16s: one conversion gives both.
-            let dm = _mm_cvtph_ps(_mm_cvtsi32_si128((p as *const i32).read_unaligned()));
-            let dw = _mm_cvtss_f32(dm);
-            let mw = _mm_cvtss_f32(_mm_shuffle_ps::<1>(dm, dm));
-            let raw = _mm_loadu_si128(p.add(4) as *const __m128i);
-            let lo = _mm_and_si128(raw, low);
-            let hi = _mm_and_si128(_mm_srli_epi16::<4>(raw), low);
-            let q = _mm256_set_m128i(hi, lo);
-            for j in 0..R {
-                let a = &*ap.add(j * kb + b);
-                let av = _mm256_loadu_si256(a.qs.as_ptr() as *const __m256i);
-                let s = _mm256_madd_epi16(_mm256_maddubs_epi16(q, av), ones);
-                let scale = _mm256_set1_ps(dw * a.d);
-                acc[j] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(s), acc[j]);
-                mins[j] += mw * a.s;
+            /// `R` activation rows against one weight row. Per block: unpack the 32
+            /// nibbles once (low nibbles are elements 0..16, high ones 16..32), then per
+            /// row u4 x i8 -> i32x8 -> f32, fma with d_w * d_a; the min term m_w * s_a
+            /// is summed apart.
+            #[inline]
+            #[target_feature(enable = $feat)]
+            unsafe fn tile<const R: usize>(
+                w: &[u8],
+                acts: &[BlockQ8_1],
+                kb: usize,
+                out: &mut [f32],
+            ) {
+                let low = _mm_set1_epi8(0x0F);
+                let mut acc = [_mm256_setzero_ps(); R];
+                let mut mins = [0f32; R];
+                let wp = w.as_ptr();
+                let ap = acts.as_ptr();
+                for b in 0..kb {
+                    let p = wp.add(b * Q4_1_BLOCK_BYTES);
+                    // d and m are adjacent f16s: one conversion gives both.
+                    let dm = _mm_cvtph_ps(_mm_cvtsi32_si128((p as *const i32).read_unaligned()));
+                    let dw = _mm_cvtss_f32(dm);
+                    let mw = _mm_cvtss_f32(_mm_shuffle_ps::<1>(dm, dm));
+                    let raw = _mm_loadu_si128(p.add(4) as *const __m128i);
+                    let lo = _mm_and_si128(raw, low);
+                    let hi = _mm_and_si128(_mm_srli_epi16::<4>(raw), low);
+                    let q = _mm256_set_m128i(hi, lo);
+                    for j in 0..R {
+                        let a = &*ap.add(j * kb + b);
+                        let av = _mm256_loadu_si256(a.qs.as_ptr() as *const __m256i);
+                        let s = $udot(q, av);
+                        let scale = _mm256_set1_ps(dw * a.d);
+                        acc[j] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(s), acc[j]);
+                        mins[j] += mw * a.s;
+                    }
+                }
+                for j in 0..R {
+                    out[j] = hsum(acc[j]) + mins[j];
+                }
             }
         }
-        for j in 0..R {
-            out[j] = hsum(acc[j]) + mins[j];
-        }
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn hsum(v: __m256) -> f32 {
-        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
-        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps::<1>(s, s)))
-    }
+    };
 }
+
+q4_1_kernel!(avx2, "avx2,fma,f16c", super::super::simd::udot_avx2);
+q4_1_kernel!(
+    vnni,
+    "avx2,fma,f16c,avx512vnni,avx512vl",
+    super::super::simd::udot_vnni
+);

@@ -1,14 +1,22 @@
-//! Quantized matmul kernels that candle lacks a SIMD path for (Q4_1 today), and the
-//! `Linear` layer that picks them or candle's `QMatMul` per weight type.
+//! Quantized matmul kernels (Q4_1, Q8_0) on one rayon pool, and the `Linear` layer
+//! that picks them or candle's `QMatMul` per weight type.
 
 mod dot;
+mod dot_q8_0;
+mod kernel;
 mod linear;
 mod q4_1;
+mod q8_0;
 mod q8_1;
+mod simd;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_q8_0;
+mod tiled;
 
-pub use dot::Kernel;
+pub use kernel::Kernel;
 pub use linear::Linear;
 pub use q4_1::{Q4_1Matrix, Q4_1_BLOCK_BYTES};
+pub use q8_0::{quantize_row_q8_0, BlockQ8_0, Q8_0Matrix, Q8_0_BLOCK_BYTES};
 pub use q8_1::{quantize_row_q8_1, BlockQ8_1, QK};

@@ -1,19 +1,16 @@
-//! A Q4_1 weight matrix in ggml's block layout and its matmul `y = x · Wᵀ`.
-//! Work is split over chunks of weight rows (rayon); within a chunk, activation rows
-//! come in tiles, so each weight row is read from memory once per call and reused
-//! from cache for all rows of the batch.
+//! A Q4_1 weight matrix in ggml's block layout and its matmul `y = x · Wᵀ` (see
+//! `tiled` for how the work is split).
 
-use super::dot::Kernel;
+use super::dot;
+use super::kernel::Kernel;
 use super::q8_1::{quantize_row_q8_1, BlockQ8_1, QK};
+use super::tiled::matmul_rows;
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{bail, Result};
 use rayon::prelude::*;
 
 /// ggml block_q4_1: f16 d, f16 m, 16 bytes of nibbles; value = d * q + m.
 pub const Q4_1_BLOCK_BYTES: usize = 20;
-
-/// Activation rows per tile: 64 rows of k = 1536 are 120 KiB of Q8_1, an L2's worth.
-const ROW_TILE: usize = 64;
 
 /// `n` rows of `k` weights each, stored as ggml's raw Q4_1 blocks.
 #[derive(Debug, Clone)]
@@ -58,11 +55,6 @@ impl Q4_1Matrix {
         self.k
     }
 
-    fn row(&self, i: usize) -> &[u8] {
-        let len = self.k / QK * Q4_1_BLOCK_BYTES;
-        &self.data[i * len..(i + 1) * len]
-    }
-
     /// `y[m, n] = x[m, k] · Wᵀ` with the fastest kernel this CPU has.
     pub fn matmul(&self, x: &[f32], m: usize, y: &mut [f32]) -> Result<()> {
         self.matmul_with(Kernel::detect(), x, m, y)
@@ -81,46 +73,20 @@ impl Q4_1Matrix {
         if m == 0 || n == 0 {
             return Ok(());
         }
-        // The one allocation for activations per call.
-        let mut acts = vec![BlockQ8_1::ZERO; m * kb];
-        if k > 0 {
-            acts.par_chunks_mut(kb)
-                .zip(x.par_chunks(k))
-                .with_min_len(8)
-                .for_each(|(a, x)| quantize_row_q8_1(x, a));
-        }
-        if m == 1 {
-            self.dot_all(kernel, &acts, 1, y);
+        if k == 0 {
+            y.fill(0.0);
             return Ok(());
         }
-        // Results land transposed, [n, m], so each task owns a contiguous slice.
-        let mut yt = vec![0f32; n * m];
-        self.dot_all(kernel, &acts, m, &mut yt);
-        y.par_chunks_mut(n).enumerate().for_each(|(r, yr)| {
-            for (i, v) in yr.iter_mut().enumerate() {
-                *v = yt[i * m + r];
-            }
+        // The one allocation for activations per call.
+        let mut acts = vec![BlockQ8_1::ZERO; m * kb];
+        acts.par_chunks_mut(kb)
+            .zip(x.par_chunks(k))
+            .with_min_len(8)
+            .for_each(|(a, x)| quantize_row_q8_1(x, a));
+        let row_bytes = kb * Q4_1_BLOCK_BYTES;
+        matmul_rows(&self.data, row_bytes, &acts, kb, m, y, |w, a, out| {
+            dot::dot_rows(kernel, w, a, out)
         });
         Ok(())
-    }
-
-    /// `yt[i * m + r] = dot(row i, activation row r)` for all i, r.
-    fn dot_all(&self, kernel: Kernel, acts: &[BlockQ8_1], m: usize, yt: &mut [f32]) {
-        let kb = self.k / QK;
-        // Weight rows per task: a few tasks per thread balances the load.
-        let chunk = self.n.div_ceil(rayon::current_num_threads() * 4).max(4);
-        yt.par_chunks_mut(chunk * m)
-            .enumerate()
-            .for_each(|(c, out)| {
-                let rows = out.len() / m;
-                for r0 in (0..m).step_by(ROW_TILE) {
-                    let r1 = (r0 + ROW_TILE).min(m);
-                    let a = &acts[r0 * kb..r1 * kb];
-                    for i in 0..rows {
-                        let w = self.row(c * chunk + i);
-                        kernel.dot_rows(w, a, &mut out[i * m + r0..i * m + r1]);
-                    }
-                }
-            });
     }
 }

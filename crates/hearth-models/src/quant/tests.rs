@@ -39,7 +39,7 @@ fn weights(rng: &mut Rng, n: usize, k: usize) -> QTensor {
 }
 
 fn kernels() -> Vec<Kernel> {
-    [Kernel::Scalar, Kernel::Avx2]
+    [Kernel::Scalar, Kernel::Avx2, Kernel::Vnni]
         .into_iter()
         .filter(|k| k.is_available())
         .collect()
@@ -246,6 +246,12 @@ fn scalar_and_avx2_agree() {
         let w = Q4_1Matrix::from_qtensor(&weights(&mut rng, n, k)).expect("matrix");
         let x = rng.vec(m * k, 1.0);
         let (s, v) = (run(&w, Kernel::Scalar, &x, m), run(&w, Kernel::Avx2, &x, m));
+        // u4 x i8 never saturates maddubs: VNNI must give the very same floats.
+        assert_eq!(
+            v,
+            run(&w, Kernel::Vnni, &x, m),
+            "AVX2 vs VNNI m={m} n={n} k={k}"
+        );
         let scale = s.iter().fold(1f32, |a, b| a.max(b.abs()));
         for (a, b) in s.iter().zip(&v) {
             assert!(

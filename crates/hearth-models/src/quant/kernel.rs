@@ -1,0 +1,60 @@
+//! Which dot-product implementation runs, detected at run time.
+
+/// A dot-product implementation. Each one falls back to the next slower one where the
+/// CPU lacks its features, so any value is safe to pass anywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernel {
+    Scalar,
+    /// x86-64 with AVX2, FMA and F16C.
+    Avx2,
+    /// As `Avx2`, with AVX512-VNNI + AVX512-VL: `vpdpbusd` on 256-bit vectors.
+    Vnni,
+}
+
+impl Kernel {
+    /// The fastest kernel this CPU runs.
+    pub fn detect() -> Kernel {
+        Kernel::Vnni.effective()
+    }
+
+    pub fn is_available(self) -> bool {
+        match self {
+            Kernel::Scalar => true,
+            Kernel::Avx2 => avx2_available(),
+            Kernel::Vnni => avx2_available() && vnni_available(),
+        }
+    }
+
+    /// The kernel that actually runs when this one is asked for.
+    pub fn effective(self) -> Kernel {
+        match self {
+            Kernel::Vnni if Kernel::Vnni.is_available() => Kernel::Vnni,
+            Kernel::Vnni | Kernel::Avx2 if Kernel::Avx2.is_available() => Kernel::Avx2,
+            _ => Kernel::Scalar,
+        }
+    }
+}
+
+fn avx2_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+            && is_x86_feature_detected!("f16c")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+fn vnni_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        is_x86_feature_detected!("avx512vnni") && is_x86_feature_detected!("avx512vl")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}

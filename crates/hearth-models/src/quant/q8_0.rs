@@ -1,0 +1,119 @@
+//! Q8_0 weights (ggml block_q8_0: f16 d + 32 i8, value = d * q) and their matmul
+//! `y = x · Wᵀ` against activations quantized per row to Q8_0, as ggml does for its
+//! Q8_0 x Q8_0 dot product. Used for tied LM heads (token_embd is Q8_0).
+
+use super::dot_q8_0;
+use super::kernel::Kernel;
+use super::q8_1::QK;
+use super::tiled::matmul_rows;
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{bail, Result};
+use half::f16;
+use rayon::prelude::*;
+
+/// ggml block_q8_0: f16 d, 32 i8.
+pub const Q8_0_BLOCK_BYTES: usize = 34;
+
+/// One activation block; `d` is the f16-rounded scale ggml stores, widened once.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[repr(C, align(4))]
+pub struct BlockQ8_0 {
+    pub d: f32,
+    pub qs: [i8; QK],
+}
+
+impl BlockQ8_0 {
+    pub const ZERO: BlockQ8_0 = BlockQ8_0 {
+        d: 0.0,
+        qs: [0; QK],
+    };
+}
+
+/// ggml's quantize_row_q8_0: `x` (a multiple of 32 long) into `x.len() / 32` blocks.
+pub fn quantize_row_q8_0(x: &[f32], out: &mut [BlockQ8_0]) {
+    debug_assert_eq!(x.len(), out.len() * QK);
+    for (xs, b) in x.chunks_exact(QK).zip(out.iter_mut()) {
+        let amax = xs.iter().fold(0f32, |a, v| a.max(v.abs()));
+        let d = amax / 127.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        for (q, &v) in b.qs.iter_mut().zip(xs) {
+            *q = (v * id).round() as i8;
+        }
+        b.d = f16::from_f32(d).to_f32();
+    }
+}
+
+/// `n` rows of `k` weights each, stored as ggml's raw Q8_0 blocks.
+#[derive(Debug, Clone)]
+pub struct Q8_0Matrix {
+    n: usize,
+    k: usize,
+    data: Vec<u8>,
+}
+
+impl Q8_0Matrix {
+    /// From raw ggml bytes, row-major: `n * k / 32` blocks of 34 bytes.
+    pub fn from_bytes(n: usize, k: usize, data: Vec<u8>) -> Result<Self> {
+        if !k.is_multiple_of(QK) {
+            bail!("Q8_0 row length {k} is not a multiple of {QK}");
+        }
+        let want = n * (k / QK) * Q8_0_BLOCK_BYTES;
+        if data.len() != want {
+            bail!("Q8_0 {n}x{k} needs {want} bytes, got {}", data.len());
+        }
+        Ok(Q8_0Matrix { n, k, data })
+    }
+
+    /// Copies the blocks of a `[n, k]` Q8_0 `QTensor`.
+    pub fn from_qtensor(t: &QTensor) -> Result<Self> {
+        if t.dtype() != GgmlDType::Q8_0 {
+            bail!("expected a Q8_0 tensor, got {:?}", t.dtype());
+        }
+        let (n, k) = t.shape().dims2()?;
+        Self::from_bytes(n, k, t.data()?.into_owned())
+    }
+
+    /// Output features (weight rows).
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// Input features.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// `y[m, n] = x[m, k] · Wᵀ` with the fastest kernel this CPU has.
+    pub fn matmul(&self, x: &[f32], m: usize, y: &mut [f32]) -> Result<()> {
+        self.matmul_with(Kernel::detect(), x, m, y)
+    }
+
+    /// As `matmul`, with a chosen kernel (it falls back where unavailable).
+    pub fn matmul_with(&self, kernel: Kernel, x: &[f32], m: usize, y: &mut [f32]) -> Result<()> {
+        let (n, k, kb) = (self.n, self.k, self.k / QK);
+        if x.len() != m * k || y.len() != m * n {
+            bail!(
+                "Q8_0 matmul: x has {} values, y {}, for m={m} k={k} n={n}",
+                x.len(),
+                y.len()
+            );
+        }
+        if m == 0 || n == 0 {
+            return Ok(());
+        }
+        if k == 0 {
+            y.fill(0.0);
+            return Ok(());
+        }
+        let mut acts = vec![BlockQ8_0::ZERO; m * kb];
+        acts.par_chunks_mut(kb)
+            .zip(x.par_chunks(k))
+            .with_min_len(8)
+            .for_each(|(a, x)| quantize_row_q8_0(x, a));
+        let row_bytes = kb * Q8_0_BLOCK_BYTES;
+        matmul_rows(&self.data, row_bytes, &acts, kb, m, y, |w, a, out| {
+            dot_q8_0::dot_rows(kernel, w, a, out)
+        });
+        Ok(())
+    }
+}
