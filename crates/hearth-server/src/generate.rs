@@ -4,6 +4,8 @@ use hearth_engine::{
     Event, FinishReason, Request, RequestStream, SamplingParams, TokenLogprob, Usage,
 };
 
+use hearth_text::ChatMessage;
+
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -23,6 +25,26 @@ pub fn submit(
     params: SamplingParams,
 ) -> Result<RequestStream, ApiError> {
     Ok(state.engine.submit(Request { prompt_ids, params })?)
+}
+
+/// Renders a conversation through the model's chat template, ending with the
+/// assistant's turn opened, and tokenizes it. The template already holds any BOS
+/// the model wants (vLLM does the same). `prefill` is text the assistant's answer
+/// starts with (Anthropic's trailing assistant message); generation continues it.
+pub fn chat_prompt_ids(
+    state: &AppState,
+    messages: &[ChatMessage],
+    prefill: &str,
+) -> Result<Vec<u32>, ApiError> {
+    let mut prompt = state
+        .template
+        .render(messages, true)
+        .map_err(|e| ApiError::invalid_param("messages", format!("chat template: {e}")))?;
+    prompt.push_str(prefill);
+    state
+        .tokenizer
+        .encode(&prompt, false)
+        .map_err(|e| ApiError::internal(format!("tokenizer: {e}")))
 }
 
 /// Reads the stream to its end. The caller's future owns the stream, so a client

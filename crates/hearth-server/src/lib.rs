@@ -1,9 +1,11 @@
 //! hearth-server: HTTP in, HTTP out.
 //!
 //! An axum app serving the OpenAI API (`/v1/models`, `/v1/chat/completions`,
-//! `/v1/completions`) plus `/health` and `/stats`. It maps API JSON to engine
+//! `/v1/completions`), Anthropic's Messages API (`/v1/messages`,
+//! `/v1/messages/count_tokens`) plus `/health` and `/stats`. It maps API JSON to engine
 //! requests and engine events back to JSON or SSE; it never touches tensors.
 
+pub mod anthropic;
 pub mod error;
 pub mod generate;
 pub mod health;

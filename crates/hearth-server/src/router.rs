@@ -7,6 +7,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use tower_http::trace::TraceLayer;
 
+use crate::anthropic::messages as anthropic;
 use crate::error::ApiError;
 use crate::health::{health, stats};
 use crate::openai::{chat, completions, models};
@@ -21,6 +22,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models/{model}", get(models::retrieve))
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/completions", post(completions::completions))
+        .route("/v1/messages", post(anthropic::messages))
+        .route("/v1/messages/count_tokens", post(anthropic::count_tokens))
         .route("/health", get(health))
         .route("/stats", get(stats))
         .fallback(|| async { ApiError::not_found("no such route") })

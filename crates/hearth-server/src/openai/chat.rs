@@ -14,7 +14,7 @@ use super::sampling::{logprobs_count, to_params};
 use super::sse::{sse_response, ChunkFormat};
 use super::types::{ChatCompletionRequest, ChatMessageIn, MessageContent, UsageOut};
 use crate::error::ApiError;
-use crate::generate::{collect, new_id, submit};
+use crate::generate::{chat_prompt_ids, collect, new_id, submit};
 use crate::json::ApiJson;
 use crate::state::{unix_now, AppState};
 
@@ -24,15 +24,7 @@ pub async fn chat_completions(
 ) -> Result<Response, ApiError> {
     st.check_model(&req.model)?;
     let messages = to_chat_messages(&req.messages)?;
-    let prompt = st
-        .template
-        .render(&messages, true)
-        .map_err(|e| ApiError::invalid_param("messages", format!("chat template: {e}")))?;
-    // The template already holds any BOS the model wants (vLLM does the same).
-    let ids = st
-        .tokenizer
-        .encode(&prompt, false)
-        .map_err(|e| ApiError::internal(format!("tokenizer: {e}")))?;
+    let ids = chat_prompt_ids(&st, &messages, "")?;
     let logprobs = match req.logprobs {
         Some(true) => Some(logprobs_count(
             "top_logprobs",

@@ -1,0 +1,10 @@
+//! The Anthropic Messages API (`/v1/messages`, `/v1/messages/count_tokens`), text only.
+//! It shares prompt rendering, sampling validation and engine plumbing with the
+//! OpenAI side; only the wire shapes differ.
+
+pub mod error;
+pub mod messages;
+pub mod prompt;
+pub mod reply;
+pub mod sse;
+pub mod types;

@@ -1,0 +1,111 @@
+//! Streaming in Anthropic's framing: `event: <name>` + `data: <json>` for
+//! message_start, content_block_start, ping, content_block_delta..., content_block_stop,
+//! message_delta, message_stop (or `error` if the engine fails).
+//!
+//! The event stream owns the engine's `RequestStream`: when the client goes away,
+//! axum drops the body, the `RequestStream` goes with it, and the engine aborts.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+
+use axum::response::sse::{Event as SseEvent, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::{Stream, StreamExt};
+use hearth_engine::{Event, RequestStream};
+use serde_json::{json, Value};
+
+use super::error::AnthropicError;
+use super::reply::Reply;
+use crate::error::ApiError;
+
+struct State {
+    stream: Option<RequestStream>,
+    reply: Reply,
+    /// Every generated token, to tell which stop sequence ended the answer.
+    token_ids: Vec<u32>,
+    pending: VecDeque<(&'static str, Value)>,
+}
+
+impl State {
+    async fn pull(&mut self) {
+        let Some(stream) = self.stream.as_mut() else {
+            return;
+        };
+        match stream.next().await {
+            Some(Event::Delta {
+                text, token_ids, ..
+            }) => {
+                self.token_ids.extend(token_ids);
+                // Empty deltas (a pending stop string or UTF-8 sequence) carry nothing.
+                if !text.is_empty() {
+                    let delta = json!({ "type": "text_delta", "text": text });
+                    self.push("content_block_delta", json!({ "index": 0, "delta": delta }));
+                }
+            }
+            Some(Event::Finished { reason, usage }) => {
+                let (stop_reason, stop_sequence) = self.reply.stop_reason(reason, &self.token_ids);
+                self.push("content_block_stop", json!({ "index": 0 }));
+                self.push(
+                    "message_delta",
+                    json!({
+                        "delta": { "stop_reason": stop_reason, "stop_sequence": stop_sequence },
+                        "usage": { "output_tokens": usage.completion_tokens },
+                    }),
+                );
+                self.push("message_stop", json!({}));
+                self.stream = None;
+            }
+            Some(Event::Error(msg)) => self.fail(msg),
+            None => self.fail("the engine ended the request early".into()),
+        }
+    }
+
+    /// Queues an event; its `type` field is its name, as in Anthropic's stream.
+    fn push(&mut self, name: &'static str, mut data: Value) {
+        data["type"] = json!(name);
+        self.pending.push_back((name, data));
+    }
+
+    fn fail(&mut self, msg: String) {
+        let body = AnthropicError::from(ApiError::internal(msg)).body();
+        self.pending.push_back(("error", body));
+        self.stream = None;
+    }
+}
+
+/// The SSE body as (event name, data) pairs.
+pub fn event_stream(
+    stream: RequestStream,
+    reply: Reply,
+) -> impl Stream<Item = (&'static str, Value)> + Send {
+    let mut st = State {
+        stream: Some(stream),
+        reply,
+        token_ids: Vec::new(),
+        pending: VecDeque::new(),
+    };
+    let empty = st.reply.message(json!([]), (None, None), 0);
+    st.push("message_start", json!({ "message": empty }));
+    let block = json!({ "type": "text", "text": "" });
+    st.push(
+        "content_block_start",
+        json!({ "index": 0, "content_block": block }),
+    );
+    st.push("ping", json!({}));
+    futures::stream::unfold(st, |mut st| async move {
+        loop {
+            if let Some(ev) = st.pending.pop_front() {
+                return Some((ev, st));
+            }
+            st.stream.as_ref()?;
+            st.pull().await;
+        }
+    })
+}
+
+pub fn sse_response(stream: RequestStream, reply: Reply) -> Response {
+    let events = event_stream(stream, reply).map(|(name, data)| {
+        Ok::<_, Infallible>(SseEvent::default().event(name).data(data.to_string()))
+    });
+    Sse::new(events).into_response()
+}

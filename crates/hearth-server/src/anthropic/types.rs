@@ -1,0 +1,67 @@
+//! Messages API request bodies. Unknown fields are ignored; a field of the wrong
+//! type fails deserialization (a 400 in Anthropic's shape).
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// `system` and message `content`: a string or a list of content blocks.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum Content {
+    Text(String),
+    Blocks(Vec<ContentBlock>),
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ContentBlock {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub text: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct MessageIn {
+    pub role: String,
+    pub content: Content,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Metadata {
+    #[serde(default)]
+    pub user_id: Option<String>,
+}
+
+/// What both endpoints read to build the prompt.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct PromptFields {
+    pub model: String,
+    #[serde(default)]
+    pub system: Option<Content>,
+    pub messages: Vec<MessageIn>,
+    /// Tool use is not supported yet; present only to refuse it clearly.
+    #[serde(default)]
+    pub tools: Option<Value>,
+}
+
+/// POST /v1/messages.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct MessagesRequest {
+    #[serde(flatten)]
+    pub prompt: PromptFields,
+    /// Required by the API; signed so a negative value gets a clear message.
+    pub max_tokens: i64,
+    #[serde(default)]
+    pub stop_sequences: Option<Vec<String>>,
+    #[serde(default)]
+    pub temperature: Option<f32>,
+    #[serde(default)]
+    pub top_p: Option<f32>,
+    #[serde(default)]
+    pub top_k: Option<i64>,
+    #[serde(default)]
+    pub stream: Option<bool>,
+    /// Accepted; the server keeps no per-user state.
+    #[serde(default)]
+    pub metadata: Option<Metadata>,
+}
