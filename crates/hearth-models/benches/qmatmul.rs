@@ -1,10 +1,11 @@
-//! Q4_1 matmul, y[m, n] = x[m, k] · Wᵀ: hearth's kernel vs candle's `QMatMul`
-//! (scalar Q4_1 dot), at SmolLM2-135M's shapes (hidden 576, ffn 1536).
+//! Quantized matmul, y[m, n] = x[m, k] · Wᵀ: hearth's kernels (each SIMD path) vs
+//! candle's `QMatMul`, at SmolLM2-135M's shapes: Q4_1 layers (hidden 576, ffn 1536)
+//! and the Q8_0 tied LM head (vocab 49152).
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
-use hearth_models::quant::{Kernel, Q4_1Matrix};
+use hearth_models::quant::{Kernel, Q4_1Matrix, Q8_0Matrix};
 use std::time::Duration;
 
 fn data(len: usize, seed: u64) -> Vec<f32> {
@@ -35,15 +36,57 @@ fn bench(c: &mut Criterion) {
             let xt = Tensor::from_slice(&x, (m, k), &Device::Cpu).expect("x");
             let mut y = vec![0f32; m * n];
             let id = format!("m{m}_n{n}_k{k}");
-            g.bench_function(BenchmarkId::new("hearth", &id), |b| {
-                b.iter(|| ours.matmul(black_box(&x), m, &mut y).expect("matmul"))
-            });
+            for kernel in kernels() {
+                let name = format!("hearth_{kernel:?}");
+                g.bench_function(BenchmarkId::new(name, &id), |b| {
+                    b.iter(|| {
+                        let x = black_box(&x);
+                        ours.matmul_with(kernel, x, m, &mut y).expect("matmul")
+                    })
+                });
+            }
             g.bench_function(BenchmarkId::new("candle", &id), |b| {
                 b.iter(|| theirs.forward(black_box(&xt)).expect("forward"))
             });
         }
     }
     g.finish();
+    let mut g = c.benchmark_group("q8_0_matmul");
+    g.sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    let (n, k) = (49152, 576);
+    let w = Tensor::from_vec(data(n * k, 3), (n, k), &Device::Cpu).expect("w");
+    let qt = QTensor::quantize(&w, GgmlDType::Q8_0).expect("quantize");
+    let ours = Q8_0Matrix::from_qtensor(&qt).expect("matrix");
+    let theirs = QMatMul::from_qtensor(qt).expect("qmatmul");
+    for m in [1, 8] {
+        let x = data(m * k, 4);
+        let xt = Tensor::from_slice(&x, (m, k), &Device::Cpu).expect("x");
+        let mut y = vec![0f32; m * n];
+        let id = format!("m{m}_n{n}_k{k}");
+        for kernel in kernels() {
+            let name = format!("hearth_{kernel:?}");
+            g.bench_function(BenchmarkId::new(name, &id), |b| {
+                b.iter(|| {
+                    let x = black_box(&x);
+                    ours.matmul_with(kernel, x, m, &mut y).expect("matmul")
+                })
+            });
+        }
+        g.bench_function(BenchmarkId::new("candle", &id), |b| {
+            b.iter(|| theirs.forward(black_box(&xt)).expect("forward"))
+        });
+    }
+    g.finish();
+}
+
+/// The SIMD paths this CPU has (the scalar one is too slow to be worth timing).
+fn kernels() -> Vec<Kernel> {
+    [Kernel::Avx2, Kernel::Vnni]
+        .into_iter()
+        .filter(|k| k.is_available())
+        .collect()
 }
 
 criterion_group!(benches, bench);

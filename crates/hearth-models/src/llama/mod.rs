@@ -15,30 +15,34 @@ use crate::{BatchInput, CausalLm, KvCache, ModelError, ModelSpec};
 use candle_core::quantized::QMatMul;
 use candle_core::{Device, Module, Tensor};
 use candle_nn::ops::rms_norm;
-use candle_nn::rotary_emb::rope_i;
+use candle_nn::rotary_emb::{rope, rope_i};
 
 pub(crate) struct Layer {
-    attn_norm: Tensor,
-    wq: Linear,
-    wk: Linear,
-    wv: Linear,
-    wo: Linear,
-    ffn_norm: Tensor,
-    w_gate: Linear,
-    w_up: Linear,
-    w_down: Linear,
+    pub(crate) attn_norm: Tensor,
+    pub(crate) wq: Linear,
+    pub(crate) wk: Linear,
+    pub(crate) wv: Linear,
+    pub(crate) wo: Linear,
+    /// q/k/v projection biases (Qwen2).
+    pub(crate) qkv_bias: Option<[Tensor; 3]>,
+    /// Per-head RMSNorm weights of q and k, `[head_dim]` (Qwen3).
+    pub(crate) qk_norm: Option<[Tensor; 2]>,
+    pub(crate) ffn_norm: Tensor,
+    pub(crate) w_gate: Linear,
+    pub(crate) w_up: Linear,
+    pub(crate) w_down: Linear,
 }
 
 pub struct Llama {
-    spec: ModelSpec,
-    cfg: LlamaConfig,
-    embed: QMatMul,
-    layers: Vec<Layer>,
-    norm: Tensor,
-    lm_head: Linear,
-    rope: Rope,
-    attn: Box<dyn PagedAttention>,
-    device: Device,
+    pub(crate) spec: ModelSpec,
+    pub(crate) cfg: LlamaConfig,
+    pub(crate) embed: QMatMul,
+    pub(crate) layers: Vec<Layer>,
+    pub(crate) norm: Tensor,
+    pub(crate) lm_head: Linear,
+    pub(crate) rope: Rope,
+    pub(crate) attn: Box<dyn PagedAttention>,
+    pub(crate) device: Device,
 }
 
 impl Llama {
@@ -67,16 +71,27 @@ impl Llama {
         AttnMeta::new(batch, l)
     }
 
+    /// Optional per-head RMSNorm, then rotary embedding: interleaved pairs for GGUF,
+    /// rotate-half ("neox") for Hugging Face weights.
     fn rope(
         &self,
         x: &Tensor,
         heads: usize,
-        cos: &Tensor,
-        sin: &Tensor,
+        norm: Option<&Tensor>,
+        (cos, sin): &(Tensor, Tensor),
     ) -> Result<Tensor, ModelError> {
-        let t = x.dim(0)?;
-        let x = x.reshape((t, heads, 1, self.cfg.head_dim))?;
-        Ok(rope_i(&x.contiguous()?, cos, sin)?.reshape((t, heads * self.cfg.head_dim))?)
+        let (t, hd) = (x.dim(0)?, self.cfg.head_dim);
+        let mut x = x.reshape((t, heads, 1, hd))?;
+        if let Some(w) = norm {
+            x = rms_norm(&x.contiguous()?, w, self.cfg.rms_eps)?;
+        }
+        let x = x.contiguous()?;
+        let y = if self.cfg.neox_rope {
+            rope(&x, cos, sin)?
+        } else {
+            rope_i(&x, cos, sin)?
+        };
+        Ok(y.reshape((t, heads * hd))?)
     }
 
     fn layer(
@@ -90,9 +105,20 @@ impl Llama {
     ) -> Result<Tensor, ModelError> {
         let (c, w) = (&self.cfg, &self.layers[i]);
         let h = rms_norm(x, &w.attn_norm, c.rms_eps)?;
-        let q = self.rope(&w.wq.forward(&h)?, c.num_heads, &rope.0, &rope.1)?;
-        let k = self.rope(&w.wk.forward(&h)?, c.num_kv_heads, &rope.0, &rope.1)?;
-        let v = w.wv.forward(&h)?;
+        let (mut q, mut k, mut v) = (w.wq.forward(&h)?, w.wk.forward(&h)?, w.wv.forward(&h)?);
+        if let Some([bq, bk, bv]) = &w.qkv_bias {
+            (q, k, v) = (
+                q.broadcast_add(bq)?,
+                k.broadcast_add(bk)?,
+                v.broadcast_add(bv)?,
+            );
+        }
+        let (qn, kn) = match &w.qk_norm {
+            Some([qn, kn]) => (Some(qn), Some(kn)),
+            None => (None, None),
+        };
+        let q = self.rope(&q, c.num_heads, qn, rope)?;
+        let k = self.rope(&k, c.num_kv_heads, kn, rope)?;
         self.attn.write_kv(cache, i, &k, &v, batch)?;
         let shape = AttnShape {
             num_heads: c.num_heads,
@@ -114,6 +140,19 @@ impl CausalLm for Llama {
     }
 
     fn forward(
+        &mut self,
+        batch: &BatchInput,
+        cache: &mut KvCache,
+    ) -> Result<Vec<Vec<f32>>, ModelError> {
+        // The whole step runs on a rayon worker: the kernels' parallel loops then push
+        // onto that worker's own deque instead of handing each one over from (and
+        // waking) an outside thread, hundreds of times a step.
+        rayon::scope(|_| self.forward_step(batch, cache))
+    }
+}
+
+impl Llama {
+    fn forward_step(
         &mut self,
         batch: &BatchInput,
         cache: &mut KvCache,

@@ -2,6 +2,7 @@
 //! `s = d * sum(qs)`, computed exactly as ggml's (and candle's) `quantize_row_q8_1`, so
 //! Q4_1 x Q8_1 products match candle's scalar path up to float summation order.
 
+use super::kernel::Kernel;
 use half::f16;
 
 /// Values per block (Q4_1 and Q8_1 alike).
@@ -27,6 +28,25 @@ impl BlockQ8_1 {
 
 /// Quantizes `x` (a multiple of 32 long) into `out` (`x.len() / 32` blocks).
 pub fn quantize_row_q8_1(x: &[f32], out: &mut [BlockQ8_1]) {
+    #[cfg(target_arch = "x86_64")]
+    if Kernel::Avx2.is_available() {
+        // SAFETY: the CPU has the features.
+        unsafe { quantize_avx2(x, out) };
+        return;
+    }
+    quantize(x, out)
+}
+
+/// The same code compiled for AVX2: `round` becomes inline vector instructions
+/// (same half-away-from-zero result) instead of a `roundf` call per value.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn quantize_avx2(x: &[f32], out: &mut [BlockQ8_1]) {
+    quantize(x, out)
+}
+
+#[inline(always)]
+fn quantize(x: &[f32], out: &mut [BlockQ8_1]) {
     debug_assert_eq!(x.len(), out.len() * QK);
     for (xs, b) in x.chunks_exact(QK).zip(out.iter_mut()) {
         let amax = xs.iter().fold(0f32, |a, v| a.max(v.abs()));

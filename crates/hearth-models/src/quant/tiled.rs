@@ -7,6 +7,13 @@ use rayon::prelude::*;
 /// Activation rows per tile: 64 rows of k = 1536 are ~120 KiB of Q8 blocks, an L2's worth.
 const ROW_TILE: usize = 64;
 
+/// `y` shared across tasks that write disjoint elements of it.
+#[derive(Clone, Copy)]
+struct Out(*mut f32);
+// SAFETY: tasks write disjoint indices (their own weight rows' columns), see below.
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
 /// `y[r * n + i] = dot(row i of data, acts row r)` for `n` weight rows of `row_bytes`
 /// bytes each and `m` activation rows of `kb` blocks each. `dot(w, a, out)` fills
 /// `out[j]` with the product of weight row `w` and activation row `j` of `a`.
@@ -22,49 +29,43 @@ pub(crate) fn matmul_rows<A, F>(
     A: Sync,
     F: Fn(&[u8], &[A], &mut [f32]) + Sync,
 {
+    let n = data.len() / row_bytes.max(1);
+    assert!(
+        y.len() == m * n && acts.len() == m * kb,
+        "matmul_rows: bad sizes"
+    );
     if m == 1 {
-        dot_all(data, row_bytes, acts, kb, 1, y, &dot);
-        return;
-    }
-    let n = y.len() / m.max(1);
-    // Results land transposed, [n, m], so each task owns a contiguous slice.
-    let mut yt = vec![0f32; n * m];
-    dot_all(data, row_bytes, acts, kb, m, &mut yt, &dot);
-    y.par_chunks_mut(n).enumerate().for_each(|(r, yr)| {
-        for (i, v) in yr.iter_mut().enumerate() {
-            *v = yt[i * m + r];
-        }
-    });
-}
-
-/// `yt[i * m + r] = dot(row i, activation row r)` for all i, r.
-fn dot_all<A, F>(
-    data: &[u8],
-    row_bytes: usize,
-    acts: &[A],
-    kb: usize,
-    m: usize,
-    yt: &mut [f32],
-    dot: &F,
-) where
-    A: Sync,
-    F: Fn(&[u8], &[A], &mut [f32]) + Sync,
-{
-    let n = yt.len() / m.max(1);
-    // Weight rows per task: a few tasks per thread balances the load.
-    let chunk = n.div_ceil(rayon::current_num_threads() * 4).max(4);
-    yt.par_chunks_mut(chunk * m)
-        .enumerate()
-        .for_each(|(c, out)| {
-            let rows = out.len() / m;
-            for r0 in (0..m).step_by(ROW_TILE) {
-                let r1 = (r0 + ROW_TILE).min(m);
-                let a = &acts[r0 * kb..r1 * kb];
-                for i in 0..rows {
-                    let start = (c * chunk + i) * row_bytes;
-                    let w = &data[start..start + row_bytes];
-                    dot(w, a, &mut out[i * m + r0..i * m + r1]);
-                }
+        // One output per weight row: chunks of y are the tasks' own slices.
+        let chunk = n.div_ceil(rayon::current_num_threads() * 4).max(4);
+        y.par_chunks_mut(chunk).enumerate().for_each(|(c, out)| {
+            for (i, o) in out.chunks_mut(1).enumerate() {
+                let start = (c * chunk + i) * row_bytes;
+                dot(&data[start..start + row_bytes], acts, o);
             }
         });
+        return;
+    }
+    let y_ptr = Out(y.as_mut_ptr());
+    let chunk = n.div_ceil(rayon::current_num_threads() * 4).max(4);
+    (0..n.div_ceil(chunk)).into_par_iter().for_each(|c| {
+        let y_ptr = y_ptr;
+        let rows = c * chunk..((c + 1) * chunk).min(n);
+        // This task's results as [row, m]: contiguous for `dot`, scattered at the end.
+        let mut local = vec![0f32; rows.len() * m];
+        for r0 in (0..m).step_by(ROW_TILE) {
+            let r1 = (r0 + ROW_TILE).min(m);
+            let a = &acts[r0 * kb..r1 * kb];
+            for (li, i) in rows.clone().enumerate() {
+                let w = &data[i * row_bytes..(i + 1) * row_bytes];
+                dot(w, a, &mut local[li * m + r0..li * m + r1]);
+            }
+        }
+        for (li, i) in rows.enumerate() {
+            for r in 0..m {
+                // SAFETY: i < n and r < m, so the index is inside y (asserted above);
+                // weight row i belongs to this task alone, so no other task writes it.
+                unsafe { *y_ptr.0.add(r * n + i) = local[li * m + r] };
+            }
+        }
+    });
 }
