@@ -125,8 +125,11 @@ def build(name):
     gen = os.path.join(out, "generation_config.json")
     if os.path.exists(gen):
         os.remove(gen)
-    # Reference in f32 over the stored (possibly bf16-rounded) weights.
-    model = model.float()
+    # Reference in f32 over the stored (possibly bf16-rounded) weights. A fresh f32
+    # model takes them: `.float()` would keep the rope `inv_freq` buffer bf16-rounded.
+    weights = {k: v.float() for k, v in model.state_dict().items()}
+    model = builder().eval()
+    model.load_state_dict(weights)
     ids = list(PROMPT)
     prefill = logits_of(model, ids)
     last = prefill[-1]

@@ -1,4 +1,5 @@
-//! Llama hyper-parameters, read from GGUF `llama.*` metadata.
+//! Llama hyper-parameters, read from GGUF `llama.*` metadata (Hugging Face
+//! `config.json` is read by `crate::hf_config`).
 
 use crate::gguf_meta::{get_f32, get_str, get_usize, req_f32, req_usize, Metadata};
 use crate::{ModelError, ModelSpec};
@@ -15,6 +16,10 @@ pub struct LlamaConfig {
     pub rope_theta: f32,
     pub rms_eps: f32,
     pub max_context: usize,
+    /// Rotate-half rope (Hugging Face layout) instead of interleaved pairs (GGUF).
+    pub neox_rope: bool,
+    /// Reported in `ModelSpec::architecture` ("llama", "qwen2", "qwen3").
+    pub architecture: String,
 }
 
 impl LlamaConfig {
@@ -67,12 +72,14 @@ impl LlamaConfig {
             rope_theta: get_f32(md, &k("rope.freq_base"))?.unwrap_or(10_000.0),
             rms_eps: req_f32(md, &k("attention.layer_norm_rms_epsilon"))?,
             max_context: get_usize(md, &k("context_length"))?.unwrap_or(2048),
+            neox_rope: false,
+            architecture: "llama".into(),
         })
     }
 
     pub fn spec(&self) -> ModelSpec {
         ModelSpec {
-            architecture: "llama".into(),
+            architecture: self.architecture.clone(),
             num_layers: self.num_layers,
             hidden_size: self.hidden_size,
             num_heads: self.num_heads,

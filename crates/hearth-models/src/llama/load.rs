@@ -103,6 +103,8 @@ pub fn load<R: Read + Seek>(
             wk: r.linear(&p("attn_k"), cfg.num_kv_heads * hd, h)?,
             wv: r.linear(&p("attn_v"), cfg.num_kv_heads * hd, h)?,
             wo: r.linear(&p("attn_output"), h, cfg.num_heads * hd)?,
+            qkv_bias: None,
+            qk_norm: None,
             ffn_norm: r.vector(&p("ffn_norm"), h)?,
             w_gate: r.linear(&p("ffn_gate"), cfg.ffn_size, h)?,
             w_up: r.linear(&p("ffn_up"), cfg.ffn_size, h)?,

@@ -1,0 +1,107 @@
+//! Builds the shared Llama-family decoder from a Hugging Face folder (`config.json` +
+//! safetensors): Llama 3.x, Qwen 2.5, Qwen3. Weights are kept dense in f32.
+
+use crate::attention::CpuPagedAttention;
+use crate::hf_config::HfConfig;
+use crate::llama::{Layer, Llama, Rope};
+use crate::quant::Linear;
+use crate::safetensors::SafetensorsDir;
+use crate::{CausalLm, ModelError, ModelSpec};
+use candle_core::quantized::QMatMul;
+use candle_core::{Device, Tensor};
+use std::path::Path;
+
+/// A model ready to run, plus its parsed `config.json` (token ids for hearth-text).
+pub struct LoadedModel {
+    pub model: Box<dyn CausalLm>,
+    pub spec: ModelSpec,
+    pub config: serde_json::Value,
+}
+
+/// Loads a Hugging Face model folder on the CPU (compute in f32).
+pub fn load_safetensors_dir(dir: &Path) -> Result<LoadedModel, ModelError> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|source| ModelError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let config: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| ModelError::Invalid(format!("{}: {e}", path.display())))?;
+    let hf = HfConfig::from_json(&config)?;
+    let st = SafetensorsDir::open(dir)?;
+    let llama = build(&hf, &st, &Device::Cpu)?;
+    let spec = hf.llama.spec();
+    Ok(LoadedModel {
+        model: Box::new(llama),
+        spec,
+        config,
+    })
+}
+
+fn dense(t: Tensor) -> Linear {
+    Linear::Candle(QMatMul::Tensor(t))
+}
+
+fn build(hf: &HfConfig, st: &SafetensorsDir, device: &Device) -> Result<Llama, ModelError> {
+    let cfg = &hf.llama;
+    let (h, hd, v) = (cfg.hidden_size, cfg.head_dim, cfg.vocab_size);
+    let (qd, kvd) = (cfg.num_heads * hd, cfg.num_kv_heads * hd);
+    let mat = |name: &str, out: usize, inp: usize| st.f32(name, &[out, inp], device);
+    let vec = |name: &str, len: usize| st.f32(name, &[len], device);
+
+    let embed = mat("model.embed_tokens.weight", v, h)?;
+    let lm_head = if hf.tie_word_embeddings {
+        dense(embed.clone())
+    } else if st.contains("lm_head.weight") {
+        dense(mat("lm_head.weight", v, h)?)
+    } else {
+        return Err(ModelError::Invalid(
+            "no lm_head.weight and tie_word_embeddings is false".into(),
+        ));
+    };
+    let mut layers = Vec::with_capacity(cfg.num_layers);
+    for i in 0..cfg.num_layers {
+        let p = |s: &str| format!("model.layers.{i}.{s}");
+        let qkv_bias = if hf.qkv_bias {
+            Some([
+                vec(&p("self_attn.q_proj.bias"), qd)?,
+                vec(&p("self_attn.k_proj.bias"), kvd)?,
+                vec(&p("self_attn.v_proj.bias"), kvd)?,
+            ])
+        } else {
+            None
+        };
+        let qk_norm = if hf.qk_norm {
+            Some([
+                vec(&p("self_attn.q_norm.weight"), hd)?,
+                vec(&p("self_attn.k_norm.weight"), hd)?,
+            ])
+        } else {
+            None
+        };
+        layers.push(Layer {
+            attn_norm: vec(&p("input_layernorm.weight"), h)?,
+            wq: dense(mat(&p("self_attn.q_proj.weight"), qd, h)?),
+            wk: dense(mat(&p("self_attn.k_proj.weight"), kvd, h)?),
+            wv: dense(mat(&p("self_attn.v_proj.weight"), kvd, h)?),
+            wo: dense(mat(&p("self_attn.o_proj.weight"), h, qd)?),
+            qkv_bias,
+            qk_norm,
+            ffn_norm: vec(&p("post_attention_layernorm.weight"), h)?,
+            w_gate: dense(mat(&p("mlp.gate_proj.weight"), cfg.ffn_size, h)?),
+            w_up: dense(mat(&p("mlp.up_proj.weight"), cfg.ffn_size, h)?),
+            w_down: dense(mat(&p("mlp.down_proj.weight"), h, cfg.ffn_size)?),
+        });
+    }
+    Ok(Llama {
+        spec: cfg.spec(),
+        rope: Rope::new(hd, cfg.rope_theta, hf.rope_freq_factors.as_deref())?,
+        cfg: cfg.clone(),
+        embed: QMatMul::Tensor(embed),
+        layers,
+        norm: vec("model.norm.weight", h)?,
+        lm_head,
+        attn: Box::new(CpuPagedAttention),
+        device: device.clone(),
+    })
+}
