@@ -2,8 +2,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::{post, Server, MODEL_NAME};
 use futures::StreamExt;
 use serde_json::{json, Value};
@@ -176,8 +174,8 @@ async fn messages_stream_stop_sequences_and_count_tokens() {
         seen.push_str(&String::from_utf8_lossy(&chunk));
     }
     drop(bytes);
-    s.wait_idle(10).await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Well before 2000 tokens could be generated.
+    s.wait_idle(3).await;
     let (status, _) = post(&s.url("/v1/messages"), &body(json!({"max_tokens": 2}))).await;
     assert_eq!(status, 200);
 }
@@ -258,4 +256,32 @@ async fn bad_inputs_get_anthropic_errors_and_the_server_keeps_serving() {
     let (got, v) = post(&url, &body(json!({"max_tokens": 3}))).await;
     assert_eq!(got, 200, "{v}");
     assert!(v["usage"]["output_tokens"].as_u64().unwrap() >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_queue_is_529_overloaded_error() {
+    let s = Server::start(&["--max-num-seqs", "1", "--max-queued-requests", "1"]);
+    let url = s.url("/v1/messages");
+    let b = body(json!({"max_tokens": 48,
+        "messages": [{"role": "user", "content": "Write a very long story about a dragon."}]}));
+    let sends: Vec<_> = (0..4)
+        .map(|_| {
+            let (url, b) = (url.clone(), b.clone());
+            tokio::spawn(async move { post(&url, &b).await })
+        })
+        .collect();
+    let (mut ok, mut refused) = (0, 0);
+    for h in sends {
+        let (status, v) = h.await.expect("joins");
+        match status {
+            200 => ok += 1,
+            529 => {
+                anthropic_error(status, &v, "overloaded_error");
+                refused += 1;
+            }
+            other => panic!("unexpected status {other}: {v}"),
+        }
+    }
+    assert!(ok >= 1 && refused >= 1, "ok {ok}, refused {refused}");
+    s.wait_idle(30).await;
 }
