@@ -14,6 +14,8 @@ const SHAPE: AttnShape = AttnShape {
     num_kv_heads: 3,
     head_dim: 64,
     scale: 0.125,
+    window: None,
+    softcap: None,
 };
 
 fn data(len: usize, seed: u64) -> Vec<f32> {

@@ -113,6 +113,8 @@ fn run(
         num_kv_heads: nkv,
         head_dim: hd,
         scale: 1.0 / (hd as f32).sqrt(),
+        window: None,
+        softcap: None,
     };
     let q: Vec<f32> = rng
         .vec(b.tokens.len() * nh * hd)

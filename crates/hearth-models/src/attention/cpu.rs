@@ -6,6 +6,7 @@ use super::{AttnMeta, AttnShape, PagedAttention};
 use crate::{BatchInput, KvCache, ModelError};
 use candle_core::{Device, Tensor};
 use rayon::prelude::*;
+use std::ops::Range;
 
 /// Keys scored at once before the accumulator is rescaled (a stack buffer).
 const CHUNK: usize = 32;
@@ -81,12 +82,15 @@ pub fn paged_attention(
         num_kv_heads: nkv,
         head_dim: hd,
         scale,
+        window,
+        softcap,
     } = shape;
     let t = batch.tokens.len();
     if nkv == 0
         || hd == 0
         || block_size == 0
         || nh % nkv != 0
+        || window == Some(0)
         || q.len() != t * nh * hd
         || out.len() != q.len()
     {
@@ -118,6 +122,7 @@ pub fn paged_attention(
         let (row, h) = (idx / nh, idx % nh);
         let seq = &batch.seqs[meta.token_seq[row] as usize];
         let ctx = batch.positions[row] as usize + 1;
+        let first = window.map_or(0, |w| ctx.saturating_sub(w));
         let qv = &q[idx * hd..(idx + 1) * hd];
         let head_off = (h / group) * hd;
         attend(
@@ -125,11 +130,11 @@ pub fn paged_attention(
             k_pool,
             v_pool,
             &seq.block_table,
-            ctx,
+            first..ctx,
             block_size,
             nkv * hd,
             head_off,
-            scale,
+            (scale, softcap),
             o,
         );
     });
@@ -145,11 +150,11 @@ fn attend(
     k_pool: &[f32],
     v_pool: &[f32],
     table: &[u32],
-    ctx: usize,
+    keys: Range<usize>,
     bs: usize,
     row_len: usize,
     head_off: usize,
-    scale: f32,
+    scale: (f32, Option<f32>),
     o: &mut [f32],
 ) {
     #[cfg(target_arch = "x86_64")]
@@ -157,12 +162,12 @@ fn attend(
         // SAFETY: the features it is compiled for were just detected.
         return unsafe {
             attend_one_avx2(
-                qv, k_pool, v_pool, table, ctx, bs, row_len, head_off, scale, o,
+                qv, k_pool, v_pool, table, keys, bs, row_len, head_off, scale, o,
             )
         };
     }
     attend_one(
-        qv, k_pool, v_pool, table, ctx, bs, row_len, head_off, scale, o,
+        qv, k_pool, v_pool, table, keys, bs, row_len, head_off, scale, o,
     )
 }
 
@@ -174,19 +179,20 @@ unsafe fn attend_one_avx2(
     k_pool: &[f32],
     v_pool: &[f32],
     table: &[u32],
-    ctx: usize,
+    keys: Range<usize>,
     bs: usize,
     row_len: usize,
     head_off: usize,
-    scale: f32,
+    scale: (f32, Option<f32>),
     o: &mut [f32],
 ) {
     attend_one(
-        qv, k_pool, v_pool, table, ctx, bs, row_len, head_off, scale, o,
+        qv, k_pool, v_pool, table, keys, bs, row_len, head_off, scale, o,
     )
 }
 
-/// Softmax(q·K/sqrt(d))·V over keys `0..ctx` of one head, written into `o`.
+/// Softmax(q·K·scale)·V over keys `keys` of one head (scores soft-capped when asked),
+/// written into `o`. Starting at `keys.start` skips every earlier block unread.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn attend_one(
@@ -194,19 +200,20 @@ fn attend_one(
     k_pool: &[f32],
     v_pool: &[f32],
     table: &[u32],
-    ctx: usize,
+    keys: Range<usize>,
     bs: usize,
     row_len: usize,
     head_off: usize,
-    scale: f32,
+    scale: (f32, Option<f32>),
     o: &mut [f32],
 ) {
     let hd = qv.len();
+    let (ctx, (scale, softcap)) = (keys.end, scale);
     o.fill(0.0);
     let mut max = f32::NEG_INFINITY;
     let mut denom = 0f32;
     let mut scores = [0f32; CHUNK];
-    let mut start = 0usize;
+    let mut start = keys.start;
     while start < ctx {
         // A chunk never crosses a block boundary, so its rows are contiguous in the pool.
         let in_block = start % bs;
@@ -216,6 +223,9 @@ fn attend_one(
         for (i, s) in scores[..n].iter_mut().enumerate() {
             let k = &k_pool[base + i * row_len..base + i * row_len + hd];
             *s = dot(qv, k) * scale;
+            if let Some(cap) = softcap {
+                *s = cap * (*s / cap).tanh();
+            }
             chunk_max = chunk_max.max(*s);
         }
         if chunk_max > max {

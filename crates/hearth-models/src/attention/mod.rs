@@ -97,6 +97,11 @@ pub struct AttnShape {
     pub num_kv_heads: usize,
     pub head_dim: usize,
     pub scale: f32,
+    /// Sliding window (Gemma 3 local layers): a token at position `p` sees only keys
+    /// `p + 1 - window ..= p`; blocks wholly before that are never read.
+    pub window: Option<usize>,
+    /// Attention-logit soft-capping: scores become `cap * tanh(score / cap)`.
+    pub softcap: Option<f32>,
 }
 
 /// One implementation per backend.

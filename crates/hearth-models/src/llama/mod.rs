@@ -125,6 +125,8 @@ impl Llama {
             num_kv_heads: c.num_kv_heads,
             head_dim: c.head_dim,
             scale: 1.0 / (c.head_dim as f32).sqrt(),
+            window: None,
+            softcap: None,
         };
         let a = self.attn.attend(&q, cache, i, batch, meta, shape)?;
         let x = (x + w.wo.forward(&a)?)?;
