@@ -5,11 +5,13 @@ use crate::attention::CpuPagedAttention;
 use crate::hf_config::HfConfig;
 use crate::llama::{Layer, Llama, Rope};
 use crate::quant::Linear;
+use crate::quantize::{linear_from_f32, quantize_matrix};
 use crate::safetensors::SafetensorsDir;
 use crate::{CausalLm, ModelError, ModelSpec};
-use candle_core::quantized::QMatMul;
+use candle_core::quantized::{GgmlDType, QMatMul};
 use candle_core::{Device, Tensor};
 use std::path::Path;
+use std::sync::Arc;
 
 /// A model ready to run, plus its parsed `config.json` (token ids for hearth-text).
 pub struct LoadedModel {
@@ -20,6 +22,15 @@ pub struct LoadedModel {
 
 /// Loads a Hugging Face model folder on the CPU (compute in f32).
 pub fn load_safetensors_dir(dir: &Path) -> Result<LoadedModel, ModelError> {
+    load_safetensors_dir_with(dir, None)
+}
+
+/// Like `load_safetensors_dir`; with `quantization`, each matrix is quantized right
+/// after it is read from the map, so the whole model is never held in f32.
+pub fn load_safetensors_dir_with(
+    dir: &Path,
+    quantization: Option<GgmlDType>,
+) -> Result<LoadedModel, ModelError> {
     let path = dir.join("config.json");
     let text = std::fs::read_to_string(&path).map_err(|source| ModelError::Io {
         path: path.display().to_string(),
@@ -29,7 +40,7 @@ pub fn load_safetensors_dir(dir: &Path) -> Result<LoadedModel, ModelError> {
         .map_err(|e| ModelError::Invalid(format!("{}: {e}", path.display())))?;
     let hf = HfConfig::from_json(&config)?;
     let st = SafetensorsDir::open(dir)?;
-    let llama = build(&hf, &st, &Device::Cpu)?;
+    let llama = build(&hf, &st, &Device::Cpu, quantization)?;
     let spec = hf.llama.spec();
     Ok(LoadedModel {
         model: Box::new(llama),
@@ -38,22 +49,35 @@ pub fn load_safetensors_dir(dir: &Path) -> Result<LoadedModel, ModelError> {
     })
 }
 
-fn dense(t: Tensor) -> Linear {
-    Linear::Candle(QMatMul::Tensor(t))
-}
-
-fn build(hf: &HfConfig, st: &SafetensorsDir, device: &Device) -> Result<Llama, ModelError> {
+fn build(
+    hf: &HfConfig,
+    st: &SafetensorsDir,
+    device: &Device,
+    quantization: Option<GgmlDType>,
+) -> Result<Llama, ModelError> {
+    let dense = |t: Tensor| linear_from_f32(t, quantization);
     let cfg = &hf.llama;
     let (h, hd, v) = (cfg.hidden_size, cfg.head_dim, cfg.vocab_size);
     let (qd, kvd) = (cfg.num_heads * hd, cfg.num_kv_heads * hd);
     let mat = |name: &str, out: usize, inp: usize| st.f32(name, &[out, inp], device);
     let vec = |name: &str, len: usize| st.f32(name, &[len], device);
 
-    let embed = mat("model.embed_tokens.weight", v, h)?;
+    // Quantized once, shared by the lookup and a tied head; the f32 copy dies here.
+    let embed_f32 = mat("model.embed_tokens.weight", v, h)?;
+    let (embed, tied_head) = match quantization {
+        None | Some(GgmlDType::F32) => (
+            QMatMul::Tensor(embed_f32.clone()),
+            Linear::Candle(QMatMul::Tensor(embed_f32)),
+        ),
+        Some(q) => {
+            let t = Arc::new(quantize_matrix(&embed_f32, q)?);
+            (QMatMul::from_arc(t.clone())?, Linear::new(t, false)?)
+        }
+    };
     let lm_head = if hf.tie_word_embeddings {
-        dense(embed.clone())
+        tied_head
     } else if st.contains("lm_head.weight") {
-        dense(mat("lm_head.weight", v, h)?)
+        dense(mat("lm_head.weight", v, h)?)?
     } else {
         return Err(ModelError::Invalid(
             "no lm_head.weight and tie_word_embeddings is false".into(),
@@ -81,23 +105,23 @@ fn build(hf: &HfConfig, st: &SafetensorsDir, device: &Device) -> Result<Llama, M
         };
         layers.push(Layer {
             attn_norm: vec(&p("input_layernorm.weight"), h)?,
-            wq: dense(mat(&p("self_attn.q_proj.weight"), qd, h)?),
-            wk: dense(mat(&p("self_attn.k_proj.weight"), kvd, h)?),
-            wv: dense(mat(&p("self_attn.v_proj.weight"), kvd, h)?),
-            wo: dense(mat(&p("self_attn.o_proj.weight"), h, qd)?),
+            wq: dense(mat(&p("self_attn.q_proj.weight"), qd, h)?)?,
+            wk: dense(mat(&p("self_attn.k_proj.weight"), kvd, h)?)?,
+            wv: dense(mat(&p("self_attn.v_proj.weight"), kvd, h)?)?,
+            wo: dense(mat(&p("self_attn.o_proj.weight"), h, qd)?)?,
             qkv_bias,
             qk_norm,
             ffn_norm: vec(&p("post_attention_layernorm.weight"), h)?,
-            w_gate: dense(mat(&p("mlp.gate_proj.weight"), cfg.ffn_size, h)?),
-            w_up: dense(mat(&p("mlp.up_proj.weight"), cfg.ffn_size, h)?),
-            w_down: dense(mat(&p("mlp.down_proj.weight"), h, cfg.ffn_size)?),
+            w_gate: dense(mat(&p("mlp.gate_proj.weight"), cfg.ffn_size, h)?)?,
+            w_up: dense(mat(&p("mlp.up_proj.weight"), cfg.ffn_size, h)?)?,
+            w_down: dense(mat(&p("mlp.down_proj.weight"), h, cfg.ffn_size)?)?,
         });
     }
     Ok(Llama {
         spec: cfg.spec(),
         rope: Rope::new(hd, cfg.rope_theta, hf.rope_freq_factors.as_deref())?,
         cfg: cfg.clone(),
-        embed: QMatMul::Tensor(embed),
+        embed,
         layers,
         norm: vec("model.norm.weight", h)?,
         lm_head,

@@ -16,12 +16,13 @@ pub mod kv_cache;
 pub mod llama;
 pub mod model;
 pub mod quant;
+pub mod quantize;
 pub mod safetensors;
 pub mod store;
 
 pub use batch::{BatchInput, SeqInput};
 pub use error::ModelError;
 pub use gguf::{load_gguf, load_gguf_with, LoadOptions, LoadedGguf};
-pub use hf_load::{load_safetensors_dir, LoadedModel};
+pub use hf_load::{load_safetensors_dir, load_safetensors_dir_with, LoadedModel};
 pub use kv_cache::{KvCache, KvCacheLayout};
 pub use model::{CausalLm, ModelSpec};

@@ -1,0 +1,115 @@
+//! Quantizing f32 weight matrices at load or conversion time (GGML block types).
+
+use crate::quant::Linear;
+use crate::ModelError;
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::Tensor;
+use std::sync::Arc;
+
+/// The type names `--quantization` accepts, as llama.cpp spells them.
+pub const QUANT_NAMES: &[&str] = &[
+    "f32", "f16", "q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k",
+];
+
+/// Parses a llama.cpp type name ("q8_0", "Q4_K", "q4_k_m" is read as q4_k).
+pub fn parse_quant_type(s: &str) -> Result<GgmlDType, ModelError> {
+    let t = s.trim().to_ascii_lowercase();
+    // llama.cpp's mixes (q4_k_m, q5_k_s) name their main type first.
+    let t = t
+        .strip_suffix("_m")
+        .or_else(|| t.strip_suffix("_s"))
+        .unwrap_or(&t);
+    Ok(match t {
+        "f32" => GgmlDType::F32,
+        "f16" => GgmlDType::F16,
+        "q4_0" => GgmlDType::Q4_0,
+        "q4_1" => GgmlDType::Q4_1,
+        "q5_0" => GgmlDType::Q5_0,
+        "q5_1" => GgmlDType::Q5_1,
+        "q8_0" => GgmlDType::Q8_0,
+        "q2_k" => GgmlDType::Q2K,
+        "q3_k" => GgmlDType::Q3K,
+        "q4_k" => GgmlDType::Q4K,
+        "q5_k" => GgmlDType::Q5K,
+        "q6_k" => GgmlDType::Q6K,
+        _ => {
+            return Err(ModelError::Unsupported(format!(
+                "quantization `{s}` (one of {})",
+                QUANT_NAMES.join(", ")
+            )))
+        }
+    })
+}
+
+/// The type a `[rows, cols]` matrix actually gets: `want` when `cols` is a multiple of
+/// its block, else Q8_0 (block 32) when that fits, else F32 — llama.cpp falls back the
+/// same way for rows that k-quants' 256-wide blocks do not divide.
+pub fn fitting_type(want: GgmlDType, cols: usize) -> GgmlDType {
+    if cols % want.block_size() == 0 {
+        want
+    } else if cols % GgmlDType::Q8_0.block_size() == 0 && want != GgmlDType::F16 {
+        GgmlDType::Q8_0
+    } else {
+        GgmlDType::F32
+    }
+}
+
+/// Bytes a `[rows, cols]` matrix takes once quantized to `want` (after the fallback).
+pub fn quantized_bytes(want: GgmlDType, rows: usize, cols: usize) -> u64 {
+    let t = fitting_type(want, cols);
+    (rows * cols / t.block_size() * t.type_size()) as u64
+}
+
+/// Quantizes one f32 matrix (its last dimension is the one blocks run along).
+pub fn quantize_matrix(t: &Tensor, want: GgmlDType) -> Result<QTensor, ModelError> {
+    let cols = t.dims().last().copied().unwrap_or(0);
+    Ok(QTensor::quantize(t, fitting_type(want, cols))?)
+}
+
+/// A projection weight as the decoder runs it: dense f32 without `want`, else quantized
+/// (Q4_1 and Q8_0 then run on hearth's own kernels, see `Linear::new`).
+pub fn linear_from_f32(t: Tensor, want: Option<GgmlDType>) -> Result<Linear, ModelError> {
+    match want {
+        None | Some(GgmlDType::F32) => Ok(Linear::Candle(QMatMul::Tensor(t))),
+        Some(w) => Ok(Linear::new(Arc::new(quantize_matrix(&t, w)?), false)?),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn parses_names_and_rejects_others() {
+        assert_eq!(parse_quant_type("Q8_0").expect("q8_0"), GgmlDType::Q8_0);
+        assert_eq!(parse_quant_type("q4_k_m").expect("q4_k"), GgmlDType::Q4K);
+        assert_eq!(parse_quant_type("q6_k").expect("q6_k"), GgmlDType::Q6K);
+        assert!(parse_quant_type("q7_0").is_err());
+    }
+
+    #[test]
+    fn falls_back_when_blocks_do_not_divide_rows() {
+        assert_eq!(fitting_type(GgmlDType::Q4K, 512), GgmlDType::Q4K);
+        assert_eq!(fitting_type(GgmlDType::Q4K, 64), GgmlDType::Q8_0);
+        assert_eq!(fitting_type(GgmlDType::Q8_0, 48), GgmlDType::F32);
+        // Q8_0: 34 bytes per 32 weights.
+        assert_eq!(quantized_bytes(GgmlDType::Q8_0, 10, 64), 10 * 2 * 34);
+        assert_eq!(quantized_bytes(GgmlDType::F16, 3, 5), 30);
+    }
+
+    #[test]
+    fn q8_0_matrix_stays_close() {
+        let t = Tensor::randn(0f32, 1f32, (8, 64), &Device::Cpu).expect("randn");
+        let q = quantize_matrix(&t, GgmlDType::Q8_0).expect("quantize");
+        assert_eq!(q.dtype(), GgmlDType::Q8_0);
+        let back = q.dequantize(&Device::Cpu).expect("dequantize");
+        let err: f32 = (back - &t)
+            .and_then(|d| d.abs())
+            .and_then(|d| d.max_all())
+            .and_then(|d| d.to_scalar())
+            .expect("err");
+        // Half a step of a 127-level scale over |w| <= ~4.
+        assert!(err < 4.0 / 127.0, "{err}");
+    }
+}
