@@ -87,6 +87,17 @@ impl ChatTemplate {
 
     /// Renders a conversation into the prompt text.
     pub fn render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String> {
+        self.render_with(messages, add_generation_prompt, &serde_json::Map::new())
+    }
+
+    /// `render` plus template variables (`apply_chat_template`'s extra kwargs, such as
+    /// Qwen3's `enable_thinking`); variables not given stay undefined.
+    pub fn render_with(
+        &self,
+        messages: &[ChatMessage],
+        add_generation_prompt: bool,
+        extra: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<String> {
         let tmpl = self.env.get_template(TEMPLATE_NAME)?;
         let ctx = context! {
             messages => Value::from(minijinja::value::Serde(messages)),
@@ -94,6 +105,7 @@ impl ChatTemplate {
             bos_token => self.bos_token.as_str(),
             eos_token => self.eos_token.as_str(),
             tools => Value::from(()),
+            ..Value::from(minijinja::value::Serde(extra))
         };
         Ok(tmpl.render(ctx)?)
     }

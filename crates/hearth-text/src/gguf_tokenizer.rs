@@ -87,6 +87,26 @@ impl Tokenizer {
         })
     }
 
+    /// Assembles a tokenizer from its parts (the Hugging Face folder loader uses it).
+    pub(crate) fn from_parts(
+        inner: tokenizers::Tokenizer,
+        bos_id: Option<u32>,
+        eos_ids: Vec<u32>,
+        pad_id: Option<u32>,
+        add_bos: bool,
+        add_eos: bool,
+    ) -> Tokenizer {
+        Tokenizer {
+            inner,
+            bos_id,
+            eos_id: eos_ids.first().copied(),
+            eos_ids,
+            pad_id,
+            add_bos,
+            add_eos,
+        }
+    }
+
     /// Reads a GGUF file's metadata (not its tensors) and builds its tokenizer.
     pub fn from_gguf_file(path: impl AsRef<Path>) -> Result<Tokenizer> {
         let md = crate::metadata::read_gguf_metadata(path.as_ref())?;

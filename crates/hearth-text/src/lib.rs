@@ -20,12 +20,17 @@
 //!   (default true), `push(&mut self, id) -> String` (the new text, possibly empty while a
 //!   UTF-8 sequence is incomplete), `finish(&mut self) -> String`.
 //! - `read_gguf_metadata(path)`: a GGUF's metadata without its tensors.
+//! - Hugging Face folders: `Tokenizer::from_hf_dir(dir)` (tokenizer.json +
+//!   tokenizer_config.json + generation_config.json), `ChatTemplate::from_hf_dir(dir, &tok)`,
+//!   `ChatTemplate::render_with(messages, add_generation_prompt, &extra_vars)`.
 
 pub mod chat_template;
 pub mod detokenizer;
 pub mod error;
 mod gguf_bpe;
 pub mod gguf_tokenizer;
+mod hf_chat_template;
+pub mod hf_tokenizer;
 pub mod metadata;
 pub mod pretokenizer;
 mod strftime;
