@@ -9,16 +9,17 @@ pub enum Kernel {
     Scalar,
     /// x86-64 with AVX2, FMA and F16C.
     Avx2,
-    /// As `Avx2`, with AVX512-VNNI + AVX512-VL: `vpdpbusd` on 256-bit vectors. Only on
-    /// request: on the AMD EPYC (Zen 4) this was measured on, it is 15-30% slower than
-    /// `Avx2`'s maddubs + madd at m = 8 (examples/kernel_ab.rs).
+    /// As `Avx2`, with AVX512-VNNI + AVX512-VL: `vpdpbusd` on 256-bit vectors. On the
+    /// AMD EPYC this was measured on (examples/kernel_ab.rs) it is ~10% faster than
+    /// `Avx2` for Q4_1 at m = 8 but ~20% slower for Q8_0 (with its two `vpsignb`),
+    /// so each matrix type picks its own default.
     Vnni,
 }
 
 impl Kernel {
-    /// The fastest kernel this CPU runs (see `Vnni` for why it is not picked).
+    /// The most capable kernel this CPU runs (not always the fastest: see `Vnni`).
     pub fn detect() -> Kernel {
-        Kernel::Avx2.effective()
+        Kernel::Vnni.effective()
     }
 
     pub fn is_available(self) -> bool {

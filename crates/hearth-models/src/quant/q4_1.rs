@@ -55,7 +55,8 @@ impl Q4_1Matrix {
         self.k
     }
 
-    /// `y[m, n] = x[m, k] · Wᵀ` with the fastest kernel this CPU has.
+    /// `y[m, n] = x[m, k] · Wᵀ` with the fastest kernel this CPU has (VNNI where
+    /// present: see `Kernel::Vnni`).
     pub fn matmul(&self, x: &[f32], m: usize, y: &mut [f32]) -> Result<()> {
         self.matmul_with(Kernel::detect(), x, m, y)
     }
@@ -83,9 +84,11 @@ impl Q4_1Matrix {
             .zip(x.par_chunks(k))
             .with_min_len(8)
             .for_each(|(a, x)| quantize_row_q8_1(x, a));
+        let groups = dot::group_scales(&acts, m, kb);
         let row_bytes = kb * Q4_1_BLOCK_BYTES;
-        matmul_rows(&self.data, row_bytes, &acts, kb, m, y, |w, a, out| {
-            dot::dot_rows(kernel, w, a, out)
+        matmul_rows(&self.data, row_bytes, &acts, kb, m, y, |w, r0, a, out| {
+            let g = &groups[(r0 / 4 * kb * 8).min(groups.len())..];
+            dot::dot_rows(kernel, w, a, g, out)
         });
         Ok(())
     }

@@ -101,9 +101,10 @@ impl Q8_0Matrix {
         self.k
     }
 
-    /// `y[m, n] = x[m, k] · Wᵀ` with the fastest kernel this CPU has.
+    /// `y[m, n] = x[m, k] · Wᵀ` with the fastest kernel this CPU has (AVX2: see
+    /// `Kernel::Vnni`).
     pub fn matmul(&self, x: &[f32], m: usize, y: &mut [f32]) -> Result<()> {
-        self.matmul_with(Kernel::detect(), x, m, y)
+        self.matmul_with(Kernel::Avx2.effective(), x, m, y)
     }
 
     /// As `matmul`, with a chosen kernel (it falls back where unavailable).
@@ -129,7 +130,7 @@ impl Q8_0Matrix {
             .with_min_len(8)
             .for_each(|(a, x)| quantize_row_q8_0(x, a));
         let row_bytes = kb * Q8_0_BLOCK_BYTES;
-        matmul_rows(&self.data, row_bytes, &acts, kb, m, y, |w, a, out| {
+        matmul_rows(&self.data, row_bytes, &acts, kb, m, y, |w, _, a, out| {
             dot_q8_0::dot_rows(kernel, w, a, out)
         });
         Ok(())

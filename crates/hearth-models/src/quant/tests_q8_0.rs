@@ -173,7 +173,7 @@ fn q8_0_avx2_and_vnni_agree_exactly() {
     assert_eq!(a, v, "AVX2 vs VNNI");
     let scale = s.iter().fold(1f32, |acc, y| acc.max(y.abs()));
     assert!(s.iter().zip(&a).all(|(p, q)| (p - q).abs() <= 1e-5 * scale));
-    eprintln!("Q8_0 kernels: {:?} runs here", Kernel::detect());
+    eprintln!("most capable kernel here: {:?}", Kernel::detect());
 }
 
 #[test]

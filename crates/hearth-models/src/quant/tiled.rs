@@ -15,8 +15,9 @@ unsafe impl Send for Out {}
 unsafe impl Sync for Out {}
 
 /// `y[r * n + i] = dot(row i of data, acts row r)` for `n` weight rows of `row_bytes`
-/// bytes each and `m` activation rows of `kb` blocks each. `dot(w, a, out)` fills
-/// `out[j]` with the product of weight row `w` and activation row `j` of `a`.
+/// bytes each and `m` activation rows of `kb` blocks each. `dot(w, r0, a, out)` fills
+/// `out[j]` with the product of weight row `w` and activation row `j` of `a`, which
+/// starts at row `r0` (a multiple of 4) of the whole batch.
 pub(crate) fn matmul_rows<A, F>(
     data: &[u8],
     row_bytes: usize,
@@ -27,7 +28,7 @@ pub(crate) fn matmul_rows<A, F>(
     dot: F,
 ) where
     A: Sync,
-    F: Fn(&[u8], &[A], &mut [f32]) + Sync,
+    F: Fn(&[u8], usize, &[A], &mut [f32]) + Sync,
 {
     let n = data.len() / row_bytes.max(1);
     assert!(
@@ -40,7 +41,7 @@ pub(crate) fn matmul_rows<A, F>(
         y.par_chunks_mut(chunk).enumerate().for_each(|(c, out)| {
             for (i, o) in out.chunks_mut(1).enumerate() {
                 let start = (c * chunk + i) * row_bytes;
-                dot(&data[start..start + row_bytes], acts, o);
+                dot(&data[start..start + row_bytes], 0, acts, o);
             }
         });
         return;
@@ -57,7 +58,7 @@ pub(crate) fn matmul_rows<A, F>(
             let a = &acts[r0 * kb..r1 * kb];
             for (li, i) in rows.clone().enumerate() {
                 let w = &data[i * row_bytes..(i + 1) * row_bytes];
-                dot(w, a, &mut local[li * m + r0..li * m + r1]);
+                dot(w, r0, a, &mut local[li * m + r0..li * m + r1]);
             }
         }
         for (li, i) in rows.enumerate() {
