@@ -7,6 +7,7 @@ use hearth_engine::EngineHandle;
 use hearth_text::{ChatTemplate, Tokenizer};
 
 use crate::error::ApiError;
+use crate::openai::types::SamplingFields;
 
 /// Default request-body limit (a long chat history fits easily).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 8 << 20;
@@ -20,6 +21,29 @@ pub struct AppState {
     /// Unix seconds the model was loaded (reported by /v1/models).
     pub created: u64,
     pub max_body_bytes: usize,
+    /// The model's own sampling defaults (generation_config.json), used where a
+    /// request leaves the field unset.
+    pub generation_defaults: GenerationDefaults,
+}
+
+/// Sampling defaults a model folder ships; `None` keeps the API's default.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct GenerationDefaults {
+    pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
+    pub top_k: Option<i64>,
+}
+
+impl GenerationDefaults {
+    /// `f` with its unset fields taken from these defaults.
+    pub fn fill(&self, f: &SamplingFields) -> SamplingFields {
+        SamplingFields {
+            temperature: f.temperature.or(self.temperature),
+            top_p: f.top_p.or(self.top_p),
+            top_k: f.top_k.or(self.top_k),
+            ..f.clone()
+        }
+    }
 }
 
 impl AppState {
@@ -36,6 +60,7 @@ impl AppState {
             model_names,
             created: unix_now(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            generation_defaults: GenerationDefaults::default(),
         }
     }
 
@@ -63,6 +88,24 @@ pub fn unix_now() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn defaults_fill_only_unset_fields() {
+        let d = GenerationDefaults {
+            temperature: Some(0.6),
+            top_p: Some(0.9),
+            top_k: Some(20),
+        };
+        let f = SamplingFields {
+            temperature: Some(0.0),
+            ..SamplingFields::default()
+        };
+        let g = d.fill(&f);
+        assert_eq!(
+            (g.temperature, g.top_p, g.top_k),
+            (Some(0.0), Some(0.9), Some(20))
+        );
+    }
 
     #[test]
     fn unknown_model_is_404() {

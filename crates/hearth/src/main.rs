@@ -3,6 +3,7 @@
 
 mod bench;
 mod chat;
+mod model_source;
 mod models_cmd;
 mod pull;
 mod serve;

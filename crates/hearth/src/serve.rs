@@ -9,14 +9,14 @@ use clap::Args;
 use hearth_engine::{EngineConfig, EngineHandle};
 use hearth_models::store::{find_known, Store, DEFAULT_MODEL};
 use hearth_server::{router, AppState};
-use hearth_text::{ChatTemplate, Tokenizer};
 use tokio::io::AsyncWriteExt;
 
 use crate::size::parse_size;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// "default", a model name from the store, or a path to a GGUF file.
+    /// "default", a model name from the store, a path to a GGUF file, or a Hugging
+    /// Face model folder (config.json, safetensors, tokenizer.json).
     pub model: Option<String>,
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
@@ -73,15 +73,12 @@ impl ServeArgs {
     }
 }
 
-/// The model file and the name it is served under.
+/// The model file (or Hugging Face folder) and the name it is served under.
 fn resolve_model(arg: Option<&str>) -> Result<(PathBuf, String)> {
     let arg = arg.unwrap_or("default");
     let as_path = Path::new(arg);
-    if as_path.is_file() {
-        let name = as_path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| arg.to_string());
+    if as_path.is_file() || as_path.is_dir() {
+        let name = crate::model_source::default_name(as_path).unwrap_or_else(|| arg.to_string());
         return Ok((as_path.to_path_buf(), name));
     }
     let store = Store::open(Store::default_home()?)?;
@@ -103,12 +100,9 @@ fn resolve_model(arg: Option<&str>) -> Result<(PathBuf, String)> {
 pub async fn run(args: ServeArgs) -> Result<()> {
     let (path, name) = resolve_model(args.model.as_deref())?;
     tracing::info!(path = %path.display(), "loading model");
-    let loaded =
-        hearth_models::load_gguf(&path).with_context(|| format!("loading {}", path.display()))?;
-    let tokenizer = Arc::new(Tokenizer::from_gguf_metadata(&loaded.metadata).context("tokenizer")?);
-    let template = Arc::new(
-        ChatTemplate::from_gguf_metadata(&loaded.metadata, &tokenizer).context("chat template")?,
-    );
+    let loaded = crate::model_source::load(&path)?;
+    let tokenizer = Arc::new(loaded.tokenizer);
+    let template = Arc::new(loaded.template);
     let engine = EngineHandle::start(loaded.model, tokenizer.clone(), args.engine_config())
         .context("starting the engine")?;
     let names = if args.served_model_name.is_empty() {
@@ -120,6 +114,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     };
     let mut state = AppState::new(engine, tokenizer, template, names);
     state.max_body_bytes = usize::try_from(args.max_body_size).unwrap_or(usize::MAX);
+    state.generation_defaults = loaded.defaults;
 
     let addr = format!("{}:{}", args.host, args.port);
     let listener = tokio::net::TcpListener::bind(&addr)

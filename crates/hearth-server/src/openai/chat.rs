@@ -33,7 +33,7 @@ pub async fn chat_completions(
         _ => None,
     };
     let params = to_params(
-        &req.sampling,
+        &st.generation_defaults.fill(&req.sampling),
         logprobs,
         ids.len(),
         st.engine.max_model_len(),

@@ -74,7 +74,7 @@ pub async fn completions(
         .map(|n| logprobs_count("logprobs", n))
         .transpose()?;
     let params = to_params(
-        &req.sampling,
+        &st.generation_defaults.fill(&req.sampling),
         logprobs,
         ids.len(),
         st.engine.max_model_len(),

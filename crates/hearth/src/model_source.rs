@@ -1,0 +1,118 @@
+//! Where a served model comes from: a GGUF file (weights, tokenizer and template in
+//! one file) or a Hugging Face folder (safetensors + tokenizer.json + configs).
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use hearth_models::CausalLm;
+use hearth_server::state::GenerationDefaults;
+use hearth_text::{ChatTemplate, Tokenizer};
+use serde_json::Value;
+
+/// Everything `serve` needs from a model source.
+pub struct LoadedSource {
+    pub model: Box<dyn CausalLm>,
+    pub tokenizer: Tokenizer,
+    pub template: ChatTemplate,
+    pub defaults: GenerationDefaults,
+}
+
+/// The name a path is served under: a folder's name, a file's stem.
+pub fn default_name(path: &Path) -> Option<String> {
+    let part = if path.is_dir() {
+        path.file_name()
+    } else {
+        path.file_stem()
+    };
+    part.map(|s| s.to_string_lossy().into_owned())
+}
+
+/// Loads a GGUF file, or a Hugging Face folder when `path` is a directory.
+pub fn load(path: &Path) -> Result<LoadedSource> {
+    if path.is_dir() {
+        load_hf_dir(path)
+    } else {
+        load_gguf(path)
+    }
+}
+
+fn load_gguf(path: &Path) -> Result<LoadedSource> {
+    let loaded =
+        hearth_models::load_gguf(path).with_context(|| format!("loading {}", path.display()))?;
+    let tokenizer = Tokenizer::from_gguf_metadata(&loaded.metadata).context("tokenizer")?;
+    let template =
+        ChatTemplate::from_gguf_metadata(&loaded.metadata, &tokenizer).context("chat template")?;
+    Ok(LoadedSource {
+        model: loaded.model,
+        tokenizer,
+        template,
+        defaults: GenerationDefaults::default(),
+    })
+}
+
+fn load_hf_dir(dir: &Path) -> Result<LoadedSource> {
+    let loaded = hearth_models::load_safetensors_dir(dir)
+        .with_context(|| format!("loading {}", dir.display()))?;
+    let tokenizer =
+        Tokenizer::from_hf_dir(dir).with_context(|| format!("tokenizer of {}", dir.display()))?;
+    let template = ChatTemplate::from_hf_dir(dir, &tokenizer)
+        .with_context(|| format!("chat template of {}", dir.display()))?;
+    let defaults = generation_defaults(dir)?;
+    Ok(LoadedSource {
+        model: loaded.model,
+        tokenizer,
+        template,
+        defaults,
+    })
+}
+
+/// temperature/top_p/top_k of generation_config.json (taken as written, as vLLM's
+/// `--generation-config auto` does); absent file or keys leave the API defaults.
+pub fn generation_defaults(dir: &Path) -> Result<GenerationDefaults> {
+    let path = dir.join("generation_config.json");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(GenerationDefaults::default())
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let v: Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let f = |k: &str| v.get(k).and_then(Value::as_f64).map(|x| x as f32);
+    Ok(GenerationDefaults {
+        temperature: f("temperature"),
+        top_p: f("top_p"),
+        top_k: v.get("top_k").and_then(Value::as_i64),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_from_generation_config() {
+        let dir = std::env::temp_dir().join(format!("hearth-gencfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        assert_eq!(
+            generation_defaults(&dir).expect("no file is fine"),
+            GenerationDefaults::default()
+        );
+        std::fs::write(
+            dir.join("generation_config.json"),
+            r#"{"temperature": 0.6, "top_p": 0.95, "top_k": 20, "eos_token_id": [1, 2]}"#,
+        )
+        .expect("write");
+        let d = generation_defaults(&dir).expect("parses");
+        assert_eq!(
+            (d.temperature, d.top_p, d.top_k),
+            (Some(0.6), Some(0.95), Some(20))
+        );
+        assert_eq!(
+            default_name(&dir).as_deref(),
+            dir.file_name().and_then(|n| n.to_str())
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
