@@ -2,10 +2,13 @@
 //! the tiny fixtures' transformers logits (scripts/reference/make_tiny_models.py).
 mod common;
 
+use candle_core::quantized::gguf_file::Value;
 use candle_core::quantized::GgmlDType;
+use candle_core::Device;
 use common::{argmax, batch, max_abs_diff, Part};
-use hearth_models::{load_safetensors_dir_with, CausalLm, KvCache, KvCacheLayout};
-use serde_json::Value;
+use hearth_models::hf_to_gguf::hf_to_gguf;
+use hearth_models::{load_gguf, load_safetensors_dir_with, CausalLm, KvCache, KvCacheLayout};
+use serde_json::Value as Json;
 use std::path::PathBuf;
 
 const BS: usize = 4;
@@ -21,7 +24,7 @@ pub struct Reference {
     pub decode: Vec<(u32, Vec<f32>)>,
 }
 
-fn floats(v: &Value) -> Vec<f32> {
+fn floats(v: &Json) -> Vec<f32> {
     let a = v.as_array().expect("logits");
     a.iter()
         .map(|x| x.as_f64().expect("logit") as f32)
@@ -30,8 +33,8 @@ fn floats(v: &Value) -> Vec<f32> {
 
 pub fn reference(name: &str) -> Reference {
     let text = std::fs::read_to_string(fixture(name).join("reference.json")).expect("reference");
-    let j: Value = serde_json::from_str(&text).expect("json");
-    let id = |v: &Value| v.as_u64().expect("id") as u32;
+    let j: Json = serde_json::from_str(&text).expect("json");
+    let id = |v: &Json| v.as_u64().expect("id") as u32;
     let prefill = j["prefill"].as_array().expect("prefill");
     Reference {
         prompt: j["prompt"]
@@ -123,5 +126,81 @@ fn other_types_load_and_stay_in_range() {
         eprintln!("llama3 {q:?} on load: max abs error {err:.2e}, top-1 {agree}/{steps}");
         assert!(err < 1.5, "{q:?}: error {err}");
         assert!(agree * 2 > steps, "{q:?}: top-1 {agree}/{steps}");
+    }
+}
+
+fn temp_gguf(tag: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("hearth-hf2gguf-{}-{tag}.gguf", std::process::id()))
+}
+
+/// Converts the fixture, loads it with hearth's GGUF loader (interleaved rope over the
+/// permuted q/k rows, llama3 scaling from `rope_freqs.weight`), returns the error.
+fn gguf_round_trip(q: GgmlDType) -> (f32, usize, usize) {
+    let path = temp_gguf(&format!("{q:?}"));
+    let summary = hf_to_gguf(&fixture("llama3"), &path, q).expect("convert");
+    let loaded = load_gguf(&path);
+    let _ = std::fs::remove_file(&path);
+    let mut loaded = loaded.expect("load converted GGUF");
+    assert_eq!(summary.architecture, "llama");
+    // 2 layers x 9 tensors + embedding + output norm + rope_freqs (tied head).
+    assert_eq!(summary.tensors, 2 * 9 + 3);
+    assert_eq!(loaded.spec.num_kv_heads, 2);
+    let md = &loaded.metadata;
+    assert!(matches!(md.get("llama.block_count"), Some(Value::U32(2))));
+    assert!(matches!(md.get("tokenizer.ggml.model"), Some(Value::String(s)) if s == "none"));
+    compare(loaded.model.as_mut(), &reference("llama3"))
+}
+
+/// f32 GGUF: the same weights as the folder, only rope's pair layout differs, so the
+/// error stays at f32 noise (same `TOL` as tiny_hf_models.rs).
+#[test]
+fn llama3_to_f32_gguf_matches_transformers() {
+    let (err, agree, steps) = gguf_round_trip(GgmlDType::F32);
+    eprintln!("llama3 -> f32 GGUF: max abs error {err:.2e}");
+    assert_eq!(agree, steps);
+    assert!(err < 1e-4, "error {err}");
+}
+
+#[test]
+fn llama3_to_q8_0_gguf_stays_within_the_q8_bound() {
+    let (err, agree, steps) = gguf_round_trip(GgmlDType::Q8_0);
+    eprintln!("llama3 -> q8_0 GGUF: max abs error {err:.2e}");
+    assert_eq!(agree, steps);
+    assert!(err < Q8_BOUND && err > 1e-5, "error {err}");
+}
+
+/// hearth runs only llama GGUF files; for qwen2/qwen3 check llama.cpp's names, the
+/// unpermuted layout (q rows equal the folder's) and the per-architecture keys.
+#[test]
+fn qwen_folders_convert_with_llama_cpp_names() {
+    use candle_core::quantized::gguf_file::Content;
+    for (name, extra) in [
+        ("qwen2", "blk.1.attn_k.bias"),
+        ("qwen3", "blk.1.attn_q_norm.weight"),
+    ] {
+        let path = temp_gguf(name);
+        hf_to_gguf(&fixture(name), &path, GgmlDType::F32).expect("convert");
+        let mut f = std::fs::File::open(&path).expect("open");
+        let c = Content::read(&mut f).expect("read GGUF");
+        let q = c
+            .tensor(&mut f, "blk.0.attn_q.weight", &Device::Cpu)
+            .expect("q");
+        let _ = std::fs::remove_file(&path);
+        assert!(c.tensor_infos.contains_key(extra), "{name}: no {extra}");
+        assert!(
+            matches!(c.metadata.get("general.architecture"), Some(Value::String(s)) if s == name)
+        );
+        assert!(c
+            .metadata
+            .contains_key(&format!("{name}.attention.head_count_kv")));
+        let st = hearth_models::safetensors::SafetensorsDir::open(&fixture(name)).expect("st");
+        let want = st.f32(
+            "model.layers.0.self_attn.q_proj.weight",
+            q.shape().dims(),
+            &Device::Cpu,
+        );
+        let got = q.dequantize(&Device::Cpu).expect("deq");
+        let diff = (got - want.expect("want")).and_then(|d| d.abs()?.max_all()?.to_scalar::<f32>());
+        assert_eq!(diff.expect("diff"), 0.0, "{name}: q rows moved");
     }
 }
