@@ -7,7 +7,8 @@ Requirements (pinned; CPU torch is enough):
 Qwen3ForCausalLM first appeared in transformers 4.51, so the qwen3 fixture needs
     transformers==4.51.3 tokenizers==0.21.1 huggingface-hub==0.30.2
 on the path in front of 4.46.3 (e.g. `pip install --target /tmp/tf_qwen3 --no-deps ...`
-and PYTHONPATH=/tmp/tf_qwen3). Without it the script skips qwen3 and says so.
+and PYTHONPATH=/tmp/tf_qwen3). Without it the script skips qwen3 and says so; the
+same holds for gemma3 (Gemma3ForCausalLM, also new in 4.51).
 
 Usage:
     python3 scripts/reference/make_tiny_models.py [--only NAME ...]
@@ -84,13 +85,41 @@ def qwen3():
     return transformers.Qwen3ForCausalLM(cfg)
 
 
+def gemma3(sliding_window=4):
+    """3 layers, pattern 2: local (window 4, rope 1e4), global (rope 1e6, linear x2),
+    local. query_pre_attn_scalar != head_dim and both soft-caps set, so each shows."""
+    cfg = transformers.Gemma3TextConfig(
+        **{k: v for k, v in COMMON.items() if k != "num_hidden_layers"},
+        num_hidden_layers=3,
+        head_dim=32,
+        query_pre_attn_scalar=24,
+        sliding_window=sliding_window,
+        sliding_window_pattern=2,
+        rope_theta=1000000.0,
+        rope_local_base_freq=10000.0,
+        rope_scaling={"rope_type": "linear", "factor": 2.0},
+        final_logit_softcapping=8.0,
+        # transformers 4.51.3 ignores this key for Gemma 3 (never passed to the attention;
+        # real checkpoints set it null), so it stays unset; hearth's kernel soft-caps
+        # when it is set and is tested for that against a dense reference.
+        attn_logit_softcapping=None,
+        hidden_activation="gelu_pytorch_tanh",
+        tie_word_embeddings=True,
+        attn_implementation="eager",  # the masking path that applies the window
+    )
+    return transformers.Gemma3ForCausalLM(cfg)
+
+
 # name -> (builder, weights dtype, max shard size or None)
 MODELS = {
     "llama3": (llama3, torch.float32, None),
     "llama3_bf16": (llama3, torch.bfloat16, None),
     "qwen2": (qwen2, torch.float32, "150KB"),
     "qwen3": (qwen3, torch.float32, None),
+    "gemma3": (gemma3, torch.float32, None),
 }
+# Architectures newer than transformers 4.46.3 (see the header).
+NEEDS = {"qwen3": "Qwen3ForCausalLM", "gemma3": "Gemma3ForCausalLM"}
 
 
 def randomize(model):
@@ -98,7 +127,9 @@ def randomize(model):
     with torch.no_grad():
         for name, p in model.named_parameters():
             if name.endswith("norm.weight"):
-                p.copy_(1.0 + 0.2 * torch.randn_like(p))
+                # Gemma norms scale by (1 + w) and start at w = 0.
+                base = 0.0 if model.config.model_type.startswith("gemma") else 1.0
+                p.copy_(base + 0.2 * torch.randn_like(p))
             elif name.endswith(".bias"):
                 p.copy_(0.5 * torch.randn_like(p))
 
@@ -111,8 +142,9 @@ def logits_of(model, ids):
 
 def build(name):
     builder, dtype, shard = MODELS[name]
-    if name == "qwen3" and not hasattr(transformers, "Qwen3ForCausalLM"):
-        print(f"skip qwen3: transformers {transformers.__version__} has no Qwen3ForCausalLM")
+    need = NEEDS.get(name)
+    if need and not hasattr(transformers, need):
+        print(f"skip {name}: transformers {transformers.__version__} has no {need}")
         return
     torch.manual_seed(SEED)
     model = builder().eval()
@@ -155,6 +187,13 @@ def build(name):
     }
     with open(os.path.join(out, "reference.json"), "w") as f:
         json.dump(ref, f, separators=(",", ":"))
+    if name == "gemma3":
+        # The window must matter for the prompt: without it the logits move.
+        wide = builder(sliding_window=1000).eval()
+        wide.load_state_dict(weights)
+        moved = float((logits_of(wide, PROMPT) - prefill).abs().max())
+        assert moved > 1e-2, moved
+        print(f"gemma3: a window of 1000 moves the prefill logits by {moved:.3f}")
     rows = torch.cat([prefill, torch.tensor([d["logits"] for d in decode])])
     top2 = rows.topk(2, dim=-1).values
     margin = float((top2[:, 0] - top2[:, 1]).min())

@@ -38,6 +38,16 @@ pub fn load_safetensors_dir_with(
     })?;
     let config: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| ModelError::Invalid(format!("{}: {e}", path.display())))?;
+    if crate::gemma3::is_gemma3(&config) {
+        let cfg = crate::gemma3::Gemma3Config::from_json(&config)?;
+        let st = SafetensorsDir::open(dir)?;
+        let model = crate::gemma3::load(&cfg, &st, &Device::Cpu, quantization)?;
+        return Ok(LoadedModel {
+            model: Box::new(model),
+            spec: cfg.spec(),
+            config,
+        });
+    }
     let hf = HfConfig::from_json(&config)?;
     let st = SafetensorsDir::open(dir)?;
     let llama = build(&hf, &st, &Device::Cpu, quantization)?;

@@ -1,0 +1,180 @@
+//! Gemma 3 text decoder over the paged KV cache: scaled embedding, (1 + w) RMSNorms
+//! around attention and MLP, per-head q/k norm, GeLU-tanh gated MLP, interleaved
+//! sliding-window (local rope base) and global (scaled rope) layers, soft-capping.
+//!
+//! Sliding layers only read the window's keys (see `AttnShape::window`), but their
+//! older KV blocks stay allocated: the engine keeps full-length block tables.
+
+mod config;
+mod load;
+
+pub use config::{is_gemma3, Gemma3Config};
+pub use load::load;
+
+use crate::attention::{AttnMeta, AttnShape, PagedAttention};
+use crate::llama::Rope;
+use crate::quant::Linear;
+use crate::{BatchInput, CausalLm, KvCache, ModelError, ModelSpec};
+use candle_core::{Device, Module, Tensor};
+use candle_nn::ops::rms_norm;
+use candle_nn::rotary_emb::rope;
+
+/// Norm weights are stored as `1 + w` (Gemma's offset), so plain RMSNorm applies them.
+pub(crate) struct Layer {
+    pub(crate) input_norm: Tensor,
+    pub(crate) wq: Linear,
+    pub(crate) wk: Linear,
+    pub(crate) wv: Linear,
+    pub(crate) wo: Linear,
+    pub(crate) q_norm: Tensor,
+    pub(crate) k_norm: Tensor,
+    pub(crate) post_attn_norm: Tensor,
+    pub(crate) pre_ffn_norm: Tensor,
+    pub(crate) post_ffn_norm: Tensor,
+    pub(crate) w_gate: Linear,
+    pub(crate) w_up: Linear,
+    pub(crate) w_down: Linear,
+}
+
+pub struct Gemma3 {
+    pub(crate) spec: ModelSpec,
+    pub(crate) cfg: Gemma3Config,
+    /// `[vocab, hidden]`, also the (tied) LM head.
+    pub(crate) embed: Tensor,
+    pub(crate) layers: Vec<Layer>,
+    pub(crate) norm: Tensor,
+    pub(crate) lm_head: Linear,
+    pub(crate) rope_local: Rope,
+    pub(crate) rope_global: Rope,
+    pub(crate) attn: Box<dyn PagedAttention>,
+    pub(crate) device: Device,
+}
+
+type Tables = (Tensor, Tensor);
+
+impl Gemma3 {
+    pub fn config(&self) -> &Gemma3Config {
+        &self.cfg
+    }
+
+    fn check(&self, batch: &BatchInput, cache: &KvCache) -> Result<AttnMeta, ModelError> {
+        let (l, c) = (&cache.layout, &self.cfg);
+        if l.num_layers != c.num_layers
+            || l.num_kv_heads != c.num_kv_heads
+            || l.head_dim != c.head_dim
+        {
+            return Err(ModelError::BadBatch(format!(
+                "KV cache is {} layers x {} heads x {}, model needs {} x {} x {}",
+                l.num_layers, l.num_kv_heads, l.head_dim, c.num_layers, c.num_kv_heads, c.head_dim
+            )));
+        }
+        if let Some(t) = batch.tokens.iter().find(|&&t| t as usize >= c.vocab_size) {
+            return Err(ModelError::BadBatch(format!(
+                "token {t} outside vocab of {}",
+                c.vocab_size
+            )));
+        }
+        AttnMeta::new(batch, l)
+    }
+
+    /// Per-head RMSNorm then rotate-half rope.
+    fn norm_rope(
+        &self,
+        x: &Tensor,
+        heads: usize,
+        w: &Tensor,
+        (cos, sin): &Tables,
+    ) -> Result<Tensor, ModelError> {
+        let (t, hd) = (x.dim(0)?, self.cfg.head_dim);
+        let x = x.reshape((t, heads, 1, hd))?.contiguous()?;
+        let x = rms_norm(&x, w, self.cfg.rms_eps)?.contiguous()?;
+        Ok(rope(&x, cos, sin)?.reshape((t, heads * hd))?)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn layer(
+        &self,
+        i: usize,
+        x: &Tensor,
+        tables: (&Tables, &Tables),
+        batch: &BatchInput,
+        meta: &AttnMeta,
+        cache: &mut KvCache,
+    ) -> Result<Tensor, ModelError> {
+        let (c, w) = (&self.cfg, &self.layers[i]);
+        let sliding = c.sliding[i];
+        let rope = if sliding { tables.0 } else { tables.1 };
+        let h = rms_norm(x, &w.input_norm, c.rms_eps)?;
+        let (q, k, v) = (w.wq.forward(&h)?, w.wk.forward(&h)?, w.wv.forward(&h)?);
+        let q = self.norm_rope(&q, c.num_heads, &w.q_norm, rope)?;
+        let k = self.norm_rope(&k, c.num_kv_heads, &w.k_norm, rope)?;
+        self.attn.write_kv(cache, i, &k, &v, batch)?;
+        let shape = AttnShape {
+            num_heads: c.num_heads,
+            num_kv_heads: c.num_kv_heads,
+            head_dim: c.head_dim,
+            scale: 1.0 / c.query_pre_attn_scalar.sqrt(),
+            window: sliding.then_some(c.sliding_window),
+            softcap: c.attn_softcap,
+        };
+        let a = self.attn.attend(&q, cache, i, batch, meta, shape)?;
+        let a = rms_norm(&w.wo.forward(&a)?, &w.post_attn_norm, c.rms_eps)?;
+        let x = (x + a)?;
+        let h = rms_norm(&x, &w.pre_ffn_norm, c.rms_eps)?;
+        let m = (w.w_gate.forward(&h)?.gelu()? * w.w_up.forward(&h)?)?;
+        let m = rms_norm(&w.w_down.forward(&m)?, &w.post_ffn_norm, c.rms_eps)?;
+        Ok((x + m)?)
+    }
+
+    fn forward_step(
+        &mut self,
+        batch: &BatchInput,
+        cache: &mut KvCache,
+    ) -> Result<Vec<Vec<f32>>, ModelError> {
+        let meta = self.check(batch, cache)?;
+        let mut logits = vec![Vec::new(); batch.seqs.len()];
+        if batch.tokens.is_empty() {
+            return Ok(logits);
+        }
+        let ids = Tensor::from_slice(&batch.tokens, batch.tokens.len(), &self.device)?;
+        let scale = (self.cfg.hidden_size as f64).sqrt();
+        let mut x = (self.embed.index_select(&ids, 0)? * scale)?;
+        let local = self.rope_local.tables(&batch.positions, &self.device)?;
+        let global = self.rope_global.tables(&batch.positions, &self.device)?;
+        for i in 0..self.layers.len() {
+            x = self.layer(i, &x, (&local, &global), batch, &meta, cache)?;
+        }
+        let wanted: Vec<usize> = (0..batch.seqs.len())
+            .filter(|&s| batch.seqs[s].needs_logits)
+            .collect();
+        if wanted.is_empty() {
+            return Ok(logits);
+        }
+        let rows: Vec<u32> = wanted.iter().map(|&s| meta.last_row[s] as u32).collect();
+        let rows = Tensor::from_vec(rows, wanted.len(), &self.device)?;
+        let last = rms_norm(&x.index_select(&rows, 0)?, &self.norm, self.cfg.rms_eps)?;
+        let mut out = self.lm_head.forward(&last)?;
+        if let Some(cap) = self.cfg.final_softcap {
+            out = ((out / cap as f64)?.tanh()? * cap as f64)?;
+        }
+        for (s, row) in wanted.into_iter().zip(out.to_vec2::<f32>()?) {
+            logits[s] = row;
+        }
+        Ok(logits)
+    }
+}
+
+impl CausalLm for Gemma3 {
+    fn spec(&self) -> &ModelSpec {
+        &self.spec
+    }
+
+    fn forward(
+        &mut self,
+        batch: &BatchInput,
+        cache: &mut KvCache,
+    ) -> Result<Vec<Vec<f32>>, ModelError> {
+        // On a rayon worker, as `Llama::forward` does, so kernels do not hand off.
+        rayon::scope(|_| self.forward_step(batch, cache))
+    }
+}
