@@ -21,6 +21,7 @@ pub mod model;
 pub mod quant;
 pub mod quantize;
 pub mod safetensors;
+pub mod sizing;
 pub mod store;
 
 pub use batch::{BatchInput, SeqInput};

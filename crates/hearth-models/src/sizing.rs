@@ -1,0 +1,214 @@
+//! Memory arithmetic: what a model's weights take, what each token of KV cache takes,
+//! and how many full-length sequences fit beside the weights in a memory budget.
+
+use crate::gguf_meta::{get_str, get_usize, req_usize};
+use crate::hf_config::HfConfig;
+use crate::kv_cache::KvCacheLayout;
+use crate::quantize::quantized_bytes;
+use crate::safetensors::shard_files;
+use crate::ModelError;
+use candle_core::quantized::gguf_file::Content;
+use candle_core::quantized::GgmlDType;
+use candle_core::safetensors::MmapedSafetensors;
+use std::path::Path;
+
+/// The shape facts the plan needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelSizing {
+    pub architecture: String,
+    /// Bytes of weights as hearth holds them.
+    pub weights_bytes: u64,
+    pub params: u64,
+    pub num_layers: usize,
+    pub num_kv_heads: usize,
+    pub head_dim: usize,
+    pub max_context: usize,
+}
+
+impl ModelSizing {
+    /// K and V of one token over all layers; hearth's cache stores f32.
+    pub fn kv_bytes_per_token(&self) -> u64 {
+        2 * (self.num_layers * self.num_kv_heads * self.head_dim) as u64 * 4
+    }
+}
+
+/// What fits in `memory`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub memory: u64,
+    pub weights_bytes: u64,
+    pub kv_bytes_per_token: u64,
+    /// Memory left for the KV cache (0 when the weights do not fit).
+    pub kv_budget: u64,
+    pub max_model_len: usize,
+    /// KV bytes of one sequence of `max_model_len` tokens (whole blocks).
+    pub kv_bytes_per_seq: u64,
+    /// Sequences of `max_model_len` tokens that fit at once.
+    pub concurrent_seqs: u64,
+    /// Tokens the KV cache holds in all (whole blocks).
+    pub kv_tokens: u64,
+}
+
+/// The plan for `memory` bytes (weights first, the rest KV cache in `block_size` blocks,
+/// as the engine sizes it with `KvCacheLayout::blocks_for_budget`).
+pub fn plan(s: &ModelSizing, memory: u64, max_model_len: usize, block_size: usize) -> Plan {
+    let bs = block_size.max(1);
+    let kv_budget = memory.saturating_sub(s.weights_bytes);
+    let per_token = s.kv_bytes_per_token();
+    let blocks = KvCacheLayout::blocks_for_budget(
+        s.num_layers,
+        s.num_kv_heads,
+        s.head_dim,
+        bs,
+        usize::try_from(kv_budget).unwrap_or(usize::MAX),
+    ) as u64;
+    let blocks_per_seq = max_model_len.div_ceil(bs).max(1) as u64;
+    Plan {
+        memory,
+        weights_bytes: s.weights_bytes,
+        kv_bytes_per_token: per_token,
+        kv_budget,
+        max_model_len,
+        kv_bytes_per_seq: blocks_per_seq * bs as u64 * per_token,
+        concurrent_seqs: blocks / blocks_per_seq,
+        kv_tokens: blocks * bs as u64,
+    }
+}
+
+/// A GGUF file: weights are its tensors' bytes, shapes from `<arch>.*` metadata.
+pub fn sizing_from_gguf(path: &Path) -> Result<ModelSizing, ModelError> {
+    let mut f = std::fs::File::open(path).map_err(|source| ModelError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let c = Content::read(&mut f)
+        .map_err(|e| ModelError::Invalid(format!("{}: {e}", path.display())))?;
+    let md = &c.metadata;
+    let arch = get_str(md, "general.architecture")?
+        .ok_or_else(|| ModelError::Invalid("no general.architecture".into()))?;
+    let k = |s: &str| format!("{arch}.{s}");
+    let (mut bytes, mut params) = (0u64, 0u64);
+    for info in c.tensor_infos.values() {
+        let n = info.shape.elem_count();
+        params += n as u64;
+        bytes += (n / info.ggml_dtype.block_size() * info.ggml_dtype.type_size()) as u64;
+    }
+    let heads = req_usize(md, &k("attention.head_count"))?;
+    let head_dim = match get_usize(md, &k("attention.key_length"))? {
+        Some(d) => d,
+        None => req_usize(md, &k("embedding_length"))? / heads.max(1),
+    };
+    Ok(ModelSizing {
+        architecture: arch.to_string(),
+        weights_bytes: bytes,
+        params,
+        num_layers: req_usize(md, &k("block_count"))?,
+        num_kv_heads: get_usize(md, &k("attention.head_count_kv"))?.unwrap_or(heads),
+        head_dim,
+        max_context: get_usize(md, &k("context_length"))?.unwrap_or(2048),
+    })
+}
+
+/// A Hugging Face folder as `load_safetensors_dir_with(dir, quantization)` holds it:
+/// matrices quantized when asked, everything else f32 (the dense path computes in f32,
+/// so bf16 files double in memory); a tied head shares the embedding.
+pub fn sizing_from_hf_dir(
+    dir: &Path,
+    quantization: Option<GgmlDType>,
+) -> Result<ModelSizing, ModelError> {
+    let cfg_path = dir.join("config.json");
+    let text = std::fs::read_to_string(&cfg_path).map_err(|source| ModelError::Io {
+        path: cfg_path.display().to_string(),
+        source,
+    })?;
+    let json: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| ModelError::Invalid(format!("{}: {e}", cfg_path.display())))?;
+    let hf = HfConfig::from_json(&json)?;
+    let files = shard_files(dir)?;
+    // SAFETY: read-only map used only to read tensor headers here.
+    let st = unsafe { MmapedSafetensors::multi(&files) }
+        .map_err(|e| ModelError::Invalid(format!("{}: {e}", dir.display())))?;
+    let (mut bytes, mut params) = (0u64, 0u64);
+    for (name, view) in st.tensors() {
+        let shape = view.shape();
+        let n: usize = shape.iter().product();
+        params += n as u64;
+        if hf.tie_word_embeddings && name == "lm_head.weight" {
+            continue;
+        }
+        bytes += match (quantization, shape) {
+            (Some(q), [rows, cols]) => quantized_bytes(q, *rows, *cols),
+            _ => n as u64 * 4,
+        };
+    }
+    let c = &hf.llama;
+    Ok(ModelSizing {
+        architecture: c.architecture.clone(),
+        weights_bytes: bytes,
+        params,
+        num_layers: c.num_layers,
+        num_kv_heads: c.num_kv_heads,
+        head_dim: c.head_dim,
+        max_context: c.max_context,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Llama 3.1 8B's shape: 32 layers, 8 KV heads of 128.
+    fn llama8b(weights: u64) -> ModelSizing {
+        ModelSizing {
+            architecture: "llama".into(),
+            weights_bytes: weights,
+            params: 8_030_000_000,
+            num_layers: 32,
+            num_kv_heads: 8,
+            head_dim: 128,
+            max_context: 131_072,
+        }
+    }
+
+    #[test]
+    fn kv_per_token_is_k_and_v_over_layers_in_f32() {
+        // 2 * 32 * 8 * 128 * 4 = 256 KiB (128 KiB in llama.cpp's f16).
+        assert_eq!(llama8b(0).kv_bytes_per_token(), 256 << 10);
+    }
+
+    #[test]
+    fn sequences_that_fit_beside_the_weights() {
+        let gib = 1u64 << 30;
+        let p = plan(&llama8b(16 * gib), 64 * gib, 8192, 16);
+        assert_eq!(p.kv_budget, 48 * gib);
+        // 8192 tokens * 256 KiB = 2 GiB a sequence: 24 fit in 48 GiB.
+        assert_eq!(p.kv_bytes_per_seq, 2 * gib);
+        assert_eq!(p.concurrent_seqs, 24);
+        assert_eq!(p.kv_tokens, 48 * 4096);
+        // A length that is not a whole number of blocks takes whole blocks.
+        let p = plan(&llama8b(16 * gib), 64 * gib, 8190, 16);
+        assert_eq!((p.kv_bytes_per_seq, p.concurrent_seqs), (2 * gib, 24));
+    }
+
+    #[test]
+    fn weights_larger_than_memory_leave_nothing() {
+        let p = plan(&llama8b(70 << 30), 64 << 30, 4096, 16);
+        assert_eq!((p.kv_budget, p.concurrent_seqs, p.kv_tokens), (0, 0, 0));
+    }
+
+    #[test]
+    fn hf_fixture_sizes_follow_the_quantization() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny/llama3");
+        let f32 = sizing_from_hf_dir(&dir, None).expect("f32");
+        let q8 = sizing_from_hf_dir(&dir, Some(GgmlDType::Q8_0)).expect("q8_0");
+        // 2 layers, 2 KV heads of 16: 2 * 2 * 2 * 16 * 4 bytes.
+        assert_eq!(f32.kv_bytes_per_token(), 512);
+        assert_eq!(f32.weights_bytes, f32.params * 4);
+        // Every matrix shrinks to 34/128 of f32; only the norms (5 * 64 floats) stay.
+        let vectors = 5 * 64 * 4;
+        assert_eq!(
+            q8.weights_bytes - vectors,
+            (f32.weights_bytes - vectors) * 34 / 128
+        );
+    }
+}
