@@ -37,15 +37,19 @@ pub fn quantize_row_q8_1(x: &[f32], out: &mut [BlockQ8_1]) {
     quantize(x, out)
 }
 
-/// The same code compiled for AVX2: `round` becomes inline vector instructions
-/// (same half-away-from-zero result) instead of a `roundf` call per value.
+/// `quantize` with the per-block work in AVX2 (`simd::quantize_block`): same bytes.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn quantize_avx2(x: &[f32], out: &mut [BlockQ8_1]) {
-    quantize(x, out)
+    for (xs, b) in x.chunks_exact(QK).zip(out.iter_mut()) {
+        // SAFETY: 32 floats in, 32 bytes out.
+        let (d, sum) = unsafe { super::simd::quantize_block(xs.as_ptr(), b.qs.as_mut_ptr()) };
+        let d16 = f16::from_f32(d);
+        b.d = d16.to_f32();
+        b.s = (f16::from_f32(sum as f32) * d16).to_f32();
+    }
 }
 
-#[inline(always)]
 fn quantize(x: &[f32], out: &mut [BlockQ8_1]) {
     debug_assert_eq!(x.len(), out.len() * QK);
     for (xs, b) in x.chunks_exact(QK).zip(out.iter_mut()) {

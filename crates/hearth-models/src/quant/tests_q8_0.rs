@@ -193,3 +193,37 @@ fn linear_runs_q8_0_on_hearth_kernel() {
     assert!(Q8_0Matrix::from_bytes(2, 33, vec![0; 136]).is_err());
     assert!(Q8_0Matrix::from_bytes(2, 64, vec![0; 135]).is_err());
 }
+
+/// The vectorised quantizers round half away from zero, as `roundf`: exact ties
+/// (x / d = k + 0.5), the largest float below a tie, negatives, zero blocks.
+#[test]
+fn quantizers_match_scalar_rounding_on_ties() {
+    let mut x = vec![127.0f32; 32 * 4]; // amax 127: d = 1, x / d = x
+    for (i, v) in x.iter_mut().enumerate().skip(1).take(31) {
+        *v = (i as f32 - 16.0) + 0.5; // ties, both signs
+    }
+    for (i, v) in x[33..64].iter_mut().enumerate() {
+        *v = f32::from_bits(((i as f32 - 15.0) + 0.5).to_bits() - 1); // just off a tie
+    }
+    x[64..96].fill(0.0);
+    let mut rng = Rng(29);
+    x.extend(rng.vec(32 * 64, 7.0));
+    let mut q0 = vec![BlockQ8_0::ZERO; x.len() / QK];
+    let mut q1 = vec![BlockQ8_1::ZERO; x.len() / QK];
+    quantize_row_q8_0(&x, &mut q0);
+    quantize_row_q8_1(&x, &mut q1);
+    for (b, xs) in x.chunks_exact(QK).enumerate() {
+        let amax = xs.iter().fold(0f32, |a, v| a.max(v.abs()));
+        let d = amax / 127.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let want: Vec<i8> = xs.iter().map(|v| (v * id).round() as i8).collect();
+        assert_eq!(q0[b].qs.to_vec(), want, "Q8_0 block {b}");
+        assert_eq!(q1[b].qs.to_vec(), want, "Q8_1 block {b}");
+        assert_eq!(q0[b].d, f16::from_f32(d).to_f32());
+        let sum: i32 = want.iter().map(|&q| q as i32).sum();
+        assert_eq!(
+            q1[b].s,
+            (f16::from_f32(sum as f32) * f16::from_f32(d)).to_f32()
+        );
+    }
+}
