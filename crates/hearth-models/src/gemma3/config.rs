@@ -1,4 +1,7 @@
-//! Gemma 3 text `config.json` (`Gemma3ForCausalLM`, model_type `gemma3_text`).
+//! Gemma 3 text `config.json` (`Gemma3ForCausalLM`, model_type `gemma3_text`), or the
+//! `text_config` of a `Gemma3ForConditionalGeneration` (4B and larger; text part only).
+//! Missing keys take transformers' `Gemma3TextConfig` defaults, which the multimodal
+//! checkpoints rely on (their `text_config` omits heads, vocab, ...).
 
 use crate::{ModelError, ModelSpec};
 use serde_json::Value;
@@ -47,18 +50,30 @@ fn count(c: &Value, key: &str) -> Result<Option<usize>, ModelError> {
     }
 }
 
-fn req(c: &Value, key: &str) -> Result<usize, ModelError> {
-    count(c, key)?.ok_or_else(|| ModelError::Invalid(format!("config.json has no `{key}`")))
+fn or(c: &Value, key: &str, default: usize) -> Result<usize, ModelError> {
+    Ok(count(c, key)?.unwrap_or(default))
 }
 
-/// `config.json` names a Gemma 3 text model.
+fn arch(c: &Value) -> Option<&str> {
+    c.get("architectures")?.get(0)?.as_str()
+}
+
+/// `config.json` names a Gemma 3 model this module runs (text only).
 pub fn is_gemma3(c: &Value) -> bool {
-    let arch = c.get("architectures").and_then(|a| a.get(0));
-    arch.and_then(Value::as_str) == Some("Gemma3ForCausalLM")
+    matches!(
+        arch(c),
+        Some("Gemma3ForCausalLM" | "Gemma3ForConditionalGeneration")
+    )
 }
 
 impl Gemma3Config {
-    pub fn from_json(c: &Value) -> Result<Self, ModelError> {
+    pub fn from_json(top: &Value) -> Result<Self, ModelError> {
+        let c = match arch(top) {
+            Some("Gemma3ForConditionalGeneration") => top.get("text_config").ok_or_else(|| {
+                ModelError::Invalid("Gemma3ForConditionalGeneration without text_config".into())
+            })?,
+            _ => top,
+        };
         let act = c.get("hidden_activation").and_then(Value::as_str);
         if !matches!(act, None | Some("gelu_pytorch_tanh")) {
             return Err(ModelError::Unsupported(format!(
@@ -68,9 +83,9 @@ impl Gemma3Config {
         if c.get("attention_bias").and_then(Value::as_bool) == Some(true) {
             return Err(ModelError::Unsupported("attention_bias = true".into()));
         }
-        let num_layers = req(c, "num_hidden_layers")?;
-        let num_heads = req(c, "num_attention_heads")?;
-        let num_kv_heads = count(c, "num_key_value_heads")?.unwrap_or(num_heads);
+        let num_layers = or(c, "num_hidden_layers", 26)?;
+        let num_heads = or(c, "num_attention_heads", 8)?;
+        let num_kv_heads = or(c, "num_key_value_heads", 4)?;
         if num_heads == 0 || num_kv_heads == 0 || num_heads % num_kv_heads != 0 {
             return Err(ModelError::Invalid(format!(
                 "{num_heads} attention heads cannot share {num_kv_heads} KV heads"
@@ -108,12 +123,12 @@ impl Gemma3Config {
         };
         Ok(Gemma3Config {
             num_layers,
-            hidden_size: req(c, "hidden_size")?,
+            hidden_size: or(c, "hidden_size", 2304)?,
             num_heads,
             num_kv_heads,
             head_dim,
-            ffn_size: req(c, "intermediate_size")?,
-            vocab_size: req(c, "vocab_size")?,
+            ffn_size: or(c, "intermediate_size", 9216)?,
+            vocab_size: or(c, "vocab_size", 262_208)?,
             rms_eps: num(c, "rms_norm_eps")?.unwrap_or(1e-6) as f32,
             max_context: count(c, "max_position_embeddings")?.unwrap_or(131_072),
             query_pre_attn_scalar: num(c, "query_pre_attn_scalar")?.unwrap_or(256.0) as f32,
@@ -200,6 +215,25 @@ mod tests {
         let c = Gemma3Config::from_json(&j).expect("config");
         assert_eq!(c.sliding, [false, true]);
         assert_eq!((c.rope_linear_factor, c.final_softcap), (8.0, Some(30.0)));
+    }
+
+    #[test]
+    fn multimodal_text_config_with_defaults() {
+        let j = json!({"architectures": ["Gemma3ForConditionalGeneration"],
+            "text_config": {"hidden_size": 2560, "intermediate_size": 10240,
+                "num_hidden_layers": 34, "sliding_window": 1024,
+                "rope_scaling": {"factor": 8.0, "rope_type": "linear"}}});
+        assert!(is_gemma3(&j));
+        let c = Gemma3Config::from_json(&j).expect("config");
+        assert_eq!(
+            (c.hidden_size, c.num_layers, c.sliding_window),
+            (2560, 34, 1024)
+        );
+        assert_eq!((c.num_heads, c.num_kv_heads, c.head_dim), (8, 4, 256));
+        assert_eq!((c.vocab_size, c.rope_linear_factor), (262_208, 8.0));
+        assert_eq!(c.sliding.iter().filter(|s| !**s).count(), 5); // layers 5, 11, .., 29
+        let bare = json!({"architectures": ["Gemma3ForConditionalGeneration"]});
+        assert!(Gemma3Config::from_json(&bare).is_err());
     }
 
     #[test]

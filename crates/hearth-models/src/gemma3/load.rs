@@ -20,20 +20,27 @@ pub fn load(
     let dense = |t: Tensor| linear_from_f32(t, quantization);
     let (h, hd, v, f) = (cfg.hidden_size, cfg.head_dim, cfg.vocab_size, cfg.ffn_size);
     let (qd, kvd) = (cfg.num_heads * hd, cfg.num_kv_heads * hd);
-    let mat = |name: &str, out: usize, inp: usize| st.f32(name, &[out, inp], device);
+    // Text-only checkpoints name the decoder `model.`; multimodal ones nest it under
+    // `language_model.model.` (hub files) or `model.language_model.` (newer saves).
+    let pre = ["model.", "language_model.model.", "model.language_model."]
+        .into_iter()
+        .find(|p| st.contains(&format!("{p}embed_tokens.weight")))
+        .ok_or_else(|| ModelError::Invalid("no Gemma 3 embed_tokens.weight".into()))?;
+    let mat =
+        |name: &str, out: usize, inp: usize| st.f32(&format!("{pre}{name}"), &[out, inp], device);
     // Gemma's RMSNorm scales by (1 + w): fold the offset in once here.
     let norm = |name: &str, len: usize| -> Result<Tensor, ModelError> {
-        Ok((st.f32(name, &[len], device)? + 1.0)?)
+        Ok((st.f32(&format!("{pre}{name}"), &[len], device)? + 1.0)?)
     };
-    let embed = mat("model.embed_tokens.weight", v, h)?;
+    let embed = mat("embed_tokens.weight", v, h)?;
     let lm_head = if st.contains("lm_head.weight") && !cfg.tie_word_embeddings {
-        dense(mat("lm_head.weight", v, h)?)?
+        dense(st.f32("lm_head.weight", &[v, h], device)?)?
     } else {
         dense(embed.clone())?
     };
     let mut layers = Vec::with_capacity(cfg.num_layers);
     for i in 0..cfg.num_layers {
-        let p = |s: &str| format!("model.layers.{i}.{s}");
+        let p = |s: &str| format!("layers.{i}.{s}");
         layers.push(Layer {
             input_norm: norm(&p("input_layernorm.weight"), h)?,
             wq: dense(mat(&p("self_attn.q_proj.weight"), qd, h)?)?,
@@ -59,7 +66,7 @@ pub fn load(
         cfg: cfg.clone(),
         embed,
         layers,
-        norm: norm("model.norm.weight", h)?,
+        norm: norm("norm.weight", h)?,
         lm_head,
         attn: Box::new(CpuPagedAttention),
         device: device.clone(),
