@@ -2,7 +2,9 @@
 
 use crate::quant::Linear;
 use crate::ModelError;
-use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+/// Re-exported so the CLI can name quantization types without depending on candle.
+pub use candle_core::quantized::GgmlDType;
+use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::Tensor;
 use std::sync::Arc;
 

@@ -5,7 +5,9 @@ mod bench;
 mod chat;
 mod model_source;
 mod models_cmd;
+mod plan_cmd;
 mod pull;
+mod quantize_cmd;
 mod serve;
 mod size;
 mod sse_client;
@@ -42,6 +44,10 @@ enum Command {
     Chat(chat::ChatArgs),
     /// Benchmark a running server (like `vllm bench serve`).
     Bench(bench::BenchArgs),
+    /// Convert a Hugging Face folder to a (quantized) GGUF file.
+    Quantize(quantize_cmd::QuantizeArgs),
+    /// Weights, KV cache per token and concurrent sequences for a memory budget.
+    Plan(plan_cmd::PlanArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -84,5 +90,9 @@ async fn main() -> Result<()> {
         }
         Command::Chat(args) => chat::run(args).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::Quantize(args) => {
+            tokio::task::spawn_blocking(move || quantize_cmd::run(args)).await?
+        }
+        Command::Plan(args) => plan_cmd::run(args),
     }
 }

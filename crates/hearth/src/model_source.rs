@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use hearth_models::quantize::GgmlDType;
 use hearth_models::CausalLm;
 use hearth_server::state::GenerationDefaults;
 use hearth_text::{ChatTemplate, Tokenizer};
@@ -27,11 +28,16 @@ pub fn default_name(path: &Path) -> Option<String> {
     part.map(|s| s.to_string_lossy().into_owned())
 }
 
-/// Loads a GGUF file, or a Hugging Face folder when `path` is a directory.
-pub fn load(path: &Path) -> Result<LoadedSource> {
+/// Loads a GGUF file, or a Hugging Face folder when `path` is a directory (its
+/// matrices quantized to `quantization` as they are read).
+pub fn load_with(path: &Path, quantization: Option<GgmlDType>) -> Result<LoadedSource> {
     if path.is_dir() {
-        load_hf_dir(path)
+        load_hf_dir(path, quantization)
     } else {
+        anyhow::ensure!(
+            quantization.is_none(),
+            "--quantization applies to Hugging Face folders; a GGUF file keeps its own types"
+        );
         load_gguf(path)
     }
 }
@@ -50,8 +56,8 @@ fn load_gguf(path: &Path) -> Result<LoadedSource> {
     })
 }
 
-fn load_hf_dir(dir: &Path) -> Result<LoadedSource> {
-    let loaded = hearth_models::load_safetensors_dir(dir)
+fn load_hf_dir(dir: &Path, quantization: Option<GgmlDType>) -> Result<LoadedSource> {
+    let loaded = hearth_models::load_safetensors_dir_with(dir, quantization)
         .with_context(|| format!("loading {}", dir.display()))?;
     let tokenizer =
         Tokenizer::from_hf_dir(dir).with_context(|| format!("tokenizer of {}", dir.display()))?;

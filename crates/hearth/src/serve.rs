@@ -48,6 +48,9 @@ pub struct ServeArgs {
     /// Largest request body accepted (larger ones get 413).
     #[arg(long, value_parser = parse_size, default_value = "8MiB")]
     pub max_body_size: u64,
+    /// Quantize a Hugging Face folder's matrices on load (q8_0, q4_1, q4_k, ...).
+    #[arg(long, value_parser = crate::quantize_cmd::parse_quant_arg)]
+    pub quantization: Option<hearth_models::quantize::GgmlDType>,
 }
 
 impl ServeArgs {
@@ -100,7 +103,7 @@ fn resolve_model(arg: Option<&str>) -> Result<(PathBuf, String)> {
 pub async fn run(args: ServeArgs) -> Result<()> {
     let (path, name) = resolve_model(args.model.as_deref())?;
     tracing::info!(path = %path.display(), "loading model");
-    let loaded = crate::model_source::load(&path)?;
+    let loaded = crate::model_source::load_with(&path, args.quantization)?;
     let tokenizer = Arc::new(loaded.tokenizer);
     let template = Arc::new(loaded.template);
     let engine = EngineHandle::start(loaded.model, tokenizer.clone(), args.engine_config())

@@ -1,0 +1,94 @@
+//! `hearth plan MODEL [--memory 64GB] [--max-model-len N]`: weights, KV cache per token
+//! and how many full-length sequences fit (arithmetic in `hearth_models::sizing`).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use hearth_models::quantize::GgmlDType;
+use hearth_models::sizing::{plan, sizing_from_gguf, sizing_from_hf_dir, ModelSizing, Plan};
+
+use crate::quantize_cmd::parse_quant_arg;
+use crate::size::parse_size;
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// A GGUF file or a Hugging Face model folder.
+    pub model: PathBuf,
+    /// Memory for weights plus KV cache, e.g. 64GB or 16GiB.
+    #[arg(long, value_parser = parse_size, default_value = "64GB")]
+    pub memory: u64,
+    /// Tokens per sequence (defaults to the model's context).
+    #[arg(long)]
+    pub max_model_len: Option<usize>,
+    /// For a folder: the type `serve --quantization` would load it as.
+    #[arg(long, value_parser = parse_quant_arg)]
+    pub quantization: Option<GgmlDType>,
+    /// KV cache block size (tokens), as `serve --block-size`.
+    #[arg(long, default_value_t = 16)]
+    pub block_size: usize,
+}
+
+/// Decimal units, as memory sizes are quoted ("64GB").
+fn human(b: u64) -> String {
+    let b = b as f64;
+    match b {
+        _ if b >= 1e9 => format!("{:.2} GB", b / 1e9),
+        _ if b >= 1e6 => format!("{:.2} MB", b / 1e6),
+        _ if b >= 1e3 => format!("{:.1} KB", b / 1e3),
+        _ => format!("{b} B"),
+    }
+}
+
+pub fn report(s: &ModelSizing, p: &Plan, block_size: usize) -> String {
+    let mut out = String::new();
+    let mut line = |k: &str, v: String| out.push_str(&format!("{k:<28} {v}\n"));
+    line("architecture", s.architecture.clone());
+    line("parameters", format!("{:.3} B", s.params as f64 / 1e9));
+    line("memory", human(p.memory));
+    line("weights", human(p.weights_bytes));
+    line(
+        "KV cache per token",
+        format!("{} (f32 K and V)", human(p.kv_bytes_per_token)),
+    );
+    line("left for KV cache", human(p.kv_budget));
+    line("KV cache tokens", p.kv_tokens.to_string());
+    line("max model len", p.max_model_len.to_string());
+    line("KV per full sequence", human(p.kv_bytes_per_seq));
+    line("concurrent full sequences", p.concurrent_seqs.to_string());
+    // The article's "what it gets you" table: other lengths, same budget.
+    out.push_str("\n  max model len   concurrent sequences\n");
+    for len in [2048, 8192, 32768, 131072] {
+        if len <= s.max_context {
+            let q = plan(s, p.memory, len, block_size);
+            out.push_str(&format!("  {len:>13}   {:>20}\n", q.concurrent_seqs));
+        }
+    }
+    if p.weights_bytes > p.memory {
+        out.push_str("the weights alone do not fit in this memory\n");
+    }
+    out
+}
+
+pub fn run(args: PlanArgs) -> Result<()> {
+    let sizing = if args.model.is_dir() {
+        sizing_from_hf_dir(&args.model, args.quantization)
+    } else {
+        anyhow::ensure!(
+            args.quantization.is_none(),
+            "--quantization applies to Hugging Face folders (a GGUF file is sized as stored)"
+        );
+        sizing_from_gguf(&args.model)
+    }
+    .with_context(|| format!("sizing {}", args.model.display()))?;
+    let len = args.max_model_len.unwrap_or(sizing.max_context);
+    print!(
+        "{}",
+        report(
+            &sizing,
+            &plan(&sizing, args.memory, len, args.block_size),
+            args.block_size
+        )
+    );
+    Ok(())
+}
