@@ -132,9 +132,11 @@ impl Q8_0Matrix {
             .zip(x.par_chunks(k))
             .with_min_len(8)
             .for_each(|(a, x)| quantize_row_q8_0(x, a));
+        let groups = dot_q8_0::group_scales(&acts, m, kb);
         let row_bytes = kb * Q8_0_BLOCK_BYTES;
-        matmul_rows(&self.data, row_bytes, &acts, kb, m, y, |w, _, a, out| {
-            dot_q8_0::dot_rows(kernel, w, a, out)
+        matmul_rows(&self.data, row_bytes, &acts, kb, m, y, |w, r0, a, out| {
+            let g = &groups[(r0 / 4 * kb * 4).min(groups.len())..];
+            dot_q8_0::dot_rows(kernel, w, a, g, out)
         });
         Ok(())
     }
