@@ -150,10 +150,14 @@ pub fn tokenizer_metadata(
     let (texts, types, merges) = vocab(&tok, hf.llama.vocab_size)?;
     let lookup = |s: &str| texts.iter().position(|t| t == s).map(|i| i as u32);
     let tc_get = |k: &str| tc.as_ref().and_then(|t| t.get(k));
-    let bos =
-        token_id(config.get("bos_token_id"), &lookup).or(token_id(tc_get("bos_token"), &lookup));
-    let eos =
-        token_id(config.get("eos_token_id"), &lookup).or(token_id(tc_get("eos_token"), &lookup));
+    // tokenizer_config.json first, then config.json (gguf-py's SpecialVocab order).
+    let special = |tc_key: &str, cfg_key: &str| {
+        token_id(tc_get(tc_key), &lookup).or_else(|| token_id(config.get(cfg_key), &lookup))
+    };
+    let (bos, eos) = (
+        special("bos_token", "bos_token_id"),
+        special("eos_token", "eos_token_id"),
+    );
     let mut md = vec![(
         "tokenizer.ggml.model".to_string(),
         Value::String("gpt2".into()),

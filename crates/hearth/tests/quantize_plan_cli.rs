@@ -64,3 +64,57 @@ fn plan_and_quantize_reject_bad_input() {
     let (ok, text) = hearth(&["plan", "/nonexistent/model.gguf"]);
     assert!(!ok && text.contains("sizing"), "{text}");
 }
+
+/// A folder with a tokenizer converts to a GGUF whose `tokenizer.ggml.*` metadata
+/// rebuilds the same tokenizer (hearth-text's GGUF path vs its tokenizer.json path).
+#[test]
+fn converted_tokenizer_encodes_like_the_folder() {
+    let dir = std::env::temp_dir().join(format!("hearth-cli-tok-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let tok =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../hearth-text/tests/fixtures/hf_tiny");
+    for (from, name) in [
+        (fixture(), "config.json"),
+        (fixture(), "model.safetensors"),
+        (tok.clone(), "tokenizer.json"),
+        (tok, "tokenizer_config.json"),
+    ] {
+        std::fs::copy(from.join(name), dir.join(name)).expect("copy");
+    }
+    let out = dir.join("m.gguf");
+    let (ok, text) = hearth(&[
+        "quantize",
+        dir.to_str().expect("path"),
+        "--type",
+        "f32",
+        "-o",
+        out.to_str().expect("path"),
+    ]);
+    assert!(ok, "{text}");
+    let from_gguf = hearth_text::Tokenizer::from_gguf_file(&out);
+    let from_dir = hearth_text::Tokenizer::from_hf_dir(&dir);
+    let loaded = hearth_models::load_gguf(&out).expect("load converted GGUF");
+    assert!(
+        loaded.metadata.contains_key("tokenizer.chat_template"),
+        "chat template not carried over"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let (g, d) = (
+        from_gguf.expect("GGUF tokenizer"),
+        from_dir.expect("folder tokenizer"),
+    );
+    assert_eq!(g.vocab_size(), 256);
+    for s in [
+        "Hello world",
+        " the quick brown fox",
+        "<|im_start|>user\nhi<|im_end|>",
+    ] {
+        let (a, b) = (
+            g.encode(s, false).expect("gguf"),
+            d.encode(s, false).expect("dir"),
+        );
+        assert_eq!(a, b, "{s:?}");
+        assert_eq!(g.decode(&a, false).expect("decode"), s);
+    }
+    assert_eq!((g.bos_id(), g.eos_id()), (d.bos_id(), d.eos_id()));
+}
