@@ -84,3 +84,41 @@ fn missing_tokenizer_json_is_an_error() {
     ));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Llama 3 folders add BOS in tokenizer.json's post-processor and write no
+/// add_bos_token: BOS comes once, from hearth's side.
+#[test]
+fn bos_from_the_post_processor() {
+    let dir = copy_fixture("post");
+    let path = dir.join("tokenizer.json");
+    let mut tj: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
+    let t0 = Tokenizer::from_hf_dir(&dir).expect("loads");
+    let bos = t0.bos_id().expect("bos");
+    tj["post_processor"] = serde_json::json!({
+        "type": "TemplateProcessing",
+        "single": [{"SpecialToken": {"id": "<|begin_of_text|>", "type_id": 0}},
+                   {"Sequence": {"id": "A", "type_id": 0}}],
+        "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+        "special_tokens": {"<|begin_of_text|>": {"id": "<|begin_of_text|>", "ids": [bos],
+                           "tokens": ["<|begin_of_text|>"]}}
+    });
+    std::fs::write(&path, tj.to_string()).expect("write");
+    let cfg_path = dir.join("tokenizer_config.json");
+    let mut cfg: Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg_path).expect("read")).expect("json");
+    cfg.as_object_mut().expect("object").remove("add_bos_token");
+    std::fs::write(&cfg_path, cfg.to_string()).expect("write");
+
+    let t = Tokenizer::from_hf_dir(&dir).expect("loads");
+    assert!(t.adds_bos());
+    let with = t.encode("Hello", true).expect("encodes");
+    let without = t.encode("Hello", false).expect("encodes");
+    assert_eq!(with[0], bos);
+    assert_eq!(
+        &with[1..],
+        &without[..],
+        "one BOS, none without special tokens"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -40,6 +40,13 @@ fn make_folder() -> PathBuf {
     ] {
         std::fs::copy(from.join(f), dir.join(f)).expect("copy fixture");
     }
+    // top_k 1 as the model's default makes unset-sampling requests greedy, which
+    // shows the defaults are applied.
+    let gen_path = dir.join("generation_config.json");
+    let mut gen = read_json(&gen_path);
+    gen["top_k"] = json!(1);
+    gen["temperature"] = json!(1.0);
+    std::fs::write(&gen_path, gen.to_string()).expect("write generation_config.json");
     dir
 }
 
@@ -129,6 +136,46 @@ async fn serves_a_hugging_face_folder() {
     }
     assert_eq!(tokens, want_tokens, "greedy ids {greedy:?}: {v}");
     assert_eq!(v["usage"]["completion_tokens"], greedy.len());
+
+    // No sampling fields: generation_config.json's top_k 1 makes it greedy too.
+    let body = json!({"model": NAME, "prompt": reference["prompt"], "max_tokens": greedy.len(),
+                      "logprobs": 0, "ignore_eos": true, "seed": 7});
+    let (status, v) = post(&s.url("/v1/completions"), &body).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        v["choices"][0]["logprobs"]["tokens"],
+        json!(want_tokens),
+        "{v}"
+    );
+    // The request's own top_k wins over the default (seeded, so this is stable).
+    let mut own = body.clone();
+    own["top_k"] = json!(0);
+    let (status, v) = post(&s.url("/v1/completions"), &own).await;
+    assert_eq!(status, 200, "{v}");
+    assert_ne!(
+        v["choices"][0]["logprobs"]["tokens"],
+        json!(want_tokens),
+        "{v}"
+    );
+
+    // Anthropic Messages with no sampling fields answers as greedy chat does.
+    let user = json!([{"role": "user", "content": "Hello there!"}]);
+    let (_, chat) = post(
+        &s.url("/v1/chat/completions"),
+        &json!({"model": NAME, "messages": user, "max_tokens": 6, "temperature": 0}),
+    )
+    .await;
+    let (status, msg) = post(
+        &s.url("/v1/messages"),
+        &json!({"model": NAME, "messages": user, "max_tokens": 6}),
+    )
+    .await;
+    assert_eq!(status, 200, "{msg}");
+    let chat_text = chat["choices"][0]["message"]["content"]
+        .as_str()
+        .expect("text");
+    assert!(!chat_text.is_empty(), "{chat}");
+    assert_eq!(msg["content"][0]["text"], chat_text, "{msg} vs {chat}");
 
     drop(s);
     let _ = std::fs::remove_dir_all(dir.parent().expect("root"));

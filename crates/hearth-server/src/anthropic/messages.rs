@@ -21,9 +21,15 @@ use crate::state::AppState;
 /// `x-api-key` and `anthropic-version` are accepted and not checked (no auth yet).
 pub async fn messages(
     State(st): State<Arc<AppState>>,
-    AnthropicJson(req): AnthropicJson<MessagesRequest>,
+    AnthropicJson(mut req): AnthropicJson<MessagesRequest>,
 ) -> Result<Response, AnthropicError> {
     let ids = prompt_ids(&st, &req.prompt)?;
+    // The model's own defaults where the request leaves a field unset (temperature
+    // within Anthropic's [0, 1]).
+    let d = st.generation_defaults;
+    req.temperature = req.temperature.or(d.temperature.map(|t| t.min(1.0)));
+    req.top_p = req.top_p.or(d.top_p);
+    req.top_k = req.top_k.or(d.top_k);
     let params = to_sampling(&req, ids.len(), st.engine.max_model_len())?;
     let reply = Reply::new(
         req.prompt.model.clone(),
