@@ -36,9 +36,19 @@ pub fn chat_prompt_ids(
     messages: &[ChatMessage],
     prefill: &str,
 ) -> Result<Vec<u32>, ApiError> {
+    chat_prompt_ids_with(state, messages, prefill, &serde_json::Map::new())
+}
+
+/// `chat_prompt_ids` with extra template variables (`chat_template_kwargs`).
+pub fn chat_prompt_ids_with(
+    state: &AppState,
+    messages: &[ChatMessage],
+    prefill: &str,
+    kwargs: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Vec<u32>, ApiError> {
     let mut prompt = state
         .template
-        .render(messages, true)
+        .render_with(messages, true, kwargs)
         .map_err(|e| ApiError::invalid_param("messages", format!("chat template: {e}")))?;
     prompt.push_str(prefill);
     state

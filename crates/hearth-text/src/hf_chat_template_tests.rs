@@ -108,3 +108,22 @@ fn list_form_picks_default_and_jinja_file_is_the_fallback() {
     assert_eq!(t.render(&msgs, false).expect("renders"), "Jhi");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn extra_variables_do_not_replace_the_fixed_ones() {
+    let t = ChatTemplate::new(
+        "{{ messages|length }}{{ add_generation_prompt }}{{ enable_thinking }}",
+        "",
+        "",
+    )
+    .expect("compiles");
+    let extra = serde_json::json!({"messages": [], "add_generation_prompt": false, "enable_thinking": false});
+    let got = t
+        .render_with(
+            &[ChatMessage::new("user", "x")],
+            true,
+            extra.as_object().expect("object"),
+        )
+        .expect("renders");
+    assert_eq!(got, "1TrueFalse", "Python-style booleans, as jinja2 prints them");
+}

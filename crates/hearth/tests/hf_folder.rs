@@ -107,6 +107,31 @@ async fn serves_a_hugging_face_folder() {
     assert_eq!(usage["total_tokens"], prompt_len as u64 + completion);
     assert!(v["choices"][0]["message"]["content"].is_string(), "{v}");
 
+    // chat_template_kwargs reach the template: Qwen3's enable_thinking false.
+    let no_think = renders["renders"]
+        .as_array()
+        .expect("renders")
+        .iter()
+        .find(|e| {
+            e["template"] == "qwen3"
+                && e["conversation"] == "user_only"
+                && e["kwargs"] == json!({"enable_thinking": false})
+        })
+        .expect("render entry");
+    let no_think_len = tok
+        .encode(no_think["expected"].as_str().expect("text"), true)
+        .expect("encode")
+        .len();
+    assert!(no_think_len > prompt_len);
+    let (status, v) = post(
+        &s.url("/v1/chat/completions"),
+        &json!({"model": NAME, "messages": want["messages"], "max_tokens": 1,
+                "chat_template_kwargs": {"enable_thinking": false}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["usage"]["prompt_tokens"], no_think_len, "{v}");
+
     // Greedy ids of the reference prompt equal transformers' (reference.json).
     let reference =
         read_json(&crates_dir().join("hearth-models/tests/fixtures/tiny/qwen3/reference.json"));

@@ -14,7 +14,7 @@ use super::sampling::{logprobs_count, to_params};
 use super::sse::{sse_response, ChunkFormat};
 use super::types::{ChatCompletionRequest, ChatMessageIn, MessageContent, UsageOut};
 use crate::error::ApiError;
-use crate::generate::{chat_prompt_ids, collect, new_id, submit};
+use crate::generate::{chat_prompt_ids_with, collect, new_id, submit};
 use crate::json::ApiJson;
 use crate::state::{unix_now, AppState};
 
@@ -24,7 +24,8 @@ pub async fn chat_completions(
 ) -> Result<Response, ApiError> {
     st.check_model(&req.model)?;
     let messages = to_chat_messages(&req.messages)?;
-    let ids = chat_prompt_ids(&st, &messages, "")?;
+    let kwargs = req.chat_template_kwargs.clone().unwrap_or_default();
+    let ids = chat_prompt_ids_with(&st, &messages, "", &kwargs)?;
     let logprobs = match req.logprobs {
         Some(true) => Some(logprobs_count(
             "top_logprobs",

@@ -92,6 +92,8 @@ pub struct ChatCompletionRequest {
     /// Chat: a boolean; the number of alternatives is `top_logprobs`.
     pub logprobs: Option<bool>,
     pub top_logprobs: Option<i64>,
+    /// Extra chat-template variables (vLLM's name), e.g. Qwen3's `enable_thinking`.
+    pub chat_template_kwargs: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// `prompt` of /v1/completions: text or token ids, alone or in a list of one.
