@@ -4,6 +4,7 @@
 mod bench;
 mod chat;
 mod model_source;
+mod memory_check;
 mod models_cmd;
 mod plan_cmd;
 mod pull;

@@ -30,7 +30,7 @@ pub struct PlanArgs {
 }
 
 /// Decimal units, as memory sizes are quoted ("64GB").
-fn human(b: u64) -> String {
+pub fn human(b: u64) -> String {
     let b = b as f64;
     match b {
         _ if b >= 1e9 => format!("{:.2} GB", b / 1e9),

@@ -51,6 +51,9 @@ pub struct ServeArgs {
     /// Quantize a Hugging Face folder's matrices on load (q8_0, q4_1, q4_k, ...).
     #[arg(long, value_parser = crate::quantize_cmd::parse_quant_arg)]
     pub quantization: Option<hearth_models::quantize::GgmlDType>,
+    /// Refuse to start when weights plus KV cache exceed this (default: available RAM).
+    #[arg(long, value_parser = parse_size)]
+    pub memory: Option<u64>,
 }
 
 impl ServeArgs {
@@ -103,6 +106,8 @@ fn resolve_model(arg: Option<&str>) -> Result<(PathBuf, String)> {
 pub async fn run(args: ServeArgs) -> Result<()> {
     let (path, name) = resolve_model(args.model.as_deref())?;
     tracing::info!(path = %path.display(), "loading model");
+    let kv = args.engine_config().kv_cache_bytes as u64;
+    crate::memory_check::check(&path, args.quantization, kv, args.memory)?;
     let loaded = crate::model_source::load_with(&path, args.quantization)?;
     let tokenizer = Arc::new(loaded.tokenizer);
     let template = Arc::new(loaded.template);

@@ -118,3 +118,32 @@ fn converted_tokenizer_encodes_like_the_folder() {
     }
     assert_eq!((g.bos_id(), g.eos_id()), (d.bos_id(), d.eos_id()));
 }
+
+/// `serve --memory` refuses before loading when the weights (sized as they would be
+/// loaded: f32, or the `--quantization` type) or weights plus KV cache do not fit.
+#[test]
+fn serve_refuses_a_model_over_the_memory_limit() {
+    let dir = fixture();
+    let dir = dir.to_str().expect("path");
+    let (ok, text) = hearth(&["serve", dir, "--port", "0", "--memory", "100KB"]);
+    assert!(
+        !ok && text.contains("weights alone take 361.7 KB"),
+        "{text}"
+    );
+    let (ok, text) = hearth(&[
+        "serve",
+        dir,
+        "--port",
+        "0",
+        "--memory",
+        "100KB",
+        "--quantization",
+        "q8_0",
+        "--kv-cache-memory",
+        "1MiB",
+    ]);
+    assert!(
+        !ok && text.contains("plus the KV cache (1.05 MB)"),
+        "{text}"
+    );
+}
