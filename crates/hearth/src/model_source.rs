@@ -18,14 +18,14 @@ pub struct LoadedSource {
     pub defaults: GenerationDefaults,
 }
 
-/// The name a path is served under: a folder's name, a file's stem.
+/// The name a path is served under: a folder's name (`.` and `..` resolved), a
+/// file's stem.
 pub fn default_name(path: &Path) -> Option<String> {
-    let part = if path.is_dir() {
-        path.file_name()
-    } else {
-        path.file_stem()
-    };
-    part.map(|s| s.to_string_lossy().into_owned())
+    if path.is_dir() {
+        let full = path.canonicalize().ok()?;
+        return full.file_name().map(|s| s.to_string_lossy().into_owned());
+    }
+    path.file_stem().map(|s| s.to_string_lossy().into_owned())
 }
 
 /// Loads a GGUF file, or a Hugging Face folder when `path` is a directory (its
@@ -118,6 +118,12 @@ mod tests {
         assert_eq!(
             default_name(&dir).as_deref(),
             dir.file_name().and_then(|n| n.to_str())
+        );
+        std::fs::create_dir_all(dir.join("sub")).expect("mkdir");
+        assert_eq!(
+            default_name(&dir.join("sub").join("..")).as_deref(),
+            dir.file_name().and_then(|n| n.to_str()),
+            "`..` resolves to the folder's own name"
         );
         let _ = std::fs::remove_dir_all(&dir);
     }
