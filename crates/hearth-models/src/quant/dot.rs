@@ -96,9 +96,14 @@ macro_rules! q4_1_kernel {
                 out: &mut [f32],
             ) {
                 let mut r = 0;
+                while r + 2 * TILE <= out.len() {
+                    let g = groups.as_ptr().add(r / TILE * kb * 8);
+                    tile::<2>(w, &acts[r * kb..], g, kb, &mut out[r..r + 2 * TILE]);
+                    r += 2 * TILE;
+                }
                 while r + TILE <= out.len() {
                     let g = groups.as_ptr().add(r / TILE * kb * 8);
-                    tile4(w, &acts[r * kb..], g, kb, &mut out[r..r + TILE]);
+                    tile::<1>(w, &acts[r * kb..], g, kb, &mut out[r..r + TILE]);
                     r += TILE;
                 }
                 while r < out.len() {
@@ -107,42 +112,49 @@ macro_rules! q4_1_kernel {
                 }
             }
 
-            /// 4 activation rows against one weight row. Per block: unpack the 32
-            /// nibbles once (low nibbles are elements 0..16, high ones 16..32); the 4
-            /// rows' scale products d_w * d_a and min terms m_w * s_a take one vector
-            /// op each (`g`: this group's `group_scales`); then per row u4 x i8 ->
-            /// i32x8 -> f32, fma with its scale.
+            /// `G` groups of 4 activation rows against one weight row. Per block:
+            /// unpack the 32 nibbles once for all rows (low nibbles are elements 0..16,
+            /// high ones 16..32); each group's 4 scale products d_w * d_a and min terms
+            /// m_w * s_a take one vector op each (`g`: the first group's
+            /// `group_scales`); then per row u4 x i8 -> i32x8 -> f32, fma.
             #[inline]
             #[target_feature(enable = $feat)]
-            unsafe fn tile4(
+            unsafe fn tile<const G: usize>(
                 w: &[u8],
                 acts: &[BlockQ8_1],
                 g: *const f32,
                 kb: usize,
                 out: &mut [f32],
             ) {
-                let mut acc = [_mm256_setzero_ps(); 4];
-                let mut mins = _mm_setzero_ps();
-                let mut scale = [0f32; 4];
+                let mut acc = [[_mm256_setzero_ps(); 4]; G];
+                let mut mins = [_mm_setzero_ps(); G];
+                let mut scale = [[0f32; 4]; G];
                 let (wp, ap) = (w.as_ptr(), acts.as_ptr());
                 for b in 0..kb {
                     let p = wp.add(b * Q4_1_BLOCK_BYTES);
                     let (dw, mw, q) = unpack(p);
-                    let gb = g.add(b * 8);
-                    let sc = _mm_mul_ps(_mm_set1_ps(dw), _mm_loadu_ps(gb));
-                    _mm_storeu_ps(scale.as_mut_ptr(), sc);
-                    mins = _mm_fmadd_ps(_mm_set1_ps(mw), _mm_loadu_ps(gb.add(4)), mins);
-                    for j in 0..4 {
-                        let a = &*ap.add(j * kb + b);
-                        let av = _mm256_loadu_si256(a.qs.as_ptr() as *const __m256i);
-                        let s = _mm256_cvtepi32_ps($udot(q, av));
-                        acc[j] = _mm256_fmadd_ps(_mm256_broadcast_ss(&scale[j]), s, acc[j]);
+                    for gi in 0..G {
+                        let gb = g.add((gi * kb + b) * 8);
+                        let sc = _mm_mul_ps(_mm_set1_ps(dw), _mm_loadu_ps(gb));
+                        _mm_storeu_ps(scale[gi].as_mut_ptr(), sc);
+                        mins[gi] = _mm_fmadd_ps(_mm_set1_ps(mw), _mm_loadu_ps(gb.add(4)), mins[gi]);
+                    }
+                    for gi in 0..G {
+                        for j in 0..4 {
+                            let a = &*ap.add((gi * 4 + j) * kb + b);
+                            let av = _mm256_loadu_si256(a.qs.as_ptr() as *const __m256i);
+                            let s = _mm256_cvtepi32_ps($udot(q, av));
+                            let sc = _mm256_broadcast_ss(&scale[gi][j]);
+                            acc[gi][j] = _mm256_fmadd_ps(sc, s, acc[gi][j]);
+                        }
                     }
                 }
-                let mut m4 = [0f32; 4];
-                _mm_storeu_ps(m4.as_mut_ptr(), mins);
-                for j in 0..4 {
-                    out[j] = hsum(acc[j]) + m4[j];
+                for gi in 0..G {
+                    let mut m4 = [0f32; 4];
+                    _mm_storeu_ps(m4.as_mut_ptr(), mins[gi]);
+                    for j in 0..4 {
+                        out[gi * 4 + j] = hsum(acc[gi][j]) + m4[j];
+                    }
                 }
             }
 
