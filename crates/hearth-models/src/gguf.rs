@@ -65,7 +65,7 @@ pub fn load_gguf_with(path: &Path, opts: &LoadOptions) -> Result<LoadedGguf, Mod
     let arch = get_str(&content.metadata, "general.architecture")?
         .ok_or_else(|| ModelError::Invalid("GGUF metadata has no general.architecture".into()))?;
     let model: Box<dyn CausalLm> = match arch {
-        "llama" => Box::new(crate::llama::load(
+        "llama" | "qwen2" | "qwen3" => Box::new(crate::llama::load(
             &content,
             &mut file,
             device,

@@ -169,8 +169,9 @@ fn llama3_to_q8_0_gguf_stays_within_the_q8_bound() {
     assert!(err < Q8_BOUND && err > 1e-5, "error {err}");
 }
 
-/// hearth runs only llama GGUF files; for qwen2/qwen3 check llama.cpp's names, the
-/// unpermuted layout (q rows equal the folder's) and the per-architecture keys.
+/// qwen2/qwen3: llama.cpp's names, the unpermuted layout (q rows equal the folder's),
+/// the per-architecture keys, and hearth's GGUF loader (neox rope, biases, q/k norms)
+/// reproduces transformers at f32 noise.
 #[test]
 fn qwen_folders_convert_with_llama_cpp_names() {
     use candle_core::quantized::gguf_file::Content;
@@ -185,7 +186,16 @@ fn qwen_folders_convert_with_llama_cpp_names() {
         let q = c
             .tensor(&mut f, "blk.0.attn_q.weight", &Device::Cpu)
             .expect("q");
+        let loaded = load_gguf(&path);
         let _ = std::fs::remove_file(&path);
+        let mut loaded = loaded.expect("load converted GGUF");
+        assert_eq!(loaded.spec.architecture, name);
+        let (err, agree, steps) = compare(loaded.model.as_mut(), &reference(name));
+        eprintln!("{name} -> f32 GGUF: max abs error {err:.2e}");
+        assert!(
+            agree == steps && err < 1e-4,
+            "{name}: error {err}, top-1 {agree}/{steps}"
+        );
         assert!(c.tensor_infos.contains_key(extra), "{name}: no {extra}");
         assert!(
             matches!(c.metadata.get("general.architecture"), Some(Value::String(s)) if s == name)

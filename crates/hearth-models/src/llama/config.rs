@@ -25,7 +25,17 @@ pub struct LlamaConfig {
 impl LlamaConfig {
     /// `vocab_size` comes from the token embedding's shape, the rest from metadata.
     pub fn from_gguf(md: &Metadata, vocab_size: usize) -> Result<Self, ModelError> {
-        let k = |s: &str| format!("llama.{s}");
+        Self::from_gguf_arch(md, vocab_size, "llama")
+    }
+
+    /// `arch`'s keys ("llama", "qwen2", "qwen3"); llama.cpp ropes llama in interleaved
+    /// pairs and the Qwen architectures in halves (neox).
+    pub fn from_gguf_arch(
+        md: &Metadata,
+        vocab_size: usize,
+        arch: &str,
+    ) -> Result<Self, ModelError> {
+        let k = |s: &str| format!("{arch}.{s}");
         let hidden_size = req_usize(md, &k("embedding_length"))?;
         let num_heads = req_usize(md, &k("attention.head_count"))?;
         let num_kv_heads = get_usize(md, &k("attention.head_count_kv"))?.unwrap_or(num_heads);
@@ -72,8 +82,8 @@ impl LlamaConfig {
             rope_theta: get_f32(md, &k("rope.freq_base"))?.unwrap_or(10_000.0),
             rms_eps: req_f32(md, &k("attention.layer_norm_rms_epsilon"))?,
             max_context: get_usize(md, &k("context_length"))?.unwrap_or(2048),
-            neox_rope: false,
-            architecture: "llama".into(),
+            neox_rope: arch != "llama",
+            architecture: arch.into(),
         })
     }
 

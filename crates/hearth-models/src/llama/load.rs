@@ -68,7 +68,8 @@ pub fn load<R: Read + Seek>(
         .shape
         .dims2()
         .map_err(|_| ModelError::Invalid("token_embd.weight is not a matrix".into()))?;
-    let cfg = LlamaConfig::from_gguf(&content.metadata, vocab)?;
+    let arch = crate::gguf_meta::get_str(&content.metadata, "general.architecture")?;
+    let cfg = LlamaConfig::from_gguf_arch(&content.metadata, vocab, arch.unwrap_or("llama"))?;
     let (h, hd) = (cfg.hidden_size, cfg.head_dim);
     let mut r = Reader {
         content,
@@ -97,14 +98,34 @@ pub fn load<R: Read + Seek>(
     let mut layers = Vec::with_capacity(cfg.num_layers);
     for i in 0..cfg.num_layers {
         let p = |s: &str| format!("blk.{i}.{s}.weight");
+        let (kvd, qd) = (cfg.num_kv_heads * hd, cfg.num_heads * hd);
+        // Qwen2: q/k/v biases; Qwen3: per-head q/k RMSNorm (llama.cpp names).
+        let qkv_bias = if cfg.architecture == "qwen2" {
+            let b = |s: &str| format!("blk.{i}.{s}.bias");
+            Some([
+                r.vector(&b("attn_q"), qd)?,
+                r.vector(&b("attn_k"), kvd)?,
+                r.vector(&b("attn_v"), kvd)?,
+            ])
+        } else {
+            None
+        };
+        let qk_norm = if cfg.architecture == "qwen3" {
+            Some([
+                r.vector(&p("attn_q_norm"), hd)?,
+                r.vector(&p("attn_k_norm"), hd)?,
+            ])
+        } else {
+            None
+        };
         layers.push(Layer {
             attn_norm: r.vector(&p("attn_norm"), h)?,
             wq: r.linear(&p("attn_q"), cfg.num_heads * hd, h)?,
             wk: r.linear(&p("attn_k"), cfg.num_kv_heads * hd, h)?,
             wv: r.linear(&p("attn_v"), cfg.num_kv_heads * hd, h)?,
             wo: r.linear(&p("attn_output"), h, cfg.num_heads * hd)?,
-            qkv_bias: None,
-            qk_norm: None,
+            qkv_bias,
+            qk_norm,
             ffn_norm: r.vector(&p("ffn_norm"), h)?,
             w_gate: r.linear(&p("ffn_gate"), cfg.ffn_size, h)?,
             w_up: r.linear(&p("ffn_up"), cfg.ffn_size, h)?,
