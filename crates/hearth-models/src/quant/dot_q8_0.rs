@@ -88,9 +88,14 @@ macro_rules! q8_0_kernel {
                 out: &mut [f32],
             ) {
                 let mut r = 0;
+                while r + 2 * TILE <= out.len() {
+                    let g = groups.as_ptr().add(r / TILE * kb * 4);
+                    tile::<2>(w, &acts[r * kb..], g, kb, &mut out[r..r + 2 * TILE]);
+                    r += 2 * TILE;
+                }
                 while r + TILE <= out.len() {
                     let g = groups.as_ptr().add(r / TILE * kb * 4);
-                    tile4(w, &acts[r * kb..], g, kb, &mut out[r..r + TILE]);
+                    tile::<1>(w, &acts[r * kb..], g, kb, &mut out[r..r + TILE]);
                     r += TILE;
                 }
                 while r < out.len() {
@@ -99,35 +104,44 @@ macro_rules! q8_0_kernel {
                 }
             }
 
-            /// 4 activation rows against one weight row: per block, |w| once and the
-            /// 4 scale products d_w * d_a in one vector op (`g`: this group's
-            /// `group_scales`); per row sign(a, w), u8 x i8 -> i32x8 -> f32, fma.
+            /// `G` groups of 4 activation rows against one weight row: per block, |w|
+            /// once for all rows and each group's 4 scale products d_w * d_a in one
+            /// vector op (`g`: the first group's `group_scales`); per row sign(a, w),
+            /// u8 x i8 -> i32x8 -> f32, fma.
             #[inline]
             #[target_feature(enable = $feat)]
-            unsafe fn tile4(
+            unsafe fn tile<const G: usize>(
                 w: &[u8],
                 acts: &[BlockQ8_0],
                 g: *const f32,
                 kb: usize,
                 out: &mut [f32],
             ) {
-                let mut acc = [_mm256_setzero_ps(); 4];
-                let mut scale = [0f32; 4];
+                let mut acc = [[_mm256_setzero_ps(); 4]; G];
+                let mut scale = [[0f32; 4]; G];
                 let (wp, ap) = (w.as_ptr(), acts.as_ptr());
                 for b in 0..kb {
                     let (dw, wv) = load(wp.add(b * Q8_0_BLOCK_BYTES));
                     let aw = _mm256_sign_epi8(wv, wv);
-                    let sc = _mm_mul_ps(_mm_set1_ps(dw), _mm_loadu_ps(g.add(b * 4)));
-                    _mm_storeu_ps(scale.as_mut_ptr(), sc);
-                    for j in 0..4 {
-                        let a = &*ap.add(j * kb + b);
-                        let av = _mm256_loadu_si256(a.qs.as_ptr() as *const __m256i);
-                        let s = _mm256_cvtepi32_ps($udot(aw, _mm256_sign_epi8(av, wv)));
-                        acc[j] = _mm256_fmadd_ps(_mm256_broadcast_ss(&scale[j]), s, acc[j]);
+                    for gi in 0..G {
+                        let gb = g.add((gi * kb + b) * 4);
+                        let sc = _mm_mul_ps(_mm_set1_ps(dw), _mm_loadu_ps(gb));
+                        _mm_storeu_ps(scale[gi].as_mut_ptr(), sc);
+                    }
+                    for gi in 0..G {
+                        for j in 0..4 {
+                            let a = &*ap.add((gi * 4 + j) * kb + b);
+                            let av = _mm256_loadu_si256(a.qs.as_ptr() as *const __m256i);
+                            let s = _mm256_cvtepi32_ps($udot(aw, _mm256_sign_epi8(av, wv)));
+                            let sc = _mm256_broadcast_ss(&scale[gi][j]);
+                            acc[gi][j] = _mm256_fmadd_ps(sc, s, acc[gi][j]);
+                        }
                     }
                 }
-                for j in 0..4 {
-                    out[j] = hsum(acc[j]);
+                for gi in 0..G {
+                    for j in 0..4 {
+                        out[gi * 4 + j] = hsum(acc[gi][j]);
+                    }
                 }
             }
 
