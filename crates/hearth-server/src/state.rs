@@ -32,6 +32,8 @@ pub struct GenerationDefaults {
     pub temperature: Option<f32>,
     pub top_p: Option<f32>,
     pub top_k: Option<i64>,
+    pub min_p: Option<f32>,
+    pub repetition_penalty: Option<f32>,
 }
 
 impl GenerationDefaults {
@@ -41,6 +43,8 @@ impl GenerationDefaults {
             temperature: f.temperature.or(self.temperature),
             top_p: f.top_p.or(self.top_p),
             top_k: f.top_k.or(self.top_k),
+            min_p: f.min_p.or(self.min_p),
+            repetition_penalty: f.repetition_penalty.or(self.repetition_penalty),
             ..f.clone()
         }
     }
@@ -95,15 +99,24 @@ mod tests {
             temperature: Some(0.6),
             top_p: Some(0.9),
             top_k: Some(20),
+            min_p: None,
+            repetition_penalty: Some(1.1),
         };
         let f = SamplingFields {
             temperature: Some(0.0),
+            repetition_penalty: Some(1.0),
             ..SamplingFields::default()
         };
         let g = d.fill(&f);
         assert_eq!(
-            (g.temperature, g.top_p, g.top_k),
-            (Some(0.0), Some(0.9), Some(20))
+            (
+                g.temperature,
+                g.top_p,
+                g.top_k,
+                g.min_p,
+                g.repetition_penalty
+            ),
+            (Some(0.0), Some(0.9), Some(20), None, Some(1.0))
         );
     }
 

@@ -86,11 +86,25 @@ pub fn generation_defaults(dir: &Path) -> Result<GenerationDefaults> {
     let v: Value =
         serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
     let f = |k: &str| v.get(k).and_then(Value::as_f64).map(|x| x as f32);
-    Ok(GenerationDefaults {
+    let d = GenerationDefaults {
         temperature: f("temperature"),
         top_p: f("top_p"),
         top_k: v.get("top_k").and_then(Value::as_i64),
-    })
+        min_p: f("min_p"),
+        repetition_penalty: f("repetition_penalty"),
+    };
+    // The API's own bounds, checked once here so no request fails for the model's values.
+    let ok = |x: Option<f32>, good: fn(f32) -> bool| x.is_none_or(good);
+    anyhow::ensure!(
+        ok(d.temperature, |t| t >= 0.0)
+            && ok(d.top_p, |p| p > 0.0 && p <= 1.0)
+            && d.top_k.is_none_or(|k| k >= -1)
+            && ok(d.min_p, |m| (0.0..=1.0).contains(&m))
+            && ok(d.repetition_penalty, |r| r > 0.0),
+        "{}: sampling defaults out of range: {d:?}",
+        path.display()
+    );
+    Ok(d)
 }
 
 #[cfg(test)]
@@ -112,9 +126,17 @@ mod tests {
         .expect("write");
         let d = generation_defaults(&dir).expect("parses");
         assert_eq!(
-            (d.temperature, d.top_p, d.top_k),
-            (Some(0.6), Some(0.95), Some(20))
+            (
+                d.temperature,
+                d.top_p,
+                d.top_k,
+                d.min_p,
+                d.repetition_penalty
+            ),
+            (Some(0.6), Some(0.95), Some(20), None, None)
         );
+        std::fs::write(dir.join("generation_config.json"), r#"{"top_p": 1.5}"#).expect("write");
+        assert!(generation_defaults(&dir).is_err(), "top_p 1.5 is refused");
         assert_eq!(
             default_name(&dir).as_deref(),
             dir.file_name().and_then(|n| n.to_str())

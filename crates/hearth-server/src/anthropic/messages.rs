@@ -30,7 +30,10 @@ pub async fn messages(
     req.temperature = req.temperature.or(d.temperature.map(|t| t.min(1.0)));
     req.top_p = req.top_p.or(d.top_p);
     req.top_k = req.top_k.or(d.top_k);
-    let params = to_sampling(&req, ids.len(), st.engine.max_model_len())?;
+    let mut params = to_sampling(&req, ids.len(), st.engine.max_model_len())?;
+    // Anthropic requests have no min_p/repetition_penalty: the model's apply.
+    params.min_p = d.min_p.unwrap_or(params.min_p);
+    params.repetition_penalty = d.repetition_penalty.unwrap_or(params.repetition_penalty);
     let reply = Reply::new(
         req.prompt.model.clone(),
         ids.len(),
