@@ -123,7 +123,13 @@ pub fn sizing_from_hf_dir(
     })?;
     let json: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| ModelError::Invalid(format!("{}: {e}", cfg_path.display())))?;
-    let hf = HfConfig::from_json(&json)?;
+    let (spec, tied) = if crate::gemma3::is_gemma3(&json) {
+        let g = crate::gemma3::Gemma3Config::from_json(&json)?;
+        (g.spec(), g.tie_word_embeddings)
+    } else {
+        let hf = HfConfig::from_json(&json)?;
+        (hf.llama.spec(), hf.tie_word_embeddings)
+    };
     let files = shard_files(dir)?;
     // SAFETY: read-only map used only to read tensor headers here.
     let st = unsafe { MmapedSafetensors::multi(&files) }
@@ -132,24 +138,26 @@ pub fn sizing_from_hf_dir(
     for (name, view) in st.tensors() {
         let shape = view.shape();
         let n: usize = shape.iter().product();
-        params += n as u64;
-        if hf.tie_word_embeddings && name == "lm_head.weight" {
+        // A tied head shares the embedding; the vision half of a multimodal
+        // checkpoint is never loaded.
+        let vision = name.contains("vision_tower") || name.contains("multi_modal_projector");
+        if (tied && name.ends_with("lm_head.weight")) || vision {
             continue;
         }
+        params += n as u64;
         bytes += match (quantization, shape) {
             (Some(q), [rows, cols]) => quantized_bytes(q, *rows, *cols),
             _ => n as u64 * 4,
         };
     }
-    let c = &hf.llama;
     Ok(ModelSizing {
-        architecture: c.architecture.clone(),
+        architecture: spec.architecture,
         weights_bytes: bytes,
         params,
-        num_layers: c.num_layers,
-        num_kv_heads: c.num_kv_heads,
-        head_dim: c.head_dim,
-        max_context: c.max_context,
+        num_layers: spec.num_layers,
+        num_kv_heads: spec.num_kv_heads,
+        head_dim: spec.head_dim,
+        max_context: spec.max_context,
     })
 }
 
@@ -210,5 +218,33 @@ mod tests {
             q8.weights_bytes - vectors,
             (f32.weights_bytes - vectors) * 34 / 128
         );
+    }
+
+    /// The shape read for sizing is the one the loader builds, for every architecture.
+    #[test]
+    fn hf_sizing_agrees_with_the_loaded_spec() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny");
+        for name in ["llama3", "qwen2", "qwen3", "gemma3"] {
+            let s = sizing_from_hf_dir(&root.join(name), None).expect("sizing");
+            let spec = crate::load_safetensors_dir(&root.join(name))
+                .expect("load")
+                .spec;
+            assert_eq!(
+                (
+                    s.architecture.as_str(),
+                    s.num_layers,
+                    s.num_kv_heads,
+                    s.head_dim
+                ),
+                (
+                    spec.architecture.as_str(),
+                    spec.num_layers,
+                    spec.num_kv_heads,
+                    spec.head_dim
+                ),
+                "{name}"
+            );
+            assert_eq!(s.weights_bytes, s.params * 4, "{name}: f32 as loaded");
+        }
     }
 }
