@@ -14,6 +14,13 @@ struct Out(*mut f32);
 unsafe impl Send for Out {}
 unsafe impl Sync for Out {}
 
+impl Out {
+    /// A method, so closures capture the whole (Sync) wrapper, not its raw pointer.
+    fn at(&self, idx: usize) -> *mut f32 {
+        self.0.wrapping_add(idx)
+    }
+}
+
 /// `y[r * n + i] = dot(row i of data, acts row r)` for `n` weight rows of `row_bytes`
 /// bytes each and `m` activation rows of `kb` blocks each. `dot(w, r0, a, out)` fills
 /// `out[j]` with the product of weight row `w` and activation row `j` of `a`, which
@@ -49,7 +56,6 @@ pub(crate) fn matmul_rows<A, F>(
     let y_ptr = Out(y.as_mut_ptr());
     let chunk = n.div_ceil(rayon::current_num_threads() * 4).max(4);
     (0..n.div_ceil(chunk)).into_par_iter().for_each(|c| {
-        let y_ptr = y_ptr;
         let rows = c * chunk..((c + 1) * chunk).min(n);
         // This task's results as [row, m]: contiguous for `dot`, scattered at the end.
         let mut local = vec![0f32; rows.len() * m];
@@ -65,7 +71,7 @@ pub(crate) fn matmul_rows<A, F>(
             for r in 0..m {
                 // SAFETY: i < n and r < m, so the index is inside y (asserted above);
                 // weight row i belongs to this task alone, so no other task writes it.
-                unsafe { *y_ptr.0.add(r * n + i) = local[li * m + r] };
+                unsafe { *y_ptr.at(r * n + i) = local[li * m + r] };
             }
         }
     });
