@@ -3,16 +3,19 @@
 //!
 //! llama.cpp's `llama` architecture ropes interleaved pairs, so q/k rows are permuted
 //! the way its `convert_hf_to_gguf.py` does; qwen2/qwen3 keep Hugging Face's layout
-//! (neox rope in llama.cpp).
+//! (neox rope in llama.cpp). Tensors are read, converted and written one at a time
+//! (`gguf_stream`), so memory holds one tensor, not the model.
 
+use crate::gguf_stream::{write_gguf, TensorHeader};
 use crate::hf_config::HfConfig;
 use crate::hf_vocab_meta::tokenizer_metadata;
-use crate::quantize::quantize_matrix;
+use crate::quantize::fitting_type;
 use crate::safetensors::SafetensorsDir;
 use crate::ModelError;
-use candle_core::quantized::gguf_file::{self, Value};
+use candle_core::quantized::gguf_file::Value;
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
+use std::io::Write;
 use std::path::Path;
 
 /// What was written.
@@ -84,39 +87,48 @@ fn arch_metadata(hf: &HfConfig, dtype: GgmlDType) -> Vec<(String, Value)> {
     md
 }
 
-/// Reads, converts and quantizes every tensor; one f32 matrix is alive at a time.
-fn tensors(
-    hf: &HfConfig,
-    st: &SafetensorsDir,
-    dtype: GgmlDType,
-) -> Result<Vec<(String, QTensor)>, ModelError> {
+/// Where a GGUF tensor comes from.
+enum Source {
+    /// A matrix, quantized; `heads` > 0 permutes its rows for interleaved rope.
+    Matrix { name: String, heads: usize },
+    /// A vector kept f32 (norms, biases).
+    Vector { name: String },
+    /// llama3 rope scaling: llama.cpp divides each pair's frequency by these.
+    RopeFreqs,
+}
+
+/// Every tensor of the file, in order, with its header; nothing is read yet.
+fn plan(hf: &HfConfig, dtype: GgmlDType) -> Vec<(TensorHeader, Source)> {
     let c = &hf.llama;
-    let cpu = &Device::Cpu;
     let (h, hd) = (c.hidden_size, c.head_dim);
     let (qd, kvd) = (c.num_heads * hd, c.num_kv_heads * hd);
     let interleave = c.architecture == "llama";
-    let mut out: Vec<(String, QTensor)> = Vec::new();
-    let mut mat = |gg: String, name: &str, shape: [usize; 2], heads: usize| {
-        let mut t = st.f32(name, &shape, cpu)?;
-        if interleave && heads > 0 {
-            t = permute_for_interleaved_rope(&t, heads)?;
-        }
-        out.push((gg, quantize_matrix(&t, dtype)?));
-        Ok::<_, ModelError>(())
+    let mut out = Vec::new();
+    let mut mat = |gg: String, name: String, rows: usize, cols: usize, heads: usize| {
+        let heads = if interleave { heads } else { 0 };
+        let dtype = fitting_type(dtype, cols);
+        let header = TensorHeader {
+            name: gg,
+            dims: vec![rows, cols],
+            dtype,
+        };
+        out.push((header, Source::Matrix { name, heads }));
     };
     mat(
         "token_embd.weight".into(),
-        "model.embed_tokens.weight",
-        [c.vocab_size, h],
+        "model.embed_tokens.weight".into(),
+        c.vocab_size,
+        h,
         0,
-    )?;
+    );
     if !hf.tie_word_embeddings {
         mat(
             "output.weight".into(),
-            "lm_head.weight",
-            [c.vocab_size, h],
+            "lm_head.weight".into(),
+            c.vocab_size,
+            h,
             0,
-        )?;
+        );
     }
     for i in 0..c.num_layers {
         let (g, p) = (
@@ -125,84 +137,113 @@ fn tensors(
         );
         mat(
             g("attn_q.weight"),
-            &p("self_attn.q_proj.weight"),
-            [qd, h],
+            p("self_attn.q_proj.weight"),
+            qd,
+            h,
             c.num_heads,
-        )?;
+        );
         mat(
             g("attn_k.weight"),
-            &p("self_attn.k_proj.weight"),
-            [kvd, h],
+            p("self_attn.k_proj.weight"),
+            kvd,
+            h,
             c.num_kv_heads,
-        )?;
-        mat(
-            g("attn_v.weight"),
-            &p("self_attn.v_proj.weight"),
-            [kvd, h],
-            0,
-        )?;
+        );
+        mat(g("attn_v.weight"), p("self_attn.v_proj.weight"), kvd, h, 0);
         mat(
             g("attn_output.weight"),
-            &p("self_attn.o_proj.weight"),
-            [h, qd],
+            p("self_attn.o_proj.weight"),
+            h,
+            qd,
             0,
-        )?;
+        );
         mat(
             g("ffn_gate.weight"),
-            &p("mlp.gate_proj.weight"),
-            [c.ffn_size, h],
+            p("mlp.gate_proj.weight"),
+            c.ffn_size,
+            h,
             0,
-        )?;
+        );
         mat(
             g("ffn_up.weight"),
-            &p("mlp.up_proj.weight"),
-            [c.ffn_size, h],
+            p("mlp.up_proj.weight"),
+            c.ffn_size,
+            h,
             0,
-        )?;
+        );
         mat(
             g("ffn_down.weight"),
-            &p("mlp.down_proj.weight"),
-            [h, c.ffn_size],
+            p("mlp.down_proj.weight"),
+            h,
+            c.ffn_size,
             0,
-        )?;
+        );
     }
     // Vectors stay f32 (llama.cpp does the same for norms and biases).
-    let mut vector = |gg: String, name: &str, len: usize| {
-        let t = st.f32(name, &[len], cpu)?;
-        out.push((gg, QTensor::quantize(&t, GgmlDType::F32)?));
-        Ok::<_, ModelError>(())
+    let mut vector = |gg: String, name: String, len: usize| {
+        let header = TensorHeader {
+            name: gg,
+            dims: vec![len],
+            dtype: GgmlDType::F32,
+        };
+        out.push((header, Source::Vector { name }));
     };
-    vector("output_norm.weight".into(), "model.norm.weight", h)?;
+    vector("output_norm.weight".into(), "model.norm.weight".into(), h);
     for i in 0..c.num_layers {
         let (g, p) = (
             |s: &str| format!("blk.{i}.{s}"),
             |s: &str| format!("model.layers.{i}.{s}"),
         );
-        vector(g("attn_norm.weight"), &p("input_layernorm.weight"), h)?;
+        vector(g("attn_norm.weight"), p("input_layernorm.weight"), h);
         vector(
             g("ffn_norm.weight"),
-            &p("post_attention_layernorm.weight"),
+            p("post_attention_layernorm.weight"),
             h,
-        )?;
+        );
         if hf.qkv_bias {
-            vector(g("attn_q.bias"), &p("self_attn.q_proj.bias"), qd)?;
-            vector(g("attn_k.bias"), &p("self_attn.k_proj.bias"), kvd)?;
-            vector(g("attn_v.bias"), &p("self_attn.v_proj.bias"), kvd)?;
+            vector(g("attn_q.bias"), p("self_attn.q_proj.bias"), qd);
+            vector(g("attn_k.bias"), p("self_attn.k_proj.bias"), kvd);
+            vector(g("attn_v.bias"), p("self_attn.v_proj.bias"), kvd);
         }
         if hf.qk_norm {
-            vector(g("attn_q_norm.weight"), &p("self_attn.q_norm.weight"), hd)?;
-            vector(g("attn_k_norm.weight"), &p("self_attn.k_norm.weight"), hd)?;
+            vector(g("attn_q_norm.weight"), p("self_attn.q_norm.weight"), hd);
+            vector(g("attn_k_norm.weight"), p("self_attn.k_norm.weight"), hd);
         }
     }
     if let Some(f) = &hf.rope_freq_factors {
-        // llama3 rope scaling: llama.cpp divides each pair's frequency by these.
-        let t = Tensor::from_slice(f, f.len(), cpu)?;
-        out.push((
-            "rope_freqs.weight".into(),
-            QTensor::quantize(&t, GgmlDType::F32)?,
-        ));
+        let header = TensorHeader {
+            name: "rope_freqs.weight".into(),
+            dims: vec![f.len()],
+            dtype: GgmlDType::F32,
+        };
+        out.push((header, Source::RopeFreqs));
     }
-    Ok(out)
+    out
+}
+
+/// Reads one tensor from the map and converts it as its header says.
+fn produce(
+    hf: &HfConfig,
+    st: &SafetensorsDir,
+    header: &TensorHeader,
+    src: &Source,
+) -> Result<QTensor, ModelError> {
+    let cpu = &Device::Cpu;
+    let t = match src {
+        Source::Matrix { name, heads } => {
+            let mut t = st.f32(name, &header.dims, cpu)?;
+            if *heads > 0 {
+                t = permute_for_interleaved_rope(&t, *heads)?;
+            }
+            t
+        }
+        Source::Vector { name } => st.f32(name, &header.dims, cpu)?,
+        Source::RopeFreqs => {
+            let f = hf.rope_freq_factors.as_deref().unwrap_or_default();
+            Tensor::from_slice(f, f.len(), cpu)?
+        }
+    };
+    Ok(QTensor::quantize(&t, header.dtype)?)
 }
 
 /// Converts the folder `src` to the GGUF file `dst` (written whole, then renamed).
@@ -225,25 +266,30 @@ pub fn hf_to_gguf(src: &Path, dst: &Path, dtype: GgmlDType) -> Result<GgufSummar
         ));
     }
     md.extend(tokenizer_metadata(src, &config, &hf)?);
-    let tensors = tensors(&hf, &st, dtype)?;
-    let tensor_bytes = tensors
-        .iter()
-        .map(|(_, t)| t.storage_size_in_bytes() as u64)
-        .sum();
+    let plan = plan(&hf, dtype);
+    let headers: Vec<TensorHeader> = plan.iter().map(|(h, _)| h.clone()).collect();
+    let tensor_bytes = headers.iter().map(|h| h.bytes() as u64).sum();
 
     let tmp = dst.with_extension("gguf.partial");
     let file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
     let mut w = std::io::BufWriter::new(file);
-    let md_refs: Vec<(&str, &Value)> = md.iter().map(|(k, v)| (k.as_str(), v)).collect();
-    let t_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, t)| (k.as_str(), t)).collect();
-    gguf_file::write(&mut w, &md_refs, &t_refs)?;
-    use std::io::Write;
-    w.flush().map_err(io(&tmp))?;
+    let mut sources = plan.iter().map(|(_, s)| s);
+    let written = write_gguf(&mut w, &md, &headers, |h| {
+        let src = sources
+            .next()
+            .ok_or_else(|| ModelError::Invalid("tensor plan ran out".into()))?;
+        produce(&hf, &st, h, src)
+    })
+    .and_then(|()| w.flush().map_err(io(&tmp)));
     drop(w);
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
     std::fs::rename(&tmp, dst).map_err(io(dst))?;
     Ok(GgufSummary {
         architecture: hf.llama.architecture.clone(),
-        tensors: tensors.len(),
+        tensors: headers.len(),
         tensor_bytes,
     })
 }

@@ -10,6 +10,7 @@ pub mod error;
 pub mod gguf;
 pub mod gemma3;
 pub mod gguf_meta;
+pub mod gguf_stream;
 pub mod hf_config;
 pub mod hf_load;
 pub mod hf_to_gguf;
