@@ -192,3 +192,75 @@ pub fn tokenizer_metadata(
     }
     Ok(md)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn strs(v: &Value) -> Vec<String> {
+        match v {
+            Value::Array(a) => a
+                .iter()
+                .map(|x| match x {
+                    Value::String(s) => s.clone(),
+                    other => format!("{other:?}"),
+                })
+                .collect(),
+            other => panic!("not an array: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn pads_types_pair_merges_and_special_ids() {
+        let tok = json!({
+            "model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2},
+                      "merges": [["a", "b"]]},
+            "added_tokens": [{"id": 4, "content": "<eos>", "special": true},
+                             {"id": 3, "content": "<u>", "special": false}]});
+        let (texts, types, merges) = vocab(&tok, 6).expect("vocab");
+        assert_eq!(texts, ["a", "b", "ab", "<u>", "<eos>", "[PAD5]"]);
+        assert_eq!(
+            types,
+            [NORMAL, NORMAL, NORMAL, USER_DEFINED, CONTROL, USER_DEFINED]
+        );
+        assert_eq!(merges, ["a b"]);
+        // More tokens than embedding rows cannot be written.
+        assert!(vocab(&tok, 4).is_err());
+        let mut sp = tok.clone();
+        sp["model"]["byte_fallback"] = json!(true);
+        assert!(matches!(vocab(&sp, 6), Err(ModelError::Unsupported(_))));
+    }
+
+    #[test]
+    fn metadata_of_a_folder() {
+        let dir = std::env::temp_dir().join(format!("hearth-vocab-meta-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let tok = json!({"model": {"type": "BPE", "vocab": {"a": 0, "b": 1},
+            "merges": ["a b"]}, "added_tokens": [{"id": 2, "content": "<e>", "special": true}]});
+        std::fs::write(dir.join("tokenizer.json"), tok.to_string()).expect("write");
+        let tc = json!({"eos_token": "<e>", "chat_template": [
+            {"name": "tool_use", "template": "T"}, {"name": "default", "template": "D"}]});
+        std::fs::write(dir.join("tokenizer_config.json"), tc.to_string()).expect("write");
+        let cfg = json!({"architectures": ["Qwen2ForCausalLM"], "hidden_size": 64,
+            "intermediate_size": 128, "num_hidden_layers": 1, "num_attention_heads": 4,
+            "num_key_value_heads": 2, "vocab_size": 3, "bos_token_id": 0, "eos_token_id": 1});
+        let hf = HfConfig::from_json(&cfg).expect("config");
+        let md: std::collections::HashMap<String, Value> = tokenizer_metadata(&dir, &cfg, &hf)
+            .expect("metadata")
+            .into_iter()
+            .collect();
+        let none = tokenizer_metadata(&std::env::temp_dir().join("no-such-dir"), &cfg, &hf);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(strs(&md["tokenizer.ggml.tokens"]), ["a", "b", "<e>"]);
+        assert!(matches!(md["tokenizer.ggml.pre"], Value::String(ref s) if s == "qwen2"));
+        // tokenizer_config's eos wins over config.json's; bos falls back to config.json.
+        assert!(matches!(md["tokenizer.ggml.eos_token_id"], Value::U32(2)));
+        assert!(matches!(md["tokenizer.ggml.bos_token_id"], Value::U32(0)));
+        assert!(matches!(md["tokenizer.chat_template"], Value::String(ref s) if s == "D"));
+        let none = none.expect("no tokenizer is fine");
+        assert!(
+            matches!(&none[..], [(k, Value::String(v))] if k == "tokenizer.ggml.model" && v == "none")
+        );
+    }
+}
