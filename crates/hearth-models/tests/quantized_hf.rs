@@ -109,7 +109,8 @@ fn q8_0_on_load_keeps_top1_and_a_small_error() {
 }
 
 /// 4-bit and k-quant types load too (k-quants fall back to Q8_0 on these 64/128-wide
-/// rows, as llama.cpp does). Measured: Q4_1 0.52, Q4_0 0.90, Q4K/Q6K 0.057 (= Q8_0).
+/// rows, as llama.cpp does). Measured: Q4_1 0.52, Q4_0 0.90, Q4K/Q6K 0.057 (= Q8_0),
+/// F16 2.3e-3.
 #[test]
 fn other_types_load_and_stay_in_range() {
     let r = reference("llama3");
@@ -117,6 +118,7 @@ fn other_types_load_and_stay_in_range() {
         GgmlDType::Q4_1,
         GgmlDType::Q4_0,
         GgmlDType::Q4K,
+        GgmlDType::F16,
         GgmlDType::Q6K,
     ] {
         let mut m = load_safetensors_dir_with(&fixture("llama3"), Some(q))

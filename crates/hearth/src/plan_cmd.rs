@@ -57,12 +57,16 @@ pub fn report(s: &ModelSizing, p: &Plan, block_size: usize) -> String {
     line("KV per full sequence", human(p.kv_bytes_per_seq));
     line("concurrent full sequences", p.concurrent_seqs.to_string());
     // The article's "what it gets you" table: other lengths, same budget.
-    out.push_str("\n  max model len   concurrent sequences\n");
-    for len in [2048, 8192, 32768, 131072] {
-        if len <= s.max_context {
-            let q = plan(s, p.memory, len, block_size);
-            out.push_str(&format!("  {len:>13}   {:>20}\n", q.concurrent_seqs));
-        }
+    let lens: Vec<usize> = [2048, 8192, 32768, 131072]
+        .into_iter()
+        .filter(|&l| l <= s.max_context)
+        .collect();
+    if !lens.is_empty() {
+        out.push_str("\n  max model len   concurrent sequences\n");
+    }
+    for len in lens {
+        let q = plan(s, p.memory, len, block_size);
+        out.push_str(&format!("  {len:>13}   {:>20}\n", q.concurrent_seqs));
     }
     if p.weights_bytes > p.memory {
         out.push_str("the weights alone do not fit in this memory\n");
@@ -90,5 +94,28 @@ pub fn run(args: PlanArgs) -> Result<()> {
             args.block_size
         )
     );
+    if args.model.is_dir() {
+        print!("{}", by_type(&args, len)?);
+    }
     Ok(())
+}
+
+/// A folder's weights and full-length sequences for each `--quantization` choice.
+fn by_type(args: &PlanArgs, len: usize) -> Result<String> {
+    let mut out = format!(
+        "\n  {:<10} {:>12}   concurrent sequences of {len}\n",
+        "type", "weights"
+    );
+    for name in ["f32", "f16", "q8_0", "q6_k", "q5_k", "q4_k", "q4_1", "q4_0"] {
+        let q = parse_quant_arg(name).map_err(anyhow::Error::msg)?;
+        let q = (name != "f32").then_some(q);
+        let s = sizing_from_hf_dir(&args.model, q)?;
+        let p = plan(&s, args.memory, len, args.block_size);
+        out.push_str(&format!(
+            "  {name:<10} {:>12}   {}\n",
+            human(s.weights_bytes),
+            p.concurrent_seqs
+        ));
+    }
+    Ok(out)
 }

@@ -147,3 +147,35 @@ fn serve_refuses_a_model_over_the_memory_limit() {
         "{text}"
     );
 }
+
+/// For a folder, plan also lists each `--quantization` choice; smaller types leave
+/// room for at least as many sequences.
+#[test]
+fn plan_of_a_folder_lists_each_type() {
+    let dir = fixture();
+    let (ok, report) = hearth(&[
+        "plan",
+        dir.to_str().expect("path"),
+        "--memory",
+        "1MB",
+        "--max-model-len",
+        "64",
+    ]);
+    assert!(ok, "{report}");
+    let seqs = |t: &str| -> u64 {
+        let row = report
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{t} ")));
+        let row = row.unwrap_or_else(|| panic!("no {t} row in:\n{report}"));
+        row.split_whitespace()
+            .last()
+            .and_then(|n| n.parse().ok())
+            .expect("count")
+    };
+    assert_eq!(field(&report, "weights"), "361.7 KB");
+    assert!(
+        seqs("f32") <= seqs("q8_0") && seqs("q8_0") <= seqs("q4_0"),
+        "{report}"
+    );
+    assert!(seqs("f32") < seqs("q4_0"), "{report}");
+}
