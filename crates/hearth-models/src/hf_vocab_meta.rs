@@ -40,8 +40,11 @@ fn token_id(v: Option<&Json>, lookup: &dyn Fn(&str) -> Option<u32>) -> Option<u3
     }
 }
 
+/// Token texts, their llama.cpp types, and the merges.
+type Vocab = (Vec<String>, Vec<i32>, Vec<String>);
+
 /// Tokens padded to the embedding's row count, their types, and the merges.
-fn vocab(tok: &Json, n_vocab: usize) -> Result<(Vec<String>, Vec<i32>, Vec<String>), ModelError> {
+fn vocab(tok: &Json, n_vocab: usize) -> Result<Vocab, ModelError> {
     let model = tok.get("model").ok_or_else(|| bad("no `model`"))?;
     if model.get("type").and_then(Json::as_str) != Some("BPE")
         || model.get("byte_fallback").and_then(Json::as_bool) == Some(true)

@@ -47,9 +47,9 @@ pub fn parse_quant_type(s: &str) -> Result<GgmlDType, ModelError> {
 /// its block, else Q8_0 (block 32) when that fits, else F32 — llama.cpp falls back the
 /// same way for rows that k-quants' 256-wide blocks do not divide.
 pub fn fitting_type(want: GgmlDType, cols: usize) -> GgmlDType {
-    if cols % want.block_size() == 0 {
+    if cols.is_multiple_of(want.block_size()) {
         want
-    } else if cols % GgmlDType::Q8_0.block_size() == 0 && want != GgmlDType::F16 {
+    } else if cols.is_multiple_of(GgmlDType::Q8_0.block_size()) && want != GgmlDType::F16 {
         GgmlDType::Q8_0
     } else {
         GgmlDType::F32
