@@ -6,8 +6,8 @@ use std::path::Path;
 use candle_core::quantized::gguf_file;
 
 use crate::error::{Result, TextError};
-use crate::gguf_bpe;
 use crate::metadata::{opt_bool, opt_u32, req_str};
+use crate::{gguf_bpe, gguf_spm};
 
 /// Tokens that end a turn in the common chat formats; added to `eos_ids` when the
 /// vocabulary has them, so generation stops on them even if the GGUF's eos is another.
@@ -41,12 +41,12 @@ impl Tokenizer {
         let model = req_str(md, "tokenizer.ggml.model")?;
         let inner = match model {
             "gpt2" => gguf_bpe::build(md)?,
-            "llama" => {
-                return Err(TextError::Unsupported(
-                    "SentencePiece GGUF tokenizers (tokenizer.ggml.model = \"llama\") are not implemented yet".into(),
-                ))
+            "llama" => gguf_spm::build(md)?,
+            other => {
+                return Err(TextError::Unsupported(format!(
+                    "GGUF tokenizer model {other:?}"
+                )))
             }
-            other => return Err(TextError::Unsupported(format!("GGUF tokenizer model {other:?}"))),
         };
         let vocab_size = inner.get_vocab_size(true) as u32;
         let check = |key: &str| -> Result<Option<u32>> {
@@ -82,7 +82,8 @@ impl Tokenizer {
             eos_id,
             eos_ids,
             pad_id,
-            add_bos: opt_bool(md, "tokenizer.ggml.add_bos_token")?.unwrap_or(false),
+            // SentencePiece models add BOS unless told not to (llama.cpp and transformers).
+            add_bos: opt_bool(md, "tokenizer.ggml.add_bos_token")?.unwrap_or(model == "llama"),
             add_eos: opt_bool(md, "tokenizer.ggml.add_eos_token")?.unwrap_or(false),
         })
     }

@@ -71,9 +71,14 @@ fn every_known_pre_builds() {
 }
 
 #[test]
-fn sentencepiece_is_reported_unsupported() {
+fn sentencepiece_needs_scores_and_unknown_models_are_unsupported() {
     let mut md = synthetic_metadata("default");
     md.insert("tokenizer.ggml.model".into(), Value::String("llama".into()));
+    assert!(matches!(
+        Tokenizer::from_gguf_metadata(&md),
+        Err(TextError::MissingMetadata(k)) if k == "tokenizer.ggml.scores"
+    ));
+    md.insert("tokenizer.ggml.model".into(), Value::String("rwkv".into()));
     assert!(matches!(
         Tokenizer::from_gguf_metadata(&md),
         Err(TextError::Unsupported(_))

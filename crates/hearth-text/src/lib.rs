@@ -6,7 +6,7 @@
 //!
 //! Public API (other crates rely on these names):
 //! - `Tokenizer::from_gguf_metadata(&HashMap<String, gguf_file::Value>) -> Result<Tokenizer>`
-//!   (GGUF `gpt2` byte-level BPE; SentencePiece `llama` is `TextError::Unsupported` for now),
+//!   (GGUF `gpt2` byte-level BPE, and SentencePiece `llama` built as transformers does),
 //!   `from_gguf_file(path)`, `encode(&self, text, add_special_tokens) -> Result<Vec<u32>>`
 //!   (BOS/EOS only where the GGUF's `add_bos_token`/`add_eos_token` ask),
 //!   `decode(&self, ids, skip_special) -> Result<String>`, `bos_id()`, `eos_id()`, `pad_id()`
@@ -28,6 +28,7 @@ pub mod chat_template;
 pub mod detokenizer;
 pub mod error;
 mod gguf_bpe;
+mod gguf_spm;
 pub mod gguf_tokenizer;
 mod hf_chat_template;
 pub mod hf_tokenizer;

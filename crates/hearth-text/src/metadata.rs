@@ -99,6 +99,25 @@ pub fn opt_int_array(md: &Metadata, key: &str) -> Result<Option<Vec<i64>>> {
         .map(Some)
 }
 
+/// An optional array of numbers as f32 (token scores).
+pub fn opt_f32_array(md: &Metadata, key: &str) -> Result<Option<Vec<f32>>> {
+    let arr = match md.get(key) {
+        None => return Ok(None),
+        Some(Value::Array(a)) => a,
+        Some(_) => return Err(invalid(key, "expected an array")),
+    };
+    arr.iter()
+        .map(|v| match v {
+            Value::F32(x) => Ok(*x),
+            Value::F64(x) => Ok(*x as f32),
+            other => value_as_i64(other)
+                .map(|n| n as f32)
+                .ok_or_else(|| invalid(key, "expected an array of numbers")),
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
+}
+
 /// Reads the metadata of a GGUF file with candle (tensor data is not loaded).
 pub fn read_gguf_metadata(path: &std::path::Path) -> Result<Metadata> {
     let mut f =
