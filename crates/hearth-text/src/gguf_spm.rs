@@ -156,3 +156,7 @@ pub fn build(md: &Metadata) -> Result<tokenizers::Tokenizer> {
     tokenizer.add_special_tokens(special)?;
     Ok(tokenizer)
 }
+
+#[cfg(test)]
+#[path = "gguf_spm_tests.rs"]
+mod tests;
