@@ -8,16 +8,22 @@ source distribution that ships them as data: llama-cpp-python 0.3.36's sdist ven
 llama.cpp, whose models/templates/*.jinja are the templates of the models' own
 tokenizer_config.json (Meta Llama 3.1/3.2/3.3 Community Licences; Qwen2.5/Qwen3:
 Apache-2.0), and whose llama_cpp/llama_chat_format.py carries Meta-Llama-3-8B-Instruct's.
+Gemma 3's template ships in no sdist searched (llama.cpp vendors only Gemma 2's); it is
+read from unsloth 2026.10.9's wheel (unsloth/chat_templates.py, `gemma3_template`), which
+says it printed google/gemma-3's tokenizer.chat_template (Gemma Terms of Use): a
+transcription, so it may differ from the official file in whitespace inside `{{ }}`.
 The fixture keeps a copy of each template so the Rust test runs offline.
 
 Requirements (pinned): transformers==4.51.3 tokenizers==0.21.1 jinja2==3.1.6
 (e.g. PYTHONPATH=/tmp/tf_qwen3 /tmp/refvenv/bin/python; transformers 4.46.3 works too).
 Sdist: pip download --no-deps --no-binary :all: llama-cpp-python==0.3.36
 (sha256 832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e).
+Wheel: pip download --no-deps unsloth==2026.10.9
+(sha256 feb40b99bc4f8c543a36cbd0fe6e1410d6e4ac16bd4d0c731f607adce3d63bb0).
 
 Usage:
     python3 scripts/reference/template_reference.py --sdist llama_cpp_python-0.3.36.tar.gz \
-        [--out crates/hearth-text/tests/fixtures/family_templates.json]
+        --unsloth-wheel unsloth-2026.10.9-py3-none-any.whl [--out crates/hearth-text/tests/fixtures/family_templates.json]
 """
 
 import argparse
@@ -26,12 +32,17 @@ import hashlib
 import json
 import os
 import tarfile
+import zipfile
 
 import transformers
 from transformers import PreTrainedTokenizerFast
 
 PACKAGE, VERSION = "llama-cpp-python", "0.3.36"
 SDIST_SHA256 = "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
+UNSLOTH, UNSLOTH_VERSION = "unsloth", "2026.10.9"
+WHEEL_SHA256 = "feb40b99bc4f8c543a36cbd0fe6e1410d6e4ac16bd4d0c731f607adce3d63bb0"
+GEMMA = ("gemma3", "google/gemma-3-4b-it", "unsloth/chat_templates.py", "gemma3_template",
+         ("<bos>", "<eos>"), "Gemma Terms of Use")
 ROOT = f"llama_cpp_python-{VERSION}/"
 TPL = ROOT + "vendor/llama.cpp/models/templates/"
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -80,11 +91,18 @@ EXTRA = {
         ("past_reasoning_stripped", [SYS, U1, THINK, U2], True, {}),
         ("reasoning_last_turn", [U1, THINK], False, {}),
     ],
+    "gemma3": [
+        ("system_multi_turn_nogen", [SYS, U1, A1, U2, A1], False, {}),
+    ],
+}
+# Conversations the template rejects (raise_exception): (family, name, messages, message).
+ERRORS = {
+    "gemma3": [("roles_not_alternating", [U1, U2], "Conversation roles must alternate")],
 }
 
 
-def read_template(tar, member, constant):
-    data = tar.extractfile(member).read()
+def read_template(read, member, constant):
+    data = read(member)
     text = data.decode("utf-8")
     if constant is None:
         return text, hashlib.sha256(data).hexdigest()
@@ -103,43 +121,64 @@ def tokenizer_for(template, bos, eos):
     )
 
 
+def check_sha(path, want):
+    with open(path, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    if digest != want:
+        raise SystemExit(f"{path}: sha256 {digest} != pinned {want}")
+
+
+def render_family(read, family, package, version):
+    name, model, member, constant, (bos, eos), licence = family
+    template, tsha = read_template(read, member, constant)
+    tok = tokenizer_for(template, bos, eos)
+    cases = []
+    for cname, msgs, gen, extra in COMMON + EXTRA.get(name, []):
+        kwargs = dict(extra)
+        # Llama 3.1+ call strftime_now when no date is given: fix the date.
+        if "date_string" in template and "date_string" not in kwargs:
+            kwargs["date_string"] = DATE
+        text = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=gen, **kwargs)
+        cases.append({"name": cname, "messages": msgs, "add_generation_prompt": gen,
+                      "extra": kwargs, "expected": text})
+    for cname, msgs, want in ERRORS.get(name, []):
+        try:
+            tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+        except Exception as e:  # jinja2's TemplateError from raise_exception
+            if want not in str(e):
+                raise
+            cases.append({"name": cname, "messages": msgs, "add_generation_prompt": True,
+                          "extra": {}, "expected_error": want})
+        else:
+            raise SystemExit(f"{name}/{cname}: transformers rendered it")
+    return {
+        "family": name, "model": model,
+        "source": {"package": package, "version": version, "file": member,
+                   "constant": constant, "template_sha256": tsha},
+        "licence": f"{licence} (template text from the model's tokenizer config)",
+        "bos_token": bos, "eos_token": eos, "template": template, "cases": cases,
+    }
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sdist", required=True)
+    ap.add_argument("--unsloth-wheel", required=True)
     ap.add_argument(
         "--out", default=os.path.join(REPO, "crates/hearth-text/tests/fixtures/family_templates.json")
     )
     args = ap.parse_args()
-    with open(args.sdist, "rb") as f:
-        digest = hashlib.sha256(f.read()).hexdigest()
-    if digest != SDIST_SHA256:
-        raise SystemExit(f"sdist sha256 {digest} != pinned {SDIST_SHA256}")
+    check_sha(args.sdist, SDIST_SHA256)
+    check_sha(args.unsloth_wheel, WHEEL_SHA256)
     families = []
     with tarfile.open(args.sdist) as tar:
-        for name, model, member, constant, (bos, eos), licence in FAMILIES:
-            template, tsha = read_template(tar, member, constant)
-            tok = tokenizer_for(template, bos, eos)
-            cases = []
-            for cname, msgs, gen, extra in COMMON + EXTRA.get(name, []):
-                kwargs = dict(extra)
-                # Llama 3.1+ call strftime_now when no date is given: fix the date.
-                if "date_string" in template and "date_string" not in kwargs:
-                    kwargs["date_string"] = DATE
-                text = tok.apply_chat_template(
-                    msgs, tokenize=False, add_generation_prompt=gen, **kwargs
-                )
-                cases.append({"name": cname, "messages": msgs, "add_generation_prompt": gen,
-                              "extra": kwargs, "expected": text})
-            families.append({
-                "family": name, "model": model,
-                "source": {"package": PACKAGE, "version": VERSION, "file": member,
-                           "constant": constant, "template_sha256": tsha},
-                "licence": f"{licence} (template text from the model's tokenizer_config.json)",
-                "bos_token": bos, "eos_token": eos, "template": template, "cases": cases,
-            })
+        for fam in FAMILIES:
+            read = lambda m: tar.extractfile(m).read()
+            families.append(render_family(read, fam, PACKAGE, VERSION))
+    with zipfile.ZipFile(args.unsloth_wheel) as whl:
+        families.append(render_family(whl.read, GEMMA, UNSLOTH, UNSLOTH_VERSION))
     out = {"format": "hearth-family-templates/1", "transformers": transformers.__version__,
-           "sdist_sha256": SDIST_SHA256,
-           "not_found": {"gemma3": "no pinned PyPI package searched ships google/gemma-3's template"},
+           "archives_sha256": {PACKAGE: SDIST_SHA256, UNSLOTH: WHEEL_SHA256},
            "families": families}
     with open(args.out, "w", encoding="utf-8") as f:
         json.dump(out, f, indent=1, ensure_ascii=False)

@@ -1,7 +1,8 @@
 //! hearth's chat-template render against Hugging Face transformers' `apply_chat_template`
-//! on the model families' real templates (Llama 3.x, Qwen2.5, Qwen3): every case must
-//! match byte for byte. Fixture: tests/fixtures/family_templates.json, made by
-//! scripts/reference/template_reference.py from templates shipped in a pinned PyPI sdist.
+//! on the model families' real templates (Llama 3.x, Qwen2.5, Qwen3, Gemma 3): every case
+//! must match byte for byte, and conversations the template rejects must fail in hearth
+//! too. Fixture: tests/fixtures/family_templates.json, made by
+//! scripts/reference/template_reference.py from templates shipped in pinned PyPI packages.
 
 use hearth_text::{ChatMessage, ChatTemplate};
 use serde_json::Value as Json;
@@ -52,8 +53,19 @@ fn families_render_like_transformers() {
             let cname = case["name"].as_str().expect("case name");
             let gen = case["add_generation_prompt"].as_bool().expect("flag");
             let extra = case["extra"].as_object().cloned().unwrap_or_default();
+            let rendered = tmpl.render_with(&messages(case), gen, &extra);
+            if let Some(err) = case["expected_error"].as_str() {
+                match rendered {
+                    Err(e) if e.to_string().contains(err) => {}
+                    other => {
+                        failures.push(format!("{name}/{cname}: want error {err:?}, got {other:?}"))
+                    }
+                }
+                checked += 1;
+                continue;
+            }
             let want = case["expected"].as_str().expect("expected text");
-            match tmpl.render_with(&messages(case), gen, &extra) {
+            match rendered {
                 Ok(got) if got == want => {}
                 Ok(got) => failures.push(format!("{name}/{cname}:\n got {got:?}\nwant {want:?}")),
                 Err(e) => failures.push(format!("{name}/{cname}: error {e}")),
@@ -61,6 +73,6 @@ fn families_render_like_transformers() {
             checked += 1;
         }
     }
-    assert!(checked >= 36, "only {checked} cases in the fixture");
+    assert!(checked >= 45, "only {checked} cases in the fixture");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
