@@ -11,7 +11,8 @@ Apache-2.0), and whose llama_cpp/llama_chat_format.py carries Meta-Llama-3-8B-In
 Gemma 3's template ships in no sdist searched (llama.cpp vendors only Gemma 2's); it is
 read from unsloth 2026.10.9's wheel (unsloth/chat_templates.py, `gemma3_template`), which
 says it printed google/gemma-3's tokenizer.chat_template (Gemma Terms of Use): a
-transcription, so it may differ from the official file in whitespace inside `{{ }}`.
+transcription: compared by hand with a quoted copy of the official tokenizer_config, it
+differs only by spaces inside the last `{{ }}`, which does not change any render.
 The fixture keeps a copy of each template so the Rust test runs offline.
 
 Requirements (pinned): transformers==4.51.3 tokenizers==0.21.1 jinja2==3.1.6
