@@ -7,8 +7,8 @@
 pub mod attention;
 pub mod batch;
 pub mod error;
-pub mod gguf;
 pub mod gemma3;
+pub mod gguf;
 pub mod gguf_meta;
 pub mod gguf_stream;
 pub mod hf_config;

@@ -125,5 +125,8 @@ fn extra_variables_do_not_replace_the_fixed_ones() {
             extra.as_object().expect("object"),
         )
         .expect("renders");
-    assert_eq!(got, "1TrueFalse", "Python-style booleans, as jinja2 prints them");
+    assert_eq!(
+        got, "1TrueFalse",
+        "Python-style booleans, as jinja2 prints them"
+    );
 }

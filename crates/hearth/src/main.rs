@@ -3,8 +3,8 @@
 
 mod bench;
 mod chat;
-mod model_source;
 mod memory_check;
+mod model_source;
 mod models_cmd;
 mod plan_cmd;
 mod pull;
