@@ -18,8 +18,8 @@ Writes crates/hearth-models/tests/fixtures/tiny/<name>/ : config.json, *.safeten
 {
   "format": "hearth-tiny-reference/1",
   "generator": {"torch": ..., "transformers": ..., "seed": int},
-  "weights_dtype": "float32" | "bfloat16",
-  "compute_dtype": "float32",   # bf16 weights are upcast, as hearth does on CPU
+  "weights_dtype": "float32" | "bfloat16" | "float16",
+  "compute_dtype": "float32",   # bf16/f16 weights are upcast, as hearth does on CPU
   "prompt": [ids],
   "prefill": [[logit x vocab] per prompt position],
   "decode": [{"token": id, "logits": [...]}, ...]   # 3 greedy steps: `token` is the argmax
@@ -115,6 +115,7 @@ MODELS = {
     "llama3": (llama3, torch.float32, None),
     "llama3_bf16": (llama3, torch.bfloat16, None),
     "qwen2": (qwen2, torch.float32, "150KB"),
+    "qwen2_f16": (qwen2, torch.float16, None),
     "qwen3": (qwen3, torch.float32, None),
     "gemma3": (gemma3, torch.float32, None),
 }
@@ -157,8 +158,8 @@ def build(name):
     gen = os.path.join(out, "generation_config.json")
     if os.path.exists(gen):
         os.remove(gen)
-    # Reference in f32 over the stored (possibly bf16-rounded) weights. A fresh f32
-    # model takes them: `.float()` would keep the rope `inv_freq` buffer bf16-rounded.
+    # Reference in f32 over the stored (possibly bf16/f16-rounded) weights. A fresh f32
+    # model takes them: `.float()` would keep the rope `inv_freq` buffer rounded.
     weights = {k: v.float() for k, v in model.state_dict().items()}
     model = builder().eval()
     model.load_state_dict(weights)

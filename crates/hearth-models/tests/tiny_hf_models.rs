@@ -1,8 +1,8 @@
 //! Tiny random-weight Hugging Face models (scripts/reference/make_tiny_models.py) through
 //! `load_safetensors_dir` and the paged KV cache, against transformers' logits.
 //!
-//! Bounds: every fixture's reference was computed by transformers in f32 (the bf16 one
-//! over its bf16-rounded weights, upcast exactly as hearth upcasts them), so hearth and
+//! Bounds: every fixture's reference was computed by transformers in f32 (bf16/f16 ones
+//! over their rounded weights, upcast exactly as hearth upcasts them), so hearth and
 //! transformers differ only in f32 summation order and rope-table rounding: logits of
 //! magnitude ~3 agree to ~1e-5. `TOL` = 1e-4 leaves margin yet is far below the smallest
 //! top-1 margin of any fixture (6.6e-3), and below what any real mistake (a bias, a norm,
@@ -15,13 +15,20 @@ use serde_json::Value;
 use std::path::PathBuf;
 
 const BS: usize = 4;
-/// One bound for f32 and bf16 weights alike (see the header): measured errors are ~2e-6
+/// One bound for f32, bf16 and f16 weights alike (see the header): measured errors are ~2e-6
 /// for the Llama-family fixtures and 3.2e-6 for gemma3 (smallest gemma3 top-1 margin
 /// 4.9e-2), of which 5e-7 is the reference's 6-decimal rounding.
 const TOL: f32 = 1e-4;
 /// gemma3: 3 layers (local, global, local), sliding window 4 (so the 12-token prompt
 /// and its decodes run past it), both soft-caps set.
-const FIXTURES: [&str; 5] = ["llama3", "llama3_bf16", "qwen2", "qwen3", "gemma3"];
+const FIXTURES: [&str; 6] = [
+    "llama3",
+    "llama3_bf16",
+    "qwen2",
+    "qwen2_f16",
+    "qwen3",
+    "gemma3",
+];
 
 struct Reference {
     prompt: Vec<u32>,

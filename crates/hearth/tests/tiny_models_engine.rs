@@ -3,9 +3,9 @@
 //! transformers' logits, alone, batched with other sequences, with chunked prefill,
 //! and from the same weights converted to GGUF.
 //!
-//! Bound: every reference was computed by transformers in f32 — the bf16 fixture over
-//! its bf16-rounded weights, upcast as hearth upcasts them (make_tiny_models.py:
-//! "compute_dtype": "float32") — so F32 and BF16 share one bound. The logits agree to
+//! Bound: every reference was computed by transformers in f32 — the bf16/f16 fixtures over
+//! their rounded weights, upcast as hearth upcasts them (make_tiny_models.py:
+//! "compute_dtype": "float32") — so F32, BF16 and F16 share one bound. The logits agree to
 //! ~3e-6 (tiny_hf_models.rs); a log_softmax moves an error by at most twice that,
 //! and the engine's log_softmax is in f32, so `TOL` = 1e-4 keeps the margin of that
 //! test while staying far below any real fault (>1e-2 on the logits).

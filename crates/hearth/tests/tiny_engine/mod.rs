@@ -13,7 +13,14 @@ use hearth_models::CausalLm;
 use hearth_text::Tokenizer;
 use serde_json::Value;
 
-pub const FIXTURES: [&str; 5] = ["llama3", "llama3_bf16", "qwen2", "qwen3", "gemma3"];
+pub const FIXTURES: [&str; 6] = [
+    "llama3",
+    "llama3_bf16",
+    "qwen2",
+    "qwen2_f16",
+    "qwen3",
+    "gemma3",
+];
 
 /// Tokens generated per reference request: the reference holds prefill logits and 3
 /// decode steps, i.e. the distributions of 4 greedy tokens.
