@@ -71,6 +71,12 @@ pub fn load_gguf_with(path: &Path, opts: &LoadOptions) -> Result<LoadedGguf, Mod
             device,
             opts.dequantize,
         )?),
+        "gemma3" => Box::new(crate::gemma3::load_gguf(
+            &content,
+            &mut file,
+            device,
+            opts.dequantize,
+        )?),
         other => {
             return Err(ModelError::Unsupported(format!(
                 "GGUF architecture `{other}`"

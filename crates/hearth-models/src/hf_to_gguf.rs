@@ -1,4 +1,4 @@
-//! Converts a Hugging Face folder (Llama 3.x, Qwen2, Qwen3) into a GGUF file with
+//! Converts a Hugging Face folder (Llama 3.x, Qwen2, Qwen3; Gemma 3 in `gemma3::to_gguf`) into a GGUF file with
 //! llama.cpp's tensor names and metadata keys, matrices quantized to one GGML type.
 //!
 //! llama.cpp's `llama` architecture ropes interleaved pairs, so q/k rows are permuted
@@ -27,7 +27,7 @@ pub struct GgufSummary {
 }
 
 /// llama.cpp's `general.file_type` (LLAMA_FTYPE_*) for a file mostly of `t`.
-fn file_type(t: GgmlDType) -> u32 {
+pub(crate) fn file_type(t: GgmlDType) -> u32 {
     match t {
         GgmlDType::F32 => 0,
         GgmlDType::F16 => 1,
@@ -246,6 +246,29 @@ fn produce(
     Ok(QTensor::quantize(&t, header.dtype)?)
 }
 
+/// Writes `dst` whole under a temporary name, then renames it (no partial file left).
+pub(crate) fn write_gguf_file(
+    dst: &Path,
+    md: &[(String, Value)],
+    headers: &[TensorHeader],
+    next: impl FnMut(&TensorHeader) -> Result<QTensor, ModelError>,
+) -> Result<(), ModelError> {
+    let io = |p: &Path| {
+        let path = p.display().to_string();
+        move |source| ModelError::Io { path, source }
+    };
+    let tmp = dst.with_extension("gguf.partial");
+    let file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+    let mut w = std::io::BufWriter::new(file);
+    let written = write_gguf(&mut w, md, headers, next).and_then(|()| w.flush().map_err(io(&tmp)));
+    drop(w);
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::rename(&tmp, dst).map_err(io(dst))
+}
+
 /// Converts the folder `src` to the GGUF file `dst` (written whole, then renamed).
 pub fn hf_to_gguf(src: &Path, dst: &Path, dtype: GgmlDType) -> Result<GgufSummary, ModelError> {
     let cfg_path = src.join("config.json");
@@ -256,6 +279,9 @@ pub fn hf_to_gguf(src: &Path, dst: &Path, dtype: GgmlDType) -> Result<GgufSummar
     let text = std::fs::read_to_string(&cfg_path).map_err(io(&cfg_path))?;
     let config: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| ModelError::Invalid(format!("{}: {e}", cfg_path.display())))?;
+    if crate::gemma3::is_gemma3(&config) {
+        return crate::gemma3::to_gguf::convert(src, dst, dtype, &config);
+    }
     let hf = HfConfig::from_json(&config)?;
     let st = SafetensorsDir::open(src)?;
     let mut md = arch_metadata(&hf, dtype);
@@ -269,24 +295,13 @@ pub fn hf_to_gguf(src: &Path, dst: &Path, dtype: GgmlDType) -> Result<GgufSummar
     let plan = plan(&hf, dtype);
     let headers: Vec<TensorHeader> = plan.iter().map(|(h, _)| h.clone()).collect();
     let tensor_bytes = headers.iter().map(|h| h.bytes() as u64).sum();
-
-    let tmp = dst.with_extension("gguf.partial");
-    let file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-    let mut w = std::io::BufWriter::new(file);
     let mut sources = plan.iter().map(|(_, s)| s);
-    let written = write_gguf(&mut w, &md, &headers, |h| {
+    write_gguf_file(dst, &md, &headers, |h| {
         let src = sources
             .next()
             .ok_or_else(|| ModelError::Invalid("tensor plan ran out".into()))?;
         produce(&hf, &st, h, src)
-    })
-    .and_then(|()| w.flush().map_err(io(&tmp)));
-    drop(w);
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    std::fs::rename(&tmp, dst).map_err(io(dst))?;
+    })?;
     Ok(GgufSummary {
         architecture: hf.llama.architecture.clone(),
         tensors: headers.len(),

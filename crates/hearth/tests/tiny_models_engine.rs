@@ -105,19 +105,6 @@ async fn f32_gguf_conversion_gives_the_same_greedy_ids() {
     for name in FIXTURES {
         let dst = tmp.join(format!("{name}.gguf"));
         let src = fixture_dir(name);
-        if name == "gemma3" {
-            // hf_to_gguf converts the shared decoder's families only.
-            let err = hearth_models::hf_to_gguf::hf_to_gguf(&src, &dst, GgmlDType::F32);
-            assert!(
-                err.is_err(),
-                "gemma3 conversion is now supported: test it here"
-            );
-            eprintln!(
-                "{name}: not convertible ({})",
-                err.err().map(|e| e.to_string()).unwrap_or_default()
-            );
-            continue;
-        }
         hearth_models::hf_to_gguf::hf_to_gguf(&src, &dst, GgmlDType::F32).expect("convert");
         let st = load_safetensors_dir(&src).expect("load").model;
         let gg = load_gguf(&dst).expect("load gguf").model;

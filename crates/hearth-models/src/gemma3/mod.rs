@@ -6,9 +6,13 @@
 //! older KV blocks stay allocated: the engine keeps full-length block tables.
 
 mod config;
+mod gguf_config;
+mod gguf_load;
 mod load;
+pub mod to_gguf;
 
 pub use config::{is_gemma3, Gemma3Config};
+pub use gguf_load::load_gguf;
 pub use load::load;
 
 use crate::attention::{AttnMeta, AttnShape, PagedAttention};
