@@ -10,11 +10,11 @@ use hearth_text::{ChatMessage, Tokenizer};
 use serde_json::{json, Value};
 
 use super::logprobs;
-use super::sampling::{logprobs_count, to_params};
+use super::sampling::{logprobs_count, submit_with_fields};
 use super::sse::{sse_response, ChunkFormat};
 use super::types::{ChatCompletionRequest, ChatMessageIn, MessageContent, UsageOut};
 use crate::error::ApiError;
-use crate::generate::{chat_prompt_ids_with, collect, new_id, submit};
+use crate::generate::{chat_prompt_ids_with, collect, new_id};
 use crate::json::ApiJson;
 use crate::state::{unix_now, AppState};
 
@@ -33,13 +33,7 @@ pub async fn chat_completions(
         )?),
         _ => None,
     };
-    let params = to_params(
-        &st.generation_defaults.fill(&req.sampling),
-        logprobs,
-        ids.len(),
-        st.engine.max_model_len(),
-    )?;
-    let stream = submit(&st, ids, params)?;
+    let stream = submit_with_fields(&st, ids, &req.sampling, logprobs)?;
     let fmt = ChatChunks {
         id: new_id("chatcmpl"),
         created: unix_now(),

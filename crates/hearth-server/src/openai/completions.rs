@@ -10,11 +10,11 @@ use hearth_text::Tokenizer;
 use serde_json::{json, Value};
 
 use super::logprobs;
-use super::sampling::{logprobs_count, to_params};
+use super::sampling::{logprobs_count, submit_with_fields};
 use super::sse::{sse_response, ChunkFormat};
 use super::types::{CompletionRequest, PromptField, UsageOut};
 use crate::error::ApiError;
-use crate::generate::{collect, new_id, submit};
+use crate::generate::{collect, new_id};
 use crate::json::ApiJson;
 use crate::state::{unix_now, AppState};
 
@@ -73,13 +73,7 @@ pub async fn completions(
         .logprobs
         .map(|n| logprobs_count("logprobs", n))
         .transpose()?;
-    let params = to_params(
-        &st.generation_defaults.fill(&req.sampling),
-        logprobs,
-        ids.len(),
-        st.engine.max_model_len(),
-    )?;
-    let stream = submit(&st, ids, params)?;
+    let stream = submit_with_fields(&st, ids, &req.sampling, logprobs)?;
     let fmt = CompletionChunks {
         id: new_id("cmpl"),
         created: unix_now(),

@@ -1,10 +1,12 @@
 //! Validates the sampling fields of a request and turns them into engine params.
 //! Bounds follow the OpenAI API reference and vLLM's checks.
 
-use hearth_engine::SamplingParams;
+use hearth_engine::{RequestStream, SamplingParams};
 
 use super::types::SamplingFields;
 use crate::error::ApiError;
+use crate::generate::submit;
+use crate::state::AppState;
 
 /// Most alternatives per token a client may ask for (OpenAI's limit).
 pub const MAX_TOP_LOGPROBS: i64 = 20;
@@ -12,6 +14,19 @@ pub const MAX_TOP_LOGPROBS: i64 = 20;
 /// `prompt_len` and `max_model_len` give the default `max_tokens`: the rest of the
 /// context, as vLLM does. A prompt that fills the context gets 1 so the engine's
 /// context check answers it.
+/// Submits `ids` with the request's sampling fields, the model's generation defaults
+/// filling what the request leaves unset.
+pub fn submit_with_fields(
+    st: &AppState,
+    ids: Vec<u32>,
+    f: &SamplingFields,
+    logprobs: Option<usize>,
+) -> Result<RequestStream, ApiError> {
+    let filled = st.generation_defaults.fill(f);
+    let params = to_params(&filled, logprobs, ids.len(), st.engine.max_model_len())?;
+    submit(st, ids, params)
+}
+
 pub fn to_params(
     f: &SamplingFields,
     logprobs: Option<usize>,

@@ -199,3 +199,36 @@ pub fn assert_error_shape(v: &Value) {
         "missing param/code in {v}"
     );
 }
+
+/// Runs `tests/python/<script>` with `python3` and `args`, after checking that the
+/// Python `package` (an official SDK, installed by `.ci/run`) imports; fails loudly
+/// otherwise. Returns the script's stdout.
+pub fn run_python_sdk_script(package: &str, script: &str, args: &[&str]) -> String {
+    let check = Command::new("python3")
+        .args(["-c", &format!("import {package}")])
+        .output();
+    match check {
+        Err(e) => panic!("python3 is needed for this test: {e}"),
+        Ok(o) if !o.status.success() => panic!(
+            "the `{package}` Python package is missing (pip install {package}): {}",
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Ok(_) => {}
+    }
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/python")
+        .join(script);
+    let out = Command::new("python3")
+        .arg(&path)
+        .args(args)
+        .output()
+        .expect("running python3");
+    assert!(
+        out.status.success(),
+        "SDK script failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
