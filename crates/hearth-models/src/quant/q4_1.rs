@@ -4,10 +4,9 @@
 use super::dot;
 use super::kernel::Kernel;
 use super::q8_1::{quantize_row_q8_1, BlockQ8_1, QK};
-use super::tiled::matmul_rows;
+use super::tiled::{check_shapes, matmul_rows, quantize_rows};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{bail, Result};
-use rayon::prelude::*;
 
 /// ggml block_q4_1: f16 d, f16 m, 16 bytes of nibbles; value = d * q + m.
 pub const Q4_1_BLOCK_BYTES: usize = 20;
@@ -64,26 +63,10 @@ impl Q4_1Matrix {
     /// As `matmul`, with a chosen kernel (it falls back to scalar if unavailable).
     pub fn matmul_with(&self, kernel: Kernel, x: &[f32], m: usize, y: &mut [f32]) -> Result<()> {
         let (n, k, kb) = (self.n, self.k, self.k / QK);
-        if x.len() != m * k || y.len() != m * n {
-            bail!(
-                "Q4_1 matmul: x has {} values, y {}, for m={m} k={k} n={n}",
-                x.len(),
-                y.len()
-            );
-        }
-        if m == 0 || n == 0 {
+        if !check_shapes("Q4_1", x, y, m, k, n)? {
             return Ok(());
         }
-        if k == 0 {
-            y.fill(0.0);
-            return Ok(());
-        }
-        // The one allocation for activations per call.
-        let mut acts = vec![BlockQ8_1::ZERO; m * kb];
-        acts.par_chunks_mut(kb)
-            .zip(x.par_chunks(k))
-            .with_min_len(8)
-            .for_each(|(a, x)| quantize_row_q8_1(x, a));
+        let acts = quantize_rows(x, m, k, kb, BlockQ8_1::ZERO, quantize_row_q8_1);
         let groups = dot::group_scales(&acts, m, kb);
         let row_bytes = kb * Q4_1_BLOCK_BYTES;
         matmul_rows(&self.data, row_bytes, &acts, kb, m, y, |w, r0, a, out| {

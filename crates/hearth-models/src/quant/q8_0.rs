@@ -5,11 +5,10 @@
 use super::dot_q8_0;
 use super::kernel::Kernel;
 use super::q8_1::QK;
-use super::tiled::matmul_rows;
+use super::tiled::{check_shapes, matmul_rows, quantize_rows};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{bail, Result};
 use half::f16;
-use rayon::prelude::*;
 
 /// ggml block_q8_0: f16 d, 32 i8.
 pub const Q8_0_BLOCK_BYTES: usize = 34;
@@ -113,25 +112,10 @@ impl Q8_0Matrix {
     /// As `matmul`, with a chosen kernel (it falls back where unavailable).
     pub fn matmul_with(&self, kernel: Kernel, x: &[f32], m: usize, y: &mut [f32]) -> Result<()> {
         let (n, k, kb) = (self.n, self.k, self.k / QK);
-        if x.len() != m * k || y.len() != m * n {
-            bail!(
-                "Q8_0 matmul: x has {} values, y {}, for m={m} k={k} n={n}",
-                x.len(),
-                y.len()
-            );
-        }
-        if m == 0 || n == 0 {
+        if !check_shapes("Q8_0", x, y, m, k, n)? {
             return Ok(());
         }
-        if k == 0 {
-            y.fill(0.0);
-            return Ok(());
-        }
-        let mut acts = vec![BlockQ8_0::ZERO; m * kb];
-        acts.par_chunks_mut(kb)
-            .zip(x.par_chunks(k))
-            .with_min_len(8)
-            .for_each(|(a, x)| quantize_row_q8_0(x, a));
+        let acts = quantize_rows(x, m, k, kb, BlockQ8_0::ZERO, quantize_row_q8_0);
         let groups = dot_q8_0::group_scales(&acts, m, kb);
         let row_bytes = kb * Q8_0_BLOCK_BYTES;
         matmul_rows(&self.data, row_bytes, &acts, kb, m, y, |w, r0, a, out| {

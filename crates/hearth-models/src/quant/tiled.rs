@@ -76,3 +76,52 @@ pub(crate) fn matmul_rows<A, F>(
         }
     });
 }
+
+/// Checks the shapes of `y[m, n] = x[m, k] · Wᵀ` for format `name`; returns `false` when
+/// nothing is left to compute (`y` is already final: empty, or zeros for `k == 0`).
+pub(crate) fn check_shapes(
+    name: &str,
+    x: &[f32],
+    y: &mut [f32],
+    m: usize,
+    k: usize,
+    n: usize,
+) -> candle_core::Result<bool> {
+    if x.len() != m * k || y.len() != m * n {
+        candle_core::bail!(
+            "{name} matmul: x has {} values, y {}, for m={m} k={k} n={n}",
+            x.len(),
+            y.len()
+        );
+    }
+    if m == 0 || n == 0 {
+        return Ok(false);
+    }
+    if k == 0 {
+        y.fill(0.0);
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+/// Quantizes each of the `m` rows of `x` (length `k`) into `kb` activation blocks, in
+/// parallel: the one activation allocation of a call.
+pub(crate) fn quantize_rows<B, Q>(
+    x: &[f32],
+    m: usize,
+    k: usize,
+    kb: usize,
+    zero: B,
+    quantize: Q,
+) -> Vec<B>
+where
+    B: Clone + Send + Sync,
+    Q: Fn(&[f32], &mut [B]) + Sync + Send,
+{
+    let mut acts = vec![zero; m * kb];
+    acts.par_chunks_mut(kb)
+        .zip(x.par_chunks(k))
+        .with_min_len(8)
+        .for_each(|(a, x)| quantize(x, a));
+    acts
+}
