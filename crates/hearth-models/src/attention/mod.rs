@@ -6,7 +6,7 @@
 
 pub mod cpu;
 
-use crate::{BatchInput, KvCache, KvCacheLayout, ModelError};
+use crate::{BatchInput, KvCache, KvCacheLayout, ModelError, ModelSpec};
 use candle_core::Tensor;
 
 pub use cpu::CpuPagedAttention;
@@ -21,6 +21,41 @@ pub struct AttnMeta {
 }
 
 impl AttnMeta {
+    /// `new`, after checking that the cache is shaped for `spec` and every token is in
+    /// its vocabulary (what every architecture checks before a step).
+    pub fn for_model(
+        spec: &ModelSpec,
+        batch: &BatchInput,
+        cache: &KvCache,
+    ) -> Result<Self, ModelError> {
+        let l = &cache.layout;
+        if l.num_layers != spec.num_layers
+            || l.num_kv_heads != spec.num_kv_heads
+            || l.head_dim != spec.head_dim
+        {
+            return Err(ModelError::BadBatch(format!(
+                "KV cache is {} layers x {} heads x {}, model needs {} x {} x {}",
+                l.num_layers,
+                l.num_kv_heads,
+                l.head_dim,
+                spec.num_layers,
+                spec.num_kv_heads,
+                spec.head_dim
+            )));
+        }
+        if let Some(t) = batch
+            .tokens
+            .iter()
+            .find(|&&t| t as usize >= spec.vocab_size)
+        {
+            return Err(ModelError::BadBatch(format!(
+                "token {t} outside vocab of {}",
+                spec.vocab_size
+            )));
+        }
+        AttnMeta::new(batch, l)
+    }
+
     /// Validates `batch` so the kernels can index without checks: lengths agree, every
     /// token sits at `num_computed + j`, its slot is where its block table says, and
     /// every block id is inside the pool.

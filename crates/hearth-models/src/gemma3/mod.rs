@@ -61,26 +61,6 @@ impl Gemma3 {
         &self.cfg
     }
 
-    fn check(&self, batch: &BatchInput, cache: &KvCache) -> Result<AttnMeta, ModelError> {
-        let (l, c) = (&cache.layout, &self.cfg);
-        if l.num_layers != c.num_layers
-            || l.num_kv_heads != c.num_kv_heads
-            || l.head_dim != c.head_dim
-        {
-            return Err(ModelError::BadBatch(format!(
-                "KV cache is {} layers x {} heads x {}, model needs {} x {} x {}",
-                l.num_layers, l.num_kv_heads, l.head_dim, c.num_layers, c.num_kv_heads, c.head_dim
-            )));
-        }
-        if let Some(t) = batch.tokens.iter().find(|&&t| t as usize >= c.vocab_size) {
-            return Err(ModelError::BadBatch(format!(
-                "token {t} outside vocab of {}",
-                c.vocab_size
-            )));
-        }
-        AttnMeta::new(batch, l)
-    }
-
     /// Per-head RMSNorm then rotate-half rope.
     fn norm_rope(
         &self,
@@ -135,7 +115,7 @@ impl Gemma3 {
         batch: &BatchInput,
         cache: &mut KvCache,
     ) -> Result<Vec<Vec<f32>>, ModelError> {
-        let meta = self.check(batch, cache)?;
+        let meta = AttnMeta::for_model(&self.spec, batch, cache)?;
         let mut logits = vec![Vec::new(); batch.seqs.len()];
         if batch.tokens.is_empty() {
             return Ok(logits);

@@ -50,27 +50,6 @@ impl Llama {
         &self.cfg
     }
 
-    fn check(&self, batch: &BatchInput, cache: &KvCache) -> Result<AttnMeta, ModelError> {
-        let l = &cache.layout;
-        let c = &self.cfg;
-        if l.num_layers != c.num_layers
-            || l.num_kv_heads != c.num_kv_heads
-            || l.head_dim != c.head_dim
-        {
-            return Err(ModelError::BadBatch(format!(
-                "KV cache is {} layers x {} heads x {}, model needs {} x {} x {}",
-                l.num_layers, l.num_kv_heads, l.head_dim, c.num_layers, c.num_kv_heads, c.head_dim
-            )));
-        }
-        if let Some(t) = batch.tokens.iter().find(|&&t| t as usize >= c.vocab_size) {
-            return Err(ModelError::BadBatch(format!(
-                "token {t} outside vocab of {}",
-                c.vocab_size
-            )));
-        }
-        AttnMeta::new(batch, l)
-    }
-
     /// Optional per-head RMSNorm, then rotary embedding: interleaved pairs for GGUF,
     /// rotate-half ("neox") for Hugging Face weights.
     fn rope(
@@ -159,7 +138,7 @@ impl Llama {
         batch: &BatchInput,
         cache: &mut KvCache,
     ) -> Result<Vec<Vec<f32>>, ModelError> {
-        let meta = self.check(batch, cache)?;
+        let meta = AttnMeta::for_model(&self.spec, batch, cache)?;
         let mut logits = vec![Vec::new(); batch.seqs.len()];
         if batch.tokens.is_empty() {
             return Ok(logits);
