@@ -1,13 +1,15 @@
 //! Submitting to the engine and draining a request's stream (non-streaming answers).
 
-use hearth_engine::{
-    Event, FinishReason, Request, RequestStream, SamplingParams, TokenLogprob, Usage,
-};
+use std::sync::Arc;
+
+use hearth_engine::{Event, FinishReason, Request, SamplingParams, TokenLogprob, Usage};
 
 use hearth_text::ChatMessage;
 
+use crate::context::RequestContext;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::tracked_stream::TrackedStream;
 
 /// Everything a request produced.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,12 +21,16 @@ pub struct Collected {
     pub usage: Usage,
 }
 
+/// Queues a request; what its stream yields is recorded in `ctx`.
 pub fn submit(
     state: &AppState,
+    ctx: &Arc<RequestContext>,
     prompt_ids: Vec<u32>,
     params: SamplingParams,
-) -> Result<RequestStream, ApiError> {
-    Ok(state.engine.submit(Request { prompt_ids, params })?)
+) -> Result<TrackedStream, ApiError> {
+    ctx.fields().prompt_tokens = prompt_ids.len();
+    let stream = state.engine.submit(Request { prompt_ids, params })?;
+    Ok(TrackedStream::new(stream, ctx.clone()))
 }
 
 /// Renders a conversation through the model's chat template, ending with the
@@ -59,7 +65,7 @@ pub fn chat_prompt_ids_with(
 
 /// Reads the stream to its end. The caller's future owns the stream, so a client
 /// that goes away drops it and the engine aborts the request.
-pub async fn collect(mut stream: RequestStream) -> Result<Collected, ApiError> {
+pub async fn collect(mut stream: TrackedStream) -> Result<Collected, ApiError> {
     let mut text = String::new();
     let mut token_ids = Vec::new();
     let mut logprobs = Vec::new();

@@ -6,6 +6,7 @@
 //! requests and engine events back to JSON or SSE; it never touches tensors.
 
 pub mod anthropic;
+pub mod context;
 pub mod error;
 pub mod generate;
 pub mod health;
@@ -13,6 +14,8 @@ pub mod json;
 pub mod openai;
 pub mod router;
 pub mod state;
+pub mod track;
+pub mod tracked_stream;
 
 pub use error::ApiError;
 pub use router::router;

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
+use axum::middleware;
 use axum::routing::{get, post};
 use axum::Router;
 use tower_http::trace::TraceLayer;
@@ -12,11 +13,13 @@ use crate::error::ApiError;
 use crate::health::{health, stats};
 use crate::openai::{chat, completions, models};
 use crate::state::AppState;
+use crate::track::track;
 
 pub fn router(state: AppState) -> Router {
     // The limit is enforced by the body extractor, whose rejection `ApiJson` turns
     // into a 413 in OpenAI's shape.
     let limit = DefaultBodyLimit::max(state.max_body_bytes);
+    let state = Arc::new(state);
     Router::new()
         .route("/v1/models", get(models::list))
         .route("/v1/models/{model}", get(models::retrieve))
@@ -29,5 +32,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(limit)
         .layer(TraceLayer::new_for_http())
-        .with_state(Arc::new(state))
+        // Outermost: every request, even one refused by an inner layer, is tracked.
+        .layer(middleware::from_fn_with_state(state.clone(), track))
+        .with_state(state)
 }

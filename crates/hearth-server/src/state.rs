@@ -6,6 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use hearth_engine::EngineHandle;
 use hearth_text::{ChatTemplate, Tokenizer};
 
+use crate::context::Observers;
 use crate::error::ApiError;
 use crate::openai::types::SamplingFields;
 
@@ -24,6 +25,8 @@ pub struct AppState {
     /// The model's own sampling defaults (generation_config.json), used where a
     /// request leaves the field unset.
     pub generation_defaults: GenerationDefaults,
+    /// Told about every request once its response is over (audit log, metrics).
+    pub observers: Observers,
 }
 
 /// Sampling defaults a model folder ships; `None` keeps the API's default.
@@ -65,6 +68,7 @@ impl AppState {
             created: unix_now(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             generation_defaults: GenerationDefaults::default(),
+            observers: Vec::new(),
         }
     }
 

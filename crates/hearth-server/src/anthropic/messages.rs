@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use hearth_engine::SamplingParams;
 use serde_json::json;
@@ -13,6 +14,7 @@ use super::prompt::prompt_ids;
 use super::reply::Reply;
 use super::sse::sse_response;
 use super::types::{MessagesRequest, PromptFields};
+use crate::context::RequestContext;
 use crate::generate::{collect, submit};
 use crate::openai::sampling::to_params;
 use crate::openai::types::{SamplingFields, StopField};
@@ -21,8 +23,11 @@ use crate::state::AppState;
 /// `x-api-key` and `anthropic-version` are accepted and not checked (no auth yet).
 pub async fn messages(
     State(st): State<Arc<AppState>>,
+    Extension(ctx): Extension<Arc<RequestContext>>,
     AnthropicJson(mut req): AnthropicJson<MessagesRequest>,
 ) -> Result<Response, AnthropicError> {
+    ctx.set_model(&req.prompt.model);
+    ctx.set_subject(req.metadata.as_ref().and_then(|m| m.user_id.as_deref()));
     let ids = prompt_ids(&st, &req.prompt)?;
     // The model's own defaults where the request leaves a field unset (temperature
     // within Anthropic's [0, 1]).
@@ -40,7 +45,7 @@ pub async fn messages(
         params.stop.clone(),
         st.tokenizer.clone(),
     );
-    let stream = submit(&st, ids, params)?;
+    let stream = submit(&st, &ctx, ids, params)?;
     if req.stream == Some(true) {
         return Ok(sse_response(stream, reply));
     }

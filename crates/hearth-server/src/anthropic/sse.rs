@@ -11,15 +11,16 @@ use std::convert::Infallible;
 use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt};
-use hearth_engine::{Event, RequestStream};
+use hearth_engine::Event;
 use serde_json::{json, Value};
 
 use super::error::AnthropicError;
 use super::reply::Reply;
 use crate::error::ApiError;
+use crate::tracked_stream::TrackedStream;
 
 struct State {
-    stream: Option<RequestStream>,
+    stream: Option<TrackedStream>,
     reply: Reply,
     /// Every generated token, to tell which stop sequence ended the answer.
     token_ids: Vec<u32>,
@@ -75,7 +76,7 @@ impl State {
 
 /// The SSE body as (event name, data) pairs.
 pub fn event_stream(
-    stream: RequestStream,
+    stream: TrackedStream,
     reply: Reply,
 ) -> impl Stream<Item = (&'static str, Value)> + Send {
     let mut st = State {
@@ -103,7 +104,7 @@ pub fn event_stream(
     })
 }
 
-pub fn sse_response(stream: RequestStream, reply: Reply) -> Response {
+pub fn sse_response(stream: TrackedStream, reply: Reply) -> Response {
     let events = event_stream(stream, reply).map(|(name, data)| {
         Ok::<_, Infallible>(SseEvent::default().event(name).data(data.to_string()))
     });

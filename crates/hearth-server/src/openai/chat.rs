@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use hearth_engine::{FinishReason, TokenLogprob};
 use hearth_text::{ChatMessage, Tokenizer};
@@ -13,6 +14,7 @@ use super::logprobs;
 use super::sampling::{logprobs_count, submit_with_fields};
 use super::sse::{sse_response, ChunkFormat};
 use super::types::{ChatCompletionRequest, ChatMessageIn, MessageContent, UsageOut};
+use crate::context::RequestContext;
 use crate::error::ApiError;
 use crate::generate::{chat_prompt_ids_with, collect, new_id};
 use crate::json::ApiJson;
@@ -20,9 +22,12 @@ use crate::state::{unix_now, AppState};
 
 pub async fn chat_completions(
     State(st): State<Arc<AppState>>,
+    Extension(ctx): Extension<Arc<RequestContext>>,
     ApiJson(req): ApiJson<ChatCompletionRequest>,
 ) -> Result<Response, ApiError> {
     st.check_model(&req.model)?;
+    ctx.set_model(&req.model);
+    ctx.set_subject(req.user.as_deref());
     let messages = to_chat_messages(&req.messages)?;
     let kwargs = req.chat_template_kwargs.clone().unwrap_or_default();
     let ids = chat_prompt_ids_with(&st, &messages, "", &kwargs)?;
@@ -33,7 +38,7 @@ pub async fn chat_completions(
         )?),
         _ => None,
     };
-    let stream = submit_with_fields(&st, ids, &req.sampling, logprobs)?;
+    let stream = submit_with_fields(&st, &ctx, ids, &req.sampling, logprobs)?;
     let fmt = ChatChunks {
         id: new_id("chatcmpl"),
         created: unix_now(),

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use hearth_engine::{FinishReason, TokenLogprob};
 use hearth_text::Tokenizer;
@@ -13,6 +14,7 @@ use super::logprobs;
 use super::sampling::{logprobs_count, submit_with_fields};
 use super::sse::{sse_response, ChunkFormat};
 use super::types::{CompletionRequest, PromptField, UsageOut};
+use crate::context::RequestContext;
 use crate::error::ApiError;
 use crate::generate::{collect, new_id};
 use crate::json::ApiJson;
@@ -59,9 +61,12 @@ fn prompt_ids(tok: &Tokenizer, p: Prompt) -> Result<Vec<u32>, ApiError> {
 
 pub async fn completions(
     State(st): State<Arc<AppState>>,
+    Extension(ctx): Extension<Arc<RequestContext>>,
     ApiJson(req): ApiJson<CompletionRequest>,
 ) -> Result<Response, ApiError> {
     st.check_model(&req.model)?;
+    ctx.set_model(&req.model);
+    ctx.set_subject(req.user.as_deref());
     if req.echo == Some(true) {
         return Err(ApiError::invalid_param("echo", "echo is not supported"));
     }
@@ -73,7 +78,7 @@ pub async fn completions(
         .logprobs
         .map(|n| logprobs_count("logprobs", n))
         .transpose()?;
-    let stream = submit_with_fields(&st, ids, &req.sampling, logprobs)?;
+    let stream = submit_with_fields(&st, &ctx, ids, &req.sampling, logprobs)?;
     let fmt = CompletionChunks {
         id: new_id("cmpl"),
         created: unix_now(),

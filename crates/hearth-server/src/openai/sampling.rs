@@ -1,12 +1,16 @@
 //! Validates the sampling fields of a request and turns them into engine params.
 //! Bounds follow the OpenAI API reference and vLLM's checks.
 
-use hearth_engine::{RequestStream, SamplingParams};
+use std::sync::Arc;
+
+use hearth_engine::SamplingParams;
 
 use super::types::SamplingFields;
+use crate::context::RequestContext;
 use crate::error::ApiError;
 use crate::generate::submit;
 use crate::state::AppState;
+use crate::tracked_stream::TrackedStream;
 
 /// Most alternatives per token a client may ask for (OpenAI's limit).
 pub const MAX_TOP_LOGPROBS: i64 = 20;
@@ -18,13 +22,14 @@ pub const MAX_TOP_LOGPROBS: i64 = 20;
 /// filling what the request leaves unset.
 pub fn submit_with_fields(
     st: &AppState,
+    ctx: &Arc<RequestContext>,
     ids: Vec<u32>,
     f: &SamplingFields,
     logprobs: Option<usize>,
-) -> Result<RequestStream, ApiError> {
+) -> Result<TrackedStream, ApiError> {
     let filled = st.generation_defaults.fill(f);
     let params = to_params(&filled, logprobs, ids.len(), st.engine.max_model_len())?;
-    submit(st, ids, params)
+    submit(st, ctx, ids, params)
 }
 
 pub fn to_params(

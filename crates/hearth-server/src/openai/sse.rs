@@ -10,11 +10,12 @@ use std::convert::Infallible;
 use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
-use hearth_engine::{Event, FinishReason, RequestStream, TokenLogprob};
+use hearth_engine::{Event, FinishReason, TokenLogprob};
 use serde_json::Value;
 
 use super::types::UsageOut;
 use crate::error::ApiError;
+use crate::tracked_stream::TrackedStream;
 
 /// How one API shapes its chunks.
 pub trait ChunkFormat: Send + 'static {
@@ -29,7 +30,7 @@ pub trait ChunkFormat: Send + 'static {
 }
 
 struct State<F> {
-    stream: Option<RequestStream>,
+    stream: Option<TrackedStream>,
     fmt: F,
     include_usage: bool,
     pending: VecDeque<String>,
@@ -78,7 +79,7 @@ impl<F: ChunkFormat> State<F> {
 
 /// The SSE body as a stream of `data:` payloads.
 pub fn chunk_stream<F: ChunkFormat>(
-    stream: RequestStream,
+    stream: TrackedStream,
     fmt: F,
     include_usage: bool,
 ) -> impl Stream<Item = String> + Send {
@@ -105,7 +106,7 @@ pub fn chunk_stream<F: ChunkFormat>(
 }
 
 pub fn sse_response<F: ChunkFormat>(
-    stream: RequestStream,
+    stream: TrackedStream,
     fmt: F,
     include_usage: bool,
 ) -> Response {

@@ -94,6 +94,8 @@ pub struct ChatCompletionRequest {
     pub top_logprobs: Option<i64>,
     /// Extra chat-template variables (vLLM's name), e.g. Qwen3's `enable_thinking`.
     pub chat_template_kwargs: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The end user the request is for (kept as the audit log's subject).
+    pub user: Option<String>,
 }
 
 /// `prompt` of /v1/completions: text or token ids, alone or in a list of one.
@@ -116,6 +118,7 @@ pub struct CompletionRequest {
     pub logprobs: Option<i64>,
     pub echo: Option<bool>,
     pub suffix: Option<String>,
+    pub user: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -1,0 +1,59 @@
+//! A request's engine stream that writes what passes through it into the request's
+//! context: token counts, time to first token, finish reason (and the text, when
+//! content logging asked for it).
+
+use std::sync::Arc;
+
+use hearth_engine::{Event, RequestStream};
+
+use crate::context::RequestContext;
+
+pub struct TrackedStream {
+    inner: RequestStream,
+    ctx: Arc<RequestContext>,
+}
+
+impl TrackedStream {
+    pub fn new(inner: RequestStream, ctx: Arc<RequestContext>) -> TrackedStream {
+        TrackedStream { inner, ctx }
+    }
+
+    pub fn id(&self) -> u64 {
+        self.inner.id()
+    }
+
+    pub fn context(&self) -> &Arc<RequestContext> {
+        &self.ctx
+    }
+
+    pub async fn next(&mut self) -> Option<Event> {
+        let ev = self.inner.next().await;
+        match &ev {
+            Some(Event::Delta {
+                text, token_ids, ..
+            }) => {
+                let mut f = self.ctx.fields();
+                if f.first_token.is_none() && !token_ids.is_empty() {
+                    f.first_token = Some(self.ctx.received.elapsed());
+                }
+                f.completion_tokens += token_ids.len();
+                if f.capture_output {
+                    f.output_text.push_str(text);
+                }
+            }
+            Some(Event::Finished { reason, usage }) => {
+                let mut f = self.ctx.fields();
+                f.generation_done = Some(self.ctx.received.elapsed());
+                f.finish_reason = Some(reason.as_openai().to_string());
+                f.prompt_tokens = usage.prompt_tokens;
+                f.completion_tokens = usage.completion_tokens;
+                f.cached_prompt_tokens = usage.cached_prompt_tokens;
+            }
+            Some(Event::Error(_)) => {
+                self.ctx.fields().finish_reason = Some("error".to_string());
+            }
+            None => {}
+        }
+        ev
+    }
+}
