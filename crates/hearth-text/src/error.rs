@@ -21,6 +21,9 @@ pub enum TextError {
     /// A chat template failed to compile or render.
     #[error("chat template error: {0}")]
     Template(String),
+    /// A structured-output constraint (schema, regex, grammar) is invalid or failed.
+    #[error("invalid constraint: {0}")]
+    Constraint(String),
 }
 
 /// Result alias for this crate.

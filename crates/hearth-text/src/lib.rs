@@ -23,8 +23,13 @@
 //! - Hugging Face folders: `Tokenizer::from_hf_dir(dir)` (tokenizer.json +
 //!   tokenizer_config.json + generation_config.json), `ChatTemplate::from_hf_dir(dir, &tok)`,
 //!   `ChatTemplate::render_with(messages, add_generation_prompt, &extra_vars)`.
+//! - Structured outputs (llguidance): `ConstraintSpec` { JsonObject, JsonSchema, Regex,
+//!   Choice, Lark }, `ConstraintCompiler::new(&Tokenizer)` once per model,
+//!   `compile(&spec) -> Result<Constraint>`; `Constraint::mask() -> Result<TokenMask>`,
+//!   `accept(id)`, `is_finished()`; `TokenMask::apply(&mut logits)`.
 
 pub mod chat_template;
+pub mod constraint;
 pub mod detokenizer;
 pub mod error;
 mod gguf_bpe;
@@ -39,6 +44,7 @@ mod strftime;
 mod test_util;
 
 pub use chat_template::{ChatMessage, ChatTemplate};
+pub use constraint::{Constraint, ConstraintCompiler, ConstraintSpec, TokenMask};
 pub use detokenizer::IncrementalDetokenizer;
 pub use error::TextError;
 pub use gguf_tokenizer::Tokenizer;
