@@ -7,7 +7,8 @@ use std::collections::HashMap;
 
 use candle_core::quantized::gguf_file;
 use minijinja::{context, Environment, Error, ErrorKind, Value};
-use serde::{Deserialize, Serialize};
+
+pub use crate::chat_message::{ChatMessage, FunctionCall, ToolCall};
 
 use crate::error::{Result, TextError};
 use crate::gguf_tokenizer::Tokenizer;
@@ -16,26 +17,11 @@ use crate::strftime::strftime_now;
 
 const TEMPLATE_NAME: &str = "chat";
 
-/// One message of a conversation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChatMessage {
-    pub role: String,
-    pub content: String,
-}
-
-impl ChatMessage {
-    pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
-        ChatMessage {
-            role: role.into(),
-            content: content.into(),
-        }
-    }
-}
-
 /// A compiled chat template plus the special-token strings it may use.
 #[derive(Debug)]
 pub struct ChatTemplate {
     env: Environment<'static>,
+    source: String,
     bos_token: String,
     eos_token: String,
 }
@@ -62,9 +48,11 @@ impl ChatTemplate {
         minijinja_contrib::add_to_environment(&mut env);
         env.add_function("raise_exception", raise_exception);
         env.add_function("strftime_now", strftime_now);
+        env.add_filter("tojson", crate::py_json::tojson);
         env.add_template_owned(TEMPLATE_NAME, source.to_string())?;
         Ok(ChatTemplate {
             env,
+            source: source.to_string(),
             bos_token: bos_token.into(),
             eos_token: eos_token.into(),
         })
@@ -85,6 +73,17 @@ impl ChatTemplate {
         ChatTemplate::new(source, token(tokenizer.bos_id()), token(tokenizer.eos_id()))
     }
 
+    /// The template's Jinja source (tool-call parsers are chosen from it).
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Whether the template reads a `tools` variable at all: one that does not
+    /// renders no tool definitions, whatever the request sends.
+    pub fn mentions_tools(&self) -> bool {
+        self.source.contains("tools")
+    }
+
     /// Renders a conversation into the prompt text.
     pub fn render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String> {
         self.render_with(messages, add_generation_prompt, &serde_json::Map::new())
@@ -98,13 +97,30 @@ impl ChatTemplate {
         add_generation_prompt: bool,
         extra: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<String> {
+        self.render_with_tools(messages, add_generation_prompt, None, extra)
+    }
+
+    /// `render_with` plus `tools`: OpenAI-style function tools
+    /// (`{"type": "function", "function": {name, description, parameters}}`), what
+    /// `apply_chat_template(tools=...)` passes; `None` renders `tools` as none.
+    pub fn render_with_tools(
+        &self,
+        messages: &[ChatMessage],
+        add_generation_prompt: bool,
+        tools: Option<&[serde_json::Value]>,
+        extra: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<String> {
+        let tools = match tools {
+            Some(t) => Value::from(minijinja::value::Serde(t)),
+            None => Value::from(()),
+        };
         let tmpl = self.env.get_template(TEMPLATE_NAME)?;
         let ctx = context! {
             messages => Value::from(minijinja::value::Serde(messages)),
             add_generation_prompt => add_generation_prompt,
             bos_token => self.bos_token.as_str(),
             eos_token => self.eos_token.as_str(),
-            tools => Value::from(()),
+            tools => tools,
             ..Value::from(minijinja::value::Serde(extra))
         };
         Ok(tmpl.render(ctx)?)

@@ -15,7 +15,17 @@
 //! - `ChatTemplate::from_gguf_metadata(&metadata, &Tokenizer) -> Result<ChatTemplate>`,
 //!   `ChatTemplate::new(source, bos_token, eos_token)` and
 //!   `render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String>`
-//! - `ChatMessage { role: String, content: String }` (serde), `ChatMessage::new(role, content)`
+//! - `ChatMessage { role, content, tool_calls: Option<Vec<ToolCall>>, tool_call_id, name }`
+//!   (serde; absent fields stay absent for the template), `ChatMessage::new(role, content)`,
+//!   `assistant_tool_calls(content, calls)`, `tool_result(id, name, content)`;
+//!   `ToolCall::function(id, name, arguments: serde_json::Value)`.
+//! - `ChatTemplate::render_with_tools(messages, add_generation_prompt, tools: Option<&[Value]>,
+//!   &extra)`: `tools` as `apply_chat_template(tools=...)` passes them; `tojson` is
+//!   Python's `json.dumps` (transformers' filter); `source()`, `mentions_tools()`.
+//! - Tool-call parsers (`tool_parsers`): `ToolParserKind` {Hermes, Llama3Json, Mistral}
+//!   (`from_name` with vLLM's names + "none", `detect(arch, template)`, `new_parser()`);
+//!   `ToolParser::push(&str) -> ParserDelta { text, calls: Vec<ToolCallDelta> }`, `finish()`;
+//!   `parse_whole(parser, text) -> Parsed { content, calls: Vec<ParsedCall { name, arguments }> }`.
 //! - `IncrementalDetokenizer::new(Arc<Tokenizer>, prompt_ids: &[u32])`, `with_skip_special(bool)`
 //!   (default true), `push(&mut self, id) -> String` (the new text, possibly empty while a
 //!   UTF-8 sequence is incomplete), `finish(&mut self) -> String`.
@@ -28,6 +38,7 @@
 //!   `compile(&spec) -> Result<Constraint>`; `Constraint::mask() -> Result<TokenMask>`,
 //!   `accept(id)`, `is_finished()`; `TokenMask::apply(&mut logits)`.
 
+pub mod chat_message;
 pub mod chat_template;
 pub mod constraint;
 pub mod detokenizer;
@@ -39,11 +50,14 @@ mod hf_chat_template;
 pub mod hf_tokenizer;
 pub mod metadata;
 pub mod pretokenizer;
+mod py_json;
 mod strftime;
 #[cfg(test)]
 mod test_util;
+pub mod tool_parsers;
 
-pub use chat_template::{ChatMessage, ChatTemplate};
+pub use chat_message::{ChatMessage, FunctionCall, ToolCall};
+pub use chat_template::ChatTemplate;
 pub use constraint::{Constraint, ConstraintCompiler, ConstraintSpec, TokenMask};
 pub use detokenizer::IncrementalDetokenizer;
 pub use error::TextError;

@@ -95,10 +95,7 @@ pub fn to_chat_messages(msgs: &[ChatMessageIn]) -> Result<Vec<ChatMessage>, ApiE
                     s
                 }
             };
-            Ok(ChatMessage {
-                role: m.role.clone(),
-                content,
-            })
+            Ok(ChatMessage::new(m.role.clone(), content))
         })
         .collect()
 }

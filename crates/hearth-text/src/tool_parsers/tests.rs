@@ -1,0 +1,217 @@
+use super::*;
+
+fn call(name: &str, args: &str) -> ParsedCall {
+    ParsedCall {
+        name: name.into(),
+        arguments: args.into(),
+    }
+}
+
+fn whole(kind: ToolParserKind, text: &str) -> Parsed {
+    parse_whole(kind.new_parser().as_mut(), text)
+}
+
+/// xorshift: reproducible chunk sizes without a dependency.
+fn chunkings(text: &str, seed: u64) -> Vec<String> {
+    let mut s = seed | 1;
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        let n = 1 + (s % 7) as usize;
+        let end = (i + n).min(chars.len());
+        out.push(chars[i..end].iter().collect());
+        i = end;
+    }
+    out
+}
+
+/// Streams `text` in many random chunkings; every one must equal the whole parse,
+/// and names must come before their arguments.
+fn assert_stream_equals_whole(kind: ToolParserKind, text: &str) -> Parsed {
+    let want = whole(kind, text);
+    for seed in 1..40u64 {
+        let mut p = kind.new_parser();
+        let mut all = ParserDelta::default();
+        for piece in chunkings(text, seed) {
+            all.extend(p.push(&piece));
+        }
+        all.extend(p.finish());
+        let mut named = std::collections::HashSet::new();
+        for d in &all.calls {
+            if d.name.is_some() {
+                named.insert(d.index);
+            } else {
+                assert!(named.contains(&d.index), "arguments before name: {all:?}");
+            }
+        }
+        assert_eq!(collect(all), want, "{kind:?} seed {seed}: {text:?}");
+    }
+    want
+}
+
+#[test]
+fn hermes_text_and_parallel_calls() {
+    let text = "Let me check.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"units\": [\"c\"]}}\n</tool_call>\n<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}}\n</tool_call>";
+    let p = assert_stream_equals_whole(ToolParserKind::Hermes, text);
+    assert_eq!(p.content, "Let me check.\n\n");
+    assert_eq!(
+        p.calls,
+        vec![
+            call("get_weather", r#"{"city":"Paris","units":["c"]}"#),
+            call("get_time", "{}")
+        ]
+    );
+}
+
+#[test]
+fn hermes_accepts_string_arguments_and_a_missing_close_at_the_end() {
+    let text = r#"<tool_call>{"name": "f", "arguments": "{\"a\": 1}"}"#;
+    let p = assert_stream_equals_whole(ToolParserKind::Hermes, text);
+    assert_eq!(p.calls, vec![call("f", r#"{"a":1}"#)]);
+    assert_eq!(p.content, "");
+}
+
+#[test]
+fn hermes_malformed_calls_are_text() {
+    for text in [
+        "<tool_call>not json</tool_call> after",
+        "<tool_call>{\"arguments\": {}}</tool_call>",
+        "<tool_call>{\"name\": 5, \"arguments\": {}}</tool_call>",
+        "<tool_call>{\"name\": \"f\", \"arguments\": [1]}</tool_call>",
+        "<tool_call>{\"name\": \"f\", \"arguments\": {}} trailing</tool_call>",
+        "<tool_call>{\"name\": \"f\", \"arguments\": {\"a\": \"unterminated}}</tool_call>",
+        "<tool_call>{\"name\": \"f\", \"arguments\": {{{}</tool_call>",
+        "<tool_call>{\"name\": \"f\" \"arguments\": {}}</tool_call>",
+        "a <tool_ca",
+        "}}}}]]]<tool_call>]",
+    ] {
+        let p = assert_stream_equals_whole(ToolParserKind::Hermes, text);
+        assert!(p.calls.is_empty(), "{text}: {p:?}");
+        assert_eq!(p.content, text, "all text comes back");
+    }
+}
+
+#[test]
+fn hermes_nested_quotes_and_braces_in_strings() {
+    let text = r#"x<tool_call>{"name": "f", "arguments": {"q": "say \"}{\" </tool_call> <tool_call>", "n": {"m": [{}]}}}</tool_call>y"#;
+    let p = assert_stream_equals_whole(ToolParserKind::Hermes, text);
+    assert_eq!(p.content, "xy");
+    assert_eq!(p.calls.len(), 1);
+    let args: Value = serde_json::from_str(&p.calls[0].arguments).unwrap();
+    assert_eq!(args["q"], "say \"}{\" </tool_call> <tool_call>");
+}
+
+#[test]
+fn adversarial_inputs_finish_quickly_as_text() {
+    let big_open = "{".repeat(1 << 20);
+    let inputs = [
+        format!("<tool_call>{big_open}"),
+        format!("<tool_call>{{\"name\": \"{}", "\"".repeat(1 << 20)),
+        "<tool_call>".repeat(50_000),
+        format!("<tool_call>{{\"a\": \"{}", "\\".repeat(1 << 20)),
+        big_open.clone(),
+        format!("[TOOL_CALLS]{}", "[".repeat(1 << 20)),
+    ];
+    let start = std::time::Instant::now();
+    for text in &inputs {
+        for kind in [
+            ToolParserKind::Hermes,
+            ToolParserKind::Llama3Json,
+            ToolParserKind::Mistral,
+        ] {
+            let p = whole(kind, text);
+            assert!(p.calls.is_empty());
+            assert_eq!(&p.content, text);
+            // Streamed in 1 KiB pieces too (linear work: no rescans of the buffer).
+            let mut parser = kind.new_parser();
+            let mut out = ParserDelta::default();
+            let chars: Vec<char> = text.chars().collect();
+            for piece in chars.chunks(1024) {
+                out.extend(parser.push(&piece.iter().collect::<String>()));
+            }
+            out.extend(parser.finish());
+            assert_eq!(&collect(out).content, text);
+        }
+    }
+    // Generous: linear work takes well under a second even unoptimized.
+    assert!(start.elapsed().as_secs() < 20, "{:?}", start.elapsed());
+}
+
+#[test]
+fn llama3_json_calls_and_plain_text() {
+    let text = "<|python_tag|>{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Oslo\"}}; {\"name\": \"get_time\", \"parameters\": {\"tz\": \"CET\"}}";
+    let p = assert_stream_equals_whole(ToolParserKind::Llama3Json, text);
+    assert_eq!(
+        p.calls,
+        vec![
+            call("get_weather", r#"{"city":"Oslo"}"#),
+            call("get_time", r#"{"tz":"CET"}"#)
+        ]
+    );
+    assert_eq!(p.content, "");
+    let p = assert_stream_equals_whole(
+        ToolParserKind::Llama3Json,
+        "  {\"name\": \"f\", \"parameters\": {}}\n",
+    );
+    assert_eq!((p.calls.len(), p.content.as_str()), (1, ""));
+    for text in [
+        "The answer is {\"name\": \"f\"}",
+        "{\"not_a_call\": 1} and more",
+        "{\"name\": \"f\", \"parameters\": {}} then words",
+        "{unbalanced",
+        "<|python_ta",
+    ] {
+        let p = assert_stream_equals_whole(ToolParserKind::Llama3Json, text);
+        let want_calls = usize::from(text.starts_with("{\"name\": \"f\", \"parameters\""));
+        assert_eq!(p.calls.len(), want_calls, "{text}");
+        if want_calls == 0 {
+            assert_eq!(p.content, text);
+        } else {
+            assert_eq!(p.content, " then words");
+        }
+    }
+}
+
+#[test]
+fn mistral_array_of_calls() {
+    let text = "Sure. [TOOL_CALLS][{\"name\": \"a\", \"arguments\": {\"x\": 1}}, {\"name\": \"b\", \"arguments\": {}}]";
+    let p = assert_stream_equals_whole(ToolParserKind::Mistral, text);
+    assert_eq!(p.content, "Sure. ");
+    assert_eq!(p.calls, vec![call("a", r#"{"x":1}"#), call("b", "{}")]);
+    let bad = "[TOOL_CALLS][{\"name\": \"a\"}, 3]";
+    let p = assert_stream_equals_whole(ToolParserKind::Mistral, bad);
+    assert_eq!((p.calls.len(), p.content.as_str()), (0, bad));
+}
+
+#[test]
+fn chosen_by_name_or_from_the_model() {
+    assert_eq!(
+        ToolParserKind::from_name("hermes").unwrap(),
+        Some(ToolParserKind::Hermes)
+    );
+    assert_eq!(ToolParserKind::from_name("none").unwrap(), None);
+    assert!(ToolParserKind::from_name("pythonic").is_err());
+    for k in [
+        ToolParserKind::Hermes,
+        ToolParserKind::Llama3Json,
+        ToolParserKind::Mistral,
+    ] {
+        assert_eq!(ToolParserKind::from_name(k.name()).unwrap(), Some(k));
+    }
+    let d = ToolParserKind::detect;
+    assert_eq!(
+        d(None, "{{ tools }} <tool_call>"),
+        Some(ToolParserKind::Hermes)
+    );
+    assert_eq!(d(Some("qwen3"), "plain"), Some(ToolParserKind::Hermes));
+    assert_eq!(
+        d(Some("llama"), "{% if tools %}{% endif %}"),
+        Some(ToolParserKind::Llama3Json)
+    );
+    assert_eq!(d(Some("llama"), "<|im_start|>{{ m.content }}"), None);
+    assert_eq!(d(None, "[TOOL_CALLS]"), Some(ToolParserKind::Mistral));
+}

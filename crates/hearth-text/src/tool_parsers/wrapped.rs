@@ -1,0 +1,180 @@
+//! The machinery of formats that mark calls in running text: an opening marker, one
+//! JSON value (object or array), and an optional closing marker (Hermes'
+//! `<tool_call>...</tool_call>`, Mistral's `[TOOL_CALLS][...]`). Text outside the
+//! markers is the answer's content.
+
+use super::json_scan::{held_back, JsonScan, Step};
+use super::{ParsedCall, ParserDelta, ToolParser};
+
+/// Turns the JSON text between the markers into calls (`None`: not a valid call).
+pub type ParseBody = fn(&str) -> Option<Vec<ParsedCall>>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Text,
+    Body,
+    Close,
+}
+
+pub struct Wrapped {
+    open: &'static str,
+    open_char: char,
+    close: Option<&'static str>,
+    parse: ParseBody,
+    /// Input not yet looked at (in text mode: a held-back marker prefix).
+    buf: String,
+    mode: Mode,
+    /// The current call's text from its opening marker on, given back if it fails.
+    raw: String,
+    body: String,
+    scan: JsonScan,
+    close_seen: usize,
+    next_index: usize,
+}
+
+impl Wrapped {
+    pub fn new(
+        open: &'static str,
+        open_char: char,
+        close: Option<&'static str>,
+        parse: ParseBody,
+    ) -> Self {
+        Wrapped {
+            open,
+            open_char,
+            close,
+            parse,
+            buf: String::new(),
+            mode: Mode::Text,
+            raw: String::new(),
+            body: String::new(),
+            scan: JsonScan::new(open_char),
+            close_seen: 0,
+            next_index: 0,
+        }
+    }
+
+    fn start_call(&mut self) {
+        self.mode = Mode::Body;
+        self.raw = self.open.to_string();
+        self.body.clear();
+        self.scan = JsonScan::new(self.open_char);
+        self.close_seen = 0;
+    }
+
+    /// Ends the current call: its calls if the body parses, else its text.
+    fn complete(&mut self, out: &mut ParserDelta) {
+        match (self.parse)(&self.body) {
+            Some(calls) if !calls.is_empty() => {
+                for c in calls {
+                    out.call(self.next_index, c);
+                    self.next_index += 1;
+                }
+            }
+            _ => out.text.push_str(&self.raw),
+        }
+        self.fail_to_text(out, false);
+    }
+
+    fn fail_to_text(&mut self, out: &mut ParserDelta, give_back: bool) {
+        if give_back {
+            out.text.push_str(&self.raw);
+        }
+        self.raw.clear();
+        self.body.clear();
+        self.mode = Mode::Text;
+    }
+
+    /// One character inside a call; true when the call ended (either way).
+    fn step(&mut self, c: char, out: &mut ParserDelta) -> bool {
+        self.raw.push(c);
+        match self.mode {
+            Mode::Body => {
+                if self.scan.started() || !c.is_whitespace() {
+                    self.body.push(c);
+                }
+                match self.scan.feed(c) {
+                    Step::More => false,
+                    Step::Bad => {
+                        self.fail_to_text(out, true);
+                        true
+                    }
+                    Step::Done if self.close.is_none() => {
+                        self.complete(out);
+                        true
+                    }
+                    Step::Done => {
+                        self.mode = Mode::Close;
+                        false
+                    }
+                }
+            }
+            Mode::Close => {
+                let close = self.close.unwrap_or_default();
+                if self.close_seen == 0 && c.is_whitespace() {
+                    return false;
+                }
+                let mut b = [0u8; 4];
+                let cs = c.encode_utf8(&mut b);
+                if close[self.close_seen..].starts_with(&*cs) {
+                    self.close_seen += cs.len();
+                    if self.close_seen == close.len() {
+                        self.complete(out);
+                        return true;
+                    }
+                    return false;
+                }
+                self.fail_to_text(out, true);
+                true
+            }
+            Mode::Text => true,
+        }
+    }
+}
+
+impl ToolParser for Wrapped {
+    fn push(&mut self, text: &str) -> ParserDelta {
+        self.buf.push_str(text);
+        let mut out = ParserDelta::default();
+        while !self.buf.is_empty() {
+            if self.mode == Mode::Text {
+                match self.buf.find(self.open) {
+                    Some(i) => {
+                        out.text.push_str(&self.buf[..i]);
+                        self.buf.drain(..i + self.open.len());
+                        self.start_call();
+                    }
+                    None => {
+                        let keep = held_back(&self.buf, self.open);
+                        let emit = self.buf.len() - keep;
+                        out.text.push_str(&self.buf[..emit]);
+                        self.buf.drain(..emit);
+                        return out;
+                    }
+                }
+                continue;
+            }
+            let mut used = self.buf.len();
+            let buf = std::mem::take(&mut self.buf);
+            for (i, c) in buf.char_indices() {
+                if self.step(c, &mut out) {
+                    used = i + c.len_utf8();
+                    break;
+                }
+            }
+            self.buf = buf[used..].to_string();
+        }
+        out
+    }
+
+    fn finish(&mut self) -> ParserDelta {
+        let mut out = ParserDelta::default();
+        match self.mode {
+            Mode::Text => out.text.push_str(&std::mem::take(&mut self.buf)),
+            // The value is whole and only the closing marker is missing: a call.
+            Mode::Close => self.complete(&mut out),
+            Mode::Body => self.fail_to_text(&mut out, true),
+        }
+        out
+    }
+}
