@@ -8,6 +8,7 @@ use std::sync::Arc;
 use hearth_text::{IncrementalDetokenizer, Tokenizer};
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::constraint;
 use crate::model_runner::ModelRunner;
 use crate::sampler::{make_rng, sample, SampleContext};
 use crate::scheduler::Scheduler;
@@ -87,6 +88,7 @@ impl Engine {
                 let detok =
                     IncrementalDetokenizer::new(self.tokenizer.clone(), &request.prompt_ids);
                 let stop = StopChecker::new(detok, request.params.stop.clone());
+                let constraint = request.params.constraint.as_ref().map(|c| c.start());
                 self.stats
                     .prompt_tokens
                     .fetch_add(request.prompt_ids.len() as u64, Ordering::Relaxed);
@@ -104,6 +106,7 @@ impl Engine {
                     events,
                     cached_prompt_tokens: 0,
                     admitted_once: false,
+                    constraint,
                 });
             }
             Command::Abort(id) => {
@@ -166,20 +169,33 @@ impl Engine {
                 banned.extend(&self.eos_ids);
             }
         }
+        let mask = match constraint::next_mask(seq.constraint.as_mut()) {
+            Ok(m) => m,
+            Err(e) => return self.fail_seq(id, &format!("constraint: {e}")),
+        };
+        let p = &seq.params;
         let (prompt, generated) = seq.token_ids.split_at(seq.prompt_len);
         let ctx = SampleContext {
             params: p,
             prompt,
             generated,
             banned: &banned,
+            mask: mask.as_ref(),
         };
         let sampled = sample(logits, &ctx, &mut seq.rng);
         let tok = sampled.token_id;
         seq.token_ids.push(tok);
         let is_stop =
             p.stop_token_ids.contains(&tok) || (!p.ignore_eos && self.eos_ids.contains(&tok));
-        let verdict = if is_stop && !early {
+        let ends = is_stop && !early;
+        let complete = match constraint::advance(seq.constraint.as_mut().filter(|_| !ends), tok) {
+            Ok(c) => c,
+            Err(e) => return self.fail_seq(id, &format!("constraint: {e}")),
+        };
+        let verdict = if ends {
             TokenVerdict::StopToken
+        } else if complete {
+            TokenVerdict::Complete
         } else if seq.num_generated() >= p.max_tokens || seq.len() >= max_model_len {
             TokenVerdict::LastAllowed
         } else {
@@ -203,6 +219,14 @@ impl Engine {
             }
         } else if client_gone {
             self.apply(Command::Abort(id));
+        }
+    }
+
+    /// Ends one sequence with an error (its constraint failed).
+    fn fail_seq(&mut self, id: SeqId, message: &str) {
+        tracing::warn!(error = message, "sequence failed");
+        if let Some(seq) = self.scheduler.remove(id) {
+            let _ = seq.events.send(Event::Error(message.to_string()));
         }
     }
 

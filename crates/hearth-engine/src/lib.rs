@@ -8,6 +8,7 @@
 
 pub mod block_manager;
 pub mod config;
+pub mod constraint;
 pub mod engine;
 pub mod error;
 pub mod handle;
@@ -20,6 +21,7 @@ pub mod stop;
 pub mod types;
 
 pub use config::EngineConfig;
+pub use constraint::SharedConstraint;
 pub use error::EngineError;
 pub use handle::{EngineHandle, RequestStream};
 pub use stats::EngineStats;

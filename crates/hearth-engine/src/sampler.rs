@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use hearth_text::TokenMask;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -25,6 +26,8 @@ pub struct SampleContext<'a> {
     pub generated: &'a [u32],
     /// Ids that may not be produced yet (EOS and stop ids before `min_tokens`).
     pub banned: &'a [u32],
+    /// Structured output: only these ids may be sampled.
+    pub mask: Option<&'a TokenMask>,
 }
 
 pub struct Sampled {
@@ -41,6 +44,10 @@ pub fn sample(logits: &mut [f32], ctx: &SampleContext, rng: &mut SeqRng) -> Samp
     }
     // Logprobs describe the model's (penalised) distribution before temperature.
     let logprob_source = ctx.params.logprobs.map(|_| log_softmax(logits));
+    // The mask comes after logprobs: they describe the model, not the grammar.
+    if let Some(mask) = ctx.mask {
+        mask.apply(logits);
+    }
     let token_id = if ctx.params.temperature <= 0.0 {
         argmax(logits)
     } else {
@@ -173,6 +180,7 @@ mod tests {
             prompt: &[],
             generated: gen,
             banned: &[],
+            mask: None,
         }
     }
 
@@ -271,6 +279,7 @@ mod tests {
             prompt: &[0],
             generated: &[],
             banned: &[],
+            mask: None,
         };
         assert_eq!(
             sample(&mut vec![1.0, 0.5], &c, &mut make_rng(None)).token_id,
@@ -285,6 +294,7 @@ mod tests {
             prompt: &[],
             generated: &[],
             banned: &[0],
+            mask: None,
         };
         assert_eq!(
             sample(&mut vec![9.0, 0.5], &c, &mut make_rng(None)).token_id,

@@ -1,6 +1,7 @@
 //! One request as the engine sees it: its tokens, its place in the KV cache and its
 //! progress.
 
+use hearth_text::Constraint;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::sampler::SeqRng;
@@ -35,6 +36,8 @@ pub struct Sequence {
     pub cached_prompt_tokens: usize,
     /// Whether this sequence has been admitted once (prefix hits are counted once).
     pub admitted_once: bool,
+    /// This sequence's own structured-output matcher, if the request has one.
+    pub constraint: Option<Constraint>,
 }
 
 impl Sequence {

@@ -22,6 +22,8 @@ pub enum TokenVerdict {
     StopToken,
     /// `max_tokens` or the context is used up after this token.
     LastAllowed,
+    /// The constrained output is complete with this token: emits its text, then Stop.
+    Complete,
 }
 
 impl StopChecker {
@@ -45,13 +47,15 @@ impl StopChecker {
             self.pending.truncate(at);
             return (std::mem::take(&mut self.pending), Some(FinishReason::Stop));
         }
-        if verdict == TokenVerdict::LastAllowed {
+        if matches!(verdict, TokenVerdict::LastAllowed | TokenVerdict::Complete) {
             let tail = self.detok.finish();
             self.pending.push_str(&tail);
-            return (
-                std::mem::take(&mut self.pending),
-                Some(FinishReason::Length),
-            );
+            let reason = if verdict == TokenVerdict::Complete {
+                FinishReason::Stop
+            } else {
+                FinishReason::Length
+            };
+            return (std::mem::take(&mut self.pending), Some(reason));
         }
         let keep_from = self.held_back_start();
         let rest = self.pending.split_off(keep_from);

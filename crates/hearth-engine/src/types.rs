@@ -1,5 +1,7 @@
 //! What goes into the engine and what comes out of it.
 
+use crate::constraint::SharedConstraint;
+
 /// Per-request sampling and stopping controls (OpenAI/vLLM semantics).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SamplingParams {
@@ -24,6 +26,9 @@ pub struct SamplingParams {
     pub stop_token_ids: Vec<u32>,
     /// Number of top alternatives to report per token (None: no logprobs).
     pub logprobs: Option<usize>,
+    /// Structured output: only tokens the constraint allows are sampled, and the
+    /// sequence stops (reason Stop) once the constrained output is complete.
+    pub constraint: Option<SharedConstraint>,
 }
 
 impl Default for SamplingParams {
@@ -43,6 +48,7 @@ impl Default for SamplingParams {
             stop: Vec::new(),
             stop_token_ids: Vec::new(),
             logprobs: None,
+            constraint: None,
         }
     }
 }

@@ -118,6 +118,7 @@ pub fn to_params(
         stop,
         stop_token_ids: f.stop_token_ids.clone().unwrap_or_default(),
         logprobs,
+        constraint: None,
     })
 }
 
