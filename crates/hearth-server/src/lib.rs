@@ -16,6 +16,7 @@ pub mod router;
 pub mod state;
 pub mod track;
 pub mod tracked_stream;
+pub mod web;
 
 pub use error::ApiError;
 pub use router::router;

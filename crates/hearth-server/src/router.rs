@@ -29,6 +29,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/messages/count_tokens", post(anthropic::count_tokens))
         .route("/health", get(health))
         .route("/stats", get(stats))
+        // The web chat page and its assets (static; their API calls carry the key).
+        .merge(crate::web::routes())
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(limit)
         .layer(TraceLayer::new_for_http())
