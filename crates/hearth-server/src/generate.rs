@@ -52,9 +52,21 @@ pub fn chat_prompt_ids_with(
     prefill: &str,
     kwargs: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<Vec<u32>, ApiError> {
+    chat_prompt_ids_tools(state, messages, None, prefill, kwargs)
+}
+
+/// `chat_prompt_ids_with` plus the request's tools (OpenAI-style function tool
+/// objects), rendered by the template as `apply_chat_template(tools=...)` does.
+pub fn chat_prompt_ids_tools(
+    state: &AppState,
+    messages: &[ChatMessage],
+    tools: Option<&[serde_json::Value]>,
+    prefill: &str,
+    kwargs: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Vec<u32>, ApiError> {
     let mut prompt = state
         .template
-        .render_with(messages, true, kwargs)
+        .render_with_tools(messages, true, tools, kwargs)
         .map_err(|e| ApiError::invalid_param("messages", format!("chat template: {e}")))?;
     prompt.push_str(prefill);
     state

@@ -6,6 +6,7 @@
 //! requests and engine events back to JSON or SSE; it never touches tensors.
 
 pub mod anthropic;
+pub mod constraints;
 pub mod context;
 pub mod error;
 pub mod generate;

@@ -25,6 +25,11 @@ pub struct AppState {
     /// The model's own sampling defaults (generation_config.json), used where a
     /// request leaves the field unset.
     pub generation_defaults: GenerationDefaults,
+    /// How tool calls are found in answers (`--tool-call-parser`, else from the
+    /// model); `None`: requests that let the model call tools get a 400.
+    pub tool_parser: Option<hearth_text::tool_parsers::ToolParserKind>,
+    /// Compiles llguidance constraints for this model's vocabulary.
+    pub constraints: crate::constraints::Constraints,
     /// Told about every request once its response is over (audit log, metrics).
     pub observers: Observers,
 }
@@ -60,6 +65,7 @@ impl AppState {
         template: Arc<ChatTemplate>,
         model_names: Vec<String>,
     ) -> Self {
+        let constraints = crate::constraints::Constraints::new(tokenizer.clone());
         AppState {
             engine,
             tokenizer,
@@ -68,6 +74,8 @@ impl AppState {
             created: unix_now(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             generation_defaults: GenerationDefaults::default(),
+            tool_parser: None,
+            constraints,
             observers: Vec::new(),
         }
     }

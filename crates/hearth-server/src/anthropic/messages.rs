@@ -10,13 +10,14 @@ use hearth_engine::SamplingParams;
 use serde_json::json;
 
 use super::error::{AnthropicError, AnthropicJson};
-use super::prompt::prompt_ids;
+use super::prompt::{prompt, prompt_ids};
 use super::reply::Reply;
 use super::sse::sse_response;
 use super::types::{MessagesRequest, PromptFields};
 use crate::context::RequestContext;
 use crate::generate::{collect, submit};
 use crate::openai::sampling::to_params;
+use crate::openai::tools::forced_call;
 use crate::openai::types::{SamplingFields, StopField};
 use crate::state::AppState;
 
@@ -28,7 +29,11 @@ pub async fn messages(
 ) -> Result<Response, AnthropicError> {
     ctx.set_model(&req.prompt.model);
     ctx.set_subject(req.metadata.as_ref().and_then(|m| m.user_id.as_deref()));
-    let ids = prompt_ids(&st, &req.prompt)?;
+    let (ids, tools) = prompt(&st, &req.prompt)?;
+    let parser = match &tools {
+        Some(t) => t.parser(st.tool_parser)?,
+        None => None,
+    };
     // The model's own defaults where the request leaves a field unset (temperature
     // within Anthropic's [0, 1]).
     let d = st.generation_defaults;
@@ -39,12 +44,17 @@ pub async fn messages(
     // Anthropic requests have no min_p/repetition_penalty: the model's apply.
     params.min_p = d.min_p.unwrap_or(params.min_p);
     params.repetition_penalty = d.repetition_penalty.unwrap_or(params.repetition_penalty);
-    let reply = Reply::new(
+    if let Some(spec) = forced_call(tools.as_ref(), parser) {
+        params.constraint = Some(st.constraints.compile(&spec, "tool_choice")?);
+    }
+    let mut reply = Reply::new(
         req.prompt.model.clone(),
         ids.len(),
         params.stop.clone(),
         st.tokenizer.clone(),
     );
+    let parallel = tools.as_ref().is_none_or(|t| t.parallel);
+    reply.tools = parser.map(|k| (k, parallel));
     let stream = submit(&st, &ctx, ids, params)?;
     if req.stream == Some(true) {
         return Ok(sse_response(stream, reply));

@@ -1,23 +1,32 @@
 //! Messages API conversation -> template messages -> prompt token ids.
 
-use hearth_text::ChatMessage;
+use hearth_text::{ChatMessage, ToolCall};
 
 use super::error::AnthropicError;
-use super::types::{Content, PromptFields};
-use crate::generate::chat_prompt_ids;
+use super::tools::from_anthropic;
+use super::types::{Content, ContentBlock, PromptFields};
+use crate::generate::chat_prompt_ids_tools;
+use crate::openai::tools::ToolRequest;
 use crate::state::AppState;
 
-/// Checks the model and the conversation and tokenizes it as the chat path does
-/// (system first). A trailing assistant message is a prefill: the answer continues it.
-pub fn prompt_ids(st: &AppState, p: &PromptFields) -> Result<Vec<u32>, AnthropicError> {
+/// Checks the model, the tools and the conversation and tokenizes it as the chat
+/// path does (system first, tools through the template). A trailing assistant
+/// message is a prefill: the answer continues it.
+pub fn prompt(
+    st: &AppState,
+    p: &PromptFields,
+) -> Result<(Vec<u32>, Option<ToolRequest>), AnthropicError> {
     st.check_model(&p.model)?;
-    if p.tools.is_some() {
-        return Err(AnthropicError::invalid(
-            "tools: tool use is not supported by this server yet",
-        ));
-    }
+    let tools = from_anthropic(p.tools.as_deref(), p.tool_choice.as_ref())?;
     let (messages, prefill) = to_chat_messages(p)?;
-    Ok(chat_prompt_ids(st, &messages, &prefill)?)
+    let template_tools = tools.as_ref().map(|t| t.template_tools.as_slice());
+    let kwargs = serde_json::Map::new();
+    let ids = chat_prompt_ids_tools(st, &messages, template_tools, &prefill, &kwargs)?;
+    Ok((ids, tools))
+}
+
+pub fn prompt_ids(st: &AppState, p: &PromptFields) -> Result<Vec<u32>, AnthropicError> {
+    Ok(prompt(st, p)?.0)
 }
 
 /// The template's messages and the prefill text.
@@ -40,23 +49,90 @@ pub fn to_chat_messages(p: &PromptFields) -> Result<(Vec<ChatMessage>, String), 
         out.push(ChatMessage::new("system", text_of(system, "system")?));
     }
     for (i, m) in p.messages.iter().enumerate() {
-        if m.role != "user" && m.role != "assistant" {
-            return Err(AnthropicError::invalid(format!(
-                "messages.{i}.role: must be \"user\" or \"assistant\", got \"{}\"",
-                m.role
-            )));
-        }
         let what = format!("messages.{i}.content");
-        out.push(ChatMessage::new(
-            m.role.clone(),
-            text_of(&m.content, &what)?,
-        ));
+        match (m.role.as_str(), &m.content) {
+            ("user", Content::Blocks(blocks)) => user_blocks(blocks, &what, &mut out)?,
+            ("assistant", Content::Blocks(blocks)) => out.push(assistant_blocks(blocks, &what)?),
+            ("user" | "assistant", c) => {
+                out.push(ChatMessage::new(m.role.clone(), text_of(c, &what)?))
+            }
+            (role, _) => {
+                return Err(AnthropicError::invalid(format!(
+                    "messages.{i}.role: must be \"user\" or \"assistant\", got \"{role}\""
+                )))
+            }
+        }
     }
     let prefill = match out.last() {
-        Some(last) if last.role == "assistant" => out.pop().map(|m| m.content).unwrap_or_default(),
+        Some(last) if last.role == "assistant" && last.tool_calls.is_none() => {
+            out.pop().map(|m| m.content).unwrap_or_default()
+        }
         _ => String::new(),
     };
     Ok((out, prefill))
+}
+
+/// A user turn: each `tool_result` becomes a `tool` message (the function's name
+/// looked up from its `tool_use`), the text a user message after them.
+fn user_blocks(
+    blocks: &[ContentBlock],
+    what: &str,
+    out: &mut Vec<ChatMessage>,
+) -> Result<(), AnthropicError> {
+    let mut text = Vec::new();
+    for (j, b) in blocks.iter().enumerate() {
+        if b.kind != "tool_result" {
+            text.push(b.clone());
+            continue;
+        }
+        let Some(id) = &b.tool_use_id else {
+            return Err(AnthropicError::invalid(format!(
+                "{what}.{j}.tool_use_id: field required"
+            )));
+        };
+        let content = match &b.content {
+            None => String::new(),
+            Some(c) => text_of(c, &format!("{what}.{j}.content"))?,
+        };
+        let name = out
+            .iter()
+            .rev()
+            .filter_map(|m| m.tool_calls.as_ref())
+            .flatten()
+            .find(|c| c.id.as_deref() == Some(id.as_str()))
+            .map(|c| c.function.name.clone());
+        out.push(ChatMessage::tool_result(id.clone(), name, content));
+    }
+    if !text.is_empty() || out.last().is_none_or(|m| m.role != "tool") {
+        out.push(ChatMessage::new(
+            "user",
+            text_of(&Content::Blocks(text), what)?,
+        ));
+    }
+    Ok(())
+}
+
+/// An assistant turn: its text and its `tool_use` blocks as calls.
+fn assistant_blocks(blocks: &[ContentBlock], what: &str) -> Result<ChatMessage, AnthropicError> {
+    let (uses, text): (Vec<_>, Vec<_>) = blocks.iter().cloned().partition(|b| b.kind == "tool_use");
+    let content = text_of(&Content::Blocks(text), what)?;
+    if uses.is_empty() {
+        return Ok(ChatMessage::new("assistant", content));
+    }
+    let calls = uses
+        .iter()
+        .map(|b| match (&b.id, &b.name) {
+            (Some(id), Some(name)) => Ok(ToolCall::function(
+                Some(id.clone()),
+                name.clone(),
+                b.input.clone().unwrap_or_else(|| serde_json::json!({})),
+            )),
+            _ => Err(AnthropicError::invalid(format!(
+                "{what}: a tool_use block needs id and name"
+            ))),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ChatMessage::assistant_tool_calls(content, calls))
 }
 
 /// The text of a string or of text blocks, joined as the OpenAI path joins parts.

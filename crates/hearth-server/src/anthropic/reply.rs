@@ -3,7 +3,10 @@
 use std::sync::Arc;
 
 use hearth_engine::{FinishReason, Usage};
+use hearth_text::tool_parsers::ToolParserKind;
 use hearth_text::Tokenizer;
+
+use super::tools::answer_blocks;
 use serde_json::{json, Value};
 
 /// What the reply needs to know about its request.
@@ -14,6 +17,9 @@ pub struct Reply {
     /// The stop sequences the engine was given.
     pub stops: Vec<String>,
     pub tokenizer: Arc<Tokenizer>,
+    /// The parser (and whether parallel calls are kept) when the answer is read
+    /// for tool calls.
+    pub tools: Option<(ToolParserKind, bool)>,
 }
 
 impl Reply {
@@ -29,6 +35,7 @@ impl Reply {
             input_tokens,
             stops,
             tokenizer,
+            tools: None,
         }
     }
 
@@ -78,8 +85,17 @@ impl Reply {
         token_ids: &[u32],
         usage: Usage,
     ) -> Value {
-        let (reason, seq) = self.stop_reason(finish, token_ids);
-        let content = json!([{ "type": "text", "text": text }]);
+        let (mut reason, mut seq) = self.stop_reason(finish, token_ids);
+        let content = match self.tools {
+            Some((kind, parallel)) => {
+                let (blocks, calls) = answer_blocks(text, kind, parallel);
+                if calls > 0 && finish == FinishReason::Stop {
+                    (reason, seq) = ("tool_use", None);
+                }
+                json!(blocks)
+            }
+            None => json!([{ "type": "text", "text": text }]),
+        };
         self.message(content, (Some(reason), seq), usage.completion_tokens)
     }
 }

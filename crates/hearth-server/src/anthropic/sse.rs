@@ -11,13 +11,15 @@ use std::convert::Infallible;
 use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt};
-use hearth_engine::Event;
+use hearth_engine::{Event, FinishReason};
 use serde_json::{json, Value};
 
 use super::error::AnthropicError;
 use super::reply::Reply;
+use super::tool_stream::ToolBlocks;
 use crate::error::ApiError;
 use crate::tracked_stream::TrackedStream;
+use hearth_text::tool_parsers::ToolParserKind;
 
 struct State {
     stream: Option<TrackedStream>,
@@ -25,6 +27,8 @@ struct State {
     /// Every generated token, to tell which stop sequence ended the answer.
     token_ids: Vec<u32>,
     pending: VecDeque<(&'static str, Value)>,
+    /// Set when the answer is read for tool calls (blocks then open as they come).
+    tools: Option<ToolBlocks>,
 }
 
 impl State {
@@ -38,14 +42,31 @@ impl State {
             }) => {
                 self.token_ids.extend(token_ids);
                 // Empty deltas (a pending stop string or UTF-8 sequence) carry nothing.
-                if !text.is_empty() {
+                if let Some(tb) = self.tools.as_mut() {
+                    let events = tb.push(&text);
+                    for (name, data) in events {
+                        self.push(name, data);
+                    }
+                } else if !text.is_empty() {
                     let delta = json!({ "type": "text_delta", "text": text });
                     self.push("content_block_delta", json!({ "index": 0, "delta": delta }));
                 }
             }
             Some(Event::Finished { reason, usage }) => {
-                let (stop_reason, stop_sequence) = self.reply.stop_reason(reason, &self.token_ids);
-                self.push("content_block_stop", json!({ "index": 0 }));
+                let (mut stop_reason, mut stop_sequence) =
+                    self.reply.stop_reason(reason, &self.token_ids);
+                match self.tools.as_mut() {
+                    Some(tb) => {
+                        let events = tb.finish();
+                        if tb.calls > 0 && reason == FinishReason::Stop {
+                            (stop_reason, stop_sequence) = ("tool_use", None);
+                        }
+                        for (name, data) in events {
+                            self.push(name, data);
+                        }
+                    }
+                    None => self.push("content_block_stop", json!({ "index": 0 })),
+                }
                 self.push(
                     "message_delta",
                     json!({
@@ -74,24 +95,32 @@ impl State {
     }
 }
 
+fn st_tools(tools: &Option<(ToolParserKind, bool)>) -> Option<ToolBlocks> {
+    tools.map(|(kind, parallel)| ToolBlocks::new(kind, parallel))
+}
+
 /// The SSE body as (event name, data) pairs.
 pub fn event_stream(
     stream: TrackedStream,
     reply: Reply,
 ) -> impl Stream<Item = (&'static str, Value)> + Send {
+    let reply_tools = reply.tools;
     let mut st = State {
         stream: Some(stream),
         reply,
         token_ids: Vec::new(),
         pending: VecDeque::new(),
+        tools: st_tools(&reply_tools),
     };
     let empty = st.reply.message(json!([]), (None, None), 0);
     st.push("message_start", json!({ "message": empty }));
-    let block = json!({ "type": "text", "text": "" });
-    st.push(
-        "content_block_start",
-        json!({ "index": 0, "content_block": block }),
-    );
+    if st.tools.is_none() {
+        let block = json!({ "type": "text", "text": "" });
+        st.push(
+            "content_block_start",
+            json!({ "index": 0, "content_block": block }),
+        );
+    }
     st.push("ping", json!({}));
     futures::stream::unfold(st, |mut st| async move {
         loop {

@@ -12,12 +12,27 @@ pub enum Content {
     Blocks(Vec<ContentBlock>),
 }
 
+/// A content block: `text`, `tool_use` (assistant: id, name, input) or
+/// `tool_result` (user: tool_use_id, content, is_error).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct ContentBlock {
     #[serde(rename = "type")]
     pub kind: String,
     #[serde(default)]
     pub text: Option<String>,
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub input: Option<Value>,
+    #[serde(default)]
+    pub tool_use_id: Option<String>,
+    /// A tool result's content: a string or text blocks.
+    #[serde(default)]
+    pub content: Option<Content>,
+    #[serde(default)]
+    pub is_error: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -39,9 +54,12 @@ pub struct PromptFields {
     #[serde(default)]
     pub system: Option<Content>,
     pub messages: Vec<MessageIn>,
-    /// Tool use is not supported yet; present only to refuse it clearly.
+    /// `[{name, description, input_schema}]` (checked in `tools.rs`).
     #[serde(default)]
-    pub tools: Option<Value>,
+    pub tools: Option<Vec<Value>>,
+    /// `{"type": "auto" | "any" | "tool" | "none", "name", "disable_parallel_tool_use"}`.
+    #[serde(default)]
+    pub tool_choice: Option<Value>,
 }
 
 /// POST /v1/messages.

@@ -7,16 +7,18 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use axum::Json;
 use hearth_engine::{FinishReason, TokenLogprob};
-use hearth_text::{ChatMessage, Tokenizer};
+use hearth_text::Tokenizer;
 use serde_json::{json, Value};
 
 use super::logprobs;
-use super::sampling::{logprobs_count, submit_with_fields};
+use super::sampling::{logprobs_count, submit_constrained};
 use super::sse::{sse_response, ChunkFormat};
-use super::types::{ChatCompletionRequest, ChatMessageIn, MessageContent, UsageOut};
+use super::tool_stream::{self, ToolChunks};
+use super::tools::{forced_call, from_openai};
+use super::types::{ChatCompletionRequest, UsageOut};
 use crate::context::RequestContext;
 use crate::error::ApiError;
-use crate::generate::{chat_prompt_ids_with, collect, new_id};
+use crate::generate::{chat_prompt_ids_tools, collect, new_id};
 use crate::json::ApiJson;
 use crate::state::{unix_now, AppState};
 
@@ -29,8 +31,18 @@ pub async fn chat_completions(
     ctx.set_model(&req.model);
     ctx.set_subject(req.user.as_deref());
     let messages = to_chat_messages(&req.messages)?;
+    let tools = from_openai(
+        req.tools.as_deref(),
+        req.tool_choice.as_ref(),
+        req.parallel_tool_calls,
+    )?;
+    let parser = match &tools {
+        Some(t) => t.parser(st.tool_parser)?,
+        None => None,
+    };
+    let template_tools = tools.as_ref().map(|t| t.template_tools.as_slice());
     let kwargs = req.chat_template_kwargs.clone().unwrap_or_default();
-    let ids = chat_prompt_ids_with(&st, &messages, "", &kwargs)?;
+    let ids = chat_prompt_ids_tools(&st, &messages, template_tools, "", &kwargs)?;
     let logprobs = match req.logprobs {
         Some(true) => Some(logprobs_count(
             "top_logprobs",
@@ -38,18 +50,31 @@ pub async fn chat_completions(
         )?),
         _ => None,
     };
-    let stream = submit_with_fields(&st, &ctx, ids, &req.sampling, logprobs)?;
+    let forced = forced_call(tools.as_ref(), parser);
+    let stream = submit_constrained(&st, &ctx, ids, &req.sampling, logprobs, forced)?;
     let fmt = ChatChunks {
         id: new_id("chatcmpl"),
         created: unix_now(),
         model: req.model.clone(),
         tokenizer: logprobs.map(|_| st.tokenizer.clone()),
     };
+    let parallel = tools.as_ref().is_none_or(|t| t.parallel);
     if req.sampling.stream == Some(true) {
-        return Ok(sse_response(stream, fmt, req.sampling.include_usage()));
+        let usage = req.sampling.include_usage();
+        return Ok(match parser {
+            Some(kind) => sse_response(stream, ToolChunks::new(fmt, kind, parallel), usage),
+            None => sse_response(stream, fmt, usage),
+        });
     }
     let out = collect(stream).await?;
     let lp = logprobs.map(|_| logprobs::chat(&st.tokenizer, &out.logprobs));
+    let (message, finish) = match parser {
+        Some(kind) => tool_stream::message(&out.text, kind, parallel, out.finish),
+        None => (
+            json!({ "role": "assistant", "content": out.text }),
+            out.finish.as_openai(),
+        ),
+    };
     Ok(Json(json!({
         "id": fmt.id,
         "object": "chat.completion",
@@ -57,48 +82,16 @@ pub async fn chat_completions(
         "model": fmt.model,
         "choices": [{
             "index": 0,
-            "message": { "role": "assistant", "content": out.text },
+            "message": message,
             "logprobs": lp,
-            "finish_reason": out.finish.as_openai(),
+            "finish_reason": finish,
         }],
         "usage": UsageOut::from(out.usage),
     }))
     .into_response())
 }
 
-/// API messages -> template messages. Only text content is understood.
-pub fn to_chat_messages(msgs: &[ChatMessageIn]) -> Result<Vec<ChatMessage>, ApiError> {
-    if msgs.is_empty() {
-        return Err(ApiError::invalid_param(
-            "messages",
-            "messages must not be empty",
-        ));
-    }
-    msgs.iter()
-        .map(|m| {
-            let content = match &m.content {
-                None => String::new(),
-                Some(MessageContent::Text(t)) => t.clone(),
-                Some(MessageContent::Parts(parts)) => {
-                    let mut s = String::new();
-                    for p in parts {
-                        match (p.kind.as_str(), &p.text) {
-                            ("text", Some(t)) => s.push_str(t),
-                            (kind, _) => {
-                                return Err(ApiError::invalid_param(
-                                    "messages",
-                                    format!("content part of type `{kind}` is not supported"),
-                                ))
-                            }
-                        }
-                    }
-                    s
-                }
-            };
-            Ok(ChatMessage::new(m.role.clone(), content))
-        })
-        .collect()
-}
+pub use super::messages::to_chat_messages;
 
 /// `chat.completion.chunk` objects.
 pub struct ChatChunks {
@@ -110,7 +103,7 @@ pub struct ChatChunks {
 }
 
 impl ChatChunks {
-    fn chunk(&self, choices: Value) -> Value {
+    pub(crate) fn chunk(&self, choices: Value) -> Value {
         json!({
             "id": self.id,
             "object": "chat.completion.chunk",
@@ -120,7 +113,15 @@ impl ChatChunks {
         })
     }
 
-    fn choice(delta: Value, logprobs: Value, finish: Option<&str>) -> Value {
+    /// A chunk's `logprobs` (null unless the client asked and there are some).
+    pub(crate) fn logprobs(&self, lps: &[TokenLogprob]) -> Value {
+        match &self.tokenizer {
+            Some(tok) if !lps.is_empty() => logprobs::chat(tok, lps),
+            _ => Value::Null,
+        }
+    }
+
+    pub(crate) fn choice(delta: Value, logprobs: Value, finish: Option<&str>) -> Value {
         json!([{ "index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish }])
     }
 }
@@ -132,10 +133,7 @@ impl ChunkFormat for ChatChunks {
     }
 
     fn delta(&self, text: &str, lps: &[TokenLogprob]) -> Value {
-        let lp = match &self.tokenizer {
-            Some(tok) if !lps.is_empty() => logprobs::chat(tok, lps),
-            _ => Value::Null,
-        };
+        let lp = self.logprobs(lps);
         self.chunk(Self::choice(json!({ "content": text }), lp, None))
     }
 

@@ -3,7 +3,10 @@
 pub mod chat;
 pub mod completions;
 pub mod logprobs;
+pub mod messages;
 pub mod models;
 pub mod sampling;
 pub mod sse;
+pub mod tool_stream;
+pub mod tools;
 pub mod types;

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use hearth_engine::SamplingParams;
+use hearth_text::ConstraintSpec;
 
 use super::types::SamplingFields;
 use crate::context::RequestContext;
@@ -27,8 +28,23 @@ pub fn submit_with_fields(
     f: &SamplingFields,
     logprobs: Option<usize>,
 ) -> Result<TrackedStream, ApiError> {
+    submit_constrained(st, ctx, ids, f, logprobs, None)
+}
+
+/// `submit_with_fields` with the output held to `constraint` (a forced tool call).
+pub fn submit_constrained(
+    st: &AppState,
+    ctx: &Arc<RequestContext>,
+    ids: Vec<u32>,
+    f: &SamplingFields,
+    logprobs: Option<usize>,
+    constraint: Option<ConstraintSpec>,
+) -> Result<TrackedStream, ApiError> {
     let filled = st.generation_defaults.fill(f);
-    let params = to_params(&filled, logprobs, ids.len(), st.engine.max_model_len())?;
+    let mut params = to_params(&filled, logprobs, ids.len(), st.engine.max_model_len())?;
+    if let Some(spec) = &constraint {
+        params.constraint = Some(st.constraints.compile(spec, "tool_choice")?);
+    }
     submit(st, ctx, ids, params)
 }
 

@@ -27,6 +27,16 @@ pub trait ChunkFormat: Send + 'static {
     fn finish(&self, reason: FinishReason) -> Value;
     /// The last chunk when the client asked for usage (`choices` empty).
     fn usage(&self, usage: UsageOut) -> Value;
+    /// The chunks of one engine delta; a stateful format (tool-call parsing) may
+    /// hold text back or split it into several chunks.
+    fn deltas(&mut self, text: &str, logprobs: &[TokenLogprob]) -> Vec<Value> {
+        vec![self.delta(text, logprobs)]
+    }
+    /// The chunks that end the answer (what a stateful format still holds, then
+    /// the finish chunk).
+    fn finishing(&mut self, reason: FinishReason) -> Vec<Value> {
+        vec![self.finish(reason)]
+    }
 }
 
 struct State<F> {
@@ -46,11 +56,15 @@ impl<F: ChunkFormat> State<F> {
             Some(Event::Delta { text, logprobs, .. }) => {
                 // Empty deltas (a pending stop string or UTF-8 sequence) carry nothing.
                 if !text.is_empty() || !logprobs.is_empty() {
-                    self.push(self.fmt.delta(&text, &logprobs));
+                    for chunk in self.fmt.deltas(&text, &logprobs) {
+                        self.push(chunk);
+                    }
                 }
             }
             Some(Event::Finished { reason, usage }) => {
-                self.push(self.fmt.finish(reason));
+                for chunk in self.fmt.finishing(reason) {
+                    self.push(chunk);
+                }
                 if self.include_usage {
                     self.push(self.fmt.usage(usage.into()));
                 }

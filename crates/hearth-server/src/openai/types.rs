@@ -81,6 +81,32 @@ pub struct ChatMessageIn {
     pub role: String,
     #[serde(default)]
     pub content: Option<MessageContent>,
+    /// An assistant turn's calls.
+    #[serde(default)]
+    pub tool_calls: Option<Vec<ToolCallIn>>,
+    /// A `tool` message: the call it answers.
+    #[serde(default)]
+    pub tool_call_id: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// `{"id", "type": "function", "function": {"name", "arguments"}}`; `arguments` is a
+/// JSON string in OpenAI's API (an object is accepted too).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ToolCallIn {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+    pub function: FunctionCallIn,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct FunctionCallIn {
+    pub name: String,
+    #[serde(default)]
+    pub arguments: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -94,6 +120,10 @@ pub struct ChatCompletionRequest {
     pub top_logprobs: Option<i64>,
     /// Extra chat-template variables (vLLM's name), e.g. Qwen3's `enable_thinking`.
     pub chat_template_kwargs: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Function tools (checked in `tools.rs`).
+    pub tools: Option<Vec<serde_json::Value>>,
+    pub tool_choice: Option<serde_json::Value>,
+    pub parallel_tool_calls: Option<bool>,
     /// The end user the request is for (kept as the audit log's subject).
     pub user: Option<String>,
 }
