@@ -29,6 +29,8 @@ pub fn submit(
     params: SamplingParams,
 ) -> Result<TrackedStream, ApiError> {
     ctx.fields().prompt_tokens = prompt_ids.len();
+    state.limits.check_prompt(prompt_ids.len())?;
+    state.limits.check_output("max_tokens", params.max_tokens)?;
     let stream = state.engine.submit(Request { prompt_ids, params })?;
     Ok(TrackedStream::new(stream, ctx.clone()))
 }

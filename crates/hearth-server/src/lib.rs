@@ -6,12 +6,14 @@
 //! requests and engine events back to JSON or SSE; it never touches tensors.
 
 pub mod anthropic;
+pub mod auth;
 pub mod constraints;
 pub mod context;
 pub mod error;
 pub mod generate;
 pub mod health;
 pub mod json;
+pub mod limits;
 pub mod openai;
 pub mod router;
 pub mod state;

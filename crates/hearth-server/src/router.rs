@@ -20,7 +20,7 @@ pub fn router(state: AppState) -> Router {
     // into a 413 in OpenAI's shape.
     let limit = DefaultBodyLimit::max(state.max_body_bytes);
     let state = Arc::new(state);
-    Router::new()
+    let app = Router::new()
         .route("/v1/models", get(models::list))
         .route("/v1/models/{model}", get(models::retrieve))
         .route("/v1/chat/completions", post(chat::chat_completions))
@@ -32,7 +32,9 @@ pub fn router(state: AppState) -> Router {
         // The web chat page and its assets (static; their API calls carry the key).
         .merge(crate::web::routes())
         .fallback(|| async { ApiError::not_found("no such route") })
-        .layer(limit)
+        .layer(limit);
+    // Host allowlist, CORS, API keys (auth::layers): inside tracking, outside handlers.
+    crate::auth::layers::security_layers(app, &state)
         .layer(TraceLayer::new_for_http())
         // Outermost: every request, even one refused by an inner layer, is tracked.
         .layer(middleware::from_fn_with_state(state.clone(), track))

@@ -30,6 +30,14 @@ pub struct AppState {
     pub tool_parser: Option<hearth_text::tool_parsers::ToolParserKind>,
     /// Compiles llguidance constraints for this model's vocabulary.
     pub constraints: crate::constraints::Constraints,
+    /// API keys (`None`: no key checks at all, as in library tests); see `auth`.
+    pub auth: Option<Arc<crate::auth::Auth>>,
+    /// The Host allowlist against DNS rebinding (`None`: any Host).
+    pub host_guard: Option<crate::auth::HostGuard>,
+    /// Origins CORS allows; empty: CORS off.
+    pub cors_origins: Vec<String>,
+    /// Per-request limits: prompt and output tokens, n, tools, schemas.
+    pub limits: crate::limits::RequestLimits,
     /// Told about every request once its response is over (audit log, metrics).
     pub observers: Observers,
 }
@@ -74,6 +82,10 @@ impl AppState {
             created: unix_now(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             generation_defaults: GenerationDefaults::default(),
+            auth: None,
+            host_guard: Some(crate::auth::HostGuard::new::<&str>(&[])),
+            cors_origins: Vec::new(),
+            limits: crate::limits::RequestLimits::default(),
             tool_parser: None,
             constraints,
             observers: Vec::new(),

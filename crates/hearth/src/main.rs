@@ -3,6 +3,9 @@
 
 mod bench;
 mod chat;
+mod exposure;
+mod keys_cmd;
+mod limit_args;
 mod memory_check;
 mod model_source;
 mod models_cmd;
@@ -49,6 +52,11 @@ enum Command {
     Quantize(quantize_cmd::QuantizeArgs),
     /// Weights, KV cache per token and concurrent sequences for a memory budget.
     Plan(plan_cmd::PlanArgs),
+    /// API keys for service accounts (create, list, revoke).
+    Keys {
+        #[command(subcommand)]
+        command: keys_cmd::KeysCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -95,5 +103,6 @@ async fn main() -> Result<()> {
             tokio::task::spawn_blocking(move || quantize_cmd::run(args)).await?
         }
         Command::Plan(args) => plan_cmd::run(args),
+        Command::Keys { command } => keys_cmd::run(command),
     }
 }

@@ -54,6 +54,10 @@ pub struct ServeArgs {
     /// Refuse to start when weights plus KV cache exceed this (default: available RAM).
     #[arg(long, value_parser = parse_size)]
     pub memory: Option<u64>,
+    #[command(flatten)]
+    pub exposure: crate::exposure::ExposureArgs,
+    #[command(flatten)]
+    pub limits: crate::limit_args::LimitArgs,
 }
 
 impl ServeArgs {
@@ -104,6 +108,8 @@ fn resolve_model(arg: Option<&str>) -> Result<(PathBuf, String)> {
 }
 
 pub async fn run(args: ServeArgs) -> Result<()> {
+    // Before loading anything: a public address without keys is refused.
+    let auth = crate::exposure::open_and_check(&args.host, &args.exposure)?;
     let (path, name) = resolve_model(args.model.as_deref())?;
     tracing::info!(path = %path.display(), "loading model");
     let kv = args.engine_config().kv_cache_bytes as u64;
@@ -123,12 +129,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let mut state = AppState::new(engine, tokenizer, template, names);
     state.max_body_bytes = usize::try_from(args.max_body_size).unwrap_or(usize::MAX);
     state.generation_defaults = loaded.defaults;
+    state.limits = args.limits.limits();
 
     let addr = format!("{}:{}", args.host, args.port);
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
     let bound: SocketAddr = listener.local_addr()?;
+    crate::exposure::apply(&mut state, &args.exposure, auth, &args.host, bound);
     let shutdown = shutdown_signal()?;
     // Tests and scripts read this line to find the port.
     let mut out = tokio::io::stdout();

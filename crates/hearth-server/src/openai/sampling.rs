@@ -41,10 +41,14 @@ pub fn submit_constrained(
     constraint: Option<ConstraintSpec>,
 ) -> Result<TrackedStream, ApiError> {
     let filled = st.generation_defaults.fill(f);
+    st.limits.check_n(filled.n.unwrap_or(1))?;
     let mut params = to_params(&filled, logprobs, ids.len(), st.engine.max_model_len())?;
     if let Some(spec) = &constraint {
         params.constraint = Some(st.constraints.compile(spec, "tool_choice")?);
     }
+    let params = st
+        .limits
+        .cap_output(crate::limits::output_param(&filled), params)?;
     submit(st, ctx, ids, params)
 }
 
