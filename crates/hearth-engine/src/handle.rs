@@ -1,6 +1,6 @@
 //! The async face of the engine: submit, stream, abort, stats.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::Arc;
 
@@ -24,6 +24,17 @@ pub struct EngineHandle {
     next_id: Arc<AtomicU64>,
     config: Arc<EngineConfig>,
     num_blocks: usize,
+    /// True while the engine thread runs (cleared when it returns or panics).
+    alive: Arc<AtomicBool>,
+}
+
+/// Clears the liveness flag when the engine thread ends, by return or by panic.
+struct AliveGuard(Arc<AtomicBool>);
+
+impl Drop for AliveGuard {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
 }
 
 impl EngineHandle {
@@ -70,9 +81,14 @@ impl EngineHandle {
             config.max_model_len,
         );
         let (tx, rx) = mpsc::channel();
+        let alive = Arc::new(AtomicBool::new(true));
+        let guard = AliveGuard(alive.clone());
         std::thread::Builder::new()
             .name("hearth-engine".into())
-            .spawn(move || engine.run(rx))
+            .spawn(move || {
+                let _guard = guard;
+                engine.run(rx)
+            })
             .map_err(|e| EngineError::Model(format!("cannot start the engine thread: {e}")))?;
         Ok(EngineHandle {
             commands: tx,
@@ -80,6 +96,7 @@ impl EngineHandle {
             next_id: Arc::new(AtomicU64::new(1)),
             config: Arc::new(config),
             num_blocks,
+            alive,
         })
     }
 
@@ -90,6 +107,7 @@ impl EngineHandle {
         let queued = self.stats.queued.fetch_add(1, Ordering::Relaxed) as usize;
         if queued >= self.config.max_waiting {
             self.stats.queued.fetch_sub(1, Ordering::Relaxed);
+            self.stats.rejected_requests.fetch_add(1, Ordering::Relaxed);
             return Err(EngineError::Overloaded(queued));
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -150,6 +168,12 @@ impl EngineHandle {
 
     pub fn stats(&self) -> StatsSnapshot {
         self.stats.snapshot()
+    }
+
+    /// Whether the engine thread is still running (it stops only by panic or when
+    /// every handle is gone): a cheap liveness signal for readiness checks.
+    pub fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::Relaxed)
     }
 
     pub fn max_model_len(&self) -> usize {

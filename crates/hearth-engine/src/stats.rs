@@ -22,6 +22,8 @@ pub struct EngineStats {
     pub generated_tokens: AtomicU64,
     pub finished_requests: AtomicU64,
     pub aborted_requests: AtomicU64,
+    /// Submits refused because the admission queue was full (503s).
+    pub rejected_requests: AtomicU64,
 }
 
 /// A plain copy of the counters at one moment.
@@ -41,6 +43,7 @@ pub struct StatsSnapshot {
     pub generated_tokens: u64,
     pub finished_requests: u64,
     pub aborted_requests: u64,
+    pub rejected_requests: u64,
 }
 
 impl EngineStats {
@@ -61,6 +64,7 @@ impl EngineStats {
             generated_tokens: r(&self.generated_tokens),
             finished_requests: r(&self.finished_requests),
             aborted_requests: r(&self.aborted_requests),
+            rejected_requests: r(&self.rejected_requests),
         }
     }
 }

@@ -34,5 +34,6 @@ pub fn stats_json(s: &StatsSnapshot, max_model_len: usize) -> Value {
         "generated_tokens": s.generated_tokens,
         "finished_requests": s.finished_requests,
         "aborted_requests": s.aborted_requests,
+        "rejected_requests": s.rejected_requests,
     })
 }

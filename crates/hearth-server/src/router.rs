@@ -11,6 +11,8 @@ use tower_http::trace::TraceLayer;
 use crate::anthropic::messages as anthropic;
 use crate::error::ApiError;
 use crate::health::{health, stats};
+use crate::metrics::metrics;
+use crate::readiness::{ready, version};
 use crate::openai::{chat, completions, models};
 use crate::state::AppState;
 use crate::track::track;
@@ -29,6 +31,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/messages/count_tokens", post(anthropic::count_tokens))
         .route("/health", get(health))
         .route("/stats", get(stats))
+        .route("/ready", get(ready))
+        .route("/version", get(version))
+        .route("/metrics", get(metrics))
         // The web chat page and its assets (static; their API calls carry the key).
         .merge(crate::web::routes())
         .fallback(|| async { ApiError::not_found("no such route") })

@@ -1,5 +1,6 @@
 //! What every handler shares: the engine, the text side of the model, its names.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -8,7 +9,9 @@ use hearth_text::{ChatTemplate, Tokenizer};
 
 use crate::context::Observers;
 use crate::error::ApiError;
+use crate::metrics::ServerMetrics;
 use crate::openai::types::SamplingFields;
+use crate::request_log::RequestLog;
 
 /// Default request-body limit (a long chat history fits easily).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 8 << 20;
@@ -40,6 +43,12 @@ pub struct AppState {
     pub limits: crate::limits::RequestLimits,
     /// Told about every request once its response is over (audit log, metrics).
     pub observers: Observers,
+    /// Prometheus metrics (also one of the observers).
+    pub metrics: Arc<ServerMetrics>,
+    /// Set at once on shutdown: /ready answers 503 from then on.
+    pub draining: Arc<AtomicBool>,
+    /// The commit the binary was built from, when known (/version).
+    pub git_commit: Option<String>,
 }
 
 /// Sampling defaults a model folder ships; `None` keeps the API's default.
@@ -74,6 +83,8 @@ impl AppState {
         model_names: Vec<String>,
     ) -> Self {
         let constraints = crate::constraints::Constraints::new(tokenizer.clone());
+        let metrics = Arc::new(ServerMetrics::new());
+        let observers: Observers = vec![metrics.clone(), Arc::new(RequestLog)];
         AppState {
             engine,
             tokenizer,
@@ -88,7 +99,10 @@ impl AppState {
             limits: crate::limits::RequestLimits::default(),
             tool_parser: None,
             constraints,
-            observers: Vec::new(),
+            observers,
+            metrics,
+            draining: Arc::new(AtomicBool::new(false)),
+            git_commit: None,
         }
     }
 

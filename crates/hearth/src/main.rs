@@ -6,6 +6,8 @@ mod chat;
 mod exposure;
 mod keys_cmd;
 mod limit_args;
+mod lifecycle;
+mod logs;
 mod memory_check;
 mod model_source;
 mod models_cmd;
@@ -28,6 +30,9 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines as text or as JSON objects (one a line), on stderr.
+    #[arg(long, global = true, value_enum, default_value = "text", env = "HEARTH_LOG_FORMAT")]
+    log_format: logs::LogFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -83,7 +88,7 @@ fn store() -> Result<hearth_models::store::Store> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
-    init_logs();
+    logs::init(cli.log_format);
     match cli.command {
         Command::Serve(args) => serve::run(args).await,
         Command::Pull { name } => {

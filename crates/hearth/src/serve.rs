@@ -55,6 +55,8 @@ pub struct ServeArgs {
     #[arg(long, value_parser = parse_size)]
     pub memory: Option<u64>,
     #[command(flatten)]
+    pub lifecycle: crate::lifecycle::LifecycleArgs,
+    #[command(flatten)]
     pub exposure: crate::exposure::ExposureArgs,
     #[command(flatten)]
     pub limits: crate::limit_args::LimitArgs,
@@ -129,6 +131,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let mut state = AppState::new(engine, tokenizer, template, names);
     state.max_body_bytes = usize::try_from(args.max_body_size).unwrap_or(usize::MAX);
     state.generation_defaults = loaded.defaults;
+    state.git_commit = crate::lifecycle::git_commit();
     state.limits = args.limits.limits();
 
     let addr = format!("{}:{}", args.host, args.port);
@@ -143,9 +146,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     out.write_all(format!("hearth listening on http://{bound}\n").as_bytes())
         .await?;
     out.flush().await?;
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let draining = state.draining.clone();
+    let opts = args.lifecycle.options();
+    hearth_server::serving::serve(listener, router(state), draining, opts, shutdown).await?;
     tracing::info!("hearth stopped");
     Ok(())
 }

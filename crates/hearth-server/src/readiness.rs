@@ -1,0 +1,38 @@
+//! GET /ready (readiness) and GET /version.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::{json, Value};
+
+use crate::state::AppState;
+
+/// Ready when the model is loaded (it is, once the server listens), the engine thread
+/// is alive, and the server is not draining for shutdown.
+pub async fn ready(State(st): State<Arc<AppState>>) -> (StatusCode, Json<Value>) {
+    let status = if st.draining.load(Ordering::SeqCst) {
+        "draining"
+    } else if !st.engine.is_alive() {
+        "engine stopped"
+    } else if st.audit.as_ref().is_some_and(|a| a.status().is_failing()) {
+        // Records are not being written (disk full, I/O error): see /stats "audit".
+        "audit log failing"
+    } else {
+        return (StatusCode::OK, Json(json!({ "status": "ready" })));
+    };
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({ "status": status })),
+    )
+}
+
+pub async fn version(State(st): State<Arc<AppState>>) -> Json<Value> {
+    Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "git": st.git_commit,
+        "model": st.model_names.first(),
+    }))
+}
