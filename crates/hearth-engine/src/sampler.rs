@@ -37,6 +37,11 @@ pub struct Sampled {
 
 pub fn sample(logits: &mut [f32], ctx: &SampleContext, rng: &mut SeqRng) -> Sampled {
     apply_penalties(logits, ctx);
+    for &(id, bias) in &ctx.params.logit_bias {
+        if let Some(l) = logits.get_mut(id as usize) {
+            *l += bias;
+        }
+    }
     for &id in ctx.banned {
         if let Some(l) = logits.get_mut(id as usize) {
             *l = f32::NEG_INFINITY;
@@ -181,6 +186,28 @@ mod tests {
             generated: gen,
             banned: &[],
             mask: None,
+        }
+    }
+
+    #[test]
+    fn logit_bias_moves_the_greedy_choice_and_can_ban() {
+        let base = [1.0f32, 3.0, 2.0];
+        let mut p = SamplingParams {
+            temperature: 0.0,
+            ..SamplingParams::default()
+        };
+        let mut rng = make_rng(Some(1));
+        let mut l = base;
+        assert_eq!(sample(&mut l, &ctx(&p, &[]), &mut rng).token_id, 1);
+        p.logit_bias = vec![(2, 5.0)];
+        let mut l = base;
+        assert_eq!(sample(&mut l, &ctx(&p, &[]), &mut rng).token_id, 2);
+        // -100 takes a token out of sampling at any temperature.
+        p.temperature = 1.0;
+        p.logit_bias = vec![(1, -100.0), (2, -100.0)];
+        for _ in 0..50 {
+            let mut l = base;
+            assert_eq!(sample(&mut l, &ctx(&p, &[]), &mut rng).token_id, 0);
         }
     }
 

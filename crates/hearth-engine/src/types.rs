@@ -29,6 +29,8 @@ pub struct SamplingParams {
     /// Structured output: only tokens the constraint allows are sampled, and the
     /// sequence stops (reason Stop) once the constrained output is complete.
     pub constraint: Option<SharedConstraint>,
+    /// Added to a token's logit before sampling (OpenAI's `logit_bias`).
+    pub logit_bias: Vec<(u32, f32)>,
 }
 
 impl Default for SamplingParams {
@@ -49,6 +51,7 @@ impl Default for SamplingParams {
             stop_token_ids: Vec::new(),
             logprobs: None,
             constraint: None,
+            logit_bias: Vec::new(),
         }
     }
 }

@@ -11,7 +11,7 @@ use hearth_text::Tokenizer;
 use serde_json::{json, Value};
 
 use super::logprobs;
-use super::sampling::{logprobs_count, submit_constrained};
+use super::sampling::{logprobs_count, submit_structured};
 use super::sse::{sse_response, ChunkFormat};
 use super::tool_stream::{self, ToolChunks};
 use super::tools::{forced_call, from_openai};
@@ -50,8 +50,11 @@ pub async fn chat_completions(
         )?),
         _ => None,
     };
-    let forced = forced_call(tools.as_ref(), parser);
-    let stream = submit_constrained(&st, &ctx, ids, &req.sampling, logprobs, forced)?;
+    // A forced tool call's grammar wins over response_format (which still must be valid).
+    let structured = req.structured.constraint()?;
+    let forced = forced_call(tools.as_ref(), parser).map(|spec| (spec, "tool_choice"));
+    let constraint = forced.or(structured);
+    let stream = submit_structured(&st, &ctx, ids, &req.sampling, logprobs, constraint)?;
     let fmt = ChatChunks {
         id: new_id("chatcmpl"),
         created: unix_now(),

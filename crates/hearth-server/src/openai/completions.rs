@@ -11,7 +11,7 @@ use hearth_text::Tokenizer;
 use serde_json::{json, Value};
 
 use super::logprobs;
-use super::sampling::{logprobs_count, submit_with_fields};
+use super::sampling::{logprobs_count, submit_structured};
 use super::sse::{sse_response, ChunkFormat};
 use super::types::{CompletionRequest, PromptField, UsageOut};
 use crate::context::RequestContext;
@@ -78,7 +78,8 @@ pub async fn completions(
         .logprobs
         .map(|n| logprobs_count("logprobs", n))
         .transpose()?;
-    let stream = submit_with_fields(&st, &ctx, ids, &req.sampling, logprobs)?;
+    let constraint = req.structured.constraint()?;
+    let stream = submit_structured(&st, &ctx, ids, &req.sampling, logprobs, constraint)?;
     let fmt = CompletionChunks {
         id: new_id("cmpl"),
         created: unix_now(),

@@ -7,6 +7,7 @@ pub mod messages;
 pub mod models;
 pub mod sampling;
 pub mod sse;
+pub mod structured;
 pub mod tool_stream;
 pub mod tools;
 pub mod types;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use hearth_engine::SamplingParams;
 use hearth_text::ConstraintSpec;
 
+use super::structured::FieldConstraint;
 use super::types::SamplingFields;
 use crate::context::RequestContext;
 use crate::error::ApiError;
@@ -40,11 +41,25 @@ pub fn submit_constrained(
     logprobs: Option<usize>,
     constraint: Option<ConstraintSpec>,
 ) -> Result<TrackedStream, ApiError> {
+    let constraint = constraint.map(|spec| (spec, "tool_choice"));
+    submit_structured(st, ctx, ids, f, logprobs, constraint)
+}
+
+/// `submit_with_fields` with the output held to a constraint; a constraint that does
+/// not compile is a 400 naming the field it came from.
+pub fn submit_structured(
+    st: &AppState,
+    ctx: &Arc<RequestContext>,
+    ids: Vec<u32>,
+    f: &SamplingFields,
+    logprobs: Option<usize>,
+    constraint: Option<FieldConstraint>,
+) -> Result<TrackedStream, ApiError> {
     let filled = st.generation_defaults.fill(f);
     st.limits.check_n(filled.n.unwrap_or(1))?;
     let mut params = to_params(&filled, logprobs, ids.len(), st.engine.max_model_len())?;
-    if let Some(spec) = &constraint {
-        params.constraint = Some(st.constraints.compile(spec, "tool_choice")?);
+    if let Some((spec, param)) = &constraint {
+        params.constraint = Some(st.constraints.compile(spec, param)?);
     }
     let params = st
         .limits

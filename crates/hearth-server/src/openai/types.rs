@@ -126,6 +126,9 @@ pub struct ChatCompletionRequest {
     pub parallel_tool_calls: Option<bool>,
     /// The end user the request is for (kept as the audit log's subject).
     pub user: Option<String>,
+    /// response_format and vLLM's guided_* fields (see `structured.rs`).
+    #[serde(flatten)]
+    pub structured: super::structured::StructuredFields,
 }
 
 /// `prompt` of /v1/completions: text or token ids, alone or in a list of one.
@@ -149,6 +152,9 @@ pub struct CompletionRequest {
     pub echo: Option<bool>,
     pub suffix: Option<String>,
     pub user: Option<String>,
+    /// response_format and vLLM's guided_* fields (see `structured.rs`).
+    #[serde(flatten)]
+    pub structured: super::structured::StructuredFields,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
