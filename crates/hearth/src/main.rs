@@ -70,16 +70,6 @@ enum ModelsCommand {
     List,
 }
 
-fn init_logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Logs go to stderr; stdout carries the listening line and command output.
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-}
-
 fn store() -> Result<hearth_models::store::Store> {
     use hearth_models::store::Store;
     Ok(Store::open(Store::default_home()?)?)
