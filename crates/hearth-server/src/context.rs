@@ -29,6 +29,8 @@ pub struct ContextFields {
     /// Generated text, collected only while `capture_output` is on (content logging).
     pub capture_output: bool,
     pub output_text: String,
+    /// The request body as sent, buffered only while content logging is on.
+    pub request_body: Option<String>,
 }
 
 #[derive(Debug)]

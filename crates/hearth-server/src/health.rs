@@ -9,12 +9,21 @@ use serde_json::{json, Value};
 
 use crate::state::AppState;
 
-pub async fn health() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+pub async fn health(State(st): State<Arc<AppState>>) -> Json<Value> {
+    let mut v = json!({ "status": "ok" });
+    if let Some(a) = &st.audit {
+        // A failing audit log is reported, not hidden (fail-closed refuses /v1/*).
+        v["audit"] = json!(if a.status().is_failing() { "failing" } else { "ok" });
+    }
+    Json(v)
 }
 
 pub async fn stats(State(st): State<Arc<AppState>>) -> Json<Value> {
-    Json(stats_json(&st.engine.stats(), st.engine.max_model_len()))
+    let mut v = stats_json(&st.engine.stats(), st.engine.max_model_len());
+    if let Some(a) = &st.audit {
+        v["audit"] = a.status().json();
+    }
+    Json(v)
 }
 
 pub fn stats_json(s: &StatsSnapshot, max_model_len: usize) -> Value {

@@ -7,6 +7,7 @@
 
 pub mod anthropic;
 pub mod auth;
+pub mod audit;
 pub mod constraints;
 pub mod context;
 pub mod error;

@@ -17,6 +17,9 @@ pub async fn ready(State(st): State<Arc<AppState>>) -> (StatusCode, Json<Value>)
         "draining"
     } else if !st.engine.is_alive() {
         "engine stopped"
+    } else if st.audit.as_ref().is_some_and(|a| a.status().is_failing()) {
+        // Records are not being written (disk full, I/O error): see /stats "audit".
+        "audit log failing"
     } else {
         return (StatusCode::OK, Json(json!({ "status": "ready" })));
     };

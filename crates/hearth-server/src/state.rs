@@ -7,6 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use hearth_engine::EngineHandle;
 use hearth_text::{ChatTemplate, Tokenizer};
 
+use crate::audit::AuditLog;
 use crate::context::Observers;
 use crate::error::ApiError;
 use crate::metrics::ServerMetrics;
@@ -43,14 +44,14 @@ pub struct AppState {
     pub limits: crate::limits::RequestLimits,
     /// Told about every request once its response is over (audit log, metrics).
     pub observers: Observers,
+    /// The audit log, when one is kept (also one of the observers).
+    pub audit: Option<Arc<AuditLog>>,
     /// Prometheus metrics (also one of the observers).
     pub metrics: Arc<ServerMetrics>,
     /// Set at once on shutdown: /ready answers 503 from then on.
     pub draining: Arc<AtomicBool>,
     /// The commit the binary was built from, when known (/version).
     pub git_commit: Option<String>,
-    /// Responses kept for `previous_response_id` (/v1/responses).
-    pub responses: crate::openai::responses::store::ResponseStore,
 }
 
 /// Sampling defaults a model folder ships; `None` keeps the API's default.
@@ -102,10 +103,10 @@ impl AppState {
             tool_parser: None,
             constraints,
             observers,
+            audit: None,
             metrics,
             draining: Arc::new(AtomicBool::new(false)),
             git_commit: None,
-            responses: Default::default(),
         }
     }
 

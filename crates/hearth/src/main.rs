@@ -1,6 +1,7 @@
 //! hearth: the binary. Parses the command line and hands each subcommand to its
 //! module; the logic lives in the library crates.
 
+mod audit_cmd;
 mod bench;
 mod chat;
 mod exposure;
@@ -62,6 +63,11 @@ enum Command {
         #[command(subcommand)]
         command: keys_cmd::KeysCommand,
     },
+    /// Export or erase audit log records (works beside a running server).
+    Audit {
+        #[command(subcommand)]
+        command: audit_cmd::AuditCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -99,5 +105,6 @@ async fn main() -> Result<()> {
         }
         Command::Plan(args) => plan_cmd::run(args),
         Command::Keys { command } => keys_cmd::run(command),
+        Command::Audit { command } => audit_cmd::run(command),
     }
 }

@@ -60,6 +60,8 @@ pub struct ServeArgs {
     pub exposure: crate::exposure::ExposureArgs,
     #[command(flatten)]
     pub limits: crate::limit_args::LimitArgs,
+    #[command(flatten)]
+    pub audit: crate::audit_cmd::AuditServeArgs,
 }
 
 impl ServeArgs {
@@ -133,6 +135,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     state.generation_defaults = loaded.defaults;
     state.git_commit = crate::lifecycle::git_commit();
     state.limits = args.limits.limits();
+    let audit = args.audit.start()?;
+    state.observers.push(audit.clone());
+    state.audit = Some(audit.clone());
 
     let addr = format!("{}:{}", args.host, args.port);
     let listener = tokio::net::TcpListener::bind(&addr)
@@ -149,6 +154,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let draining = state.draining.clone();
     let opts = args.lifecycle.options();
     hearth_server::serving::serve(listener, router(state), draining, opts, shutdown).await?;
+    // Records of the last requests are still on their way to the disk.
+    if !audit.flush(std::time::Duration::from_secs(10)) {
+        tracing::error!("audit log: not every record was written before exit");
+    }
     tracing::info!("hearth stopped");
     Ok(())
 }

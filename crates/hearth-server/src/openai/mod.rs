@@ -5,7 +5,6 @@ pub mod completions;
 pub mod logprobs;
 pub mod messages;
 pub mod models;
-pub mod responses;
 pub mod sampling;
 pub mod sse;
 pub mod structured;
