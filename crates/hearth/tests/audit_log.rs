@@ -303,3 +303,63 @@ async fn full_audit_db_is_reported_and_fail_closed_refuses_until_it_recovers() {
     let c = post_json(&s, "/v1/chat/completions", &chat(json!({})), &[]).await;
     assert_eq!(c.status, 200, "{}", c.text);
 }
+
+/// `hearth keys create` in `home`; returns the key.
+fn create_key(home: &std::path::Path, name: &str, extra: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["keys", "create", "--name", name])
+        .args(extra)
+        .env("HEARTH_HOME", home)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("hearth keys create");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_requests_are_recorded_and_a_key_can_turn_on_content_logging() {
+    let home = temp_home("keys");
+    let plain = create_key(&home, "plain", &[]);
+    let logged = create_key(&home, "logged", &["--log-content"]);
+    let s = serve(&home, &[]);
+    let anon = post_json(&s, "/v1/chat/completions", &chat(json!({})), &[]).await;
+    assert_eq!(anon.status, 401, "{}", anon.text);
+    let auth = |k: &str| format!("Bearer {k}");
+    let p = post_json(
+        &s,
+        "/v1/chat/completions",
+        &chat(json!({})),
+        &[("authorization", &auth(&plain))],
+    )
+    .await;
+    assert_eq!(p.status, 200, "{}", p.text);
+    let l = post_json(
+        &s,
+        "/v1/chat/completions",
+        &chat(json!({})),
+        &[("authorization", &auth(&logged))],
+    )
+    .await;
+    assert_eq!(l.status, 200, "{}", l.text);
+    let recs = wait_records(&home, &[&anon.request_id, &p.request_id, &l.request_id]);
+    assert_eq!(recs[0]["status"], 401);
+    assert!(recs[0]["key_name"].is_null());
+    assert!(recs[0].get("request_body").is_none(), "{}", recs[0]);
+    assert_eq!(recs[1]["key_name"], "plain");
+    assert!(recs[1].get("request_body").is_none() && recs[1].get("output_text").is_none());
+    assert_eq!(recs[2]["key_name"], "logged");
+    assert!(recs[2]["request_body"].as_str().unwrap().contains(SECRET));
+    let text = l.json()["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(recs[2]["output_text"], text);
+    let (_, only) = export(&home, &["--key", "logged"]);
+    assert_eq!(only.len(), 1);
+    assert_eq!(only[0]["request_id"], l.request_id);
+}
