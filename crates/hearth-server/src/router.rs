@@ -14,7 +14,7 @@ use crate::error::ApiError;
 use crate::health::{health, stats};
 use crate::metrics::metrics;
 use crate::readiness::{ready, version};
-use crate::openai::{chat, completions, models};
+use crate::openai::{chat, completions, models, responses};
 use crate::state::AppState;
 use crate::track::track;
 
@@ -28,6 +28,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models/{model}", get(models::retrieve))
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/completions", post(completions::completions))
+        .route("/v1/responses", post(responses::create))
         .route("/v1/messages", post(anthropic::messages))
         .route("/v1/messages/count_tokens", post(anthropic::count_tokens))
         .route("/health", get(health))

@@ -52,6 +52,8 @@ pub struct AppState {
     pub draining: Arc<AtomicBool>,
     /// The commit the binary was built from, when known (/version).
     pub git_commit: Option<String>,
+    /// Responses kept for `previous_response_id` (/v1/responses).
+    pub responses: crate::openai::responses::store::ResponseStore,
 }
 
 /// Sampling defaults a model folder ships; `None` keeps the API's default.
@@ -107,6 +109,7 @@ impl AppState {
             metrics,
             draining: Arc::new(AtomicBool::new(false)),
             git_commit: None,
+            responses: Default::default(),
         }
     }
 

@@ -2,6 +2,7 @@
 
 pub mod chat;
 pub mod completions;
+pub mod logit_bias;
 pub mod logprobs;
 pub mod messages;
 pub mod models;

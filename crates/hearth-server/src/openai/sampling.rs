@@ -61,6 +61,8 @@ pub fn submit_structured(
     if let Some((spec, param)) = &constraint {
         params.constraint = Some(st.constraints.compile(spec, param)?);
     }
+    params.logit_bias =
+        super::logit_bias::parse(filled.logit_bias.as_ref(), st.tokenizer.vocab_size())?;
     let params = st
         .limits
         .cap_output(crate::limits::output_param(&filled), params)?;
@@ -154,6 +156,7 @@ pub fn to_params(
         stop_token_ids: f.stop_token_ids.clone().unwrap_or_default(),
         logprobs,
         constraint: None,
+        logit_bias: Vec::new(),
     })
 }
 

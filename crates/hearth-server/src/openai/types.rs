@@ -46,6 +46,8 @@ pub struct SamplingFields {
     pub ignore_eos: Option<bool>,
     pub min_tokens: Option<i64>,
     pub n: Option<i64>,
+    /// Token id (as a string) -> bias added to its logit.
+    pub logit_bias: Option<std::collections::HashMap<String, f32>>,
     pub stream: Option<bool>,
     pub stream_options: Option<StreamOptions>,
 }
