@@ -52,7 +52,8 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             audit::capture::audit_gate,
         ))
-        .layer(TraceLayer::new_for_http())
+        // Each request is logged once, by request_log.rs: no second line for 5xx.
+        .layer(TraceLayer::new_for_http().on_failure(()))
         // Outermost: every request, even one refused by an inner layer, is tracked.
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)

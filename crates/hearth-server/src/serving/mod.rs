@@ -100,8 +100,9 @@ pub async fn serve(
             _ = &mut shutdown => break,
         }
     }
-    draining.store(true, Ordering::SeqCst);
+    // No new connection from here on; /ready answers 503 on the kept-alive ones.
     drop(listener);
+    draining.store(true, Ordering::SeqCst);
     let deadline = Instant::now() + opts.drain_timeout;
     tracing::info!(
         in_flight = in_flight.count(),
