@@ -1,4 +1,4 @@
-//! `hearth bench` and `hearth chat` against a real server.
+//! `hearth bench` against a real server (`hearth chat`: chat_repl.rs).
 
 mod common;
 
@@ -58,47 +58,6 @@ fn bench_reports_fixed_length_requests() {
     assert!(sum["tpot_ms"]["median"].as_f64().unwrap() > 0.0);
     assert!(sum["output_throughput"].as_f64().unwrap() > 0.0);
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-#[test]
-fn chat_cli_streams_and_keeps_history() {
-    let s = Server::start(&[]);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args([
-            "chat",
-            "--url",
-            &s.base,
-            "--max-tokens",
-            "8",
-            "--temperature",
-            "0",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin
-        .write_all(b"Hello!\nAnd again?\n/clear\n/exit\n")
-        .unwrap();
-    drop(stdin);
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        stdout.contains(&format!("chatting with {MODEL_NAME}")),
-        "{stdout}"
-    );
-    assert!(stdout.contains("(history cleared)"), "{stdout}");
-    assert!(!stdout.contains("error:"), "{stdout}");
-    // Two answers were printed between the prompts.
-    let answers: Vec<&str> = stdout.split("> ").skip(1).take(2).map(str::trim).collect();
-    assert!(answers.iter().all(|a| !a.is_empty()), "{stdout}");
 }
 
 #[test]
