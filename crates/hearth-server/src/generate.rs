@@ -111,6 +111,26 @@ pub async fn collect(mut stream: TrackedStream) -> Result<Collected, ApiError> {
     ))
 }
 
+/// Reads every choice's stream to its end (all at once: they run together).
+pub async fn collect_all(streams: Vec<TrackedStream>) -> Result<Vec<Collected>, ApiError> {
+    futures::future::join_all(streams.into_iter().map(collect))
+        .await
+        .into_iter()
+        .collect()
+}
+
+/// The usage of `n` answers to one prompt: the prompt counted once, every answer's
+/// tokens added up.
+pub fn total_usage(outs: &[Collected]) -> Usage {
+    let mut total = outs.first().map(|o| o.usage).unwrap_or_default();
+    total.completion_tokens = outs.iter().map(|o| o.usage.completion_tokens).sum();
+    // Choices after the first reuse the prompt's blocks: report what was reused.
+    total.cached_prompt_tokens = (outs.iter().map(|o| o.usage.cached_prompt_tokens))
+        .max()
+        .unwrap_or(0);
+    total
+}
+
 /// A fresh id with OpenAI's prefix ("chatcmpl", "cmpl").
 pub fn new_id(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())

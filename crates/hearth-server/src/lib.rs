@@ -6,16 +6,17 @@
 //! requests and engine events back to JSON or SSE; it never touches tensors.
 
 pub mod anthropic;
-pub mod auth;
 pub mod audit;
+pub mod auth;
 pub mod constraints;
 pub mod context;
 pub mod error;
+pub mod fan_out;
 pub mod generate;
 pub mod health;
 pub mod json;
-pub mod metrics;
 pub mod limits;
+pub mod metrics;
 pub mod openai;
 pub mod readiness;
 pub mod request_log;

@@ -8,14 +8,24 @@ use hearth_engine::{Event, RequestStream};
 
 use crate::context::RequestContext;
 
+/// Several streams may share one context (n > 1): token counts add up.
 pub struct TrackedStream {
     inner: RequestStream,
     ctx: Arc<RequestContext>,
+    /// Generated tokens this stream already added to the context.
+    counted: usize,
+    /// An event already read by `wait_started`, handed out next.
+    peeked: Option<Event>,
 }
 
 impl TrackedStream {
     pub fn new(inner: RequestStream, ctx: Arc<RequestContext>) -> TrackedStream {
-        TrackedStream { inner, ctx }
+        TrackedStream {
+            inner,
+            ctx,
+            counted: 0,
+            peeked: None,
+        }
     }
 
     pub fn id(&self) -> u64 {
@@ -26,7 +36,22 @@ impl TrackedStream {
         &self.ctx
     }
 
+    /// Waits for the first event (the prompt is computed by then, and its full
+    /// blocks are in the prefix cache); `next` still yields it.
+    pub async fn wait_started(&mut self) {
+        if self.peeked.is_none() {
+            self.peeked = self.read().await;
+        }
+    }
+
     pub async fn next(&mut self) -> Option<Event> {
+        match self.peeked.take() {
+            Some(ev) => Some(ev),
+            None => self.read().await,
+        }
+    }
+
+    async fn read(&mut self) -> Option<Event> {
         let ev = self.inner.next().await;
         match &ev {
             Some(Event::Delta {
@@ -37,6 +62,7 @@ impl TrackedStream {
                     f.first_token = Some(self.ctx.received.elapsed());
                 }
                 f.completion_tokens += token_ids.len();
+                self.counted += token_ids.len();
                 if f.capture_output {
                     f.output_text.push_str(text);
                 }
@@ -46,8 +72,9 @@ impl TrackedStream {
                 f.generation_done = Some(self.ctx.received.elapsed());
                 f.finish_reason = Some(reason.as_openai().to_string());
                 f.prompt_tokens = usage.prompt_tokens;
-                f.completion_tokens = usage.completion_tokens;
-                f.cached_prompt_tokens = usage.cached_prompt_tokens;
+                f.completion_tokens += usage.completion_tokens.saturating_sub(self.counted);
+                self.counted = self.counted.max(usage.completion_tokens);
+                f.cached_prompt_tokens = f.cached_prompt_tokens.max(usage.cached_prompt_tokens);
             }
             Some(Event::Error(_)) => {
                 self.ctx.fields().finish_reason = Some("error".to_string());

@@ -63,7 +63,7 @@ async fn bad_inputs_get_openai_errors_and_the_server_survives() {
         ),
         ("temperature < 0", chat(json!({"temperature": -1})), 400),
         ("top_p 0", chat(json!({"top_p": 0})), 400),
-        ("n = 2", chat(json!({"n": 2})), 400),
+        ("n = 0", chat(json!({"n": 0})), 400),
         ("empty messages", chat(json!({"messages": []})), 400),
     ];
     for (what, body, want) in cases {

@@ -11,14 +11,15 @@ use hearth_text::Tokenizer;
 use serde_json::{json, Value};
 
 use super::logprobs;
-use super::sampling::{logprobs_count, submit_structured};
-use super::sse::{sse_response, ChunkFormat};
+use super::sampling::{logprobs_count, structured_params};
+use super::sse::{sse_response_n, ChunkFormat};
 use super::tool_stream::{self, ToolChunks};
 use super::tools::{forced_call, from_openai};
 use super::types::{ChatCompletionRequest, UsageOut};
 use crate::context::RequestContext;
 use crate::error::ApiError;
-use crate::generate::{chat_prompt_ids_tools, collect, new_id};
+use crate::fan_out::submit_n;
+use crate::generate::{chat_prompt_ids_tools, collect_all, new_id, total_usage};
 use crate::json::ApiJson;
 use crate::state::{unix_now, AppState};
 
@@ -54,7 +55,9 @@ pub async fn chat_completions(
     let structured = req.structured.constraint()?;
     let forced = forced_call(tools.as_ref(), parser).map(|spec| (spec, "tool_choice"));
     let constraint = forced.or(structured);
-    let stream = submit_structured(&st, &ctx, ids, &req.sampling, logprobs, constraint)?;
+    let params = structured_params(&st, ids.len(), &req.sampling, logprobs, constraint)?;
+    let n = usize::try_from(req.sampling.n.unwrap_or(1)).unwrap_or(1);
+    let streams = submit_n(&st, &ctx, ids, params, n).await?;
     let fmt = ChatChunks {
         id: new_id("chatcmpl"),
         created: unix_now(),
@@ -65,31 +68,36 @@ pub async fn chat_completions(
     if req.sampling.stream == Some(true) {
         let usage = req.sampling.include_usage();
         return Ok(match parser {
-            Some(kind) => sse_response(stream, ToolChunks::new(fmt, kind, parallel), usage),
-            None => sse_response(stream, fmt, usage),
+            Some(kind) => {
+                let fmts = (0..n)
+                    .map(|_| ToolChunks::new(fmt.clone(), kind, parallel))
+                    .collect();
+                sse_response_n(streams, fmts, usage)
+            }
+            None => sse_response_n(streams, vec![fmt; n], usage),
         });
     }
-    let out = collect(stream).await?;
-    let lp = logprobs.map(|_| logprobs::chat(&st.tokenizer, &out.logprobs));
-    let (message, finish) = match parser {
-        Some(kind) => tool_stream::message(&out.text, kind, parallel, out.finish),
-        None => (
-            json!({ "role": "assistant", "content": out.text }),
-            out.finish.as_openai(),
-        ),
-    };
+    let outs = collect_all(streams).await?;
+    let choices: Vec<Value> = (outs.iter().enumerate())
+        .map(|(i, out)| {
+            let lp = logprobs.map(|_| logprobs::chat(&st.tokenizer, &out.logprobs));
+            let (message, finish) = match parser {
+                Some(kind) => tool_stream::message(&out.text, kind, parallel, out.finish),
+                None => (
+                    json!({ "role": "assistant", "content": out.text }),
+                    out.finish.as_openai(),
+                ),
+            };
+            json!({ "index": i, "message": message, "logprobs": lp, "finish_reason": finish })
+        })
+        .collect();
     Ok(Json(json!({
         "id": fmt.id,
         "object": "chat.completion",
         "created": fmt.created,
         "model": fmt.model,
-        "choices": [{
-            "index": 0,
-            "message": message,
-            "logprobs": lp,
-            "finish_reason": finish,
-        }],
-        "usage": UsageOut::from(out.usage),
+        "choices": choices,
+        "usage": UsageOut::from(total_usage(&outs)),
     }))
     .into_response())
 }
@@ -97,6 +105,7 @@ pub async fn chat_completions(
 pub use super::messages::to_chat_messages;
 
 /// `chat.completion.chunk` objects.
+#[derive(Clone)]
 pub struct ChatChunks {
     pub id: String,
     pub created: u64,

@@ -11,12 +11,13 @@ use hearth_text::Tokenizer;
 use serde_json::{json, Value};
 
 use super::logprobs;
-use super::sampling::{logprobs_count, submit_structured};
-use super::sse::{sse_response, ChunkFormat};
+use super::sampling::{logprobs_count, structured_params};
+use super::sse::{sse_response_n, ChunkFormat};
 use super::types::{CompletionRequest, PromptField, UsageOut};
 use crate::context::RequestContext;
 use crate::error::ApiError;
-use crate::generate::{collect, new_id};
+use crate::fan_out::submit_n;
+use crate::generate::{collect_all, new_id, total_usage};
 use crate::json::ApiJson;
 use crate::state::{unix_now, AppState};
 
@@ -79,7 +80,9 @@ pub async fn completions(
         .map(|n| logprobs_count("logprobs", n))
         .transpose()?;
     let constraint = req.structured.constraint()?;
-    let stream = submit_structured(&st, &ctx, ids, &req.sampling, logprobs, constraint)?;
+    let params = structured_params(&st, ids.len(), &req.sampling, logprobs, constraint)?;
+    let n = usize::try_from(req.sampling.n.unwrap_or(1)).unwrap_or(1);
+    let streams = submit_n(&st, &ctx, ids, params, n).await?;
     let fmt = CompletionChunks {
         id: new_id("cmpl"),
         created: unix_now(),
@@ -87,27 +90,34 @@ pub async fn completions(
         tokenizer: logprobs.map(|_| st.tokenizer.clone()),
     };
     if req.sampling.stream == Some(true) {
-        return Ok(sse_response(stream, fmt, req.sampling.include_usage()));
+        let usage = req.sampling.include_usage();
+        return Ok(sse_response_n(streams, vec![fmt; n], usage));
     }
-    let out = collect(stream).await?;
-    let lp = logprobs.map(|_| logprobs::completion(&st.tokenizer, &out.logprobs, 0));
+    let outs = collect_all(streams).await?;
+    let choices: Vec<Value> = (outs.iter().enumerate())
+        .map(|(i, out)| {
+            let lp = logprobs.map(|_| logprobs::completion(&st.tokenizer, &out.logprobs, 0));
+            json!({
+                "index": i,
+                "text": out.text,
+                "logprobs": lp,
+                "finish_reason": out.finish.as_openai(),
+            })
+        })
+        .collect();
     Ok(Json(json!({
         "id": fmt.id,
         "object": "text_completion",
         "created": fmt.created,
         "model": fmt.model,
-        "choices": [{
-            "index": 0,
-            "text": out.text,
-            "logprobs": lp,
-            "finish_reason": out.finish.as_openai(),
-        }],
-        "usage": UsageOut::from(out.usage),
+        "choices": choices,
+        "usage": UsageOut::from(total_usage(&outs)),
     }))
     .into_response())
 }
 
 /// `text_completion` chunks (OpenAI streams completions with the same object name).
+#[derive(Clone)]
 pub struct CompletionChunks {
     pub id: String,
     pub created: u64,

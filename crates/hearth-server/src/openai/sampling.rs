@@ -55,9 +55,22 @@ pub fn submit_structured(
     logprobs: Option<usize>,
     constraint: Option<FieldConstraint>,
 ) -> Result<TrackedStream, ApiError> {
+    let params = structured_params(st, ids.len(), f, logprobs, constraint)?;
+    submit(st, ctx, ids, params)
+}
+
+/// The engine params of a request: its fields over the model's defaults, checked
+/// against the server's limits, with its constraint compiled.
+pub fn structured_params(
+    st: &AppState,
+    prompt_len: usize,
+    f: &SamplingFields,
+    logprobs: Option<usize>,
+    constraint: Option<FieldConstraint>,
+) -> Result<SamplingParams, ApiError> {
     let filled = st.generation_defaults.fill(f);
     st.limits.check_n(filled.n.unwrap_or(1))?;
-    let mut params = to_params(&filled, logprobs, ids.len(), st.engine.max_model_len())?;
+    let mut params = to_params(&filled, logprobs, prompt_len, st.engine.max_model_len())?;
     if let Some((spec, param)) = &constraint {
         params.constraint = Some(st.constraints.compile(spec, param)?);
     }
@@ -66,7 +79,7 @@ pub fn submit_structured(
     let params = st
         .limits
         .cap_output(crate::limits::output_param(&filled), params)?;
-    submit(st, ctx, ids, params)
+    Ok(params)
 }
 
 pub fn to_params(
@@ -76,9 +89,7 @@ pub fn to_params(
     max_model_len: usize,
 ) -> Result<SamplingParams, ApiError> {
     if let Some(n) = f.n {
-        if n != 1 {
-            return Err(ApiError::invalid_param("n", "only n=1 is supported"));
-        }
+        check(n >= 1, "n", "must be at least 1")?;
     }
     let d = SamplingParams::default();
     let temperature = f.temperature.unwrap_or(d.temperature);
@@ -234,7 +245,7 @@ mod tests {
             (r#"{"top_p":1.5}"#, "top_p"),
             (r#"{"top_k":-2}"#, "top_k"),
             (r#"{"min_p":2}"#, "min_p"),
-            (r#"{"n":2}"#, "n"),
+            (r#"{"n":0}"#, "n"),
             (r#"{"presence_penalty":3}"#, "presence_penalty"),
             (r#"{"repetition_penalty":0}"#, "repetition_penalty"),
             (r#"{"max_tokens":2,"min_tokens":3}"#, "min_tokens"),
