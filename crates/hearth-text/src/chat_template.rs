@@ -73,6 +73,11 @@ impl ChatTemplate {
         ChatTemplate::new(source, token(tokenizer.bos_id()), token(tokenizer.eos_id()))
     }
 
+    /// Another template (`--chat-template`) with this one's BOS/EOS strings.
+    pub fn with_source(&self, source: &str) -> Result<Self> {
+        ChatTemplate::new(source, self.bos_token.clone(), self.eos_token.clone())
+    }
+
     /// The template's Jinja source (tool-call parsers are chosen from it).
     pub fn source(&self) -> &str {
         &self.source

@@ -18,6 +18,7 @@ mod quantize_cmd;
 mod serve;
 mod size;
 mod sse_client;
+mod tool_args;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};

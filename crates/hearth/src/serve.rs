@@ -55,6 +55,8 @@ pub struct ServeArgs {
     #[arg(long, value_parser = parse_size)]
     pub memory: Option<u64>,
     #[command(flatten)]
+    pub tools: crate::tool_args::ToolArgs,
+    #[command(flatten)]
     pub lifecycle: crate::lifecycle::LifecycleArgs,
     #[command(flatten)]
     pub exposure: crate::exposure::ExposureArgs,
@@ -120,7 +122,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     crate::memory_check::check(&path, args.quantization, kv, args.memory)?;
     let loaded = crate::model_source::load_with(&path, args.quantization)?;
     let tokenizer = Arc::new(loaded.tokenizer);
-    let template = Arc::new(loaded.template);
+    let template = Arc::new(args.tools.template(loaded.template)?);
+    let tool_parser = args
+        .tools
+        .parser(&loaded.model.spec().architecture, &template)?;
     let engine = EngineHandle::start(loaded.model, tokenizer.clone(), args.engine_config())
         .context("starting the engine")?;
     let names = if args.served_model_name.is_empty() {
@@ -133,6 +138,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let mut state = AppState::new(engine, tokenizer, template, names);
     state.max_body_bytes = usize::try_from(args.max_body_size).unwrap_or(usize::MAX);
     state.generation_defaults = loaded.defaults;
+    state.tool_parser = tool_parser;
     state.git_commit = crate::lifecycle::git_commit();
     state.limits = args.limits.limits();
     let audit = args.audit.start()?;

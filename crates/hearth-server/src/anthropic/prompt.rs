@@ -190,6 +190,44 @@ mod tests {
     }
 
     #[test]
+    fn tool_use_and_tool_result_blocks_convert() {
+        let p = fields(
+            r#"{"model":"m","messages":[{"role":"user","content":"weather?"},
+            {"role":"assistant","content":[{"type":"text","text":"Checking."},
+              {"type":"tool_use","id":"toolu_1","name":"get_weather","input":{"city":"Oslo"}}]},
+            {"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":[{"type":"text","text":"-3 C"}]},
+              {"type":"text","text":"And tomorrow?"}]}]}"#,
+        );
+        let (m, prefill) = to_chat_messages(&p).unwrap();
+        assert_eq!(prefill, "");
+        let roles: Vec<_> = m.iter().map(|m| m.role.as_str()).collect();
+        assert_eq!(roles, ["user", "assistant", "tool", "user"]);
+        assert_eq!(m[1].content, "Checking.");
+        let call = &m[1].tool_calls.as_ref().unwrap()[0];
+        assert_eq!(call.id.as_deref(), Some("toolu_1"));
+        assert_eq!(call.function.arguments, serde_json::json!({"city": "Oslo"}));
+        assert_eq!(
+            (
+                m[2].tool_call_id.as_deref(),
+                m[2].name.as_deref(),
+                m[2].content.as_str()
+            ),
+            (Some("toolu_1"), Some("get_weather"), "-3 C")
+        );
+        assert_eq!(m[3].content, "And tomorrow?");
+        for body in [
+            r#"{"model":"m","messages":[{"role":"user","content":[{"type":"tool_result"}]}]}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":"x"},{"role":"assistant","content":[{"type":"tool_use","name":"f"}]}]}"#,
+        ] {
+            assert_eq!(
+                to_chat_messages(&fields(body)).unwrap_err().status.as_u16(),
+                400,
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
     fn bad_conversations_are_400() {
         for body in [
             r#"{"model":"m","messages":[]}"#,

@@ -3,9 +3,10 @@
 //! tool list a chat template gets, and the grammar that forces a call.
 
 use hearth_text::tool_parsers::ToolParserKind;
-use hearth_text::ConstraintSpec;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
+pub use super::tool_grammar::{forced_call, forced_call_grammar};
+use super::tool_schema::check_schema;
 use crate::error::ApiError;
 
 /// What the client allows the model to do with its tools.
@@ -212,127 +213,6 @@ pub fn function_tool(
         name: name.to_string(),
         parameters,
     })
-}
-
-const TYPES: [&str; 7] = [
-    "object", "array", "string", "number", "integer", "boolean", "null",
-];
-
-/// The structure a JSON schema must have (what llguidance would trip on later).
-fn check_schema(v: &Value, depth: usize) -> Result<(), String> {
-    if depth > 64 {
-        return Err("nested too deeply".into());
-    }
-    let m = match v {
-        Value::Bool(_) => return Ok(()),
-        Value::Object(m) => m,
-        _ => return Err(format!("a schema must be an object or a boolean, got {v}")),
-    };
-    let known = |t: &Value| t.as_str().is_some_and(|s| TYPES.contains(&s));
-    match m.get("type") {
-        None => {}
-        Some(Value::Array(ts)) if ts.iter().all(known) => {}
-        Some(t) if known(t) => {}
-        Some(t) => return Err(format!("unknown type {t}")),
-    }
-    if let Some(p) = m.get("properties") {
-        let props = p.as_object().ok_or("properties must be an object")?;
-        for s in props.values() {
-            check_schema(s, depth + 1)?;
-        }
-    }
-    if let Some(r) = m.get("required") {
-        let ok = r.as_array().is_some_and(|a| a.iter().all(Value::is_string));
-        if !ok {
-            return Err("required must be a list of strings".into());
-        }
-    }
-    if let Some(e) = m.get("enum") {
-        if !e.is_array() {
-            return Err("enum must be a list".into());
-        }
-    }
-    for key in ["items", "additionalProperties", "not"] {
-        match m.get(key) {
-            Some(Value::Array(a)) if key == "items" => {
-                a.iter().try_for_each(|s| check_schema(s, depth + 1))?
-            }
-            Some(s) => check_schema(s, depth + 1)?,
-            None => {}
-        }
-    }
-    for key in ["anyOf", "oneOf", "allOf"] {
-        if let Some(list) = m.get(key) {
-            let list = list.as_array().ok_or(format!("{key} must be a list"))?;
-            list.iter().try_for_each(|s| check_schema(s, depth + 1))?;
-        }
-    }
-    Ok(())
-}
-
-/// The constraint of a request whose tool_choice forces a call (`required` or a
-/// named function) on a server that can parse calls.
-pub fn forced_call(
-    tools: Option<&ToolRequest>,
-    parser: Option<ToolParserKind>,
-) -> Option<ConstraintSpec> {
-    let kind = parser?;
-    let forced = tools?.forced()?;
-    Some(forced_call_grammar(kind, &forced))
-}
-
-/// A Lark grammar for exactly one call of one of `tools`, written in the parser
-/// family's own wrapper, the arguments held to the tool's schema (llguidance's
-/// `%json`), compact like the model's template shows calls.
-pub fn forced_call_grammar(kind: ToolParserKind, tools: &[&FunctionTool]) -> ConstraintSpec {
-    let mut lark = String::from("start: ");
-    let alts: Vec<String> = (0..tools.len()).map(|i| format!("call_{i}")).collect();
-    lark.push_str(&alts.join(" | "));
-    lark.push('\n');
-    for (i, t) in tools.iter().enumerate() {
-        let (before, after) = match kind {
-            ToolParserKind::Hermes => (
-                format!("<tool_call>\n{{\"name\": \"{}\", \"arguments\": ", t.name),
-                "}\n</tool_call>",
-            ),
-            ToolParserKind::Llama3Json => {
-                (format!("{{\"name\": \"{}\", \"parameters\": ", t.name), "}")
-            }
-            ToolParserKind::Mistral => (
-                format!("[TOOL_CALLS][{{\"name\": \"{}\", \"arguments\": ", t.name),
-                "}]",
-            ),
-        };
-        let quote = |s: &str| Value::String(s.to_string()).to_string();
-        lark.push_str(&format!(
-            "call_{i}: {} args_{i} {}\n",
-            quote(&before),
-            quote(after)
-        ));
-        lark.push_str(&format!(
-            "args_{i}: %json {}\n",
-            guided_schema(&t.parameters)
-        ));
-    }
-    ConstraintSpec::Lark(lark)
-}
-
-/// The schema with llguidance's layout options: no free whitespace (a small model
-/// cannot wander into newlines), `, ` and `: ` as Python's json.dumps writes them.
-fn guided_schema(schema: &Value) -> Value {
-    let mut s = match schema {
-        Value::Object(m) => m.clone(),
-        _ => Map::new(),
-    };
-    s.entry("x-guidance").or_insert_with(|| {
-        json!({
-            "whitespace_flexible": false,
-            "item_separator": ", ",
-            "key_separator": ": ",
-            "lenient": true,
-        })
-    });
-    Value::Object(s)
 }
 
 /// A fresh call id in OpenAI's form.

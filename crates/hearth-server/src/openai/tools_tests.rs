@@ -1,4 +1,5 @@
 use super::*;
+use hearth_text::ConstraintSpec;
 use serde_json::json;
 
 fn weather() -> Value {
