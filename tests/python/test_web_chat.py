@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Drives hearth's web chat page (GET /) in headless Chromium through selenium.
 
-Usage: test_web_chat.py BASE_URL MODEL SCREENSHOT_PATH
-Run by crates/hearth/tests/web_chat.rs against a spawned `hearth serve`.
+Usage: test_web_chat.py BASE_URL MODEL SCREENSHOT_PATH [API_KEY]
+Run by crates/hearth/tests/web_chat.rs against a spawned `hearth serve`. With API_KEY
+(a server that requires keys) it checks the key field instead of the chat flow.
 """
 import json
 import os
@@ -17,6 +18,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
 BASE, MODEL, SCREENSHOT = sys.argv[1], sys.argv[2], sys.argv[3]
+KEY = sys.argv[4] if len(sys.argv) > 4 else None
 QUESTION = "What is the capital of France?"
 LONG = "Write a very long story about a dragon."
 MAX_TOKENS = 24
@@ -35,7 +37,10 @@ def wait_for(what, cond, timeout=90.0, every=0.02):
 
 def api(path, body=None):
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(BASE + path, data=data, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    if KEY:
+        headers["Authorization"] = "Bearer " + KEY
+    req = urllib.request.Request(BASE + path, data=data, headers=headers)
     with urllib.request.urlopen(req, timeout=120) as resp:
         return json.load(resp)
 
@@ -77,7 +82,10 @@ def send(d, text):
 def main():
     d = browser()
     try:
-        run(d)
+        if KEY:
+            run_with_key(d)
+        else:
+            run(d)
     finally:
         try:
             d.save_screenshot(SCREENSHOT)
@@ -174,6 +182,35 @@ def run(d):
     refused = [e for e in d.get_log("browser") if "Content Security Policy" in e["message"]]
     assert refused, "the browser reported no CSP refusal of the inline script"
     print("web chat OK")
+
+
+def run_with_key(d):
+    """The page loads without a key; its API calls carry the key typed in, kept across a reload."""
+    d.get(BASE + "/")
+    wait_for("the 401 shown", lambda: "API key is required" in d.find_element(By.ID, "status").text)
+    assert d.execute_script("return document.querySelectorAll('#model option').length") == 0
+    set_field(d, "api-key", KEY)
+    d.find_element(By.ID, "temperature").click()  # leaving the field stores it and reloads the models
+    wait_for("the models with the key", lambda: d.execute_script(
+        "return [...document.querySelectorAll('#model option')].map(o => o.value)") == [MODEL])
+    assert d.execute_script("return localStorage.getItem('hearth.apiKey')") == KEY
+    set_field(d, "temperature", 0)
+    set_field(d, "max-tokens", MAX_TOKENS)
+    send(d, QUESTION)
+    wait_for("the answer", lambda: (lambda m: m if m and m["state"] == "done" else None)(last_assistant(d)))
+    answer = stored(d)[0]["messages"][1]["content"]
+    direct = api("/v1/chat/completions", {
+        "model": MODEL, "messages": [{"role": "user", "content": QUESTION}],
+        "temperature": 0, "max_tokens": MAX_TOKENS})
+    assert answer == direct["choices"][0]["message"]["content"], (answer, direct)
+    d.refresh()
+    wait_for("the key after a reload", lambda: d.find_element(By.ID, "api-key").get_attribute("value") == KEY)
+    wait_for("the models after a reload", lambda: d.execute_script(
+        "return document.querySelectorAll('#model option').length") == 1)
+    # Only the page's own 401 (before the key) reached the console.
+    bad = [e for e in d.get_log("browser") if e["level"] == "SEVERE" and "401" not in e["message"]]
+    assert not bad, bad
+    print("web chat with key OK")
 
 
 if __name__ == "__main__":

@@ -254,3 +254,47 @@ async fn ctrl_c_stops_an_answer_and_the_chat_goes_on() {
     assert!(status.success(), "{status}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chat_sends_its_api_key() {
+    let home = temp_dir("key");
+    let made = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["keys", "create", "--name", "chat"])
+        .env("HEARTH_HOME", &home)
+        .output()
+        .expect("hearth keys create");
+    assert!(made.status.success(), "{made:?}");
+    let key = String::from_utf8_lossy(&made.stdout).trim().to_string();
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_hearth"));
+    serve
+        .arg("serve")
+        .arg(common::model_path())
+        .args(["--port", "0", "--served-model-name", MODEL_NAME])
+        .args(["--kv-cache-memory", "256MiB"])
+        .env("HEARTH_HOME", &home)
+        .env("RUST_LOG", "warn");
+    let s = Server::spawn(serve);
+
+    let refused = chat(&s.base, &home, &[]).output().expect("hearth chat");
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{err}");
+    assert!(err.contains("401") && err.contains("API key"), "{err}");
+
+    let mut child = chat(&s.base, &home, &["--api-key", &key, "--max-tokens", "8"])
+        .spawn()
+        .expect("hearth chat");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"Hello!\n")
+        .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("error"), "{stderr}");
+    assert!(!stdout.trim().is_empty(), "no answer: {stderr}");
+    drop(s);
+    let _ = std::fs::remove_dir_all(&home);
+}
