@@ -7,6 +7,7 @@ mod chat;
 mod exposure;
 mod keys_cmd;
 mod limit_args;
+mod config;
 mod lifecycle;
 mod logs;
 mod memory_check;
@@ -16,12 +17,13 @@ mod plan_cmd;
 mod pull;
 mod quantize_cmd;
 mod serve;
+mod service;
 mod size;
 mod sse_client;
 mod tool_args;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -69,6 +71,16 @@ enum Command {
         #[command(subcommand)]
         command: audit_cmd::AuditCommand,
     },
+    /// Check the serve config (hearth.toml, env, flags) or print an example file.
+    Config {
+        #[command(subcommand)]
+        command: config::cmd::ConfigCommand,
+    },
+    /// Write a hardened systemd unit or launchd plist that runs `hearth serve`.
+    Service {
+        #[command(subcommand)]
+        command: service::ServiceCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -84,7 +96,9 @@ fn store() -> Result<hearth_models::store::Store> {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let cli = Cli::parse();
+    // Flags, env (HEARTH_<FLAG>) and the config file, in that order of precedence.
+    let parsed = config::parse_args(Cli::command(), std::env::args_os().collect())?;
+    let cli = Cli::from_arg_matches(&parsed.matches).unwrap_or_else(|e| e.exit());
     logs::init(cli.log_format);
     match cli.command {
         Command::Serve(args) => serve::run(args).await,
@@ -107,5 +121,7 @@ async fn main() -> Result<()> {
         Command::Plan(args) => plan_cmd::run(args),
         Command::Keys { command } => keys_cmd::run(command),
         Command::Audit { command } => audit_cmd::run(command),
+        Command::Config { command } => config::cmd::run::<Cli>(&command, &parsed),
+        Command::Service { command } => service::run(command),
     }
 }

@@ -18,6 +18,10 @@ pub struct ServeArgs {
     /// "default", a model name from the store, a path to a GGUF file, or a Hugging
     /// Face model folder (config.json, safetensors, tokenizer.json).
     pub model: Option<String>,
+    /// Config file (TOML, a [serve] table keyed by these flags' long names); flags and
+    /// env (HEARTH_<FLAG>) override it. Default: $HEARTH_HOME/hearth.toml if it exists.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
     #[arg(long, default_value_t = 8000)]
