@@ -160,6 +160,10 @@ impl Engine {
         let Some(seq) = self.scheduler.seqs.get_mut(&id) else {
             return;
         };
+        if seq.constraint.as_ref().is_some_and(|c| c.is_finished()) {
+            // The constraint allows nothing more (a choice of ""): no token to sample.
+            return self.finish_seq(id, FinishReason::Stop);
+        }
         let p = &seq.params;
         let early = seq.num_generated() < p.min_tokens;
         let mut banned: Vec<u32> = Vec::new();
@@ -219,6 +223,14 @@ impl Engine {
             }
         } else if client_gone {
             self.apply(Command::Abort(id));
+        }
+    }
+
+    fn finish_seq(&mut self, id: SeqId, reason: FinishReason) {
+        if let Some(seq) = self.scheduler.remove(id) {
+            self.stats.finished_requests.fetch_add(1, Ordering::Relaxed);
+            let usage = usage(&seq);
+            let _ = seq.events.send(Event::Finished { reason, usage });
         }
     }
 

@@ -74,6 +74,21 @@ async fn batched_choice_and_regex_outputs_match_and_stop() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_constraint_that_allows_only_the_empty_output_stops_at_once() {
+    let f = start(config());
+    let compiler = ConstraintCompiler::new(&f.tokenizer).expect("compiler");
+    for (min_tokens, ignore_eos) in [(0, false), (3, false), (0, true)] {
+        let mut p = params(&compiler, ConstraintSpec::Choice(vec![String::new()]), 1);
+        p.min_tokens = min_tokens;
+        p.ignore_eos = ignore_eos;
+        let out = run(&f.engine, prompt(&f.tokenizer, "Say nothing:"), p).await;
+        assert_eq!(out.reason, FinishReason::Stop, "{out:?}");
+        assert_eq!(out.text, "", "{out:?}");
+    }
+    wait_idle(&f.engine).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn greedy_json_schema_parses() {
     let f = start(config());
     let compiler = ConstraintCompiler::new(&f.tokenizer).expect("compiler");
