@@ -36,7 +36,9 @@ pub fn forced_call_grammar(kind: ToolParserKind, tools: &[&FunctionTool]) -> Con
                 (format!("{{\"name\": \"{}\", \"parameters\": ", t.name), "}")
             }
             ToolParserKind::Mistral => (
-                format!("[TOOL_CALLS][{{\"name\": \"{}\", \"arguments\": ", t.name),
+                // No `[TOOL_CALLS]`: a special token, which text cannot spell; the parser
+                // takes an array that opens the answer as the calls.
+                format!("[{{\"name\": \"{}\", \"arguments\": ", t.name),
                 "}]",
             ),
         };

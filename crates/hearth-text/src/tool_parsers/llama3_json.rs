@@ -43,7 +43,7 @@ impl Default for Llama3Json {
 }
 
 impl Llama3Json {
-    fn to_text(&mut self, out: &mut ParserDelta) {
+    fn fall_back_to_text(&mut self, out: &mut ParserDelta) {
         out.text.push_str(&std::mem::take(&mut self.raw));
         out.text.push_str(&std::mem::take(&mut self.buf));
         self.mode = Mode::Text;
@@ -64,7 +64,7 @@ impl Llama3Json {
             self.scan = JsonScan::new('{');
             self.mode = Mode::Body;
         } else {
-            self.to_text(out);
+            self.fall_back_to_text(out);
         }
         true
     }
@@ -80,7 +80,7 @@ impl Llama3Json {
                 }
                 c if c.is_whitespace() => false,
                 _ => {
-                    self.to_text(out);
+                    self.fall_back_to_text(out);
                     true
                 }
             };
@@ -89,7 +89,7 @@ impl Llama3Json {
         match self.scan.feed(c) {
             Step::More => false,
             Step::Bad => {
-                self.to_text(out);
+                self.fall_back_to_text(out);
                 true
             }
             Step::Done => {
@@ -103,7 +103,7 @@ impl Llama3Json {
                         self.raw.clear();
                         self.mode = Mode::After;
                     }
-                    None => self.to_text(out),
+                    None => self.fall_back_to_text(out),
                 }
                 true
             }
@@ -135,7 +135,7 @@ impl ToolParser for Llama3Json {
                             break;
                         }
                     }
-                    // to_text may have put the rest in `out` already.
+                    // fall_back_to_text may have put the rest in `out` already.
                     if self.mode != Mode::Text {
                         self.buf = buf[used..].to_string();
                     } else {
@@ -155,10 +155,10 @@ impl ToolParser for Llama3Json {
             // Whitespace after the last call is not content.
             Mode::After => self.raw.clear(),
             Mode::Start if self.next_index > 0 && self.raw.trim() == ";" => self.raw.clear(),
-            _ => self.to_text(&mut out),
+            _ => self.fall_back_to_text(&mut out),
         }
         if self.mode != Mode::Text {
-            self.to_text(&mut out);
+            self.fall_back_to_text(&mut out);
         }
         out
     }

@@ -1,5 +1,7 @@
 //! Mistral (v3 tokenizer models): `[TOOL_CALLS][{"name": "f", "arguments": {...}}, ...]`.
-//! Text before the marker is content; the array holds every call of the turn.
+//! Text before the marker is content; the array holds every call of the turn. The
+//! marker is a special token that detokenized text usually leaves out, so an array
+//! that opens the answer is read as calls too (and given back as text if it is none).
 
 use serde_json::Value;
 
@@ -12,7 +14,7 @@ pub struct Mistral(Wrapped);
 
 impl Default for Mistral {
     fn default() -> Self {
-        Mistral(Wrapped::new(OPEN, '[', None, parse))
+        Mistral(Wrapped::new(OPEN, '[', None, parse).with_bare_start())
     }
 }
 

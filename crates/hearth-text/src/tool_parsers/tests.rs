@@ -182,6 +182,14 @@ fn mistral_array_of_calls() {
     let p = assert_stream_equals_whole(ToolParserKind::Mistral, text);
     assert_eq!(p.content, "Sure. ");
     assert_eq!(p.calls, vec![call("a", r#"{"x":1}"#), call("b", "{}")]);
+    // Without the marker (skipped as a special token): a leading array is the calls.
+    let bare = " [{\"name\": \"a\", \"arguments\": {}}]";
+    let p = assert_stream_equals_whole(ToolParserKind::Mistral, bare);
+    assert_eq!((p.calls, p.content.as_str()), (vec![call("a", "{}")], ""));
+    for text in ["[1, 2] are numbers", "  plain [x]", "[{\"name\": 1}]"] {
+        let p = assert_stream_equals_whole(ToolParserKind::Mistral, text);
+        assert_eq!((p.calls.len(), p.content.as_str()), (0, text));
+    }
     let bad = "[TOOL_CALLS][{\"name\": \"a\"}, 3]";
     let p = assert_stream_equals_whole(ToolParserKind::Mistral, bad);
     assert_eq!((p.calls.len(), p.content.as_str()), (0, bad));

@@ -30,6 +30,10 @@ pub struct Wrapped {
     scan: JsonScan,
     close_seen: usize,
     next_index: usize,
+    /// A value that opens the answer counts as a call without the marker (Mistral's
+    /// `[TOOL_CALLS]` is a special token, which detokenized text leaves out).
+    bare_start: bool,
+    at_start: bool,
 }
 
 impl Wrapped {
@@ -51,7 +55,32 @@ impl Wrapped {
             scan: JsonScan::new(open_char),
             close_seen: 0,
             next_index: 0,
+            bare_start: false,
+            at_start: true,
         }
+    }
+
+    /// Also takes a call value at the very start of the answer, without the marker.
+    pub fn with_bare_start(mut self) -> Self {
+        self.bare_start = true;
+        self
+    }
+
+    /// At the start with `bare_start`: Some(true) when a bare call begins, Some(false)
+    /// when the answer is text, None while only whitespace has come.
+    fn bare_call_begins(&mut self) -> Option<bool> {
+        let t = self.buf.trim_start();
+        if t.is_empty() {
+            return None;
+        }
+        self.at_start = false;
+        if !t.starts_with(self.open_char) {
+            return Some(false);
+        }
+        let ws = self.buf.len() - t.len();
+        self.start_call();
+        self.raw = self.buf.drain(..ws).collect();
+        Some(true)
     }
 
     fn start_call(&mut self) {
@@ -137,7 +166,14 @@ impl ToolParser for Wrapped {
         self.buf.push_str(text);
         let mut out = ParserDelta::default();
         while !self.buf.is_empty() {
+            if self.mode == Mode::Text && self.at_start && self.bare_start {
+                match self.bare_call_begins() {
+                    None => return out,
+                    Some(_) => continue,
+                }
+            }
             if self.mode == Mode::Text {
+                self.at_start = false;
                 match self.buf.find(self.open) {
                     Some(i) => {
                         out.text.push_str(&self.buf[..i]);
