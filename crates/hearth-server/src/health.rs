@@ -9,15 +9,23 @@ use serde_json::{json, Value};
 
 use crate::state::AppState;
 
+#[utoipa::path(get, path = "/health", tag = "Operations",
+    responses((status = 200, description = "Alive (and the audit log's state)")))]
 pub async fn health(State(st): State<Arc<AppState>>) -> Json<Value> {
     let mut v = json!({ "status": "ok" });
     if let Some(a) = &st.audit {
         // A failing audit log is reported, not hidden (fail-closed refuses /v1/*).
-        v["audit"] = json!(if a.status().is_failing() { "failing" } else { "ok" });
+        v["audit"] = json!(if a.status().is_failing() {
+            "failing"
+        } else {
+            "ok"
+        });
     }
     Json(v)
 }
 
+#[utoipa::path(get, path = "/stats", tag = "Operations",
+    responses((status = 200, description = "Engine counters as JSON (no request content)")))]
 pub async fn stats(State(st): State<Arc<AppState>>) -> Json<Value> {
     let mut v = stats_json(&st.engine.stats(), st.engine.max_model_len());
     if let Some(a) = &st.audit {

@@ -18,6 +18,7 @@ pub mod json;
 pub mod limits;
 pub mod metrics;
 pub mod openai;
+pub mod openapi;
 pub mod readiness;
 pub mod request_log;
 pub mod router;

@@ -12,6 +12,8 @@ use crate::state::AppState;
 
 /// Ready when the model is loaded (it is, once the server listens), the engine thread
 /// is alive, and the server is not draining for shutdown.
+#[utoipa::path(get, path = "/ready", tag = "Operations",
+    responses((status = 200, description = "Model loaded, engine running"), (status = 503, description = "Draining, engine stopped, or audit log failing")))]
 pub async fn ready(State(st): State<Arc<AppState>>) -> (StatusCode, Json<Value>) {
     let status = if st.draining.load(Ordering::SeqCst) {
         "draining"
@@ -29,6 +31,8 @@ pub async fn ready(State(st): State<Arc<AppState>>) -> (StatusCode, Json<Value>)
     )
 }
 
+#[utoipa::path(get, path = "/version", tag = "Operations",
+    responses((status = 200, description = "Version, git commit and model")))]
 pub async fn version(State(st): State<Arc<AppState>>) -> Json<Value> {
     Json(json!({
         "version": env!("CARGO_PKG_VERSION"),

@@ -4,40 +4,50 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
-use axum::routing::{get, post};
-use axum::Router;
+use axum::{Extension, Router};
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::anthropic::messages as anthropic;
 use crate::audit;
 use crate::error::ApiError;
-use crate::health::{health, stats};
-use crate::metrics::metrics;
-use crate::readiness::{ready, version};
+use crate::health;
+use crate::metrics;
 use crate::openai::{chat, completions, models, responses};
+use crate::openapi::{self, ApiDoc};
+use crate::readiness;
 use crate::state::AppState;
 use crate::track::track;
+use crate::web;
 
 pub fn router(state: AppState) -> Router {
     // The limit is enforced by the body extractor, whose rejection `ApiJson` turns
     // into a 413 in OpenAI's shape.
     let limit = DefaultBodyLimit::max(state.max_body_bytes);
     let state = Arc::new(state);
-    let app = Router::new()
-        .route("/v1/models", get(models::list))
-        .route("/v1/models/{model}", get(models::retrieve))
-        .route("/v1/chat/completions", post(chat::chat_completions))
-        .route("/v1/completions", post(completions::completions))
-        .route("/v1/responses", post(responses::create))
-        .route("/v1/messages", post(anthropic::messages))
-        .route("/v1/messages/count_tokens", post(anthropic::count_tokens))
-        .route("/health", get(health))
-        .route("/stats", get(stats))
-        .route("/ready", get(ready))
-        .route("/version", get(version))
-        .route("/metrics", get(metrics))
+    // Every route is registered with its OpenAPI annotation: served means documented.
+    let (app, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(models::list))
+        .routes(routes!(models::retrieve))
+        .routes(routes!(chat::chat_completions))
+        .routes(routes!(completions::completions))
+        .routes(routes!(responses::create))
+        .routes(routes!(anthropic::messages))
+        .routes(routes!(anthropic::count_tokens))
+        .routes(routes!(health::health))
+        .routes(routes!(health::stats))
+        .routes(routes!(readiness::ready))
+        .routes(routes!(readiness::version))
+        .routes(routes!(metrics::metrics))
+        .routes(routes!(openapi::openapi_json))
         // The web chat page and its assets (static; their API calls carry the key).
-        .merge(crate::web::routes())
+        .routes(routes!(web::index))
+        .routes(routes!(web::asset))
+        .split_for_parts();
+    let app = app
+        .layer(Extension(Arc::new(doc)))
         .fallback(|| async { ApiError::not_found("no such route") })
         // Inside auth (which sets a key's content logging): keeps the body when asked.
         .layer(middleware::from_fn_with_state(

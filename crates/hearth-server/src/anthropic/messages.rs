@@ -22,6 +22,21 @@ use crate::openai::types::{SamplingFields, StopField};
 use crate::state::AppState;
 
 /// `x-api-key` and `anthropic-version` are accepted and not checked (no auth yet).
+#[utoipa::path(post, path = "/v1/messages", tag = "Anthropic",
+    request_body = super::types::MessagesRequest,
+    params(
+        ("x-api-key" = Option<String>, Header, description = "API key (or Authorization: Bearer)"),
+        ("anthropic-version" = Option<String>, Header, description = "Accepted, not checked"),
+    ),
+    responses(
+        (status = 200, description = "A message object, or with `stream` an SSE stream of message events"),
+        (status = 400, description = "Invalid request (Anthropic error object)"),
+        (status = 401, description = "Missing or invalid API key"),
+        (status = 404, description = "Unknown model"),
+        (status = 413, description = "Request body too large"),
+        (status = 429, description = "Rate or concurrency limit of the key (Retry-After)"),
+        (status = 529, description = "Overloaded: the queue is full"),
+    ))]
 pub async fn messages(
     State(st): State<Arc<AppState>>,
     Extension(ctx): Extension<Arc<RequestContext>>,
@@ -63,6 +78,9 @@ pub async fn messages(
     Ok(Json(reply.finished(&out.text, out.finish, &out.token_ids, out.usage)).into_response())
 }
 
+#[utoipa::path(post, path = "/v1/messages/count_tokens", tag = "Anthropic",
+    request_body = super::types::PromptFields,
+    responses((status = 200, description = "`{\"input_tokens\": N}`"), (status = 400, description = "Invalid request")))]
 pub async fn count_tokens(
     State(st): State<Arc<AppState>>,
     AnthropicJson(req): AnthropicJson<PromptFields>,

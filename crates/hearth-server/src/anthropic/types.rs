@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 /// `system` and message `content`: a string or a list of content blocks.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum Content {
     Text(String),
@@ -14,7 +14,7 @@ pub enum Content {
 
 /// A content block: `text`, `tool_use` (assistant: id, name, input) or
 /// `tool_result` (user: tool_use_id, content, is_error).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
 pub struct ContentBlock {
     #[serde(rename = "type")]
     pub kind: String,
@@ -30,25 +30,26 @@ pub struct ContentBlock {
     pub tool_use_id: Option<String>,
     /// A tool result's content: a string or text blocks.
     #[serde(default)]
+    #[schema(no_recursion)]
     pub content: Option<Content>,
     #[serde(default)]
     pub is_error: Option<bool>,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
 pub struct MessageIn {
     pub role: String,
     pub content: Content,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
 pub struct Metadata {
     #[serde(default)]
     pub user_id: Option<String>,
 }
 
 /// What both endpoints read to build the prompt.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
 pub struct PromptFields {
     pub model: String,
     #[serde(default)]
@@ -63,7 +64,7 @@ pub struct PromptFields {
 }
 
 /// POST /v1/messages.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
 pub struct MessagesRequest {
     #[serde(flatten)]
     pub prompt: PromptFields,

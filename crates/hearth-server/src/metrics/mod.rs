@@ -107,6 +107,8 @@ fn record_engine(s: &StatsSnapshot) {
 }
 
 /// GET /metrics
+#[utoipa::path(get, path = "/metrics", tag = "Operations",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(st): State<Arc<AppState>>) -> impl IntoResponse {
     let body = st.metrics.render(&st.engine.stats());
     (

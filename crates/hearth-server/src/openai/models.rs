@@ -19,11 +19,16 @@ fn card(st: &AppState, name: &str) -> Value {
     })
 }
 
+#[utoipa::path(get, path = "/v1/models", tag = "OpenAI",
+    responses((status = 200, description = "The served model names (OpenAI list of models)")))]
 pub async fn list(State(st): State<Arc<AppState>>) -> Json<Value> {
     let data: Vec<Value> = st.model_names.iter().map(|n| card(&st, n)).collect();
     Json(json!({ "object": "list", "data": data }))
 }
 
+#[utoipa::path(get, path = "/v1/models/{model}", tag = "OpenAI",
+    params(("model" = String, Path, description = "A served model name")),
+    responses((status = 200, description = "The model"), (status = 404, description = "Unknown model")))]
 pub async fn retrieve(
     State(st): State<Arc<AppState>>,
     Path(model): Path<String>,

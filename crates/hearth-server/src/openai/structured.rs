@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::error::ApiError;
 
 /// The structured-output fields of a chat or completions request.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, utoipa::ToSchema)]
 pub struct StructuredFields {
     pub response_format: Option<Value>,
     pub guided_json: Option<Value>,
@@ -75,7 +75,9 @@ fn response_format(v: &Value) -> Result<Option<ConstraintSpec>, ApiError> {
     match kind {
         "text" => Ok(None),
         "json_object" => Ok(Some(ConstraintSpec::JsonObject)),
-        "json_schema" => json_schema(obj.get("json_schema")).map(Some),
+        "json_schema" => {
+            json_schema(obj.get("json_schema"), "response_format.json_schema", P).map(Some)
+        }
         other => Err(bad(
             P,
             format!(
@@ -85,27 +87,26 @@ fn response_format(v: &Value) -> Result<Option<ConstraintSpec>, ApiError> {
     }
 }
 
-/// `{"name": .., "schema": {..}, "strict": bool, "description": ..}`.
-fn json_schema(v: Option<&Value>) -> Result<ConstraintSpec, ApiError> {
-    const P: &str = "response_format";
+/// `{"name": .., "schema": {..}, "strict": bool, "description": ..}`; `at` is where
+/// these keys sit in the request (for messages), `param` the field named in errors.
+fn json_schema(
+    v: Option<&Value>,
+    at: &str,
+    param: &'static str,
+) -> Result<ConstraintSpec, ApiError> {
     let obj = v.and_then(Value::as_object).ok_or_else(|| {
         bad(
-            P,
-            "response_format.json_schema must be an object when type is json_schema",
+            param,
+            format!("{at} must be an object when type is json_schema"),
         )
     })?;
     if obj.get("name").is_some_and(|n| !n.is_string()) {
-        return Err(bad(P, "response_format.json_schema.name must be a string"));
+        return Err(bad(param, format!("{at}.name must be a string")));
     }
     let strict = match obj.get("strict") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
-        Some(_) => {
-            return Err(bad(
-                P,
-                "response_format.json_schema.strict must be a boolean",
-            ))
-        }
+        Some(_) => return Err(bad(param, format!("{at}.strict must be a boolean"))),
     };
     match obj.get("schema") {
         // No schema: any JSON object, as json_object.
@@ -114,11 +115,41 @@ fn json_schema(v: Option<&Value>) -> Result<ConstraintSpec, ApiError> {
             schema: schema.clone(),
             strict,
         }),
-        Some(_) => Err(bad(
-            P,
-            "response_format.json_schema.schema must be an object",
-        )),
+        Some(_) => Err(bad(param, format!("{at}.schema must be an object"))),
     }
+}
+
+/// The Responses API's `text: {"format": {"type": .., "name", "schema", "strict"}}`
+/// (the json_schema keys sit on the format itself).
+pub fn responses_text_format(text: Option<&Value>) -> Result<Option<FieldConstraint>, ApiError> {
+    const P: &str = "text";
+    let Some(text) = text.filter(|t| !t.is_null()) else {
+        return Ok(None);
+    };
+    let obj = text
+        .as_object()
+        .ok_or_else(|| bad(P, "text must be an object"))?;
+    let Some(format) = obj.get("format").filter(|f| !f.is_null()) else {
+        return Ok(None);
+    };
+    let kind = format
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad(P, "text.format.type must be a string"))?;
+    let spec = match kind {
+        "text" => return Ok(None),
+        "json_object" => ConstraintSpec::JsonObject,
+        "json_schema" => json_schema(Some(format), "text.format", P)?,
+        other => {
+            return Err(bad(
+                P,
+                format!(
+                    "text.format.type `{other}` is not supported (text, json_object, json_schema)"
+                ),
+            ))
+        }
+    };
+    Ok(Some((spec, P)))
 }
 
 /// One of vLLM's `guided_*` fields (also the keys of `structured_outputs`).

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// `stop`: one string or a list of them.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum StopField {
     One(String),
@@ -20,7 +20,7 @@ impl StopField {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, utoipa::ToSchema)]
 pub struct StreamOptions {
     #[serde(default)]
     pub include_usage: Option<bool>,
@@ -29,7 +29,7 @@ pub struct StreamOptions {
 /// Sampling fields shared by chat and completions (OpenAI names plus vLLM's extras).
 /// Integers are signed so that a negative value reaches validation and gets a clear
 /// message.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, utoipa::ToSchema)]
 pub struct SamplingFields {
     pub temperature: Option<f32>,
     pub top_p: Option<f32>,
@@ -63,14 +63,14 @@ impl SamplingFields {
 }
 
 /// Message content: a string, or a list of parts of which text parts are kept.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum MessageContent {
     Text(String),
     Parts(Vec<ContentPart>),
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
 pub struct ContentPart {
     #[serde(rename = "type")]
     pub kind: String,
@@ -78,7 +78,7 @@ pub struct ContentPart {
     pub text: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
 pub struct ChatMessageIn {
     pub role: String,
     #[serde(default)]
@@ -95,7 +95,7 @@ pub struct ChatMessageIn {
 
 /// `{"id", "type": "function", "function": {"name", "arguments"}}`; `arguments` is a
 /// JSON string in OpenAI's API (an object is accepted too).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
 pub struct ToolCallIn {
     #[serde(default)]
     pub id: Option<String>,
@@ -104,14 +104,14 @@ pub struct ToolCallIn {
     pub function: FunctionCallIn,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
 pub struct FunctionCallIn {
     pub name: String,
     #[serde(default)]
     pub arguments: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
 pub struct ChatCompletionRequest {
     pub model: String,
     pub messages: Vec<ChatMessageIn>,
@@ -121,6 +121,7 @@ pub struct ChatCompletionRequest {
     pub logprobs: Option<bool>,
     pub top_logprobs: Option<i64>,
     /// Extra chat-template variables (vLLM's name), e.g. Qwen3's `enable_thinking`.
+    #[schema(value_type = Option<Object>)]
     pub chat_template_kwargs: Option<serde_json::Map<String, serde_json::Value>>,
     /// Function tools (checked in `tools.rs`).
     pub tools: Option<Vec<serde_json::Value>>,
@@ -134,7 +135,7 @@ pub struct ChatCompletionRequest {
 }
 
 /// `prompt` of /v1/completions: text or token ids, alone or in a list of one.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum PromptField {
     Text(String),
@@ -143,7 +144,7 @@ pub enum PromptField {
     TokenLists(Vec<Vec<u32>>),
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
 pub struct CompletionRequest {
     pub model: String,
     pub prompt: PromptField,

@@ -56,11 +56,16 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/assets/{name}", get(asset))
 }
 
-async fn index() -> Response {
+#[utoipa::path(get, path = "/", tag = "Web chat",
+    responses((status = 200, description = "The chat page", content_type = "text/html")))]
+pub async fn index() -> Response {
     serve(&INDEX)
 }
 
-async fn asset(Path(name): Path<String>) -> Response {
+#[utoipa::path(get, path = "/assets/{name}", tag = "Web chat",
+    params(("name" = String, Path, description = "app.js, markdown.js or style.css")),
+    responses((status = 200, description = "The asset"), (status = 404, description = "No such asset")))]
+pub async fn asset(Path(name): Path<String>) -> Response {
     match ASSETS.iter().find(|a| a.name == name) {
         Some(a) => serve(a),
         None => ApiError::not_found(format!("no asset `{name}`")).into_response(),

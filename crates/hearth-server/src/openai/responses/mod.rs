@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 use self::reply::ResponseShape;
 use self::request::{to_messages, ResponsesRequest};
-use super::sampling::submit_with_fields;
+use super::sampling::submit_structured;
 use super::types::SamplingFields;
 use crate::context::RequestContext;
 use crate::error::ApiError;
@@ -24,6 +24,17 @@ use crate::generate::{chat_prompt_ids, collect, new_id};
 use crate::json::ApiJson;
 use crate::state::{unix_now, AppState};
 
+#[utoipa::path(post, path = "/v1/responses", tag = "OpenAI",
+    request_body = request::ResponsesRequest,
+    responses(
+        (status = 200, description = "A response object, or with `stream` an SSE stream of response.* events"),
+        (status = 400, description = "Invalid request (OpenAI error object)"),
+        (status = 401, description = "Missing or invalid API key"),
+        (status = 404, description = "Unknown model"),
+        (status = 413, description = "Request body too large"),
+        (status = 429, description = "Rate or concurrency limit of the key (Retry-After)"),
+        (status = 503, description = "Queue full, draining, or audit log failing (fail-closed)"),
+    ))]
 pub async fn create(
     State(st): State<Arc<AppState>>,
     Extension(ctx): Extension<Arc<RequestContext>>,
@@ -47,7 +58,8 @@ pub async fn create(
         ..SamplingFields::default()
     };
     let filled = st.generation_defaults.fill(&fields);
-    let stream = submit_with_fields(&st, &ctx, ids, &fields, None)?;
+    let constraint = super::structured::responses_text_format(req.text.as_ref())?;
+    let stream = submit_structured(&st, &ctx, ids, &fields, None, constraint)?;
     let store = req.store != Some(false);
     let shape = ResponseShape {
         id: new_id("resp"),

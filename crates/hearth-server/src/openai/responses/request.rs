@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::error::ApiError;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct ResponsesRequest {
     pub model: String,
     pub input: InputField,
@@ -25,7 +25,7 @@ pub struct ResponsesRequest {
     pub user: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum InputField {
     Text(String),
@@ -34,7 +34,7 @@ pub enum InputField {
 
 /// One input item: a message (`type` "message" or left out). Other item types are
 /// refused by `to_messages`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct InputItem {
     #[serde(rename = "type")]
     pub kind: Option<String>,
@@ -42,14 +42,14 @@ pub struct InputItem {
     pub content: Option<ItemContent>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum ItemContent {
     Text(String),
     Parts(Vec<ItemPart>),
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct ItemPart {
     #[serde(rename = "type")]
     pub kind: String,
