@@ -146,6 +146,26 @@ fn bad_config_files_are_errors_naming_file_and_key() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `# key = value` lines made active, except placeholders (`"..."`).
+fn uncomment_defaults(text: &str) -> String {
+    let is_key = |k: &str| {
+        !k.is_empty()
+            && k.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    };
+    text.lines()
+        .map(|l| {
+            match l
+                .strip_prefix("# ")
+                .and_then(|kv| kv.split_once(" = ").map(|(k, _)| (kv, k)))
+            {
+                Some((kv, k)) if is_key(k) && !kv.contains("\"...\"") => format!("{kv}\n"),
+                _ => format!("{l}\n"),
+            }
+        })
+        .collect()
+}
+
 #[test]
 fn example_config_lists_every_option_and_is_valid() {
     let dir = temp_dir("example");
@@ -161,30 +181,32 @@ fn example_config_lists_every_option_and_is_valid() {
             );
         }
     }
-    // Uncommenting every option that has a real default gives a valid file.
-    let active: String = example
-        .lines()
-        .map(|l| match l.strip_prefix("# ") {
-            Some(kv) if kv.contains(" = ") && !kv.contains("\"...\"") && !kv.starts_with('(') => kv,
-            _ => l,
-        })
-        .map(|l| format!("{l}\n"))
-        .collect();
-    let file = dir.join("active.toml");
-    std::fs::write(&file, &active).unwrap();
-    let out = ok_stdout(&hearth(
-        &["config", "check", "--config", file.to_str().unwrap()],
-        &[],
-        &dir,
-    ));
-    assert_line(&out, "port", "8000", "file");
-    // The committed hearth.example.toml is accepted as it stands.
+    // Uncommenting every option that has a real default gives a valid file, for the
+    // generated example and for the committed hearth.example.toml.
     let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../hearth.example.toml");
-    ok_stdout(&hearth(
-        &["config", "check", "--config", committed.to_str().unwrap()],
-        &[],
-        &dir,
-    ));
+    let committed =
+        std::fs::read_to_string(committed).expect("hearth.example.toml at the repo root");
+    for (name, text) in [("generated", &example), ("committed", &committed)] {
+        let active = uncomment_defaults(text);
+        let file = dir.join(format!("{name}.toml"));
+        std::fs::write(&file, &active).unwrap();
+        let out = ok_stdout(&hearth(
+            &["config", "check", "--config", file.to_str().unwrap()],
+            &[],
+            &dir,
+        ));
+        assert_line(&out, "port", "8000", "file");
+        assert_line(&out, "host", "\"127.0.0.1\"", "file");
+        let set = active
+            .lines()
+            .filter(|l| l.contains(" = ") && !l.starts_with('#'));
+        let from_file = out.lines().filter(|l| l.trim_end().ends_with("# file"));
+        assert_eq!(
+            set.count(),
+            from_file.count(),
+            "{name}: every active key applies:\n{out}"
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
