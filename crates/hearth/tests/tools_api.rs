@@ -10,6 +10,11 @@ use serde_json::{json, Value};
 
 /// Qwen2.5's chat template, written to a file for `--chat-template`.
 fn qwen_template() -> std::path::PathBuf {
+    family_template("qwen2.5")
+}
+
+/// A family's real chat template (hearth-text's fixture) in a file.
+fn family_template(family: &str) -> std::path::PathBuf {
     let fx = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../hearth-text/tests/fixtures/family_templates.json"
@@ -18,10 +23,10 @@ fn qwen_template() -> std::path::PathBuf {
         serde_json::from_str(&std::fs::read_to_string(fx).expect("fixture")).expect("json");
     let t = v["families"]
         .as_array()
-        .and_then(|f| f.iter().find(|f| f["family"] == "qwen2.5"))
+        .and_then(|f| f.iter().find(|f| f["family"] == family))
         .and_then(|f| f["template"].as_str())
-        .expect("qwen2.5 template");
-    let path = std::env::temp_dir().join(format!("hearth-qwen25-{}.jinja", std::process::id()));
+        .expect("family template");
+    let path = std::env::temp_dir().join(format!("hearth-{family}-{}.jinja", std::process::id()));
     std::fs::write(&path, t).expect("write template");
     path
 }
@@ -293,6 +298,34 @@ async fn anthropic_forced_tool_use_whole_and_streamed() {
     assert_eq!(input, block["input"], "streamed and whole agree");
     let md = &events[names.len() - 2].1;
     assert_eq!(md["delta"]["stop_reason"], "tool_use");
+}
+
+/// The Llama 3 path: Llama 3.2's template (tools in the first user message) and the
+/// llama3_json parser; a named tool_choice gives `{"name": .., "parameters": ..}`.
+#[tokio::test]
+async fn llama3_json_forced_call_end_to_end() {
+    let t = family_template("llama3.2");
+    let s = Server::start(&[
+        "--tool-call-parser",
+        "llama3_json",
+        "--chat-template",
+        t.to_str().expect("utf-8 path"),
+    ]);
+    let url = s.url("/v1/chat/completions");
+    let named = json!({"type": "function", "function": {"name": "get_weather"}});
+    let (status, v) = post(&url, &chat(named.clone(), false)).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["choices"][0]["finish_reason"], "tool_calls", "{v}");
+    let call = &v["choices"][0]["message"]["tool_calls"][0]["function"];
+    assert_eq!(call["name"], "get_weather", "{v}");
+    let args = assert_weather_args(call["arguments"].as_str().expect("arguments"));
+    let (chunks, _) = post_stream(&url, &chat(named, true)).await;
+    let (content, calls, finish) = fold(&chunks);
+    assert_eq!(
+        (content.as_str(), finish.as_str(), calls.len()),
+        ("", "tool_calls", 1)
+    );
+    assert_eq!(assert_weather_args(&calls[0].2), args);
 }
 
 #[test]
