@@ -363,3 +363,26 @@ async fn refused_requests_are_recorded_and_a_key_can_turn_on_content_logging() {
     assert_eq!(only.len(), 1);
     assert_eq!(only[0]["request_id"], l.request_id);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_leaves_mid_stream_is_recorded_as_not_completed() {
+    use futures::StreamExt;
+    let home = temp_home("left");
+    let s = serve(&home, &[]);
+    let body = chat(json!({"stream": true, "max_tokens": 200, "ignore_eos": true}));
+    let resp = reqwest::Client::new()
+        .post(s.url("/v1/chat/completions"))
+        .json(&body)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(resp.status().as_u16(), 200);
+    let id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+    let mut chunks = resp.bytes_stream();
+    chunks.next().await.expect("a first chunk").expect("bytes");
+    drop(chunks);
+    let rec = &wait_records(&home, &[&id])[0];
+    assert_eq!(rec["completed"], false, "{rec}");
+    assert_eq!(rec["status"], 200);
+    assert!(rec["completion_tokens"].as_u64().unwrap() < 200, "{rec}");
+}
