@@ -43,30 +43,10 @@ impl Default for Llama3Json {
 }
 
 impl Llama3Json {
+    /// Everything held since the last call is text, and so is the rest.
     fn fall_back_to_text(&mut self, out: &mut ParserDelta) {
         out.text.push_str(&std::mem::take(&mut self.raw));
-        out.text.push_str(&std::mem::take(&mut self.buf));
         self.mode = Mode::Text;
-    }
-
-    /// Start mode on the buffer; false when it must wait for more text.
-    fn start(&mut self, out: &mut ParserDelta) -> bool {
-        let t = self.buf.trim_start();
-        let ws = self.buf.len() - t.len();
-        if t.is_empty() || (PYTHON_TAG.starts_with(t) && t.len() < PYTHON_TAG.len()) {
-            return false;
-        }
-        if t.starts_with(PYTHON_TAG) {
-            self.raw.extend(self.buf.drain(..ws + PYTHON_TAG.len()));
-        } else if t.starts_with('{') {
-            self.raw.extend(self.buf.drain(..ws));
-            self.body.clear();
-            self.scan = JsonScan::new('{');
-            self.mode = Mode::Body;
-        } else {
-            self.fall_back_to_text(out);
-        }
-        true
     }
 
     /// One character of Body or After mode; true when the mode changed.
@@ -112,54 +92,72 @@ impl Llama3Json {
 }
 
 impl ToolParser for Llama3Json {
+    /// Each byte is looked at once (a partial `<|python_tag|>`: a few times) and the
+    /// input is never re-copied, so adversarial text costs linear time.
     fn push(&mut self, text: &str) -> ParserDelta {
-        self.buf.push_str(text);
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.push_str(text);
         let mut out = ParserDelta::default();
-        loop {
+        let mut pos = 0;
+        while pos < buf.len() {
+            let rest = &buf[pos..];
             match self.mode {
                 Mode::Text => {
-                    out.text.push_str(&std::mem::take(&mut self.buf));
-                    return out;
+                    out.text.push_str(rest);
+                    pos = buf.len();
                 }
                 Mode::Start => {
-                    if !self.start(&mut out) {
-                        return out;
+                    // Leading whitespace waits in `raw` (text unless a call follows).
+                    let t = rest.trim_start();
+                    self.raw.push_str(&rest[..rest.len() - t.len()]);
+                    pos = buf.len() - t.len();
+                    if t.is_empty() || (PYTHON_TAG.starts_with(t) && t.len() < PYTHON_TAG.len()) {
+                        break;
+                    }
+                    if t.starts_with(PYTHON_TAG) {
+                        self.raw.push_str(PYTHON_TAG);
+                        pos += PYTHON_TAG.len();
+                    } else if t.starts_with('{') {
+                        self.body.clear();
+                        self.scan = JsonScan::new('{');
+                        self.mode = Mode::Body;
+                    } else {
+                        self.fall_back_to_text(&mut out);
                     }
                 }
                 Mode::Body | Mode::After => {
-                    let buf = std::mem::take(&mut self.buf);
-                    let mut used = buf.len();
-                    for (i, c) in buf.char_indices() {
+                    let mut used = rest.len();
+                    for (i, c) in rest.char_indices() {
                         if self.step(c, &mut out) {
                             used = i + c.len_utf8();
                             break;
                         }
                     }
-                    // fall_back_to_text may have put the rest in `out` already.
-                    if self.mode != Mode::Text {
-                        self.buf = buf[used..].to_string();
-                    } else {
-                        out.text.push_str(&buf[used..]);
-                    }
-                    if self.buf.is_empty() {
-                        return out;
-                    }
+                    pos += used;
                 }
             }
         }
+        // What is left is a partial `<|python_tag|>`: a few bytes.
+        self.buf = buf.split_off(pos);
+        out
     }
 
     fn finish(&mut self) -> ParserDelta {
+        // Whitespace (and a last `;`) after the calls is not content.
+        let trailing = match self.mode {
+            Mode::After => true,
+            Mode::Start => {
+                self.next_index > 0 && self.raw.trim() == ";" && self.buf.trim().is_empty()
+            }
+            _ => false,
+        };
+        if trailing {
+            self.raw.clear();
+            self.buf.clear();
+        }
         let mut out = ParserDelta::default();
-        match self.mode {
-            // Whitespace after the last call is not content.
-            Mode::After => self.raw.clear(),
-            Mode::Start if self.next_index > 0 && self.raw.trim() == ";" => self.raw.clear(),
-            _ => self.fall_back_to_text(&mut out),
-        }
-        if self.mode != Mode::Text {
-            self.fall_back_to_text(&mut out);
-        }
+        self.fall_back_to_text(&mut out);
+        out.text.push_str(&std::mem::take(&mut self.buf));
         out
     }
 }

@@ -223,3 +223,47 @@ fn chosen_by_name_or_from_the_model() {
     assert_eq!(d(Some("llama"), "<|im_start|>{{ m.content }}"), None);
     assert_eq!(d(None, "[TOOL_CALLS]"), Some(ToolParserKind::Mistral));
 }
+
+/// Work is linear in the input (a complexity check, not a speed one): 4x the text may
+/// not take much more than 4x the time; a quadratic rescan takes 16x (the first
+/// version of these parsers did). Each input is many calls, failed calls or
+/// markers in one piece, or streamed whitespace.
+#[test]
+fn work_is_linear_in_the_input() {
+    type Make = fn(usize) -> String;
+    let cases: [(ToolParserKind, Make); 5] = [
+        (ToolParserKind::Hermes, |n| "<tool_call>".repeat(n)),
+        (ToolParserKind::Hermes, |n| {
+            "<tool_call>{\"name\": \"f\", \"arguments\": {}}</tool_call>".repeat(n / 4)
+        }),
+        (ToolParserKind::Llama3Json, |n| {
+            "{\"name\": \"f\", \"parameters\": {}}; ".repeat(n / 4)
+        }),
+        (ToolParserKind::Mistral, |n| " ".repeat(n * 10)),
+        (ToolParserKind::Llama3Json, |n| " ".repeat(n * 10)),
+    ];
+    for (kind, make) in cases {
+        let time = |n: usize| {
+            let text = make(n);
+            let start = std::time::Instant::now();
+            let mut p = kind.new_parser();
+            // Whole, then streamed in small pieces.
+            let whole = parse_whole(kind.new_parser().as_mut(), &text);
+            let mut all = ParserDelta::default();
+            for piece in text.as_bytes().chunks(7) {
+                all.extend(p.push(std::str::from_utf8(piece).expect("ascii")));
+            }
+            all.extend(p.finish());
+            assert_eq!(collect(all), whole);
+            start.elapsed().as_secs_f64()
+        };
+        // The fastest of three runs, so a busy machine does not decide it.
+        let best = |n| (0..3).map(|_| time(n)).fold(f64::MAX, f64::min);
+        let small = best(50_000).max(1e-3);
+        let big = best(200_000);
+        assert!(
+            big < small * 10.0,
+            "{kind:?}: 50k {small:.4}s, 200k {big:.4}s"
+        );
+    }
+}

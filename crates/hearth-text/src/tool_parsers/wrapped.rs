@@ -66,23 +66,6 @@ impl Wrapped {
         self
     }
 
-    /// At the start with `bare_start`: Some(true) when a bare call begins, Some(false)
-    /// when the answer is text, None while only whitespace has come.
-    fn bare_call_begins(&mut self) -> Option<bool> {
-        let t = self.buf.trim_start();
-        if t.is_empty() {
-            return None;
-        }
-        self.at_start = false;
-        if !t.starts_with(self.open_char) {
-            return Some(false);
-        }
-        let ws = self.buf.len() - t.len();
-        self.start_call();
-        self.raw = self.buf.drain(..ws).collect();
-        Some(true)
-    }
-
     fn start_call(&mut self) {
         self.mode = Mode::Body;
         self.raw = self.open.to_string();
@@ -162,51 +145,71 @@ impl Wrapped {
 }
 
 impl ToolParser for Wrapped {
+    /// Each byte is looked at once (held-back marker prefixes: a few times); the
+    /// input is never re-copied, so adversarial text costs linear time.
     fn push(&mut self, text: &str) -> ParserDelta {
-        self.buf.push_str(text);
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.push_str(text);
         let mut out = ParserDelta::default();
-        while !self.buf.is_empty() {
+        let mut pos = 0;
+        while pos < buf.len() {
+            let rest = &buf[pos..];
             if self.mode == Mode::Text && self.at_start && self.bare_start {
-                match self.bare_call_begins() {
-                    None => return out,
-                    Some(_) => continue,
+                // Leading whitespace waits in `raw`: it is the call's (dropped) or text.
+                let t = rest.trim_start();
+                self.raw.push_str(&rest[..rest.len() - t.len()]);
+                pos = buf.len() - t.len();
+                if t.is_empty() {
+                    break;
                 }
+                self.at_start = false;
+                if t.starts_with(self.open_char) {
+                    let lead = std::mem::take(&mut self.raw);
+                    self.start_call();
+                    self.raw = lead;
+                } else {
+                    out.text.push_str(&std::mem::take(&mut self.raw));
+                }
+                continue;
             }
             if self.mode == Mode::Text {
                 self.at_start = false;
-                match self.buf.find(self.open) {
+                match rest.find(self.open) {
                     Some(i) => {
-                        out.text.push_str(&self.buf[..i]);
-                        self.buf.drain(..i + self.open.len());
+                        out.text.push_str(&rest[..i]);
+                        pos += i + self.open.len();
                         self.start_call();
                     }
                     None => {
-                        let keep = held_back(&self.buf, self.open);
-                        let emit = self.buf.len() - keep;
-                        out.text.push_str(&self.buf[..emit]);
-                        self.buf.drain(..emit);
-                        return out;
+                        let emit = rest.len() - held_back(rest, self.open);
+                        out.text.push_str(&rest[..emit]);
+                        pos += emit;
+                        break;
                     }
                 }
                 continue;
             }
-            let mut used = self.buf.len();
-            let buf = std::mem::take(&mut self.buf);
-            for (i, c) in buf.char_indices() {
+            let mut used = rest.len();
+            for (i, c) in rest.char_indices() {
                 if self.step(c, &mut out) {
                     used = i + c.len_utf8();
                     break;
                 }
             }
-            self.buf = buf[used..].to_string();
+            pos += used;
         }
+        // What is left is a held-back marker prefix: a few bytes.
+        self.buf = buf.split_off(pos);
         out
     }
 
     fn finish(&mut self) -> ParserDelta {
         let mut out = ParserDelta::default();
         match self.mode {
-            Mode::Text => out.text.push_str(&std::mem::take(&mut self.buf)),
+            Mode::Text => {
+                out.text.push_str(&std::mem::take(&mut self.raw));
+                out.text.push_str(&std::mem::take(&mut self.buf));
+            }
             // The value is whole and only the closing marker is missing: a call.
             Mode::Close => self.complete(&mut out),
             Mode::Body => self.fail_to_text(&mut out, true),
