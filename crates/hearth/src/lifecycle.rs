@@ -12,17 +12,20 @@ pub struct LifecycleArgs {
     /// before they are aborted; the process exits 0 either way. E.g. 30, 30s, 500ms, 2m.
     #[arg(long, value_parser = parse_duration, default_value = "30s")]
     pub drain_timeout: Duration,
-    /// How long a client may take to send a request's header (from connecting, or
-    /// from the end of its previous response on a kept-alive connection, so idle
-    /// connections are closed after it too).
+    /// How long a client may take to send a request's header: from connecting, or
+    /// from the header's first byte on a kept-alive connection.
     #[arg(long, value_parser = parse_positive_duration, default_value = "10s")]
     pub header_timeout: Duration,
+    /// A kept-alive connection with no request for this long is closed.
+    #[arg(long, value_parser = parse_positive_duration, default_value = "60s")]
+    pub idle_timeout: Duration,
 }
 
 impl LifecycleArgs {
     pub fn options(&self) -> ServeOptions {
         ServeOptions {
             header_timeout: self.header_timeout,
+            idle_timeout: self.idle_timeout,
             drain_timeout: self.drain_timeout,
         }
     }

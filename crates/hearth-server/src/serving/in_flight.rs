@@ -51,15 +51,15 @@ impl Drop for InFlightGuard {
     }
 }
 
-/// A response body that holds its request's guard until hyper drops it (sent or
+/// A response body that holds its request's guards until hyper drops it (sent or
 /// abandoned).
-pub struct GuardedBody {
+pub struct GuardedBody<G> {
     inner: Body,
-    _guard: InFlightGuard,
+    _guard: G,
 }
 
-impl GuardedBody {
-    pub fn new(inner: Body, guard: InFlightGuard) -> GuardedBody {
+impl<G> GuardedBody<G> {
+    pub fn new(inner: Body, guard: G) -> GuardedBody<G> {
         GuardedBody {
             inner,
             _guard: guard,
@@ -67,7 +67,7 @@ impl GuardedBody {
     }
 }
 
-impl http_body::Body for GuardedBody {
+impl<G: Unpin> http_body::Body for GuardedBody<G> {
     type Data = Bytes;
     type Error = axum::Error;
 

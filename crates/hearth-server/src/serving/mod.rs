@@ -1,8 +1,9 @@
-//! The accept loop: hyper's HTTP/1 server with a header read timeout against slow
-//! clients, and a graceful drain on shutdown: readiness turns false at once, no new
-//! connection is accepted, requests in flight (streams included) finish within the
-//! drain timeout, and whatever is left then is aborted.
+//! The accept loop: hyper's HTTP/1 server with header and idle timeouts against slow
+//! clients (`conn.rs`), and a graceful drain on shutdown: readiness turns false at
+//! once, no new connection is accepted, requests in flight (streams included) finish
+//! within the drain timeout, and whatever is left then is aborted.
 
+mod conn;
 mod in_flight;
 
 use std::future::Future;
@@ -18,23 +19,27 @@ use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::Router;
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
+use hyper::service::Service;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
+use hyper_util::service::{TowerToHyperService, TowerToHyperServiceFuture};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio::time::{timeout, timeout_at, Instant};
 
+use conn::{watchdog, ActivityIo, ConnState};
 use in_flight::GuardedBody;
 pub use in_flight::InFlight;
 
 #[derive(Debug, Clone, Copy)]
 pub struct ServeOptions {
-    /// Longest time a client may take to send a request's header, counted from the
-    /// connection's start or the end of its previous response: a kept-alive
-    /// connection idle for this long is closed too.
+    /// Longest time a client may take to send a request's header, counted from
+    /// connecting (first request) or from the header's first byte (later ones).
     pub header_timeout: Duration,
+    /// A kept-alive connection with no request for this long is closed.
+    pub idle_timeout: Duration,
     /// Longest time in-flight requests get to finish after a shutdown signal.
     pub drain_timeout: Duration,
 }
@@ -43,6 +48,7 @@ impl Default for ServeOptions {
     fn default() -> Self {
         ServeOptions {
             header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
             drain_timeout: Duration::from_secs(30),
         }
     }
@@ -69,8 +75,10 @@ pub async fn serve(
         }))
     };
     let mut http = http1::Builder::new();
+    // The timeouts are conn.rs's: hyper's own header timer would also close idle
+    // kept-alive connections after the header timeout.
     http.timer(TokioTimer::new())
-        .header_read_timeout(opts.header_timeout)
+        .header_read_timeout(None)
         .keep_alive(true);
     let graceful = GracefulShutdown::new();
     let mut conns = JoinSet::new();
@@ -88,11 +96,20 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let svc = TowerToHyperService::new(app.clone());
-                let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), svc));
+                let state = ConnState::new();
+                let io = TokioIo::new(ActivityIo::new(stream, state.clone()));
+                let conn = graceful.watch(http.serve_connection(io, ConnService {
+                    app: TowerToHyperService::new(app.clone()),
+                    state: state.clone(),
+                }));
+                let slow = watchdog(state, opts.header_timeout, opts.idle_timeout);
                 conns.spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
+                    tokio::select! {
+                        ended = conn => if let Err(e) = ended {
+                            tracing::debug!(error = %e, "connection ended with an error");
+                        },
+                        // Dropping the connection closes it.
+                        _ = slow => tracing::debug!("closing a slow or idle connection"),
                     }
                 });
             }
@@ -123,13 +140,32 @@ pub async fn serve(
     Ok(())
 }
 
+/// The app, with the connection's state in each request's extensions.
+#[derive(Clone)]
+struct ConnService {
+    app: TowerToHyperService<Router>,
+    state: Arc<ConnState>,
+}
+
+impl Service<Request<Incoming>> for ConnService {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = TowerToHyperServiceFuture<Router, Request<Incoming>>;
+
+    fn call(&self, mut req: Request<Incoming>) -> Self::Future {
+        req.extensions_mut().insert(self.state.clone());
+        self.app.call(req)
+    }
+}
+
 async fn track_in_flight(
     req: Request,
     next: Next,
     in_flight: &Arc<InFlight>,
     draining: &AtomicBool,
 ) -> Response {
-    let guard = in_flight.enter();
+    let conn = req.extensions().get::<Arc<ConnState>>().map(|c| c.enter());
+    let guard = (in_flight.enter(), conn);
     let mut resp = next.run(req).await;
     if draining.load(Ordering::SeqCst) {
         // A request that came in on a kept-alive connection while draining is
