@@ -122,6 +122,6 @@ async fn main() -> Result<()> {
         Command::Keys { command } => keys_cmd::run(command),
         Command::Audit { command } => audit_cmd::run(command),
         Command::Config { command } => config::cmd::run::<Cli>(&command, &parsed),
-        Command::Service { command } => service::run(command),
+        Command::Service { command } => service::run::<Cli>(command),
     }
 }

@@ -408,6 +408,46 @@ fn service_install_refuses_bad_input() {
 }
 
 #[test]
+fn service_install_checks_the_config_it_will_use() {
+    let dir = temp_dir("install-config");
+    let cfg = dir.join("hearth.toml");
+    let c = cfg.to_str().unwrap();
+    std::fs::write(&cfg, "[serve]\nprot = 1\n").unwrap();
+    let o = hearth(
+        &["service", "install", "--systemd", "--print", "--config", c],
+        &[],
+        &dir,
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("serve.prot") && err.contains(c),
+        "{err}"
+    );
+    // Listening beyond loopback while the unit admits only localhost: a warning.
+    std::fs::write(&cfg, "[serve]\nhost = \"0.0.0.0\"\n").unwrap();
+    let o = hearth(
+        &["service", "install", "--systemd", "--print", "--config", c],
+        &[],
+        &dir,
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--allow-ip"));
+    let args = [
+        "service",
+        "install",
+        "--systemd",
+        "--print",
+        "--config",
+        c,
+        "--allow-ip",
+        "10.0.0.0/8",
+    ];
+    let o = hearth(&args, &[], &dir);
+    assert!(ok_stdout(&o).contains("IPAddressAllow=localhost 10.0.0.0/8\n"));
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("warning"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn launchd_plist_is_a_property_list_with_a_dedicated_user() {
     let dir = temp_dir("plist");
     let bin = env!("CARGO_BIN_EXE_hearth");

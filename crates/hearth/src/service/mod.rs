@@ -56,18 +56,41 @@ pub struct InstallArgs {
     pub output: Option<PathBuf>,
 }
 
-pub fn run(command: ServiceCommand) -> Result<()> {
+/// Runs a service command; `C` is the CLI, whose serve options check the config.
+pub fn run<C: clap::CommandFactory>(command: ServiceCommand) -> Result<()> {
+    let options = crate::config::serve_options(&crate::config::with_env(C::command()));
     match command {
-        ServiceCommand::Install(args) => install(&args),
+        ServiceCommand::Install(args) => install(&args, &options),
     }
 }
 
-fn install(args: &InstallArgs) -> Result<()> {
+/// Validates the config file when it exists here, and warns when it listens beyond
+/// loopback while the unit lets only localhost in.
+fn check_config(spec: &ServiceSpec, systemd: bool, options: &[clap::Arg]) -> Result<()> {
+    if !spec.config.is_file() {
+        return Ok(());
+    }
+    let file = crate::config::file::load(&spec.config, options)?;
+    let host = file.values.iter().find(|v| v.id == "host");
+    let local = ["127.0.0.1", "::1", "localhost"];
+    if let Some(h) = host.and_then(|h| h.values.first()) {
+        if systemd && spec.allow_ip.is_empty() && !local.contains(&h.as_str()) {
+            eprintln!(
+                "warning: {} sets host = {h:?}, but the unit admits only localhost (IPAddressAllow); add --allow-ip for remote clients",
+                spec.config.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn install(args: &InstallArgs, options: &[clap::Arg]) -> Result<()> {
     let binary = match &args.binary {
         Some(b) => b.clone(),
         None => std::env::current_exe().context("finding the hearth binary")?,
     };
     let spec = ServiceSpec::new(args, binary)?;
+    check_config(&spec, args.systemd, options)?;
     let (text, file_name, system_dir) = if args.systemd {
         (
             systemd::unit(&spec),

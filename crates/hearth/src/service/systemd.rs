@@ -78,7 +78,8 @@ pub fn unit(s: &ServiceSpec) -> String {
     }
     let _ = writeln!(u, "ReadWritePaths={home}");
     u += "Restart=on-failure\nRestartSec=5\n";
-    // SIGTERM starts a graceful drain; give in-flight requests time to finish.
+    // SIGTERM starts a graceful drain (--drain-timeout, 30s by default); SIGKILL
+    // comes only after this.
     u += "TimeoutStopSec=60\n\n# Hardening\n";
     for line in HARDENING {
         u += line;
