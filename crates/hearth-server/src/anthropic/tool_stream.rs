@@ -9,6 +9,7 @@ use hearth_text::tool_parsers::{ParserDelta, ToolParser, ToolParserKind};
 use serde_json::{json, Value};
 
 use super::tools::tool_use_id;
+use crate::openai::tool_stream::held_text;
 
 pub type Events = Vec<(&'static str, Value)>;
 
@@ -58,10 +59,7 @@ impl ToolBlocks {
 
     fn emit(&mut self, d: ParserDelta) -> Events {
         let mut ev = Vec::new();
-        let mut text = std::mem::take(&mut self.pending_ws);
-        text.push_str(&d.text);
-        let keep = text.trim_end().len();
-        self.pending_ws = text.split_off(keep);
+        let text = held_text(&mut self.pending_ws, &d.text);
         if !text.is_empty() {
             self.text(&text, &mut ev);
         }

@@ -71,6 +71,21 @@ pub struct ToolChunks {
     calls: usize,
 }
 
+/// The text to send now: `piece` after the held whitespace, up to its last
+/// non-whitespace character; trailing whitespace is held (appended, never re-copied,
+/// however much of it comes).
+pub(crate) fn held_text(pending_ws: &mut String, piece: &str) -> String {
+    let keep = piece.trim_end().len();
+    if keep == 0 {
+        pending_ws.push_str(piece);
+        return String::new();
+    }
+    let mut text = std::mem::take(pending_ws);
+    text.push_str(&piece[..keep]);
+    pending_ws.push_str(&piece[keep..]);
+    text
+}
+
 impl ToolChunks {
     pub fn new(inner: ChatChunks, kind: ToolParserKind, parallel: bool) -> Self {
         ToolChunks {
@@ -90,10 +105,7 @@ impl ToolChunks {
     /// Chunks for what the parser gave back; `logprobs` ride on the text chunk.
     fn emit(&mut self, d: ParserDelta, logprobs: Value) -> Vec<Value> {
         let mut out = Vec::new();
-        let mut text = std::mem::take(&mut self.pending_ws);
-        text.push_str(&d.text);
-        let keep = text.trim_end().len();
-        self.pending_ws = text.split_off(keep);
+        let text = held_text(&mut self.pending_ws, &d.text);
         if !text.is_empty() || !logprobs.is_null() {
             out.push(self.chunk(json!({ "content": text }), logprobs, None));
         }
