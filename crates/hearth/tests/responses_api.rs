@@ -3,13 +3,34 @@
 
 mod common;
 
-use common::{assert_error_shape, post, run_python_sdk_script, Server, MODEL_NAME};
+use common::{
+    assert_error_shape, family_template, post, run_python_sdk_script, Server, MODEL_NAME,
+};
 use serde_json::json;
 
 #[test]
 fn openai_python_sdk_responses() {
     let s = Server::start(&[]);
     let out = run_python_sdk_script("openai", "test_responses_sdk.py", &[&s.base]);
+    assert!(out.contains("ok"), "{out}");
+}
+
+/// Function tools: the model's template renders none, so the server runs with
+/// Qwen2.5's real template and the hermes parser (as tools_api.rs does).
+#[test]
+fn openai_python_sdk_responses_with_tools() {
+    let t = family_template("qwen2.5");
+    let s = Server::start(&[
+        "--tool-call-parser",
+        "hermes",
+        "--chat-template",
+        t.to_str().expect("utf-8 path"),
+    ]);
+    let out = run_python_sdk_script(
+        "openai",
+        "test_responses_tools_sdk.py",
+        &[&s.base, MODEL_NAME],
+    );
     assert!(out.contains("ok"), "{out}");
 }
 

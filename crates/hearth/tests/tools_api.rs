@@ -5,30 +5,12 @@
 
 mod common;
 
-use common::{post, post_stream, run_python_sdk_script, Server, MODEL_NAME};
+use common::{family_template, post, post_stream, run_python_sdk_script, Server, MODEL_NAME};
 use serde_json::{json, Value};
 
 /// Qwen2.5's chat template, written to a file for `--chat-template`.
 fn qwen_template() -> std::path::PathBuf {
     family_template("qwen2.5")
-}
-
-/// A family's real chat template (hearth-text's fixture) in a file.
-fn family_template(family: &str) -> std::path::PathBuf {
-    let fx = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../hearth-text/tests/fixtures/family_templates.json"
-    );
-    let v: Value =
-        serde_json::from_str(&std::fs::read_to_string(fx).expect("fixture")).expect("json");
-    let t = v["families"]
-        .as_array()
-        .and_then(|f| f.iter().find(|f| f["family"] == family))
-        .and_then(|f| f["template"].as_str())
-        .expect("family template");
-    let path = std::env::temp_dir().join(format!("hearth-{family}-{}.jinja", std::process::id()));
-    std::fs::write(&path, t).expect("write template");
-    path
 }
 
 fn tool_server() -> Server {

@@ -248,3 +248,21 @@ pub fn run_python_sdk_script(package: &str, script: &str, args: &[&str]) -> Stri
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// A family's real chat template (hearth-text's fixture) in a file.
+pub fn family_template(family: &str) -> std::path::PathBuf {
+    let fx = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../hearth-text/tests/fixtures/family_templates.json"
+    );
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(fx).expect("fixture")).expect("json");
+    let t = v["families"]
+        .as_array()
+        .and_then(|f| f.iter().find(|f| f["family"] == family))
+        .and_then(|f| f["template"].as_str())
+        .expect("family template");
+    let path = std::env::temp_dir().join(format!("hearth-{family}-{}.jinja", std::process::id()));
+    std::fs::write(&path, t).expect("write template");
+    path
+}

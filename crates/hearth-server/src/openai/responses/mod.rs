@@ -5,22 +5,24 @@ pub mod reply;
 pub mod request;
 pub mod store;
 pub mod stream;
+pub mod tools;
 
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use hearth_text::ChatMessage;
+use hearth_text::{ChatMessage, ToolCall};
 use serde_json::{json, Value};
 
 use self::reply::ResponseShape;
 use self::request::{to_messages, ResponsesRequest};
 use super::sampling::submit_structured;
+use super::tools::{forced_call, from_openai};
 use super::types::SamplingFields;
 use crate::context::RequestContext;
 use crate::error::ApiError;
-use crate::generate::{chat_prompt_ids, collect, new_id};
+use crate::generate::{chat_prompt_ids_tools, collect, new_id};
 use crate::json::ApiJson;
 use crate::state::{unix_now, AppState};
 
@@ -43,14 +45,17 @@ pub async fn create(
     st.check_model(&req.model)?;
     ctx.set_model(&req.model);
     ctx.set_subject(req.user.as_deref());
-    if req.tools.as_ref().is_some_and(|t| !t.is_empty()) {
-        return Err(ApiError::invalid_param(
-            "tools",
-            "tools are not supported on /v1/responses yet; use /v1/chat/completions",
-        ));
-    }
+    let chat_tools = tools::chat_tools(req.tools.as_deref().unwrap_or_default())?;
+    let choice = req.tool_choice.as_ref().map(tools::chat_tool_choice);
+    let tool_req = from_openai(Some(&chat_tools), choice.as_ref(), req.parallel_tool_calls)?;
+    let parser = match &tool_req {
+        Some(t) => t.parser(st.tool_parser)?,
+        None => None,
+    };
+    let parallel = tool_req.as_ref().is_none_or(|t| t.parallel);
     let conversation = conversation(&st, &req)?;
-    let ids = chat_prompt_ids(&st, &conversation, "")?;
+    let template_tools = tool_req.as_ref().map(|t| t.template_tools.as_slice());
+    let ids = chat_prompt_ids_tools(&st, &conversation, template_tools, "", &Default::default())?;
     let fields = SamplingFields {
         temperature: req.temperature,
         top_p: req.top_p,
@@ -58,7 +63,10 @@ pub async fn create(
         ..SamplingFields::default()
     };
     let filled = st.generation_defaults.fill(&fields);
-    let constraint = super::structured::responses_text_format(req.text.as_ref())?;
+    // A forced call's grammar wins over the text format (which still must be valid).
+    let format = super::structured::responses_text_format(req.text.as_ref())?;
+    let forced = forced_call(tool_req.as_ref(), parser).map(|spec| (spec, "tool_choice"));
+    let constraint = forced.or(format);
     let stream = submit_structured(&st, &ctx, ids, &fields, None, constraint)?;
     let store = req.store != Some(false);
     let shape = ResponseShape {
@@ -77,25 +85,55 @@ pub async fn create(
             .clone()
             .unwrap_or_else(|| json!({ "format": { "type": "text" } })),
         store,
+        tools: json!(req.tools.clone().unwrap_or_default()),
+        tool_choice: req.tool_choice.clone().unwrap_or_else(|| json!("auto")),
+        parallel_tool_calls: parallel,
     };
     let remember = {
         let st = st.clone();
         let id = shape.id.clone();
-        move |answer: &str| {
+        move |items: &[Value]| {
             if store {
                 let mut all = conversation;
-                all.push(ChatMessage::new("assistant", answer));
+                all.push(assistant_turn(items));
                 st.responses.put(id, all);
             }
         }
     };
     if req.stream == Some(true) {
-        return Ok(stream::sse_response(stream, shape, Box::new(remember)));
+        let parser = parser.map(|k| k.new_parser());
+        let on_done = Box::new(remember);
+        return Ok(stream::sse_response(
+            stream, shape, parser, parallel, on_done,
+        ));
     }
     let out = collect(stream).await?;
-    remember(&out.text);
-    let body: Value = shape.object(&out.text, Some((out.finish, out.usage)));
+    let items = tools::output_items(&out.text, parser, parallel, |t| shape.message_item(t, true));
+    remember(&items);
+    let body: Value = shape.object(&items, Some((out.finish, out.usage)));
     Ok(Json(body).into_response())
+}
+
+/// The assistant turn a response's output items make (for `previous_response_id`).
+fn assistant_turn(items: &[Value]) -> ChatMessage {
+    let text: String = (items.iter())
+        .filter(|i| i["type"] == "message")
+        .filter_map(|i| i["content"][0]["text"].as_str())
+        .collect();
+    let calls: Vec<ToolCall> = (items.iter())
+        .filter(|i| i["type"] == "function_call")
+        .map(|i| {
+            let args = i["arguments"].as_str().unwrap_or("{}");
+            let args = serde_json::from_str(args).unwrap_or_else(|_| json!(args));
+            let name = i["name"].as_str().unwrap_or_default();
+            ToolCall::function(i["call_id"].as_str().map(str::to_string), name, args)
+        })
+        .collect();
+    if calls.is_empty() {
+        ChatMessage::new("assistant", text)
+    } else {
+        ChatMessage::assistant_tool_calls(text, calls)
+    }
 }
 
 /// The earlier response's conversation (if any), then the instructions as a system

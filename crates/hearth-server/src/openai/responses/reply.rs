@@ -18,6 +18,10 @@ pub struct ResponseShape {
     pub metadata: Value,
     pub text: Value,
     pub store: bool,
+    /// The request's tools and choice, echoed.
+    pub tools: Value,
+    pub tool_choice: Value,
+    pub parallel_tool_calls: bool,
 }
 
 impl ResponseShape {
@@ -37,20 +41,16 @@ impl ResponseShape {
         })
     }
 
-    /// The response object; `finished` is None while it runs.
-    pub fn object(&self, text: &str, finished: Option<(FinishReason, Usage)>) -> Value {
-        let (status, incomplete, output, usage) = match finished {
-            None => ("in_progress", Value::Null, json!([]), Value::Null),
-            Some((reason, usage)) => {
-                let (status, incomplete) = match reason {
-                    FinishReason::Length => {
-                        ("incomplete", json!({ "reason": "max_output_tokens" }))
-                    }
-                    _ => ("completed", Value::Null),
-                };
-                let item = self.message_item(text, true);
-                (status, incomplete, json!([item]), usage_json(usage))
-            }
+    /// The response object with its output items; `finished` is None while it runs.
+    pub fn object(&self, output: &[Value], finished: Option<(FinishReason, Usage)>) -> Value {
+        let (status, incomplete, usage) = match finished {
+            None => ("in_progress", Value::Null, Value::Null),
+            Some((reason, usage)) if super::tools::incomplete(reason, output) => (
+                "incomplete",
+                json!({ "reason": "max_output_tokens" }),
+                usage_json(usage),
+            ),
+            Some((_, usage)) => ("completed", Value::Null, usage_json(usage)),
         };
         json!({
             "id": self.id,
@@ -63,14 +63,14 @@ impl ResponseShape {
             "max_output_tokens": self.max_output_tokens,
             "model": self.model,
             "output": output,
-            "parallel_tool_calls": true,
+            "parallel_tool_calls": self.parallel_tool_calls,
             "previous_response_id": self.previous_response_id,
             "reasoning": { "effort": null, "summary": null },
             "store": self.store,
             "temperature": self.temperature,
             "text": self.text,
-            "tool_choice": "auto",
-            "tools": [],
+            "tool_choice": self.tool_choice,
+            "tools": self.tools,
             "top_p": self.top_p,
             "truncation": "disabled",
             "usage": usage,

@@ -1,6 +1,6 @@
 //! The body of POST /v1/responses and how its `input` becomes a conversation.
 
-use hearth_text::ChatMessage;
+use hearth_text::{ChatMessage, ToolCall};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -20,6 +20,8 @@ pub struct ResponsesRequest {
     /// Keep the response for `previous_response_id` (OpenAI's default: true).
     pub store: Option<bool>,
     pub tools: Option<Vec<Value>>,
+    pub tool_choice: Option<Value>,
+    pub parallel_tool_calls: Option<bool>,
     pub text: Option<Value>,
     pub metadata: Option<Value>,
     pub user: Option<String>,
@@ -32,14 +34,22 @@ pub enum InputField {
     Items(Vec<InputItem>),
 }
 
-/// One input item: a message (`type` "message" or left out). Other item types are
-/// refused by `to_messages`.
+/// One input item: a message (`type` "message" or left out), a `function_call` the
+/// model made earlier, or a `function_call_output` with its result. Other item
+/// types are refused by `to_messages`.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct InputItem {
     #[serde(rename = "type")]
     pub kind: Option<String>,
     pub role: Option<String>,
     pub content: Option<ItemContent>,
+    pub call_id: Option<String>,
+    pub name: Option<String>,
+    /// A call's arguments (JSON text).
+    pub arguments: Option<String>,
+    /// A call's result.
+    #[schema(value_type = Option<Object>)]
+    pub output: Option<Value>,
 }
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -67,7 +77,57 @@ pub fn to_messages(input: &InputField) -> Result<Vec<ChatMessage>, ApiError> {
     if items.is_empty() {
         return Err(ApiError::invalid_param("input", "input must not be empty"));
     }
-    items.iter().map(item_message).collect()
+    let mut msgs: Vec<ChatMessage> = Vec::new();
+    for item in items {
+        match item.kind.as_deref().unwrap_or("message") {
+            "function_call" => add_call(&mut msgs, item)?,
+            "function_call_output" => msgs.push(call_output(&msgs, item)?),
+            _ => msgs.push(item_message(item)?),
+        }
+    }
+    Ok(msgs)
+}
+
+/// A call joins the assistant turn of the calls just before it, or starts one.
+fn add_call(msgs: &mut Vec<ChatMessage>, item: &InputItem) -> Result<(), ApiError> {
+    let (Some(call_id), Some(name)) = (&item.call_id, &item.name) else {
+        return Err(ApiError::invalid_param(
+            "input",
+            "a function_call item needs call_id and name",
+        ));
+    };
+    let raw = item.arguments.clone().unwrap_or_default();
+    // Templates want the arguments as a mapping; text that is not JSON stays text.
+    let arguments = serde_json::from_str(&raw).unwrap_or(Value::String(raw));
+    let call = ToolCall::function(Some(call_id.clone()), name.clone(), arguments);
+    match msgs.last_mut() {
+        Some(m) if m.role == "assistant" && m.tool_calls.is_some() => {
+            m.tool_calls.get_or_insert_with(Vec::new).push(call)
+        }
+        _ => msgs.push(ChatMessage::assistant_tool_calls("", vec![call])),
+    }
+    Ok(())
+}
+
+/// A call's result, named after the call it answers.
+fn call_output(msgs: &[ChatMessage], item: &InputItem) -> Result<ChatMessage, ApiError> {
+    let Some(call_id) = &item.call_id else {
+        return Err(ApiError::invalid_param(
+            "input",
+            "a function_call_output item needs call_id",
+        ));
+    };
+    let name = (msgs.iter().rev())
+        .filter_map(|m| m.tool_calls.as_ref())
+        .flatten()
+        .find(|c| c.id.as_deref() == Some(call_id.as_str()))
+        .map(|c| c.function.name.clone());
+    let output = match &item.output {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    };
+    Ok(ChatMessage::tool_result(call_id.clone(), name, output))
 }
 
 fn item_message(item: &InputItem) -> Result<ChatMessage, ApiError> {
@@ -143,9 +203,29 @@ mod tests {
             serde_json::json!([{"role": "wizard", "content": "x"}]),
             serde_json::json!([{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}]),
             serde_json::json!([{"type": "reasoning", "summary": []}]),
+            serde_json::json!([{"type": "function_call", "name": "f"}]),
+            serde_json::json!([{"type": "function_call_output", "output": "x"}]),
         ] {
             let e = input(v).expect_err("refused");
             assert_eq!(e.status.as_u16(), 400);
         }
+    }
+
+    #[test]
+    fn calls_and_their_outputs_become_tool_turns() {
+        let m = input(serde_json::json!([
+            {"role": "user", "content": "weather?"},
+            {"type": "function_call", "call_id": "c1", "name": "get_weather", "arguments": "{\"city\":\"Paris\"}"},
+            {"type": "function_call", "call_id": "c2", "name": "get_time", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "c1", "output": "sunny"},
+        ]))
+        .expect("items");
+        assert_eq!(m.len(), 3);
+        let calls = m[1].tool_calls.as_ref().expect("calls");
+        assert_eq!(calls.len(), 2);
+        assert_eq!(calls[0].function.arguments["city"], "Paris");
+        assert_eq!(m[2].role, "tool");
+        assert_eq!(m[2].name.as_deref(), Some("get_weather"));
+        assert_eq!(m[2].content, "sunny");
     }
 }
