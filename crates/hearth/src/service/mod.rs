@@ -149,3 +149,6 @@ fn check_plain(what: &str, value: &str) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
