@@ -100,6 +100,25 @@ def main(base_url: str) -> None:
     )
     assert resp.choices[0].message.content in ("yes", "no"), resp
 
+    # The Responses API: text.format, and the SDK's parse helper on top of it.
+    resp = client.responses.create(
+        model=model,
+        input="Describe a city as JSON.",
+        temperature=1.0,
+        max_output_tokens=200,
+        text={"format": {"type": "json_schema", "name": "city", "schema": SCHEMA, "strict": True}},
+    )
+    data = json.loads(resp.output_text)
+    assert set(data) == {"city", "population", "capital"}, data
+    parsed = client.responses.parse(
+        model=model,
+        input="Describe a pet.",
+        temperature=1.0,
+        max_output_tokens=200,
+        text_format=Pet,
+    )
+    assert isinstance(parsed.output_parsed, Pet), parsed
+
     try:
         client.chat.completions.create(
             model=model,

@@ -148,3 +148,39 @@ fn more_than_one_constraint_is_400() {
     let v = json!({"guided_choice": ["a"], "guided_grammar": "start: \"a\""});
     assert_eq!(err_param(v), "guided_grammar");
 }
+
+#[test]
+fn responses_text_format() {
+    use super::responses_text_format as rtf;
+    assert_eq!(rtf(None).expect("ok"), None);
+    assert_eq!(
+        rtf(Some(&json!({"format": {"type": "text"}}))).expect("ok"),
+        None
+    );
+    assert_eq!(
+        rtf(Some(&json!({"format": {"type": "json_object"}}))).expect("ok"),
+        Some((ConstraintSpec::JsonObject, "text"))
+    );
+    let schema = json!({"type": "object"});
+    let t =
+        json!({"format": {"type": "json_schema", "name": "x", "schema": schema, "strict": true}});
+    assert_eq!(
+        rtf(Some(&t)).expect("ok"),
+        Some((
+            ConstraintSpec::JsonSchema {
+                schema,
+                strict: true
+            },
+            "text"
+        ))
+    );
+    for bad in [
+        json!("json"),
+        json!({"format": {"type": "xml"}}),
+        json!({"format": {"type": "json_schema", "schema": []}}),
+        json!({"format": {"type": "json_schema", "schema": {}, "strict": 1}}),
+    ] {
+        let e = rtf(Some(&bad)).expect_err("invalid");
+        assert_eq!(e.param.as_deref(), Some("text"), "{bad}");
+    }
+}
