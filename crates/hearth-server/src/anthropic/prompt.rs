@@ -90,10 +90,14 @@ fn user_blocks(
                 "{what}.{j}.tool_use_id: field required"
             )));
         };
-        let content = match &b.content {
+        let mut content = match &b.content {
             None => String::new(),
             Some(c) => text_of(c, &format!("{what}.{j}.content"))?,
         };
+        // Templates have no error flag: the model reads it in the result.
+        if b.is_error == Some(true) {
+            content.insert_str(0, "Error: ");
+        }
         let name = out
             .iter()
             .rev()
@@ -196,12 +200,17 @@ mod tests {
             {"role":"assistant","content":[{"type":"text","text":"Checking."},
               {"type":"tool_use","id":"toolu_1","name":"get_weather","input":{"city":"Oslo"}}]},
             {"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":[{"type":"text","text":"-3 C"}]},
+              {"type":"tool_result","tool_use_id":"toolu_2","is_error":true,"content":"timeout"},
               {"type":"text","text":"And tomorrow?"}]}]}"#,
         );
         let (m, prefill) = to_chat_messages(&p).unwrap();
         assert_eq!(prefill, "");
         let roles: Vec<_> = m.iter().map(|m| m.role.as_str()).collect();
-        assert_eq!(roles, ["user", "assistant", "tool", "user"]);
+        assert_eq!(roles, ["user", "assistant", "tool", "tool", "user"]);
+        assert_eq!(
+            (m[3].content.as_str(), m[3].name.as_deref()),
+            ("Error: timeout", None)
+        );
         assert_eq!(m[1].content, "Checking.");
         let call = &m[1].tool_calls.as_ref().unwrap()[0];
         assert_eq!(call.id.as_deref(), Some("toolu_1"));
@@ -214,7 +223,7 @@ mod tests {
             ),
             (Some("toolu_1"), Some("get_weather"), "-3 C")
         );
-        assert_eq!(m[3].content, "And tomorrow?");
+        assert_eq!(m[4].content, "And tomorrow?");
         for body in [
             r#"{"model":"m","messages":[{"role":"user","content":[{"type":"tool_result"}]}]}"#,
             r#"{"model":"m","messages":[{"role":"user","content":"x"},{"role":"assistant","content":[{"type":"tool_use","name":"f"}]}]}"#,
