@@ -38,6 +38,11 @@ pub const ASSETS: &[Asset] = &[
         body: include_bytes!("assets/app.js"),
     },
     Asset {
+        name: "api.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("assets/api.js"),
+    },
+    Asset {
         name: "markdown.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_bytes!("assets/markdown.js"),

@@ -47,6 +47,7 @@ async fn assets_have_their_types_and_headers() {
     let base = serve().await;
     let expected = [
         ("app.js", "text/javascript; charset=utf-8"),
+        ("api.js", "text/javascript; charset=utf-8"),
         ("markdown.js", "text/javascript; charset=utf-8"),
         ("style.css", "text/css; charset=utf-8"),
     ];
@@ -123,7 +124,7 @@ fn no_asset_names_another_host() {
 fn page_has_no_inline_script_or_style() {
     let html = std::str::from_utf8(INDEX.body).expect("utf-8");
     let scripts: Vec<&str> = html.split("<script").skip(1).collect();
-    assert_eq!(scripts.len(), 2, "{html}");
+    assert_eq!(scripts.len(), 3, "{html}");
     for s in scripts {
         assert!(s.starts_with(" src=\"/assets/"), "inline script: {s}");
         assert!(s.contains("></script>"), "{s}");
