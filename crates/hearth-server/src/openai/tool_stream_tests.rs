@@ -10,11 +10,12 @@ fn fmt() -> ChatChunks {
     }
 }
 
-/// Streams `pieces` and folds the chunks back the way the OpenAI SDK does.
-fn stream(
-    pieces: &[&str],
-    parallel: bool,
-) -> (String, Vec<(String, String, String)>, String, Vec<Value>) {
+/// (id, name, arguments) of a call.
+type Call = (String, String, String);
+
+/// Streams `pieces` and folds the chunks back the way the OpenAI SDK does:
+/// (content, calls, finish_reason, chunks).
+fn stream(pieces: &[&str], parallel: bool) -> (String, Vec<Call>, String, Vec<Value>) {
     let mut f = ToolChunks::new(fmt(), ToolParserKind::Hermes, parallel);
     let mut chunks = Vec::new();
     for p in pieces {
@@ -22,7 +23,7 @@ fn stream(
     }
     chunks.extend(f.finishing(FinishReason::Stop));
     let mut content = String::new();
-    let mut calls: Vec<(String, String, String)> = Vec::new();
+    let mut calls: Vec<Call> = Vec::new();
     let mut finish = String::new();
     for c in &chunks {
         let choice = &c["choices"][0];
