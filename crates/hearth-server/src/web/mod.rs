@@ -68,7 +68,7 @@ pub async fn index() -> Response {
 }
 
 #[utoipa::path(get, path = "/assets/{name}", tag = "Web chat",
-    params(("name" = String, Path, description = "app.js, markdown.js or style.css")),
+    params(("name" = String, Path, description = "app.js, api.js, markdown.js or style.css")),
     responses((status = 200, description = "The asset"), (status = 404, description = "No such asset")))]
 pub async fn asset(Path(name): Path<String>) -> Response {
     match ASSETS.iter().find(|a| a.name == name) {
