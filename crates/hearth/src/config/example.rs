@@ -24,7 +24,11 @@ pub fn render(options: &[Arg]) -> String {
             .get_long_help()
             .or(arg.get_help())
             .map(|h| h.to_string());
-        for line in help.iter().flat_map(|h| h.lines()) {
+        for line in help
+            .iter()
+            .flat_map(|h| h.lines())
+            .flat_map(|l| wrap(l, 86))
+        {
             out += &format!("# {line}\n").replace("# \n", "#\n");
         }
         let mut notes = vec![format!(
@@ -33,6 +37,15 @@ pub fn render(options: &[Arg]) -> String {
                 .map(|e| e.to_string_lossy().into_owned())
                 .unwrap_or_else(|| env_name(arg))
         )];
+        let choices: Vec<String> = arg
+            .get_possible_values()
+            .iter()
+            .filter(|v| !v.is_hide_set())
+            .map(|v| v.get_name().to_string())
+            .collect();
+        if !choices.is_empty() && !is_flag(arg) {
+            notes.push(format!("one of: {}", choices.join(", ")));
+        }
         if is_multi(arg) {
             notes.push("a list".into());
         }
@@ -57,4 +70,29 @@ pub fn render(options: &[Arg]) -> String {
         out += &format!("# {} = {value}\n", key_of(arg));
     }
     out
+}
+
+/// `text` in lines of at most `width` characters, broken at spaces.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = vec![String::new()];
+    for word in text.split(' ') {
+        let last = lines.last_mut().expect("one line at least");
+        if !last.is_empty() && last.len() + 1 + word.len() > width {
+            lines.push(word.to_string());
+        } else {
+            if !last.is_empty() {
+                last.push(' ');
+            }
+            last.push_str(word);
+        }
+    }
+    lines
+}
+
+#[cfg(test)]
+#[test]
+fn wrap_breaks_at_spaces() {
+    assert_eq!(wrap("aa bb cc", 5), ["aa bb", "cc"]);
+    assert_eq!(wrap("", 5), [""]);
+    assert_eq!(wrap("averylongword x", 4), ["averylongword", "x"]);
 }
