@@ -254,6 +254,17 @@ async fn model_and_endpoint_scopes_are_403() {
         .status,
         403
     );
+    // The listing shows a scoped key only its models.
+    let models = srv.url("/v1/models");
+    let a = send("GET", &models, &[("authorization", &bearer(&other))], None).await;
+    assert_eq!(
+        (a.status, a.body["data"].as_array().map(Vec::len)),
+        (200, Some(0)),
+        "{}",
+        a.body
+    );
+    let a = send("GET", &models, &[("authorization", &bearer(&this))], None).await;
+    assert_eq!(a.body["data"][0]["id"], MODEL_NAME, "{}", a.body);
     // A body whose model cannot be read is refused, not trusted.
     let a = send(
         "POST",

@@ -79,11 +79,7 @@ async fn admit(
         )));
     }
     if let Some(ctx) = req.extensions().get::<Arc<RequestContext>>() {
-        let mut f = ctx.fields();
-        f.key_name = Some(key.name.clone());
-        if key.log_content {
-            f.capture_output = true;
-        }
+        record_key(ctx, &key);
     }
     if access == Access::Admin && !key.admin {
         return Err(Refused::forbidden(format!(
@@ -103,6 +99,15 @@ async fn admit(
     let mut req = req;
     req.extensions_mut().insert(Arc::new(key));
     Ok((req, Some(held)))
+}
+
+/// The audit log and metrics learn who asked; a content-logging key turns capture on.
+fn record_key(ctx: &RequestContext, key: &KeyInfo) {
+    let mut f = ctx.fields();
+    f.key_name = Some(key.name.clone());
+    if key.log_content {
+        f.capture_output = true;
+    }
 }
 
 /// `Authorization: Bearer KEY`, else `x-api-key: KEY`.
@@ -210,6 +215,33 @@ where
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
+
+    #[test]
+    fn key_name_and_content_logging_go_into_the_context() {
+        let key = |log_content| KeyInfo {
+            id: 1,
+            name: "svc".into(),
+            prefix: "hth_x".into(),
+            models: vec![],
+            endpoints: vec![],
+            rpm: None,
+            max_concurrency: None,
+            expires_at: None,
+            admin: false,
+            log_content,
+            created_at: 0,
+            revoked_at: None,
+        };
+        let ctx = RequestContext::new("r".into(), "POST", "/v1/chat/completions");
+        record_key(&ctx, &key(false));
+        let f = ctx.snapshot();
+        assert_eq!(
+            (f.key_name.as_deref(), f.capture_output),
+            (Some("svc"), false)
+        );
+        record_key(&ctx, &key(true));
+        assert!(ctx.snapshot().capture_output);
+    }
 
     #[test]
     fn key_from_either_header() {

@@ -3,9 +3,10 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::Json;
+use axum::{Extension, Json};
 use serde_json::{json, Value};
 
+use crate::auth::KeyInfo;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -21,8 +22,17 @@ fn card(st: &AppState, name: &str) -> Value {
 
 #[utoipa::path(get, path = "/v1/models", tag = "OpenAI",
     responses((status = 200, description = "The served model names (OpenAI list of models)")))]
-pub async fn list(State(st): State<Arc<AppState>>) -> Json<Value> {
-    let data: Vec<Value> = st.model_names.iter().map(|n| card(&st, n)).collect();
+pub async fn list(
+    State(st): State<Arc<AppState>>,
+    key: Option<Extension<Arc<KeyInfo>>>,
+) -> Json<Value> {
+    // A key limited to some models sees only those.
+    let data: Vec<Value> = st
+        .model_names
+        .iter()
+        .filter(|n| key.as_ref().is_none_or(|k| k.allows_model(n)))
+        .map(|n| card(&st, n))
+        .collect();
     Json(json!({ "object": "list", "data": data }))
 }
 
