@@ -263,6 +263,8 @@ impl Engine {
             .store(self.scheduler.num_running() as u64, Ordering::Relaxed);
         s.waiting
             .store(self.scheduler.num_waiting() as u64, Ordering::Relaxed);
+        s.heartbeat_ms
+            .store(crate::stats::unix_ms(), Ordering::Relaxed);
     }
 }
 

@@ -176,6 +176,15 @@ impl EngineHandle {
         self.alive.load(Ordering::Relaxed)
     }
 
+    /// Alive, and either idle or through a loop pass within `stall` (a step that
+    /// never returns leaves work counted and the heartbeat old).
+    pub fn is_stepping(&self, stall: std::time::Duration) -> bool {
+        let s = self.stats.snapshot();
+        let idle = s.running == 0 && s.waiting == 0;
+        let age = crate::stats::unix_ms().saturating_sub(s.heartbeat_ms);
+        self.is_alive() && (idle || u128::from(age) < stall.as_millis())
+    }
+
     pub fn max_model_len(&self) -> usize {
         self.config.max_model_len
     }

@@ -24,6 +24,8 @@ pub struct EngineStats {
     pub aborted_requests: AtomicU64,
     /// Submits refused because the admission queue was full (503s).
     pub rejected_requests: AtomicU64,
+    /// Unix milliseconds of the engine loop's last pass (with the counts above).
+    pub heartbeat_ms: AtomicU64,
 }
 
 /// A plain copy of the counters at one moment.
@@ -44,6 +46,7 @@ pub struct StatsSnapshot {
     pub finished_requests: u64,
     pub aborted_requests: u64,
     pub rejected_requests: u64,
+    pub heartbeat_ms: u64,
 }
 
 impl EngineStats {
@@ -65,6 +68,15 @@ impl EngineStats {
             finished_requests: r(&self.finished_requests),
             aborted_requests: r(&self.aborted_requests),
             rejected_requests: r(&self.rejected_requests),
+            heartbeat_ms: r(&self.heartbeat_ms),
         }
     }
+}
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }

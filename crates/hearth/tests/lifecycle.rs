@@ -127,6 +127,12 @@ async fn sigterm_lets_eight_streams_finish_then_exits_zero() {
             .await
             .expect("every stream produces a first token");
     }
+    // Ready while working: the engine steps.
+    let (ready, conn) = tokio::task::spawn_blocking(move || (raw_get(&mut conn, "/ready").0, conn))
+        .await
+        .expect("raw client");
+    let mut conn = conn;
+    assert_eq!(ready, 200);
     signal(&s, "-TERM");
 
     // Readiness turns false at once; the request is served, the connection not kept.
@@ -231,11 +237,11 @@ fn slow_header_and_idle_connections_are_closed() {
     let mut conn = connect(&s);
     conn.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
         .expect("write");
-    assert_within(time_to_close(&mut conn), 800, 2500, "half a header");
+    assert_within(time_to_close(&mut conn), 800, 4000, "half a header");
 
     // Connected, nothing sent: the first header is due within the header timeout.
     let mut conn = connect(&s);
-    assert_within(time_to_close(&mut conn), 800, 2500, "silent connection");
+    assert_within(time_to_close(&mut conn), 800, 4000, "silent connection");
 
     // A finished request leaves an idle kept-alive connection: the idle timeout.
     let mut conn = connect(&s);
@@ -243,7 +249,7 @@ fn slow_header_and_idle_connections_are_closed() {
     assert_within(
         time_to_close(&mut conn),
         2500,
-        8000,
+        10000,
         "idle kept-alive connection",
     );
 
@@ -254,7 +260,7 @@ fn slow_header_and_idle_connections_are_closed() {
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(raw_get(&mut conn, "/health").0, 200);
     conn.write_all(b"GET /health HTTP/1.1\r\n").expect("write");
-    assert_within(time_to_close(&mut conn), 800, 2500, "slow second header");
+    assert_within(time_to_close(&mut conn), 800, 4000, "slow second header");
 
     // A long request is not cut by either timeout (the handler runs for longer).
     let mut conn = connect(&s);

@@ -203,11 +203,21 @@ async fn queue_rejections_and_aborts_are_counted() {
         .send()
         .await
         .expect("POST");
+    let status = resp.status().as_u16();
+    if status != 200 {
+        panic!("stream refused ({status}): {:?}", resp.text().await);
+    }
     let mut stream = resp.bytes_stream();
     use futures::StreamExt;
     let first = stream.next().await;
     assert!(matches!(first, Some(Ok(_))), "no first chunk");
     drop(stream);
+    // The first chunk may come before the engine has the request: wait for the abort.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while s.stats().await["aborted_requests"] != 1 {
+        assert!(std::time::Instant::now() < deadline, "no abort counted");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     s.wait_idle(30).await;
     let m = samples(&metrics_text(&s).await);
     assert_eq!(get(&m, "hearth_aborted_requests_total"), 1.0);
