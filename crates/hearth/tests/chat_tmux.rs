@@ -13,7 +13,8 @@ use common::Server;
 use serde_json::{json, Value};
 
 struct Tmux {
-    socket: String,
+    /// A private tmux server's socket, removed when dropped.
+    socket: PathBuf,
 }
 
 impl Tmux {
@@ -23,7 +24,8 @@ impl Tmux {
         static N: AtomicUsize = AtomicUsize::new(0);
         let n = N.fetch_add(1, Ordering::SeqCst);
         let t = Tmux {
-            socket: format!("hearth-chat-test-{}-{n}", std::process::id()),
+            socket: std::env::temp_dir()
+                .join(format!("hearth-chat-tmux-{}-{n}.sock", std::process::id())),
         };
         t.run(&[
             "new-session",
@@ -41,7 +43,8 @@ impl Tmux {
 
     fn run(&self, args: &[&str]) -> String {
         let out = Command::new("tmux")
-            .args(["-L", &self.socket])
+            .arg("-S")
+            .arg(&self.socket)
             .args(args)
             .output()
             .expect("running tmux");
@@ -94,8 +97,11 @@ impl Tmux {
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
+            .arg("-S")
+            .arg(&self.socket)
+            .arg("kill-server")
             .output();
+        let _ = std::fs::remove_file(&self.socket);
     }
 }
 
