@@ -3,13 +3,16 @@
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, StatusCode, Uri};
 use axum::middleware;
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Router};
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::anthropic::error::AnthropicError;
 use crate::anthropic::messages as anthropic;
 use crate::audit;
 use crate::error::ApiError;
@@ -49,6 +52,7 @@ pub fn router(state: AppState) -> Router {
     let app = app
         .layer(Extension(Arc::new(doc)))
         .fallback(|| async { ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(method_not_allowed)
         // Inside auth (which sets a key's content logging): keeps the body when asked.
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -67,4 +71,18 @@ pub fn router(state: AppState) -> Router {
         // Outermost: every request, even one refused by an inner layer, is tracked.
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)
+}
+
+/// A known route asked with another method: 405 in the error shape of the route's API.
+async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    let e = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request_error",
+        format!("{method} is not allowed on {}", uri.path()),
+    );
+    if uri.path().starts_with("/v1/messages") {
+        AnthropicError::from(e).into_response()
+    } else {
+        e.into_response()
+    }
 }

@@ -51,6 +51,7 @@ pub struct Metadata {
 /// What both endpoints read to build the prompt.
 #[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
 pub struct PromptFields {
+    #[schema(example = "default")]
     pub model: String,
     #[serde(default)]
     pub system: Option<Content>,

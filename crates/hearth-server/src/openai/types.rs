@@ -113,6 +113,7 @@ pub struct FunctionCallIn {
 
 #[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
 pub struct ChatCompletionRequest {
+    #[schema(example = "default")]
     pub model: String,
     pub messages: Vec<ChatMessageIn>,
     #[serde(flatten)]
@@ -146,6 +147,7 @@ pub enum PromptField {
 
 #[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
 pub struct CompletionRequest {
+    #[schema(example = "default")]
     pub model: String,
     pub prompt: PromptField,
     #[serde(flatten)]

@@ -8,6 +8,7 @@ use crate::error::ApiError;
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct ResponsesRequest {
+    #[schema(example = "default")]
     pub model: String,
     pub input: InputField,
     /// A system message placed before everything else.
