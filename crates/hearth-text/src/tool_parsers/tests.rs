@@ -267,3 +267,69 @@ fn work_is_linear_in_the_input() {
         );
     }
 }
+
+/// Random texts built from the formats' own pieces (markers, braces, quotes,
+/// escapes, separators, valid calls): no parser panics, every chunking gives the
+/// whole parse, an answer without calls comes back as exactly its text, and every
+/// call's arguments are a JSON object.
+#[test]
+fn random_structural_text_never_breaks_the_parsers() {
+    const PIECES: [&str; 22] = [
+        "<tool_call>{\"name\": \"f\", \"arguments\": {}}</tool_call>",
+        "[TOOL_CALLS][{\"name\": \"h\", \"arguments\": {\"k\": [1]}}]",
+        "<tool_call>",
+        "</tool_call>",
+        "[TOOL_CALLS]",
+        "<|python_tag|>",
+        "{",
+        "}",
+        "[",
+        "]",
+        "\"",
+        "\\",
+        ":",
+        ",",
+        ";",
+        " ",
+        "\n",
+        "\"name\"",
+        "\"arguments\": {\"a\": 1}",
+        "{\"name\": \"f\", \"arguments\": {\"x\": \"}\"}}",
+        "{\"name\": \"g\", \"parameters\": {}}",
+        "é",
+    ];
+    let mut s = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    };
+    let mut with_calls = [0usize; 3];
+    for _ in 0..400 {
+        let n = 1 + (next() % 24) as usize;
+        let text: String = (0..n)
+            .map(|_| PIECES[(next() % PIECES.len() as u64) as usize])
+            .collect();
+        for (k, kind) in [
+            ToolParserKind::Hermes,
+            ToolParserKind::Llama3Json,
+            ToolParserKind::Mistral,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let p = assert_stream_equals_whole(kind, &text);
+            with_calls[k] += usize::from(!p.calls.is_empty());
+            if p.calls.is_empty() {
+                assert_eq!(p.content, text, "{kind:?}");
+            }
+            for c in &p.calls {
+                let v: Value = serde_json::from_str(&c.arguments).expect("arguments JSON");
+                assert!(v.is_object(), "{kind:?} {text:?}: {c:?}");
+            }
+        }
+    }
+    // The texts do reach the call paths, not only the text ones.
+    assert!(with_calls.iter().all(|&n| n >= 5), "{with_calls:?}");
+}
