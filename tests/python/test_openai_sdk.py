@@ -57,6 +57,8 @@ def main(base_url: str) -> None:
     )
     assert comp.choices[0].text and comp.usage.completion_tokens == 4, comp
 
+    check_n_seed_logprobs(client, model, messages)
+
     try:
         client.chat.completions.create(model="no-such-model", messages=messages)
         raise AssertionError("unknown model accepted")
@@ -68,6 +70,49 @@ def main(base_url: str) -> None:
     except openai.BadRequestError:
         pass
     print("openai SDK checks passed")
+
+
+def check_n_seed_logprobs(client, model, messages) -> None:
+    """n=3 with a seed: three indexed choices that a second request reproduces;
+    logprobs are log-probabilities (<= 0), the chosen token is among its top
+    alternatives, and the alternatives' probabilities sum to at most 1."""
+    import math
+
+    kw = dict(model=model, messages=messages, temperature=1.0, max_tokens=8, seed=42)
+    a = client.chat.completions.create(n=3, **kw)
+    b = client.chat.completions.create(n=3, **kw)
+    assert [c.index for c in a.choices] == [0, 1, 2], a.choices
+    texts = [c.message.content for c in a.choices]
+    assert texts == [c.message.content for c in b.choices], (texts, b.choices)
+    assert len(set(texts)) > 1, texts
+    assert a.usage.completion_tokens <= 24, a.usage
+
+    r = client.chat.completions.create(
+        model=model, messages=messages, temperature=0, max_tokens=6, logprobs=True, top_logprobs=5
+    )
+    content = r.choices[0].logprobs.content
+    assert len(content) == r.usage.completion_tokens, (content, r.usage)
+    for t in content:
+        assert t.logprob <= 0.0, t
+        tops = t.top_logprobs
+        assert len(tops) == 5, tops
+        assert [x.logprob for x in tops] == sorted((x.logprob for x in tops), reverse=True), tops
+        # Greedy: the chosen token is the most likely one.
+        assert t.token == tops[0].token and abs(t.logprob - tops[0].logprob) < 1e-4, t
+        total = sum(math.exp(x.logprob) for x in tops)
+        assert 0.0 < total <= 1.0 + 1e-4, total
+        assert bytes(t.bytes).decode("utf-8", "replace") == t.token or t.bytes, t
+    text = "".join(t.token for t in content)
+    assert text == r.choices[0].message.content, (text, r.choices[0].message.content)
+
+    c = client.completions.create(
+        model=model, prompt="The sky is", max_tokens=4, temperature=0, logprobs=3, n=2, seed=1
+    )
+    assert len(c.choices) == 2 and c.choices[0].text == c.choices[1].text, c.choices
+    lp = c.choices[0].logprobs
+    assert len(lp.tokens) == len(lp.token_logprobs) == 4, lp
+    assert all(x <= 0.0 for x in lp.token_logprobs), lp
+    assert all(len(t) <= 3 for t in lp.top_logprobs), lp
 
 
 if __name__ == "__main__":
