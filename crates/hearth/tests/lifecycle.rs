@@ -166,7 +166,7 @@ async fn sigterm_lets_eight_streams_finish_then_exits_zero() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn drain_timeout_aborts_what_is_left_and_exits_zero() {
+async fn sigint_drain_timeout_aborts_what_is_left_and_exits_zero() {
     let mut s = Server::start(&["--drain-timeout", "1s"]);
     let url = s.url("/v1/chat/completions");
     let (tx, mut rx) = tokio::sync::mpsc::channel(1);
@@ -189,7 +189,8 @@ async fn drain_timeout_aborts_what_is_left_and_exits_zero() {
         .await
         .expect("first chunk");
     let t0 = Instant::now();
-    signal(&s, "-TERM");
+    // Ctrl-C drains like SIGTERM.
+    signal(&s, "-INT");
     let status = tokio::task::spawn_blocking(move || s.wait_exit(30))
         .await
         .expect("wait")
