@@ -8,6 +8,7 @@ use hearth_engine::SamplingParams;
 use serde_json::Value;
 
 use crate::error::ApiError;
+use crate::openai::tools::ToolRequest;
 use crate::openai::types::SamplingFields;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -110,6 +111,15 @@ impl RequestLimits {
                     self.max_tools
                 ),
             ));
+        }
+        Ok(())
+    }
+
+    /// The tool count and every tool's parameter schema.
+    pub fn check_tool_request(&self, tools: &ToolRequest) -> Result<(), ApiError> {
+        self.check_tools(tools.functions.len())?;
+        for f in &tools.functions {
+            self.check_schema("tools", &f.parameters)?;
         }
         Ok(())
     }

@@ -104,3 +104,61 @@ async fn prompt_output_and_n_limits() {
     .await;
     assert_eq!(a.status, 200, "{}", a.body);
 }
+
+#[tokio::test]
+async fn tool_count_and_schema_limits() {
+    let home = Home::new("limits-schema");
+    let srv = home.serve(&["--max-tools", "1", "--max-schema-depth", "4"]);
+    let tool = |name: &str| {
+        json!({"type": "function", "function": {"name": name,
+        "parameters": {"type": "object", "properties": {"a": {"type": "string"}}}}})
+    };
+    let msgs = json!([{"role": "user", "content": "hi"}]);
+    let chat = srv.url("/v1/chat/completions");
+
+    let two = json!({"model": MODEL_NAME, "messages": msgs, "tools": [tool("f"), tool("g")]});
+    let a = send("POST", &chat, &[], Some(&two)).await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert_error_shape(&a.body);
+    assert_eq!(a.body["error"]["param"], "tools");
+
+    // depth 5: object > properties > a > properties > b
+    let deep = json!({"type": "object", "properties": {"a": {"type": "object",
+        "properties": {"b": {"type": "string"}}}}});
+    let deep_tool = json!({"type": "function", "function": {"name": "f", "parameters": deep}});
+    let a = send(
+        "POST",
+        &chat,
+        &[],
+        Some(&json!({"model": MODEL_NAME, "messages": msgs, "tools": [deep_tool]})),
+    )
+    .await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert_eq!(a.body["error"]["param"], "tools");
+    let rf = json!({"type": "json_schema", "json_schema": {"name": "x", "schema": deep}});
+    let a = send(
+        "POST",
+        &chat,
+        &[],
+        Some(&json!({"model": MODEL_NAME, "messages": msgs, "response_format": rf})),
+    )
+    .await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert_eq!(a.body["error"]["param"], "response_format");
+    assert!(a.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("at most 4"));
+
+    // Anthropic tools count too, in Anthropic's shape.
+    let t = |n: &str| json!({"name": n, "input_schema": {"type": "object"}});
+    let m =
+        json!({"model": MODEL_NAME, "max_tokens": 4, "messages": msgs, "tools": [t("f"), t("g")]});
+    let a = send("POST", &srv.url("/v1/messages"), &[], Some(&m)).await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert_anthropic_error(&a.body, "invalid_request_error");
+
+    // Within the limits the same server answers.
+    let ok = json!({"model": MODEL_NAME, "messages": msgs, "max_tokens": 2});
+    assert_eq!(send("POST", &chat, &[], Some(&ok)).await.status, 200);
+}

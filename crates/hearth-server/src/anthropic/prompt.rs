@@ -18,6 +18,9 @@ pub fn prompt(
 ) -> Result<(Vec<u32>, Option<ToolRequest>), AnthropicError> {
     st.check_model(&p.model)?;
     let tools = from_anthropic(p.tools.as_deref(), p.tool_choice.as_ref())?;
+    if let Some(t) = &tools {
+        st.limits.check_tool_request(t)?;
+    }
     let (messages, prefill) = to_chat_messages(p)?;
     let template_tools = tools.as_ref().map(|t| t.template_tools.as_slice());
     let kwargs = serde_json::Map::new();

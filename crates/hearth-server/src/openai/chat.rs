@@ -48,6 +48,9 @@ pub async fn chat_completions(
         req.tool_choice.as_ref(),
         req.parallel_tool_calls,
     )?;
+    if let Some(t) = &tools {
+        st.limits.check_tool_request(t)?;
+    }
     let parser = match &tools {
         Some(t) => t.parser(st.tool_parser)?,
         None => None,

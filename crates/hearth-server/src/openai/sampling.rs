@@ -71,6 +71,9 @@ pub fn structured_params(
     let filled = st.generation_defaults.fill(f);
     st.limits.check_n(filled.n.unwrap_or(1))?;
     let mut params = to_params(&filled, logprobs, prompt_len, st.engine.max_model_len())?;
+    if let Some((ConstraintSpec::JsonSchema { schema, .. }, param)) = &constraint {
+        st.limits.check_schema(param, schema)?;
+    }
     if let Some((spec, param)) = &constraint {
         params.constraint = Some(st.constraints.compile(spec, param)?);
     }

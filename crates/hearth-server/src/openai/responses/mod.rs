@@ -48,6 +48,9 @@ pub async fn create(
     let chat_tools = tools::chat_tools(req.tools.as_deref().unwrap_or_default())?;
     let choice = req.tool_choice.as_ref().map(tools::chat_tool_choice);
     let tool_req = from_openai(Some(&chat_tools), choice.as_ref(), req.parallel_tool_calls)?;
+    if let Some(t) = &tool_req {
+        st.limits.check_tool_request(t)?;
+    }
     let parser = match &tool_req {
         Some(t) => t.parser(st.tool_parser)?,
         None => None,
