@@ -188,6 +188,16 @@ impl Store {
         }))
     }
 
+    /// The stored model `name` with its file checked against the manifest's SHA-256
+    /// (what `serve` loads): a mismatch is an error naming the file.
+    pub fn verified(&self, name: &str) -> Result<Option<StoredModel>> {
+        let Some(m) = self.get(name)? else {
+            return Ok(None);
+        };
+        crate::integrity::verify(&m.path, &m.sha256)?;
+        Ok(Some(m))
+    }
+
     /// All stored models, sorted by name. Folders without a manifest are skipped.
     pub fn list(&self) -> Result<Vec<StoredModel>> {
         let dir = self.home.join("models");

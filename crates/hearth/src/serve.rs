@@ -59,9 +59,9 @@ pub struct ServeArgs {
     #[arg(long, value_parser = parse_size)]
     pub memory: Option<u64>,
     #[command(flatten)]
-    pub tools: crate::tool_args::ToolArgs,
-    #[command(flatten)]
     pub lifecycle: crate::lifecycle::LifecycleArgs,
+    #[command(flatten)]
+    pub tools: crate::tool_args::ToolArgs,
     #[command(flatten)]
     pub exposure: crate::exposure::ExposureArgs,
     #[command(flatten)]
@@ -102,18 +102,33 @@ fn resolve_model(arg: Option<&str>) -> Result<(PathBuf, String)> {
         return Ok((as_path.to_path_buf(), name));
     }
     let store = Store::open(Store::default_home()?)?;
-    if arg == "default" {
-        return Ok((
-            crate::pull::ensure_default(&store)?,
-            DEFAULT_MODEL.to_string(),
-        ));
-    }
-    match store.resolve(arg) {
-        Ok(path) => Ok((path, arg.to_string())),
-        Err(_) if find_known(arg).is_some() => {
-            Ok((crate::pull::pull(&store, arg)?, arg.to_string()))
+    // A stored model is loaded only if it still has its manifest's hash: a file
+    // changed on disk is refused, never silently served (or silently replaced).
+    let (stored_name, served) = if arg == "default" {
+        (DEFAULT_MODEL.to_string(), DEFAULT_MODEL.to_string())
+    } else {
+        let stored = find_known(arg).map_or_else(|| arg.to_string(), |k| k.name);
+        (stored, arg.to_string())
+    };
+    let verified = store.verified(&stored_name).with_context(|| {
+        let hint = if find_known(&stored_name).is_some() {
+            format!(" (`hearth pull {stored_name}` fetches a good copy)")
+        } else {
+            String::new()
+        };
+        format!(
+            "refusing to load model '{stored_name}': its file changed since it was stored{hint}"
+        )
+    })?;
+    match verified {
+        Some(m) => Ok((m.path, served)),
+        None if find_known(&stored_name).is_some() => {
+            Ok((crate::pull::pull(&store, &stored_name)?, served))
         }
-        Err(e) => bail!("{e} (a GGUF path, `default`, or a name from `hearth models list`)"),
+        None => bail!(
+            "model '{arg}' is not in the store at {} (a GGUF path, `default`, or a name from `hearth models list`)",
+            store.home().display()
+        ),
     }
 }
 
@@ -142,8 +157,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let mut state = AppState::new(engine, tokenizer, template, names);
     state.max_body_bytes = usize::try_from(args.max_body_size).unwrap_or(usize::MAX);
     state.generation_defaults = loaded.defaults;
-    state.tool_parser = tool_parser;
     state.git_commit = crate::lifecycle::git_commit();
+    state.tool_parser = tool_parser;
     state.limits = args.limits.limits();
     let audit = args.audit.start()?;
     state.observers.push(audit.clone());
