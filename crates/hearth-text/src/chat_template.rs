@@ -17,6 +17,14 @@ use crate::strftime::strftime_now;
 
 const TEMPLATE_NAME: &str = "chat";
 
+/// Instructions one render may run: real templates need a few thousand per
+/// message; a hostile loop (`range(10**5)` nested) runs out in well under a second.
+const RENDER_FUEL: u64 = 50_000_000;
+
+/// Most bytes one render may write: far above any context window, far below the
+/// memory a runaway `{{ "x" * 10**8 }}` loop would take.
+const MAX_RENDER_BYTES: usize = 64 << 20;
+
 /// A compiled chat template plus the special-token strings it may use.
 #[derive(Debug)]
 pub struct ChatTemplate {
@@ -44,6 +52,9 @@ impl ChatTemplate {
             .lstrip_blocks(true)
             .build()?;
         env.set_syntax(syntax);
+        // Templates are untrusted input: bound their time (fuel) and, in render,
+        // their output.
+        env.set_fuel(Some(RENDER_FUEL));
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         minijinja_contrib::add_to_environment(&mut env);
         env.add_function("raise_exception", raise_exception);
@@ -128,7 +139,28 @@ impl ChatTemplate {
             tools => tools,
             ..Value::from(minijinja::value::Serde(extra))
         };
-        Ok(tmpl.render(ctx)?)
+        let mut out = CappedWriter(Vec::new());
+        tmpl.render_captured_to(ctx, &mut out)?;
+        String::from_utf8(out.0).map_err(|e| TextError::Template(e.to_string()))
+    }
+}
+
+/// A writer that fails once more than `MAX_RENDER_BYTES` were written.
+struct CappedWriter(Vec<u8>);
+
+impl std::io::Write for CappedWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.0.len() + buf.len() > MAX_RENDER_BYTES {
+            return Err(std::io::Error::other(format!(
+                "rendered prompt is over {MAX_RENDER_BYTES} bytes"
+            )));
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -162,6 +194,27 @@ mod tests {
             ChatTemplate::new("{% for %}", "", ""),
             Err(TextError::Template(_))
         ));
+    }
+
+    #[test]
+    fn hostile_templates_fail_fast() {
+        let msgs = [ChatMessage::new("user", "x")];
+        for src in [
+            "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}",
+            "{% for a in range(100000) %}{{ 'x' * 99999999 }}{% endfor %}",
+            "{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}",
+            "{% for x in range(10**9) %}{% endfor %}",
+        ] {
+            let t = ChatTemplate::new(src, "", "").expect("compiles");
+            let start = std::time::Instant::now();
+            let err = t.render(&msgs, true).expect_err(src);
+            assert!(matches!(err, TextError::Template(_)), "{err}");
+            assert!(
+                start.elapsed().as_secs() < 10,
+                "{src} took {:?}",
+                start.elapsed()
+            );
+        }
     }
 
     #[test]
