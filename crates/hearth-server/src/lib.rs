@@ -8,6 +8,7 @@
 pub mod anthropic;
 pub mod audit;
 pub mod auth;
+pub mod body_end;
 pub mod constraints;
 pub mod context;
 pub mod error;

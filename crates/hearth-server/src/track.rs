@@ -1,17 +1,14 @@
 //! The outermost layer: gives each request its `RequestContext` and id, and tells the
 //! observers once its response body has ended or been dropped.
 
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
-use futures::Stream;
 
+use crate::body_end::{on_body_end, BodyEnd};
 use crate::context::{FinishedRequest, RequestContext};
 use crate::state::AppState;
 
@@ -47,12 +44,7 @@ pub async fn track(State(st): State<Arc<AppState>>, mut req: Request, next: Next
         return resp;
     }
     let status = resp.status().as_u16();
-    let (parts, body) = resp.into_parts();
-    let watched = WatchedBody {
-        inner: body.into_data_stream(),
-        report: Some(Report { st, ctx, status }),
-    };
-    Response::from_parts(parts, Body::from_stream(watched))
+    on_body_end(resp, Report { st, ctx, status })
 }
 
 /// What to tell the observers when the body is over.
@@ -62,8 +54,8 @@ struct Report {
     status: u16,
 }
 
-impl Report {
-    fn send(self, completed: bool) {
+impl BodyEnd for Report {
+    fn ended(self, completed: bool) {
         let done = FinishedRequest {
             id: self.ctx.id.clone(),
             method: self.ctx.method.clone(),
@@ -76,38 +68,6 @@ impl Report {
         };
         for o in &self.st.observers {
             o.finished(&done);
-        }
-    }
-}
-
-/// The response body, reporting when it ends (completed) or is dropped early (the
-/// client went away).
-struct WatchedBody<S> {
-    inner: S,
-    report: Option<Report>,
-}
-
-impl<S> Stream for WatchedBody<S>
-where
-    S: Stream<Item = Result<Bytes, axum::Error>> + Unpin,
-{
-    type Item = Result<Bytes, axum::Error>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let polled = Pin::new(&mut self.inner).poll_next(cx);
-        if let Poll::Ready(None) = polled {
-            if let Some(r) = self.report.take() {
-                r.send(true);
-            }
-        }
-        polled
-    }
-}
-
-impl<S> Drop for WatchedBody<S> {
-    fn drop(&mut self) {
-        if let Some(r) = self.report.take() {
-            r.send(false);
         }
     }
 }

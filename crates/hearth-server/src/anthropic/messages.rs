@@ -30,12 +30,7 @@ use crate::state::AppState;
     ),
     responses(
         (status = 200, description = "A message object, or with `stream` an SSE stream of message events"),
-        (status = 400, description = "Invalid request (Anthropic error object)"),
-        (status = 401, description = "Missing or invalid API key"),
-        (status = 404, description = "Unknown model"),
-        (status = 413, description = "Request body too large"),
-        (status = 429, description = "Rate or concurrency limit of the key (Retry-After)"),
-        (status = 529, description = "Overloaded: the queue is full"),
+        crate::openapi::AnthropicErrors,
     ))]
 pub async fn messages(
     State(st): State<Arc<AppState>>,

@@ -2,9 +2,7 @@
 //! and records the key's name in the request's context. Runs inside `track`, so a
 //! refused request is still tracked (and audited) with its status.
 
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
@@ -12,13 +10,13 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
-use futures::Stream;
 use serde::Deserialize;
 
 use super::key::{format_time, KeyInfo};
 use super::rate_limit::InFlight;
 use super::reply::{Refused, Shape};
 use super::{access_for, Access, Auth};
+use crate::body_end::on_body_end;
 use crate::context::RequestContext;
 use crate::state::{unix_now, AppState};
 
@@ -182,33 +180,7 @@ fn hold_until_body_ends(resp: Response, held: InFlight) -> Response {
     if held.is_unlimited() {
         return resp;
     }
-    let (parts, body) = resp.into_parts();
-    let stream = HeldBody {
-        inner: body.into_data_stream(),
-        held: Some(held),
-    };
-    Response::from_parts(parts, Body::from_stream(stream))
-}
-
-struct HeldBody<S> {
-    inner: S,
-    held: Option<InFlight>,
-}
-
-impl<S> Stream for HeldBody<S>
-where
-    S: Stream<Item = Result<Bytes, axum::Error>> + Unpin,
-{
-    type Item = Result<Bytes, axum::Error>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let polled = Pin::new(&mut self.inner).poll_next(cx);
-        // Released before the end of the body reaches the client.
-        if let Poll::Ready(None) = polled {
-            self.held = None;
-        }
-        polled
-    }
+    on_body_end(resp, held)
 }
 
 #[cfg(test)]

@@ -59,6 +59,11 @@ pub struct KeyLimiter {
 /// Held for as long as the request runs; `None` inside when the key has no cap.
 pub struct InFlight(Option<OwnedSemaphorePermit>);
 
+/// Dropping the permit at the body's end frees the slot.
+impl crate::body_end::BodyEnd for InFlight {
+    fn ended(self, _completed: bool) {}
+}
+
 impl InFlight {
     /// True when the key has no concurrency cap (nothing to hold).
     pub fn is_unlimited(&self) -> bool {

@@ -27,12 +27,7 @@ use crate::state::{unix_now, AppState};
     request_body = super::types::ChatCompletionRequest,
     responses(
         (status = 200, description = "A chat.completion object, or with `stream` an SSE stream of chat.completion.chunk objects ending in [DONE]"),
-        (status = 400, description = "Invalid request (OpenAI error object)"),
-        (status = 401, description = "Missing or invalid API key"),
-        (status = 404, description = "Unknown model"),
-        (status = 413, description = "Request body too large"),
-        (status = 429, description = "Rate or concurrency limit of the key (Retry-After)"),
-        (status = 503, description = "Queue full, draining, or audit log failing (fail-closed)"),
+        crate::openapi::OpenAiErrors,
     ))]
 pub async fn chat_completions(
     State(st): State<Arc<AppState>>,

@@ -64,12 +64,7 @@ fn prompt_ids(tok: &Tokenizer, p: Prompt) -> Result<Vec<u32>, ApiError> {
     request_body = super::types::CompletionRequest,
     responses(
         (status = 200, description = "A text_completion object, or with `stream` an SSE stream of them ending in [DONE]"),
-        (status = 400, description = "Invalid request (OpenAI error object)"),
-        (status = 401, description = "Missing or invalid API key"),
-        (status = 404, description = "Unknown model"),
-        (status = 413, description = "Request body too large"),
-        (status = 429, description = "Rate or concurrency limit of the key (Retry-After)"),
-        (status = 503, description = "Queue full, draining, or audit log failing (fail-closed)"),
+        crate::openapi::OpenAiErrors,
     ))]
 pub async fn completions(
     State(st): State<Arc<AppState>>,

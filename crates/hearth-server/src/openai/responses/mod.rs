@@ -30,12 +30,7 @@ use crate::state::{unix_now, AppState};
     request_body = request::ResponsesRequest,
     responses(
         (status = 200, description = "A response object, or with `stream` an SSE stream of response.* events"),
-        (status = 400, description = "Invalid request (OpenAI error object)"),
-        (status = 401, description = "Missing or invalid API key"),
-        (status = 404, description = "Unknown model"),
-        (status = 413, description = "Request body too large"),
-        (status = 429, description = "Rate or concurrency limit of the key (Retry-After)"),
-        (status = 503, description = "Queue full, draining, or audit log failing (fail-closed)"),
+        crate::openapi::OpenAiErrors,
     ))]
 pub async fn create(
     State(st): State<Arc<AppState>>,
