@@ -10,6 +10,8 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::reply::Shape;
+use crate::anthropic::error::AnthropicError;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -89,7 +91,7 @@ pub async fn check_host(State(st): State<Arc<AppState>>, req: Request, next: Nex
         return next.run(req).await;
     }
     let shown: String = host.chars().take(100).collect();
-    ApiError {
+    let e = ApiError {
         code: Some("host_not_allowed".into()),
         ..ApiError::new(
             StatusCode::FORBIDDEN,
@@ -99,8 +101,12 @@ pub async fn check_host(State(st): State<Arc<AppState>>, req: Request, next: Nex
                  start the server with --allowed-hosts {shown} to allow it"
             ),
         )
+    };
+    // In the error shape of the API that was called.
+    match Shape::for_path(req.uri().path()) {
+        Shape::Anthropic => AnthropicError::from(e).into_response(),
+        Shape::OpenAi => e.into_response(),
     }
-    .into_response()
 }
 
 #[cfg(test)]

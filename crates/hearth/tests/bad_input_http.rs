@@ -1,0 +1,403 @@
+//! The bad-input suite, HTTP side: hostile bodies, numbers, names, auth and Host
+//! headers against a keyed server, big prompts and hostile chat templates against a
+//! second one. Every case gets its status and its API's error shape, quickly, and
+//! each server still answers normal requests afterwards.
+
+mod auth_support;
+mod bad_input_support;
+mod common;
+
+use auth_support::{bearer, Home};
+use bad_input_support::{chat, completion, messages, run, still_answers, Body, Case};
+use common::MODEL_NAME;
+use serde_json::json;
+
+const CHAT: &str = "/v1/chat/completions";
+const MSGS: &str = "/v1/messages";
+const CMPL: &str = "/v1/completions";
+
+fn raw(bytes: impl Into<Vec<u8>>) -> Body {
+    Body::Raw(bytes.into())
+}
+
+/// Malformed, truncated, nested and non-UTF-8 bodies on each JSON endpoint.
+fn syntax_cases() -> Vec<Case> {
+    let nested = "[".repeat(100_000);
+    let nested_obj = format!(
+        "{{\"model\":\"{MODEL_NAME}\",\"messages\":{}",
+        "{\"a\":".repeat(50_000)
+    );
+    let mut bad_utf8 =
+        format!("{{\"model\":\"{MODEL_NAME}\",\"messages\":[{{\"role\":\"user\",\"content\":\"")
+            .into_bytes();
+    bad_utf8.extend_from_slice(&[0xff, 0xfe, 0xc3, 0x28]);
+    bad_utf8.extend_from_slice(b"\"}]}");
+    let mut cases = Vec::new();
+    for path in [
+        CHAT,
+        MSGS,
+        CMPL,
+        "/v1/responses",
+        "/v1/messages/count_tokens",
+    ] {
+        cases.push(Case::post(
+            format!("malformed {path}"),
+            path,
+            raw("{\"model\": "),
+            400,
+        ));
+        cases.push(Case::post(
+            format!("not JSON {path}"),
+            path,
+            raw("hello"),
+            400,
+        ));
+        cases.push(Case::post(
+            format!("100k [ {path}"),
+            path,
+            raw(nested.clone()),
+            400,
+        ));
+    }
+    for path in [CHAT, MSGS] {
+        cases.extend([
+            Case::post(
+                format!("truncated {path}"),
+                path,
+                raw(&b"{\"model\":\"test-model\",\"messages\":[{\"role\":\"us"[..]),
+                400,
+            ),
+            Case::post(
+                format!("50k nested objects {path}"),
+                path,
+                raw(nested_obj.clone()),
+                400,
+            ),
+            Case::post(
+                format!("invalid UTF-8 {path}"),
+                path,
+                raw(bad_utf8.clone()),
+                400,
+            ),
+            Case::post(
+                format!("raw NUL byte {path}"),
+                path,
+                raw(&b"{\"model\":\"test-model\"\0}"[..]),
+                400,
+            ),
+            Case::post(format!("empty body {path}"), path, raw(""), 400),
+            Case::post(format!("JSON array body {path}"), path, raw("[1,2,3]"), 400),
+        ]);
+    }
+    cases.push(
+        Case::post("text/plain, no body", CHAT, Body::None, 400)
+            .header("content-type", "text/plain"),
+    );
+    // Numbers past f64 are a JSON error, not an infinity.
+    let inf = format!("{{\"model\":\"{MODEL_NAME}\",\"messages\":[{{\"role\":\"user\",\"content\":\"hi\"}}],\"temperature\":1e400}}");
+    cases.push(Case::post("temperature 1e400", CHAT, raw(inf.clone()), 400));
+    cases.push(Case::post(
+        "temperature 1e400 (messages)",
+        MSGS,
+        raw(inf.replace("\"messages\"", "\"max_tokens\":4,\"messages\"")),
+        400,
+    ));
+    cases
+}
+
+/// Wrong types for the main fields, and numbers out of range.
+fn field_cases() -> Vec<Case> {
+    let mut cases = Vec::new();
+    let wrong_chat = [
+        ("model", json!(42)),
+        ("messages", json!("hi")),
+        ("messages", json!([{"role": 7, "content": "x"}])),
+        ("messages", json!([{"role": "user", "content": {"a": 1}}])),
+        ("max_tokens", json!("ten")),
+        ("max_tokens", json!(1e30)),
+        ("max_tokens", json!(-5)),
+        ("max_tokens", json!(4.5)),
+        ("temperature", json!("NaN")),
+        ("temperature", json!("inf")),
+        ("temperature", json!(-1)),
+        ("top_p", json!([1])),
+        ("top_p", json!(2)),
+        ("n", json!(1_000_000)),
+        ("n", json!(-1)),
+        ("stream", json!("yes")),
+        ("stop", json!(12)),
+        ("seed", json!("x")),
+        ("logit_bias", json!([1, 2])),
+        ("tools", json!("all")),
+        ("tool_choice", json!(3)),
+        ("response_format", json!({"type": "nonsense"})),
+    ];
+    for (field, v) in wrong_chat {
+        let name = format!("chat {field}={v}");
+        cases.push(Case::post(name, CHAT, chat(json!({ field: v })), 400));
+    }
+    let wrong_msgs = [
+        ("max_tokens", json!("ten")),
+        ("max_tokens", json!(-5)),
+        ("max_tokens", json!(1e30)),
+        ("messages", json!({"role": "user"})),
+        ("system", json!(5)),
+        ("temperature", json!("NaN")),
+        ("tools", json!([{"name": 5}])),
+    ];
+    for (field, v) in wrong_msgs {
+        let name = format!("messages {field}={v}");
+        cases.push(Case::post(name, MSGS, messages(json!({ field: v })), 400));
+    }
+    for (field, v) in [
+        ("prompt", json!({"a": 1})),
+        ("max_tokens", json!(-5)),
+        ("prompt", json!([1e30])),
+    ] {
+        let name = format!("completions {field}={v}");
+        cases.push(Case::post(name, CMPL, completion(json!({ field: v })), 400));
+    }
+    // Missing max_tokens is an error in Anthropic's API.
+    let no_max = json!({"model": MODEL_NAME, "messages": [{"role": "user", "content": "hi"}]});
+    cases.push(Case::post(
+        "messages without max_tokens",
+        MSGS,
+        Body::Json(no_max),
+        400,
+    ));
+    let tool =
+        json!({"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}});
+    cases.push(
+        Case::post(
+            "129 tools",
+            CHAT,
+            chat(json!({"tools": vec![tool; 129]})),
+            400,
+        )
+        .says("tools"),
+    );
+    cases
+}
+
+/// Unknown and path-traversal model names, NUL bytes in names and text.
+fn name_cases() -> Vec<Case> {
+    let mut cases = Vec::new();
+    for model in [
+        "no-such-model",
+        "../../etc/passwd",
+        "/etc/passwd",
+        "test-model\u{0}",
+        "..\\..\\x",
+        "",
+    ] {
+        cases.push(Case::post(
+            format!("chat model {model:?}"),
+            CHAT,
+            chat(json!({"model": model})),
+            404,
+        ));
+        cases.push(Case::post(
+            format!("messages model {model:?}"),
+            MSGS,
+            messages(json!({"model": model})),
+            404,
+        ));
+    }
+    for path in [
+        "/v1/models/..%2F..%2Fetc%2Fpasswd",
+        "/v1/models/no-such-model",
+        "/v1/models/%00",
+    ] {
+        cases.push(Case::get(format!("GET {path}"), path, 404));
+    }
+    cases.push(Case::get(
+        "GET /v1/../../etc/passwd",
+        "/v1/%2e%2e/%2e%2e/etc/passwd",
+        404,
+    ));
+    cases
+}
+
+/// Missing, wrong, revoked, expired and out-of-scope keys; a foreign Host.
+fn auth_cases(keys: &Keys) -> Vec<Case> {
+    let mut cases = Vec::new();
+    for path in [CHAT, MSGS] {
+        let body = || {
+            if path == MSGS {
+                messages(json!({}))
+            } else {
+                chat(json!({}))
+            }
+        };
+        let (auth_header, wrap): (&str, fn(&str) -> String) = if path == MSGS {
+            ("x-api-key", |k| k.to_string())
+        } else {
+            ("authorization", bearer)
+        };
+        let with = |name: &str, key: &str, status: u16| {
+            Case::post(format!("{name} key {path}"), path, body(), status)
+                .header(auth_header, &wrap(key))
+        };
+        cases.push(
+            Case::post(format!("no key {path}"), path, body(), 401).header("authorization", ""),
+        );
+        cases.push(with(
+            "wrong",
+            "hth_0000000000000000000000000000000000000000000000000000000000000000",
+            401,
+        ));
+        cases.push(with("garbage", "Basic dXNlcjpwYXNz", 401));
+        cases.push(with("revoked", &keys.revoked, 401).says("revoked"));
+        cases.push(with("expired", &keys.expired, 401).says("expired"));
+        cases.push(with("model-scoped", &keys.scoped, 403));
+        cases.push(
+            Case::post(format!("evil Host {path}"), path, body(), 403)
+                .header("host", "evil.example")
+                .says("not allowed"),
+        );
+    }
+    cases.push(
+        Case::post(
+            "endpoint-scoped key on /v1/completions",
+            CMPL,
+            completion(json!({})),
+            403,
+        )
+        .header("authorization", &bearer(&keys.chat_only)),
+    );
+    cases.push(
+        Case::get("non-admin key on /stats", "/stats", 403)
+            .header("authorization", &bearer(&keys.chat_only)),
+    );
+    cases
+}
+
+struct Keys {
+    admin: String,
+    revoked: String,
+    expired: String,
+    scoped: String,
+    chat_only: String,
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_requests_get_clear_errors_and_the_server_survives() {
+    let home = Home::new("bad-input");
+    let keys = Keys {
+        admin: home.create_key("ops", &["--admin"]),
+        revoked: home.create_key("gone", &[]),
+        expired: home.create_key("old", &["--expires", "2020-01-01"]),
+        scoped: home.create_key("other", &["--models", "some-other-model"]),
+        chat_only: home.create_key("chat", &["--endpoints", "/v1/chat/completions"]),
+    };
+    assert!(home.keys(&["revoke", "gone"]).status.success());
+    let srv = home.serve(&[]);
+    let auth_value = bearer(&keys.admin);
+    let auth = [("authorization", auth_value.as_str())];
+
+    let mut cases = syntax_cases();
+    cases.extend(field_cases());
+    cases.extend(name_cases());
+    cases.extend(auth_cases(&keys));
+    // A 10 MB prompt is over the default 8 MiB body limit.
+    let ten_mb = "a ".repeat(5 << 20);
+    let big = json!({"messages": [{"role": "user", "content": ten_mb}]});
+    cases.push(Case::post(
+        "10 MB prompt (chat)",
+        CHAT,
+        chat(big.clone()),
+        413,
+    ));
+    cases.push(Case::post(
+        "10 MB prompt (messages)",
+        MSGS,
+        messages(big),
+        413,
+    ));
+
+    let n = run(&srv.base, &auth, &cases).await;
+    eprintln!("bad-input HTTP cases against the keyed server: {n}");
+    assert!(n >= 90, "{n} cases");
+    still_answers(&srv.base, &auth).await;
+    let stats: serde_json::Value = reqwest::Client::new()
+        .get(srv.url("/stats"))
+        .header("authorization", &auth_value)
+        .send()
+        .await
+        .expect("stats")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        (stats["running"].as_u64(), stats["used_blocks"].as_u64()),
+        (Some(0), Some(0)),
+        "{stats}"
+    );
+}
+
+/// A chat template that turns hostile when the last message asks it to.
+const HOSTILE_TEMPLATE: &str = r#"{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}
+{% set c = messages[-1].content %}
+{% if c == 'loop' %}{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}
+{% elif c == 'range' %}{% for x in range(10**9) %}{{ x }}{% endfor %}
+{% elif c == 'recurse' %}{{ f(0) }}
+{% elif c == 'huge' %}{% for a in range(1000) %}{{ 'x' * 99999999 }}{% endfor %}
+{% elif c == 'dunder' %}{{ messages.__class__.__mro__[1].__subclasses__() }}
+{% elif c == 'raise' %}{{ raise_exception('no way') }}
+{% else %}{% for m in messages %}<|im_start|>{{ m.role }}
+{{ m.content }}<|im_end|>
+{% endfor %}<|im_start|>assistant
+{% endif %}"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_templates_and_big_prompts_fail_fast() {
+    let dir = std::env::temp_dir().join(format!("hearth-bad-template-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let template = dir.join("hostile.jinja");
+    std::fs::write(&template, HOSTILE_TEMPLATE).expect("write template");
+    let tpl = template.to_str().expect("utf-8 path");
+    let srv = common::Server::start(&["--max-body-size", "32MiB", "--chat-template", tpl]);
+
+    let mut cases = Vec::new();
+    for c in ["loop", "range", "recurse", "huge", "dunder", "raise"] {
+        let body = json!({"messages": [{"role": "user", "content": c}]});
+        cases.push(
+            Case::post(
+                format!("template {c} (chat)"),
+                CHAT,
+                chat(body.clone()),
+                400,
+            )
+            .says("template"),
+        );
+        cases.push(Case::post(
+            format!("template {c} (messages)"),
+            MSGS,
+            messages(body),
+            400,
+        ));
+    }
+    // Under a raised body limit a 10 MB prompt is over the context instead.
+    let ten_mb = "a ".repeat(5 << 20);
+    let big = json!({"messages": [{"role": "user", "content": ten_mb}]});
+    cases.push(Case::post(
+        "10 MB prompt over the context (chat)",
+        CHAT,
+        chat(big.clone()),
+        400,
+    ));
+    cases.push(Case::post(
+        "10 MB prompt over the context (messages)",
+        MSGS,
+        messages(big),
+        400,
+    ));
+    let started = std::time::Instant::now();
+    let n = run(&srv.base, &[], &cases).await;
+    eprintln!(
+        "template and big-prompt cases: {n} in {:?}",
+        started.elapsed()
+    );
+    still_answers(&srv.base, &[]).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
