@@ -2,9 +2,10 @@
 
 use crate::gguf_meta::get_str;
 use crate::{CausalLm, ModelError, ModelSpec};
-use candle_core::quantized::gguf_file::{Content, Value};
+use candle_core::quantized::gguf_file::Value;
 use candle_core::Device;
 use std::collections::HashMap;
+use std::io::{Read, Seek};
 use std::path::Path;
 
 /// A model ready to run, plus the file's metadata (tokenizer, chat template) for
@@ -42,38 +43,37 @@ pub fn load_gguf(path: &Path) -> Result<LoadedGguf, ModelError> {
 }
 
 pub fn load_gguf_with(path: &Path, opts: &LoadOptions) -> Result<LoadedGguf, ModelError> {
+    let io = |source| ModelError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut file = std::io::BufReader::new(std::fs::File::open(path).map_err(io)?);
+    load_gguf_from(&mut file, &path.display().to_string(), opts)
+}
+
+/// Loads a GGUF model from any reader (`name` is for messages): the file path above,
+/// and the fuzz target on bytes in memory.
+pub fn load_gguf_from<R: Read + Seek>(
+    file: &mut R,
+    name: &str,
+    opts: &LoadOptions,
+) -> Result<LoadedGguf, ModelError> {
     let device = &opts.device;
     if !device.is_cpu() {
         return Err(ModelError::Unsupported(
             "only the CPU backend has a paged attention kernel yet".into(),
         ));
     }
-    let io = |source| ModelError::Io {
-        path: path.display().to_string(),
-        source,
-    };
-    let mut file = std::io::BufReader::new(std::fs::File::open(path).map_err(io)?);
-    let content = Content::read(&mut file).map_err(|e| {
-        let msg = format!("{}: {e}", path.display());
-        // candle names tensor types it does not know as "unknown dtype".
-        if msg.contains("unknown dtype") {
-            ModelError::Unsupported(msg)
-        } else {
-            ModelError::Invalid(format!("not a readable GGUF file: {msg}"))
-        }
-    })?;
+    let content = crate::gguf_read::read_content(file, name)?;
     let arch = get_str(&content.metadata, "general.architecture")?
         .ok_or_else(|| ModelError::Invalid("GGUF metadata has no general.architecture".into()))?;
     let model: Box<dyn CausalLm> = match arch {
-        "llama" | "qwen2" | "qwen3" => Box::new(crate::llama::load(
-            &content,
-            &mut file,
-            device,
-            opts.dequantize,
-        )?),
+        "llama" | "qwen2" | "qwen3" => {
+            Box::new(crate::llama::load(&content, file, device, opts.dequantize)?)
+        }
         "gemma3" => Box::new(crate::gemma3::load_gguf(
             &content,
-            &mut file,
+            file,
             device,
             opts.dequantize,
         )?),

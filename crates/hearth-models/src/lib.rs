@@ -6,10 +6,13 @@
 
 pub mod attention;
 pub mod batch;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod error;
 pub mod gemma3;
 pub mod gguf;
 pub mod gguf_meta;
+pub mod gguf_read;
 pub mod gguf_stream;
 pub mod hf_config;
 pub mod hf_load;
@@ -27,7 +30,7 @@ pub mod store;
 
 pub use batch::{BatchInput, SeqInput};
 pub use error::ModelError;
-pub use gguf::{load_gguf, load_gguf_with, LoadOptions, LoadedGguf};
+pub use gguf::{load_gguf, load_gguf_from, load_gguf_with, LoadOptions, LoadedGguf};
 pub use hf_load::{load_safetensors_dir, load_safetensors_dir_with, LoadedModel};
 pub use kv_cache::{KvCache, KvCacheLayout};
 pub use model::{CausalLm, ModelSpec};

@@ -1,7 +1,7 @@
 //! The `*.safetensors` files of a Hugging Face model folder, memory-mapped, read as f32.
 
 use crate::ModelError;
-use candle_core::safetensors::MmapedSafetensors;
+use candle_core::safetensors::{MmapedSafetensors, SliceSafetensors};
 use candle_core::{DType, Device, Tensor};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -97,16 +97,35 @@ impl SafetensorsDir {
                 view.shape()
             )));
         }
-        let t = self
-            .st
-            .load(name, device)
-            .map_err(|e| ModelError::Invalid(format!("tensor `{name}`: {e}")))?;
-        match t.dtype() {
-            DType::F32 => Ok(t),
-            DType::F16 | DType::BF16 => Ok(t.to_dtype(DType::F32)?),
-            other => Err(ModelError::Unsupported(format!(
-                "tensor `{name}` is {other:?} (want F32, F16 or BF16)"
-            ))),
-        }
+        let t = self.st.load(name, device);
+        to_f32(name, t)
     }
+}
+
+/// A loaded tensor as f32 (F32, F16 and BF16 stored), errors naming it.
+fn to_f32(name: &str, t: candle_core::Result<Tensor>) -> Result<Tensor, ModelError> {
+    let t = t.map_err(|e| ModelError::Invalid(format!("tensor `{name}`: {e}")))?;
+    match t.dtype() {
+        DType::F32 => Ok(t),
+        DType::F16 | DType::BF16 => Ok(t.to_dtype(DType::F32)?),
+        other => Err(ModelError::Unsupported(format!(
+            "tensor `{name}` is {other:?} (want F32, F16 or BF16)"
+        ))),
+    }
+}
+
+/// One safetensors file held in memory: its header parsed and checked, then every
+/// tensor loaded as f32 the way `SafetensorsDir::f32` loads it. The fuzz target's entry.
+pub fn load_bytes_f32(bytes: &[u8], device: &Device) -> Result<Vec<(String, Tensor)>, ModelError> {
+    let st = SliceSafetensors::new(bytes)
+        .map_err(|e| ModelError::Invalid(format!("safetensors header: {e}")))?;
+    let mut names: Vec<String> = st.tensors().into_iter().map(|(n, _)| n).collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|n| {
+            let t = to_f32(&n, st.load(&n, device))?;
+            Ok((n, t))
+        })
+        .collect()
 }

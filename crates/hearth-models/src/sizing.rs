@@ -7,7 +7,6 @@ use crate::kv_cache::KvCacheLayout;
 use crate::quantize::quantized_bytes;
 use crate::safetensors::shard_files;
 use crate::ModelError;
-use candle_core::quantized::gguf_file::Content;
 use candle_core::quantized::GgmlDType;
 use candle_core::safetensors::MmapedSafetensors;
 use std::path::Path;
@@ -81,8 +80,7 @@ pub fn sizing_from_gguf(path: &Path) -> Result<ModelSizing, ModelError> {
         path: path.display().to_string(),
         source,
     })?;
-    let c = Content::read(&mut f)
-        .map_err(|e| ModelError::Invalid(format!("{}: {e}", path.display())))?;
+    let c = crate::gguf_read::read_content(&mut f, &path.display().to_string())?;
     let md = &c.metadata;
     let arch = get_str(md, "general.architecture")?
         .ok_or_else(|| ModelError::Invalid("no general.architecture".into()))?;
