@@ -93,7 +93,9 @@ fn build(
             "no lm_head.weight and tie_word_embeddings is false".into(),
         ));
     };
-    let mut layers = Vec::with_capacity(cfg.num_layers);
+    // Not with_capacity(num_layers): the count is the file's word; a lie would be a
+    // giant allocation. The first missing layer tensor ends the loop instead.
+    let mut layers = Vec::new();
     for i in 0..cfg.num_layers {
         let p = |s: &str| format!("model.layers.{i}.{s}");
         let qkv_bias = if hf.qkv_bias {

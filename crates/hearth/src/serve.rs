@@ -110,6 +110,8 @@ fn resolve_model(arg: Option<&str>) -> Result<(PathBuf, String)> {
         let stored = find_known(arg).map_or_else(|| arg.to_string(), |k| k.name);
         (stored, arg.to_string())
     };
+    // A bad name (`../x`) is refused as such, not as a changed file.
+    store.model_dir(&stored_name)?;
     let verified = store.verified(&stored_name).with_context(|| {
         let hint = if find_known(&stored_name).is_some() {
             format!(" (`hearth pull {stored_name}` fetches a good copy)")

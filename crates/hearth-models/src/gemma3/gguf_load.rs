@@ -71,7 +71,9 @@ pub fn load_gguf<R: Read + Seek>(
     } else {
         Linear::new(embed_q, dequantize)?
     };
-    let mut layers = Vec::with_capacity(cfg.num_layers);
+    // Not with_capacity(num_layers): the count is the file's word; a lie would be a
+    // giant allocation. The first missing layer tensor ends the loop instead.
+    let mut layers = Vec::new();
     for i in 0..cfg.num_layers {
         let p = |s: &str| format!("blk.{i}.{s}.weight");
         layers.push(Layer {

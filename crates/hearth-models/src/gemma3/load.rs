@@ -38,7 +38,9 @@ pub fn load(
     } else {
         dense(embed.clone())?
     };
-    let mut layers = Vec::with_capacity(cfg.num_layers);
+    // Not with_capacity(num_layers): the count is the file's word; a lie would be a
+    // giant allocation. The first missing layer tensor ends the loop instead.
+    let mut layers = Vec::new();
     for i in 0..cfg.num_layers {
         let p = |s: &str| format!("layers.{i}.{s}");
         layers.push(Layer {

@@ -95,7 +95,9 @@ pub fn load<R: Read + Seek>(
     } else {
         None
     };
-    let mut layers = Vec::with_capacity(cfg.num_layers);
+    // Not with_capacity(num_layers): the count is the file's word; a lie would be a
+    // giant allocation. The first missing layer tensor ends the loop instead.
+    let mut layers = Vec::new();
     for i in 0..cfg.num_layers {
         let p = |s: &str| format!("blk.{i}.{s}.weight");
         let (kvd, qd) = (cfg.num_kv_heads * hd, cfg.num_heads * hd);

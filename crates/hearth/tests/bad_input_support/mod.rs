@@ -6,6 +6,8 @@ use serde_json::{json, Value};
 
 use crate::common::MODEL_NAME;
 
+pub mod files;
+
 /// Which API's error object the answer must be.
 #[derive(Clone, Copy, Debug)]
 pub enum Shape {
