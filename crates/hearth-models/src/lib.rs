@@ -6,6 +6,8 @@
 
 pub mod attention;
 pub mod batch;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod error;
 pub mod gemma3;
 pub mod gguf;

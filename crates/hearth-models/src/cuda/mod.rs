@@ -1,0 +1,65 @@
+//! The CUDA backend (feature `cuda`). Kernels are CUDA C++ compiled at run time by
+//! NVRTC for the GPU found, and the CUDA libraries are loaded at run time too
+//! (cudarc's dynamic loading): building hearth with `--features cuda` needs no CUDA
+//! toolkit, only running it needs a driver and libnvrtc.
+
+pub mod paged_attention;
+
+use std::sync::Arc;
+
+use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaStream};
+use cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions};
+
+use crate::ModelError;
+
+/// CUDA C++ sources of hearth's own kernels.
+const KERNELS: &str = include_str!("kernels/paged_attention.cu");
+
+/// One GPU: its context, a stream, and hearth's kernels compiled for it.
+pub struct Gpu {
+    pub ctx: Arc<CudaContext>,
+    pub stream: Arc<CudaStream>,
+    module: Arc<CudaModule>,
+    /// Compute capability, e.g. (9, 0) for Hopper.
+    pub capability: (i32, i32),
+}
+
+pub(crate) fn cuda_err(what: &str) -> impl FnOnce(cudarc::driver::DriverError) -> ModelError + '_ {
+    move |e| ModelError::Unsupported(format!("CUDA {what}: {e}"))
+}
+
+impl Gpu {
+    /// Opens GPU `ordinal` and compiles the kernels for its architecture.
+    pub fn new(ordinal: usize) -> Result<Gpu, ModelError> {
+        // cudarc panics when the driver library cannot be loaded: make that an error.
+        let ctx = std::panic::catch_unwind(|| CudaContext::new(ordinal))
+            .map_err(|_| {
+                ModelError::Unsupported(
+                    "no CUDA driver found (libcuda.so.1; set LD_LIBRARY_PATH)".into(),
+                )
+            })?
+            .map_err(cuda_err("context"))?;
+        let capability = ctx.compute_capability().map_err(cuda_err("device"))?;
+        let arch: &'static str =
+            Box::leak(format!("sm_{}{}", capability.0, capability.1).into_boxed_str());
+        let opts = CompileOptions {
+            arch: Some(arch),
+            use_fast_math: Some(false),
+            ..Default::default()
+        };
+        let ptx = compile_ptx_with_opts(KERNELS, opts)
+            .map_err(|e| ModelError::Unsupported(format!("NVRTC: {e}")))?;
+        let module = ctx.load_module(ptx).map_err(cuda_err("module"))?;
+        let stream = ctx.default_stream();
+        Ok(Gpu {
+            ctx,
+            stream,
+            module,
+            capability,
+        })
+    }
+
+    pub(crate) fn function(&self, name: &str) -> Result<CudaFunction, ModelError> {
+        self.module.load_function(name).map_err(cuda_err("kernel"))
+    }
+}
