@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use hearth_models::attention::cpu::paged_attention;
 use hearth_models::attention::{AttnMeta, AttnShape};
-use hearth_models::cuda::paged_attention::{launch, DeviceBatch};
+use hearth_models::cuda::paged_attention::{launch, DeviceBatch, Variant};
 use hearth_models::cuda::Gpu;
 use hearth_models::{BatchInput, KvCacheLayout, SeqInput};
 
@@ -126,8 +126,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let block_size = 16;
     let mut worst = 0f64;
     println!(
-        "{:<52} {:>10} {:>12} {:>12}",
-        "case", "rel err", "gpu us", "cpu us"
+        "{:<52} {:>9} {:>10} {:>10} {:>10}",
+        "case", "kernel", "rel err", "gpu us", "cpu us"
     );
     for case in &cases {
         let (batch, num_blocks) = batch_for(case, block_size, &mut rng);
@@ -159,37 +159,38 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             st.memcpy_stod(&k)?,
             st.memcpy_stod(&v)?,
         );
-        // Poisoned: every element must be written.
-        let mut dout = st.memcpy_stod(&vec![f32::NAN; q.len()])?;
         let db = DeviceBatch::upload(&gpu, &batch, &meta)?;
-        launch(&gpu, &mut dout, &dq, &dk, &dv, block_size, &db, s)?;
-        let got = st.memcpy_dtov(&dout)?;
-        let (mut num, mut den) = (0f64, 0f64);
-        for (g, w) in got.iter().zip(&want) {
-            let d = *g as f64 - *w as f64;
-            num += if d.is_nan() { f64::INFINITY } else { d * d };
-            den += (*w as f64) * (*w as f64);
+        for variant in [Variant::PerHead, Variant::Grouped] {
+            // Poisoned: every element must be written.
+            let mut dout = st.memcpy_stod(&vec![f32::NAN; q.len()])?;
+            launch(&gpu, &mut dout, &dq, &dk, &dv, block_size, &db, s, variant)?;
+            let got = st.memcpy_dtov(&dout)?;
+            let (mut num, mut den) = (0f64, 0f64);
+            for (g, w) in got.iter().zip(&want) {
+                let d = *g as f64 - *w as f64;
+                num += if d.is_nan() { f64::INFINITY } else { d * d };
+                den += (*w as f64) * (*w as f64);
+            }
+            let rel = (num / den.max(1e-30)).sqrt();
+            worst = worst.max(rel);
+            let timing = Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT);
+            let mut times = Vec::new();
+            for _ in 0..30 {
+                let start = st.record_event(timing)?;
+                launch(&gpu, &mut dout, &dq, &dk, &dv, block_size, &db, s, variant)?;
+                let end = st.record_event(timing)?;
+                end.synchronize()?;
+                times.push(start.elapsed_ms(&end)? as f64 * 1e3);
+            }
+            println!(
+                "{:<52} {:>9} {:>10.2e} {:>10.1} {:>10.0}",
+                case.name,
+                format!("{variant:?}"),
+                rel,
+                median(times),
+                cpu_us
+            );
         }
-        let rel = (num / den.max(1e-30)).sqrt();
-        worst = worst.max(rel);
-
-        let mut times = Vec::new();
-        for _ in 0..30 {
-            let start =
-                st.record_event(Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT))?;
-            launch(&gpu, &mut dout, &dq, &dk, &dv, block_size, &db, s)?;
-            let end =
-                st.record_event(Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT))?;
-            end.synchronize()?;
-            times.push(start.elapsed_ms(&end)? as f64 * 1e3);
-        }
-        println!(
-            "{:<52} {:>10.2e} {:>12.1} {:>12.0}",
-            case.name,
-            rel,
-            median(times),
-            cpu_us
-        );
     }
     if worst > 1e-4 || worst.is_nan() {
         eprintln!("FAIL: GPU attention differs from the CPU kernel (worst rel err {worst:.2e})");

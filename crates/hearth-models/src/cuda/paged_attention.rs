@@ -8,8 +8,18 @@ use super::{cuda_err, Gpu};
 use crate::attention::{AttnMeta, AttnShape};
 use crate::{BatchInput, ModelError};
 
-/// Threads per (row, head) block; the kernel's TILE.
+/// Threads per block; the kernels' TILE.
 const THREADS: u32 = 128;
+/// Largest query-head group the grouped kernel serves (its MAX_GROUP).
+const MAX_GROUP: usize = 8;
+
+/// Which kernel: one block per query head, or one per KV head serving its whole
+/// group (each K/V row read once per group).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    PerHead,
+    Grouped,
+}
 
 /// A batch's block tables and per-token facts on the device.
 pub struct DeviceBatch {
@@ -60,6 +70,7 @@ pub fn launch(
     block_size: usize,
     batch: &DeviceBatch,
     shape: AttnShape,
+    variant: Variant,
 ) -> Result<(), ModelError> {
     let AttnShape {
         num_heads,
@@ -85,11 +96,29 @@ pub fn launch(
     if batch.num_tokens == 0 {
         return Ok(());
     }
-    let f = gpu.function("paged_attention_f32")?;
+    let group = num_heads / num_kv_heads;
+    let (name, blocks, floats) = match variant {
+        Variant::PerHead => (
+            "paged_attention_f32",
+            num_heads,
+            head_dim + THREADS as usize,
+        ),
+        Variant::Grouped if group <= MAX_GROUP => (
+            "paged_attention_gqa_f32",
+            num_kv_heads,
+            group * (head_dim + THREADS as usize),
+        ),
+        Variant::Grouped => {
+            return Err(ModelError::BadBatch(format!(
+                "GPU attention: groups of {group} query heads (at most {MAX_GROUP})"
+            )))
+        }
+    };
+    let f = gpu.function(name)?;
     let cfg = LaunchConfig {
-        grid_dim: ((batch.num_tokens * num_heads) as u32, 1, 1),
+        grid_dim: ((batch.num_tokens * blocks) as u32, 1, 1),
         block_dim: (THREADS, 1, 1),
-        shared_mem_bytes: ((head_dim + THREADS as usize) * 4) as u32,
+        shared_mem_bytes: (floats * 4) as u32,
     };
     let (nh, nkv, hd, bs, mb) = (
         num_heads as i32,
