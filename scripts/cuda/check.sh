@@ -6,23 +6,28 @@
 #   scripts/cuda/check.sh build      -> .device/cuda_check
 # Run (on the machine with the GPU; needs the driver and libnvrtc, e.g. CUDA 13's
 # /usr/local/cuda-13.0/targets/x86_64-linux/lib on LD_LIBRARY_PATH):
-#   scripts/cuda/check.sh run
-# It checks the GPU paged-attention kernel against the CPU kernel on random batches
-# and prints its timings; it exits non-zero when they differ.
+#   scripts/cuda/check.sh run [MODEL.gguf]
+# It checks the GPU paged-attention kernel against the CPU kernel on random batches,
+# then a whole llama step on the GPU against the CPU model (logits and greedy tokens);
+# it exits non-zero when they differ.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 case "${1:-}" in
     build)
-        cargo build --release -p hearth-models --features cuda --example cuda_check
+        cargo build --release -p hearth-models --features cuda \
+            --example cuda_check --example cuda_llama_check
         mkdir -p .device
-        cp target/release/examples/cuda_check .device/
-        echo ".device/cuda_check"
+        cp target/release/examples/cuda_check target/release/examples/cuda_llama_check .device/
+        echo ".device/cuda_check .device/cuda_llama_check"
         ;;
     run)
         for d in /usr/local/cuda/lib64 /usr/local/cuda-13.0/targets/x86_64-linux/lib; do
             if [ -d "$d" ]; then export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"; fi
         done
         ./.device/cuda_check
+        # The GPU llama against the CPU llama on a GGUF (default: the store's model).
+        model="${2:-${HEARTH_HOME:-$HOME/.local/share/hearth}/models/smollm2-135m-instruct-q4_1/SmolLM2-135M-Instruct.Q4_1.gguf}"
+        ./.device/cuda_llama_check "$model"
         ;;
     *)
         echo "usage: scripts/cuda/check.sh build|run" >&2

@@ -3,6 +3,7 @@
 //! (cudarc's dynamic loading): building hearth with `--features cuda` needs no CUDA
 //! toolkit, only running it needs a driver and libnvrtc.
 
+pub mod llama;
 pub mod paged_attention;
 
 use std::sync::Arc;
@@ -13,7 +14,10 @@ use cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions};
 use crate::ModelError;
 
 /// CUDA C++ sources of hearth's own kernels.
-const KERNELS: &str = include_str!("kernels/paged_attention.cu");
+const KERNELS: [&str; 2] = [
+    include_str!("kernels/paged_attention.cu"),
+    include_str!("kernels/llama_ops.cu"),
+];
 
 /// One GPU: its context, a stream, and hearth's kernels compiled for it.
 pub struct Gpu {
@@ -47,7 +51,7 @@ impl Gpu {
             use_fast_math: Some(false),
             ..Default::default()
         };
-        let ptx = compile_ptx_with_opts(KERNELS, opts)
+        let ptx = compile_ptx_with_opts(KERNELS.concat(), opts)
             .map_err(|e| ModelError::Unsupported(format!("NVRTC: {e}")))?;
         let module = ctx.load_module(ptx).map_err(cuda_err("module"))?;
         let stream = ctx.default_stream();

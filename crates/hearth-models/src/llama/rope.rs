@@ -34,6 +34,11 @@ impl Rope {
         Ok(Rope { inv_freq })
     }
 
+    /// The angular frequency of each pair (the GPU computes its own tables).
+    pub fn inv_freq(&self) -> &[f64] {
+        &self.inv_freq
+    }
+
     /// cos and sin for each token's own position, shaped `[T, 1, head_dim / 2]` so that
     /// `rope_i` on `[T, heads, 1, head_dim]` rotates every token by its position.
     pub fn tables(
