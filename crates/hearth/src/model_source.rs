@@ -28,6 +28,44 @@ pub fn default_name(path: &Path) -> Option<String> {
     path.file_stem().map(|s| s.to_string_lossy().into_owned())
 }
 
+/// Where `serve` runs the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DeviceArg {
+    Cpu,
+    Cuda,
+}
+
+/// `load_with` on the chosen device.
+pub fn load_on(
+    path: &Path,
+    quantization: Option<GgmlDType>,
+    device: DeviceArg,
+) -> Result<LoadedSource> {
+    match device {
+        DeviceArg::Cpu => load_with(path, quantization),
+        DeviceArg::Cuda => load_cuda(path, quantization),
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn load_cuda(path: &Path, quantization: Option<GgmlDType>) -> Result<LoadedSource> {
+    anyhow::ensure!(
+        !path.is_dir() && quantization.is_none(),
+        "--device cuda serves GGUF files for now (no Hugging Face folders, no --quantization)"
+    );
+    let loaded = hearth_models::cuda::load_gguf(path, 0)
+        .with_context(|| format!("loading {} onto the GPU", path.display()))?;
+    from_gguf(loaded)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn load_cuda(_: &Path, _: Option<GgmlDType>) -> Result<LoadedSource> {
+    anyhow::bail!(
+        "this hearth was built without CUDA: build it with \
+         `cargo build --release -p hearth --features cuda` (see the README's CUDA section)"
+    )
+}
+
 /// Loads a GGUF file, or a Hugging Face folder when `path` is a directory (its
 /// matrices quantized to `quantization` as they are read).
 pub fn load_with(path: &Path, quantization: Option<GgmlDType>) -> Result<LoadedSource> {
@@ -45,6 +83,11 @@ pub fn load_with(path: &Path, quantization: Option<GgmlDType>) -> Result<LoadedS
 fn load_gguf(path: &Path) -> Result<LoadedSource> {
     let loaded =
         hearth_models::load_gguf(path).with_context(|| format!("loading {}", path.display()))?;
+    from_gguf(loaded)
+}
+
+/// The tokenizer and template from a loaded GGUF's metadata, with its model.
+fn from_gguf(loaded: hearth_models::LoadedGguf) -> Result<LoadedSource> {
     let tokenizer = Tokenizer::from_gguf_metadata(&loaded.metadata).context("tokenizer")?;
     let template =
         ChatTemplate::from_gguf_metadata(&loaded.metadata, &tokenizer).context("chat template")?;

@@ -55,6 +55,10 @@ pub struct ServeArgs {
     /// Quantize a Hugging Face folder's matrices on load (q8_0, q4_1, q4_k, ...).
     #[arg(long, value_parser = crate::quantize_cmd::parse_quant_arg)]
     pub quantization: Option<hearth_models::quantize::GgmlDType>,
+    /// Where the model runs: `cpu`, or `cuda` (GPU 0; needs a build with
+    /// `--features cuda`; llama-family GGUF files for now).
+    #[arg(long, value_enum, default_value_t = crate::model_source::DeviceArg::Cpu)]
+    pub device: crate::model_source::DeviceArg,
     /// Refuse to start when weights plus KV cache exceed this (default: available RAM).
     #[arg(long, value_parser = parse_size)]
     pub memory: Option<u64>,
@@ -141,7 +145,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     tracing::info!(path = %path.display(), "loading model");
     let kv = args.engine_config().kv_cache_bytes as u64;
     crate::memory_check::check(&path, args.quantization, kv, args.memory)?;
-    let loaded = crate::model_source::load_with(&path, args.quantization)?;
+    let loaded = crate::model_source::load_on(&path, args.quantization, args.device)?;
     let tokenizer = Arc::new(loaded.tokenizer);
     let template = Arc::new(args.tools.template(loaded.template)?);
     let tool_parser = args

@@ -67,3 +67,33 @@ impl Gpu {
         self.module.load_function(name).map_err(cuda_err("kernel"))
     }
 }
+
+/// A GGUF llama (llama, qwen2 and qwen3 without biases or q/k norms for now) loaded
+/// onto GPU `ordinal`: read on the CPU, dequantized, then moved to the device.
+pub fn load_gguf(path: &std::path::Path, ordinal: usize) -> Result<crate::LoadedGguf, ModelError> {
+    let name = path.display().to_string();
+    let io = |source| ModelError::Io {
+        path: name.clone(),
+        source,
+    };
+    let mut file = std::io::BufReader::new(std::fs::File::open(path).map_err(io)?);
+    let content = crate::gguf_read::read_content(&mut file, &name)?;
+    let arch = content
+        .metadata
+        .get("general.architecture")
+        .and_then(|v| v.to_string().ok().cloned())
+        .unwrap_or_default();
+    if !matches!(arch.as_str(), "llama" | "qwen2" | "qwen3") {
+        return Err(ModelError::Unsupported(format!(
+            "the CUDA backend runs llama-family GGUF models for now, not `{arch}`"
+        )));
+    }
+    let cpu = crate::llama::load(&content, &mut file, &candle_core::Device::Cpu, true)?;
+    let model = llama::CudaLlama::from_cpu(&cpu, ordinal)?;
+    let spec = cpu.spec.clone();
+    Ok(crate::LoadedGguf {
+        model: Box::new(model),
+        metadata: content.metadata,
+        spec,
+    })
+}
