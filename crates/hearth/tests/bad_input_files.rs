@@ -249,3 +249,61 @@ fn path_traversal_model_names_are_refused() {
     // Nothing was created outside the home.
     assert!(!d.0.join("x").exists());
 }
+
+/// The real model with `llama.context_length` (a u32) set to `value`.
+fn with_context_length(real: &[u8], value: u32) -> Vec<u8> {
+    let key = b"llama.context_length";
+    let at = real
+        .windows(key.len())
+        .position(|w| w == key)
+        .expect("context_length key")
+        + key.len();
+    assert_eq!(real[at..at + 4], 4u32.to_le_bytes(), "stored as a u32");
+    let mut b = real.to_vec();
+    b[at + 4..at + 8].copy_from_slice(&value.to_le_bytes());
+    b
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_huge_declared_context_is_refused_per_request_not_allocated() {
+    let d = Dir::new("ctx");
+    let real = std::fs::read(common::model_path()).expect("read the test model");
+    let file = d.write("huge-ctx.gguf", &with_context_length(&real, u32::MAX));
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hearth"));
+    cmd.arg("serve")
+        .arg(&file)
+        .args(["--port", "0", "--served-model-name", common::MODEL_NAME])
+        .args(["--kv-cache-memory", "64MiB"])
+        .env("HEARTH_HOME", d.home())
+        .env("RUST_LOG", "warn");
+    let s = common::Server::spawn(cmd);
+    let chat = s.url("/v1/chat/completions");
+    let msgs = json!([{"role": "user", "content": "hi"}]);
+    // Unset, max_tokens is the rest of a 4-billion-token context: a clear 400.
+    for max in [Value::Null, json!(4_000_000_000u64)] {
+        let body = json!({"model": common::MODEL_NAME, "messages": msgs, "max_tokens": max});
+        let (st, v) = common::post(&chat, &body).await;
+        assert_eq!(st, 400, "{v}");
+        common::assert_error_shape(&v);
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("KV blocks"),
+            "{v}"
+        );
+    }
+    let body = json!({"model": common::MODEL_NAME, "messages": msgs, "max_tokens": 4});
+    let (st, v) = common::post(&chat, &body).await;
+    assert_eq!(st, 200, "{v}");
+    let rss = std::fs::read_to_string(format!("/proc/{}/status", s.pid())).expect("status");
+    let kb: u64 = rss
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmRSS");
+    assert!(
+        kb < 1 << 20,
+        "RSS {kb} kB: something was sized by the context"
+    );
+}
