@@ -46,6 +46,10 @@ fn check_tensor(info: &TensorInfo, data_start: u64, size: u64) -> Result<(), Str
     let dims = info.shape.dims();
     let elems = (dims.iter()).try_fold(1usize, |a, &d| a.checked_mul(d));
     let elems = elems.ok_or_else(|| format!("shape {dims:?} overflows"))?;
+    // candle views an empty buffer's dangling pointer as blocks: misaligned, undefined.
+    if elems == 0 {
+        return Err(format!("shape {dims:?} has no elements"));
+    }
     let (block, ts) = (info.ggml_dtype.block_size(), info.ggml_dtype.type_size());
     if elems % block != 0 {
         return Err(format!(

@@ -88,3 +88,11 @@ fn a_shape_whose_size_overflows_is_an_error() {
     let m = message(&bytes);
     assert!(m.contains("past the end") || m.contains("overflows"), "{m}");
 }
+
+#[test]
+fn an_empty_tensor_is_an_error() {
+    let mut bytes = file(&[]);
+    let at = offset_at(&bytes) - 4 - 8;
+    bytes[at..at + 8].copy_from_slice(&0u64.to_le_bytes());
+    assert!(message(&bytes).contains("no elements"));
+}

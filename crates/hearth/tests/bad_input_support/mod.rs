@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use crate::common::MODEL_NAME;
 
 pub mod files;
+pub mod http_cases;
 
 /// Which API's error object the answer must be.
 #[derive(Clone, Copy, Debug)]
