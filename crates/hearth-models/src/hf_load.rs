@@ -4,14 +4,12 @@
 use crate::attention::CpuPagedAttention;
 use crate::hf_config::HfConfig;
 use crate::llama::{Layer, Llama, Rope};
-use crate::quant::Linear;
-use crate::quantize::{linear_from_f32, quantize_matrix};
+use crate::quantize::linear_from_f32;
 use crate::safetensors::SafetensorsDir;
 use crate::{CausalLm, ModelError, ModelSpec};
-use candle_core::quantized::{GgmlDType, QMatMul};
+use candle_core::quantized::GgmlDType;
 use candle_core::{Device, Tensor};
 use std::path::Path;
-use std::sync::Arc;
 
 /// A model ready to run, plus its parsed `config.json` (token ids for hearth-text).
 pub struct LoadedModel {
@@ -72,20 +70,10 @@ fn build(
     let mat = |name: &str, out: usize, inp: usize| st.f32(name, &[out, inp], device);
     let vec = |name: &str, len: usize| st.f32(name, &[len], device);
 
-    // Quantized once, shared by the lookup and a tied head; the f32 copy dies here.
-    let embed_f32 = mat("model.embed_tokens.weight", v, h)?;
-    let (embed, tied_head) = match quantization {
-        None | Some(GgmlDType::F32) => (
-            QMatMul::Tensor(embed_f32.clone()),
-            Linear::Candle(QMatMul::Tensor(embed_f32)),
-        ),
-        Some(q) => {
-            let t = Arc::new(quantize_matrix(&embed_f32, q)?);
-            (QMatMul::from_arc(t.clone())?, Linear::new(t, false)?)
-        }
-    };
+    // Quantized once, one copy for the lookup and a tied head; the f32 copy dies here.
+    let embed = dense(mat("model.embed_tokens.weight", v, h)?)?;
     let lm_head = if hf.tie_word_embeddings {
-        tied_head
+        embed.clone()
     } else if st.contains("lm_head.weight") {
         dense(mat("lm_head.weight", v, h)?)?
     } else {

@@ -95,17 +95,7 @@ impl CudaLlama {
                 cols,
             })
         };
-        let embed = match &model.embed {
-            QMatMul::Tensor(t) => {
-                let (rows, cols) = t.dims2()?;
-                Mat {
-                    data: up(&host_f32(t)?)?,
-                    rows,
-                    cols,
-                }
-            }
-            _ => return Err(unsupported("load the model with dequantize: true")),
-        };
+        let embed = mat(&model.embed)?;
         let mut layers = Vec::with_capacity(model.layers.len());
         for w in &model.layers {
             if w.qkv_bias.is_some() || w.qk_norm.is_some() {

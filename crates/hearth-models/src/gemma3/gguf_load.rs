@@ -63,13 +63,11 @@ pub fn load_gguf<R: Read + Seek>(
         device,
         dequantize,
     };
-    // Rows are gathered from the embedding, so it is kept in f32.
-    let embed_q = Arc::new(r.qtensor("token_embd.weight", &[vocab, h])?);
-    let embed = embed_q.dequantize(device)?;
+    let embed = r.linear("token_embd.weight", vocab, h)?;
     let lm_head = if content.tensor_infos.contains_key("output.weight") {
         r.linear("output.weight", vocab, h)?
     } else {
-        Linear::new(embed_q, dequantize)?
+        embed.clone()
     };
     // Not with_capacity(num_layers): the count is the file's word; a lie would be a
     // giant allocation. The first missing layer tensor ends the loop instead.

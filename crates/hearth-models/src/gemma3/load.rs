@@ -10,7 +10,6 @@ use crate::ModelError;
 use candle_core::quantized::GgmlDType;
 use candle_core::{Device, Tensor};
 
-/// The embedding table itself stays f32 (rows are gathered, not multiplied).
 pub fn load(
     cfg: &Gemma3Config,
     st: &SafetensorsDir,
@@ -32,11 +31,11 @@ pub fn load(
     let norm = |name: &str, len: usize| -> Result<Tensor, ModelError> {
         Ok((st.f32(&format!("{pre}{name}"), &[len], device)? + 1.0)?)
     };
-    let embed = mat("embed_tokens.weight", v, h)?;
+    let embed = dense(mat("embed_tokens.weight", v, h)?)?;
     let lm_head = if st.contains("lm_head.weight") && !cfg.tie_word_embeddings {
         dense(st.f32("lm_head.weight", &[v, h], device)?)?
     } else {
-        dense(embed.clone())?
+        embed.clone()
     };
     // Not with_capacity(num_layers): the count is the file's word; a lie would be a
     // giant allocation. The first missing layer tensor ends the loop instead.

@@ -43,8 +43,8 @@ pub(crate) struct Layer {
 pub struct Gemma3 {
     pub(crate) spec: ModelSpec,
     pub(crate) cfg: Gemma3Config,
-    /// `[vocab, hidden]`, also the (tied) LM head.
-    pub(crate) embed: Tensor,
+    /// `[vocab, hidden]` token embeddings (rows), one copy with a tied LM head.
+    pub(crate) embed: Linear,
     pub(crate) layers: Vec<Layer>,
     pub(crate) norm: Tensor,
     pub(crate) lm_head: Linear,
@@ -122,7 +122,7 @@ impl Gemma3 {
         }
         let ids = Tensor::from_slice(&batch.tokens, batch.tokens.len(), &self.device)?;
         let scale = (self.cfg.hidden_size as f64).sqrt();
-        let mut x = (self.embed.index_select(&ids, 0)? * scale)?;
+        let mut x = (self.embed.embedding(&ids)? * scale)?;
         let local = self.rope_local.tables(&batch.positions, &self.device)?;
         let global = self.rope_global.tables(&batch.positions, &self.device)?;
         for i in 0..self.layers.len() {

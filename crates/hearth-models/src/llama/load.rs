@@ -5,7 +5,7 @@ use crate::attention::CpuPagedAttention;
 use crate::quant::Linear;
 use crate::ModelError;
 use candle_core::quantized::gguf_file::Content;
-use candle_core::quantized::{QMatMul, QTensor};
+use candle_core::quantized::QTensor;
 use candle_core::{Device, Tensor};
 use std::io::{Read, Seek};
 use std::sync::Arc;
@@ -41,13 +41,6 @@ impl<R: Read + Seek> Reader<'_, R> {
         Ok(Linear::new(t, self.dequantize)?)
     }
 
-    fn to_matmul(&self, t: Arc<QTensor>) -> Result<QMatMul, ModelError> {
-        if self.dequantize {
-            return Ok(QMatMul::Tensor(t.dequantize(self.device)?));
-        }
-        Ok(QMatMul::from_arc(t)?)
-    }
-
     /// Norm weights and other vectors, dequantized to f32.
     fn vector(&mut self, name: &str, len: usize) -> Result<Tensor, ModelError> {
         Ok(self.qtensor(name, &[len])?.dequantize(self.device)?)
@@ -78,17 +71,13 @@ pub fn load<R: Read + Seek>(
         dequantize,
     };
 
-    let embed_q = Arc::new(r.qtensor("token_embd.weight", &[vocab, h])?);
-    let embed = r.to_matmul(embed_q.clone())?;
-    // Tied embeddings: without `output.weight` the LM head is the embedding matrix.
-    // Either way it is a `Linear`, so Q8_0/Q4_1 heads run on hearth's kernels
-    // (dequantized, it shares the embedding's f32 tensor).
+    let embed = r.linear("token_embd.weight", vocab, h)?;
+    // Tied embeddings: without `output.weight` the LM head is the embedding matrix,
+    // the same copy (a `Linear` clone shares its weights).
     let lm_head = if content.tensor_infos.contains_key("output.weight") {
         r.linear("output.weight", vocab, h)?
-    } else if dequantize {
-        Linear::Candle(embed.clone())
     } else {
-        Linear::new(embed_q, false)?
+        embed.clone()
     };
     let freq_factors = if content.tensor_infos.contains_key("rope_freqs.weight") {
         Some(r.vector("rope_freqs.weight", hd / 2)?.to_vec1::<f32>()?)

@@ -12,7 +12,6 @@ pub use rope::Rope;
 use crate::attention::{AttnMeta, AttnShape, PagedAttention};
 use crate::quant::Linear;
 use crate::{BatchInput, CausalLm, KvCache, ModelError, ModelSpec};
-use candle_core::quantized::QMatMul;
 use candle_core::{Device, Module, Tensor};
 use candle_nn::ops::rms_norm;
 use candle_nn::rotary_emb::{rope, rope_i};
@@ -36,7 +35,8 @@ pub(crate) struct Layer {
 pub struct Llama {
     pub(crate) spec: ModelSpec,
     pub(crate) cfg: LlamaConfig,
-    pub(crate) embed: QMatMul,
+    /// Token embeddings: rows of this matrix (shared with a tied LM head).
+    pub(crate) embed: Linear,
     pub(crate) layers: Vec<Layer>,
     pub(crate) norm: Tensor,
     pub(crate) lm_head: Linear,

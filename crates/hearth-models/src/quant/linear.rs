@@ -1,8 +1,12 @@
-//! A weight matrix as the model uses it: Q4_1 and Q8_0 through hearth's kernels (one
-//! rayon pool), every other type through candle's `QMatMul`.
+//! A weight matrix as the model uses it: quantized ones held once in their blocks and
+//! run on hearth's kernels (one rayon pool), dense f32 ones through candle's `QMatMul`.
+//! Its rows double as token embeddings (`embedding`), so a tied LM head and the lookup
+//! share one copy.
 
+use super::blocks::block_matrix;
 use super::q4_1::Q4_1Matrix;
 use super::q8_0::Q8_0Matrix;
+use super::RowMatrix;
 use candle_core::backend::BackendStorage;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{bail, CpuStorage, CustomOp1, Layout, Module, Result, Shape, Tensor};
@@ -10,8 +14,7 @@ use std::sync::Arc;
 
 #[derive(Debug, Clone)]
 pub enum Linear {
-    Q4_1(Arc<Q4_1Matrix>),
-    Q8_0(Arc<Q8_0Matrix>),
+    Quantized(Arc<dyn RowMatrix>),
     Candle(QMatMul),
 }
 
@@ -22,25 +25,50 @@ impl Linear {
             return Ok(Linear::Candle(QMatMul::Tensor(t.dequantize(&t.device())?)));
         }
         if t.device().is_cpu() && t.shape().rank() == 2 {
-            match t.dtype() {
-                GgmlDType::Q4_1 => {
-                    return Ok(Linear::Q4_1(Arc::new(Q4_1Matrix::from_qtensor(&t)?)))
-                }
-                GgmlDType::Q8_0 => {
-                    return Ok(Linear::Q8_0(Arc::new(Q8_0Matrix::from_qtensor(&t)?)))
-                }
-                _ => {}
+            let held: Option<Arc<dyn RowMatrix>> = match t.dtype() {
+                GgmlDType::Q4_1 => Some(Arc::new(Q4_1Matrix::from_qtensor(&t)?)),
+                GgmlDType::Q8_0 => Some(Arc::new(Q8_0Matrix::from_qtensor(&t)?)),
+                _ => block_matrix(&t)?,
+            };
+            if let Some(m) = held {
+                return Ok(Linear::Quantized(m));
             }
         }
         QMatMul::from_arc(t).map(Linear::Candle)
+    }
+
+    /// The weights' block type (F32 for dense ones).
+    pub fn dtype(&self) -> GgmlDType {
+        match self {
+            Linear::Quantized(m) => m.dtype(),
+            Linear::Candle(QMatMul::QTensor(t)) => t.dtype(),
+            Linear::Candle(QMatMul::TensorF16(_)) => GgmlDType::F16,
+            Linear::Candle(QMatMul::Tensor(_)) => GgmlDType::F32,
+        }
+    }
+
+    /// Rows `ids` of the matrix, `ids.dims() + [k]` in f32: the token-embedding lookup.
+    pub fn embedding(&self, ids: &Tensor) -> Result<Tensor> {
+        let m = match self {
+            Linear::Candle(q) => return q.embedding(ids),
+            Linear::Quantized(m) => m,
+        };
+        let k = m.k();
+        let idx = ids.flatten_all()?.to_vec1::<u32>()?;
+        let mut out = vec![0f32; idx.len() * k];
+        for (&i, o) in idx.iter().zip(out.chunks_exact_mut(k.max(1))) {
+            m.row(i as usize, o)?;
+        }
+        let mut dims = ids.dims().to_vec();
+        dims.push(k);
+        Tensor::from_vec(out, dims, ids.device())
     }
 }
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self {
-            Linear::Q4_1(w) => x.apply_op1_no_bwd(w.as_ref()),
-            Linear::Q8_0(w) => x.apply_op1_no_bwd(w.as_ref()),
+            Linear::Quantized(w) => x.apply_op1_no_bwd(&RowOp(w.as_ref())),
             Linear::Candle(q) => q.forward(x),
         }
     }
@@ -77,26 +105,18 @@ fn cpu_matmul(
     Ok((CpuStorage::F32(y), Shape::from(out)))
 }
 
-impl CustomOp1 for Q4_1Matrix {
+/// A held matrix as a candle op on the CPU.
+struct RowOp<'a>(&'a dyn RowMatrix);
+
+impl CustomOp1 for RowOp<'_> {
     fn name(&self) -> &'static str {
-        "hearth-q4_1-matmul"
+        "hearth-quantized-matmul"
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        cpu_matmul("Q4_1", (self.n(), self.k()), storage, layout, |x, m, y| {
-            self.matmul(x, m, y)
-        })
-    }
-}
-
-impl CustomOp1 for Q8_0Matrix {
-    fn name(&self) -> &'static str {
-        "hearth-q8_0-matmul"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        cpu_matmul("Q8_0", (self.n(), self.k()), storage, layout, |x, m, y| {
-            self.matmul(x, m, y)
+        let w = self.0;
+        cpu_matmul("quantized", (w.n(), w.k()), storage, layout, |x, m, y| {
+            w.matmul(x, m, y)
         })
     }
 }

@@ -1,6 +1,7 @@
-//! Quantized matmul kernels (Q4_1, Q8_0) on one rayon pool, and the `Linear` layer
-//! that picks them or candle's `QMatMul` per weight type.
+//! Quantized matmul kernels (Q4_1, Q8_0, and candle's dot products for the other block
+//! types) on one rayon pool, and the `Linear` layer that picks them per weight type.
 
+mod blocks;
 mod dot;
 mod dot_q8_0;
 mod kernel;
@@ -8,15 +9,20 @@ mod linear;
 mod q4_1;
 mod q8_0;
 mod q8_1;
+mod row_matrix;
 mod simd;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_blocks;
+#[cfg(test)]
 mod tests_q8_0;
 mod tiled;
 
+pub use blocks::{block_matrix, BlockMatrix};
 pub use kernel::Kernel;
 pub use linear::Linear;
 pub use q4_1::{Q4_1Matrix, Q4_1_BLOCK_BYTES};
 pub use q8_0::{quantize_row_q8_0, BlockQ8_0, Q8_0Matrix, Q8_0_BLOCK_BYTES};
 pub use q8_1::{quantize_row_q8_1, BlockQ8_1, QK};
+pub use row_matrix::RowMatrix;

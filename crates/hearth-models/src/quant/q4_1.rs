@@ -7,6 +7,7 @@ use super::q8_1::{quantize_row_q8_1, BlockQ8_1, QK};
 use super::tiled::{check_shapes, matmul_rows, quantize_rows};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{bail, Result};
+use half::f16;
 
 /// ggml block_q4_1: f16 d, f16 m, 16 bytes of nibbles; value = d * q + m.
 pub const Q4_1_BLOCK_BYTES: usize = 20;
@@ -73,6 +74,50 @@ impl Q4_1Matrix {
             let g = &groups[(r0 / 4 * kb * 8).min(groups.len())..];
             dot::dot_rows(kernel, w, a, g, out)
         });
+        Ok(())
+    }
+}
+
+impl super::RowMatrix for Q4_1Matrix {
+    fn n(&self) -> usize {
+        self.n
+    }
+
+    fn k(&self) -> usize {
+        self.k
+    }
+
+    fn dtype(&self) -> GgmlDType {
+        GgmlDType::Q4_1
+    }
+
+    fn matmul(&self, x: &[f32], m: usize, y: &mut [f32]) -> Result<()> {
+        Q4_1Matrix::matmul(self, x, m, y)
+    }
+
+    fn row(&self, i: usize, out: &mut [f32]) -> Result<()> {
+        let row_bytes = self.k / QK * Q4_1_BLOCK_BYTES;
+        if i >= self.n || out.len() != self.k {
+            bail!(
+                "row {i} of a {}x{} matrix into {} values",
+                self.n,
+                self.k,
+                out.len()
+            );
+        }
+        let row = &self.data[i * row_bytes..(i + 1) * row_bytes];
+        for (b, o) in row
+            .chunks_exact(Q4_1_BLOCK_BYTES)
+            .zip(out.chunks_exact_mut(QK))
+        {
+            let d = f16::from_le_bytes([b[0], b[1]]).to_f32();
+            let min = f16::from_le_bytes([b[2], b[3]]).to_f32();
+            // Low nibbles are the block's first 16 values, high nibbles the last 16.
+            for (j, &q) in b[4..].iter().enumerate() {
+                o[j] = d * f32::from(q & 0x0F) + min;
+                o[j + QK / 2] = d * f32::from(q >> 4) + min;
+            }
+        }
         Ok(())
     }
 }

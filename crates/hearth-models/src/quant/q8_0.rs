@@ -125,3 +125,44 @@ impl Q8_0Matrix {
         Ok(())
     }
 }
+
+impl super::RowMatrix for Q8_0Matrix {
+    fn n(&self) -> usize {
+        self.n
+    }
+
+    fn k(&self) -> usize {
+        self.k
+    }
+
+    fn dtype(&self) -> GgmlDType {
+        GgmlDType::Q8_0
+    }
+
+    fn matmul(&self, x: &[f32], m: usize, y: &mut [f32]) -> Result<()> {
+        Q8_0Matrix::matmul(self, x, m, y)
+    }
+
+    fn row(&self, i: usize, out: &mut [f32]) -> Result<()> {
+        let row_bytes = self.k / QK * Q8_0_BLOCK_BYTES;
+        if i >= self.n || out.len() != self.k {
+            bail!(
+                "row {i} of a {}x{} matrix into {} values",
+                self.n,
+                self.k,
+                out.len()
+            );
+        }
+        let row = &self.data[i * row_bytes..(i + 1) * row_bytes];
+        for (b, o) in row
+            .chunks_exact(Q8_0_BLOCK_BYTES)
+            .zip(out.chunks_exact_mut(QK))
+        {
+            let d = f16::from_le_bytes([b[0], b[1]]).to_f32();
+            for (o, &q) in o.iter_mut().zip(&b[2..]) {
+                *o = d * f32::from(q as i8);
+            }
+        }
+        Ok(())
+    }
+}

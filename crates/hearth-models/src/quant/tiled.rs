@@ -21,23 +21,24 @@ impl Out {
     }
 }
 
-/// `y[r * n + i] = dot(row i of data, acts row r)` for `n` weight rows of `row_bytes`
-/// bytes each and `m` activation rows of `kb` blocks each. `dot(w, r0, a, out)` fills
+/// `y[r * n + i] = dot(row i of data, acts row r)` for `n` weight rows of `row_len`
+/// elements (bytes or blocks) each and `m` activation rows of `kb` blocks each. `dot(w, r0, a, out)` fills
 /// `out[j]` with the product of weight row `w` and activation row `j` of `a`, which
 /// starts at row `r0` (a multiple of 4) of the whole batch.
-pub(crate) fn matmul_rows<A, F>(
-    data: &[u8],
-    row_bytes: usize,
+pub(crate) fn matmul_rows<W, A, F>(
+    data: &[W],
+    row_len: usize,
     acts: &[A],
     kb: usize,
     m: usize,
     y: &mut [f32],
     dot: F,
 ) where
+    W: Sync,
     A: Sync,
-    F: Fn(&[u8], usize, &[A], &mut [f32]) + Sync,
+    F: Fn(&[W], usize, &[A], &mut [f32]) + Sync,
 {
-    let n = data.len() / row_bytes.max(1);
+    let n = data.len() / row_len.max(1);
     assert!(
         y.len() == m * n && acts.len() == m * kb,
         "matmul_rows: bad sizes"
@@ -47,8 +48,8 @@ pub(crate) fn matmul_rows<A, F>(
         let chunk = n.div_ceil(rayon::current_num_threads() * 4).max(4);
         y.par_chunks_mut(chunk).enumerate().for_each(|(c, out)| {
             for (i, o) in out.chunks_mut(1).enumerate() {
-                let start = (c * chunk + i) * row_bytes;
-                dot(&data[start..start + row_bytes], 0, acts, o);
+                let start = (c * chunk + i) * row_len;
+                dot(&data[start..start + row_len], 0, acts, o);
             }
         });
         return;
@@ -63,7 +64,7 @@ pub(crate) fn matmul_rows<A, F>(
             let r1 = (r0 + ROW_TILE).min(m);
             let a = &acts[r0 * kb..r1 * kb];
             for (li, i) in rows.clone().enumerate() {
-                let w = &data[i * row_bytes..(i + 1) * row_bytes];
+                let w = &data[i * row_len..(i + 1) * row_len];
                 dot(w, r0, a, &mut local[li * m + r0..li * m + r1]);
             }
         }

@@ -1,0 +1,124 @@
+//! Weights of any other ggml block type (Q4_0, Q5_0, Q5_1, Q2_K..Q6_K) held once, in the
+//! file's own blocks, and multiplied with candle's per-type dot products on hearth's
+//! rayon pool (`tiled::matmul_rows`). Candle's own `QMatMul` would, on x86, keep a
+//! second, repacked copy of every k-quant matrix after its first batched call (1.33x the
+//! weights again) and run its own thread pool beside ours.
+
+use super::tiled::{check_shapes, matmul_rows, quantize_rows};
+use super::RowMatrix;
+use candle_core::quantized::k_quants::{
+    BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K,
+};
+use candle_core::quantized::{GgmlDType, GgmlType, QTensor};
+use candle_core::{bail, Result};
+use std::sync::Arc;
+
+/// `n` rows of `k` weights, `k / T::BLCK_SIZE` blocks a row.
+#[derive(Debug)]
+pub struct BlockMatrix<T> {
+    n: usize,
+    k: usize,
+    blocks: Vec<T>,
+}
+
+impl<T: GgmlType + std::fmt::Debug + 'static> BlockMatrix<T> {
+    /// Copies the blocks of a `[n, k]` tensor of type `T`.
+    pub fn from_qtensor(t: &QTensor) -> Result<Self> {
+        if t.dtype() != T::DTYPE {
+            bail!("expected a {:?} tensor, got {:?}", T::DTYPE, t.dtype());
+        }
+        let (n, k) = t.shape().dims2()?;
+        if !k.is_multiple_of(T::BLCK_SIZE) {
+            bail!(
+                "{:?} row length {k} is not a multiple of {}",
+                T::DTYPE,
+                T::BLCK_SIZE
+            );
+        }
+        let count = n * (k / T::BLCK_SIZE);
+        let bytes = t.data()?;
+        if bytes.len() != count * std::mem::size_of::<T>() {
+            bail!(
+                "{:?} {n}x{k} needs {count} blocks, got {} bytes",
+                T::DTYPE,
+                bytes.len()
+            );
+        }
+        let mut blocks = vec![T::zeros(); count];
+        // SAFETY: ggml blocks are plain `repr(C)` bytes (candle reads files into them the
+        // same way); the destination holds exactly `bytes.len()` bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                blocks.as_mut_ptr() as *mut u8,
+                bytes.len(),
+            )
+        };
+        Ok(BlockMatrix { n, k, blocks })
+    }
+}
+
+impl<T: GgmlType + std::fmt::Debug + 'static> RowMatrix for BlockMatrix<T> {
+    fn n(&self) -> usize {
+        self.n
+    }
+
+    fn k(&self) -> usize {
+        self.k
+    }
+
+    fn dtype(&self) -> GgmlDType {
+        T::DTYPE
+    }
+
+    fn matmul(&self, x: &[f32], m: usize, y: &mut [f32]) -> Result<()> {
+        let (n, k, kb) = (self.n, self.k, self.k / T::BLCK_SIZE);
+        if !check_shapes("block", x, y, m, k, n)? {
+            return Ok(());
+        }
+        let acts = quantize_rows(x, m, k, kb, T::VecDotType::zeros(), |x, a| {
+            T::VecDotType::from_float(x, a)
+        });
+        matmul_rows(&self.blocks, kb, &acts, kb, m, y, |w, _, a, out| {
+            for (o, a) in out.iter_mut().zip(a.chunks_exact(kb)) {
+                *o = T::vec_dot(k, w, a);
+            }
+        });
+        Ok(())
+    }
+
+    fn row(&self, i: usize, out: &mut [f32]) -> Result<()> {
+        let kb = self.k / T::BLCK_SIZE;
+        if i >= self.n || out.len() != self.k {
+            bail!(
+                "row {i} of a {}x{} matrix into {} values",
+                self.n,
+                self.k,
+                out.len()
+            );
+        }
+        T::to_float(&self.blocks[i * kb..(i + 1) * kb], out);
+        Ok(())
+    }
+}
+
+/// The block matrix for `t`'s type, or `None` for a type this module does not hold
+/// (floats, and Q4_1/Q8_0, which have kernels of their own).
+pub fn block_matrix(t: &QTensor) -> Result<Option<Arc<dyn RowMatrix>>> {
+    fn of<T: GgmlType + std::fmt::Debug + 'static>(
+        t: &QTensor,
+    ) -> Result<Option<Arc<dyn RowMatrix>>> {
+        Ok(Some(Arc::new(BlockMatrix::<T>::from_qtensor(t)?)))
+    }
+    match t.dtype() {
+        GgmlDType::Q4_0 => of::<BlockQ4_0>(t),
+        GgmlDType::Q5_0 => of::<BlockQ5_0>(t),
+        GgmlDType::Q5_1 => of::<BlockQ5_1>(t),
+        GgmlDType::Q2K => of::<BlockQ2K>(t),
+        GgmlDType::Q3K => of::<BlockQ3K>(t),
+        GgmlDType::Q4K => of::<BlockQ4K>(t),
+        GgmlDType::Q5K => of::<BlockQ5K>(t),
+        GgmlDType::Q6K => of::<BlockQ6K>(t),
+        _ => Ok(None),
+    }
+}
