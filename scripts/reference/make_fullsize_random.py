@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Random-weight, full-size Hugging Face folders for memory/speed measurements.
 
-Pinned versions this was run with: torch 2.5.1, safetensors 0.4/0.8 (save_file),
-tokenizers 0.20.3 (only the json layout is used), python 3.10+.
+Needs only numpy (pip; run with numpy 2.x): BF16 is written as its 16-bit patterns
+into a safetensors file whose header this script writes (no torch needed).
 
 Usage: make_fullsize_random.py MODEL OUT_DIR
   MODEL: llama-3.2-3b-instruct | qwen2.5-7b-instruct | qwen3-0.6b | gemma-3-1b-it
@@ -19,8 +19,7 @@ import json
 import os
 import sys
 
-import torch
-from safetensors.torch import save_file
+import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOK_FIXTURE = os.path.join(REPO, "crates/hearth-text/tests/fixtures/hf_tiny")
@@ -110,30 +109,50 @@ def tensor_specs(c):
     return out
 
 
-def make_tensor(shape, kind, pool, gen, gemma):
-    n = 1
-    for d in shape:
-        n *= d
+def bf16(x):
+    """float32 array -> its BF16 bit patterns (round to nearest even) as uint16."""
+    b = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+    return ((b + 0x7FFF + ((b >> 16) & 1)) >> 16).astype(np.uint16)
+
+
+def make_tensor(shape, kind, pool, rng, gemma):
+    n = int(np.prod(shape))
     if kind == "norm":
-        return torch.full(shape, 0.0 if gemma else 1.0, dtype=torch.bfloat16)
-    out = torch.empty(n, dtype=torch.bfloat16)
+        return np.full(n, bf16(np.float32(0.0 if gemma else 1.0)), dtype=np.uint16)
+    out = np.empty(n, dtype=np.uint16)
     done = 0
     while done < n:  # stitch random windows of the pool until the tensor is full
-        take = min(n - done, pool.numel() // 2)
-        start = int(torch.randint(0, pool.numel() - take + 1, (1,), generator=gen))
+        take = min(n - done, pool.size // 2)
+        start = int(rng.integers(0, pool.size - take + 1))
         out[done:done + take] = pool[start:start + take]
         done += take
-    return out.view(shape)
+    return out
+
+
+def save_bf16(tensors, path):
+    """A safetensors file: u64 header length, JSON header, then the raw little-endian data."""
+    header, offset = {"__metadata__": {"format": "pt"}}, 0
+    for name, (shape, data) in tensors.items():
+        header[name] = {"dtype": "BF16", "shape": list(shape),
+                        "data_offsets": [offset, offset + data.nbytes]}
+        offset += data.nbytes
+    head = json.dumps(header, separators=(",", ":")).encode()
+    head += b" " * (-len(head) % 8)
+    with open(path, "wb") as fh:
+        fh.write(len(head).to_bytes(8, "little"))
+        fh.write(head)
+        for _, data in tensors.values():
+            fh.write(data.astype("<u2", copy=False).tobytes())
 
 
 def write_weights(c, out_dir):
-    gen = torch.Generator().manual_seed(0)
-    pool = (torch.randn(64 * 1024 * 1024, generator=gen) * 0.02).to(torch.bfloat16)
+    rng = np.random.default_rng(0)
+    pool = bf16(rng.standard_normal(64 * 1024 * 1024, dtype=np.float32) * 0.02)
     gemma = c["architectures"][0] == "Gemma3ForCausalLM"
     specs = tensor_specs(c)
     shards, cur, cur_bytes = [], [], 0
     for spec in specs:  # group names into ~2 GB shards first, so names are known up front
-        nbytes = 2 * torch.Size(spec[1]).numel()
+        nbytes = 2 * int(np.prod(spec[1]))
         if cur and cur_bytes + nbytes > SHARD_BYTES:
             shards.append(cur)
             cur, cur_bytes = [], 0
@@ -143,11 +162,12 @@ def write_weights(c, out_dir):
     weight_map, total = {}, 0
     for k, shard in enumerate(shards):
         fname = f"model-{k + 1:05d}-of-{len(shards):05d}.safetensors"
-        tensors = {name: make_tensor(shape, kind, pool, gen, gemma) for name, shape, kind in shard}
-        save_file(tensors, os.path.join(out_dir, fname), metadata={"format": "pt"})
-        for name, t in tensors.items():
+        tensors = {name: (shape, make_tensor(shape, kind, pool, rng, gemma))
+                   for name, shape, kind in shard}
+        save_bf16(tensors, os.path.join(out_dir, fname))
+        for name, (_, data) in tensors.items():
             weight_map[name] = fname
-            total += t.numel() * 2
+            total += data.nbytes
         del tensors
         print(f"wrote {fname}", flush=True)
     index = {"metadata": {"total_size": total}, "weight_map": weight_map}

@@ -36,15 +36,17 @@ pub struct BenchArgs {
     /// Prompt tokens per request.
     #[arg(long, alias = "random-input-len", default_value_t = 256)]
     pub input_len: usize,
-    /// Output tokens per request (EOS is ignored so every request makes this many).
     /// Tokens (or words) of one random prefix shared by every prompt, before its own
     /// `input_len` (vLLM's --random-prefix-len): measures prefix-cache hits.
     #[arg(long, alias = "prefix-len", default_value_t = 0)]
     pub random_prefix_len: usize,
+    /// Output tokens per request (EOS is ignored so every request makes this many).
     #[arg(long, alias = "random-output-len", default_value_t = 128)]
     pub output_len: usize,
+    /// Seed of the random prompts.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Sampling temperature of every request.
     #[arg(long, default_value_t = 0.0)]
     pub temperature: f32,
     /// Send random words as text instead of random token ids.
