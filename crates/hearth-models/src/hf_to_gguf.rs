@@ -243,7 +243,7 @@ fn produce(
             Tensor::from_slice(f, f.len(), cpu)?
         }
     };
-    Ok(QTensor::quantize(&t, header.dtype)?)
+    crate::quantize::quantize_as(&t, header.dtype)
 }
 
 /// Writes `dst` whole under a temporary name, then renames it (no partial file left).

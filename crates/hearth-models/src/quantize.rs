@@ -4,8 +4,10 @@ use crate::quant::Linear;
 use crate::ModelError;
 /// Re-exported so the CLI can name quantization types without depending on candle.
 pub use candle_core::quantized::GgmlDType;
-use candle_core::quantized::{QMatMul, QTensor};
-use candle_core::Tensor;
+use candle_core::quantized::{QMatMul, QStorage, QTensor};
+use candle_core::{CpuStorage, Tensor};
+use rayon::prelude::*;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// The type names `--quantization` accepts, as llama.cpp spells them.
@@ -65,7 +67,36 @@ pub fn quantized_bytes(want: GgmlDType, rows: usize, cols: usize) -> u64 {
 /// Quantizes one f32 matrix (its last dimension is the one blocks run along).
 pub fn quantize_matrix(t: &Tensor, want: GgmlDType) -> Result<QTensor, ModelError> {
     let cols = t.dims().last().copied().unwrap_or(0);
-    Ok(QTensor::quantize(t, fitting_type(want, cols))?)
+    quantize_as(t, fitting_type(want, cols))
+}
+
+/// Quantizes `t` to exactly `dtype`, groups of rows in parallel: blocks run along the
+/// last dimension, so the groups' blocks laid end to end are the whole tensor's. (Candle
+/// quantizes on one thread; k-quants' scale search made loading a 3B model take minutes.)
+pub fn quantize_as(t: &Tensor, dtype: GgmlDType) -> Result<QTensor, ModelError> {
+    let (rows, cols) = match t.dims() {
+        [rows, cols] => (*rows, *cols),
+        _ => return Ok(QTensor::quantize(t, dtype)?),
+    };
+    let t = t.contiguous()?;
+    let (storage, layout) = t.storage_and_layout();
+    let values = match (&*storage, layout.contiguous_offsets()) {
+        (candle_core::Storage::Cpu(CpuStorage::F32(v)), Some((a, b))) => &v[a..b],
+        _ => return Ok(QTensor::quantize(&t, dtype)?),
+    };
+    // Each group becomes a tensor of its own: candle's quantizer reads a view's storage
+    // from its start, not from the view's offset.
+    let chunk = rows.div_ceil(rayon::current_num_threads() * 4).max(1);
+    let parts = values
+        .par_chunks(chunk * cols.max(1))
+        .map(|part| {
+            let part = Tensor::from_slice(part, (part.len() / cols.max(1), cols), &t.device())?;
+            Ok(QTensor::quantize(&part, dtype)?.data()?.into_owned())
+        })
+        .collect::<Result<Vec<Vec<u8>>, candle_core::Error>>()?;
+    drop(storage);
+    let storage = QStorage::from_data(Cow::Owned(parts.concat()), &t.device(), dtype)?;
+    Ok(QTensor::new(storage, t.shape())?)
 }
 
 /// A projection weight as the decoder runs it: dense f32 without `want`, else quantized
@@ -81,6 +112,32 @@ pub fn linear_from_f32(t: Tensor, want: Option<GgmlDType>) -> Result<Linear, Mod
 mod tests {
     use super::*;
     use candle_core::Device;
+
+    /// Rows quantized in parallel groups give candle's bytes exactly (37 rows: groups
+    /// of unequal size).
+    #[test]
+    fn parallel_quantization_equals_candles() {
+        let vals: Vec<f32> = (0..37 * 256)
+            .map(|i| ((i * 7919) % 1000) as f32 / 5e3 - 0.1)
+            .collect();
+        let t = Tensor::from_vec(vals, (37, 256), &Device::Cpu).expect("t");
+        for dtype in [
+            GgmlDType::Q4K,
+            GgmlDType::Q6K,
+            GgmlDType::Q8_0,
+            GgmlDType::Q4_1,
+            GgmlDType::F16,
+        ] {
+            let ours = quantize_as(&t, dtype).expect("ours");
+            let theirs = QTensor::quantize(&t, dtype).expect("theirs");
+            assert_eq!(ours.shape(), theirs.shape());
+            assert_eq!(ours.dtype(), dtype);
+            assert!(
+                ours.data().expect("a") == theirs.data().expect("b"),
+                "{dtype:?}"
+            );
+        }
+    }
 
     #[test]
     fn parses_names_and_rejects_others() {

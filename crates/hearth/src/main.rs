@@ -4,11 +4,11 @@
 mod audit_cmd;
 mod bench;
 mod chat;
+mod config;
 mod exposure;
 mod keys_cmd;
-mod limit_args;
-mod config;
 mod lifecycle;
+mod limit_args;
 mod logs;
 mod memory_check;
 mod model_source;
@@ -35,7 +35,13 @@ struct Cli {
     #[command(subcommand)]
     command: Command,
     /// Log lines as text or as JSON objects (one a line), on stderr.
-    #[arg(long, global = true, value_enum, default_value = "text", env = "HEARTH_LOG_FORMAT")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "HEARTH_LOG_FORMAT"
+    )]
     log_format: logs::LogFormat,
 }
 

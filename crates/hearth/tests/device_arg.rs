@@ -18,7 +18,10 @@ fn cuda_without_the_feature_is_a_clear_error() {
         .expect("run hearth serve");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
-    assert!(err.contains("built without CUDA") && err.contains("--features cuda"), "{err}");
+    assert!(
+        err.contains("built without CUDA") && err.contains("--features cuda"),
+        "{err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
 }
 
@@ -30,5 +33,8 @@ fn unknown_devices_are_refused_by_the_parser() {
         .expect("run hearth serve");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains("tpu") && err.contains("cpu") && err.contains("cuda"), "{err}");
+    assert!(
+        err.contains("tpu") && err.contains("cpu") && err.contains("cuda"),
+        "{err}"
+    );
 }

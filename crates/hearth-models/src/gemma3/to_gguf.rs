@@ -10,7 +10,7 @@ use crate::quantize::fitting_type;
 use crate::safetensors::SafetensorsDir;
 use crate::ModelError;
 use candle_core::quantized::gguf_file::Value;
-use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::quantized::GgmlDType;
 use candle_core::Device;
 use std::path::Path;
 
@@ -128,7 +128,7 @@ pub fn convert(
         if *norm {
             t = (t + 1.0)?;
         }
-        Ok(QTensor::quantize(&t, h.dtype)?)
+        crate::quantize::quantize_as(&t, h.dtype)
     })?;
     Ok(GgufSummary {
         architecture: "gemma3".into(),
