@@ -291,7 +291,12 @@ pub fn hf_to_gguf(src: &Path, dst: &Path, dtype: GgmlDType) -> Result<GgufSummar
             Value::String(name.to_string_lossy().into()),
         ));
     }
-    md.extend(tokenizer_metadata(src, &config, &hf)?);
+    md.extend(tokenizer_metadata(
+        src,
+        &config,
+        &hf.llama.architecture,
+        hf.llama.vocab_size,
+    )?);
     let plan = plan(&hf, dtype);
     let headers: Vec<TensorHeader> = plan.iter().map(|(h, _)| h.clone()).collect();
     let tensor_bytes = headers.iter().map(|h| h.bytes() as u64).sum();

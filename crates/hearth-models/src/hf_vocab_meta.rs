@@ -1,7 +1,8 @@
 //! `tokenizer.ggml.*` GGUF metadata from a Hugging Face folder's `tokenizer.json`,
-//! `tokenizer_config.json` and `config.json` (byte-level BPE, llama.cpp's "gpt2" model).
+//! `tokenizer_config.json` and `config.json`: byte-level BPE as llama.cpp's "gpt2"
+//! model, SentencePiece-style BPE (byte fallback) as its "llama" model (`hf_vocab_spm`).
 
-use crate::hf_config::HfConfig;
+use crate::hf_vocab_spm;
 use crate::ModelError;
 use candle_core::quantized::gguf_file::Value;
 use serde_json::Value as Json;
@@ -46,11 +47,11 @@ type Vocab = (Vec<String>, Vec<i32>, Vec<String>);
 /// Tokens padded to the embedding's row count, their types, and the merges.
 fn vocab(tok: &Json, n_vocab: usize) -> Result<Vocab, ModelError> {
     let model = tok.get("model").ok_or_else(|| bad("no `model`"))?;
-    if model.get("type").and_then(Json::as_str) != Some("BPE")
-        || model.get("byte_fallback").and_then(Json::as_bool) == Some(true)
-    {
+    if model.get("type").and_then(Json::as_str) != Some("BPE") {
         return Err(ModelError::Unsupported(
-            "only byte-level BPE tokenizers (Llama 3, Qwen) convert to GGUF".into(),
+            "only BPE tokenizers (byte-level like Llama 3 and Qwen, or SentencePiece-style \
+             like Gemma) convert to GGUF"
+                .into(),
         ));
     }
     let mut tokens: Vec<Option<(String, i32)>> = vec![None; n_vocab];
@@ -141,7 +142,8 @@ fn chat_template(dir: &Path, tc: Option<&Json>) -> Result<Option<String>, ModelE
 pub fn tokenizer_metadata(
     dir: &Path,
     config: &Json,
-    hf: &HfConfig,
+    architecture: &str,
+    vocab_size: usize,
 ) -> Result<Vec<(String, Value)>, ModelError> {
     let Some(tok) = read_json(&dir.join("tokenizer.json"))? else {
         return Ok(vec![(
@@ -150,23 +152,29 @@ pub fn tokenizer_metadata(
         )]);
     };
     let tc = read_json(&dir.join("tokenizer_config.json"))?;
-    let (texts, types, merges) = vocab(&tok, hf.llama.vocab_size)?;
+    let (texts, mut types, merges) = vocab(&tok, vocab_size)?;
+    let model = tok.get("model").unwrap_or(&Json::Null);
+    let spm = hf_vocab_spm::is_sentencepiece(model);
     let lookup = |s: &str| texts.iter().position(|t| t == s).map(|i| i as u32);
     let tc_get = |k: &str| tc.as_ref().and_then(|t| t.get(k));
     // tokenizer_config.json first, then config.json (gguf-py's SpecialVocab order).
     let special = |tc_key: &str, cfg_key: &str| {
         token_id(tc_get(tc_key), &lookup).or_else(|| token_id(config.get(cfg_key), &lookup))
     };
-    let (bos, eos) = (
-        special("bos_token", "bos_token_id"),
-        special("eos_token", "eos_token_id"),
-    );
+    let unk = model.get("unk_token").and_then(Json::as_str);
+    let ids = [
+        ("bos_token_id", special("bos_token", "bos_token_id")),
+        ("eos_token_id", special("eos_token", "eos_token_id")),
+        ("padding_token_id", special("pad_token", "pad_token_id")),
+        ("unknown_token_id", unk.and_then(|u| lookup(u))),
+    ];
     let mut md = vec![(
         "tokenizer.ggml.model".to_string(),
-        Value::String("gpt2".into()),
+        Value::String(if spm { "llama" } else { "gpt2" }.into()),
     )];
     // llama.cpp picks its pre-tokenizer regex by this name; only names known to fit.
-    let pre = match hf.llama.architecture.as_str() {
+    let pre = match architecture {
+        _ if spm => None,
         "llama" if texts.len() >= 128_000 => Some("llama-bpe"),
         "qwen2" | "qwen3" => Some("qwen2"),
         _ => None,
@@ -174,15 +182,28 @@ pub fn tokenizer_metadata(
     if let Some(p) = pre {
         md.push(("tokenizer.ggml.pre".into(), Value::String(p.into())));
     }
+    if spm {
+        let scores = hf_vocab_spm::scores(&texts, &merges);
+        md.push((
+            "tokenizer.ggml.scores".into(),
+            Value::Array(scores.into_iter().map(Value::F32).collect()),
+        ));
+        hf_vocab_spm::retype(&texts, &mut types, unk);
+        let prefix = hf_vocab_spm::adds_space_prefix(&tok);
+        md.push((
+            "tokenizer.ggml.add_space_prefix".into(),
+            Value::Bool(prefix),
+        ));
+    }
     md.push((
         "tokenizer.ggml.token_type".into(),
         Value::Array(types.into_iter().map(Value::I32).collect()),
     ));
-    if !merges.is_empty() {
+    if !merges.is_empty() && !spm {
         md.push(("tokenizer.ggml.merges".into(), strings(merges)));
     }
     md.push(("tokenizer.ggml.tokens".into(), strings(texts)));
-    for (key, id) in [("bos_token_id", bos), ("eos_token_id", eos)] {
+    for (key, id) in ids {
         if let Some(id) = id {
             md.push((format!("tokenizer.ggml.{key}"), Value::U32(id)));
         }
@@ -230,9 +251,9 @@ mod tests {
         assert_eq!(merges, ["a b"]);
         // More tokens than embedding rows cannot be written.
         assert!(vocab(&tok, 4).is_err());
-        let mut sp = tok.clone();
-        sp["model"]["byte_fallback"] = json!(true);
-        assert!(matches!(vocab(&sp, 6), Err(ModelError::Unsupported(_))));
+        let mut wp = tok.clone();
+        wp["model"]["type"] = json!("WordPiece");
+        assert!(matches!(vocab(&wp, 6), Err(ModelError::Unsupported(_))));
     }
 
     #[test]
@@ -248,12 +269,12 @@ mod tests {
         let cfg = json!({"architectures": ["Qwen2ForCausalLM"], "hidden_size": 64,
             "intermediate_size": 128, "num_hidden_layers": 1, "num_attention_heads": 4,
             "num_key_value_heads": 2, "vocab_size": 3, "bos_token_id": 0, "eos_token_id": 1});
-        let hf = HfConfig::from_json(&cfg).expect("config");
-        let md: std::collections::HashMap<String, Value> = tokenizer_metadata(&dir, &cfg, &hf)
-            .expect("metadata")
-            .into_iter()
-            .collect();
-        let none = tokenizer_metadata(&std::env::temp_dir().join("no-such-dir"), &cfg, &hf);
+        let md: std::collections::HashMap<String, Value> =
+            tokenizer_metadata(&dir, &cfg, "qwen2", 3)
+                .expect("metadata")
+                .into_iter()
+                .collect();
+        let none = tokenizer_metadata(&std::env::temp_dir().join("no-such-dir"), &cfg, "qwen2", 3);
         let _ = std::fs::remove_dir_all(&dir);
         assert_eq!(strs(&md["tokenizer.ggml.tokens"]), ["a", "b", "<e>"]);
         assert!(matches!(md["tokenizer.ggml.pre"], Value::String(ref s) if s == "qwen2"));

@@ -6,6 +6,7 @@
 use super::Gemma3Config;
 use crate::gguf_stream::TensorHeader;
 use crate::hf_to_gguf::{file_type, write_gguf_file, GgufSummary};
+use crate::hf_vocab_meta::tokenizer_metadata;
 use crate::quantize::fitting_type;
 use crate::safetensors::SafetensorsDir;
 use crate::ModelError;
@@ -86,15 +87,6 @@ pub fn convert(
     dtype: GgmlDType,
     config: &serde_json::Value,
 ) -> Result<GgufSummary, ModelError> {
-    // llama.cpp writes Gemma's SentencePiece vocabulary (tokenizer.model); hearth
-    // cannot build that vocabulary yet, and a file without it could not be served.
-    for f in ["tokenizer.json", "tokenizer.model"] {
-        if src.join(f).is_file() {
-            return Err(ModelError::Unsupported(
-                "Gemma 3 to GGUF: writing its SentencePiece tokenizer is not supported yet".into(),
-            ));
-        }
-    }
     let cfg = Gemma3Config::from_json(config)?;
     let st = SafetensorsDir::open(src)?;
     let pre = ["model.", "language_model.model.", "model.language_model."]
@@ -115,7 +107,8 @@ pub fn convert(
         md.push(("general.name".into(), name));
     }
     md.extend(cfg.gguf_metadata()?);
-    md.push(("tokenizer.ggml.model".into(), Value::String("none".into())));
+    // SentencePiece vocabulary from tokenizer.json (scores from its merges).
+    md.extend(tokenizer_metadata(src, config, "gemma3", cfg.vocab_size)?);
     let plan = plan(&cfg, pre, untied, dtype);
     let headers: Vec<TensorHeader> = plan.iter().map(|(h, _)| h.clone()).collect();
     let mut sources = plan.iter().map(|(_, s)| s);
