@@ -16,7 +16,8 @@ tokenizer.json instead (BPE with byte fallback, the one of crates/hearth/tests/
 spm_to_gguf.rs), and llama.cpp's tokenization of a few texts is checked too. Its logits
 differ from transformers' by ~0.16 even at f32 (top-1 agrees): the fixture's config sets
 query_pre_attn_scalar 24 != head_dim 32 and final_logit_softcapping 8, which transformers
-(and hearth, within 2.3e-6) apply and llama.cpp's gemma3 graph does not; the published
+(and hearth, within 2.3e-6) apply; llama.cpp's gemma3 graph seems to scale queries by the
+head size and to skip the final soft-cap (the likely cause, not verified). The published
 Gemma 3 configs have query_pre_attn_scalar == head_dim and no final soft-cap.
 """
 import json
