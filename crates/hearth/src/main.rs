@@ -6,6 +6,7 @@ mod bench;
 mod chat;
 mod config;
 mod exposure;
+mod heap;
 mod keys_cmd;
 mod lifecycle;
 mod limit_args;

@@ -146,6 +146,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let kv = args.engine_config().kv_cache_bytes as u64;
     crate::memory_check::check(&path, args.quantization, kv, args.memory)?;
     let loaded = crate::model_source::load_on(&path, args.quantization, args.device)?;
+    crate::heap::release_free_memory();
     let tokenizer = Arc::new(loaded.tokenizer);
     let template = Arc::new(args.tools.template(loaded.template)?);
     let tool_parser = args
