@@ -57,7 +57,10 @@ impl Linear {
         let idx = ids.flatten_all()?.to_vec1::<u32>()?;
         let mut out = vec![0f32; idx.len() * k];
         for (&i, o) in idx.iter().zip(out.chunks_exact_mut(k.max(1))) {
-            m.row(i as usize, o)?;
+            if i as usize >= m.n() {
+                bail!("token id {i} is outside the embedding's {} rows", m.n());
+            }
+            m.row(i as usize, o);
         }
         let mut dims = ids.dims().to_vec();
         dims.push(k);

@@ -13,6 +13,7 @@ pub trait RowMatrix: std::fmt::Debug + Send + Sync {
     fn dtype(&self) -> GgmlDType;
     /// `y[m, n] = x[m, k] · Wᵀ`.
     fn matmul(&self, x: &[f32], m: usize, y: &mut [f32]) -> Result<()>;
-    /// Row `i` as `k` f32 values.
-    fn row(&self, i: usize, out: &mut [f32]) -> Result<()>;
+    /// Row `i` (< `n`) into `out` (`k` values); callers check the bounds
+    /// (`Linear::embedding`).
+    fn row(&self, i: usize, out: &mut [f32]);
 }
