@@ -24,6 +24,7 @@ pub mod readiness;
 pub mod request_log;
 pub mod router;
 pub mod serving;
+pub mod sqlite_setup;
 pub mod state;
 pub mod track;
 pub mod tracked_stream;

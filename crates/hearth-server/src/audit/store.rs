@@ -56,14 +56,16 @@ impl AuditStore {
         let conn = Connection::open(path)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         // The mode is stored in the file; setting it again is a no-op.
-        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        let mode: String = crate::sqlite_setup::retry_while_busy(&conn, BUSY_TIMEOUT, |c| {
+            c.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+        })?;
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(mode, "audit database is not in WAL mode");
         }
         // Per connection: durable across a process crash, fsync at checkpoints only;
         // erased rows are overwritten, not left in free pages.
         conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA secure_delete=ON;")?;
-        conn.execute_batch(SCHEMA)?;
+        crate::sqlite_setup::retry_while_busy(&conn, BUSY_TIMEOUT, |c| c.execute_batch(SCHEMA))?;
         Ok(AuditStore { conn })
     }
 

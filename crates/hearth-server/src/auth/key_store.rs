@@ -55,8 +55,10 @@ impl KeyStore {
         let conn = Connection::open(path)?;
         // The CLI writes while the server reads: WAL lets both go on.
         conn.busy_timeout(Duration::from_secs(5))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.execute_batch(SCHEMA)?;
+        crate::sqlite_setup::retry_while_busy(&conn, Duration::from_secs(10), |c| {
+            c.pragma_update(None, "journal_mode", "WAL")?;
+            c.execute_batch(SCHEMA)
+        })?;
         Ok(KeyStore {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
