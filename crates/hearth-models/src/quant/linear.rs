@@ -37,16 +37,6 @@ impl Linear {
         QMatMul::from_arc(t).map(Linear::Candle)
     }
 
-    /// The weights' block type (F32 for dense ones).
-    pub fn dtype(&self) -> GgmlDType {
-        match self {
-            Linear::Quantized(m) => m.dtype(),
-            Linear::Candle(QMatMul::QTensor(t)) => t.dtype(),
-            Linear::Candle(QMatMul::TensorF16(_)) => GgmlDType::F16,
-            Linear::Candle(QMatMul::Tensor(_)) => GgmlDType::F32,
-        }
-    }
-
     /// Rows `ids` of the matrix, `ids.dims() + [k]` in f32: the token-embedding lookup.
     pub fn embedding(&self, ids: &Tensor) -> Result<Tensor> {
         let m = match self {
