@@ -1,11 +1,14 @@
 //! Quantized matmul, y[m, n] = x[m, k] · Wᵀ: hearth's kernels (each SIMD path) vs
 //! candle's `QMatMul`, at SmolLM2-135M's shapes: Q4_1 layers (hidden 576, ffn 1536)
-//! and the Q8_0 tied LM head (vocab 49152).
+//! and the Q8_0 tied LM head (vocab 49152); and Q4_K at Llama-3.2-3B's shapes (hidden
+//! 3072, ffn 8192): the repacked kernel, the per-pair path it replaced, and candle.
+//! `cargo bench -p hearth-models --bench qmatmul -- q4_k` runs one group.
 
+use candle_core::quantized::k_quants::BlockQ4K;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
-use hearth_models::quant::{Kernel, Q4_1Matrix, Q8_0Matrix};
+use hearth_models::quant::{BlockMatrix, Kernel, Q4KMatrix, Q4_1Matrix, Q8_0Matrix, RowMatrix};
 use std::time::Duration;
 
 fn data(len: usize, seed: u64) -> Vec<f32> {
@@ -77,6 +80,38 @@ fn bench(c: &mut Criterion) {
         g.bench_function(BenchmarkId::new("candle", &id), |b| {
             b.iter(|| theirs.forward(black_box(&xt)).expect("forward"))
         });
+    }
+    g.finish();
+    bench_q4_k(c);
+}
+
+fn bench_q4_k(c: &mut Criterion) {
+    let mut g = c.benchmark_group("q4_k_matmul");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    for (n, k) in [(3072, 3072), (8192, 3072)] {
+        let w = Tensor::from_vec(data(n * k, 5), (n, k), &Device::Cpu).expect("w");
+        let qt = QTensor::quantize(&w, GgmlDType::Q4K).expect("quantize");
+        let repacked = Q4KMatrix::from_qtensor(&qt).expect("repacked");
+        let per_pair = BlockMatrix::<BlockQ4K>::from_qtensor(&qt).expect("per pair");
+        let theirs = QMatMul::from_qtensor(qt).expect("qmatmul");
+        for m in [1, 8, 64] {
+            let x = data(m * k, 6);
+            let xt = Tensor::from_slice(&x, (m, k), &Device::Cpu).expect("x");
+            let mut y = vec![0f32; m * n];
+            let id = format!("m{m}_n{n}_k{k}");
+            let paths: [(&str, &dyn RowMatrix); 2] =
+                [("repacked", &repacked), ("per_pair", &per_pair)];
+            for (name, mat) in paths {
+                g.bench_function(BenchmarkId::new(name, &id), |b| {
+                    b.iter(|| mat.matmul(black_box(&x), m, &mut y).expect("matmul"))
+                });
+            }
+            g.bench_function(BenchmarkId::new("candle", &id), |b| {
+                b.iter(|| theirs.forward(black_box(&xt)).expect("forward"))
+            });
+        }
     }
     g.finish();
 }

@@ -4,10 +4,11 @@
 //! second, repacked copy of every k-quant matrix after its first batched call (1.33x the
 //! weights again) and run its own thread pool beside ours.
 
+use super::q4_k::Q4KMatrix;
 use super::tiled::{check_shapes, matmul_rows, quantize_rows};
 use super::RowMatrix;
 use candle_core::quantized::k_quants::{
-    BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K,
+    BlockQ2K, BlockQ3K, BlockQ4_0, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K,
 };
 use candle_core::quantized::{GgmlDType, GgmlType, QTensor};
 use candle_core::{bail, Result};
@@ -56,6 +57,12 @@ impl<T: GgmlType + std::fmt::Debug + 'static> BlockMatrix<T> {
         };
         Ok(BlockMatrix { n, k, blocks })
     }
+
+    /// The blocks, row-major: `k / T::BLCK_SIZE` a row.
+    #[cfg(test)]
+    pub(crate) fn blocks(&self) -> &[T] {
+        &self.blocks
+    }
 }
 
 impl<T: GgmlType + std::fmt::Debug + 'static> RowMatrix for BlockMatrix<T> {
@@ -93,7 +100,7 @@ impl<T: GgmlType + std::fmt::Debug + 'static> RowMatrix for BlockMatrix<T> {
     }
 }
 
-/// The block matrix for `t`'s type, or `None` for a type this module does not hold
+/// The block matrix for `t`'s type (Q4_K is repacked for its own kernel), or `None` for a type this module does not hold
 /// (floats, and Q4_1/Q8_0, which have kernels of their own).
 pub fn block_matrix(t: &QTensor) -> Result<Option<Arc<dyn RowMatrix>>> {
     fn of<T: GgmlType + std::fmt::Debug + 'static>(
@@ -107,7 +114,7 @@ pub fn block_matrix(t: &QTensor) -> Result<Option<Arc<dyn RowMatrix>>> {
         GgmlDType::Q5_1 => of::<BlockQ5_1>(t),
         GgmlDType::Q2K => of::<BlockQ2K>(t),
         GgmlDType::Q3K => of::<BlockQ3K>(t),
-        GgmlDType::Q4K => of::<BlockQ4K>(t),
+        GgmlDType::Q4K => Ok(Some(Arc::new(Q4KMatrix::from_qtensor(t)?))),
         GgmlDType::Q5K => of::<BlockQ5K>(t),
         GgmlDType::Q6K => of::<BlockQ6K>(t),
         _ => Ok(None),

@@ -3,10 +3,12 @@
 
 mod blocks;
 mod dot;
+mod dot_q4_k;
 mod dot_q8_0;
 mod kernel;
 mod linear;
 mod q4_1;
+mod q4_k;
 mod q8_0;
 mod q8_1;
 mod row_matrix;
@@ -16,6 +18,8 @@ mod tests;
 #[cfg(test)]
 mod tests_blocks;
 #[cfg(test)]
+mod tests_q4_k;
+#[cfg(test)]
 mod tests_q8_0;
 mod tiled;
 
@@ -23,6 +27,7 @@ pub use blocks::{block_matrix, BlockMatrix};
 pub use kernel::Kernel;
 pub use linear::Linear;
 pub use q4_1::{Q4_1Matrix, Q4_1_BLOCK_BYTES};
+pub use q4_k::Q4KMatrix;
 pub use q8_0::{quantize_row_q8_0, BlockQ8_0, Q8_0Matrix, Q8_0_BLOCK_BYTES};
 pub use q8_1::{quantize_row_q8_1, BlockQ8_1, QK};
 pub use row_matrix::RowMatrix;

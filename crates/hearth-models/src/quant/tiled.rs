@@ -39,40 +39,70 @@ pub(crate) fn matmul_rows<W, A, F>(
     F: Fn(&[W], usize, &[A], &mut [f32]) + Sync,
 {
     let n = data.len() / row_len.max(1);
+    let rows = kb.max(1);
+    matmul_units(data, row_len, 1, n, acts, kb, m, y, |w, r0, a, out| {
+        dot(w, r0, a, &mut out[r0..r0 + a.len() / rows])
+    });
+}
+
+/// As `matmul_rows` for data whose units of `row_len` elements each hold `per` weight
+/// rows interleaved (the last unit padded past `n` rows). `dot(w, r0, a, out)` gets one
+/// unit `w`, the activation tile `a` starting at batch row `r0`, and `out` laid out
+/// `[per][m]`: it fills `out[rr * m + r0 + j]` for each of its rows `rr` and tile rows `j`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul_units<W, A, F>(
+    data: &[W],
+    row_len: usize,
+    per: usize,
+    n: usize,
+    acts: &[A],
+    kb: usize,
+    m: usize,
+    y: &mut [f32],
+    dot: F,
+) where
+    W: Sync,
+    A: Sync,
+    F: Fn(&[W], usize, &[A], &mut [f32]) + Sync,
+{
+    let units = data.len() / row_len.max(1);
     assert!(
-        y.len() == m * n && acts.len() == m * kb,
+        y.len() == m * n && acts.len() == m * kb && units * per >= n,
         "matmul_rows: bad sizes"
     );
-    if m == 1 {
-        // One output per weight row: chunks of y are the tasks' own slices.
-        let chunk = n.div_ceil(rayon::current_num_threads() * 4).max(4);
-        y.par_chunks_mut(chunk).enumerate().for_each(|(c, out)| {
-            for (i, o) in out.chunks_mut(1).enumerate() {
-                let start = (c * chunk + i) * row_len;
-                dot(&data[start..start + row_len], 0, acts, o);
+    let chunk = units
+        .div_ceil(rayon::current_num_threads() * 4)
+        .max(4usize.div_ceil(per));
+    // One chunk of units against every activation tile, into `local` ([row][m]).
+    let run = |us: std::ops::Range<usize>, local: &mut [f32]| {
+        for r0 in (0..m).step_by(ROW_TILE) {
+            let r1 = (r0 + ROW_TILE).min(m);
+            let a = &acts[r0 * kb..r1 * kb];
+            for (li, u) in us.clone().enumerate() {
+                let w = &data[u * row_len..(u + 1) * row_len];
+                dot(w, r0, a, &mut local[li * per * m..(li + 1) * per * m]);
             }
+        }
+    };
+    if m == 1 && per == 1 {
+        // [row][1] is y's own layout: chunks of y are the tasks' own slices.
+        y.par_chunks_mut(chunk).enumerate().for_each(|(c, out)| {
+            run(c * chunk..c * chunk + out.len(), out);
         });
         return;
     }
     let y_ptr = Out(y.as_mut_ptr());
-    let chunk = n.div_ceil(rayon::current_num_threads() * 4).max(4);
-    (0..n.div_ceil(chunk)).into_par_iter().for_each(|c| {
-        let rows = c * chunk..((c + 1) * chunk).min(n);
+    (0..units.div_ceil(chunk)).into_par_iter().for_each(|c| {
+        let us = c * chunk..((c + 1) * chunk).min(units);
         // This task's results as [row, m]: contiguous for `dot`, scattered at the end.
-        let mut local = vec![0f32; rows.len() * m];
-        for r0 in (0..m).step_by(ROW_TILE) {
-            let r1 = (r0 + ROW_TILE).min(m);
-            let a = &acts[r0 * kb..r1 * kb];
-            for (li, i) in rows.clone().enumerate() {
-                let w = &data[i * row_len..(i + 1) * row_len];
-                dot(w, r0, a, &mut local[li * m + r0..li * m + r1]);
-            }
-        }
-        for (li, i) in rows.enumerate() {
+        let mut local = vec![0f32; us.len() * per * m];
+        run(us.clone(), &mut local);
+        let first = us.start * per;
+        for i in first..(us.end * per).min(n) {
             for r in 0..m {
                 // SAFETY: i < n and r < m, so the index is inside y (asserted above);
                 // weight row i belongs to this task alone, so no other task writes it.
-                unsafe { *y_ptr.at(r * n + i) = local[li * m + r] };
+                unsafe { *y_ptr.at(r * n + i) = local[(i - first) * m + r] };
             }
         }
     });

@@ -1,0 +1,256 @@
+//! Q4_K weights repacked 8 rows to a unit (`Q4KX8`, 2.8% larger than the file's blocks)
+//! and their dot products with Q8_K activation rows. In the unit, each 32-byte vector
+//! holds 4 consecutive weights of each of the 8 rows (two such runs, as the low and high
+//! nibbles), so one broadcast of 4 activation bytes meets all 8 rows in one `maddubs`,
+//! a sub-block's 8 products add up in i16 before its scales apply, and each output lane
+//! is one weight row: no horizontal sums. Every (weight row, activation row) pair runs
+//! the same integer sums and the same float operations in the same order whatever the
+//! batch, so a sequence's logits do not depend on what it is batched with.
+
+use candle_core::quantized::k_quants::{BlockQ8K, QK_K};
+
+/// Weight rows per unit.
+pub(crate) const ROWS: usize = 8;
+
+/// One 256-weight super-block of 8 rows.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Q4KX8 {
+    /// Per row: the f16 super-block scale and min scale.
+    pub(crate) d: [u16; ROWS],
+    pub(crate) dmin: [u16; ROWS],
+    /// `[sub-block][row]`: the 6-bit scales.
+    pub(crate) scales: [[u8; ROWS]; 8],
+    /// `[sub-block pair p][row][2]`: the 6-bit mins of sub-blocks 2p and 2p+1.
+    pub(crate) mins: [[[u8; 2]; ROWS]; 4],
+    /// `[sub-block s][run v][row][4]`: low nibble = weight 32s + 4v + b, high nibble =
+    /// weight 32s + 16 + 4v + b (v < 4, b < 4).
+    pub(crate) qs: [[[[u8; 4]; ROWS]; 4]; 8],
+}
+
+impl Q4KX8 {
+    pub(crate) const ZERO: Q4KX8 = Q4KX8 {
+        d: [0; ROWS],
+        dmin: [0; ROWS],
+        scales: [[0; ROWS]; 8],
+        mins: [[[0; 2]; ROWS]; 4],
+        qs: [[[[0; 4]; ROWS]; 4]; 8],
+    };
+
+    /// Row `r`'s quantized weight `k` (0..16).
+    pub(crate) fn q(&self, r: usize, k: usize) -> u8 {
+        let (s, l) = (k / 32, k % 32);
+        let byte = self.qs[s][(l % 16) / 4][r][l % 4];
+        if l < 16 {
+            byte & 0x0F
+        } else {
+            byte >> 4
+        }
+    }
+}
+
+// Byte offsets inside candle's `repr(C)` Q8_K block (its fields are crate-private).
+const Q8K_QS: usize = 4;
+const Q8K_BSUMS: usize = 4 + QK_K;
+const _: () = assert!(std::mem::size_of::<BlockQ8K>() == 4 + QK_K + 2 * QK_K / 16);
+const _: () = assert!(std::mem::size_of::<Q4KX8>() == 32 + 64 + 64 + 1024);
+
+/// The 8 sub-block scales and mins of a Q4_K block (ggml's `get_scale_min_k4`).
+pub(crate) fn scales_and_mins(s: &[u8; 12]) -> ([u8; 8], [u8; 8]) {
+    let (mut sc, mut mn) = ([0u8; 8], [0u8; 8]);
+    for j in 0..8 {
+        (sc[j], mn[j]) = if j < 4 {
+            (s[j] & 63, s[j + 4] & 63)
+        } else {
+            (
+                (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4),
+                (s[j + 4] >> 4) | ((s[j] >> 6) << 4),
+            )
+        };
+    }
+    (sc, mn)
+}
+
+/// An activation block's scale, quants and 16 sums of 16.
+fn q8k_parts(a: &BlockQ8K) -> (f32, &[i8; QK_K], &[i16; 16]) {
+    let p = a as *const BlockQ8K as *const u8;
+    // SAFETY: offsets inside the block, whose size is checked above; i16 sums sit at an
+    // even offset of a 4-aligned block.
+    unsafe {
+        (
+            (p as *const f32).read(),
+            &*(p.add(Q8K_QS) as *const [i8; QK_K]),
+            &*(p.add(Q8K_BSUMS) as *const [i16; 16]),
+        )
+    }
+}
+
+/// `out[rr * m + j] = dot(row rr of unit row w, activation row j of a)` for the 8 rows
+/// and the `a.len() / w.len()` activation rows.
+pub(crate) fn dot_unit(w: &[Q4KX8], a: &[BlockQ8K], m: usize, out: &mut [f32]) {
+    let kb = w.len();
+    let t = a.len() / kb.max(1);
+    // Real asserts: the SIMD path reads through raw pointers.
+    assert!(kb > 0 && a.len() == t * kb, "Q4_K unit shape");
+    assert!(out.len() >= (ROWS - 1) * m + t, "Q4_K unit output");
+    #[cfg(target_arch = "x86_64")]
+    if super::Kernel::Avx2.is_available() {
+        // SAFETY: AVX2/FMA/F16C checked just above; lengths asserted.
+        unsafe { avx2::dot_unit(w, a, m, out) };
+        return;
+    }
+    dot_unit_scalar(w, a, m, out)
+}
+
+/// The portable path, with the SIMD path's integer sums and float operations in its
+/// order (`mul_add` is the fused multiply-add), so the two agree bit for bit.
+pub(crate) fn dot_unit_scalar(w: &[Q4KX8], a: &[BlockQ8K], m: usize, out: &mut [f32]) {
+    let kb = w.len();
+    for j in 0..a.len() / kb {
+        let mut acc = [0f32; ROWS];
+        for (u, ab) in w.iter().zip(&a[j * kb..(j + 1) * kb]) {
+            let (da, qa, bsums) = q8k_parts(ab);
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let mut sumi = 0i32;
+                for s in 0..8 {
+                    let dot: i32 = (0..32)
+                        .map(|l| u.q(r, 32 * s + l) as i32 * qa[32 * s + l] as i32)
+                        .sum();
+                    sumi += dot * u.scales[s][r] as i32;
+                }
+                let mut mins = 0i32;
+                for s in 0..8 {
+                    let bs = bsums[2 * s] as i32 + bsums[2 * s + 1] as i32;
+                    mins += u.mins[s / 2][r][s % 2] as i32 * bs;
+                }
+                let d = half::f16::from_bits(u.d[r]).to_f32() * da;
+                let dmin = half::f16::from_bits(u.dmin[r]).to_f32() * da;
+                *acc = (sumi as f32).mul_add(d, *acc);
+                *acc = (-(mins as f32)).mul_add(dmin, *acc);
+            }
+        }
+        for (r, v) in acc.iter().enumerate() {
+            out[r * m + j] = *v;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::*;
+    use std::arch::x86_64::*;
+
+    /// Activation rows per pass over a unit row: their accumulators stay in registers.
+    const TILE: usize = 4;
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn dot_unit(w: &[Q4KX8], a: &[BlockQ8K], m: usize, out: &mut [f32]) {
+        let kb = w.len();
+        let t = a.len() / kb;
+        let low = _mm256_set1_epi8(0x0F);
+        // The unit's weights as bytes, unpacked once per block for a tile of rows.
+        let mut q = [_mm256_setzero_si256(); 64];
+        for t0 in (0..t).step_by(TILE) {
+            let rows = (t - t0).min(TILE);
+            let mut acc = [_mm256_setzero_ps(); TILE];
+            for (b, u) in w.iter().enumerate() {
+                let qp = u.qs.as_ptr() as *const __m256i;
+                for (i, q) in q.chunks_exact_mut(2).enumerate() {
+                    let raw = _mm256_loadu_si256(qp.add(i));
+                    q[0] = _mm256_and_si256(raw, low);
+                    q[1] = _mm256_and_si256(_mm256_srli_epi16::<4>(raw), low);
+                }
+                // Scale of sub-block s as i16 pairs per row: one madd applies it.
+                let scale: [__m256i; 8] = std::array::from_fn(|s| {
+                    let v = _mm256_cvtepu8_epi32(_mm_loadl_epi64(
+                        u.scales[s].as_ptr() as *const __m128i
+                    ));
+                    _mm256_or_si256(v, _mm256_slli_epi32::<16>(v))
+                });
+                let mins: [__m256i; 4] = std::array::from_fn(|p| {
+                    _mm256_cvtepu8_epi16(_mm_loadu_si128(u.mins[p].as_ptr() as *const __m128i))
+                });
+                let d = _mm256_cvtph_ps(_mm_loadu_si128(u.d.as_ptr() as *const __m128i));
+                let dmin = _mm256_cvtph_ps(_mm_loadu_si128(u.dmin.as_ptr() as *const __m128i));
+                let unit = Unit {
+                    q: &q,
+                    scale: &scale,
+                    mins: &mins,
+                    d,
+                    dmin,
+                };
+                let mut j = 0;
+                while j + 2 <= rows {
+                    let blocks = [&a[(t0 + j) * kb + b], &a[(t0 + j + 1) * kb + b]];
+                    let [a0, a1] = &mut acc[j..j + 2] else {
+                        unreachable!()
+                    };
+                    rows_dot::<2>(&unit, blocks, [a0, a1]);
+                    j += 2;
+                }
+                if j < rows {
+                    rows_dot::<1>(&unit, [&a[(t0 + j) * kb + b]], [&mut acc[j]]);
+                }
+            }
+            for (j, acc) in acc.iter().enumerate().take(rows) {
+                let mut v = [0f32; ROWS];
+                _mm256_storeu_ps(v.as_mut_ptr(), *acc);
+                for (r, v) in v.iter().enumerate() {
+                    out[r * m + t0 + j] = *v;
+                }
+            }
+        }
+    }
+
+    /// One unit's block, unpacked.
+    struct Unit<'a> {
+        q: &'a [__m256i; 64],
+        scale: &'a [__m256i; 8],
+        mins: &'a [__m256i; 4],
+        d: __m256,
+        dmin: __m256,
+    }
+
+    /// `R` activation rows' blocks against one unpacked unit block, each weight vector
+    /// loaded once for all `R`: per row, the same operations as any other `R`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn rows_dot<const R: usize>(u: &Unit, blocks: [&BlockQ8K; R], acc: [&mut __m256; R]) {
+        let parts = blocks.map(q8k_parts);
+        let ap: [*const i32; R] = std::array::from_fn(|i| parts[i].1.as_ptr() as *const i32);
+        let mut sumi = [_mm256_setzero_si256(); R];
+        for s in 0..8 {
+            let mut p16 = [_mm256_setzero_si256(); R];
+            for v in 0..4 {
+                let (qlo, qhi) = (u.q[8 * s + 2 * v], u.q[8 * s + 2 * v + 1]);
+                for i in 0..R {
+                    let lo = _mm256_set1_epi32(ap[i].add(8 * s + v).read_unaligned());
+                    let hi = _mm256_set1_epi32(ap[i].add(8 * s + 4 + v).read_unaligned());
+                    p16[i] = _mm256_add_epi16(p16[i], _mm256_maddubs_epi16(qlo, lo));
+                    p16[i] = _mm256_add_epi16(p16[i], _mm256_maddubs_epi16(qhi, hi));
+                }
+            }
+            for i in 0..R {
+                sumi[i] = _mm256_add_epi32(sumi[i], _mm256_madd_epi16(p16[i], u.scale[s]));
+            }
+        }
+        for (i, acc) in acc.into_iter().enumerate() {
+            let (da, _, bsums) = parts[i];
+            // Sums of each sub-block's 32 activations, as i16 pairs (2p, 2p+1).
+            let bs = _mm256_loadu_si256(bsums.as_ptr() as *const __m256i);
+            let bs = _mm_hadd_epi16(
+                _mm256_castsi256_si128(bs),
+                _mm256_extracti128_si256::<1>(bs),
+            );
+            let bs = _mm256_castsi128_si256(bs);
+            let mut msum = _mm256_setzero_si256();
+            for (p, mins) in u.mins.iter().enumerate() {
+                let pair = _mm256_permutevar8x32_epi32(bs, _mm256_set1_epi32(p as i32));
+                msum = _mm256_add_epi32(msum, _mm256_madd_epi16(*mins, pair));
+            }
+            let da = _mm256_set1_ps(da);
+            *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[i]), _mm256_mul_ps(u.d, da), *acc);
+            *acc = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(msum), _mm256_mul_ps(u.dmin, da), *acc);
+        }
+    }
+}
