@@ -1,6 +1,8 @@
 //! The CPU paged-attention kernel at SmolLM2-135M's shape (9 query heads, 3 KV heads,
 //! head dim 64, blocks of 16): decode of 1 and 8 sequences over 512 and 2048 cached
-//! tokens, and a 128-token prefill chunk over a 512-token cached prefix.
+//! tokens, and a 128-token prefill chunk over a 512-token cached prefix; and at
+//! Llama-3.2-3B's (24 query heads, 8 KV heads, head dim 128) a 512-token prefill chunk
+//! over 1536 cached tokens, whose 12 MB of K and V outgrow the caches.
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
 use hearth_models::attention::cpu::paged_attention;
@@ -9,6 +11,14 @@ use hearth_models::{BatchInput, KvCacheLayout, SeqInput};
 use std::time::Duration;
 
 const BS: usize = 16;
+const LLAMA_3B: AttnShape = AttnShape {
+    num_heads: 24,
+    num_kv_heads: 8,
+    head_dim: 128,
+    scale: 0.088,
+    window: None,
+    softcap: None,
+};
 const SHAPE: AttnShape = AttnShape {
     num_heads: 9,
     num_kv_heads: 3,
@@ -58,30 +68,31 @@ fn bench(c: &mut Criterion) {
     g.sample_size(20)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    let row = SHAPE.num_kv_heads * SHAPE.head_dim;
-    for (name, seqs, cached, new) in [
-        ("decode", 1, 512, 1),
-        ("decode", 8, 512, 1),
-        ("decode", 8, 2048, 1),
-        ("prefill_chunk", 1, 512, 128),
+    for (name, shape, seqs, cached, new) in [
+        ("decode", SHAPE, 1, 512, 1),
+        ("decode", SHAPE, 8, 512, 1),
+        ("decode", SHAPE, 8, 2048, 1),
+        ("prefill_chunk", SHAPE, 1, 512, 128),
+        ("llama3b_prefill_chunk", LLAMA_3B, 1, 1536, 512),
     ] {
+        let row = shape.num_kv_heads * shape.head_dim;
         let (b, num_blocks) = batch(seqs, cached, new);
         let layout = KvCacheLayout {
             num_layers: 1,
-            num_kv_heads: 3,
-            head_dim: 64,
+            num_kv_heads: shape.num_kv_heads,
+            head_dim: shape.head_dim,
             block_size: BS,
             num_blocks,
         };
         let meta = AttnMeta::new(&b, &layout).expect("valid batch");
         let k = data(num_blocks * BS * row, 1);
         let v = data(num_blocks * BS * row, 2);
-        let q = data(b.tokens.len() * SHAPE.num_heads * SHAPE.head_dim, 3);
+        let q = data(b.tokens.len() * shape.num_heads * shape.head_dim, 3);
         let mut out = vec![0f32; q.len()];
         let id = format!("{name}_seqs{seqs}_ctx{}", cached + new);
         g.bench_function(BenchmarkId::from_parameter(id), |bench| {
             bench.iter(|| {
-                paged_attention(black_box(&q), &k, &v, BS, &b, &meta, SHAPE, &mut out)
+                paged_attention(black_box(&q), &k, &v, BS, &b, &meta, shape, &mut out)
                     .expect("attention")
             })
         });

@@ -118,132 +118,270 @@ pub fn paged_attention(
         return Err(ModelError::BadBatch("block id outside the pool".into()));
     }
     let group = nh / nkv;
-    out.par_chunks_mut(hd).enumerate().for_each(|(idx, o)| {
-        let (row, h) = (idx / nh, idx % nh);
-        let seq = &batch.seqs[meta.token_seq[row] as usize];
-        let ctx = batch.positions[row] as usize + 1;
-        let first = window.map_or(0, |w| ctx.saturating_sub(w));
-        let qv = &q[idx * hd..(idx + 1) * hd];
-        let head_off = (h / group) * hd;
+    let tiles = query_tiles(batch, meta, nkv, group);
+    let out_ptr = OutPtr(out.as_mut_ptr());
+    let layout = TileLayout {
+        nh,
+        hd,
+        bs: block_size,
+        row_len: nkv * hd,
+        scale: (scale, softcap),
+        window,
+    };
+    tiles.par_iter().for_each(|tile| {
+        let seq = &batch.seqs[tile.seq];
+        let rows = tile.rows.clone();
+        let heads = tile.heads.len();
+        let mut o = vec![0f32; rows.len() * heads * hd];
+        let positions = &batch.positions[rows.clone()];
         attend(
-            qv,
+            q,
             k_pool,
             v_pool,
             &seq.block_table,
-            first..ctx,
-            block_size,
-            nkv * hd,
-            head_off,
-            (scale, softcap),
-            o,
+            positions,
+            rows.start,
+            tile,
+            &layout,
+            &mut o,
         );
+        for (i, r) in rows.enumerate() {
+            let at = (r * nh + tile.heads.start) * hd;
+            let src = &o[i * heads * hd..(i + 1) * heads * hd];
+            // SAFETY: rows `rows` x heads of this KV head belong to this tile alone, and
+            // lie inside `out` (t * nh * hd, checked above).
+            unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), out_ptr.at(at), src.len()) };
+        }
     });
     Ok(())
 }
 
-/// `attend_one` compiled for AVX2+FMA when the CPU has them (the portable build only
+/// Query tokens of one sequence (consecutive rows) with query heads of one KV head's
+/// group: every query of the tile shares each K/V row read from the pool.
+struct QueryTile {
+    seq: usize,
+    rows: Range<usize>,
+    kv_head: usize,
+    /// Query heads (all of one KV head's group, or one of them).
+    heads: Range<usize>,
+}
+
+/// Rows a tile takes: up to 16 tokens x the group's heads share each K/V load.
+const TILE_ROWS: usize = 16;
+
+/// Tiles of whole KV-head groups; where that leaves fewer tiles than ~4 per thread (a
+/// decode step of few sequences), one tile per query head instead, so no core idles.
+fn query_tiles(batch: &BatchInput, meta: &AttnMeta, nkv: usize, group: usize) -> Vec<QueryTile> {
+    let rows: usize = batch
+        .seqs
+        .iter()
+        .map(|s| s.num_new.div_ceil(TILE_ROWS))
+        .sum();
+    let split = rows * nkv < 4 * rayon::current_num_threads();
+    let mut tiles = Vec::new();
+    let mut row = 0;
+    for (s, seq) in batch.seqs.iter().enumerate() {
+        let end = row + seq.num_new;
+        debug_assert!(meta.token_seq[row..end].iter().all(|&x| x as usize == s));
+        for r0 in (row..end).step_by(TILE_ROWS) {
+            for kv_head in 0..nkv {
+                let all = kv_head * group..(kv_head + 1) * group;
+                let rows = r0..(r0 + TILE_ROWS).min(end);
+                if split {
+                    for h in all {
+                        let (rows, heads) = (rows.clone(), h..h + 1);
+                        tiles.push(QueryTile {
+                            seq: s,
+                            rows,
+                            kv_head,
+                            heads,
+                        });
+                    }
+                } else {
+                    tiles.push(QueryTile {
+                        seq: s,
+                        rows,
+                        kv_head,
+                        heads: all,
+                    });
+                }
+            }
+        }
+        row = end;
+    }
+    tiles
+}
+
+/// `out` shared by tiles that write disjoint rows x heads of it.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: tiles write disjoint ranges (see the copy in `paged_attention`).
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    /// A method, so closures capture the whole (Sync) wrapper.
+    fn at(&self, idx: usize) -> *mut f32 {
+        self.0.wrapping_add(idx)
+    }
+}
+
+/// The shape facts a tile needs.
+struct TileLayout {
+    nh: usize,
+    hd: usize,
+    bs: usize,
+    row_len: usize,
+    scale: (f32, Option<f32>),
+    window: Option<usize>,
+}
+
+/// `attend_tile` compiled for AVX2+FMA when the CPU has them (the portable build only
 /// assumes SSE2); the arithmetic and its order are the same, so results are too.
 #[allow(clippy::too_many_arguments)]
 #[inline]
 fn attend(
-    qv: &[f32],
+    q: &[f32],
     k_pool: &[f32],
     v_pool: &[f32],
     table: &[u32],
-    keys: Range<usize>,
-    bs: usize,
-    row_len: usize,
-    head_off: usize,
-    scale: (f32, Option<f32>),
+    positions: &[u32],
+    row0: usize,
+    tile: &QueryTile,
+    l: &TileLayout,
     o: &mut [f32],
 ) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the features it is compiled for were just detected.
-        return unsafe {
-            attend_one_avx2(
-                qv, k_pool, v_pool, table, keys, bs, row_len, head_off, scale, o,
-            )
-        };
+        return unsafe { attend_tile_avx2(q, k_pool, v_pool, table, positions, row0, tile, l, o) };
     }
-    attend_one(
-        qv, k_pool, v_pool, table, keys, bs, row_len, head_off, scale, o,
-    )
+    attend_tile(q, k_pool, v_pool, table, positions, row0, tile, l, o)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn attend_one_avx2(
-    qv: &[f32],
+unsafe fn attend_tile_avx2(
+    q: &[f32],
     k_pool: &[f32],
     v_pool: &[f32],
     table: &[u32],
-    keys: Range<usize>,
-    bs: usize,
-    row_len: usize,
-    head_off: usize,
-    scale: (f32, Option<f32>),
+    positions: &[u32],
+    row0: usize,
+    tile: &QueryTile,
+    l: &TileLayout,
     o: &mut [f32],
 ) {
-    attend_one(
-        qv, k_pool, v_pool, table, keys, bs, row_len, head_off, scale, o,
-    )
+    attend_tile(q, k_pool, v_pool, table, positions, row0, tile, l, o)
 }
 
-/// Softmax(q·K·scale)·V over keys `keys` of one head (scores soft-capped when asked),
-/// written into `o`. Starting at `keys.start` skips every earlier block unread.
+/// Softmax(q·K·scale)·V for each of the tile's query heads at each of its rows (row
+/// `row0 + i` at position `positions[i]`, over keys `[first, position]`; scores
+/// soft-capped when asked), into `o` as `[row][head][hd]`. Keys come in chunks
+/// that end at every multiple of `CHUNK` and every block boundary; each K and V row is
+/// read once per tile. Per query, the operations and their order depend only on its own
+/// key range, so a query gives the same result in any tile, batch or chunked prefill.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn attend_one(
-    qv: &[f32],
+fn attend_tile(
+    q: &[f32],
     k_pool: &[f32],
     v_pool: &[f32],
     table: &[u32],
-    keys: Range<usize>,
-    bs: usize,
-    row_len: usize,
-    head_off: usize,
-    scale: (f32, Option<f32>),
+    positions: &[u32],
+    row0: usize,
+    tile: &QueryTile,
+    l: &TileLayout,
     o: &mut [f32],
 ) {
-    let hd = qv.len();
-    let (ctx, (scale, softcap)) = (keys.end, scale);
-    o.fill(0.0);
-    let mut max = f32::NEG_INFINITY;
-    let mut denom = 0f32;
+    let (hd, bs) = (l.hd, l.bs);
+    let (group, h0) = (tile.heads.len(), tile.heads.start);
+    let nq = positions.len() * group;
+    // Query i: row i / group, head h0 + i % group; keys [first, ctx).
+    let ranges: Vec<(usize, usize)> = (0..nq)
+        .map(|i| {
+            let ctx = positions[i / group] as usize + 1;
+            (l.window.map_or(0, |w| ctx.saturating_sub(w)), ctx)
+        })
+        .collect();
+    let qv = |i: usize| {
+        let at = ((row0 + i / group) * l.nh + h0 + i % group) * hd;
+        &q[at..at + hd]
+    };
+    let mut max = vec![f32::NEG_INFINITY; nq];
+    let mut denom = vec![0f32; nq];
     let mut scores = [0f32; CHUNK];
-    let mut start = keys.start;
-    while start < ctx {
-        // A chunk never crosses a block boundary, so its rows are contiguous in the pool.
-        let in_block = start % bs;
-        let n = CHUNK.min(bs - in_block).min(ctx - start);
-        let base = (table[start / bs] as usize * bs + in_block) * row_len + head_off;
-        let mut chunk_max = f32::NEG_INFINITY;
-        for (i, s) in scores[..n].iter_mut().enumerate() {
-            let k = &k_pool[base + i * row_len..base + i * row_len + hd];
-            *s = dot(qv, k) * scale;
-            if let Some(cap) = softcap {
-                *s = cap * (*s / cap).tanh();
+    o.fill(0.0);
+    let lo = ranges.iter().map(|r| r.0).min().unwrap_or(0);
+    let hi = ranges.iter().map(|r| r.1).max().unwrap_or(0);
+    let head_off = tile.kv_head * hd;
+    let mut start = lo;
+    while start < hi {
+        let end = (start / CHUNK + 1) * CHUNK;
+        let end = end.min((start / bs + 1) * bs).min(hi);
+        // [start, end) lies in one block, so its rows are contiguous in the pool.
+        let base = (table[start / bs] as usize * bs + start % bs) * l.row_len + head_off;
+        let at = |key: usize| base + (key - start) * l.row_len;
+        // Query by query: the chunk's K and V rows stay in L1 across the tile.
+        for (i, &(first, ctx)) in ranges.iter().enumerate() {
+            let p = first.max(start)..ctx.min(end);
+            if p.is_empty() {
+                continue;
             }
-            chunk_max = chunk_max.max(*s);
+            let (q_i, scale) = (qv(i), l.scale);
+            let w = &mut scores[..p.len()];
+            for (s, key) in w.iter_mut().zip(p.clone()) {
+                *s = dot(q_i, &k_pool[at(key)..at(key) + hd]) * scale.0;
+                if let Some(cap) = scale.1 {
+                    *s = cap * (*s / cap).tanh();
+                }
+            }
+            let o_i = &mut o[i * hd..(i + 1) * hd];
+            let chunk_max = w.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
+            if chunk_max > max[i] {
+                let c = (max[i] - chunk_max).exp();
+                denom[i] *= c;
+                o_i.iter_mut().for_each(|x| *x *= c);
+                max[i] = chunk_max;
+            }
+            // Scores become weights in place, in key order.
+            w.iter_mut().for_each(|s| *s = exp(*s - max[i]));
+            denom[i] += w.iter().sum::<f32>();
+            for (&w, key) in w.iter().zip(p.clone()) {
+                let v = &v_pool[at(key)..at(key) + hd];
+                o_i.iter_mut().zip(v).for_each(|(x, &vv)| *x += w * vv);
+            }
         }
-        if chunk_max > max {
-            let c = (max - chunk_max).exp();
-            denom *= c;
-            o.iter_mut().for_each(|x| *x *= c);
-            max = chunk_max;
-        }
-        for (i, s) in scores[..n].iter().enumerate() {
-            let w = (s - max).exp();
-            denom += w;
-            let v = &v_pool[base + i * row_len..base + i * row_len + hd];
-            o.iter_mut().zip(v).for_each(|(x, &vv)| *x += w * vv);
-        }
-        start += n;
+        start = end;
     }
-    let inv = 1.0 / denom;
-    o.iter_mut().for_each(|x| *x *= inv);
+    for i in 0..nq {
+        let inv = 1.0 / denom[i];
+        o[i * hd..(i + 1) * hd].iter_mut().for_each(|x| *x *= inv);
+    }
+}
+
+/// e^x for x <= 0 (a score minus its running maximum), Cephes' `expf` polynomial without
+/// branches so a slice of them vectorises: relative error ~2e-7; below -87.3 it returns
+/// e^-87.3 (~1e-38) where libm would return subnormals or 0.
+#[inline(always)]
+fn exp(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // Adding and subtracting 1.5 * 2^23 rounds to the nearest integer.
+    const ROUND: f32 = 12_582_912.0;
+    let x = x.clamp(-87.3, 0.0);
+    let n = (x * LOG2E + ROUND) - ROUND;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let mut p = 1.987_569_1e-4;
+    p = p * r + 1.398_2e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 0.166_666_65;
+    p = p * r + 0.5;
+    let y = p * r * r + r + 1.0;
+    f32::from_bits(((n as i32 + 127) << 23) as u32) * y
 }
 
 /// Dot product with 8 independent accumulators so the compiler can vectorise it.
@@ -263,4 +401,22 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
         }
     }
     acc.iter().sum::<f32>() + tail
+}
+
+#[cfg(test)]
+mod tests {
+    /// The polynomial against libm over the range softmax uses.
+    #[test]
+    fn exp_is_within_a_few_ulp_of_libm() {
+        for i in 0..=100_000 {
+            let x = -87.0 * i as f32 / 100_000.0;
+            let (got, want) = (super::exp(x), x.exp());
+            assert!(
+                (got - want).abs() <= 4e-7 * want,
+                "exp({x}) = {got}, libm {want}"
+            );
+        }
+        assert_eq!(super::exp(0.0), 1.0);
+        assert!(super::exp(-1000.0) < 1e-37);
+    }
 }
