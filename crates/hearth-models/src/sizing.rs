@@ -4,12 +4,26 @@
 use crate::gguf_meta::{get_str, get_usize, req_usize};
 use crate::hf_config::HfConfig;
 use crate::kv_cache::KvCacheLayout;
-use crate::quantize::quantized_bytes;
+use crate::quantize::fitting_type;
 use crate::safetensors::shard_files;
 use crate::ModelError;
 use candle_core::quantized::GgmlDType;
 use candle_core::safetensors::MmapedSafetensors;
 use std::path::Path;
+
+/// What the hearth process itself holds besides weights and KV cache (runtime, thread
+/// stacks, tokenizer, allocator slack): measured as resident memory after requests minus
+/// weights, 60-80 MB for the four full-size models of BENCHMARKS.md.
+pub const PROCESS_OVERHEAD_BYTES: u64 = 80_000_000;
+
+/// Bytes of a `[rows, cols]` matrix of `dtype` as hearth holds it: Q4_K is repacked into
+/// units of 8 rows with unpacked 6-bit scales (148 bytes per 256 weights, not 144).
+pub fn held_bytes(dtype: GgmlDType, rows: usize, cols: usize) -> u64 {
+    if dtype == GgmlDType::Q4K {
+        return (rows.div_ceil(8) * 8 * (cols / 256) * 148) as u64;
+    }
+    (rows * cols / dtype.block_size() * dtype.type_size()) as u64
+}
 
 /// The shape facts the plan needs.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,6 +50,8 @@ impl ModelSizing {
 pub struct Plan {
     pub memory: u64,
     pub weights_bytes: u64,
+    /// `PROCESS_OVERHEAD_BYTES`.
+    pub process_bytes: u64,
     pub kv_bytes_per_token: u64,
     /// Memory left for the KV cache (0 when the weights do not fit).
     pub kv_budget: u64,
@@ -48,11 +64,11 @@ pub struct Plan {
     pub kv_tokens: u64,
 }
 
-/// The plan for `memory` bytes (weights first, the rest KV cache in `block_size` blocks,
-/// as the engine sizes it with `KvCacheLayout::blocks_for_budget`).
+/// The plan for `memory` bytes (weights and the process first, the rest KV cache in
+/// `block_size` blocks, as the engine sizes it with `KvCacheLayout::blocks_for_budget`).
 pub fn plan(s: &ModelSizing, memory: u64, max_model_len: usize, block_size: usize) -> Plan {
     let bs = block_size.max(1);
-    let kv_budget = memory.saturating_sub(s.weights_bytes);
+    let kv_budget = memory.saturating_sub(s.weights_bytes + PROCESS_OVERHEAD_BYTES);
     let per_token = s.kv_bytes_per_token();
     let blocks = KvCacheLayout::blocks_for_budget(
         s.num_layers,
@@ -65,6 +81,7 @@ pub fn plan(s: &ModelSizing, memory: u64, max_model_len: usize, block_size: usiz
     Plan {
         memory,
         weights_bytes: s.weights_bytes,
+        process_bytes: PROCESS_OVERHEAD_BYTES,
         kv_bytes_per_token: per_token,
         kv_budget,
         max_model_len,
@@ -74,7 +91,8 @@ pub fn plan(s: &ModelSizing, memory: u64, max_model_len: usize, block_size: usiz
     }
 }
 
-/// A GGUF file: weights are its tensors' bytes, shapes from `<arch>.*` metadata.
+/// A GGUF file: weights are its tensors' bytes as held (`held_bytes`), shapes from
+/// `<arch>.*` metadata.
 pub fn sizing_from_gguf(path: &Path) -> Result<ModelSizing, ModelError> {
     let mut f = std::fs::File::open(path).map_err(|source| ModelError::Io {
         path: path.display().to_string(),
@@ -89,7 +107,11 @@ pub fn sizing_from_gguf(path: &Path) -> Result<ModelSizing, ModelError> {
     for info in c.tensor_infos.values() {
         let n = info.shape.elem_count();
         params += n as u64;
-        bytes += (n / info.ggml_dtype.block_size() * info.ggml_dtype.type_size()) as u64;
+        let dims = info.shape.dims();
+        bytes += match dims {
+            [rows, cols] => held_bytes(info.ggml_dtype, *rows, *cols),
+            _ => (n / info.ggml_dtype.block_size() * info.ggml_dtype.type_size()) as u64,
+        };
     }
     let heads = req_usize(md, &k("attention.head_count"))?;
     let head_dim = match get_usize(md, &k("attention.key_length"))? {
@@ -144,7 +166,7 @@ pub fn sizing_from_hf_dir(
         }
         params += n as u64;
         bytes += match (quantization, shape) {
-            (Some(q), [rows, cols]) => quantized_bytes(q, *rows, *cols),
+            (Some(q), [rows, cols]) => held_bytes(fitting_type(q, *cols), *rows, *cols),
             _ => n as u64 * 4,
         };
     }
@@ -185,15 +207,19 @@ mod tests {
     #[test]
     fn sequences_that_fit_beside_the_weights() {
         let gib = 1u64 << 30;
-        let p = plan(&llama8b(16 * gib), 64 * gib, 8192, 16);
+        let weights = 16 * gib - PROCESS_OVERHEAD_BYTES;
+        let p = plan(&llama8b(weights), 64 * gib, 8192, 16);
         assert_eq!(p.kv_budget, 48 * gib);
         // 8192 tokens * 256 KiB = 2 GiB a sequence: 24 fit in 48 GiB.
         assert_eq!(p.kv_bytes_per_seq, 2 * gib);
         assert_eq!(p.concurrent_seqs, 24);
         assert_eq!(p.kv_tokens, 48 * 4096);
         // A length that is not a whole number of blocks takes whole blocks.
-        let p = plan(&llama8b(16 * gib), 64 * gib, 8190, 16);
+        let p = plan(&llama8b(weights), 64 * gib, 8190, 16);
         assert_eq!((p.kv_bytes_per_seq, p.concurrent_seqs), (2 * gib, 24));
+        // The process's own memory comes out of the cache's share.
+        let p = plan(&llama8b(16 * gib), 64 * gib, 8192, 16);
+        assert_eq!(p.concurrent_seqs, 23);
     }
 
     #[test]

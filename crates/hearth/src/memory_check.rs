@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 use hearth_models::quantize::GgmlDType;
-use hearth_models::sizing::{sizing_from_gguf, sizing_from_hf_dir};
+use hearth_models::sizing::{sizing_from_gguf, sizing_from_hf_dir, PROCESS_OVERHEAD_BYTES};
 
 /// `MemAvailable` of /proc/meminfo in bytes (None where there is no such file).
 pub fn available_memory() -> Option<u64> {
@@ -15,22 +15,32 @@ pub fn available_memory() -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// The refusal message, if `weights + kv_cache` exceeds `limit`.
-pub fn over_limit(weights: u64, kv_cache: u64, limit: u64, what: &str) -> Option<String> {
+/// The refusal message, if `weights + process + kv_cache` exceeds `limit` (`process`:
+/// what hearth itself holds besides weights and cache).
+pub fn over_limit(
+    weights: u64,
+    process: u64,
+    kv_cache: u64,
+    limit: u64,
+    what: &str,
+) -> Option<String> {
     let gb = crate::plan_cmd::human;
-    if weights > limit {
+    let held = weights.saturating_add(process);
+    if held > limit {
         return Some(format!(
-            "the model's weights alone take {}, more than the {} {what}; \
+            "the model's weights alone take {} (and hearth itself {}), more than the {} {what}; \
              try a smaller model or weight type (`--quantization` for a folder; see `hearth plan`)",
             gb(weights),
+            gb(process),
             gb(limit)
         ));
     }
-    (weights.saturating_add(kv_cache) > limit).then(|| {
+    (held.saturating_add(kv_cache) > limit).then(|| {
         format!(
-            "weights ({}) plus the KV cache ({}) exceed the {} {what}; \
+            "weights ({}) and hearth itself ({}) plus the KV cache ({}) exceed the {} {what}; \
              lower --kv-cache-memory (see `hearth plan`)",
             gb(weights),
+            gb(process),
             gb(kv_cache),
             gb(limit)
         )
@@ -58,7 +68,14 @@ pub fn check(
         sizing_from_gguf(model)
     };
     let Ok(s) = sizing else { return Ok(()) };
-    if let Some(msg) = over_limit(s.weights_bytes, kv_cache, limit, what) {
+    // As `hearth plan` counts: weights, the process itself, the cache.
+    if let Some(msg) = over_limit(
+        s.weights_bytes,
+        PROCESS_OVERHEAD_BYTES,
+        kv_cache,
+        limit,
+        what,
+    ) {
         bail!("refusing to load {}: {msg}", model.display());
     }
     Ok(())
@@ -70,14 +87,16 @@ mod tests {
 
     #[test]
     fn refuses_weights_or_weights_plus_cache_over_the_limit() {
-        let g = 1_000_000_000u64;
-        assert!(over_limit(10 * g, g, 64 * g, "limit").is_none());
-        let m = over_limit(70 * g, g, 64 * g, "--memory limit").expect("too big");
+        let (g, p) = (1_000_000_000u64, 80_000_000u64);
+        assert!(over_limit(10 * g, p, g, 64 * g, "limit").is_none());
+        let m = over_limit(70 * g, p, g, 64 * g, "--memory limit").expect("too big");
         assert!(
             m.contains("weights alone take 70.00 GB") && m.contains("than the 64.00 GB"),
             "{m}"
         );
-        let m = over_limit(60 * g, 8 * g, 64 * g, "limit").expect("cache too big");
+        // The process's own memory is what tips these over.
+        assert!(over_limit(64 * g - p / 2, p, 0, 64 * g, "limit").is_some());
+        let m = over_limit(60 * g, p, 4 * g - p / 2, 64 * g, "limit").expect("cache too big");
         assert!(m.contains("--kv-cache-memory"), "{m}");
         assert!(available_memory().is_none_or(|b| b > 0));
     }

@@ -48,6 +48,10 @@ pub fn report(s: &ModelSizing, p: &Plan, block_size: usize) -> String {
     line("memory", human(p.memory));
     line("weights", human(p.weights_bytes));
     line(
+        "hearth process",
+        format!("{} (runtime, tokenizer)", human(p.process_bytes)),
+    );
+    line(
         "KV cache per token",
         format!("{} (f32 K and V)", human(p.kv_bytes_per_token)),
     );
@@ -68,7 +72,7 @@ pub fn report(s: &ModelSizing, p: &Plan, block_size: usize) -> String {
         let q = plan(s, p.memory, len, block_size);
         out.push_str(&format!("  {len:>13}   {:>20}\n", q.concurrent_seqs));
     }
-    if p.weights_bytes > p.memory {
+    if p.weights_bytes + p.process_bytes > p.memory {
         out.push_str("the weights alone do not fit in this memory\n");
     }
     out

@@ -40,14 +40,14 @@ fn quantize_then_plan_the_gguf() {
         "plan",
         out.to_str().expect("path"),
         "--memory",
-        "1MB",
+        "81MB",
         "--max-model-len",
         "64",
     ]);
     let _ = std::fs::remove_file(&out);
     assert!(ok, "{report}");
     // 2 layers * 2 KV heads * 16 dims * K,V * 4 bytes = 512 B a token; 64 tokens a
-    // sequence = 32 KiB; (1e6 - weights) / 32 KiB sequences.
+    // sequence = 32 KiB; (81e6 - 80e6 for the process - weights) / 32 KiB sequences.
     assert_eq!(field(&report, "KV cache per token"), "512 B (f32 K and V)");
     let seqs: u64 = field(&report, "concurrent full sequences")
         .parse()
@@ -125,7 +125,8 @@ fn converted_tokenizer_encodes_like_the_folder() {
 fn serve_refuses_a_model_over_the_memory_limit() {
     let dir = fixture();
     let dir = dir.to_str().expect("path");
-    let (ok, text) = hearth(&["serve", dir, "--port", "0", "--memory", "100KB"]);
+    // Limits just above hearth's own memory (`hearth plan`'s 80 MB "hearth process").
+    let (ok, text) = hearth(&["serve", dir, "--port", "0", "--memory", "80.2MB"]);
     assert!(
         !ok && text.contains("weights alone take 361.7 KB"),
         "{text}"
@@ -136,7 +137,7 @@ fn serve_refuses_a_model_over_the_memory_limit() {
         "--port",
         "0",
         "--memory",
-        "100KB",
+        "80.2MB",
         "--quantization",
         "q8_0",
         "--kv-cache-memory",
@@ -157,7 +158,7 @@ fn plan_of_a_folder_lists_each_type() {
         "plan",
         dir.to_str().expect("path"),
         "--memory",
-        "1MB",
+        "81MB",
         "--max-model-len",
         "64",
     ]);

@@ -11,6 +11,7 @@ mod q4_1;
 mod q4_k;
 mod q8_0;
 mod q8_1;
+mod q8_k;
 mod row_matrix;
 mod simd;
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! per-pair path (`BlockMatrix<BlockQ4K>`) remains for the A/B benchmark.
 
 use super::dot_q4_k::{dot_unit, scales_and_mins, Q4KX8, ROWS};
+use super::q8_k::quantize_row_q8k;
 use super::tiled::{check_shapes, matmul_units, quantize_rows};
 use super::RowMatrix;
 use candle_core::quantized::k_quants::{BlockQ8K, QK_K};
@@ -117,7 +118,7 @@ impl RowMatrix for Q4KMatrix {
         if !check_shapes("Q4_K", x, y, m, k, n)? {
             return Ok(());
         }
-        let acts = quantize_rows(x, m, k, kb, BlockQ8K::zeros(), BlockQ8K::from_float);
+        let acts = quantize_rows(x, m, k, kb, BlockQ8K::zeros(), quantize_row_q8k);
         matmul_units(
             &self.units,
             kb,
