@@ -7,7 +7,8 @@
 #   scripts/bench-vs-llamacpp.sh [MODEL.gguf] [OUT_DIR]
 #
 # Scenarios (medians): single-stream decode, concurrency 8, TTFT of a 512-token prompt
-# cold and with a prefix-cache hit. Text prompts (random words) because llama-cpp-python's
+# cold and with a prefix-cache hit; then hearth alone at concurrency 16 and with a
+# 2000-token prompt, cold and with a 90% prefix hit. Text prompts (random words) because llama-cpp-python's
 # server takes no token-id prompts. Its server serves one request at a time; it is started
 # with --interrupt_requests False so that a new request queues instead of cutting the
 # running one short.
@@ -35,21 +36,35 @@ pids+=($!)
 wait_ready http://127.0.0.1:8101
 wait_ready http://127.0.0.1:8102
 
-# name  bench-args
+# Prompt lengths are in tokens; prompts are words, so TOKENS_PER_WORD (tokens the model's
+# tokenizer makes of one benchmark word: 1 for SmolLM2, ~4.4 for the random-weight
+# models' synthetic tokenizer) converts.
+tpw="${TOKENS_PER_WORD:-1}"
+w() { python3 -c "print(max(1, round($1 / $tpw)))"; }
+
+# name  bench-args: side by side
 scenarios=(
-  "decode_c1|--num-prompts 4 --concurrency 1 --input-len 32 --output-len 128"
-  "decode_c8|--num-prompts 16 --concurrency 8 --input-len 32 --output-len 64"
-  "ttft512_cold|--num-prompts 3 --concurrency 1 --input-len 512 --output-len 1"
-  "ttft512_prefix_hit|--num-prompts 5 --concurrency 1 --random-prefix-len 496 --input-len 16 --output-len 1"
+  "decode_c1|--num-prompts 4 --concurrency 1 --input-len $(w 32) --output-len 128"
+  "decode_c8|--num-prompts 16 --concurrency 8 --input-len $(w 32) --output-len 64"
+  "ttft512_cold|--num-prompts 3 --concurrency 1 --input-len $(w 512) --output-len 1"
+  "ttft512_prefix_hit|--num-prompts 5 --concurrency 1 --random-prefix-len $(w 496) --input-len $(w 16) --output-len 1"
 )
-for server in hearth:8101 llamacpp:8102; do
-  name="${server%%:*}"; port="${server##*:}"
-  for s in "${scenarios[@]}"; do
-    sname="${s%%|*}"; args="${s#*|}"
-    # shellcheck disable=SC2086
-    "$hearth" bench --url "http://127.0.0.1:$port" --model m --text-prompts --seed 1 $args \
-        --result-json "$out/$name-$sname.json" >"$out/$name-$sname.txt" 2>&1
-  done
+# hearth alone (its own ratios: concurrency 16 vs 8, a 90% prefix hit on 2000 tokens)
+hearth_only=(
+  "decode_c16|--num-prompts 32 --concurrency 16 --input-len $(w 32) --output-len 64"
+  "ttft2000_cold|--num-prompts 2 --concurrency 1 --input-len $(w 2000) --output-len 1"
+  "ttft2000_prefix_hit|--num-prompts 3 --concurrency 1 --random-prefix-len $(w 1800) --input-len $(w 200) --output-len 1"
+)
+run() {
+  # shellcheck disable=SC2086
+  "$hearth" bench --url "http://127.0.0.1:$2" --model m --text-prompts --seed 1 $4 \
+      --result-json "$out/$1-$3.json" >"$out/$1-$3.txt" 2>&1
+}
+for s in "${scenarios[@]}" "${hearth_only[@]}"; do
+  run hearth 8101 "${s%%|*}" "${s#*|}"
+done
+for s in "${scenarios[@]}"; do
+  run llamacpp 8102 "${s%%|*}" "${s#*|}"
 done
 
 python3 - "$out" <<'PY'
@@ -70,5 +85,12 @@ for scen, metric, f in rows:
     ratio = vals[0] / vals[1] if vals[1] else float("nan")
     res[f"{scen}/{metric}"] = {"hearth": vals[0], "llamacpp": vals[1], "ratio": ratio}
     print(f"{scen:<20}{metric:<16}{vals[0]:>10.1f}{vals[1]:>11.1f}{ratio:>18.2f}")
+def hs(scen):
+    return json.load(open(os.path.join(out, f"hearth-{scen}.json")))["summary"]
+c1, c8, c16 = (hs(f"decode_c{c}")["output_throughput"] for c in (1, 8, 16))
+cold, hit = hs("ttft2000_cold")["ttft_ms"]["median"], hs("ttft2000_prefix_hit")["ttft_ms"]["median"]
+print(f"hearth alone: output tok/s c1 {c1:.1f}, c8 {c8:.1f} ({c8 / c1:.2f}x), c16 {c16:.1f} ({c16 / c8:.2f}x c8)")
+print(f"hearth alone: TTFT 2000 tokens cold {cold:.0f} ms, 90% prefix hit {hit:.0f} ms ({100 * hit / cold:.1f}%)")
+res["hearth_alone"] = {"c1": c1, "c8": c8, "c16": c16, "ttft2000_cold_ms": cold, "ttft2000_hit_ms": hit}
 json.dump(res, open(os.path.join(out, "comparison.json"), "w"), indent=2)
 PY

@@ -141,7 +141,7 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     /// Activation rows per pass over a unit row: their accumulators stay in registers.
-    const TILE: usize = 4;
+    const TILE: usize = 8;
 
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(super) unsafe fn dot_unit(w: &[Q4KX8], a: &[BlockQ8K], m: usize, out: &mut [f32]) {
@@ -180,6 +180,14 @@ mod avx2 {
                     dmin,
                 };
                 let mut j = 0;
+                while j + 4 <= rows {
+                    let blocks: [&BlockQ8K; 4] = std::array::from_fn(|i| &a[(t0 + j + i) * kb + b]);
+                    let [a0, a1, a2, a3] = &mut acc[j..j + 4] else {
+                        unreachable!()
+                    };
+                    rows_dot::<4>(&unit, blocks, [a0, a1, a2, a3]);
+                    j += 4;
+                }
                 while j + 2 <= rows {
                     let blocks = [&a[(t0 + j) * kb + b], &a[(t0 + j + 1) * kb + b]];
                     let [a0, a1] = &mut acc[j..j + 2] else {
