@@ -26,6 +26,7 @@ pub mod model;
 pub mod quant;
 pub mod quantize;
 pub mod safetensors;
+mod shared_out;
 pub mod sizing;
 pub mod store;
 

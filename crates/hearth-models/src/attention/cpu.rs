@@ -3,6 +3,7 @@
 //! (running-max) softmax so no score vector is materialised.
 
 use super::{AttnMeta, AttnShape, PagedAttention};
+use crate::shared_out::SharedOut;
 use crate::{BatchInput, KvCache, ModelError};
 use candle_core::{Device, Tensor};
 use rayon::prelude::*;
@@ -119,7 +120,7 @@ pub fn paged_attention(
     }
     let group = nh / nkv;
     let tiles = query_tiles(batch, meta, nkv, group);
-    let out_ptr = OutPtr(out.as_mut_ptr());
+    let out_ptr = SharedOut::new(out);
     let layout = TileLayout {
         nh,
         hd,
@@ -210,20 +211,6 @@ fn query_tiles(batch: &BatchInput, meta: &AttnMeta, nkv: usize, group: usize) ->
         row = end;
     }
     tiles
-}
-
-/// `out` shared by tiles that write disjoint rows x heads of it.
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: tiles write disjoint ranges (see the copy in `paged_attention`).
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
-
-impl OutPtr {
-    /// A method, so closures capture the whole (Sync) wrapper.
-    fn at(&self, idx: usize) -> *mut f32 {
-        self.0.wrapping_add(idx)
-    }
 }
 
 /// The shape facts a tile needs.

@@ -3,23 +3,11 @@
 //! and its batch invariance.
 
 use super::dot_q4_k::{dot_unit, dot_unit_scalar, scales_and_mins, Q4KX8};
+use super::tests_blocks::values;
 use super::*;
 use candle_core::quantized::k_quants::{BlockQ4K, BlockQ8K, QK_K};
 use candle_core::quantized::{GgmlDType, GgmlType, QTensor};
 use candle_core::{Device, Tensor};
-
-/// Deterministic values in [-scale, scale) (xorshift).
-fn values(seed: u64, n: usize, scale: f32) -> Vec<f32> {
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 23) as f32 - 1.0) * scale
-        })
-        .collect()
-}
 
 fn q4k(n: usize, k: usize) -> QTensor {
     let w = Tensor::from_vec(values(3, n * k, 0.1), (n, k), &Device::Cpu).expect("w");

@@ -2,24 +2,11 @@
 //! weight rows (rayon); within a chunk, activation rows come in tiles, so each weight
 //! row is read from memory once per call and reused from cache for the whole batch.
 
+use crate::shared_out::SharedOut;
 use rayon::prelude::*;
 
 /// Activation rows per tile: 64 rows of k = 1536 are ~120 KiB of Q8 blocks, an L2's worth.
 const ROW_TILE: usize = 64;
-
-/// `y` shared across tasks that write disjoint elements of it.
-#[derive(Clone, Copy)]
-struct Out(*mut f32);
-// SAFETY: tasks write disjoint indices (their own weight rows' columns), see below.
-unsafe impl Send for Out {}
-unsafe impl Sync for Out {}
-
-impl Out {
-    /// A method, so closures capture the whole (Sync) wrapper, not its raw pointer.
-    fn at(&self, idx: usize) -> *mut f32 {
-        self.0.wrapping_add(idx)
-    }
-}
 
 /// `y[r * n + i] = dot(row i of data, acts row r)` for `n` weight rows of `row_len`
 /// elements (bytes or blocks) each and `m` activation rows of `kb` blocks each. `dot(w, r0, a, out)` fills
@@ -91,7 +78,7 @@ pub(crate) fn matmul_units<W, A, F>(
         });
         return;
     }
-    let y_ptr = Out(y.as_mut_ptr());
+    let y_ptr = SharedOut::new(y);
     (0..units.div_ceil(chunk)).into_par_iter().for_each(|c| {
         let us = c * chunk..((c + 1) * chunk).min(units);
         // This task's results as [row, m]: contiguous for `dot`, scattered at the end.
