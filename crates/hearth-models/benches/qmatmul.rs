@@ -101,13 +101,19 @@ fn bench_q4_k(c: &mut Criterion) {
             let xt = Tensor::from_slice(&x, (m, k), &Device::Cpu).expect("x");
             let mut y = vec![0f32; m * n];
             let id = format!("m{m}_n{n}_k{k}");
-            let paths: [(&str, &dyn RowMatrix); 2] =
-                [("repacked", &repacked), ("per_pair", &per_pair)];
-            for (name, mat) in paths {
+            for kernel in kernels() {
+                let name = format!("repacked_{kernel:?}");
                 g.bench_function(BenchmarkId::new(name, &id), |b| {
-                    b.iter(|| mat.matmul(black_box(&x), m, &mut y).expect("matmul"))
+                    b.iter(|| {
+                        repacked
+                            .matmul_with(kernel, black_box(&x), m, &mut y)
+                            .expect("matmul")
+                    })
                 });
             }
+            g.bench_function(BenchmarkId::new("per_pair", &id), |b| {
+                b.iter(|| per_pair.matmul(black_box(&x), m, &mut y).expect("matmul"))
+            });
             g.bench_function(BenchmarkId::new("candle", &id), |b| {
                 b.iter(|| theirs.forward(black_box(&xt)).expect("forward"))
             });

@@ -7,6 +7,7 @@
 //! the same integer sums and the same float operations in the same order whatever the
 //! batch, so a sequence's logits do not depend on what it is batched with.
 
+use super::Kernel;
 use candle_core::quantized::k_quants::{BlockQ8K, QK_K};
 
 /// Weight rows per unit.
@@ -87,19 +88,22 @@ fn q8k_parts(a: &BlockQ8K) -> (f32, &[i8; QK_K], &[i16; 16]) {
 
 /// `out[rr * m + j] = dot(row rr of unit row w, activation row j of a)` for the 8 rows
 /// and the `a.len() / w.len()` activation rows.
-pub(crate) fn dot_unit(w: &[Q4KX8], a: &[BlockQ8K], m: usize, out: &mut [f32]) {
+/// With `kernel` (VNNI where the CPU has it: see `Kernel::detect`); every kernel gives
+/// the same bits.
+pub(crate) fn dot_unit(kernel: Kernel, w: &[Q4KX8], a: &[BlockQ8K], m: usize, out: &mut [f32]) {
     let kb = w.len();
     let t = a.len() / kb.max(1);
-    // Real asserts: the SIMD path reads through raw pointers.
+    // Real asserts: the SIMD paths read through raw pointers.
     assert!(kb > 0 && a.len() == t * kb, "Q4_K unit shape");
     assert!(out.len() >= (ROWS - 1) * m + t, "Q4_K unit output");
-    #[cfg(target_arch = "x86_64")]
-    if super::Kernel::Avx2.is_available() {
-        // SAFETY: AVX2/FMA/F16C checked just above; lengths asserted.
-        unsafe { avx2::dot_unit(w, a, m, out) };
-        return;
+    match kernel.effective() {
+        // SAFETY: `effective` checked the CPU features; lengths asserted above.
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Vnni => unsafe { vnni::dot_unit(w, a, m, out) },
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2 => unsafe { avx2::dot_unit(w, a, m, out) },
+        _ => dot_unit_scalar(w, a, m, out),
     }
-    dot_unit_scalar(w, a, m, out)
 }
 
 /// The portable path, with the SIMD path's integer sums and float operations in its
@@ -135,130 +139,175 @@ pub(crate) fn dot_unit_scalar(w: &[Q4KX8], a: &[BlockQ8K], m: usize, out: &mut [
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-mod avx2 {
-    use super::*;
-    use std::arch::x86_64::*;
+/// One x86 kernel module per feature set. `$vnni`: a sub-block's products summed by
+/// `vpdpbusd` in i32 (two chains per row) and scaled by one i32 multiply, instead of
+/// `maddubs` pairs added in i16 and scaled by `madd`; the integer sums are the same.
+macro_rules! q4_k_kernel {
+    ($name:ident, $feat:literal, $vnni:literal) => {
+        #[cfg(target_arch = "x86_64")]
+        mod $name {
+            use super::*;
+            use std::arch::x86_64::*;
 
-    /// Activation rows per pass over a unit row: their accumulators stay in registers.
-    const TILE: usize = 8;
+            /// Activation rows per pass over a unit row: their accumulators stay in registers.
+            const TILE: usize = 8;
 
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn dot_unit(w: &[Q4KX8], a: &[BlockQ8K], m: usize, out: &mut [f32]) {
-        let kb = w.len();
-        let t = a.len() / kb;
-        let low = _mm256_set1_epi8(0x0F);
-        // The unit's weights as bytes, unpacked once per block for a tile of rows.
-        let mut q = [_mm256_setzero_si256(); 64];
-        for t0 in (0..t).step_by(TILE) {
-            let rows = (t - t0).min(TILE);
-            let mut acc = [_mm256_setzero_ps(); TILE];
-            for (b, u) in w.iter().enumerate() {
-                let qp = u.qs.as_ptr() as *const __m256i;
-                for (i, q) in q.chunks_exact_mut(2).enumerate() {
-                    let raw = _mm256_loadu_si256(qp.add(i));
-                    q[0] = _mm256_and_si256(raw, low);
-                    q[1] = _mm256_and_si256(_mm256_srli_epi16::<4>(raw), low);
-                }
-                // Scale of sub-block s as i16 pairs per row: one madd applies it.
-                let scale: [__m256i; 8] = std::array::from_fn(|s| {
-                    let v = _mm256_cvtepu8_epi32(_mm_loadl_epi64(
-                        u.scales[s].as_ptr() as *const __m128i
-                    ));
-                    _mm256_or_si256(v, _mm256_slli_epi32::<16>(v))
-                });
-                let mins: [__m256i; 4] = std::array::from_fn(|p| {
-                    _mm256_cvtepu8_epi16(_mm_loadu_si128(u.mins[p].as_ptr() as *const __m128i))
-                });
-                let d = _mm256_cvtph_ps(_mm_loadu_si128(u.d.as_ptr() as *const __m128i));
-                let dmin = _mm256_cvtph_ps(_mm_loadu_si128(u.dmin.as_ptr() as *const __m128i));
-                let unit = Unit {
-                    q: &q,
-                    scale: &scale,
-                    mins: &mins,
-                    d,
-                    dmin,
-                };
-                let mut j = 0;
-                while j + 4 <= rows {
-                    let blocks: [&BlockQ8K; 4] = std::array::from_fn(|i| &a[(t0 + j + i) * kb + b]);
-                    let [a0, a1, a2, a3] = &mut acc[j..j + 4] else {
-                        unreachable!()
-                    };
-                    rows_dot::<4>(&unit, blocks, [a0, a1, a2, a3]);
-                    j += 4;
-                }
-                while j + 2 <= rows {
-                    let blocks = [&a[(t0 + j) * kb + b], &a[(t0 + j + 1) * kb + b]];
-                    let [a0, a1] = &mut acc[j..j + 2] else {
-                        unreachable!()
-                    };
-                    rows_dot::<2>(&unit, blocks, [a0, a1]);
-                    j += 2;
-                }
-                if j < rows {
-                    rows_dot::<1>(&unit, [&a[(t0 + j) * kb + b]], [&mut acc[j]]);
+            #[target_feature(enable = $feat)]
+            pub(super) unsafe fn dot_unit(w: &[Q4KX8], a: &[BlockQ8K], m: usize, out: &mut [f32]) {
+                let kb = w.len();
+                let t = a.len() / kb;
+                let low = _mm256_set1_epi8(0x0F);
+                // The unit's weights as bytes, unpacked once per block for a tile of rows.
+                let mut q = [_mm256_setzero_si256(); 64];
+                for t0 in (0..t).step_by(TILE) {
+                    let rows = (t - t0).min(TILE);
+                    let mut acc = [_mm256_setzero_ps(); TILE];
+                    for (b, u) in w.iter().enumerate() {
+                        let qp = u.qs.as_ptr() as *const __m256i;
+                        for (i, q) in q.chunks_exact_mut(2).enumerate() {
+                            let raw = _mm256_loadu_si256(qp.add(i));
+                            q[0] = _mm256_and_si256(raw, low);
+                            q[1] = _mm256_and_si256(_mm256_srli_epi16::<4>(raw), low);
+                        }
+                        // Scale of sub-block s as i16 pairs per row: one madd applies it.
+                        let scale32: [__m256i; 8] = std::array::from_fn(|s| {
+                            _mm256_cvtepu8_epi32(_mm_loadl_epi64(
+                                u.scales[s].as_ptr() as *const __m128i
+                            ))
+                        });
+                        let scale = scale32.map(|v| _mm256_or_si256(v, _mm256_slli_epi32::<16>(v)));
+                        let mins: [__m256i; 4] = std::array::from_fn(|p| {
+                            _mm256_cvtepu8_epi16(_mm_loadu_si128(
+                                u.mins[p].as_ptr() as *const __m128i
+                            ))
+                        });
+                        let d = _mm256_cvtph_ps(_mm_loadu_si128(u.d.as_ptr() as *const __m128i));
+                        let dmin =
+                            _mm256_cvtph_ps(_mm_loadu_si128(u.dmin.as_ptr() as *const __m128i));
+                        let unit = Unit {
+                            q: &q,
+                            scale: &scale,
+                            scale32: &scale32,
+                            mins: &mins,
+                            d,
+                            dmin,
+                        };
+                        let mut j = 0;
+                        while j + 4 <= rows {
+                            let blocks: [&BlockQ8K; 4] =
+                                std::array::from_fn(|i| &a[(t0 + j + i) * kb + b]);
+                            let [a0, a1, a2, a3] = &mut acc[j..j + 4] else {
+                                unreachable!()
+                            };
+                            rows_dot::<4>(&unit, blocks, [a0, a1, a2, a3]);
+                            j += 4;
+                        }
+                        while j + 2 <= rows {
+                            let blocks = [&a[(t0 + j) * kb + b], &a[(t0 + j + 1) * kb + b]];
+                            let [a0, a1] = &mut acc[j..j + 2] else {
+                                unreachable!()
+                            };
+                            rows_dot::<2>(&unit, blocks, [a0, a1]);
+                            j += 2;
+                        }
+                        if j < rows {
+                            rows_dot::<1>(&unit, [&a[(t0 + j) * kb + b]], [&mut acc[j]]);
+                        }
+                    }
+                    for (j, acc) in acc.iter().enumerate().take(rows) {
+                        let mut v = [0f32; ROWS];
+                        _mm256_storeu_ps(v.as_mut_ptr(), *acc);
+                        for (r, v) in v.iter().enumerate() {
+                            out[r * m + t0 + j] = *v;
+                        }
+                    }
                 }
             }
-            for (j, acc) in acc.iter().enumerate().take(rows) {
-                let mut v = [0f32; ROWS];
-                _mm256_storeu_ps(v.as_mut_ptr(), *acc);
-                for (r, v) in v.iter().enumerate() {
-                    out[r * m + t0 + j] = *v;
+
+            /// One unit's block, unpacked.
+            struct Unit<'a> {
+                q: &'a [__m256i; 64],
+                /// Per sub-block: the row scales as i16 pairs (for `madd`) and as i32.
+                scale: &'a [__m256i; 8],
+                scale32: &'a [__m256i; 8],
+                mins: &'a [__m256i; 4],
+                d: __m256,
+                dmin: __m256,
+            }
+
+            /// `R` activation rows' blocks against one unpacked unit block, each weight vector
+            /// loaded once for all `R`: per row, the same operations as any other `R`.
+            #[inline]
+            #[target_feature(enable = $feat)]
+            unsafe fn rows_dot<const R: usize>(
+                u: &Unit,
+                blocks: [&BlockQ8K; R],
+                acc: [&mut __m256; R],
+            ) {
+                let parts = blocks.map(q8k_parts);
+                let ap: [*const i32; R] =
+                    std::array::from_fn(|i| parts[i].1.as_ptr() as *const i32);
+                let mut sumi = [_mm256_setzero_si256(); R];
+                for s in 0..8 {
+                    if $vnni {
+                        let mut p32 = [[_mm256_setzero_si256(); 2]; R];
+                        for v in 0..4 {
+                            let (qlo, qhi) = (u.q[8 * s + 2 * v], u.q[8 * s + 2 * v + 1]);
+                            for i in 0..R {
+                                let lo = _mm256_set1_epi32(ap[i].add(8 * s + v).read_unaligned());
+                                let hi =
+                                    _mm256_set1_epi32(ap[i].add(8 * s + 4 + v).read_unaligned());
+                                p32[i][0] = _mm256_dpbusd_epi32(p32[i][0], qlo, lo);
+                                p32[i][1] = _mm256_dpbusd_epi32(p32[i][1], qhi, hi);
+                            }
+                        }
+                        for i in 0..R {
+                            let p = _mm256_add_epi32(p32[i][0], p32[i][1]);
+                            sumi[i] =
+                                _mm256_add_epi32(sumi[i], _mm256_mullo_epi32(p, u.scale32[s]));
+                        }
+                    } else {
+                        let mut p16 = [_mm256_setzero_si256(); R];
+                        for v in 0..4 {
+                            let (qlo, qhi) = (u.q[8 * s + 2 * v], u.q[8 * s + 2 * v + 1]);
+                            for i in 0..R {
+                                let lo = _mm256_set1_epi32(ap[i].add(8 * s + v).read_unaligned());
+                                let hi =
+                                    _mm256_set1_epi32(ap[i].add(8 * s + 4 + v).read_unaligned());
+                                p16[i] = _mm256_add_epi16(p16[i], _mm256_maddubs_epi16(qlo, lo));
+                                p16[i] = _mm256_add_epi16(p16[i], _mm256_maddubs_epi16(qhi, hi));
+                            }
+                        }
+                        for i in 0..R {
+                            sumi[i] =
+                                _mm256_add_epi32(sumi[i], _mm256_madd_epi16(p16[i], u.scale[s]));
+                        }
+                    }
+                }
+                for (i, acc) in acc.into_iter().enumerate() {
+                    let (da, _, bsums) = parts[i];
+                    // Sums of each sub-block's 32 activations, as i16 pairs (2p, 2p+1).
+                    let bs = _mm256_loadu_si256(bsums.as_ptr() as *const __m256i);
+                    let bs = _mm_hadd_epi16(
+                        _mm256_castsi256_si128(bs),
+                        _mm256_extracti128_si256::<1>(bs),
+                    );
+                    let bs = _mm256_castsi128_si256(bs);
+                    let mut msum = _mm256_setzero_si256();
+                    for (p, mins) in u.mins.iter().enumerate() {
+                        let pair = _mm256_permutevar8x32_epi32(bs, _mm256_set1_epi32(p as i32));
+                        msum = _mm256_add_epi32(msum, _mm256_madd_epi16(*mins, pair));
+                    }
+                    let da = _mm256_set1_ps(da);
+                    *acc =
+                        _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[i]), _mm256_mul_ps(u.d, da), *acc);
+                    *acc =
+                        _mm256_fnmadd_ps(_mm256_cvtepi32_ps(msum), _mm256_mul_ps(u.dmin, da), *acc);
                 }
             }
         }
-    }
-
-    /// One unit's block, unpacked.
-    struct Unit<'a> {
-        q: &'a [__m256i; 64],
-        scale: &'a [__m256i; 8],
-        mins: &'a [__m256i; 4],
-        d: __m256,
-        dmin: __m256,
-    }
-
-    /// `R` activation rows' blocks against one unpacked unit block, each weight vector
-    /// loaded once for all `R`: per row, the same operations as any other `R`.
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn rows_dot<const R: usize>(u: &Unit, blocks: [&BlockQ8K; R], acc: [&mut __m256; R]) {
-        let parts = blocks.map(q8k_parts);
-        let ap: [*const i32; R] = std::array::from_fn(|i| parts[i].1.as_ptr() as *const i32);
-        let mut sumi = [_mm256_setzero_si256(); R];
-        for s in 0..8 {
-            let mut p16 = [_mm256_setzero_si256(); R];
-            for v in 0..4 {
-                let (qlo, qhi) = (u.q[8 * s + 2 * v], u.q[8 * s + 2 * v + 1]);
-                for i in 0..R {
-                    let lo = _mm256_set1_epi32(ap[i].add(8 * s + v).read_unaligned());
-                    let hi = _mm256_set1_epi32(ap[i].add(8 * s + 4 + v).read_unaligned());
-                    p16[i] = _mm256_add_epi16(p16[i], _mm256_maddubs_epi16(qlo, lo));
-                    p16[i] = _mm256_add_epi16(p16[i], _mm256_maddubs_epi16(qhi, hi));
-                }
-            }
-            for i in 0..R {
-                sumi[i] = _mm256_add_epi32(sumi[i], _mm256_madd_epi16(p16[i], u.scale[s]));
-            }
-        }
-        for (i, acc) in acc.into_iter().enumerate() {
-            let (da, _, bsums) = parts[i];
-            // Sums of each sub-block's 32 activations, as i16 pairs (2p, 2p+1).
-            let bs = _mm256_loadu_si256(bsums.as_ptr() as *const __m256i);
-            let bs = _mm_hadd_epi16(
-                _mm256_castsi256_si128(bs),
-                _mm256_extracti128_si256::<1>(bs),
-            );
-            let bs = _mm256_castsi128_si256(bs);
-            let mut msum = _mm256_setzero_si256();
-            for (p, mins) in u.mins.iter().enumerate() {
-                let pair = _mm256_permutevar8x32_epi32(bs, _mm256_set1_epi32(p as i32));
-                msum = _mm256_add_epi32(msum, _mm256_madd_epi16(*mins, pair));
-            }
-            let da = _mm256_set1_ps(da);
-            *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[i]), _mm256_mul_ps(u.d, da), *acc);
-            *acc = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(msum), _mm256_mul_ps(u.dmin, da), *acc);
-        }
-    }
+    };
 }
+
+q4_k_kernel!(avx2, "avx2,fma,f16c", false);
+q4_k_kernel!(vnni, "avx2,fma,f16c,avx512vnni,avx512vl", true);

@@ -5,7 +5,7 @@
 use super::dot_q4_k::{dot_unit, scales_and_mins, Q4KX8, ROWS};
 use super::q8_k::quantize_row_q8k;
 use super::tiled::{check_shapes, matmul_units, quantize_rows};
-use super::RowMatrix;
+use super::{Kernel, RowMatrix};
 use candle_core::quantized::k_quants::{BlockQ8K, QK_K};
 use candle_core::quantized::{GgmlDType, GgmlType, QTensor};
 use candle_core::{bail, Result};
@@ -58,6 +58,29 @@ impl Q4KMatrix {
                 }
             });
         Ok(Q4KMatrix { n, k, units })
+    }
+
+    /// `y[m, n] = x[m, k] · Wᵀ` with a chosen kernel (a slower one where the CPU lacks
+    /// it); all kernels give the same bits.
+    pub fn matmul_with(&self, kernel: Kernel, x: &[f32], m: usize, y: &mut [f32]) -> Result<()> {
+        let (n, k) = (self.n, self.k);
+        let kb = k / QK_K;
+        if !check_shapes("Q4_K", x, y, m, k, n)? {
+            return Ok(());
+        }
+        let acts = quantize_rows(x, m, k, kb, BlockQ8K::zeros(), quantize_row_q8k);
+        matmul_units(
+            &self.units,
+            kb,
+            ROWS,
+            n,
+            &acts,
+            kb,
+            m,
+            y,
+            |w, r0, a, out| dot_unit(kernel, w, a, m, &mut out[r0..]),
+        );
+        Ok(())
     }
 }
 
@@ -113,24 +136,7 @@ impl RowMatrix for Q4KMatrix {
     }
 
     fn matmul(&self, x: &[f32], m: usize, y: &mut [f32]) -> Result<()> {
-        let (n, k) = (self.n, self.k);
-        let kb = k / QK_K;
-        if !check_shapes("Q4_K", x, y, m, k, n)? {
-            return Ok(());
-        }
-        let acts = quantize_rows(x, m, k, kb, BlockQ8K::zeros(), quantize_row_q8k);
-        matmul_units(
-            &self.units,
-            kb,
-            ROWS,
-            n,
-            &acts,
-            kb,
-            m,
-            y,
-            |w, r0, a, out| dot_unit(w, a, m, &mut out[r0..]),
-        );
-        Ok(())
+        self.matmul_with(Kernel::detect(), x, m, y)
     }
 
     /// As candle's `to_float`: `d * sc * q - dmin * m`, with `d * sc` and `dmin * m`

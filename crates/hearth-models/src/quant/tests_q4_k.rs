@@ -44,18 +44,27 @@ fn repacked_kernel_matches_reference_dot() {
     }
 }
 
-/// The SIMD path (where this CPU has it) and the portable one agree bit for bit.
+/// The SIMD paths (those this CPU has) and the portable one agree bit for bit, with
+/// weights and activations at their extremes too (nibbles 15, scales 63, |q8| 127).
 #[test]
 fn simd_and_portable_paths_agree_exactly() {
     let (k, m) = (2 * QK_K, 7);
-    let held = Q4KMatrix::from_qtensor(&q4k(8, k)).expect("held");
     let kb = k / QK_K;
-    let units: Vec<Q4KX8> = (0..kb).map(|b| held.unit(0, b)).collect();
-    let a = q8k(&values(8, m * k, 3.0));
-    let (mut simd, mut portable) = (vec![0f32; 8 * m], vec![0f32; 8 * m]);
-    dot_unit(&units, &a, m, &mut simd);
+    let held = Q4KMatrix::from_qtensor(&q4k(8, k)).expect("held");
+    let mut extreme = held.unit(0, 1);
+    extreme.qs = [[[[0xFF; 4]; 8]; 4]; 8];
+    extreme.scales = [[63; 8]; 8];
+    let units: Vec<Q4KX8> = vec![held.unit(0, 0), extreme];
+    let mut x = values(8, m * k, 3.0);
+    x[..k].iter_mut().for_each(|v| *v = 1.0);
+    let a = q8k(&x);
+    let mut portable = vec![0f32; 8 * m];
     dot_unit_scalar(&units, &a, m, &mut portable);
-    assert_eq!(simd, portable);
+    for kernel in [Kernel::Avx2, Kernel::Vnni] {
+        let mut simd = vec![0f32; 8 * m];
+        dot_unit(kernel, &units, &a, m, &mut simd);
+        assert_eq!(simd, portable, "{:?}", kernel.effective());
+    }
 }
 
 /// A row's outputs are bit-identical whether it is multiplied alone or inside a batch.
