@@ -2,6 +2,7 @@
 //! sequence's block table and reads K/V rows in place from the pool, with an online
 //! (running-max) softmax so no score vector is materialised.
 
+use super::cpu_kernels::{self, Rows};
 use super::{AttnMeta, AttnShape, PagedAttention};
 use crate::shared_out::SharedOut;
 use crate::{BatchInput, KvCache, ModelError};
@@ -9,8 +10,8 @@ use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 use std::ops::Range;
 
-/// Keys scored at once before the accumulator is rescaled (a stack buffer).
-const CHUNK: usize = 32;
+/// Keys scored at once before the accumulator is rescaled.
+const CHUNK: usize = 16;
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct CpuPagedAttention;
@@ -223,8 +224,8 @@ struct TileLayout {
     window: Option<usize>,
 }
 
-/// `attend_tile` compiled for AVX2+FMA when the CPU has them (the portable build only
-/// assumes SSE2); the arithmetic and its order are the same, so results are too.
+/// `attend_tile` compiled for AVX2+FMA with the SIMD inner loops when the CPU has them;
+/// the portable build does the same fused operations in the same order.
 #[allow(clippy::too_many_arguments)]
 #[inline]
 fn attend(
@@ -243,7 +244,7 @@ fn attend(
         // SAFETY: the features it is compiled for were just detected.
         return unsafe { attend_tile_avx2(q, k_pool, v_pool, table, positions, row0, tile, l, o) };
     }
-    attend_tile(q, k_pool, v_pool, table, positions, row0, tile, l, o)
+    attend_tile(false, q, k_pool, v_pool, table, positions, row0, tile, l, o)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -260,18 +261,21 @@ unsafe fn attend_tile_avx2(
     l: &TileLayout,
     o: &mut [f32],
 ) {
-    attend_tile(q, k_pool, v_pool, table, positions, row0, tile, l, o)
+    attend_tile(true, q, k_pool, v_pool, table, positions, row0, tile, l, o)
 }
 
 /// Softmax(q·K·scale)·V for each of the tile's query heads at each of its rows (row
 /// `row0 + i` at position `positions[i]`, over keys `[first, position]`; scores
-/// soft-capped when asked), into `o` as `[row][head][hd]`. Keys come in chunks
-/// that end at every multiple of `CHUNK` and every block boundary; each K and V row is
-/// read once per tile. Per query, the operations and their order depend only on its own
-/// key range, so a query gives the same result in any tile, batch or chunked prefill.
+/// soft-capped when asked), into `o` as `[row][head][hd]`. Keys come in chunks that end
+/// at every multiple of `CHUNK` and every block boundary; the chunk's scores for all
+/// the tile's queries are computed together (`cpu_kernels::scores`), then each query
+/// folds its own keys of the chunk into its running softmax. Per query, the operations
+/// and their order depend only on its own key range, so a query gives the same result
+/// in any tile, batch or chunked prefill.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn attend_tile(
+    simd: bool,
     q: &[f32],
     k_pool: &[f32],
     v_pool: &[f32],
@@ -292,13 +296,15 @@ fn attend_tile(
             (l.window.map_or(0, |w| ctx.saturating_sub(w)), ctx)
         })
         .collect();
-    let qv = |i: usize| {
-        let at = ((row0 + i / group) * l.nh + h0 + i % group) * hd;
-        &q[at..at + hd]
-    };
+    let qs: Vec<&[f32]> = (0..nq)
+        .map(|i| {
+            let at = ((row0 + i / group) * l.nh + h0 + i % group) * hd;
+            &q[at..at + hd]
+        })
+        .collect();
     let mut max = vec![f32::NEG_INFINITY; nq];
     let mut denom = vec![0f32; nq];
-    let mut scores = [0f32; CHUNK];
+    let mut scores = vec![[0f32; CHUNK]; nq];
     o.fill(0.0);
     let lo = ranges.iter().map(|r| r.0).min().unwrap_or(0);
     let hi = ranges.iter().map(|r| r.1).max().unwrap_or(0);
@@ -309,23 +315,32 @@ fn attend_tile(
         let end = end.min((start / bs + 1) * bs).min(hi);
         // [start, end) lies in one block, so its rows are contiguous in the pool.
         let base = (table[start / bs] as usize * bs + start % bs) * l.row_len + head_off;
-        let at = |key: usize| base + (key - start) * l.row_len;
-        // Query by query: the chunk's K and V rows stay in L1 across the tile.
-        for (i, &(first, ctx)) in ranges.iter().enumerate() {
+        let rows = |pool| Rows {
+            pool,
+            base,
+            stride: l.row_len,
+            len: hd,
+        };
+        // Queries whose keys all lie past this chunk are left out of the scoring.
+        let live = ranges.iter().take_while(|r| r.0 < end).count();
+        let live = if ranges[live..].iter().any(|r| r.0 < end) {
+            nq
+        } else {
+            live
+        };
+        cpu_kernels::scores(simd, &qs[..live], rows(k_pool), end - start, &mut scores);
+        for (i, &(first, ctx)) in ranges.iter().enumerate().take(live) {
             let p = first.max(start)..ctx.min(end);
             if p.is_empty() {
                 continue;
             }
-            let (q_i, scale) = (qv(i), l.scale);
-            let w = &mut scores[..p.len()];
-            for (s, key) in w.iter_mut().zip(p.clone()) {
-                *s = dot(q_i, &k_pool[at(key)..at(key) + hd]) * scale.0;
-                if let Some(cap) = scale.1 {
-                    *s = cap * (*s / cap).tanh();
-                }
+            let w = &mut scores[i][p.start - start..p.end - start];
+            w.iter_mut().for_each(|s| *s *= l.scale.0);
+            if let Some(cap) = l.scale.1 {
+                w.iter_mut().for_each(|s| *s = cap * (*s / cap).tanh());
             }
             let o_i = &mut o[i * hd..(i + 1) * hd];
-            let chunk_max = w.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
+            let chunk_max = cpu_kernels::max(w);
             if chunk_max > max[i] {
                 let c = (max[i] - chunk_max).exp();
                 denom[i] *= c;
@@ -334,11 +349,10 @@ fn attend_tile(
             }
             // Scores become weights in place, in key order.
             w.iter_mut().for_each(|s| *s = exp(*s - max[i]));
-            denom[i] += w.iter().sum::<f32>();
-            for (&w, key) in w.iter().zip(p.clone()) {
-                let v = &v_pool[at(key)..at(key) + hd];
-                o_i.iter_mut().zip(v).for_each(|(x, &vv)| *x += w * vv);
-            }
+            denom[i] += cpu_kernels::sum(w);
+            let mut values = rows(v_pool);
+            values.base += (p.start - start) * l.row_len;
+            cpu_kernels::weighted_sum(simd, o_i, w, values);
         }
         start = end;
     }
@@ -369,25 +383,6 @@ fn exp(x: f32) -> f32 {
     p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
     f32::from_bits(((n as i32 + 127) << 23) as u32) * y
-}
-
-/// Dot product with 8 independent accumulators so the compiler can vectorise it.
-#[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ac
-        .remainder()
-        .iter()
-        .zip(bc.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ac.zip(bc) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
 }
 
 #[cfg(test)]

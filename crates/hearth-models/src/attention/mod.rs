@@ -5,6 +5,7 @@
 //! sequence's keys `0..=position`, read through its block table.
 
 pub mod cpu;
+mod cpu_kernels;
 
 use crate::{BatchInput, KvCache, KvCacheLayout, ModelError, ModelSpec};
 use candle_core::Tensor;
