@@ -164,10 +164,14 @@ macro_rules! q4_k_kernel {
                     let mut acc = [_mm256_setzero_ps(); TILE];
                     for (b, u) in w.iter().enumerate() {
                         let qp = u.qs.as_ptr() as *const __m256i;
-                        for (i, q) in q.chunks_exact_mut(2).enumerate() {
-                            let raw = _mm256_loadu_si256(qp.add(i));
-                            q[0] = _mm256_and_si256(raw, low);
-                            q[1] = _mm256_and_si256(_mm256_srli_epi16::<4>(raw), low);
+                        // One activation row: nibbles are split in registers where used
+                        // (`rows_dot::<1, true>`) rather than staged for reuse.
+                        if rows > 1 {
+                            for (i, q) in q.chunks_exact_mut(2).enumerate() {
+                                let raw = _mm256_loadu_si256(qp.add(i));
+                                q[0] = _mm256_and_si256(raw, low);
+                                q[1] = _mm256_and_si256(_mm256_srli_epi16::<4>(raw), low);
+                            }
                         }
                         // Scale of sub-block s as i16 pairs per row: one madd applies it.
                         let scale32: [__m256i; 8] = std::array::from_fn(|s| {
@@ -186,6 +190,8 @@ macro_rules! q4_k_kernel {
                             _mm256_cvtph_ps(_mm_loadu_si128(u.dmin.as_ptr() as *const __m128i));
                         let unit = Unit {
                             q: &q,
+                            raw: qp,
+                            low,
                             scale: &scale,
                             scale32: &scale32,
                             mins: &mins,
@@ -199,7 +205,7 @@ macro_rules! q4_k_kernel {
                             let [a0, a1, a2, a3] = &mut acc[j..j + 4] else {
                                 unreachable!()
                             };
-                            rows_dot::<4>(&unit, blocks, [a0, a1, a2, a3]);
+                            rows_dot::<4, false>(&unit, blocks, [a0, a1, a2, a3]);
                             j += 4;
                         }
                         while j + 2 <= rows {
@@ -207,11 +213,13 @@ macro_rules! q4_k_kernel {
                             let [a0, a1] = &mut acc[j..j + 2] else {
                                 unreachable!()
                             };
-                            rows_dot::<2>(&unit, blocks, [a0, a1]);
+                            rows_dot::<2, false>(&unit, blocks, [a0, a1]);
                             j += 2;
                         }
-                        if j < rows {
-                            rows_dot::<1>(&unit, [&a[(t0 + j) * kb + b]], [&mut acc[j]]);
+                        if rows == 1 {
+                            rows_dot::<1, true>(&unit, [&a[t0 * kb + b]], [&mut acc[0]]);
+                        } else if j < rows {
+                            rows_dot::<1, false>(&unit, [&a[(t0 + j) * kb + b]], [&mut acc[j]]);
                         }
                     }
                     for (j, acc) in acc.iter().enumerate().take(rows) {
@@ -226,7 +234,10 @@ macro_rules! q4_k_kernel {
 
             /// One unit's block, unpacked.
             struct Unit<'a> {
+                /// The nibbles split into bytes (when staged), else read from `raw`.
                 q: &'a [__m256i; 64],
+                raw: *const __m256i,
+                low: __m256i,
                 /// Per sub-block: the row scales as i16 pairs (for `madd`) and as i32.
                 scale: &'a [__m256i; 8],
                 scale32: &'a [__m256i; 8],
@@ -235,11 +246,32 @@ macro_rules! q4_k_kernel {
                 dmin: __m256,
             }
 
+            impl Unit<'_> {
+                /// Sub-block `s`, run `v`: its low and high nibbles as bytes.
+                #[inline]
+                #[target_feature(enable = $feat)]
+                unsafe fn pair<const DIRECT: bool>(
+                    &self,
+                    s: usize,
+                    v: usize,
+                ) -> (__m256i, __m256i) {
+                    if DIRECT {
+                        let raw = _mm256_loadu_si256(self.raw.add(4 * s + v));
+                        (
+                            _mm256_and_si256(raw, self.low),
+                            _mm256_and_si256(_mm256_srli_epi16::<4>(raw), self.low),
+                        )
+                    } else {
+                        (self.q[8 * s + 2 * v], self.q[8 * s + 2 * v + 1])
+                    }
+                }
+            }
+
             /// `R` activation rows' blocks against one unpacked unit block, each weight vector
             /// loaded once for all `R`: per row, the same operations as any other `R`.
             #[inline]
             #[target_feature(enable = $feat)]
-            unsafe fn rows_dot<const R: usize>(
+            unsafe fn rows_dot<const R: usize, const DIRECT: bool>(
                 u: &Unit,
                 blocks: [&BlockQ8K; R],
                 acc: [&mut __m256; R],
@@ -252,7 +284,7 @@ macro_rules! q4_k_kernel {
                     if $vnni {
                         let mut p32 = [[_mm256_setzero_si256(); 2]; R];
                         for v in 0..4 {
-                            let (qlo, qhi) = (u.q[8 * s + 2 * v], u.q[8 * s + 2 * v + 1]);
+                            let (qlo, qhi) = u.pair::<DIRECT>(s, v);
                             for i in 0..R {
                                 let lo = _mm256_set1_epi32(ap[i].add(8 * s + v).read_unaligned());
                                 let hi =
@@ -269,7 +301,7 @@ macro_rules! q4_k_kernel {
                     } else {
                         let mut p16 = [_mm256_setzero_si256(); R];
                         for v in 0..4 {
-                            let (qlo, qhi) = (u.q[8 * s + 2 * v], u.q[8 * s + 2 * v + 1]);
+                            let (qlo, qhi) = u.pair::<DIRECT>(s, v);
                             for i in 0..R {
                                 let lo = _mm256_set1_epi32(ap[i].add(8 * s + v).read_unaligned());
                                 let hi =
