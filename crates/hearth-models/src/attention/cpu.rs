@@ -1,6 +1,7 @@
-//! CPU paged attention: each (token, head) pair is one rayon task that walks its
-//! sequence's block table and reads K/V rows in place from the pool, with an online
-//! (running-max) softmax so no score vector is materialised.
+//! CPU paged attention: query tiles (up to 16 tokens of a sequence x the query heads of
+//! one KV head) are rayon tasks that walk their sequence's block table and read each
+//! K/V row in place from the pool once per tile, with an online (running-max) softmax
+//! over chunks of keys, so no full score vector is materialised.
 
 use super::cpu_kernels::{self, Rows};
 use super::{AttnMeta, AttnShape, PagedAttention};
@@ -11,7 +12,7 @@ use rayon::prelude::*;
 use std::ops::Range;
 
 /// Keys scored at once before the accumulator is rescaled.
-const CHUNK: usize = 16;
+const CHUNK: usize = cpu_kernels::MAX_KEYS;
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct CpuPagedAttention;
@@ -321,13 +322,8 @@ fn attend_tile(
             stride: l.row_len,
             len: hd,
         };
-        // Queries whose keys all lie past this chunk are left out of the scoring.
-        let live = ranges.iter().take_while(|r| r.0 < end).count();
-        let live = if ranges[live..].iter().any(|r| r.0 < end) {
-            nq
-        } else {
-            live
-        };
+        // Queries after the last whose window starts before `end` have no key here.
+        let live = ranges.iter().rposition(|r| r.0 < end).map_or(0, |i| i + 1);
         cpu_kernels::scores(simd, &qs[..live], rows(k_pool), end - start, &mut scores);
         for (i, &(first, ctx)) in ranges.iter().enumerate().take(live) {
             let p = first.max(start)..ctx.min(end);

@@ -9,7 +9,10 @@
 //! added after, in order. An output element is `o = w[j] * v[j] + o` (fused), key by key.
 
 /// Lanes of a score's accumulator.
-pub(super) const LANES: usize = 8;
+const LANES: usize = 8;
+
+/// The most keys one `scores` call takes (a chunk).
+pub(super) const MAX_KEYS: usize = 16;
 
 /// Columns of `o` one pass of the weighted sum keeps in registers.
 const COLS: usize = 64;
@@ -34,8 +37,11 @@ impl<'a> Rows<'a> {
 /// `out[i][j] = q_i · K_j` for the queries `qs` and the `n` rows of `keys`. Inlined,
 /// like the others here, so the caller's AVX2 build inlines the SIMD paths.
 #[inline(always)]
-pub(super) fn scores(simd: bool, qs: &[&[f32]], keys: Rows, n: usize, out: &mut [[f32; 16]]) {
-    assert!(n <= 16 && out.len() >= qs.len(), "score block too large");
+pub(super) fn scores(simd: bool, qs: &[&[f32]], keys: Rows, n: usize, out: &mut [[f32; MAX_KEYS]]) {
+    assert!(
+        n <= MAX_KEYS && out.len() >= qs.len(),
+        "score block too large"
+    );
     for (pair, o) in qs.chunks(2).zip(out.chunks_mut(2)) {
         for j0 in (0..n).step_by(4) {
             // Past the last key, the last key again (results dropped).

@@ -173,13 +173,18 @@ macro_rules! q4_k_kernel {
                                 q[1] = _mm256_and_si256(_mm256_srli_epi16::<4>(raw), low);
                             }
                         }
-                        // Scale of sub-block s as i16 pairs per row: one madd applies it.
-                        let scale32: [__m256i; 8] = std::array::from_fn(|s| {
-                            _mm256_cvtepu8_epi32(_mm_loadl_epi64(
+                        // Scale of sub-block s per row: i32 for VNNI's multiply, else as
+                        // i16 pairs so one madd applies it.
+                        let scale: [__m256i; 8] = std::array::from_fn(|s| {
+                            let v = _mm256_cvtepu8_epi32(_mm_loadl_epi64(
                                 u.scales[s].as_ptr() as *const __m128i
-                            ))
+                            ));
+                            if $vnni {
+                                v
+                            } else {
+                                _mm256_or_si256(v, _mm256_slli_epi32::<16>(v))
+                            }
                         });
-                        let scale = scale32.map(|v| _mm256_or_si256(v, _mm256_slli_epi32::<16>(v)));
                         let mins: [__m256i; 4] = std::array::from_fn(|p| {
                             _mm256_cvtepu8_epi16(_mm_loadu_si128(
                                 u.mins[p].as_ptr() as *const __m128i
@@ -193,7 +198,6 @@ macro_rules! q4_k_kernel {
                             raw: qp,
                             low,
                             scale: &scale,
-                            scale32: &scale32,
                             mins: &mins,
                             d,
                             dmin,
@@ -238,9 +242,8 @@ macro_rules! q4_k_kernel {
                 q: &'a [__m256i; 64],
                 raw: *const __m256i,
                 low: __m256i,
-                /// Per sub-block: the row scales as i16 pairs (for `madd`) and as i32.
+                /// Per sub-block: the row scales (i32 for VNNI, i16 pairs for `madd`).
                 scale: &'a [__m256i; 8],
-                scale32: &'a [__m256i; 8],
                 mins: &'a [__m256i; 4],
                 d: __m256,
                 dmin: __m256,
@@ -267,6 +270,17 @@ macro_rules! q4_k_kernel {
                 }
             }
 
+            /// An activation row's 4 bytes that meet run `v` of sub-block `s` (low nibbles:
+            /// bytes 32s + 4v.., high: 32s + 16 + 4v..), each broadcast to all 8 rows.
+            #[inline]
+            #[target_feature(enable = $feat)]
+            unsafe fn acts_run(ap: *const i32, s: usize, v: usize) -> (__m256i, __m256i) {
+                (
+                    _mm256_set1_epi32(ap.add(8 * s + v).read_unaligned()),
+                    _mm256_set1_epi32(ap.add(8 * s + 4 + v).read_unaligned()),
+                )
+            }
+
             /// `R` activation rows' blocks against one unpacked unit block, each weight vector
             /// loaded once for all `R`: per row, the same operations as any other `R`.
             #[inline]
@@ -286,26 +300,21 @@ macro_rules! q4_k_kernel {
                         for v in 0..4 {
                             let (qlo, qhi) = u.pair::<DIRECT>(s, v);
                             for i in 0..R {
-                                let lo = _mm256_set1_epi32(ap[i].add(8 * s + v).read_unaligned());
-                                let hi =
-                                    _mm256_set1_epi32(ap[i].add(8 * s + 4 + v).read_unaligned());
+                                let (lo, hi) = acts_run(ap[i], s, v);
                                 p32[i][0] = _mm256_dpbusd_epi32(p32[i][0], qlo, lo);
                                 p32[i][1] = _mm256_dpbusd_epi32(p32[i][1], qhi, hi);
                             }
                         }
                         for i in 0..R {
                             let p = _mm256_add_epi32(p32[i][0], p32[i][1]);
-                            sumi[i] =
-                                _mm256_add_epi32(sumi[i], _mm256_mullo_epi32(p, u.scale32[s]));
+                            sumi[i] = _mm256_add_epi32(sumi[i], _mm256_mullo_epi32(p, u.scale[s]));
                         }
                     } else {
                         let mut p16 = [_mm256_setzero_si256(); R];
                         for v in 0..4 {
                             let (qlo, qhi) = u.pair::<DIRECT>(s, v);
                             for i in 0..R {
-                                let lo = _mm256_set1_epi32(ap[i].add(8 * s + v).read_unaligned());
-                                let hi =
-                                    _mm256_set1_epi32(ap[i].add(8 * s + 4 + v).read_unaligned());
+                                let (lo, hi) = acts_run(ap[i], s, v);
                                 p16[i] = _mm256_add_epi16(p16[i], _mm256_maddubs_epi16(qlo, lo));
                                 p16[i] = _mm256_add_epi16(p16[i], _mm256_maddubs_epi16(qhi, hi));
                             }
