@@ -322,6 +322,21 @@ fn attend_tile(
             stride: l.row_len,
             len: hd,
         };
+        if end < hi {
+            // The next chunk starts a block (chunks never span one) found through the
+            // table, so nothing prefetches it unless asked.
+            let next = (end / CHUNK + 1) * CHUNK;
+            let next = next.min((end / bs + 1) * bs).min(hi);
+            let nbase = (table[end / bs] as usize * bs + end % bs) * l.row_len + head_off;
+            let ahead = |pool| Rows {
+                pool,
+                base: nbase,
+                stride: l.row_len,
+                len: hd,
+            };
+            cpu_kernels::prefetch(ahead(k_pool), next - end);
+            cpu_kernels::prefetch(ahead(v_pool), next - end);
+        }
         // Queries after the last whose window starts before `end` have no key here.
         let live = ranges.iter().rposition(|r| r.0 < end).map_or(0, |i| i + 1);
         cpu_kernels::scores(simd, &qs[..live], rows(k_pool), end - start, &mut scores);

@@ -34,62 +34,74 @@ impl<'a> Rows<'a> {
     }
 }
 
+/// Hints the CPU to bring rows `0..n` of `rows` into cache: the next chunk's K and V,
+/// whose block sits anywhere in the pool where no hardware prefetcher looks. No effect
+/// on results.
+#[inline(always)]
+pub(super) fn prefetch(rows: Rows, n: usize) {
+    #[cfg(target_arch = "x86_64")]
+    for j in 0..n {
+        let row = rows.row(j);
+        // One hint per 64-byte line (16 floats), and the last float for a row that
+        // straddles one more line.
+        for at in (0..row.len()).step_by(16).chain(row.len().checked_sub(1)) {
+            // SAFETY: `at` is inside `row`; a prefetch never faults or writes.
+            unsafe {
+                use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+                _mm_prefetch::<_MM_HINT_T0>(row.as_ptr().add(at) as *const i8);
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (rows, n);
+}
+
 /// `out[i][j] = q_i · K_j` for the queries `qs` and the `n` rows of `keys`. Inlined,
 /// like the others here, so the caller's AVX2 build inlines the SIMD paths.
 #[inline(always)]
 pub(super) fn scores(simd: bool, qs: &[&[f32]], keys: Rows, n: usize, out: &mut [[f32; MAX_KEYS]]) {
     assert!(
-        n <= MAX_KEYS && out.len() >= qs.len(),
+        n <= MAX_KEYS && out.len() >= qs.len() && qs.iter().all(|q| q.len() == keys.len),
         "score block too large"
     );
+    #[cfg(target_arch = "x86_64")]
+    if simd {
+        // SAFETY: the caller passes `simd` only where AVX2 and FMA were detected; the
+        // lengths are checked above.
+        return unsafe { avx2::scores(qs, keys, n, out) };
+    }
+    let _ = simd;
     for (pair, o) in qs.chunks(2).zip(out.chunks_mut(2)) {
         for j0 in (0..n).step_by(4) {
             // Past the last key, the last key again (results dropped).
             let k: [&[f32]; 4] = std::array::from_fn(|d| keys.row((j0 + d).min(n - 1)));
-            let mut put = |i: usize, s: [f32; 4]| {
+            for (i, q) in pair.iter().enumerate() {
+                let s = dots(q, k);
                 for (d, v) in s.into_iter().enumerate().take(n - j0) {
                     o[i][j0 + d] = v;
                 }
-            };
-            if let [q0, q1] = pair {
-                let [s0, s1] = dots(simd, [q0, q1], k);
-                put(0, s0);
-                put(1, s1);
-            } else {
-                let [s0] = dots(simd, [pair[0]], k);
-                put(0, s0);
             }
         }
     }
 }
 
-/// `Q` queries x four keys; every row has the queries' length.
+/// One query x four keys; every row has the query's length.
 #[inline(always)]
-fn dots<const Q: usize>(simd: bool, q: [&[f32]; Q], k: [&[f32]; 4]) -> [[f32; 4]; Q] {
-    let hd = q[0].len();
-    assert!(q.iter().chain(&k).all(|r| r.len() == hd), "row lengths");
-    #[cfg(target_arch = "x86_64")]
-    if simd {
-        // SAFETY: the caller passes `simd` only where AVX2 and FMA were detected; the
-        // lengths are checked above.
-        return unsafe { avx2::dots(q, k) };
-    }
-    let _ = simd;
+fn dots(q: &[f32], k: [&[f32]; 4]) -> [f32; 4] {
+    let hd = q.len();
     let full = hd / LANES * LANES;
-    std::array::from_fn(|i| {
-        std::array::from_fn(|j| {
-            let mut acc = [0f32; LANES];
-            for c in (0..full).step_by(LANES) {
-                for l in 0..LANES {
-                    acc[l] = q[i][c + l].mul_add(k[j][c + l], acc[l]);
-                }
+    std::array::from_fn(|j| {
+        let mut acc = [0f32; LANES];
+        for c in (0..full).step_by(LANES) {
+            for l in 0..LANES {
+                acc[l] = q[c + l].mul_add(k[j][c + l], acc[l]);
             }
-            let mut s = reduce(acc);
-            for d in full..hd {
-                s = q[i][d].mul_add(k[j][d], s);
-            }
-            s
-        })
+        }
+        let mut s = reduce(acc);
+        for d in full..hd {
+            s = q[d].mul_add(k[j][d], s);
+        }
+        s
     })
 }
 
@@ -160,23 +172,59 @@ pub(super) fn sum(w: &[f32]) -> f32 {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{Rows, COLS};
+    use super::{Rows, COLS, MAX_KEYS};
     use std::arch::x86_64::*;
 
-    /// `super::dots` with each lane's chain in a vector lane and `reduce` as horizontal
+    /// `super::scores` with each lane's chain in a vector lane and `reduce` as horizontal
     /// adds: `hadd` pairs (0+1, 2+3), a second `hadd` adds those pairs, and the two
-    /// 128-bit halves are added last.
+    /// 128-bit halves are added last; a pair of queries x four keys per pass, its four
+    /// scores per query stored at once (slots past `n` get scores of the last key,
+    /// which the caller never reads). One function, so nothing here is a call.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn dots<const Q: usize>(q: [&[f32]; Q], k: [&[f32]; 4]) -> [[f32; 4]; Q] {
-        let hd = q[0].len();
+    pub(super) unsafe fn scores(qs: &[&[f32]], keys: Rows, n: usize, out: &mut [[f32; MAX_KEYS]]) {
+        let hd = keys.len;
         let full = hd / 8 * 8;
+        for (pair, o) in qs.chunks(2).zip(out.chunks_mut(2)) {
+            for j0 in (0..n).step_by(4) {
+                let k: [&[f32]; 4] = std::array::from_fn(|d| keys.row((j0 + d).min(n - 1)));
+                let kp: [*const f32; 4] = std::array::from_fn(|d| k[d].as_ptr());
+                if let [q0, q1] = pair {
+                    let [s0, s1] = dots4([q0.as_ptr(), q1.as_ptr()], kp, full);
+                    _mm_storeu_ps(o[0][j0..j0 + 4].as_mut_ptr(), s0);
+                    _mm_storeu_ps(o[1][j0..j0 + 4].as_mut_ptr(), s1);
+                } else {
+                    let [s0] = dots4([pair[0].as_ptr()], kp, full);
+                    _mm_storeu_ps(o[0][j0..j0 + 4].as_mut_ptr(), s0);
+                }
+                // Products past the last multiple of 8, in order (none for usual heads).
+                for (i, q) in pair.iter().enumerate() {
+                    for (j, kj) in k.iter().enumerate() {
+                        let s = &mut o[i][j0 + j];
+                        for d in full..hd {
+                            *s = q[d].mul_add(kj[d], *s);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `Q` queries x 4 keys over the first `full` (a multiple of 8) elements: lane sums
+    /// reduced, one `__m128` of 4 scores per query.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn dots4<const Q: usize>(
+        q: [*const f32; Q],
+        k: [*const f32; 4],
+        full: usize,
+    ) -> [__m128; Q] {
         let mut acc = [[_mm256_setzero_ps(); 4]; Q];
         let mut c = 0;
         while c < full {
-            let kv: [__m256; 4] = std::array::from_fn(|j| _mm256_loadu_ps(k[j].as_ptr().add(c)));
+            let kv: [__m256; 4] = std::array::from_fn(|j| _mm256_loadu_ps(k[j].add(c)));
             for i in 0..Q {
-                let qv = _mm256_loadu_ps(q[i].as_ptr().add(c));
+                let qv = _mm256_loadu_ps(q[i].add(c));
                 for j in 0..4 {
                     acc[i][j] = _mm256_fmadd_ps(qv, kv[j], acc[i][j]);
                 }
@@ -190,15 +238,7 @@ mod avx2 {
             let h23 = _mm256_hadd_ps(a[2], a[3]);
             let h = _mm256_hadd_ps(h01, h23);
             // Lanes (per half): key 0, key 1, key 2, key 3; add the halves.
-            let s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h));
-            let mut out = [0f32; 4];
-            _mm_storeu_ps(out.as_mut_ptr(), s);
-            for (j, o) in out.iter_mut().enumerate() {
-                for d in full..hd {
-                    *o = q[i][d].mul_add(k[j][d], *o);
-                }
-            }
-            out
+            _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h))
         })
     }
 
@@ -219,6 +259,77 @@ mod avx2 {
         }
         for (i, a) in acc.iter().enumerate() {
             _mm256_storeu_ps(op.add(8 * i), *a);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(len: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed | 1;
+        (0..len)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s >> 8) as f32 / (1u32 << 23) as f32 - 1.0
+            })
+            .collect()
+    }
+
+    fn simd_available() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        return is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+        #[cfg(not(target_arch = "x86_64"))]
+        false
+    }
+
+    /// The SIMD paths give the portable paths' bits, for head sizes with and without a
+    /// tail past a multiple of 8, odd query counts and partial key groups.
+    #[test]
+    fn simd_and_portable_paths_agree_bit_for_bit() {
+        if !simd_available() {
+            return;
+        }
+        for hd in [64, 72, 128, 13] {
+            let stride = hd + 8;
+            let pool = data(MAX_KEYS * stride + hd, hd as u32);
+            let keys = Rows {
+                pool: &pool,
+                base: 5,
+                stride,
+                len: hd,
+            };
+            let q = data(5 * hd, 7);
+            let qs: Vec<&[f32]> = q.chunks(hd).collect();
+            for n in 1..=MAX_KEYS {
+                for nq in 1..=qs.len() {
+                    let mut fast = vec![[0f32; MAX_KEYS]; nq];
+                    let mut slow = vec![[0f32; MAX_KEYS]; nq];
+                    scores(true, &qs[..nq], keys, n, &mut fast);
+                    scores(false, &qs[..nq], keys, n, &mut slow);
+                    for (f, s) in fast.iter().zip(&slow) {
+                        let (f, s) = (&f[..n], &s[..n]);
+                        assert!(
+                            f.iter().zip(s).all(|(a, b)| a.to_bits() == b.to_bits()),
+                            "scores hd {hd} n {n} nq {nq}: {f:?} vs {s:?}"
+                        );
+                    }
+                }
+                let w = data(n, n as u32 + 3);
+                let mut fast = data(hd, 11);
+                let mut slow = fast.clone();
+                weighted_sum(true, &mut fast, &w, keys);
+                weighted_sum(false, &mut slow, &w, keys);
+                assert!(
+                    fast.iter()
+                        .zip(&slow)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "weighted sum hd {hd} n {n}"
+                );
+            }
         }
     }
 }
