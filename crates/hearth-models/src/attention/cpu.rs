@@ -310,7 +310,10 @@ fn attend_tile(
     let lo = ranges.iter().map(|r| r.0).min().unwrap_or(0);
     let hi = ranges.iter().map(|r| r.1).max().unwrap_or(0);
     let head_off = tile.kv_head * hd;
-    let mut start = lo;
+    // Chunks begin where a chunk or block begins, whatever the tile's first key, so a
+    // key's slot in its chunk (which fixes the order its weight is summed in) depends
+    // on its position alone; keys before a query's first are masked like any other.
+    let mut start = (lo / CHUNK * CHUNK).max(lo / bs * bs);
     while start < hi {
         let end = (start / CHUNK + 1) * CHUNK;
         let end = end.min((start / bs + 1) * bs).min(hi);
@@ -322,21 +325,6 @@ fn attend_tile(
             stride: l.row_len,
             len: hd,
         };
-        if end < hi {
-            // The next chunk starts a block (chunks never span one) found through the
-            // table, so nothing prefetches it unless asked.
-            let next = (end / CHUNK + 1) * CHUNK;
-            let next = next.min((end / bs + 1) * bs).min(hi);
-            let nbase = (table[end / bs] as usize * bs + end % bs) * l.row_len + head_off;
-            let ahead = |pool| Rows {
-                pool,
-                base: nbase,
-                stride: l.row_len,
-                len: hd,
-            };
-            cpu_kernels::prefetch(ahead(k_pool), next - end);
-            cpu_kernels::prefetch(ahead(v_pool), next - end);
-        }
         // Queries after the last whose window starts before `end` have no key here.
         let live = ranges.iter().rposition(|r| r.0 < end).map_or(0, |i| i + 1);
         cpu_kernels::scores(simd, &qs[..live], rows(k_pool), end - start, &mut scores);
@@ -345,25 +333,10 @@ fn attend_tile(
             if p.is_empty() {
                 continue;
             }
-            let w = &mut scores[i][p.start - start..p.end - start];
-            w.iter_mut().for_each(|s| *s *= l.scale.0);
-            if let Some(cap) = l.scale.1 {
-                w.iter_mut().for_each(|s| *s = cap * (*s / cap).tanh());
-            }
+            let slots = p.start - start..p.end - start;
             let o_i = &mut o[i * hd..(i + 1) * hd];
-            let chunk_max = cpu_kernels::max(w);
-            if chunk_max > max[i] {
-                let c = (max[i] - chunk_max).exp();
-                denom[i] *= c;
-                o_i.iter_mut().for_each(|x| *x *= c);
-                max[i] = chunk_max;
-            }
-            // Scores become weights in place, in key order.
-            w.iter_mut().for_each(|s| *s = exp(*s - max[i]));
-            denom[i] += cpu_kernels::sum(w);
-            let mut values = rows(v_pool);
-            values.base += (p.start - start) * l.row_len;
-            cpu_kernels::weighted_sum(simd, o_i, w, values);
+            let run = (&mut max[i], &mut denom[i], o_i);
+            cpu_kernels::fold(simd, &mut scores[i], slots, l.scale, run, rows(v_pool));
         }
         start = end;
     }
@@ -373,43 +346,22 @@ fn attend_tile(
     }
 }
 
-/// e^x for x <= 0 (a score minus its running maximum), Cephes' `expf` polynomial without
-/// branches so a slice of them vectorises: relative error ~2e-7; below -87.3 it returns
-/// e^-87.3 (~1e-38) where libm would return subnormals or 0.
-#[inline(always)]
-fn exp(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    // Adding and subtracting 1.5 * 2^23 rounds to the nearest integer.
-    const ROUND: f32 = 12_582_912.0;
-    let x = x.clamp(-87.3, 0.0);
-    let n = (x * LOG2E + ROUND) - ROUND;
-    let r = x - n * LN2_HI - n * LN2_LO;
-    let mut p = 1.987_569_1e-4;
-    p = p * r + 1.398_2e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 0.166_666_65;
-    p = p * r + 0.5;
-    let y = p * r * r + r + 1.0;
-    f32::from_bits(((n as i32 + 127) << 23) as u32) * y
-}
-
 #[cfg(test)]
 mod tests {
+    use super::cpu_kernels::exp;
+
     /// The polynomial against libm over the range softmax uses.
     #[test]
     fn exp_is_within_a_few_ulp_of_libm() {
         for i in 0..=100_000 {
             let x = -87.0 * i as f32 / 100_000.0;
-            let (got, want) = (super::exp(x), x.exp());
+            let (got, want) = (exp(x), x.exp());
             assert!(
                 (got - want).abs() <= 4e-7 * want,
                 "exp({x}) = {got}, libm {want}"
             );
         }
-        assert_eq!(super::exp(0.0), 1.0);
-        assert!(super::exp(-1000.0) < 1e-37);
+        assert_eq!(exp(0.0), 1.0);
+        assert!(exp(-1000.0) < 1e-37);
     }
 }

@@ -8,6 +8,8 @@
 //! pairwise tree (what a horizontal add does); products past the last multiple of 8 are
 //! added after, in order. An output element is `o = w[j] * v[j] + o` (fused), key by key.
 
+use std::ops::Range;
+
 /// Lanes of a score's accumulator.
 const LANES: usize = 8;
 
@@ -32,28 +34,6 @@ impl<'a> Rows<'a> {
         let at = self.base + j * self.stride;
         &self.pool[at..at + self.len]
     }
-}
-
-/// Hints the CPU to bring rows `0..n` of `rows` into cache: the next chunk's K and V,
-/// whose block sits anywhere in the pool where no hardware prefetcher looks. No effect
-/// on results.
-#[inline(always)]
-pub(super) fn prefetch(rows: Rows, n: usize) {
-    #[cfg(target_arch = "x86_64")]
-    for j in 0..n {
-        let row = rows.row(j);
-        // One hint per 64-byte line (16 floats), and the last float for a row that
-        // straddles one more line.
-        for at in (0..row.len()).step_by(16).chain(row.len().checked_sub(1)) {
-            // SAFETY: `at` is inside `row`; a prefetch never faults or writes.
-            unsafe {
-                use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-                _mm_prefetch::<_MM_HINT_T0>(row.as_ptr().add(at) as *const i8);
-            }
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (rows, n);
 }
 
 /// `out[i][j] = q_i · K_j` for the queries `qs` and the `n` rows of `keys`. Inlined,
@@ -134,6 +114,87 @@ pub(super) fn weighted_sum(simd: bool, o: &mut [f32], w: &[f32], values: Rows) {
     }
 }
 
+/// Folds a chunk's keys at `slots` into one query's running softmax `(max, denom, o)`:
+/// the scores `s` (slot j: the chunk's key j; row j of `values`) are scaled and
+/// soft-capped; where their largest beats `max`, the state is rescaled to it (libm's
+/// `exp`); they become weights `exp(s - max)`, added to `denom` lane by slot (lane
+/// `j % 8` adds slot j's weight in slot order, then `reduce`), and `o += Σ w_j V_j`
+/// (`weighted_sum`). On return the slots hold the weights.
+#[inline(always)]
+pub(super) fn fold(
+    simd: bool,
+    s: &mut [f32; MAX_KEYS],
+    slots: Range<usize>,
+    (scale, softcap): (f32, Option<f32>),
+    (max, denom, o): (&mut f32, &mut f32, &mut [f32]),
+    values: Rows,
+) {
+    assert!(
+        slots.start < slots.end && slots.end <= MAX_KEYS,
+        "fold slots"
+    );
+    let mut scale = scale;
+    if let Some(cap) = softcap {
+        for x in &mut s[slots.clone()] {
+            *x = cap * ((*x * scale) / cap).tanh();
+        }
+        scale = 1.0;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if simd {
+        // SAFETY: the caller passes `simd` only where AVX2 and FMA were detected.
+        unsafe { avx2::softmax_step(s, slots.clone(), scale, max, denom, o) };
+    }
+    if !simd || cfg!(not(target_arch = "x86_64")) {
+        let w = &mut s[slots.clone()];
+        w.iter_mut().for_each(|x| *x *= scale);
+        let m = self::max(w);
+        if m > *max {
+            rescale(o, denom, (*max - m).exp());
+            *max = m;
+        }
+        w.iter_mut().for_each(|x| *x = exp(*x - *max));
+        let mut acc = [0f32; LANES];
+        for j in slots.clone() {
+            acc[j % LANES] += s[j];
+        }
+        *denom += reduce(acc);
+    }
+    let mut values = values;
+    values.base += slots.start * values.stride;
+    weighted_sum(simd, o, &s[slots], values);
+}
+
+/// `denom *= c`, `o *= c`: the running state moved to a larger maximum.
+#[inline(always)]
+fn rescale(o: &mut [f32], denom: &mut f32, c: f32) {
+    *denom *= c;
+    o.iter_mut().for_each(|x| *x *= c);
+}
+
+/// e^x for x <= 0 (a score minus its running maximum), Cephes' `expf` polynomial without
+/// branches so a slice of them vectorises: relative error ~2e-7; below -87.3 it returns
+/// e^-87.3 (~1e-38) where libm would return subnormals or 0.
+#[inline(always)]
+pub(super) fn exp(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // Adding and subtracting 1.5 * 2^23 rounds to the nearest integer.
+    const ROUND: f32 = 12_582_912.0;
+    let x = x.clamp(-87.3, 0.0);
+    let n = (x * LOG2E + ROUND) - ROUND;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let mut p = 1.987_569_1e-4;
+    p = p * r + 1.398_2e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 0.166_666_65;
+    p = p * r + 0.5;
+    let y = p * r * r + r + 1.0;
+    f32::from_bits(((n as i32 + 127) << 23) as u32) * y
+}
+
 /// The largest of `w` (NEG_INFINITY if empty), lane by lane so it vectorises; a
 /// maximum does not depend on the order it is taken in.
 #[inline(always)]
@@ -153,27 +214,11 @@ pub(super) fn max(w: &[f32]) -> f32 {
         .fold(f32::NEG_INFINITY, |a, b| if b > a { b } else { a })
 }
 
-/// The sum of `w`: lane `l` adds `w[j]` for `j ≡ l (mod 8)` in order, then `reduce`.
-#[inline(always)]
-pub(super) fn sum(w: &[f32]) -> f32 {
-    let mut acc = [0f32; LANES];
-    let chunks = w.chunks_exact(LANES);
-    let tail = chunks.remainder();
-    for c in chunks {
-        for l in 0..LANES {
-            acc[l] += c[l];
-        }
-    }
-    for (l, &x) in tail.iter().enumerate() {
-        acc[l] += x;
-    }
-    reduce(acc)
-}
-
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use super::{Rows, COLS, MAX_KEYS};
     use std::arch::x86_64::*;
+    use std::ops::Range;
 
     /// `super::scores` with each lane's chain in a vector lane and `reduce` as horizontal
     /// adds: `hadd` pairs (0+1, 2+3), a second `hadd` adds those pairs, and the two
@@ -187,8 +232,14 @@ mod avx2 {
         let full = hd / 8 * 8;
         for (pair, o) in qs.chunks(2).zip(out.chunks_mut(2)) {
             for j0 in (0..n).step_by(4) {
-                let k: [&[f32]; 4] = std::array::from_fn(|d| keys.row((j0 + d).min(n - 1)));
-                let kp: [*const f32; 4] = std::array::from_fn(|d| k[d].as_ptr());
+                let last = n - 1;
+                let k = [
+                    keys.row(j0),
+                    keys.row((j0 + 1).min(last)),
+                    keys.row((j0 + 2).min(last)),
+                    keys.row((j0 + 3).min(last)),
+                ];
+                let kp = [k[0].as_ptr(), k[1].as_ptr(), k[2].as_ptr(), k[3].as_ptr()];
                 if let [q0, q1] = pair {
                     let [s0, s1] = dots4([q0.as_ptr(), q1.as_ptr()], kp, full);
                     _mm_storeu_ps(o[0][j0..j0 + 4].as_mut_ptr(), s0);
@@ -222,7 +273,12 @@ mod avx2 {
         let mut acc = [[_mm256_setzero_ps(); 4]; Q];
         let mut c = 0;
         while c < full {
-            let kv: [__m256; 4] = std::array::from_fn(|j| _mm256_loadu_ps(k[j].add(c)));
+            let kv = [
+                _mm256_loadu_ps(k[0].add(c)),
+                _mm256_loadu_ps(k[1].add(c)),
+                _mm256_loadu_ps(k[2].add(c)),
+                _mm256_loadu_ps(k[3].add(c)),
+            ];
             for i in 0..Q {
                 let qv = _mm256_loadu_ps(q[i].add(c));
                 for j in 0..4 {
@@ -231,15 +287,107 @@ mod avx2 {
             }
             c += 8;
         }
-        std::array::from_fn(|i| {
-            let a = &acc[i];
+        // A loop, not `from_fn`: a closure would not inherit this function's features.
+        let mut out = [_mm_setzero_ps(); Q];
+        for (a, o) in acc.iter().zip(&mut out) {
             // [a0: 0+1, 2+3 | a1: 0+1, 2+3 | ...] per 128-bit half, then the pairs summed.
             let h01 = _mm256_hadd_ps(a[0], a[1]);
             let h23 = _mm256_hadd_ps(a[2], a[3]);
             let h = _mm256_hadd_ps(h01, h23);
             // Lanes (per half): key 0, key 1, key 2, key 3; add the halves.
-            _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h))
-        })
+            *o = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h));
+        }
+        out
+    }
+
+    /// `super::fold` up to the weighted sum, on the chunk's 16 slots as two vectors with
+    /// the slots outside `slots` masked (-inf for the maximum, 0 for the sum): the same
+    /// operations per slot as the portable path, so the same bits.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn softmax_step(
+        s: &mut [f32; MAX_KEYS],
+        slots: Range<usize>,
+        scale: f32,
+        max: &mut f32,
+        denom: &mut f32,
+        o: &mut [f32],
+    ) {
+        const { assert!(MAX_KEYS == 16) };
+        let sp = s.as_mut_ptr();
+        // Closures would not inherit this function's features: everything spelled out.
+        let (lo, hi) = (
+            _mm256_set1_epi32(slots.start as i32 - 1),
+            _mm256_set1_epi32(slots.end as i32),
+        );
+        let i0 = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let i1 = _mm256_add_epi32(i0, _mm256_set1_epi32(8));
+        let in0 = _mm256_and_si256(_mm256_cmpgt_epi32(i0, lo), _mm256_cmpgt_epi32(hi, i0));
+        let in1 = _mm256_and_si256(_mm256_cmpgt_epi32(i1, lo), _mm256_cmpgt_epi32(hi, i1));
+        let mask = [_mm256_castsi256_ps(in0), _mm256_castsi256_ps(in1)];
+        let sc = _mm256_set1_ps(scale);
+        let x = [
+            _mm256_mul_ps(_mm256_loadu_ps(sp), sc),
+            _mm256_mul_ps(_mm256_loadu_ps(sp.add(8)), sc),
+        ];
+        let ninf = _mm256_set1_ps(f32::NEG_INFINITY);
+        let m = _mm256_max_ps(
+            _mm256_blendv_ps(ninf, x[0], mask[0]),
+            _mm256_blendv_ps(ninf, x[1], mask[1]),
+        );
+        let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
+        let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+        let m = _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+        if m > *max {
+            super::rescale(o, denom, (*max - m).exp());
+            *max = m;
+        }
+        let mv = _mm256_set1_ps(*max);
+        let w = [
+            _mm256_and_ps(exp8(_mm256_sub_ps(x[0], mv)), mask[0]),
+            _mm256_and_ps(exp8(_mm256_sub_ps(x[1], mv)), mask[1]),
+        ];
+        _mm256_storeu_ps(sp, w[0]);
+        _mm256_storeu_ps(sp.add(8), w[1]);
+        // Lane l: 0 + slot l + slot l + 8 (masked slots add +0, which changes nothing).
+        let acc = _mm256_add_ps(_mm256_add_ps(_mm256_setzero_ps(), w[0]), w[1]);
+        let h = _mm256_hadd_ps(acc, acc);
+        let h = _mm256_hadd_ps(h, h);
+        let sum = _mm_add_ss(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h));
+        *denom += _mm_cvtss_f32(sum);
+    }
+
+    /// `super::exp` on 8 lanes: the same operations in the same order (no fusing).
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn exp8(x: __m256) -> __m256 {
+        let x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3)), _mm256_setzero_ps());
+        let round = _mm256_set1_ps(12_582_912.0);
+        let n = _mm256_sub_ps(
+            _mm256_add_ps(
+                _mm256_mul_ps(x, _mm256_set1_ps(std::f32::consts::LOG2_E)),
+                round,
+            ),
+            round,
+        );
+        let r = _mm256_sub_ps(
+            _mm256_sub_ps(x, _mm256_mul_ps(n, _mm256_set1_ps(0.693_359_4))),
+            _mm256_mul_ps(n, _mm256_set1_ps(-2.121_944_4e-4)),
+        );
+        let mut p = _mm256_set1_ps(1.987_569_1e-4);
+        let cs = [1.398_2e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5];
+        for c in cs {
+            p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(c));
+        }
+        let y = _mm256_add_ps(
+            _mm256_add_ps(_mm256_mul_ps(_mm256_mul_ps(p, r), r), r),
+            _mm256_set1_ps(1.0),
+        );
+        let e = _mm256_slli_epi32::<23>(_mm256_add_epi32(
+            _mm256_cvttps_epi32(n),
+            _mm256_set1_epi32(127),
+        ));
+        _mm256_mul_ps(_mm256_castsi256_ps(e), y)
     }
 
     /// `super::weighted_sum` for columns `c..c + 64`: 8 vector accumulators across all
@@ -249,7 +397,10 @@ mod avx2 {
     pub(super) unsafe fn weighted_sum64(o: &mut [f32], w: &[f32], values: Rows, c: usize) {
         assert!(o.len() == COLS, "64 columns");
         let op = o.as_mut_ptr();
-        let mut acc: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(op.add(8 * i)));
+        let mut acc = [_mm256_setzero_ps(); 8];
+        for (i, a) in acc.iter_mut().enumerate() {
+            *a = _mm256_loadu_ps(op.add(8 * i));
+        }
         for (j, &wj) in w.iter().enumerate() {
             let v = &values.row(j)[c..c + COLS];
             let wv = _mm256_set1_ps(wj);
@@ -316,6 +467,25 @@ mod tests {
                             f.iter().zip(s).all(|(a, b)| a.to_bits() == b.to_bits()),
                             "scores hd {hd} n {n} nq {nq}: {f:?} vs {s:?}"
                         );
+                    }
+                }
+                for (a, b) in [(0, n), (n / 2, n), (0, n.div_ceil(2)), (n - 1, n)] {
+                    for (start_max, cap) in [(f32::NEG_INFINITY, None), (0.3, Some(0.5))] {
+                        let raw: [f32; MAX_KEYS] = std::array::from_fn(|j| 4.0 * pool[j]);
+                        let mut runs = [true, false].map(|simd| {
+                            let (mut s, mut max, mut denom) = (raw, start_max, 1.5);
+                            let mut o = data(hd, 5);
+                            let run = (&mut max, &mut denom, &mut o[..]);
+                            fold(simd, &mut s, a..b, (0.7, cap), run, keys);
+                            (s[a..b].to_vec(), max, denom, o)
+                        });
+                        let slow = runs[1].clone();
+                        let fast = &mut runs[0];
+                        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(bits(&fast.0), bits(&slow.0), "weights hd {hd} {a}..{b}");
+                        assert_eq!(fast.1.to_bits(), slow.1.to_bits(), "max {a}..{b}");
+                        assert_eq!(fast.2.to_bits(), slow.2.to_bits(), "denominator {a}..{b}");
+                        assert_eq!(bits(&fast.3), bits(&slow.3), "output hd {hd} {a}..{b}");
                     }
                 }
                 let w = data(n, n as u32 + 3);
