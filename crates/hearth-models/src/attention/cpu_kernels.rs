@@ -401,12 +401,24 @@ mod avx2 {
         for (i, a) in acc.iter_mut().enumerate() {
             *a = _mm256_loadu_ps(op.add(8 * i));
         }
-        for (j, &wj) in w.iter().enumerate() {
-            let v = &values.row(j)[c..c + COLS];
+        if w.is_empty() {
+            return;
+        }
+        // One bounds check for all rows (the last row's columns end inside the pool),
+        // then plain pointer steps: this loop is a quarter of attention's time.
+        let first = values.base + c;
+        assert!(
+            c + COLS <= values.len
+                && first + (w.len() - 1) * values.stride + COLS <= values.pool.len(),
+            "value rows outside the pool"
+        );
+        let mut v = values.pool.as_ptr().add(first);
+        for &wj in w {
             let wv = _mm256_set1_ps(wj);
             for (i, a) in acc.iter_mut().enumerate() {
-                *a = _mm256_fmadd_ps(wv, _mm256_loadu_ps(v.as_ptr().add(8 * i)), *a);
+                *a = _mm256_fmadd_ps(wv, _mm256_loadu_ps(v.add(8 * i)), *a);
             }
+            v = v.add(values.stride);
         }
         for (i, a) in acc.iter().enumerate() {
             _mm256_storeu_ps(op.add(8 * i), *a);
