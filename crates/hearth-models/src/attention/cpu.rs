@@ -328,15 +328,41 @@ fn attend_tile(
         // Queries after the last whose window starts before `end` have no key here.
         let live = ranges.iter().rposition(|r| r.0 < end).map_or(0, |i| i + 1);
         cpu_kernels::scores(simd, &qs[..live], rows(k_pool), end - start, &mut scores);
-        for (i, &(first, ctx)) in ranges.iter().enumerate().take(live) {
-            let p = first.max(start)..ctx.min(end);
-            if p.is_empty() {
+        let slots_of = |i: usize| {
+            let (first, ctx) = ranges[i];
+            first.max(start).saturating_sub(start)..ctx.min(end).saturating_sub(start)
+        };
+        let mut i = 0;
+        while i < live {
+            let slots = slots_of(i);
+            if slots.is_empty() {
+                i += 1;
                 continue;
             }
-            let slots = p.start - start..p.end - start;
-            let o_i = &mut o[i * hd..(i + 1) * hd];
-            let run = (&mut max[i], &mut denom[i], o_i);
-            cpu_kernels::fold(simd, &mut scores[i], slots, l.scale, run, rows(v_pool));
+            let mut values = rows(v_pool);
+            values.base += slots.start * l.row_len;
+            let (o_i, o_rest) = o[i * hd..].split_at_mut(hd);
+            let (s_i, s_rest) = scores[i..].split_at_mut(1);
+            cpu_kernels::weights(
+                simd,
+                &mut s_i[0],
+                slots.clone(),
+                l.scale,
+                (&mut max[i], &mut denom[i], &mut *o_i),
+            );
+            // The next query over the same keys (the next head of the row) shares the
+            // V reads.
+            if i + 1 < live && slots_of(i + 1) == slots {
+                let o_j = &mut o_rest[..hd];
+                let run = (&mut max[i + 1], &mut denom[i + 1], &mut *o_j);
+                cpu_kernels::weights(simd, &mut s_rest[0], slots.clone(), l.scale, run);
+                let w = [&s_i[0][slots.clone()], &s_rest[0][slots]];
+                cpu_kernels::weighted_sum2(simd, [o_i, o_j], w, values);
+                i += 2;
+            } else {
+                cpu_kernels::weighted_sum(simd, o_i, &s_i[0][slots], values);
+                i += 1;
+            }
         }
         start = end;
     }

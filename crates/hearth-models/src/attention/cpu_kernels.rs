@@ -19,6 +19,9 @@ pub(super) const MAX_KEYS: usize = 16;
 /// Columns of `o` one pass of the weighted sum keeps in registers.
 const COLS: usize = 64;
 
+/// Columns per pass when two queries share the pass (the registers hold both).
+const HALF: usize = 32;
+
 /// Rows of K (or V) in the pool: row `j` starts at `base + j * stride`, `len` long.
 #[derive(Clone, Copy)]
 pub(super) struct Rows<'a> {
@@ -114,20 +117,49 @@ pub(super) fn weighted_sum(simd: bool, o: &mut [f32], w: &[f32], values: Rows) {
     }
 }
 
-/// Folds a chunk's keys at `slots` into one query's running softmax `(max, denom, o)`:
-/// the scores `s` (slot j: the chunk's key j; row j of `values`) are scaled and
-/// soft-capped; where their largest beats `max`, the state is rescaled to it (libm's
-/// `exp`); they become weights `exp(s - max)`, added to `denom` lane by slot (lane
-/// `j % 8` adds slot j's weight in slot order, then `reduce`), and `o += Σ w_j V_j`
-/// (`weighted_sum`). On return the slots hold the weights.
+/// `weighted_sum` for two queries over the same rows (each output element gets the same
+/// operations in the same order): the SIMD path loads each V vector once for both.
 #[inline(always)]
-pub(super) fn fold(
+pub(super) fn weighted_sum2(simd: bool, o: [&mut [f32]; 2], w: [&[f32]; 2], values: Rows) {
+    let [o0, o1] = o;
+    let hd = o0.len();
+    assert!(
+        values.len == hd && o1.len() == hd && w[0].len() == w[1].len(),
+        "row lengths"
+    );
+    let mut c = 0;
+    #[cfg(target_arch = "x86_64")]
+    if simd {
+        while c + HALF <= hd {
+            let o = [&mut o0[c..c + HALF], &mut o1[c..c + HALF]];
+            // SAFETY: AVX2+FMA detected by the caller; each `o` holds HALF floats.
+            unsafe { avx2::weighted_sum32x2(o, w, values, c) };
+            c += HALF;
+        }
+    }
+    for (o, w) in [o0, o1].into_iter().zip(w) {
+        for (j, &wj) in w.iter().enumerate() {
+            let v = &values.row(j)[c..];
+            for (x, &vv) in o[c..].iter_mut().zip(v) {
+                *x = wj.mul_add(vv, *x);
+            }
+        }
+    }
+}
+
+/// The first half of folding a chunk's keys at `slots` into one query's running softmax
+/// `(max, denom, o)`: the scores `s` (slot j: the chunk's key j) are scaled and
+/// soft-capped; where their largest beats `max`, the state is rescaled to it (libm's
+/// `exp`); they become weights `exp(s - max)` in place, added to `denom` lane by slot
+/// (lane `j % 8` adds slot j's weight in slot order, then `reduce`). The second half is
+/// `weighted_sum` (or `weighted_sum2`) of the weights at `slots`.
+#[inline(always)]
+pub(super) fn weights(
     simd: bool,
     s: &mut [f32; MAX_KEYS],
     slots: Range<usize>,
     (scale, softcap): (f32, Option<f32>),
     (max, denom, o): (&mut f32, &mut f32, &mut [f32]),
-    values: Rows,
 ) {
     assert!(
         slots.start < slots.end && slots.end <= MAX_KEYS,
@@ -160,9 +192,6 @@ pub(super) fn fold(
         }
         *denom += reduce(acc);
     }
-    let mut values = values;
-    values.base += slots.start * values.stride;
-    weighted_sum(simd, o, &s[slots], values);
 }
 
 /// `denom *= c`, `o *= c`: the running state moved to a larger maximum.
@@ -216,7 +245,7 @@ pub(super) fn max(w: &[f32]) -> f32 {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{Rows, COLS, MAX_KEYS};
+    use super::{Rows, COLS, HALF, MAX_KEYS};
     use std::arch::x86_64::*;
     use std::ops::Range;
 
@@ -390,6 +419,53 @@ mod avx2 {
         _mm256_mul_ps(_mm256_castsi256_ps(e), y)
     }
 
+    /// `super::weighted_sum2` for columns `c..c + 32` of two queries: 4 accumulators
+    /// each, every V vector loaded once for both.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn weighted_sum32x2(
+        o: [&mut [f32]; 2],
+        w: [&[f32]; 2],
+        values: Rows,
+        c: usize,
+    ) {
+        let n = w[0].len();
+        assert!(
+            o[0].len() == HALF && o[1].len() == HALF && w[1].len() == n,
+            "32 columns"
+        );
+        if n == 0 {
+            return;
+        }
+        let first = values.base + c;
+        assert!(
+            c + HALF <= values.len && first + (n - 1) * values.stride + HALF <= values.pool.len(),
+            "value rows outside the pool"
+        );
+        let op = [o[0].as_mut_ptr(), o[1].as_mut_ptr()];
+        let mut acc = [[_mm256_setzero_ps(); 4]; 2];
+        for q in 0..2 {
+            for i in 0..4 {
+                acc[q][i] = _mm256_loadu_ps(op[q].add(8 * i));
+            }
+        }
+        let mut v = values.pool.as_ptr().add(first);
+        for j in 0..n {
+            let wv = [_mm256_set1_ps(w[0][j]), _mm256_set1_ps(w[1][j])];
+            for i in 0..4 {
+                let x = _mm256_loadu_ps(v.add(8 * i));
+                acc[0][i] = _mm256_fmadd_ps(wv[0], x, acc[0][i]);
+                acc[1][i] = _mm256_fmadd_ps(wv[1], x, acc[1][i]);
+            }
+            v = v.add(values.stride);
+        }
+        for q in 0..2 {
+            for i in 0..4 {
+                _mm256_storeu_ps(op[q].add(8 * i), acc[q][i]);
+            }
+        }
+    }
+
     /// `super::weighted_sum` for columns `c..c + 64`: 8 vector accumulators across all
     /// keys.
     #[inline]
@@ -488,7 +564,10 @@ mod tests {
                             let (mut s, mut max, mut denom) = (raw, start_max, 1.5);
                             let mut o = data(hd, 5);
                             let run = (&mut max, &mut denom, &mut o[..]);
-                            fold(simd, &mut s, a..b, (0.7, cap), run, keys);
+                            weights(simd, &mut s, a..b, (0.7, cap), run);
+                            let mut values = keys;
+                            values.base += a * keys.stride;
+                            weighted_sum(simd, &mut o, &s[a..b], values);
                             (s[a..b].to_vec(), max, denom, o)
                         });
                         let slow = runs[1].clone();
@@ -499,6 +578,20 @@ mod tests {
                         assert_eq!(fast.2.to_bits(), slow.2.to_bits(), "denominator {a}..{b}");
                         assert_eq!(bits(&fast.3), bits(&slow.3), "output hd {hd} {a}..{b}");
                     }
+                }
+                let w2 = [data(n, n as u32 + 3), data(n, n as u32 + 4)];
+                let [mut f0, mut f1, mut s0, mut s1] = [5, 6, 5, 6].map(|seed| data(hd, seed));
+                weighted_sum2(true, [&mut f0, &mut f1], [&w2[0], &w2[1]], keys);
+                weighted_sum2(false, [&mut s0, &mut s1], [&w2[0], &w2[1]], keys);
+                let mut one = data(hd, 5);
+                weighted_sum(false, &mut one, &w2[0], keys);
+                for (fast, slow) in [(&f0, &s0), (&f1, &s1), (&f0, &one)] {
+                    assert!(
+                        fast.iter()
+                            .zip(slow)
+                            .all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "paired weighted sum hd {hd} n {n}"
+                    );
                 }
                 let w = data(n, n as u32 + 3);
                 let mut fast = data(hd, 11);
