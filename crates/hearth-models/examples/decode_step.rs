@@ -38,6 +38,8 @@ fn step(seqs: usize, blocks: usize, done: usize, new: usize) -> BatchInput {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // As `hearth serve` runs.
+    hearth_models::threads::single_compute_pool();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let dequantize = args.iter().any(|a| a == "--dequantize");
     let path = match args.iter().find(|a| !a.starts_with("--")) {

@@ -29,6 +29,7 @@ pub mod safetensors;
 mod shared_out;
 pub mod sizing;
 pub mod store;
+pub mod threads;
 
 pub use batch::{BatchInput, SeqInput};
 pub use error::ModelError;

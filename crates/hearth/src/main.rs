@@ -101,8 +101,13 @@ fn store() -> Result<hearth_models::store::Store> {
     Ok(Store::open(Store::default_home()?)?)
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> Result<()> {
+    // Before the runtime starts any thread.
+    hearth_models::threads::single_compute_pool();
+    tokio::runtime::Runtime::new()?.block_on(run())
+}
+
+async fn run() -> Result<()> {
     // Flags, env (HEARTH_<FLAG>) and the config file, in that order of precedence.
     let parsed = config::parse_args(Cli::command(), std::env::args_os().collect())?;
     let cli = Cli::from_arg_matches(&parsed.matches).unwrap_or_else(|e| e.exit());
