@@ -84,7 +84,13 @@ impl Llama {
     ) -> Result<Tensor, ModelError> {
         let (c, w) = (&self.cfg, &self.layers[i]);
         let h = rms_norm(x, &w.attn_norm, c.rms_eps)?;
-        let (mut q, mut k, mut v) = (w.wq.forward(&h)?, w.wk.forward(&h)?, w.wv.forward(&h)?);
+        // Side by side on the pool: a worker that finishes its share of one product
+        // steals from the next instead of sleeping until it is woken for it.
+        let ((q, k), v) = rayon::join(
+            || rayon::join(|| w.wq.forward(&h), || w.wk.forward(&h)),
+            || w.wv.forward(&h),
+        );
+        let (mut q, mut k, mut v) = (q?, k?, v?);
         if let Some([bq, bk, bv]) = &w.qkv_bias {
             (q, k, v) = (
                 q.broadcast_add(bq)?,
@@ -110,7 +116,8 @@ impl Llama {
         let a = self.attn.attend(&q, cache, i, batch, meta, shape)?;
         let x = (x + w.wo.forward(&a)?)?;
         let h = rms_norm(&x, &w.ffn_norm, c.rms_eps)?;
-        let m = (w.w_gate.forward(&h)?.silu()? * w.w_up.forward(&h)?)?;
+        let (gate, up) = rayon::join(|| w.w_gate.forward(&h), || w.w_up.forward(&h));
+        let m = (gate?.silu()? * up?)?;
         Ok((x + w.w_down.forward(&m)?)?)
     }
 }
