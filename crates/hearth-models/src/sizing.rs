@@ -16,6 +16,42 @@ use std::path::Path;
 /// weights, 60-80 MB for the four full-size models of BENCHMARKS.md.
 pub const PROCESS_OVERHEAD_BYTES: u64 = 80_000_000;
 
+/// What a step holds on the GPU besides weights and KV cache (activations of a step's
+/// tokens, the LM head's logits, cuBLAS workspace): an estimate set aside from the
+/// `--gpu-memory-utilization` share before the KV cache takes the rest.
+pub const GPU_STEP_RESERVE_BYTES: u64 = 1 << 30;
+
+/// vLLM's `--gpu-memory-utilization`: hearth may use `utilization` of the GPU's `total`
+/// memory. What is in use once the weights are on it (`total - free`, other processes'
+/// memory included) and `GPU_STEP_RESERVE_BYTES` come out of that share; the KV cache
+/// gets the rest. An error says why nothing is left.
+pub fn gpu_kv_budget(total: u64, free: u64, utilization: f64) -> Result<u64, ModelError> {
+    if !(utilization > 0.0 && utilization <= 1.0) {
+        return Err(ModelError::Unsupported(format!(
+            "--gpu-memory-utilization must be in (0, 1], got {utilization}"
+        )));
+    }
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    let share = (total as f64 * utilization) as u64;
+    let used = total.saturating_sub(free);
+    let kv = share
+        .saturating_sub(used)
+        .saturating_sub(GPU_STEP_RESERVE_BYTES);
+    if kv == 0 {
+        return Err(ModelError::Unsupported(format!(
+            "no GPU memory left for the KV cache: {utilization} of {:.1} GiB is {:.1} GiB, \
+             {:.1} GiB is in use with the weights loaded (other processes included) and \
+             {:.1} GiB is kept for a step's activations; raise --gpu-memory-utilization \
+             or free the GPU",
+            gib(total),
+            gib(share),
+            gib(used),
+            gib(GPU_STEP_RESERVE_BYTES)
+        )));
+    }
+    Ok(kv)
+}
+
 /// Bytes of a `[rows, cols]` matrix of `dtype` as hearth holds it: Q4_K is repacked into
 /// units of 8 rows with unpacked 6-bit scales (148 bytes per 256 weights, not 144).
 pub fn held_bytes(dtype: GgmlDType, rows: usize, cols: usize) -> u64 {
@@ -184,6 +220,33 @@ pub fn sizing_from_hf_dir(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const GIB: u64 = 1 << 30;
+
+    /// 80 GiB GPU, 0.9 of it: 72 GiB, less 8 GiB in use and the 1 GiB step reserve.
+    #[test]
+    fn gpu_budget_is_the_share_less_what_is_used_and_the_reserve() {
+        assert_eq!(gpu_kv_budget(80 * GIB, 72 * GIB, 0.9).ok(), Some(63 * GIB));
+        assert_eq!(gpu_kv_budget(80 * GIB, 72 * GIB, 1.0).ok(), Some(71 * GIB));
+        // Another process holding 30 GiB leaves that much less.
+        assert_eq!(gpu_kv_budget(80 * GIB, 42 * GIB, 0.9).ok(), Some(33 * GIB));
+    }
+
+    #[test]
+    fn gpu_budget_refuses_bad_fractions_and_a_full_gpu() {
+        for u in [0.0, -0.5, 1.01, f64::NAN] {
+            let e = gpu_kv_budget(80 * GIB, 72 * GIB, u)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("must be in (0, 1]"), "{e}");
+        }
+        // 0.1 of 80 GiB is 8 GiB, all of it taken by the weights already.
+        let e = gpu_kv_budget(80 * GIB, 72 * GIB, 0.1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no GPU memory left for the KV cache"), "{e}");
+        assert!(e.contains("8.0 GiB is in use"), "{e}");
+    }
 
     /// Llama 3.1 8B's shape: 32 layers, 8 KV heads of 128.
     fn llama8b(weights: u64) -> ModelSizing {

@@ -35,6 +35,57 @@ pub enum DeviceArg {
     Cuda,
 }
 
+/// The KV cache budget on the GPU (`None` where `--kv-cache-memory` or the CPU decides
+/// it): `--gpu-memory-utilization` (default 0.9, as vLLM) of the GPU's memory, less what
+/// is in use once the weights are loaded. Call after loading.
+pub fn gpu_kv_budget(
+    device: DeviceArg,
+    utilization: Option<f64>,
+    kv_cache_memory: Option<u64>,
+) -> Result<Option<u64>> {
+    check_kv_flags(device, utilization, kv_cache_memory)?;
+    if device == DeviceArg::Cpu || kv_cache_memory.is_some() {
+        return Ok(None);
+    }
+    let (free, total) = gpu_memory()?;
+    let kv = hearth_models::sizing::gpu_kv_budget(total, free, utilization.unwrap_or(0.9))?;
+    Ok(Some(kv))
+}
+
+/// The KV-sizing flags that cannot go together, refused before anything is loaded.
+pub fn check_kv_flags(
+    device: DeviceArg,
+    utilization: Option<f64>,
+    kv_cache_memory: Option<u64>,
+) -> Result<()> {
+    if let Some(u) = utilization {
+        anyhow::ensure!(
+            u > 0.0 && u <= 1.0,
+            "--gpu-memory-utilization must be in (0, 1], got {u}"
+        );
+    }
+    match (device, utilization, kv_cache_memory) {
+        (DeviceArg::Cpu, Some(_), _) => anyhow::bail!(
+            "--gpu-memory-utilization applies to --device cuda; on the CPU the KV cache is \
+             sized with --kv-cache-memory"
+        ),
+        (DeviceArg::Cuda, Some(_), Some(_)) => {
+            anyhow::bail!("give --gpu-memory-utilization or --kv-cache-memory, not both")
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn gpu_memory() -> Result<(u64, u64)> {
+    Ok(hearth_models::cuda::memory_info(0)?)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn gpu_memory() -> Result<(u64, u64)> {
+    anyhow::bail!("this hearth was built without CUDA")
+}
+
 /// `load_with` on the chosen device.
 pub fn load_on(
     path: &Path,
@@ -153,6 +204,30 @@ pub fn generation_defaults(dir: &Path) -> Result<GenerationDefaults> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kv_flags_that_cannot_go_together_are_refused() {
+        let e = check_kv_flags(DeviceArg::Cpu, Some(0.8), None).unwrap_err();
+        assert!(e.to_string().contains("applies to --device cuda"), "{e}");
+        let e = check_kv_flags(DeviceArg::Cuda, Some(0.8), Some(1 << 30)).unwrap_err();
+        assert!(e.to_string().contains("not both"), "{e}");
+        let e = check_kv_flags(DeviceArg::Cuda, Some(1.5), None).unwrap_err();
+        assert!(e.to_string().contains("must be in (0, 1]"), "{e}");
+        assert!(check_kv_flags(DeviceArg::Cuda, Some(0.5), None).is_ok());
+        assert!(check_kv_flags(DeviceArg::Cpu, None, Some(1 << 30)).is_ok());
+    }
+
+    /// Only the GPU with no explicit cache size asks the GPU.
+    #[test]
+    fn the_cpu_and_an_explicit_cache_size_keep_the_configured_budget() {
+        assert_eq!(gpu_kv_budget(DeviceArg::Cpu, None, None).ok(), Some(None));
+        assert_eq!(
+            gpu_kv_budget(DeviceArg::Cuda, None, Some(1 << 30)).ok(),
+            Some(None)
+        );
+        #[cfg(not(feature = "cuda"))]
+        assert!(gpu_kv_budget(DeviceArg::Cuda, None, None).is_err());
+    }
 
     #[test]
     fn defaults_from_generation_config() {

@@ -59,6 +59,11 @@ pub struct ServeArgs {
     /// `--features cuda`; llama-family GGUF files for now).
     #[arg(long, value_enum, default_value_t = crate::model_source::DeviceArg::Cpu)]
     pub device: crate::model_source::DeviceArg,
+    /// With `--device cuda`: the share of the GPU's memory hearth may use (weights,
+    /// activations, KV cache); the KV cache gets what the weights leave of it. Default
+    /// 0.9, as vLLM. On the CPU, size the cache with --kv-cache-memory.
+    #[arg(long)]
+    pub gpu_memory_utilization: Option<f64>,
     /// Refuse to start when weights plus KV cache exceed this (default: available RAM).
     #[arg(long, value_parser = parse_size)]
     pub memory: Option<u64>,
@@ -142,6 +147,11 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     // Before loading anything: a public address without keys is refused.
     let auth = crate::exposure::open_and_check(&args.host, &args.exposure)?;
     let (path, name) = resolve_model(args.model.as_deref())?;
+    crate::model_source::check_kv_flags(
+        args.device,
+        args.gpu_memory_utilization,
+        args.kv_cache_memory,
+    )?;
     tracing::info!(path = %path.display(), "loading model");
     let kv = args.engine_config().kv_cache_bytes as u64;
     crate::memory_check::check(&path, args.quantization, kv, args.memory)?;
@@ -152,7 +162,17 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let tool_parser = args
         .tools
         .parser(&loaded.model.spec().architecture, &template)?;
-    let engine = EngineHandle::start(loaded.model, tokenizer.clone(), args.engine_config())
+    let mut config = args.engine_config();
+    let gpu_kv = crate::model_source::gpu_kv_budget(
+        args.device,
+        args.gpu_memory_utilization,
+        args.kv_cache_memory,
+    )?;
+    if let Some(kv) = gpu_kv {
+        tracing::info!(kv_cache_bytes = kv, "KV cache sized from free GPU memory");
+        config.kv_cache_bytes = usize::try_from(kv).unwrap_or(usize::MAX);
+    }
+    let engine = EngineHandle::start(loaded.model, tokenizer.clone(), config)
         .context("starting the engine")?;
     let names = if args.served_model_name.is_empty() {
         // The default model also answers to the name users type to get it.

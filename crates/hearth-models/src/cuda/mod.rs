@@ -70,6 +70,17 @@ impl Gpu {
 
 /// A GGUF llama (llama, qwen2 and qwen3 without biases or q/k norms for now) loaded
 /// onto GPU `ordinal`: read on the CPU, dequantized, then moved to the device.
+/// Free and total bytes of GPU `ordinal`'s memory, as the driver reports them now (the
+/// device's primary context: the one the model's weights went to).
+pub fn memory_info(ordinal: usize) -> Result<(u64, u64), ModelError> {
+    let ctx = std::panic::catch_unwind(|| CudaContext::new(ordinal))
+        .map_err(|_| ModelError::Unsupported("no CUDA driver found (libcuda.so.1)".into()))?
+        .map_err(cuda_err("context"))?;
+    ctx.bind_to_thread().map_err(cuda_err("context"))?;
+    let (free, total) = cudarc::driver::result::mem_get_info().map_err(cuda_err("memory info"))?;
+    Ok((free as u64, total as u64))
+}
+
 pub fn load_gguf(path: &std::path::Path, ordinal: usize) -> Result<crate::LoadedGguf, ModelError> {
     let name = path.display().to_string();
     let io = |source| ModelError::Io {
