@@ -270,9 +270,10 @@ unsafe fn attend_tile_avx2(
 /// soft-capped when asked), into `o` as `[row][head][hd]`. Keys come in chunks that end
 /// at every multiple of `CHUNK` and every block boundary; the chunk's scores for all
 /// the tile's queries are computed together (`cpu_kernels::scores`), then each query
-/// folds its own keys of the chunk into its running softmax. Per query, the operations
-/// and their order depend only on its own key range, so a query gives the same result
-/// in any tile, batch or chunked prefill.
+/// folds its own keys of the chunk into its running softmax (`cpu_kernels::weights`,
+/// then the V sum, shared by two queries over the same keys). Per query, the operations
+/// and their order depend only on its own key range and the keys' positions, so a query
+/// gives the same result in any tile, batch or chunked prefill.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn attend_tile(

@@ -1,7 +1,8 @@
-//! The two inner loops of CPU attention, each with a portable path and an AVX2+FMA path
-//! that perform the same fused multiply-adds in the same order (so they give the same
-//! bits): query·key scores, 2 queries x 4 keys at a time, and the softmax-weighted sum
-//! of V rows, 64 columns held in registers across the keys.
+//! The inner loops of CPU attention, each with a portable path and an AVX2+FMA path
+//! that perform the same operations in the same order (so they give the same bits):
+//! query·key scores, 2 queries x 4 keys at a time; a chunk's softmax step (`weights`),
+//! on its 16 slots as two masked vectors; and the softmax-weighted sum of V rows, 64
+//! columns held in registers across the keys (or 32 columns of two queries at once).
 //!
 //! A score is `reduce(lanes)` plus a tail: lane `l` accumulates `q[d] * k[d]` for
 //! `d ≡ l (mod 8)` in `d` order with fused multiply-adds; `reduce` adds the 8 lanes as a
@@ -163,7 +164,7 @@ pub(super) fn weights(
 ) {
     assert!(
         slots.start < slots.end && slots.end <= MAX_KEYS,
-        "fold slots"
+        "chunk slots"
     );
     let mut scale = scale;
     if let Some(cap) = softcap {
@@ -329,7 +330,7 @@ mod avx2 {
         out
     }
 
-    /// `super::fold` up to the weighted sum, on the chunk's 16 slots as two vectors with
+    /// `super::weights` on the chunk's 16 slots as two vectors with
     /// the slots outside `slots` masked (-inf for the maximum, 0 for the sum): the same
     /// operations per slot as the portable path, so the same bits.
     #[inline]
