@@ -29,6 +29,8 @@ pub mod safetensors;
 mod shared_out;
 pub mod sizing;
 pub mod store;
+#[cfg(test)]
+mod test_data;
 pub mod threads;
 
 pub use batch::{BatchInput, SeqInput};

@@ -167,16 +167,7 @@ mod tests {
         let dev = &Device::Cpu;
         // Deterministic pseudo-random values (xorshift), so the bounds are not flaky.
         let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        let mut fill = |n: usize| -> Vec<f32> {
-            (0..n)
-                .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-                })
-                .collect()
-        };
+        let mut fill = |n: usize| crate::test_data::xorshift_floats(&mut state, n);
         let w = Tensor::from_vec(fill(32 * 256), (32, 256), dev).expect("w");
         let x = Tensor::from_vec(fill(3 * 256), (3, 256), dev).expect("x");
         let want = x.matmul(&w.t().expect("t")).expect("mm");

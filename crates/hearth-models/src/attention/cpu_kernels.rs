@@ -508,15 +508,8 @@ mod tests {
     use super::*;
 
     fn data(len: usize, seed: u32) -> Vec<f32> {
-        let mut s = seed | 1;
-        (0..len)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 17;
-                s ^= s << 5;
-                (s >> 8) as f32 / (1u32 << 23) as f32 - 1.0
-            })
-            .collect()
+        let mut state = u64::from(seed) * 0x9E37_79B9_7F4A_7C15 | 1;
+        crate::test_data::xorshift_floats(&mut state, len)
     }
 
     fn simd_available() -> bool {

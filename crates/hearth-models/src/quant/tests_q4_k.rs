@@ -49,7 +49,6 @@ fn repacked_kernel_matches_reference_dot() {
 #[test]
 fn simd_and_portable_paths_agree_exactly() {
     let (k, m) = (2 * QK_K, 7);
-    let kb = k / QK_K;
     let held = Q4KMatrix::from_qtensor(&q4k(8, k)).expect("held");
     let mut extreme = held.unit(0, 1);
     extreme.qs = [[[[0xFF; 4]; 8]; 4]; 8];
