@@ -8,6 +8,7 @@
 pub mod anthropic;
 pub mod audit;
 pub mod auth;
+mod body_drain;
 pub mod body_end;
 pub mod constraints;
 pub mod context;

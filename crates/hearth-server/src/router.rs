@@ -66,6 +66,11 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             audit::capture::audit_gate,
         ))
+        // Before any layer reads a body: an oversized one is drained, then refused.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::body_drain::drain_oversized,
+        ))
         // Each request is logged once, by request_log.rs: no second line for 5xx.
         .layer(TraceLayer::new_for_http().on_failure(()))
         // Outermost: every request, even one refused by an inner layer, is tracked.
