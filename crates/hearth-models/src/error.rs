@@ -22,6 +22,9 @@ pub enum ModelError {
     },
     #[error("bad batch: {0}")]
     BadBatch(String),
+    /// A setting that cannot work (e.g. a GPU memory share that leaves no KV cache).
+    #[error("{0}")]
+    Setting(String),
 }
 
 pub type Result<T> = std::result::Result<T, ModelError>;

@@ -21,16 +21,22 @@ pub const PROCESS_OVERHEAD_BYTES: u64 = 80_000_000;
 /// `--gpu-memory-utilization` share before the KV cache takes the rest.
 pub const GPU_STEP_RESERVE_BYTES: u64 = 1 << 30;
 
+/// A `--gpu-memory-utilization` must be a fraction in (0, 1].
+pub fn check_gpu_utilization(utilization: f64) -> Result<(), ModelError> {
+    if utilization > 0.0 && utilization <= 1.0 {
+        return Ok(());
+    }
+    Err(ModelError::Setting(format!(
+        "--gpu-memory-utilization must be in (0, 1], got {utilization}"
+    )))
+}
+
 /// vLLM's `--gpu-memory-utilization`: hearth may use `utilization` of the GPU's `total`
 /// memory. What is in use once the weights are on it (`total - free`, other processes'
 /// memory included) and `GPU_STEP_RESERVE_BYTES` come out of that share; the KV cache
 /// gets the rest. An error says why nothing is left.
 pub fn gpu_kv_budget(total: u64, free: u64, utilization: f64) -> Result<u64, ModelError> {
-    if !(utilization > 0.0 && utilization <= 1.0) {
-        return Err(ModelError::Unsupported(format!(
-            "--gpu-memory-utilization must be in (0, 1], got {utilization}"
-        )));
-    }
+    check_gpu_utilization(utilization)?;
     let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
     let share = (total as f64 * utilization) as u64;
     let used = total.saturating_sub(free);
@@ -38,7 +44,7 @@ pub fn gpu_kv_budget(total: u64, free: u64, utilization: f64) -> Result<u64, Mod
         .saturating_sub(used)
         .saturating_sub(GPU_STEP_RESERVE_BYTES);
     if kv == 0 {
-        return Err(ModelError::Unsupported(format!(
+        return Err(ModelError::Setting(format!(
             "no GPU memory left for the KV cache: {utilization} of {:.1} GiB is {:.1} GiB, \
              {:.1} GiB is in use with the weights loaded (other processes included) and \
              {:.1} GiB is kept for a step's activations; raise --gpu-memory-utilization \

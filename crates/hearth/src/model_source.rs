@@ -59,10 +59,7 @@ pub fn check_kv_flags(
     kv_cache_memory: Option<u64>,
 ) -> Result<()> {
     if let Some(u) = utilization {
-        anyhow::ensure!(
-            u > 0.0 && u <= 1.0,
-            "--gpu-memory-utilization must be in (0, 1], got {u}"
-        );
+        hearth_models::sizing::check_gpu_utilization(u)?;
     }
     match (device, utilization, kv_cache_memory) {
         (DeviceArg::Cpu, Some(_), _) => anyhow::bail!(

@@ -110,6 +110,12 @@ pub(super) fn weighted_sum(simd: bool, o: &mut [f32], w: &[f32], values: Rows) {
         }
     }
     let _ = simd;
+    weighted_sum_from(c, o, w, values);
+}
+
+/// The portable weighted sum of columns `c..` (the SIMD paths' leftover, or all).
+#[inline(always)]
+fn weighted_sum_from(c: usize, o: &mut [f32], w: &[f32], values: Rows) {
     for (j, &wj) in w.iter().enumerate() {
         let v = &values.row(j)[c..];
         for (x, &vv) in o[c..].iter_mut().zip(v) {
@@ -139,12 +145,7 @@ pub(super) fn weighted_sum2(simd: bool, o: [&mut [f32]; 2], w: [&[f32]; 2], valu
         }
     }
     for (o, w) in [o0, o1].into_iter().zip(w) {
-        for (j, &wj) in w.iter().enumerate() {
-            let v = &values.row(j)[c..];
-            for (x, &vv) in o[c..].iter_mut().zip(v) {
-                *x = wj.mul_add(vv, *x);
-            }
-        }
+        weighted_sum_from(c, o, w, values);
     }
 }
 
