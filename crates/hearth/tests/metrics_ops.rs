@@ -73,7 +73,16 @@ async fn metrics_count_requests_tokens_and_latencies() {
         .status();
     assert_eq!(status.as_u16(), 404);
 
-    let text = metrics_text(&s).await;
+    // The engine frees a finished request's blocks just after its last chunk is sent:
+    // scrape until that has happened (bounded), then check everything.
+    let mut text = metrics_text(&s).await;
+    for _ in 0..50 {
+        if get(&samples(&text), "hearth_kv_blocks_used") == 0.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        text = metrics_text(&s).await;
+    }
     assert!(!text.contains(SECRET), "prompt text in /metrics:\n{text}");
     let m = samples(&text);
     let chat_ep = r#"endpoint="/v1/chat/completions""#;
