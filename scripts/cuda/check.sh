@@ -14,11 +14,20 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 case "${1:-}" in
     build)
+        cargo build --release -p hearth --features cuda
         cargo build --release -p hearth-models --features cuda \
             --example cuda_check --example cuda_llama_check
+        # The reference-fixture tests, run on the GPU with HEARTH_TEST_DEVICE=cuda.
+        tests=$(cargo test --release -p hearth-models --features cuda --test tiny_hf_models \
+            --no-run --message-format=json 2>/dev/null \
+            | grep -o '"executable":"[^"]*tiny_hf_models[^"]*"' | cut -d'"' -f4 | tail -n 1)
         mkdir -p .device
-        cp target/release/examples/cuda_check target/release/examples/cuda_llama_check .device/
-        echo ".device/cuda_check .device/cuda_llama_check"
+        cp target/release/hearth target/release/examples/cuda_check \
+            target/release/examples/cuda_llama_check .device/
+        cp "$tests" .device/tiny_hf_models
+        # Stripped: the device call carries at most 64 MiB.
+        strip .device/hearth .device/cuda_check .device/cuda_llama_check .device/tiny_hf_models
+        ls -la .device
         ;;
     run)
         for d in /usr/local/cuda/lib64 /usr/local/cuda-13.0/targets/x86_64-linux/lib; do

@@ -72,7 +72,13 @@ impl EngineHandle {
             .store(num_blocks as u64, Ordering::Relaxed);
         let blocks = BlockManager::new(num_blocks, config.block_size, config.enable_prefix_caching);
         let scheduler = Scheduler::new(blocks, config.max_num_seqs, config.max_num_batched_tokens);
-        let runner = ModelRunner::new(model, KvCache::new(layout));
+        // A model with its K/V on the GPU needs no host pool of the same size.
+        let cache = if model.kv_on_device() {
+            KvCache::layout_only(layout)
+        } else {
+            KvCache::new(layout)
+        };
+        let runner = ModelRunner::new(model, cache);
         let engine = Engine::new(
             scheduler,
             runner,

@@ -160,7 +160,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             st.memcpy_stod(&v)?,
         );
         let db = DeviceBatch::upload(&gpu, &batch, &meta)?;
-        for variant in [Variant::PerHead, Variant::Grouped] {
+        for variant in [Variant::PerHead, Variant::Grouped, Variant::Split] {
             // Poisoned: every element must be written.
             let mut dout = st.memcpy_stod(&vec![f32::NAN; q.len()])?;
             launch(&gpu, &mut dout, &dq, &dk, &dv, block_size, &db, s, variant)?;

@@ -61,6 +61,15 @@ impl KvCache {
 }
 
 impl KvCache {
+    /// The layout alone, no storage: for a model that holds K/V on its device.
+    pub fn layout_only(layout: KvCacheLayout) -> Self {
+        KvCache {
+            layout,
+            k: Vec::new(),
+            v: Vec::new(),
+        }
+    }
+
     /// Floats in one token's K (or V) row: all KV heads of one slot.
     pub fn row_len(&self) -> usize {
         self.layout.num_kv_heads * self.layout.head_dim

@@ -29,4 +29,10 @@ pub trait CausalLm: Send {
         batch: &BatchInput,
         cache: &mut KvCache,
     ) -> Result<Vec<Vec<f32>>, ModelError>;
+
+    /// Whether the model keeps K/V in its own (device) memory: the engine's `KvCache`
+    /// then only describes the layout and holds no host storage.
+    fn kv_on_device(&self) -> bool {
+        false
+    }
 }

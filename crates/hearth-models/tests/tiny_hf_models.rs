@@ -71,9 +71,32 @@ fn reference(name: &str) -> Reference {
     }
 }
 
+/// `HEARTH_TEST_DEVICE=cuda` (a build with `--features cuda`, on a machine with a GPU)
+/// runs every check on the GPU model, f32 weights, same bound; gemma3 is CPU-only.
+fn on_cuda() -> bool {
+    std::env::var("HEARTH_TEST_DEVICE").as_deref() == Ok("cuda")
+}
+
+fn fixtures() -> impl Iterator<Item = &'static str> {
+    FIXTURES
+        .into_iter()
+        .filter(|name| !(on_cuda() && *name == "gemma3"))
+}
+
+fn load(name: &str) -> Box<dyn CausalLm> {
+    #[cfg(feature = "cuda")]
+    if on_cuda() {
+        use hearth_models::cuda::llama::GpuDtype;
+        let gpu = hearth_models::cuda::load_safetensors_dir(&dir(name), 0, GpuDtype::F32);
+        return Box::new(gpu.expect("load fixture onto the GPU"));
+    }
+    assert!(!on_cuda(), "HEARTH_TEST_DEVICE=cuda needs a build with --features cuda");
+    load_safetensors_dir(&dir(name)).expect("load fixture").model
+}
+
 fn setup(name: &str) -> (Box<dyn CausalLm>, KvCache) {
-    let loaded = load_safetensors_dir(&dir(name)).expect("load fixture");
-    let s = &loaded.spec;
+    let model = load(name);
+    let s = model.spec();
     assert_eq!(s.vocab_size, 256);
     let layout = KvCacheLayout {
         num_layers: s.num_layers,
@@ -82,7 +105,7 @@ fn setup(name: &str) -> (Box<dyn CausalLm>, KvCache) {
         block_size: BS,
         num_blocks: 32,
     };
-    (loaded.model, KvCache::new(layout))
+    (model, KvCache::new(layout))
 }
 
 /// Compares, asserts top-1 agreement and the bound, returns the error.
@@ -143,7 +166,7 @@ fn run_chunks(name: &str, chunks: &[usize]) -> f32 {
 
 #[test]
 fn one_prefill_then_greedy_decode_matches_transformers() {
-    for name in FIXTURES {
+    for name in fixtures() {
         let n = reference(name).prompt.len();
         let err = run_chunks(name, &[n]);
         eprintln!("{name}: prefill + decode max abs error {err:.2e}");
@@ -152,7 +175,7 @@ fn one_prefill_then_greedy_decode_matches_transformers() {
 
 #[test]
 fn every_prefill_position_and_chunked_prefill_match() {
-    for name in FIXTURES {
+    for name in fixtures() {
         let n = reference(name).prompt.len();
         let every = run_chunks(name, &vec![1; n]);
         let chunked = run_chunks(name, &[5, 4, n - 9]);
@@ -164,7 +187,7 @@ fn every_prefill_position_and_chunked_prefill_match() {
 /// prefill, then decodes side by side); its logits must not move.
 #[test]
 fn batched_with_another_sequence_matches() {
-    for name in FIXTURES {
+    for name in fixtures() {
         let r = reference(name);
         let (mut model, mut cache) = setup(name);
         let (ta, tb): (Vec<u32>, Vec<u32>) = ((0..8).collect(), (8..16).collect());

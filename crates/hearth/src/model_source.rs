@@ -35,6 +35,27 @@ pub enum DeviceArg {
     Cuda,
 }
 
+/// What the weights are held in on the GPU (`--dtype`, as vLLM's): `auto` is bf16.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum DtypeArg {
+    #[default]
+    Auto,
+    #[value(alias = "bf16")]
+    Bfloat16,
+    #[value(alias = "float", alias = "f32")]
+    Float32,
+}
+
+/// `--dtype` applies to the GPU; the CPU computes in f32 over the file's own types.
+pub fn check_dtype(device: DeviceArg, dtype: DtypeArg) -> Result<()> {
+    anyhow::ensure!(
+        device == DeviceArg::Cuda || dtype == DtypeArg::Auto,
+        "--dtype applies to --device cuda; on the CPU weights keep the file's types \
+         (use --quantization to change them for a Hugging Face folder)"
+    );
+    Ok(())
+}
+
 /// The KV cache budget on the GPU (`None` where `--kv-cache-memory` or the CPU decides
 /// it): `--gpu-memory-utilization` (default 0.9, as vLLM) of the GPU's memory, less what
 /// is in use once the weights are loaded. Call after loading.
@@ -88,26 +109,38 @@ pub fn load_on(
     path: &Path,
     quantization: Option<GgmlDType>,
     device: DeviceArg,
+    dtype: DtypeArg,
 ) -> Result<LoadedSource> {
+    check_dtype(device, dtype)?;
     match device {
         DeviceArg::Cpu => load_with(path, quantization),
-        DeviceArg::Cuda => load_cuda(path, quantization),
+        DeviceArg::Cuda => load_cuda(path, quantization, dtype),
     }
 }
 
 #[cfg(feature = "cuda")]
-fn load_cuda(path: &Path, quantization: Option<GgmlDType>) -> Result<LoadedSource> {
+fn load_cuda(path: &Path, quantization: Option<GgmlDType>, dtype: DtypeArg) -> Result<LoadedSource> {
+    use hearth_models::cuda::llama::GpuDtype;
     anyhow::ensure!(
-        !path.is_dir() && quantization.is_none(),
-        "--device cuda serves GGUF files for now (no Hugging Face folders, no --quantization)"
+        quantization.is_none(),
+        "--quantization applies to the CPU; on the GPU weights are held as --dtype"
     );
-    let loaded = hearth_models::cuda::load_gguf(path, 0)
+    let dtype = match dtype {
+        DtypeArg::Auto | DtypeArg::Bfloat16 => GpuDtype::Bf16,
+        DtypeArg::Float32 => GpuDtype::F32,
+    };
+    if !path.is_dir() {
+        let loaded = hearth_models::cuda::load_gguf(path, 0, dtype)
+            .with_context(|| format!("loading {} onto the GPU", path.display()))?;
+        return from_gguf(loaded);
+    }
+    let model = hearth_models::cuda::load_safetensors_dir(path, 0, dtype)
         .with_context(|| format!("loading {} onto the GPU", path.display()))?;
-    from_gguf(loaded)
+    hf_dir_source(path, Box::new(model))
 }
 
 #[cfg(not(feature = "cuda"))]
-fn load_cuda(_: &Path, _: Option<GgmlDType>) -> Result<LoadedSource> {
+fn load_cuda(_: &Path, _: Option<GgmlDType>, _: DtypeArg) -> Result<LoadedSource> {
     anyhow::bail!(
         "this hearth was built without CUDA: build it with \
          `cargo build --release -p hearth --features cuda` (see the README's CUDA section)"
@@ -150,13 +183,18 @@ fn from_gguf(loaded: hearth_models::LoadedGguf) -> Result<LoadedSource> {
 fn load_hf_dir(dir: &Path, quantization: Option<GgmlDType>) -> Result<LoadedSource> {
     let loaded = hearth_models::load_safetensors_dir_with(dir, quantization)
         .with_context(|| format!("loading {}", dir.display()))?;
+    hf_dir_source(dir, loaded.model)
+}
+
+/// A Hugging Face folder's tokenizer, template and sampling defaults, with its model.
+fn hf_dir_source(dir: &Path, model: Box<dyn CausalLm>) -> Result<LoadedSource> {
     let tokenizer =
         Tokenizer::from_hf_dir(dir).with_context(|| format!("tokenizer of {}", dir.display()))?;
     let template = ChatTemplate::from_hf_dir(dir, &tokenizer)
         .with_context(|| format!("chat template of {}", dir.display()))?;
     let defaults = generation_defaults(dir)?;
     Ok(LoadedSource {
-        model: loaded.model,
+        model,
         tokenizer,
         template,
         defaults,

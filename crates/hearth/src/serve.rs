@@ -64,6 +64,10 @@ pub struct ServeArgs {
     /// 0.9, as vLLM. On the CPU, size the cache with --kv-cache-memory.
     #[arg(long)]
     pub gpu_memory_utilization: Option<f64>,
+    /// With `--device cuda`: what the weights are held in on the GPU (`auto` is
+    /// bfloat16; `float32` for exact agreement with the CPU).
+    #[arg(long, value_enum, default_value_t = crate::model_source::DtypeArg::Auto)]
+    pub dtype: crate::model_source::DtypeArg,
     /// Refuse to start when weights plus KV cache exceed this (default: available RAM).
     #[arg(long, value_parser = parse_size)]
     pub memory: Option<u64>,
@@ -152,10 +156,11 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         args.gpu_memory_utilization,
         args.kv_cache_memory,
     )?;
+    crate::model_source::check_dtype(args.device, args.dtype)?;
     tracing::info!(path = %path.display(), "loading model");
     let kv = args.engine_config().kv_cache_bytes as u64;
     crate::memory_check::check(&path, args.quantization, kv, args.memory)?;
-    let loaded = crate::model_source::load_on(&path, args.quantization, args.device)?;
+    let loaded = crate::model_source::load_on(&path, args.quantization, args.device, args.dtype)?;
     crate::heap::release_free_memory();
     let tokenizer = Arc::new(loaded.tokenizer);
     let template = Arc::new(args.tools.template(loaded.template)?);

@@ -13,9 +13,11 @@ use cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions};
 
 use crate::ModelError;
 
-/// CUDA C++ sources of hearth's own kernels.
-const KERNELS: [&str; 2] = [
+/// CUDA C++ sources of hearth's own kernels, compiled as one unit (common first).
+const KERNELS: [&str; 4] = [
+    include_str!("kernels/common.cuh"),
     include_str!("kernels/paged_attention.cu"),
+    include_str!("kernels/paged_attention_split.cu"),
     include_str!("kernels/llama_ops.cu"),
 ];
 
@@ -24,8 +26,12 @@ pub struct Gpu {
     pub ctx: Arc<CudaContext>,
     pub stream: Arc<CudaStream>,
     module: Arc<CudaModule>,
+    /// Kernels already looked up by name.
+    functions: std::sync::Mutex<std::collections::HashMap<String, CudaFunction>>,
     /// Compute capability, e.g. (9, 0) for Hopper.
     pub capability: (i32, i32),
+    /// Streaming multiprocessors: how many blocks fill the GPU.
+    pub multiprocessors: usize,
 }
 
 pub(crate) fn cuda_err(what: &str) -> impl FnOnce(cudarc::driver::DriverError) -> ModelError + '_ {
@@ -44,6 +50,14 @@ impl Gpu {
             })?
             .map_err(cuda_err("context"))?;
         let capability = ctx.compute_capability().map_err(cuda_err("device"))?;
+        let multiprocessors = ctx
+            .attribute(
+                cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
+            )
+            .map_err(cuda_err("device"))? as usize;
+        // Safety: hearth runs all its GPU work on this one stream, in order: events per
+        // buffer (what cudarc records to order several streams) would order nothing.
+        unsafe { ctx.disable_event_tracking() };
         let arch: &'static str =
             Box::leak(format!("sm_{}{}", capability.0, capability.1).into_boxed_str());
         let opts = CompileOptions {
@@ -59,17 +73,26 @@ impl Gpu {
             ctx,
             stream,
             module,
+            functions: Default::default(),
             capability,
+            multiprocessors,
         })
     }
 
     pub(crate) fn function(&self, name: &str) -> Result<CudaFunction, ModelError> {
-        self.module.load_function(name).map_err(cuda_err("kernel"))
+        let mut known = self
+            .functions
+            .lock()
+            .map_err(|_| ModelError::Unsupported("CUDA kernel table poisoned".into()))?;
+        if let Some(f) = known.get(name) {
+            return Ok(f.clone());
+        }
+        let f = self.module.load_function(name).map_err(cuda_err("kernel"))?;
+        known.insert(name.to_string(), f.clone());
+        Ok(f)
     }
 }
 
-/// A GGUF llama (llama, qwen2 and qwen3 without biases or q/k norms for now) loaded
-/// onto GPU `ordinal`: read on the CPU, dequantized, then moved to the device.
 /// Free and total bytes of GPU `ordinal`'s memory, as the driver reports them now (the
 /// device's primary context: the one the model's weights went to).
 pub fn memory_info(ordinal: usize) -> Result<(u64, u64), ModelError> {
@@ -81,7 +104,13 @@ pub fn memory_info(ordinal: usize) -> Result<(u64, u64), ModelError> {
     Ok((free as u64, total as u64))
 }
 
-pub fn load_gguf(path: &std::path::Path, ordinal: usize) -> Result<crate::LoadedGguf, ModelError> {
+/// A GGUF llama (llama, qwen2, qwen3) loaded onto GPU `ordinal`: read on the CPU,
+/// dequantized, then moved to the device as `dtype`.
+pub fn load_gguf(
+    path: &std::path::Path,
+    ordinal: usize,
+    dtype: llama::GpuDtype,
+) -> Result<crate::LoadedGguf, ModelError> {
     let name = path.display().to_string();
     let io = |source| ModelError::Io {
         path: name.clone(),
@@ -100,11 +129,21 @@ pub fn load_gguf(path: &std::path::Path, ordinal: usize) -> Result<crate::Loaded
         )));
     }
     let cpu = crate::llama::load(&content, &mut file, &candle_core::Device::Cpu, true)?;
-    let model = llama::CudaLlama::from_cpu(&cpu, ordinal)?;
+    let model = llama::CudaLlama::from_cpu(&cpu, ordinal, dtype)?;
     let spec = cpu.spec.clone();
     Ok(crate::LoadedGguf {
         model: Box::new(model),
         metadata: content.metadata,
         spec,
     })
+}
+
+/// A llama-family Hugging Face folder loaded onto GPU `ordinal` as `dtype`.
+pub fn load_safetensors_dir(
+    dir: &std::path::Path,
+    ordinal: usize,
+    dtype: llama::GpuDtype,
+) -> Result<llama::CudaLlama, ModelError> {
+    let cpu = crate::hf_load::load_llama_dir(dir)?;
+    llama::CudaLlama::from_cpu(&cpu, ordinal, dtype)
 }

@@ -2,7 +2,7 @@
 //! (`attention::cpu::paged_attention`), so the two can be checked against each
 //! other on any batch.
 
-use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaSlice, DevicePtr, DevicePtrMut, LaunchConfig, PushKernelArg};
 
 use super::{cuda_err, Gpu};
 use crate::attention::{AttnMeta, AttnShape};
@@ -13,12 +13,19 @@ const THREADS: u32 = 128;
 /// Largest query-head group the grouped kernel serves (its MAX_GROUP).
 const MAX_GROUP: usize = 8;
 
-/// Which kernel: one block per query head, or one per KV head serving its whole
-/// group (each K/V row read once per group).
+/// Largest query-head group the split kernel serves (its SPLIT_MAX_GROUP).
+const SPLIT_MAX_GROUP: usize = 8;
+/// Warps per block of the split kernel (its SPLIT_WARPS).
+const SPLIT_WARPS: usize = 4;
+
+/// Which kernel: one block per query head, one per KV head serving its whole group
+/// (each K/V row read once per group), or one per (KV head, key range) with a warp
+/// per key (coalesced rows, ranges merged after; head_dim 64, 128 or 256).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Variant {
     PerHead,
     Grouped,
+    Split,
 }
 
 /// A batch's block tables and per-token facts on the device.
@@ -28,6 +35,8 @@ pub struct DeviceBatch {
     pub token_seq: CudaSlice<i32>,
     pub positions: CudaSlice<i32>,
     pub num_tokens: usize,
+    /// Keys the longest row attends to (its position + 1).
+    pub longest: usize,
 }
 
 impl DeviceBatch {
@@ -54,8 +63,27 @@ impl DeviceBatch {
             token_seq: up(&seqs)?,
             positions: up(&pos)?,
             num_tokens: batch.tokens.len(),
+            longest: batch.positions.iter().map(|&p| p as usize + 1).max().unwrap_or(0),
         })
     }
+}
+
+/// Where a launch reads and writes: raw device pointers of buffers that outlive the
+/// launch. `out` is f32, or bf16 when `out_bf16` (what a bf16 matrix product reads next).
+#[derive(Clone, Copy)]
+pub struct AttnBuffers {
+    pub out: u64,
+    pub out_bf16: bool,
+    pub q: u64,
+    pub k_pool: u64,
+    pub v_pool: u64,
+}
+
+/// Key splits per (row, KV head) for the split kernel: enough blocks to fill the GPU
+/// twice over, no split shorter than 32 keys.
+fn splits_for(gpu: &Gpu, rows: usize, num_kv_heads: usize, longest: usize) -> usize {
+    let want = (2 * gpu.multiprocessors).div_ceil((rows * num_kv_heads).max(1));
+    want.clamp(1, longest.div_ceil(32).max(1))
 }
 
 /// Launches the kernel: `out` and `q` are `[T, num_heads, head_dim]`, the pools one
@@ -67,6 +95,39 @@ pub fn launch(
     q: &CudaSlice<f32>,
     k_pool: &CudaSlice<f32>,
     v_pool: &CudaSlice<f32>,
+    block_size: usize,
+    batch: &DeviceBatch,
+    shape: AttnShape,
+    variant: Variant,
+) -> Result<(), ModelError> {
+    let want = batch.num_tokens * shape.num_heads * shape.head_dim;
+    if q.len() != want || out.len() != want {
+        return Err(ModelError::BadBatch(format!(
+            "GPU attention: q {} / out {} floats, {want} expected",
+            q.len(),
+            out.len()
+        )));
+    }
+    let st = &gpu.stream;
+    let bufs = AttnBuffers {
+        out: out.device_ptr_mut(st).0,
+        out_bf16: false,
+        q: q.device_ptr(st).0,
+        k_pool: k_pool.device_ptr(st).0,
+        v_pool: v_pool.device_ptr(st).0,
+    };
+    // Safety: the sizes of q and out were checked above; the pools are the caller's.
+    unsafe { launch_raw(gpu, bufs, block_size, batch, shape, variant) }
+}
+
+/// `launch` on raw pointers.
+///
+/// # Safety
+/// `out` and `q` must hold `batch.num_tokens * num_heads * head_dim` elements and the
+/// pools every slot the batch's block tables name, all on `gpu`'s stream.
+pub unsafe fn launch_raw(
+    gpu: &Gpu,
+    bufs: AttnBuffers,
     block_size: usize,
     batch: &DeviceBatch,
     shape: AttnShape,
@@ -85,18 +146,99 @@ pub fn launch(
             "GPU attention: {num_heads} heads over {num_kv_heads} KV heads of {head_dim}"
         )));
     }
-    let want = batch.num_tokens * num_heads * head_dim;
-    if q.len() != want || out.len() != want {
-        return Err(ModelError::BadBatch(format!(
-            "GPU attention: q {} / out {} floats, {want} expected",
-            q.len(),
-            out.len()
-        )));
-    }
     if batch.num_tokens == 0 {
         return Ok(());
     }
     let group = num_heads / num_kv_heads;
+    let (nh, nkv, hd, bs, mb) = (
+        num_heads as i32,
+        num_kv_heads as i32,
+        head_dim as i32,
+        block_size as i32,
+        batch.max_blocks as i32,
+    );
+    let win = window.map_or(0, |w| w as i32);
+    let cap = softcap.unwrap_or(0.0);
+    let out_bf16 = i32::from(bufs.out_bf16);
+    if variant == Variant::Split {
+        let name = match head_dim {
+            64 => "paged_attention_split_d2",
+            128 => "paged_attention_split_d4",
+            256 => "paged_attention_split_d8",
+            _ => {
+                return Err(ModelError::BadBatch(format!(
+                    "GPU split attention: head_dim {head_dim} (64, 128 or 256)"
+                )))
+            }
+        };
+        if group > SPLIT_MAX_GROUP {
+            return Err(ModelError::BadBatch(format!(
+                "GPU attention: groups of {group} query heads (at most {SPLIT_MAX_GROUP})"
+            )));
+        }
+        let longest = window.map_or(batch.longest, |w| batch.longest.min(w));
+        let splits = splits_for(gpu, batch.num_tokens, num_kv_heads, longest);
+        let stride = head_dim + 2;
+        let mut part = if splits > 1 {
+            Some(
+                gpu.stream
+                    .alloc::<f32>(batch.num_tokens * num_heads * splits * stride)
+                    .map_err(cuda_err("alloc"))?,
+            )
+        } else {
+            None
+        };
+        let part_ptr = match part.as_mut() {
+            Some(p) => p.device_ptr_mut(&gpu.stream).0,
+            None => 0u64,
+        };
+        let f = gpu.function(name)?;
+        let cfg = LaunchConfig {
+            grid_dim: ((batch.num_tokens * num_kv_heads * splits) as u32, 1, 1),
+            block_dim: (32 * SPLIT_WARPS as u32, 1, 1),
+            shared_mem_bytes: (SPLIT_WARPS * group * stride * 4) as u32,
+        };
+        let s32 = splits as i32;
+        let mut b = gpu.stream.launch_builder(&f);
+        b.arg(&bufs.out)
+            .arg(&out_bf16)
+            .arg(&part_ptr)
+            .arg(&bufs.q)
+            .arg(&bufs.k_pool)
+            .arg(&bufs.v_pool)
+            .arg(&batch.block_tables)
+            .arg(&batch.token_seq)
+            .arg(&batch.positions)
+            .arg(&nh)
+            .arg(&nkv)
+            .arg(&bs)
+            .arg(&mb)
+            .arg(&scale)
+            .arg(&win)
+            .arg(&cap)
+            .arg(&s32);
+        // Safety: the caller's contract; part holds T * heads * splits * stride floats.
+        unsafe { b.launch(cfg) }.map_err(cuda_err("launch"))?;
+        if splits > 1 {
+            let f = gpu.function("paged_attention_merge")?;
+            let cfg = LaunchConfig {
+                grid_dim: ((batch.num_tokens * num_heads) as u32, 1, 1),
+                block_dim: (128, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            let mut b = gpu.stream.launch_builder(&f);
+            b.arg(&bufs.out)
+                .arg(&out_bf16)
+                .arg(&part_ptr)
+                .arg(&hd)
+                .arg(&s32);
+            // Safety: as above; part was written by the split kernel on this stream.
+            unsafe { b.launch(cfg) }.map_err(cuda_err("launch"))?;
+        }
+        // Freed in stream order, after the kernels that read it.
+        drop(part);
+        return Ok(());
+    }
     let (name, blocks, floats) = match variant {
         Variant::PerHead => (
             "paged_attention_f32",
@@ -108,7 +250,7 @@ pub fn launch(
             num_kv_heads,
             group * (head_dim + THREADS as usize),
         ),
-        Variant::Grouped => {
+        _ => {
             return Err(ModelError::BadBatch(format!(
                 "GPU attention: groups of {group} query heads (at most {MAX_GROUP})"
             )))
@@ -120,20 +262,11 @@ pub fn launch(
         block_dim: (THREADS, 1, 1),
         shared_mem_bytes: (floats * 4) as u32,
     };
-    let (nh, nkv, hd, bs, mb) = (
-        num_heads as i32,
-        num_kv_heads as i32,
-        head_dim as i32,
-        block_size as i32,
-        batch.max_blocks as i32,
-    );
-    let win = window.map_or(0, |w| w as i32);
-    let cap = softcap.unwrap_or(0.0);
     let mut b = gpu.stream.launch_builder(&f);
-    b.arg(out)
-        .arg(q)
-        .arg(k_pool)
-        .arg(v_pool)
+    b.arg(&bufs.out)
+        .arg(&bufs.q)
+        .arg(&bufs.k_pool)
+        .arg(&bufs.v_pool)
         .arg(&batch.block_tables)
         .arg(&batch.token_seq)
         .arg(&batch.positions)
@@ -144,9 +277,10 @@ pub fn launch(
         .arg(&mb)
         .arg(&scale)
         .arg(&win)
-        .arg(&cap);
+        .arg(&cap)
+        .arg(&out_bf16);
     // Safety: the arguments match the kernel's signature, the batch was validated by
-    // `AttnMeta::new` against the pool, and the buffers' sizes were checked above.
+    // `AttnMeta::new` against the pool, and the caller vouches for the buffers.
     unsafe { b.launch(cfg) }.map_err(cuda_err("launch"))?;
     Ok(())
 }

@@ -1,18 +1,25 @@
-// The small per-token kernels of a llama step (f32). Row-major everywhere.
+// The small per-token kernels of a llama step. Row-major everywhere. The residual
+// stream and every matrix product's output are f32; what a matrix product reads is
+// f32 or bf16 (`act_bf16`), the weights' type.
 
-// out[t, :] = table[ids[t], :]
-extern "C" __global__ void embedding_f32(float* out, const float* table, const int* ids,
-                                         int hidden) {
+// out[t, :] = table[ids[t], :]; the table is f32 or bf16 (`table_bf16`).
+extern "C" __global__ void embedding(float* out, const void* table, int table_bf16,
+                                     const int* ids, int hidden) {
     const int t = blockIdx.x;
-    const float* src = table + (long)ids[t] * hidden;
-    for (int d = threadIdx.x; d < hidden; d += blockDim.x) out[(long)t * hidden + d] = src[d];
+    const long src = (long)ids[t] * hidden;
+    for (int d = threadIdx.x; d < hidden; d += blockDim.x) {
+        out[(long)t * hidden + d] = table_bf16
+            ? bf16_to_f32(((const unsigned short*)table)[src + d])
+            : ((const float*)table)[src + d];
+    }
 }
 
-// out[r, :] = x[r, :] / rms(x[r, :]) * w  (one block per row)
-extern "C" __global__ void rms_norm_f32(float* out, const float* x, const float* w,
-                                        int width, float eps) {
+// out[r, :] = x[rows ? rows[r] : r, :] / rms(that row) * w  (one block per output row)
+extern "C" __global__ void rms_norm(void* out, int act_bf16, const float* x, const int* rows,
+                                    const float* w, int width, float eps) {
     __shared__ float red[32];
-    const float* xr = x + (long)blockIdx.x * width;
+    const int r = rows ? rows[blockIdx.x] : blockIdx.x;
+    const float* xr = x + (long)r * width;
     float s = 0.f;
     for (int d = threadIdx.x; d < width; d += blockDim.x) s += xr[d] * xr[d];
     for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffff, s, o);
@@ -21,50 +28,70 @@ extern "C" __global__ void rms_norm_f32(float* out, const float* x, const float*
     float total = 0.f;
     for (int i = 0; i < (int)(blockDim.x >> 5); ++i) total += red[i];
     const float inv = rsqrtf(total / width + eps);
-    float* o = out + (long)blockIdx.x * width;
-    for (int d = threadIdx.x; d < width; d += blockDim.x) o[d] = xr[d] * inv * w[d];
+    const long o = (long)blockIdx.x * width;
+    for (int d = threadIdx.x; d < width; d += blockDim.x)
+        store_act(out, act_bf16, o + d, xr[d] * inv * w[d]);
 }
 
-// Rotary embedding in place on x[T, heads, head_dim], each token at its position.
-// neox: pairs (i, i + half); otherwise interleaved pairs (2i, 2i + 1) as GGUF stores.
-extern "C" __global__ void rope_f32(float* x, const int* positions, const float* inv_freq,
-                                    int heads, int head_dim, int neox) {
-    const int t = blockIdx.x;
-    const int half = head_dim / 2;
-    const float p = (float)positions[t];
-    for (int i = threadIdx.x; i < heads * half; i += blockDim.x) {
-        const int h = i / half, j = i % half;
-        float s, c;
-        sincosf(p * inv_freq[j], &s, &c);
-        float* row = x + ((long)t * heads + h) * head_dim;
-        const int a = neox ? j : 2 * j, b = neox ? j + half : 2 * j + 1;
-        const float x0 = row[a], x1 = row[b];
-        row[a] = x0 * c - x1 * s;
-        row[b] = x0 * s + x1 * c;
+// After the fused q/k/v product: qkv[t] is [q heads | k heads | v heads] of head_dim.
+// Per head: + bias (Qwen2), per-head RMSNorm (Qwen3's q/k norms), rotary embedding at
+// the token's position (neox pairs (i, i + half), else GGUF's interleaved (2i, 2i + 1));
+// q goes to q_out [T, num_heads, head_dim], k and v into the pools at slots[t].
+// One block per token, one warp per head at a time; bias/q_norm/k_norm may be null.
+extern "C" __global__ void qkv_finish(float* q_out, float* k_pool, float* v_pool,
+                                      const float* qkv, const float* bias,
+                                      const float* q_norm, const float* k_norm, float eps,
+                                      const int* positions, const int* slots,
+                                      const float* inv_freq, int num_heads, int num_kv_heads,
+                                      int head_dim, int neox) {
+    extern __shared__ float sh[];  // [warps][head_dim]
+    const int t = blockIdx.x, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int warps = blockDim.x >> 5, half = head_dim / 2;
+    const int heads = num_heads + 2 * num_kv_heads;
+    const float pos = (float)positions[t];
+    const long kv_row = (long)slots[t] * num_kv_heads * head_dim;
+    float* row = sh + warp * head_dim;
+    for (int h = warp; h < heads; h += warps) {
+        const long src = ((long)t * heads + h) * head_dim;
+        for (int d = lane; d < head_dim; d += 32)
+            row[d] = qkv[src + d] + (bias ? bias[(long)h * head_dim + d] : 0.f);
+        __syncwarp();
+        if (h >= num_heads + num_kv_heads) {  // a v head: copied as it is
+            float* dst = v_pool + kv_row + (long)(h - num_heads - num_kv_heads) * head_dim;
+            for (int d = lane; d < head_dim; d += 32) dst[d] = row[d];
+        } else {
+            const bool is_q = h < num_heads;
+            const float* norm = is_q ? q_norm : k_norm;
+            float inv = 1.f;
+            if (norm) {
+                float s = 0.f;
+                for (int d = lane; d < head_dim; d += 32) s += row[d] * row[d];
+                for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffff, s, o);
+                inv = rsqrtf(s / head_dim + eps);
+            }
+            float* dst = is_q ? q_out + ((long)t * num_heads + h) * head_dim
+                              : k_pool + kv_row + (long)(h - num_heads) * head_dim;
+            for (int j = lane; j < half; j += 32) {
+                const int a = neox ? j : 2 * j, b = neox ? j + half : 2 * j + 1;
+                float x0 = row[a] * inv, x1 = row[b] * inv;
+                if (norm) { x0 *= norm[a]; x1 *= norm[b]; }
+                float s, c;
+                sincosf(pos * inv_freq[j], &s, &c);
+                dst[a] = x0 * c - x1 * s;
+                dst[b] = x0 * s + x1 * c;
+            }
+        }
+        __syncwarp();
     }
 }
 
-// k/v [T, row] into the pools at slot_mapping[t]
-extern "C" __global__ void kv_write_f32(float* k_pool, float* v_pool, const float* k,
-                                        const float* v, const int* slots, int row) {
-    const int t = blockIdx.x;
-    const long dst = (long)slots[t] * row;
-    for (int d = threadIdx.x; d < row; d += blockDim.x) {
-        k_pool[dst + d] = k[(long)t * row + d];
-        v_pool[dst + d] = v[(long)t * row + d];
+// out[r, c] = silu(gu[r, c]) * gu[r, ffn + c]: gu is the fused gate/up product
+// [rows, 2 * ffn]; n = rows * ffn.
+extern "C" __global__ void silu_mul(void* out, int act_bf16, const float* gu, int ffn, long n) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n;
+         i += (long)gridDim.x * blockDim.x) {
+        const long r = i / ffn, c = i % ffn;
+        const float g = gu[r * 2 * ffn + c];
+        store_act(out, act_bf16, i, g / (1.f + __expf(-g)) * gu[r * 2 * ffn + ffn + c]);
     }
-}
-
-// gate <- silu(gate) * up, n elements
-extern "C" __global__ void silu_mul_f32(float* gate, const float* up, long n) {
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
-        const float g = gate[i];
-        gate[i] = g / (1.f + __expf(-g)) * up[i];
-    }
-}
-
-// out[i, :] = x[rows[i], :]
-extern "C" __global__ void gather_rows_f32(float* out, const float* x, const int* rows, int width) {
-    const float* src = x + (long)rows[blockIdx.x] * width;
-    for (int d = threadIdx.x; d < width; d += blockDim.x) out[(long)blockIdx.x * width + d] = src[d];
 }

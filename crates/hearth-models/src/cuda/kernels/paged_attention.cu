@@ -9,10 +9,10 @@
 // Compiled at run time by NVRTC (no nvcc needed where hearth is built).
 
 #define TILE 128  // keys scored per pass; equals blockDim.x
-#define NEG_INF __int_as_float(0xff800000)  // NVRTC has no math.h INFINITY
+// NEG_INF: common.cuh
 
 extern "C" __global__ void paged_attention_f32(
-    float* __restrict__ out,
+    void* __restrict__ out,
     const float* __restrict__ q,
     const float* __restrict__ k_pool,
     const float* __restrict__ v_pool,
@@ -20,7 +20,7 @@ extern "C" __global__ void paged_attention_f32(
     const int* __restrict__ token_seq,
     const int* __restrict__ positions,
     int num_heads, int num_kv_heads, int head_dim, int block_size,
-    int max_blocks, float scale, int window, float softcap)
+    int max_blocks, float scale, int window, float softcap, int out_bf16)
 {
     extern __shared__ float smem[];
     float* qs = smem;                 // [head_dim]
@@ -100,12 +100,12 @@ extern "C" __global__ void paged_attention_f32(
         }
         __syncthreads();
     }
-    float* o = out + ((long)row * num_heads + h) * head_dim;
+    const long o = ((long)row * num_heads + h) * head_dim;
     const float inv = l > 0.f ? 1.f / l : 0.f;
     #pragma unroll
     for (int i = 0; i < 4; ++i) {
         const int d = tid + i * blockDim.x;
-        if (d < head_dim) o[d] = acc[i] * inv;
+        if (d < head_dim) store_act(out, out_bf16, o + d, acc[i] * inv);
     }
 }
 
@@ -115,7 +115,7 @@ extern "C" __global__ void paged_attention_f32(
 #define MAX_GROUP 8
 
 extern "C" __global__ void paged_attention_gqa_f32(
-    float* __restrict__ out,
+    void* __restrict__ out,
     const float* __restrict__ q,
     const float* __restrict__ k_pool,
     const float* __restrict__ v_pool,
@@ -123,7 +123,7 @@ extern "C" __global__ void paged_attention_gqa_f32(
     const int* __restrict__ token_seq,
     const int* __restrict__ positions,
     int num_heads, int num_kv_heads, int head_dim, int block_size,
-    int max_blocks, float scale, int window, float softcap)
+    int max_blocks, float scale, int window, float softcap, int out_bf16)
 {
     extern __shared__ float smem[];
     const int group = num_heads / num_kv_heads;
@@ -254,12 +254,12 @@ extern "C" __global__ void paged_attention_gqa_f32(
     #pragma unroll
     for (int g = 0; g < MAX_GROUP; ++g) {
         if (g < group) {
-            float* o = out + ((long)row * num_heads + kvh * group + g) * head_dim;
+            const long o = ((long)row * num_heads + kvh * group + g) * head_dim;
             const float inv = l[g] > 0.f ? 1.f / l[g] : 0.f;
             #pragma unroll
             for (int i = 0; i < 4; ++i) {
                 const int d = tid + i * blockDim.x;
-                if (d < head_dim) o[d] = acc[g][i] * inv;
+                if (d < head_dim) store_act(out, out_bf16, o + d, acc[g][i] * inv);
             }
         }
     }

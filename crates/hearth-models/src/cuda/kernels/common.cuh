@@ -1,0 +1,23 @@
+// Shared by every hearth kernel (the sources are concatenated, this one first).
+// NVRTC has no math.h or cuda_bf16.h here: -inf and bf16 are spelled out.
+
+#define NEG_INF __int_as_float(0xff800000)
+
+// f32 -> bf16 bits, rounded to nearest even (what torch and candle do); NaN stays NaN.
+__device__ __forceinline__ unsigned short f32_to_bf16(float f) {
+    unsigned u = __float_as_uint(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)0x7fc0;
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (unsigned short)(u >> 16);
+}
+
+__device__ __forceinline__ float bf16_to_f32(unsigned short b) {
+    return __uint_as_float(((unsigned)b) << 16);
+}
+
+// Element i of an activation the next matrix product reads: f32, or bf16 when the
+// weights are bf16 (cuBLAS multiplies bf16 by bf16 only).
+__device__ __forceinline__ void store_act(void* out, int bf16, long i, float v) {
+    if (bf16) ((unsigned short*)out)[i] = f32_to_bf16(v);
+    else ((float*)out)[i] = v;
+}

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# What runs on the GPU machine (no Rust toolchain, no network there): the binaries come
+# from `scripts/cuda/check.sh build` (in .device/), everything else is made there.
+#
+#   scripts/cuda/device.sh check            kernels vs the CPU kernel; the tiny reference
+#                                           fixtures on the GPU; GPU llama vs CPU llama
+#   scripts/cuda/device.sh bench OUT        3B-shaped random bf16 model: hearth serve
+#                                           --device cuda at concurrency 1/8/32/128, then
+#                                           transformers generate on the same folder
+#   scripts/cuda/device.sh llamacpp SRC OUT llama.cpp's llama-server built for CUDA from
+#                                           SRC (a llama.cpp tarball), same scenarios
+#   scripts/cuda/device.sh build-bg SRC     start that build in the background
+# Figures go to OUT as JSON (hearth bench --result-json, hf_baseline.py --out).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+for d in /usr/local/cuda/lib64 /usr/local/cuda-13.0/targets/x86_64-linux/lib; do
+    if [ -d "$d" ]; then export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"; fi
+done
+export PATH="/usr/local/cuda/bin:$PATH"
+dev=.device
+model3b=/tmp/llama-3.2-3b-random
+# 512 prompt tokens and 256 output tokens per request (the issue's scenario); prompts
+# per concurrency: enough for a steady state, bounded in time.
+concurrencies=(1 8 32 128)
+prompts_for() { case $1 in 1) echo 4 ;; 8) echo 16 ;; 32) echo 64 ;; *) echo $(( $1 * 2 )) ;; esac; }
+
+make_3b() {
+    [ -f "$model3b/config.json" ] && return 0
+    python3 scripts/reference/make_fullsize_random.py llama-3.2-3b-instruct "$model3b"
+}
+
+wait_ready() {
+    for _ in $(seq 1 600); do
+        curl -sf "$1/v1/models" >/dev/null 2>&1 && return 0
+        sleep 0.5
+    done
+    echo "no server at $1" >&2
+    return 1
+}
+
+# bench_server URL TAG OUT: the four concurrencies through hearth bench.
+bench_server() {
+    local url=$1 tag=$2 out=$3
+    for c in "${concurrencies[@]}"; do
+        echo "== $tag concurrency $c"
+        "$dev/hearth" bench --url "$url" --model m --num-prompts "$(prompts_for "$c")" \
+            --concurrency "$c" --input-len 512 --output-len 256 --seed 1 \
+            --result-json "$out/${tag}_c$c.json" 2>&1 | tail -n 14
+    done
+}
+
+case "${1:-}" in
+    check)
+        # The test binary finds its fixtures at the path it was built in.
+        [ -e /work/main ] || { mkdir -p /work && ln -s "$PWD" /work/main; }
+        nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
+        "$dev/cuda_check"
+        HEARTH_TEST_DEVICE=cuda "$dev/tiny_hf_models" --test-threads 1
+        for f in llama3 qwen2 qwen3; do
+            for t in f32 bf16; do
+                "$dev/cuda_llama_check" "crates/hearth-models/tests/fixtures/tiny/$f" "$t"
+            done
+        done
+        ;;
+    bench)
+        out="${2:?OUT}"
+        mkdir -p "$out"
+        make_3b
+        # The big model against the CPU model too (few steps: the CPU side is slow).
+        "$dev/cuda_llama_check" "$model3b" bf16 4 | tee "$out/check_3b.txt"
+        "$dev/hearth" serve "$model3b" --device cuda --port 8200 --served-model-name m \
+            --max-num-seqs 256 --max-num-batched-tokens 4096 >"$out/hearth_serve.log" 2>&1 &
+        pid=$!
+        wait_ready http://127.0.0.1:8200 || { tail -n 30 "$out/hearth_serve.log"; exit 1; }
+        grep -E "KV cache|loaded|listening" "$out/hearth_serve.log" | head -n 5 || true
+        bench_server http://127.0.0.1:8200 hearth "$out"
+        kill "$pid"
+        wait "$pid" 2>/dev/null || true
+        PYTHONUNBUFFERED=1 python3 scripts/cuda/hf_baseline.py --model "$model3b" \
+            --batch-sizes 1,8,32,128 --input-len 512 --output-len 256 \
+            --out "$out/transformers.json" 2>&1 | tail -n 20
+        ;;
+    llamacpp)
+        src="${2:?SRC}" out="${3:?OUT}"
+        mkdir -p "$out"
+        make_3b
+        [ -f /tmp/l3b-f16.gguf ] || "$dev/hearth" quantize "$model3b" --type f16 -o /tmp/l3b-f16.gguf
+        # A build started earlier (build-bg) is waited for; ninja resumes an unfinished one.
+        while pgrep -f "llamacpp.sh build" >/dev/null; do sleep 5; done
+        bin=$(scripts/cuda/llamacpp.sh build "$src" /tmp/llama.cpp-build | tail -n 1)
+        pid=$(LLAMA_SERVER_BIN="$bin" scripts/cuda/llamacpp.sh serve /tmp/l3b-f16.gguf 8300 128 | tail -n 1)
+        bench_server http://127.0.0.1:8300 llamacpp "$out"
+        kill "$pid" 2>/dev/null || true
+        ;;
+    build-bg)
+        # llama.cpp's CUDA build in its own session, so it outlives this command and
+        # the next call (on the same warm machine) finds it done or under way.
+        src="${2:?SRC}"
+        setsid nohup nice -n 19 scripts/cuda/llamacpp.sh build "$src" /tmp/llama.cpp-build \
+            >/tmp/llama.cpp-build.log 2>&1 < /dev/null &
+        echo "llama.cpp build started in the background (log /tmp/llama.cpp-build.log)"
+        ;;
+    *)
+        echo "usage: scripts/cuda/device.sh check | bench OUT | llamacpp SRC OUT | build-bg SRC" >&2
+        exit 2
+        ;;
+esac
