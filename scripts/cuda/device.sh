@@ -67,7 +67,7 @@ case "${1:-}" in
         mkdir -p "$out"
         make_3b
         # The big model against the CPU model too (few steps: the CPU side is slow).
-        "$dev/cuda_llama_check" "$model3b" bf16 4 | tee "$out/check_3b.txt"
+        "$dev/cuda_llama_check" "$model3b" bf16 6 | tee "$out/check_3b.txt"
         "$dev/hearth" serve "$model3b" --device cuda --port 8200 --served-model-name m \
             --max-num-seqs 256 --max-num-batched-tokens 4096 >"$out/hearth_serve.log" 2>&1 &
         pid=$!
@@ -76,6 +76,8 @@ case "${1:-}" in
         bench_server http://127.0.0.1:8200 hearth "$out"
         kill "$pid"
         wait "$pid" 2>/dev/null || true
+        # SKIP_BASELINE=1: hearth alone (the baseline already measured in this session).
+        [ "${SKIP_BASELINE:-0}" = 1 ] && exit 0
         PYTHONUNBUFFERED=1 python3 scripts/cuda/hf_baseline.py --model "$model3b" \
             --batch-sizes 1,8,32,128 --input-len 512 --output-len 256 \
             --out "$out/transformers.json" 2>&1 | tail -n 20

@@ -146,12 +146,15 @@ impl Engine {
             Err(e) => return self.fail_all(&plan.entries, &e.to_string()),
         };
         self.stats.steps.fetch_add(1, Ordering::Relaxed);
+        let mut used = Vec::with_capacity(outputs.len());
         for (&(id, n), logits) in plan.entries.iter().zip(outputs) {
             self.scheduler.computed(id, n);
             if let Some(mut logits) = logits {
                 self.emit_next_token(id, &mut logits);
+                used.push(logits);
             }
         }
+        self.runner.recycle(used);
     }
 
     /// Samples, appends and reports one token of `id`; ends the sequence if it stops.

@@ -39,6 +39,11 @@ impl ModelRunner {
             .collect())
     }
 
+    /// Gives the step's logits vectors back to the model, once sampled from.
+    pub fn recycle(&mut self, logits: Vec<Vec<f32>>) {
+        self.model.recycle(logits);
+    }
+
     fn fill_batch(&mut self, plan: &StepPlan, sched: &Scheduler) {
         let block_size = sched.blocks.block_size();
         let b = &mut self.batch;

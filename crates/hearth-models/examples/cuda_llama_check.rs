@@ -138,6 +138,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     decode_ms.sort_by(|a, b| a.total_cmp(b));
+    // Decode steps alone, the GPU model only, launch by launch and as replayed graphs
+    // (the same two sequences, 16 steps each; the first graph step captures).
+    for graphs in [false, true] {
+        gpu.set_graphs(graphs);
+        let mut times = Vec::new();
+        for _ in 0..16 {
+            let batch = step(&seqs);
+            let t = Instant::now();
+            let got = gpu.forward(&batch, &mut gpu_cache)?;
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+            for (i, g) in got.iter().enumerate() {
+                seqs[i].computed = seqs[i].tokens.len();
+                seqs[i].tokens.push(argmax(g));
+            }
+        }
+        times.remove(0);
+        times.sort_by(|a, b| a.total_cmp(b));
+        println!(
+            "decode step, batch 2, graphs {}: median {:.3} ms (15 steps)",
+            if graphs { "on " } else { "off" },
+            times[times.len() / 2]
+        );
+    }
     println!(
         "{dtype:?}: steps {steps} (1 prefill + {} decode, batch 2): logits rel err worst {worst:.2e}; greedy agree {agree}/{total}; GPU decode step median {:.2} ms",
         steps - 1,

@@ -35,4 +35,8 @@ pub trait CausalLm: Send {
     fn kv_on_device(&self) -> bool {
         false
     }
+
+    /// Hands back logits vectors `forward` returned, once read, for reuse (a model
+    /// that fills vocabulary-sized vectors every step saves their allocation).
+    fn recycle(&mut self, _logits: Vec<Vec<f32>>) {}
 }

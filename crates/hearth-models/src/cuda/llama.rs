@@ -96,6 +96,14 @@ pub struct CudaLlama {
     pools: Vec<(CudaSlice<f32>, CudaSlice<f32>)>,
     scratch: Scratch,
     variant: Variant,
+    inputs: Option<StepInputs>,
+    part: Option<CudaSlice<f32>>,
+    logits_dev: Option<CudaSlice<f32>>,
+    logits_host: Option<cudarc::driver::PinnedHostSlice<f32>>,
+    /// Logits vectors handed back by the engine, refilled instead of allocated.
+    spare: Vec<Vec<f32>>,
+    graphs: std::collections::HashMap<GraphKey, Graph>,
+    graphs_on: bool,
 }
 
 fn unsupported(what: &str) -> ModelError {
@@ -141,7 +149,8 @@ impl CudaLlama {
             let w = match dtype {
                 GpuDtype::F32 => Weights::F32(up(&host)?),
                 GpuDtype::Bf16 => {
-                    let bits: Vec<u16> = host.iter().map(|&f| bf16_bits(f)).collect();
+                    use rayon::prelude::*;
+                    let bits: Vec<u16> = host.par_iter().map(|&f| bf16_bits(f)).collect();
                     drop(host);
                     Weights::Bf16(gpu.stream.memcpy_stod(&bits).map_err(cuda_err("upload"))?)
                 }
@@ -189,6 +198,13 @@ impl CudaLlama {
             pools: Vec::new(),
             scratch: Scratch::default(),
             variant: Variant::Split,
+            inputs: None,
+            part: None,
+            logits_dev: None,
+            logits_host: None,
+            spare: Vec::new(),
+            graphs: Default::default(),
+            graphs_on: std::env::var("HEARTH_CUDA_GRAPHS").as_deref() != Ok("0"),
             gpu,
         })
     }
@@ -196,6 +212,14 @@ impl CudaLlama {
     /// Which attention kernel the steps use (the split kernel unless told otherwise).
     pub fn set_attention(&mut self, variant: Variant) {
         self.variant = variant;
+        self.graphs.clear();
+    }
+
+    /// Whether decode steps replay captured CUDA graphs (on unless
+    /// `HEARTH_CUDA_GRAPHS=0`, or after a capture failed).
+    pub fn set_graphs(&mut self, on: bool) {
+        self.graphs_on = on;
+        self.graphs.clear();
     }
 
     fn ptr<T>(&self, s: &CudaSlice<T>) -> u64 {
@@ -298,6 +322,8 @@ impl CudaLlama {
         if self.scratch.tokens >= t {
             return Ok(());
         }
+        // Grown in powers of two: a new size means new addresses and new graphs.
+        let t = t.next_power_of_two();
         let c = &self.cfg;
         let (hd, qkv) = (c.head_dim, (c.num_heads + 2 * c.num_kv_heads) * c.head_dim);
         let sizes = [
@@ -316,6 +342,7 @@ impl CudaLlama {
             self.scratch.bufs.push(b);
         }
         self.scratch.tokens = t;
+        self.graphs.clear();
         Ok(())
     }
 }
@@ -345,6 +372,30 @@ impl KernelArg for f32 {
     }
 }
 
+/// Device-side step inputs in one i32 buffer: token ids, slots, last rows of the
+/// sequences that want logits, then the attention arrays (`DeviceBatch::host_arrays`).
+/// Kept across steps at fixed addresses, so that a captured graph reads each step's.
+struct StepInputs {
+    buf: CudaSlice<i32>,
+    /// Block-table width every step is padded to (grows, never shrinks).
+    width: usize,
+}
+
+/// A captured graph, owned by the model.
+struct Graph(cudarc::driver::CudaGraph);
+
+// Safety: CUDA graphs may be used from any thread as long as calls on one graph are
+// serialized; this one lives inside the model, which moves to the engine thread and
+// is used by that thread alone (`&mut self` for every replay).
+unsafe impl Send for Graph {}
+
+/// The step's shape a captured decode graph was made for.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct GraphKey {
+    tokens: usize,
+    width: usize,
+}
+
 impl CausalLm for CudaLlama {
     fn spec(&self) -> &ModelSpec {
         &self.spec
@@ -367,27 +418,194 @@ impl CausalLm for CudaLlama {
         }
         self.ensure_pools(cache)?;
         self.ensure_scratch(t)?;
-        let c = self.cfg.clone();
+        let wanted: Vec<usize> = (0..batch.seqs.len())
+            .filter(|&s| batch.seqs[s].needs_logits)
+            .collect();
+        let dbatch = self.upload_inputs(batch, &meta, &wanted, cache.layout.block_size)?;
+        let shape = self.attn_shape();
+        let part = super::paged_attention::part_len(&self.gpu, &dbatch, &shape);
+        self.ensure_part(part)?;
+        self.ensure_logits(wanted.len())?;
+        // A decode step (one new token a sequence, each wanting logits) replays a graph
+        // captured for its shape: one launch instead of ~10 a layer.
+        let decode = t == batch.seqs.len() && wanted.len() == t;
+        let key = GraphKey {
+            tokens: t,
+            width: dbatch.max_blocks,
+        };
+        if !(decode && self.graphs_on && t <= MAX_GRAPH_TOKENS && self.replay(key, &dbatch, cache)?) {
+            self.enqueue(t, wanted.len(), &dbatch, cache)?;
+        }
+        if wanted.is_empty() {
+            return Ok(logits);
+        }
+        let vocab = self.lm_head.rows;
+        let n = wanted.len() * vocab;
+        let (dev, host) = match (&self.logits_dev, &mut self.logits_host) {
+            (Some(d), Some(h)) => (d, h),
+            _ => return Err(unsupported("logits buffers missing")),
+        };
+        self.gpu
+            .stream
+            .memcpy_dtoh(&dev.slice(..n), host)
+            .map_err(cuda_err("download"))?;
+        let host = host.as_slice().map_err(cuda_err("download"))?;
+        // Copied out in parallel: at 128 sequences this is 65 MB a step.
+        let mut rows: Vec<Vec<f32>> = (0..wanted.len())
+            .map(|_| self.spare.pop().unwrap_or_default())
+            .collect();
+        use rayon::prelude::*;
+        rows.par_iter_mut()
+            .zip(host.par_chunks(vocab))
+            .for_each(|(v, src)| {
+                v.clear();
+                v.extend_from_slice(src);
+            });
+        for (s, v) in wanted.into_iter().zip(rows) {
+            logits[s] = v;
+        }
+        Ok(logits)
+    }
+
+    fn recycle(&mut self, logits: Vec<Vec<f32>>) {
+        let room = MAX_SPARE.saturating_sub(self.spare.len());
+        self.spare
+            .extend(logits.into_iter().filter(|v| v.capacity() > 0).take(room));
+    }
+}
+
+/// Decode graphs are captured for batches up to this many sequences.
+const MAX_GRAPH_TOKENS: usize = 512;
+/// Logits vectors kept for reuse (each one vocabulary of f32).
+const MAX_SPARE: usize = 1024;
+
+impl CudaLlama {
+    fn attn_shape(&self) -> AttnShape {
+        let hd = self.cfg.head_dim;
+        AttnShape {
+            num_heads: self.cfg.num_heads,
+            num_kv_heads: self.cfg.num_kv_heads,
+            head_dim: hd,
+            scale: 1.0 / (hd as f32).sqrt(),
+            window: None,
+            softcap: None,
+        }
+    }
+
+    /// Writes the step's inputs to the persistent input buffer (grown, and every
+    /// captured graph dropped, when too small) and says where the attention arrays are.
+    fn upload_inputs(
+        &mut self,
+        batch: &BatchInput,
+        meta: &AttnMeta,
+        wanted: &[usize],
+        block_size: usize,
+    ) -> Result<DeviceBatch, ModelError> {
+        // Widths padded to 64 blocks, so that graphs are reused as contexts grow.
+        let widest = DeviceBatch::widest(batch).next_multiple_of(64);
+        let width = self.inputs.as_ref().map_or(0, |i| i.width).max(widest);
+        let t = batch.tokens.len();
+        let mut host: Vec<i32> = Vec::with_capacity(3 * t + batch.seqs.len() * (width + 1));
+        host.extend(batch.tokens.iter().map(|&x| x as i32));
+        host.extend(batch.slot_mapping.iter().map(|&x| x as i32));
+        host.extend((0..t).map(|i| wanted.get(i).map_or(0, |&s| meta.last_row[s] as i32)));
+        host.extend(DeviceBatch::host_arrays(batch, meta, width));
+        let fits = self
+            .inputs
+            .as_ref()
+            .is_some_and(|i| i.width == width && i.buf.len() >= host.len());
+        if !fits {
+            let cap = host.len().next_power_of_two().max(4096);
+            let buf = self
+                .gpu
+                .stream
+                .alloc_zeros::<i32>(cap)
+                .map_err(cuda_err("alloc"))?;
+            self.inputs = Some(StepInputs { buf, width });
+            self.graphs.clear();
+        }
+        let inputs = self.inputs.as_mut().ok_or_else(|| unsupported("inputs"))?;
+        self.gpu
+            .stream
+            .memcpy_htod(&host, &mut inputs.buf.slice_mut(..host.len()))
+            .map_err(cuda_err("upload"))?;
+        let base = inputs.buf.device_ptr(&self.gpu.stream).0 + 4 * 3 * t as u64;
+        Ok(DeviceBatch::at(base, batch, width, width * block_size))
+    }
+
+    fn ensure_part(&mut self, floats: usize) -> Result<(), ModelError> {
+        if self.part.as_ref().is_some_and(|p| p.len() >= floats) || floats == 0 {
+            return Ok(());
+        }
+        let p = self.gpu.stream.alloc_zeros::<f32>(floats.next_power_of_two());
+        self.part = Some(p.map_err(cuda_err("alloc"))?);
+        self.graphs.clear();
+        Ok(())
+    }
+
+    fn ensure_logits(&mut self, rows: usize) -> Result<(), ModelError> {
+        let n = rows.max(1) * self.lm_head.rows;
+        if self.logits_dev.as_ref().is_some_and(|d| d.len() >= n) {
+            return Ok(());
+        }
+        let n = rows.max(1).next_power_of_two() * self.lm_head.rows;
+        self.logits_dev = Some(self.gpu.stream.alloc_zeros::<f32>(n).map_err(cuda_err("alloc"))?);
+        // Safety: pinned host memory the driver allocates; written only by copies on
+        // this stream, read after they complete (as_slice synchronizes).
+        let host = unsafe { self.gpu.ctx.alloc_pinned::<f32>(n) };
+        self.logits_host = Some(host.map_err(cuda_err("pinned alloc"))?);
+        self.graphs.clear();
+        Ok(())
+    }
+
+    /// Replays (capturing first if new) the decode graph of `key`; false when capture
+    /// failed, after which graphs are off and the step runs launch by launch.
+    fn replay(&mut self, key: GraphKey, dbatch: &DeviceBatch, cache: &KvCache) -> Result<bool, ModelError> {
+        if !self.graphs.contains_key(&key) {
+            let st = self.gpu.stream.clone();
+            st.begin_capture(cudarc::driver::sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)
+                .map_err(cuda_err("graph capture"))?;
+            let body = self.enqueue(key.tokens, key.tokens, dbatch, cache);
+            let flags = cudarc::driver::sys::CUgraphInstantiate_flags::CUDA_GRAPH_INSTANTIATE_FLAG_AUTO_FREE_ON_LAUNCH;
+            let graph = st.end_capture(flags);
+            match (body, graph) {
+                (Ok(()), Ok(Some(g))) => {
+                    self.graphs.insert(key, Graph(g));
+                }
+                (body, graph) => {
+                    tracing::warn!(
+                        body = ?body.err(),
+                        graph = ?graph.err(),
+                        "CUDA graph capture failed; decode steps run launch by launch"
+                    );
+                    self.graphs_on = false;
+                    self.graphs.clear();
+                    return Ok(false);
+                }
+            }
+        }
+        let g = self.graphs.get(&key).ok_or_else(|| unsupported("graph"))?;
+        g.0.launch().map_err(cuda_err("graph launch"))?;
+        Ok(true)
+    }
+
+    /// Enqueues the whole step on the stream, from the token ids in the input buffer
+    /// to the logits of the `wanted` sequences in `logits_dev`; allocates nothing (so
+    /// that it can be captured).
+    fn enqueue(&self, t: usize, wanted: usize, dbatch: &DeviceBatch, cache: &KvCache) -> Result<(), ModelError> {
+        let c = &self.cfg;
         let (hidden, nh, nkv, hd) = (c.hidden_size, c.num_heads, c.num_kv_heads, c.head_dim);
-        let st = self.gpu.stream.clone();
-        let up_i32 = |v: Vec<i32>| st.memcpy_stod(&v).map_err(cuda_err("upload"));
-        let ids = up_i32(batch.tokens.iter().map(|&x| x as i32).collect())?;
-        let slots = up_i32(batch.slot_mapping.iter().map(|&x| x as i32).collect())?;
-        let dbatch = DeviceBatch::upload(&self.gpu, batch, &meta)?;
-        let (ids, slots, positions) = (self.ptr(&ids), self.ptr(&slots), self.ptr(&dbatch.positions));
+        let inputs = self.inputs.as_ref().ok_or_else(|| unsupported("inputs"))?;
+        let base = self.ptr(&inputs.buf);
+        let (ids, slots, rows) = (base, base + 4 * t as u64, base + 8 * t as u64);
+        let positions = dbatch.positions;
         let s: Vec<u64> = self.scratch.bufs.iter().map(|b| self.ptr(b)).collect();
         let bf16 = self.bf16();
         let (h32, nh32, nkv32, hd32) = (hidden as i32, nh as i32, nkv as i32, hd as i32);
         let (ffn32, eps, neox) = (c.ffn_size as i32, c.rms_eps, i32::from(c.neox_rope));
         let null = 0u64;
-        let shape = AttnShape {
-            num_heads: nh,
-            num_kv_heads: nkv,
-            head_dim: hd,
-            scale: 1.0 / (hd as f32).sqrt(),
-            window: None,
-            softcap: None,
-        };
+        let shape = self.attn_shape();
+        let (part, part_len) = self.part.as_ref().map_or((0, 0), |p| (self.ptr(p), p.len()));
         let embed = self.mat_ptr(&self.embed);
         self.launch("embedding", t, 256, 0, &[&s[X], &embed, &bf16, &ids, &h32])?;
         let inv_freq = self.ptr(&self.inv_freq);
@@ -415,10 +633,12 @@ impl CausalLm for CudaLlama {
                 q: s[Q],
                 k_pool: kp,
                 v_pool: vp,
+                part,
+                part_len,
             };
             // Safety: Q and A hold t * heads * head_dim; AttnMeta checked the slots and
             // block tables against the pool the engine sized.
-            unsafe { attend(&self.gpu, bufs, cache.layout.block_size, &dbatch, shape, self.variant)? };
+            unsafe { attend(&self.gpu, bufs, cache.layout.block_size, dbatch, shape, self.variant)? };
             // Safety: A holds t * heads * head_dim, X t * hidden.
             unsafe { self.matmul(s[A], &w.wo, s[X], t, true)? };
             let ffn_norm = self.ptr(&w.ffn_norm);
@@ -431,32 +651,14 @@ impl CausalLm for CudaLlama {
             // Safety: ACT holds t * ffn.
             unsafe { self.matmul(s[ACT], &w.w_down, s[X], t, true)? };
         }
-        let wanted: Vec<usize> = (0..batch.seqs.len())
-            .filter(|&s| batch.seqs[s].needs_logits)
-            .collect();
-        if wanted.is_empty() {
-            return Ok(logits);
+        if wanted == 0 {
+            return Ok(());
         }
-        let rows = up_i32(wanted.iter().map(|&s| meta.last_row[s] as i32).collect())?;
-        let (rows_ptr, norm) = (self.ptr(&rows), self.ptr(&self.norm));
-        self.launch(
-            "rms_norm",
-            wanted.len(),
-            256,
-            0,
-            &[&s[LOGITS_IN], &bf16, &s[X], &rows_ptr, &norm, &h32, &eps],
-        )?;
-        let vocab = self.lm_head.rows;
-        let out = st
-            .alloc_zeros::<f32>(wanted.len() * vocab)
-            .map_err(cuda_err("alloc"))?;
-        // Safety: LOGITS_IN holds at least wanted.len() <= t rows of hidden; out is sized.
-        unsafe { self.matmul(s[LOGITS_IN], &self.lm_head, self.ptr(&out), wanted.len(), false)? };
-        let host = st.memcpy_dtov(&out).map_err(cuda_err("download"))?;
-        for (i, s) in wanted.into_iter().enumerate() {
-            logits[s] = host[i * vocab..(i + 1) * vocab].to_vec();
-        }
-        Ok(logits)
+        let norm = self.ptr(&self.norm);
+        self.launch("rms_norm", wanted, 256, 0, &[&s[LOGITS_IN], &bf16, &s[X], &rows, &norm, &h32, &eps])?;
+        let out = self.logits_dev.as_ref().ok_or_else(|| unsupported("logits buffer"))?;
+        // Safety: LOGITS_IN holds wanted <= t rows of hidden; out holds wanted * vocab.
+        unsafe { self.matmul(s[LOGITS_IN], &self.lm_head, self.ptr(out), wanted, false) }
     }
 }
 

@@ -68,7 +68,8 @@ impl Gpu {
         let ptx = compile_ptx_with_opts(KERNELS.concat(), opts)
             .map_err(|e| ModelError::Unsupported(format!("NVRTC: {e}")))?;
         let module = ctx.load_module(ptx).map_err(cuda_err("module"))?;
-        let stream = ctx.default_stream();
+        // A stream of its own: the legacy default stream cannot be captured into a graph.
+        let stream = ctx.new_stream().map_err(cuda_err("stream"))?;
         Ok(Gpu {
             ctx,
             stream,

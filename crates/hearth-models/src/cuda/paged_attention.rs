@@ -28,43 +28,72 @@ pub enum Variant {
     Split,
 }
 
-/// A batch's block tables and per-token facts on the device.
+/// A batch's block tables and per-token facts on the device, as raw pointers into
+/// buffers that outlive the launches (owned here when made by `upload`).
 pub struct DeviceBatch {
-    pub block_tables: CudaSlice<i32>,
+    _storage: Option<CudaSlice<i32>>,
+    /// `[num_seqs, max_blocks]` i32, row-major, padded.
+    pub block_tables: u64,
     pub max_blocks: usize,
-    pub token_seq: CudaSlice<i32>,
-    pub positions: CudaSlice<i32>,
+    /// `[num_tokens]` i32 each.
+    pub token_seq: u64,
+    pub positions: u64,
     pub num_tokens: usize,
-    /// Keys the longest row attends to (its position + 1).
+    /// Keys the longest row may attend to: what the key splits are sized by.
     pub longest: usize,
 }
 
 impl DeviceBatch {
-    pub fn upload(gpu: &Gpu, batch: &BatchInput, meta: &AttnMeta) -> Result<Self, ModelError> {
-        let max_blocks = batch
-            .seqs
-            .iter()
-            .map(|s| s.block_table.len())
-            .max()
-            .unwrap_or(0)
-            .max(1);
-        let mut tables = vec![0i32; batch.seqs.len() * max_blocks];
+    /// Host arrays of a batch in one buffer: block tables (`max_blocks` wide), then
+    /// token_seq, then positions. Returns the buffer and `max_blocks`.
+    pub fn host_arrays(batch: &BatchInput, meta: &AttnMeta, max_blocks: usize) -> Vec<i32> {
+        let n = batch.tokens.len();
+        let mut v = vec![0i32; batch.seqs.len() * max_blocks + 2 * n];
         for (s, seq) in batch.seqs.iter().enumerate() {
-            for (i, &b) in seq.block_table.iter().enumerate() {
-                tables[s * max_blocks + i] = b as i32;
+            for (i, &b) in seq.block_table.iter().take(max_blocks).enumerate() {
+                v[s * max_blocks + i] = b as i32;
             }
         }
-        let seqs: Vec<i32> = meta.token_seq.iter().map(|&s| s as i32).collect();
-        let pos: Vec<i32> = batch.positions.iter().map(|&p| p as i32).collect();
-        let up = |v: &[i32]| gpu.stream.memcpy_stod(v).map_err(cuda_err("copy"));
-        Ok(DeviceBatch {
-            block_tables: up(&tables)?,
+        let at = batch.seqs.len() * max_blocks;
+        for (i, &s) in meta.token_seq.iter().enumerate() {
+            v[at + i] = s as i32;
+        }
+        for (i, &p) in batch.positions.iter().enumerate() {
+            v[at + n + i] = p as i32;
+        }
+        v
+    }
+
+    /// The widest block table of the batch.
+    pub fn widest(batch: &BatchInput) -> usize {
+        batch.seqs.iter().map(|s| s.block_table.len()).max().unwrap_or(0).max(1)
+    }
+
+    /// Pointers into `host_arrays`' layout at device address `base`.
+    pub fn at(base: u64, batch: &BatchInput, max_blocks: usize, longest: usize) -> DeviceBatch {
+        let at = (batch.seqs.len() * max_blocks) as u64;
+        let n = batch.tokens.len() as u64;
+        DeviceBatch {
+            _storage: None,
+            block_tables: base,
             max_blocks,
-            token_seq: up(&seqs)?,
-            positions: up(&pos)?,
+            token_seq: base + 4 * at,
+            positions: base + 4 * (at + n),
             num_tokens: batch.tokens.len(),
-            longest: batch.positions.iter().map(|&p| p as usize + 1).max().unwrap_or(0),
-        })
+            longest,
+        }
+    }
+
+    /// Uploads the batch's arrays to a buffer of their own.
+    pub fn upload(gpu: &Gpu, batch: &BatchInput, meta: &AttnMeta) -> Result<Self, ModelError> {
+        let max_blocks = Self::widest(batch);
+        let host = Self::host_arrays(batch, meta, max_blocks);
+        let storage = gpu.stream.memcpy_stod(&host).map_err(cuda_err("copy"))?;
+        let longest = batch.positions.iter().map(|&p| p as usize + 1).max().unwrap_or(0);
+        let base = storage.device_ptr(&gpu.stream).0;
+        let mut b = Self::at(base, batch, max_blocks, longest);
+        b._storage = Some(storage);
+        Ok(b)
     }
 }
 
@@ -77,6 +106,20 @@ pub struct AttnBuffers {
     pub q: u64,
     pub k_pool: u64,
     pub v_pool: u64,
+    /// Scratch of the split kernel's partial sums (`part_len` floats); when it is too
+    /// small for the launch, one is allocated for it (not inside a graph capture).
+    pub part: u64,
+    pub part_len: usize,
+}
+
+/// Floats of split-kernel scratch a launch over `batch` needs (0 for one split).
+pub fn part_len(gpu: &Gpu, batch: &DeviceBatch, shape: &AttnShape) -> usize {
+    let longest = shape.window.map_or(batch.longest, |w| batch.longest.min(w));
+    let splits = splits_for(gpu, batch.num_tokens, shape.num_kv_heads, longest);
+    if splits == 1 {
+        return 0;
+    }
+    batch.num_tokens * shape.num_heads * splits * (shape.head_dim + 2)
 }
 
 /// Key splits per (row, KV head) for the split kernel: enough blocks to fill the GPU
@@ -115,6 +158,8 @@ pub fn launch(
         q: q.device_ptr(st).0,
         k_pool: k_pool.device_ptr(st).0,
         v_pool: v_pool.device_ptr(st).0,
+        part: 0,
+        part_len: 0,
     };
     // Safety: the sizes of q and out were checked above; the pools are the caller's.
     unsafe { launch_raw(gpu, bufs, block_size, batch, shape, variant) }
@@ -179,18 +224,15 @@ pub unsafe fn launch_raw(
         let longest = window.map_or(batch.longest, |w| batch.longest.min(w));
         let splits = splits_for(gpu, batch.num_tokens, num_kv_heads, longest);
         let stride = head_dim + 2;
-        let mut part = if splits > 1 {
-            Some(
-                gpu.stream
-                    .alloc::<f32>(batch.num_tokens * num_heads * splits * stride)
-                    .map_err(cuda_err("alloc"))?,
-            )
+        let need = if splits > 1 { batch.num_tokens * num_heads * splits * stride } else { 0 };
+        let mut part = if need > bufs.part_len {
+            Some(gpu.stream.alloc::<f32>(need).map_err(cuda_err("alloc"))?)
         } else {
             None
         };
         let part_ptr = match part.as_mut() {
             Some(p) => p.device_ptr_mut(&gpu.stream).0,
-            None => 0u64,
+            None => bufs.part,
         };
         let f = gpu.function(name)?;
         let cfg = LaunchConfig {
