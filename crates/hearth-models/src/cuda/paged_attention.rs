@@ -205,22 +205,21 @@ pub unsafe fn launch_raw(
     let win = window.map_or(0, |w| w as i32);
     let cap = softcap.unwrap_or(0.0);
     let out_bf16 = i32::from(bufs.out_bf16);
-    if variant == Variant::Split {
-        let name = match head_dim {
-            64 => "paged_attention_split_d2",
-            128 => "paged_attention_split_d4",
-            256 => "paged_attention_split_d8",
-            _ => {
-                return Err(ModelError::BadBatch(format!(
-                    "GPU split attention: head_dim {head_dim} (64, 128 or 256)"
-                )))
-            }
-        };
-        if group > SPLIT_MAX_GROUP {
-            return Err(ModelError::BadBatch(format!(
-                "GPU attention: groups of {group} query heads (at most {SPLIT_MAX_GROUP})"
-            )));
-        }
+    // The split kernel serves head_dim 64, 128 and 256 and groups up to its
+    // SPLIT_MAX_GROUP; other shapes take the grouped (or per-head) kernel.
+    let split_name = match head_dim {
+        64 => Some("paged_attention_split_d2"),
+        128 => Some("paged_attention_split_d4"),
+        256 => Some("paged_attention_split_d8"),
+        _ => None,
+    }
+    .filter(|_| group <= SPLIT_MAX_GROUP);
+    let variant = match (variant, split_name) {
+        (Variant::Split, None) if group <= MAX_GROUP => Variant::Grouped,
+        (Variant::Split, None) => Variant::PerHead,
+        (v, _) => v,
+    };
+    if let (Variant::Split, Some(name)) = (variant, split_name) {
         let longest = window.map_or(batch.longest, |w| batch.longest.min(w));
         let splits = splits_for(gpu, batch.num_tokens, num_kv_heads, longest);
         let stride = head_dim + 2;

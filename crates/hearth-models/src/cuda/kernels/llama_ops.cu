@@ -95,3 +95,58 @@ extern "C" __global__ void silu_mul(void* out, int act_bf16, const float* gu, in
         store_act(out, act_bf16, i, g / (1.f + __expf(-g)) * gu[r * 2 * ffn + ffn + c]);
     }
 }
+
+// y[tok, r] = (y[tok, r] if accumulate) + sum_k w[r, k] * x[tok, k] for tok < t <= 8:
+// the matrix products of a decode step with few sequences, where the weights are read
+// once and that read is the whole cost. One warp per output row, 16-byte loads (8 bf16)
+// along k; needs cols % 8 == 0 (16-byte aligned rows). bf16 w and x, f32 y.
+#define GEMV_MAX_T 8
+
+__device__ __forceinline__ void unpack_bf16x8(const uint4 v, float* f) {
+    const unsigned u[4] = {v.x, v.y, v.z, v.w};
+    #pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        f[2 * i] = __uint_as_float(u[i] << 16);
+        f[2 * i + 1] = __uint_as_float(u[i] & 0xffff0000u);
+    }
+}
+
+extern "C" __global__ void gemv_bf16(float* y, const unsigned short* w, const unsigned short* x,
+                                     int rows, int cols, int t, int accumulate) {
+    const int row = (int)((blockIdx.x * (long)blockDim.x + threadIdx.x) >> 5);
+    const int lane = threadIdx.x & 31;
+    if (row >= rows) return;
+    const uint4* wr = reinterpret_cast<const uint4*>(w + (long)row * cols);
+    const int vecs = cols / 8;
+    float acc[GEMV_MAX_T];
+    #pragma unroll
+    for (int i = 0; i < GEMV_MAX_T; ++i) acc[i] = 0.f;
+    #pragma unroll 4
+    for (int v = lane; v < vecs; v += 32) {
+        float wf[8];
+        unpack_bf16x8(wr[v], wf);
+        #pragma unroll
+        for (int tok = 0; tok < GEMV_MAX_T; ++tok) {
+            if (tok < t) {
+                float xf[8];
+                unpack_bf16x8(reinterpret_cast<const uint4*>(x + (long)tok * cols)[v], xf);
+                float s = 0.f;
+                #pragma unroll
+                for (int j = 0; j < 8; ++j) s += wf[j] * xf[j];
+                acc[tok] += s;
+            }
+        }
+    }
+    #pragma unroll
+    for (int tok = 0; tok < GEMV_MAX_T; ++tok) {
+        if (tok < t) {
+            float s = acc[tok];
+            #pragma unroll
+            for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffff, s, o);
+            if (lane == 0) {
+                float* out = y + (long)tok * rows + row;
+                *out = accumulate ? *out + s : s;
+            }
+        }
+    }
+}
