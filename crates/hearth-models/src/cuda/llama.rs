@@ -104,8 +104,6 @@ pub struct CudaLlama {
     spare: Vec<Vec<f32>>,
     graphs: std::collections::HashMap<GraphKey, Graph>,
     graphs_on: bool,
-    /// Thin bf16 products through `gemv_bf16` (on unless `HEARTH_CUDA_GEMV=0`).
-    gemv_on: bool,
 }
 
 fn unsupported(what: &str) -> ModelError {
@@ -207,7 +205,6 @@ impl CudaLlama {
             spare: Vec::new(),
             graphs: Default::default(),
             graphs_on: std::env::var("HEARTH_CUDA_GRAPHS").as_deref() != Ok("0"),
-            gemv_on: std::env::var("HEARTH_CUDA_GEMV").as_deref() != Ok("0"),
             gpu,
         })
     }
@@ -215,12 +212,6 @@ impl CudaLlama {
     /// Which attention kernel the steps use (the split kernel unless told otherwise).
     pub fn set_attention(&mut self, variant: Variant) {
         self.variant = variant;
-        self.graphs.clear();
-    }
-
-    /// Whether products of at most 8 tokens use hearth's bf16 kernel or cuBLAS.
-    pub fn set_gemv(&mut self, on: bool) {
-        self.gemv_on = on;
         self.graphs.clear();
     }
 
@@ -252,19 +243,6 @@ impl CudaLlama {
     /// # Safety
     /// `x` must hold `t * w.cols` elements and `y` `t * w.rows` f32, on this stream.
     unsafe fn matmul(&self, x: u64, w: &Mat, y: u64, t: usize, accumulate: bool) -> Result<(), ModelError> {
-        // A few tokens: hearth's own product, one pass over the weights at full width
-        // (cuBLAS reads them at well under the memory's rate for such thin products).
-        if self.gemv_on && self.dtype == GpuDtype::Bf16 && t <= GEMV_MAX_T && w.cols % 8 == 0 {
-            let (rows, cols, t32) = (w.rows as i32, w.cols as i32, t as i32);
-            let (wp, acc) = (self.mat_ptr(w), i32::from(accumulate));
-            return self.launch(
-                "gemv_bf16",
-                (w.rows * 32).div_ceil(256),
-                256,
-                0,
-                &[&y, &wp, &x, &rows, &cols, &t32, &acc],
-            );
-        }
         let ab = match self.dtype {
             GpuDtype::F32 => cudaDataType::CUDA_R_32F,
             GpuDtype::Bf16 => cudaDataType::CUDA_R_16BF,
@@ -495,9 +473,6 @@ impl CausalLm for CudaLlama {
             .extend(logits.into_iter().filter(|v| v.capacity() > 0).take(room));
     }
 }
-
-/// Tokens a step may have for `gemv_bf16` (its GEMV_MAX_T).
-const GEMV_MAX_T: usize = 8;
 
 /// Decode graphs are captured for batches up to this many sequences.
 const MAX_GRAPH_TOKENS: usize = 512;
