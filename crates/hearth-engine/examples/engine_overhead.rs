@@ -31,7 +31,11 @@ impl CausalLm for FreeModel {
         true
     }
 
-    fn forward(&mut self, batch: &BatchInput, _: &mut KvCache) -> Result<Vec<Vec<f32>>, ModelError> {
+    fn forward(
+        &mut self,
+        batch: &BatchInput,
+        _: &mut KvCache,
+    ) -> Result<Vec<Vec<f32>>, ModelError> {
         self.step += 1;
         Ok(batch
             .seqs
@@ -59,7 +63,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let seqs: usize = args.get(1).map_or(Ok(128), |s| s.parse())?;
     let dir = args.get(2).cloned().unwrap_or_else(|| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../hearth-text/tests/fixtures/hf_tiny").into()
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../hearth-text/tests/fixtures/hf_tiny"
+        )
+        .into()
     });
     let tokenizer = Arc::new(hearth_text::Tokenizer::from_hf_dir(&dir)?);
     let known = tokenizer.vocab_size().min(VOCAB) as u32;
@@ -97,7 +105,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 ignore_eos: true,
                 ..SamplingParams::default()
             };
-            let prompt_ids = (0..512).map(|i| ((i * 31 + s * 7) as u32) % known).collect();
+            let prompt_ids = (0..512)
+                .map(|i| ((i * 31 + s * 7) as u32) % known)
+                .collect();
             let mut stream = engine.submit(Request { prompt_ids, params })?;
             tasks.push(tokio::spawn(async move {
                 let mut n = 0usize;

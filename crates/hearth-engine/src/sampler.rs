@@ -110,7 +110,10 @@ pub fn argmax(xs: &[f32]) -> u32 {
         }
     }
     let tail = chunks.remainder().iter().copied();
-    let max = lanes.into_iter().chain(tail).fold(f32::NEG_INFINITY, |m, x| if x > m { x } else { m });
+    let max = lanes
+        .into_iter()
+        .chain(tail)
+        .fold(f32::NEG_INFINITY, |m, x| if x > m { x } else { m });
     xs.iter().position(|&x| x == max).unwrap_or(0) as u32
 }
 
@@ -240,7 +243,11 @@ mod tests {
                         state ^= state << 17;
                         // Few distinct values in round 0, so that ties are common.
                         let v = (state >> 40) as f32 / (1u64 << 24) as f32;
-                        if round == 0 { (v * 4.0).floor() } else { v * 20.0 - 10.0 }
+                        if round == 0 {
+                            (v * 4.0).floor()
+                        } else {
+                            v * 20.0 - 10.0
+                        }
                     })
                     .collect();
                 assert_eq!(argmax(&xs), naive(&xs), "len {len} round {round}");

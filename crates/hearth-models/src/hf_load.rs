@@ -29,13 +29,7 @@ pub fn load_safetensors_dir_with(
     dir: &Path,
     quantization: Option<GgmlDType>,
 ) -> Result<LoadedModel, ModelError> {
-    let path = dir.join("config.json");
-    let text = std::fs::read_to_string(&path).map_err(|source| ModelError::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
-    let config: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| ModelError::Invalid(format!("{}: {e}", path.display())))?;
+    let config = read_config(dir)?;
     if crate::gemma3::is_gemma3(&config) {
         let cfg = crate::gemma3::Gemma3Config::from_json(&config)?;
         let st = SafetensorsDir::open(dir)?;
@@ -60,13 +54,7 @@ pub fn load_safetensors_dir_with(
 /// A llama-family Hugging Face folder (Llama, Qwen2, Qwen3) as a CPU llama with dense
 /// f32 matrices: what the CUDA backend uploads. Gemma 3 folders are refused.
 pub fn load_llama_dir(dir: &Path) -> Result<Llama, ModelError> {
-    let path = dir.join("config.json");
-    let text = std::fs::read_to_string(&path).map_err(|source| ModelError::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
-    let config: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| ModelError::Invalid(format!("{}: {e}", path.display())))?;
+    let config = read_config(dir)?;
     if crate::gemma3::is_gemma3(&config) {
         return Err(ModelError::Unsupported(
             "Gemma 3 runs on the CPU only for now".into(),
@@ -74,6 +62,16 @@ pub fn load_llama_dir(dir: &Path) -> Result<Llama, ModelError> {
     }
     let hf = HfConfig::from_json(&config)?;
     build(&hf, &SafetensorsDir::open(dir)?, &Device::Cpu, None)
+}
+
+/// A folder's `config.json`, parsed.
+fn read_config(dir: &Path) -> Result<serde_json::Value, ModelError> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|source| ModelError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|e| ModelError::Invalid(format!("{}: {e}", path.display())))
 }
 
 fn build(

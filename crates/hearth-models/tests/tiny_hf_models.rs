@@ -90,8 +90,13 @@ fn load(name: &str) -> Box<dyn CausalLm> {
         let gpu = hearth_models::cuda::load_safetensors_dir(&dir(name), 0, GpuDtype::F32);
         return Box::new(gpu.expect("load fixture onto the GPU"));
     }
-    assert!(!on_cuda(), "HEARTH_TEST_DEVICE=cuda needs a build with --features cuda");
-    load_safetensors_dir(&dir(name)).expect("load fixture").model
+    assert!(
+        !on_cuda(),
+        "HEARTH_TEST_DEVICE=cuda needs a build with --features cuda"
+    );
+    load_safetensors_dir(&dir(name))
+        .expect("load fixture")
+        .model
 }
 
 fn setup(name: &str) -> (Box<dyn CausalLm>, KvCache) {

@@ -119,7 +119,11 @@ pub fn load_on(
 }
 
 #[cfg(feature = "cuda")]
-fn load_cuda(path: &Path, quantization: Option<GgmlDType>, dtype: DtypeArg) -> Result<LoadedSource> {
+fn load_cuda(
+    path: &Path,
+    quantization: Option<GgmlDType>,
+    dtype: DtypeArg,
+) -> Result<LoadedSource> {
     use hearth_models::cuda::llama::GpuDtype;
     anyhow::ensure!(
         quantization.is_none(),

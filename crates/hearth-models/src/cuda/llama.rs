@@ -129,7 +129,11 @@ fn dense(l: &Linear) -> Result<&Tensor, ModelError> {
 impl CudaLlama {
     /// Moves a llama whose matrices are dense f32 (GGUF loaded with `dequantize: true`,
     /// or a safetensors folder) to GPU `ordinal`, its weights as `dtype`.
-    pub fn from_cpu(model: &Llama, ordinal: usize, dtype: GpuDtype) -> Result<CudaLlama, ModelError> {
+    pub fn from_cpu(
+        model: &Llama,
+        ordinal: usize,
+        dtype: GpuDtype,
+    ) -> Result<CudaLlama, ModelError> {
         let gpu = Gpu::new(ordinal)?;
         let blas = CudaBlas::new(gpu.stream.clone())
             .map_err(|e| ModelError::Unsupported(format!("cuBLAS: {e}")))?;
@@ -242,7 +246,14 @@ impl CudaLlama {
     ///
     /// # Safety
     /// `x` must hold `t * w.cols` elements and `y` `t * w.rows` f32, on this stream.
-    unsafe fn matmul(&self, x: u64, w: &Mat, y: u64, t: usize, accumulate: bool) -> Result<(), ModelError> {
+    unsafe fn matmul(
+        &self,
+        x: u64,
+        w: &Mat,
+        y: u64,
+        t: usize,
+        accumulate: bool,
+    ) -> Result<(), ModelError> {
         let ab = match self.dtype {
             GpuDtype::F32 => cudaDataType::CUDA_R_32F,
             GpuDtype::Bf16 => cudaDataType::CUDA_R_16BF,
@@ -338,7 +349,11 @@ impl CudaLlama {
         ];
         self.scratch.bufs.clear();
         for n in sizes {
-            let b = self.gpu.stream.alloc_zeros::<f32>(n * t).map_err(cuda_err("alloc"))?;
+            let b = self
+                .gpu
+                .stream
+                .alloc_zeros::<f32>(n * t)
+                .map_err(cuda_err("alloc"))?;
             self.scratch.bufs.push(b);
         }
         self.scratch.tokens = t;
@@ -433,7 +448,11 @@ impl CausalLm for CudaLlama {
             tokens: t,
             width: dbatch.max_blocks,
         };
-        if !(decode && self.graphs_on && t <= MAX_GRAPH_TOKENS && self.replay(key, &dbatch, cache)?) {
+        if !(decode
+            && self.graphs_on
+            && t <= MAX_GRAPH_TOKENS
+            && self.replay(key, &dbatch, cache)?)
+        {
             self.enqueue(t, wanted.len(), &dbatch, cache)?;
         }
         if wanted.is_empty() {
@@ -537,7 +556,10 @@ impl CudaLlama {
         if self.part.as_ref().is_some_and(|p| p.len() >= floats) || floats == 0 {
             return Ok(());
         }
-        let p = self.gpu.stream.alloc_zeros::<f32>(floats.next_power_of_two());
+        let p = self
+            .gpu
+            .stream
+            .alloc_zeros::<f32>(floats.next_power_of_two());
         self.part = Some(p.map_err(cuda_err("alloc"))?);
         self.graphs.clear();
         Ok(())
@@ -549,7 +571,12 @@ impl CudaLlama {
             return Ok(());
         }
         let n = rows.max(1).next_power_of_two() * self.lm_head.rows;
-        self.logits_dev = Some(self.gpu.stream.alloc_zeros::<f32>(n).map_err(cuda_err("alloc"))?);
+        self.logits_dev = Some(
+            self.gpu
+                .stream
+                .alloc_zeros::<f32>(n)
+                .map_err(cuda_err("alloc"))?,
+        );
         // Safety: pinned host memory the driver allocates; written only by copies on
         // this stream, read after they complete (as_slice synchronizes).
         let host = unsafe { self.gpu.ctx.alloc_pinned::<f32>(n) };
@@ -560,11 +587,18 @@ impl CudaLlama {
 
     /// Replays (capturing first if new) the decode graph of `key`; false when capture
     /// failed, after which graphs are off and the step runs launch by launch.
-    fn replay(&mut self, key: GraphKey, dbatch: &DeviceBatch, cache: &KvCache) -> Result<bool, ModelError> {
+    fn replay(
+        &mut self,
+        key: GraphKey,
+        dbatch: &DeviceBatch,
+        cache: &KvCache,
+    ) -> Result<bool, ModelError> {
         if !self.graphs.contains_key(&key) {
             let st = self.gpu.stream.clone();
-            st.begin_capture(cudarc::driver::sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)
-                .map_err(cuda_err("graph capture"))?;
+            st.begin_capture(
+                cudarc::driver::sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL,
+            )
+            .map_err(cuda_err("graph capture"))?;
             let body = self.enqueue(key.tokens, key.tokens, dbatch, cache);
             let flags = cudarc::driver::sys::CUgraphInstantiate_flags::CUDA_GRAPH_INSTANTIATE_FLAG_AUTO_FREE_ON_LAUNCH;
             let graph = st.end_capture(flags);
@@ -592,7 +626,13 @@ impl CudaLlama {
     /// Enqueues the whole step on the stream, from the token ids in the input buffer
     /// to the logits of the `wanted` sequences in `logits_dev`; allocates nothing (so
     /// that it can be captured).
-    fn enqueue(&self, t: usize, wanted: usize, dbatch: &DeviceBatch, cache: &KvCache) -> Result<(), ModelError> {
+    fn enqueue(
+        &self,
+        t: usize,
+        wanted: usize,
+        dbatch: &DeviceBatch,
+        cache: &KvCache,
+    ) -> Result<(), ModelError> {
         let c = &self.cfg;
         let (hidden, nh, nkv, hd) = (c.hidden_size, c.num_heads, c.num_kv_heads, c.head_dim);
         let inputs = self.inputs.as_ref().ok_or_else(|| unsupported("inputs"))?;
@@ -605,26 +645,38 @@ impl CudaLlama {
         let (ffn32, eps, neox) = (c.ffn_size as i32, c.rms_eps, i32::from(c.neox_rope));
         let null = 0u64;
         let shape = self.attn_shape();
-        let (part, part_len) = self.part.as_ref().map_or((0, 0), |p| (self.ptr(p), p.len()));
+        let (part, part_len) = self
+            .part
+            .as_ref()
+            .map_or((0, 0), |p| (self.ptr(p), p.len()));
         let embed = self.mat_ptr(&self.embed);
         self.launch("embedding", t, 256, 0, &[&s[X], &embed, &bf16, &ids, &h32])?;
         let inv_freq = self.ptr(&self.inv_freq);
         for (i, w) in self.layers.iter().enumerate() {
             let (kp, vp) = (self.ptr(&self.pools[i].0), self.ptr(&self.pools[i].1));
             let attn_norm = self.ptr(&w.attn_norm);
-            self.launch("rms_norm", t, 256, 0, &[&s[H], &bf16, &s[X], &null, &attn_norm, &h32, &eps])?;
+            self.launch(
+                "rms_norm",
+                t,
+                256,
+                0,
+                &[&s[H], &bf16, &s[X], &null, &attn_norm, &h32, &eps],
+            )?;
             // Safety: H holds t * hidden, QKV t * (heads + 2 kv heads) * head_dim.
             unsafe { self.matmul(s[H], &w.wqkv, s[QKV], t, false)? };
             let bias = w.qkv_bias.as_ref().map_or(0, |b| self.ptr(b));
-            let (qn, kn) = w.qk_norm.as_ref().map_or((0, 0), |(q, k)| (self.ptr(q), self.ptr(k)));
+            let (qn, kn) = w
+                .qk_norm
+                .as_ref()
+                .map_or((0, 0), |(q, k)| (self.ptr(q), self.ptr(k)));
             self.launch(
                 "qkv_finish",
                 t,
                 256,
                 (8 * hd * 4) as u32,
                 &[
-                    &s[Q], &kp, &vp, &s[QKV], &bias, &qn, &kn, &eps, &positions, &slots,
-                    &inv_freq, &nh32, &nkv32, &hd32, &neox,
+                    &s[Q], &kp, &vp, &s[QKV], &bias, &qn, &kn, &eps, &positions, &slots, &inv_freq,
+                    &nh32, &nkv32, &hd32, &neox,
                 ],
             )?;
             let bufs = AttnBuffers {
@@ -638,16 +690,37 @@ impl CudaLlama {
             };
             // Safety: Q and A hold t * heads * head_dim; AttnMeta checked the slots and
             // block tables against the pool the engine sized.
-            unsafe { attend(&self.gpu, bufs, cache.layout.block_size, dbatch, shape, self.variant)? };
+            unsafe {
+                attend(
+                    &self.gpu,
+                    bufs,
+                    cache.layout.block_size,
+                    dbatch,
+                    shape,
+                    self.variant,
+                )?
+            };
             // Safety: A holds t * heads * head_dim, X t * hidden.
             unsafe { self.matmul(s[A], &w.wo, s[X], t, true)? };
             let ffn_norm = self.ptr(&w.ffn_norm);
-            self.launch("rms_norm", t, 256, 0, &[&s[H], &bf16, &s[X], &null, &ffn_norm, &h32, &eps])?;
+            self.launch(
+                "rms_norm",
+                t,
+                256,
+                0,
+                &[&s[H], &bf16, &s[X], &null, &ffn_norm, &h32, &eps],
+            )?;
             // Safety: GU holds t * 2 ffn.
             unsafe { self.matmul(s[H], &w.w_gate_up, s[GU], t, false)? };
             let n = (t * c.ffn_size) as i64;
             let grid = (t * c.ffn_size).div_ceil(256).min(4096);
-            self.launch("silu_mul", grid, 256, 0, &[&s[ACT], &bf16, &s[GU], &ffn32, &n])?;
+            self.launch(
+                "silu_mul",
+                grid,
+                256,
+                0,
+                &[&s[ACT], &bf16, &s[GU], &ffn32, &n],
+            )?;
             // Safety: ACT holds t * ffn.
             unsafe { self.matmul(s[ACT], &w.w_down, s[X], t, true)? };
         }
@@ -655,8 +728,17 @@ impl CudaLlama {
             return Ok(());
         }
         let norm = self.ptr(&self.norm);
-        self.launch("rms_norm", wanted, 256, 0, &[&s[LOGITS_IN], &bf16, &s[X], &rows, &norm, &h32, &eps])?;
-        let out = self.logits_dev.as_ref().ok_or_else(|| unsupported("logits buffer"))?;
+        self.launch(
+            "rms_norm",
+            wanted,
+            256,
+            0,
+            &[&s[LOGITS_IN], &bf16, &s[X], &rows, &norm, &h32, &eps],
+        )?;
+        let out = self
+            .logits_dev
+            .as_ref()
+            .ok_or_else(|| unsupported("logits buffer"))?;
         // Safety: LOGITS_IN holds wanted <= t rows of hidden; out holds wanted * vocab.
         unsafe { self.matmul(s[LOGITS_IN], &self.lm_head, self.ptr(out), wanted, false) }
     }

@@ -88,7 +88,10 @@ impl Gpu {
         if let Some(f) = known.get(name) {
             return Ok(f.clone());
         }
-        let f = self.module.load_function(name).map_err(cuda_err("kernel"))?;
+        let f = self
+            .module
+            .load_function(name)
+            .map_err(cuda_err("kernel"))?;
         known.insert(name.to_string(), f.clone());
         Ok(f)
     }

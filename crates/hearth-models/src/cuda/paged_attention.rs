@@ -66,7 +66,13 @@ impl DeviceBatch {
 
     /// The widest block table of the batch.
     pub fn widest(batch: &BatchInput) -> usize {
-        batch.seqs.iter().map(|s| s.block_table.len()).max().unwrap_or(0).max(1)
+        batch
+            .seqs
+            .iter()
+            .map(|s| s.block_table.len())
+            .max()
+            .unwrap_or(0)
+            .max(1)
     }
 
     /// Pointers into `host_arrays`' layout at device address `base`.
@@ -89,7 +95,12 @@ impl DeviceBatch {
         let max_blocks = Self::widest(batch);
         let host = Self::host_arrays(batch, meta, max_blocks);
         let storage = gpu.stream.memcpy_stod(&host).map_err(cuda_err("copy"))?;
-        let longest = batch.positions.iter().map(|&p| p as usize + 1).max().unwrap_or(0);
+        let longest = batch
+            .positions
+            .iter()
+            .map(|&p| p as usize + 1)
+            .max()
+            .unwrap_or(0);
         let base = storage.device_ptr(&gpu.stream).0;
         let mut b = Self::at(base, batch, max_blocks, longest);
         b._storage = Some(storage);
@@ -223,7 +234,11 @@ pub unsafe fn launch_raw(
         let longest = window.map_or(batch.longest, |w| batch.longest.min(w));
         let splits = splits_for(gpu, batch.num_tokens, num_kv_heads, longest);
         let stride = head_dim + 2;
-        let need = if splits > 1 { batch.num_tokens * num_heads * splits * stride } else { 0 };
+        let need = if splits > 1 {
+            batch.num_tokens * num_heads * splits * stride
+        } else {
+            0
+        };
         let mut part = if need > bufs.part_len {
             Some(gpu.stream.alloc::<f32>(need).map_err(cuda_err("alloc"))?)
         } else {
