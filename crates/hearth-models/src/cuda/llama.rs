@@ -7,49 +7,22 @@
 
 use std::ffi::c_void;
 
-use candle_core::quantized::QMatMul;
-use candle_core::Tensor;
 use cudarc::cublas::sys::{
     cublasComputeType_t, cublasGemmAlgo_t, cublasOperation_t as Op, cudaDataType,
 };
 use cudarc::cublas::CudaBlas;
-use cudarc::driver::{CudaSlice, DevicePtr, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaSlice, DevicePtr, LaunchConfig};
 
+use super::kernel_arg::KernelArg;
 use super::paged_attention::{launch_raw as attend, AttnBuffers, DeviceBatch, Variant};
+use super::step_graph::{Graph, GraphKey, StepInputs};
+pub use super::weights::{bf16_bits, round_weights_to_bf16, GpuDtype};
+use super::weights::{dense, host_f32, Mat, Weights};
 use super::{cuda_err, Gpu};
 use crate::attention::{AttnMeta, AttnShape};
 use crate::llama::{Llama, LlamaConfig};
 use crate::quant::Linear;
 use crate::{BatchInput, CausalLm, KvCache, ModelError, ModelSpec};
-
-/// The type weights are held in on the GPU (activations that a matrix product reads
-/// follow it; the residual stream, the K/V pool and the logits stay f32).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GpuDtype {
-    F32,
-    Bf16,
-}
-
-/// `f` rounded to bf16 (nearest even), as its bits: what the GPU holds.
-pub fn bf16_bits(f: f32) -> u16 {
-    let u = f.to_bits();
-    if f.is_nan() {
-        return 0x7fc0;
-    }
-    (u.wrapping_add(0x7fff + ((u >> 16) & 1)) >> 16) as u16
-}
-
-enum Weights {
-    F32(CudaSlice<f32>),
-    Bf16(CudaSlice<u16>),
-}
-
-/// A `[rows, cols]` matrix on the device (row-major).
-struct Mat {
-    w: Weights,
-    rows: usize,
-    cols: usize,
-}
 
 struct Layer {
     attn_norm: CudaSlice<f32>,
@@ -106,24 +79,8 @@ pub struct CudaLlama {
     graphs_on: bool,
 }
 
-fn unsupported(what: &str) -> ModelError {
+pub(super) fn unsupported(what: &str) -> ModelError {
     ModelError::Unsupported(format!("CUDA llama: {what}"))
-}
-
-fn host_f32(t: &Tensor) -> Result<Vec<f32>, ModelError> {
-    Ok(t.flatten_all()?
-        .to_dtype(candle_core::DType::F32)?
-        .to_vec1::<f32>()?)
-}
-
-/// The f32 tensor of a dense (dequantized) linear layer.
-fn dense(l: &Linear) -> Result<&Tensor, ModelError> {
-    match l {
-        Linear::Candle(QMatMul::Tensor(t)) => Ok(t),
-        _ => Err(unsupported(
-            "load the model with dense f32 matrices (dequantize: true)",
-        )),
-    }
 }
 
 impl CudaLlama {
@@ -360,55 +317,6 @@ impl CudaLlama {
         self.graphs.clear();
         Ok(())
     }
-}
-
-/// A kernel argument of any type `launch` takes.
-trait KernelArg {
-    fn push<'a>(&'a self, b: &mut cudarc::driver::LaunchArgs<'a>);
-}
-impl KernelArg for u64 {
-    fn push<'a>(&'a self, b: &mut cudarc::driver::LaunchArgs<'a>) {
-        b.arg(self);
-    }
-}
-impl KernelArg for i32 {
-    fn push<'a>(&'a self, b: &mut cudarc::driver::LaunchArgs<'a>) {
-        b.arg(self);
-    }
-}
-impl KernelArg for i64 {
-    fn push<'a>(&'a self, b: &mut cudarc::driver::LaunchArgs<'a>) {
-        b.arg(self);
-    }
-}
-impl KernelArg for f32 {
-    fn push<'a>(&'a self, b: &mut cudarc::driver::LaunchArgs<'a>) {
-        b.arg(self);
-    }
-}
-
-/// Device-side step inputs in one i32 buffer: token ids, slots, last rows of the
-/// sequences that want logits, then the attention arrays (`DeviceBatch::host_arrays`).
-/// Kept across steps at fixed addresses, so that a captured graph reads each step's.
-struct StepInputs {
-    buf: CudaSlice<i32>,
-    /// Block-table width every step is padded to (grows, never shrinks).
-    width: usize,
-}
-
-/// A captured graph, owned by the model.
-struct Graph(cudarc::driver::CudaGraph);
-
-// Safety: CUDA graphs may be used from any thread as long as calls on one graph are
-// serialized; this one lives inside the model, which moves to the engine thread and
-// is used by that thread alone (`&mut self` for every replay).
-unsafe impl Send for Graph {}
-
-/// The step's shape a captured decode graph was made for.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-struct GraphKey {
-    tokens: usize,
-    width: usize,
 }
 
 impl CausalLm for CudaLlama {
@@ -742,33 +650,4 @@ impl CudaLlama {
         // Safety: LOGITS_IN holds wanted <= t rows of hidden; out holds wanted * vocab.
         unsafe { self.matmul(s[LOGITS_IN], &self.lm_head, self.ptr(out), wanted, false) }
     }
-}
-
-/// Rounds every matrix of a dense CPU llama to bf16 in place: the CPU reference for a
-/// GPU model loaded with `GpuDtype::Bf16`, so a check compares arithmetic, not storage.
-pub fn round_weights_to_bf16(model: &mut Llama) -> Result<(), ModelError> {
-    let round = |l: &mut Linear| -> Result<(), ModelError> {
-        let t = dense(l)?;
-        let r = t
-            .to_dtype(candle_core::DType::BF16)?
-            .to_dtype(candle_core::DType::F32)?;
-        *l = Linear::Candle(QMatMul::Tensor(r));
-        Ok(())
-    };
-    round(&mut model.embed)?;
-    round(&mut model.lm_head)?;
-    for w in &mut model.layers {
-        for l in [
-            &mut w.wq,
-            &mut w.wk,
-            &mut w.wv,
-            &mut w.wo,
-            &mut w.w_gate,
-            &mut w.w_up,
-            &mut w.w_down,
-        ] {
-            round(l)?;
-        }
-    }
-    Ok(())
 }

@@ -3,8 +3,11 @@
 //! (cudarc's dynamic loading): building hearth with `--features cuda` needs no CUDA
 //! toolkit, only running it needs a driver and libnvrtc.
 
+mod kernel_arg;
 pub mod llama;
 pub mod paged_attention;
+mod step_graph;
+mod weights;
 
 use std::sync::Arc;
 
