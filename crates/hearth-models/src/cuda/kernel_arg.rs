@@ -1,27 +1,14 @@
 //! Kernel arguments of mixed types for one launch call.
 
-use cudarc::driver::{LaunchArgs, PushKernelArg};
+use cudarc::driver::{DeviceRepr, LaunchArgs, PushKernelArg};
 
-/// A kernel argument of any type `launch` takes.
+/// A kernel argument of any type `launch` takes: any plain value cudarc passes by
+/// value (device pointers travel as `u64`).
 pub(super) trait KernelArg {
     fn push<'a>(&'a self, b: &mut LaunchArgs<'a>);
 }
-impl KernelArg for u64 {
-    fn push<'a>(&'a self, b: &mut LaunchArgs<'a>) {
-        b.arg(self);
-    }
-}
-impl KernelArg for i32 {
-    fn push<'a>(&'a self, b: &mut LaunchArgs<'a>) {
-        b.arg(self);
-    }
-}
-impl KernelArg for i64 {
-    fn push<'a>(&'a self, b: &mut LaunchArgs<'a>) {
-        b.arg(self);
-    }
-}
-impl KernelArg for f32 {
+
+impl<T: DeviceRepr> KernelArg for T {
     fn push<'a>(&'a self, b: &mut LaunchArgs<'a>) {
         b.arg(self);
     }

@@ -125,19 +125,23 @@ pub struct AttnBuffers {
 
 /// Floats of split-kernel scratch a launch over `batch` needs (0 for one split).
 pub fn part_len(gpu: &Gpu, batch: &DeviceBatch, shape: &AttnShape) -> usize {
-    let longest = shape.window.map_or(batch.longest, |w| batch.longest.min(w));
-    let splits = splits_for(gpu, batch.num_tokens, shape.num_kv_heads, longest);
-    if splits == 1 {
-        return 0;
-    }
-    batch.num_tokens * shape.num_heads * splits * (shape.head_dim + 2)
+    split_plan(gpu, batch, shape).1
 }
 
-/// Key splits per (row, KV head) for the split kernel: enough blocks to fill the GPU
-/// twice over, no split shorter than 32 keys.
-fn splits_for(gpu: &Gpu, rows: usize, num_kv_heads: usize, longest: usize) -> usize {
-    let want = (2 * gpu.multiprocessors).div_ceil((rows * num_kv_heads).max(1));
-    want.clamp(1, longest.div_ceil(32).max(1))
+/// Key splits per (row, KV head) for the split kernel (enough blocks to fill the GPU
+/// twice over, no split shorter than 32 keys), and the scratch floats they need.
+fn split_plan(gpu: &Gpu, batch: &DeviceBatch, shape: &AttnShape) -> (usize, usize) {
+    let longest = shape.window.map_or(batch.longest, |w| batch.longest.min(w));
+    let pairs = (batch.num_tokens * shape.num_kv_heads).max(1);
+    let splits = (2 * gpu.multiprocessors)
+        .div_ceil(pairs)
+        .clamp(1, longest.div_ceil(32).max(1));
+    let part = if splits > 1 {
+        batch.num_tokens * shape.num_heads * splits * (shape.head_dim + 2)
+    } else {
+        0
+    };
+    (splits, part)
 }
 
 /// Launches the kernel: `out` and `q` are `[T, num_heads, head_dim]`, the pools one
@@ -231,14 +235,8 @@ pub unsafe fn launch_raw(
         (v, _) => v,
     };
     if let (Variant::Split, Some(name)) = (variant, split_name) {
-        let longest = window.map_or(batch.longest, |w| batch.longest.min(w));
-        let splits = splits_for(gpu, batch.num_tokens, num_kv_heads, longest);
+        let (splits, need) = split_plan(gpu, batch, &shape);
         let stride = head_dim + 2;
-        let need = if splits > 1 {
-            batch.num_tokens * num_heads * splits * stride
-        } else {
-            0
-        };
         let mut part = if need > bufs.part_len {
             Some(gpu.stream.alloc::<f32>(need).map_err(cuda_err("alloc"))?)
         } else {
