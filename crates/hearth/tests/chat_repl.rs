@@ -127,10 +127,11 @@ async fn piped_turns_carry_history_and_commands_work() {
     let i1 = stdout
         .find(&a1)
         .unwrap_or_else(|| panic!("no first answer in {stdout}"));
-    let i2 = stdout
-        .find(&a2)
-        .unwrap_or_else(|| panic!("no second answer in {stdout}"));
-    assert!(i1 < i2, "{stdout}");
+    // After the first (the two may be the same text: a small model may repeat itself).
+    assert!(
+        stdout[i1 + a1.len()..].contains(&a2),
+        "no second answer after the first in {stdout}"
+    );
 
     // /clear kept the /system prompt and dropped the turns.
     let system = "You are a pirate. Answer like one.";

@@ -1,182 +1,208 @@
-//! Q8_0 x Q8_0 dot products of one weight row against a run of activation rows:
-//! scalar (candle's order), AVX2 and VNNI. Both SIMD paths use ggml's sign trick,
-//! |w| (u8) x sign(a, w) (i8), so the u8 x i8 instructions see a signed product.
+//! Q8_0 weights repacked 8 rows to a unit (`Q8_0X8`, the same 272 bytes as the file's 8
+//! blocks) and their dot products with Q8_0 activation rows, laid out as `dot_q4_1`'s
+//! units: each 32-byte vector holds 4 consecutive weights of each of the 8 rows, one
+//! broadcast of 4 activation bytes meets all 8 rows, each output lane is one weight row.
+//! The weights are stored offset to u8 (w + 128) for the u8 x i8 `vpdpbusd`; the offset's
+//! share, 128 * sum(a), comes off the exact integer sum. The AVX2 path undoes the offset
+//! and uses ggml's sign trick (|w| x sign(a, w)) so that `maddubs` cannot saturate. Both
+//! give the same bits, whatever the batch.
 
 use super::kernel::Kernel;
-use super::q8_0::{BlockQ8_0, Q8_0_BLOCK_BYTES};
+use super::q8_0::BlockQ8_0;
+use super::q8_1::QK;
 use half::f16;
 
-/// The activations' `d` of each full group of 4 rows, laid out `[group][block][d0..d4]`,
-/// so a tile of 4 rows gets its 4 scales with one vector load.
-pub(crate) fn group_scales(acts: &[BlockQ8_0], m: usize, kb: usize) -> Vec<f32> {
-    let mut g = vec![0f32; m / 4 * kb * 4];
-    for (gi, out) in g.chunks_exact_mut(kb * 4).enumerate() {
-        for (b, o) in out.chunks_exact_mut(4).enumerate() {
-            for (j, v) in o.iter_mut().enumerate() {
-                *v = acts[(gi * 4 + j) * kb + b].d;
-            }
-        }
-    }
-    g
+/// Weight rows per unit.
+pub(crate) const ROWS: usize = 8;
+
+/// One 32-weight block of 8 rows.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Q8_0X8 {
+    /// Per row: the f16 scale (value = d * q).
+    pub(crate) d: [u16; ROWS],
+    /// `[run v][row][b]`: weight 4v + b of the row, as `q + 128`.
+    pub(crate) qs: [[[u8; 4]; ROWS]; 8],
 }
 
-/// `out[r] = dot(w, acts[r * kb..(r + 1) * kb])` for every r, where `w` is one weight
-/// row of `kb` Q8_0 blocks and `groups` holds `group_scales` from the group of `acts`
-/// row 0 on.
-pub(crate) fn dot_rows(
-    kernel: Kernel,
-    w: &[u8],
-    acts: &[BlockQ8_0],
-    groups: &[f32],
-    out: &mut [f32],
-) {
-    let kb = w.len() / Q8_0_BLOCK_BYTES;
+const _: () = assert!(std::mem::size_of::<Q8_0X8>() == ROWS * 34);
+
+impl Q8_0X8 {
+    pub(crate) const ZERO: Q8_0X8 = Q8_0X8 {
+        d: [0; ROWS],
+        qs: [[[128; 4]; ROWS]; 8],
+    };
+
+    /// Row `r`'s quantized weight `e` (< 32).
+    pub(crate) fn q(&self, r: usize, e: usize) -> i8 {
+        (self.qs[e / 4][r][e % 4] ^ 0x80) as i8
+    }
+
+    /// Sets row `r` from a ggml block (f16 d, 32 i8).
+    pub(crate) fn set_row(&mut self, r: usize, blk: &[u8]) {
+        self.d[r] = u16::from_le_bytes([blk[0], blk[1]]);
+        for (e, &q) in blk[2..2 + QK].iter().enumerate() {
+            self.qs[e / 4][r][e % 4] = q ^ 0x80;
+        }
+    }
+
+    pub(crate) fn d(&self, r: usize) -> f32 {
+        f16::from_bits(self.d[r]).to_f32()
+    }
+}
+
+/// `out[rr * m + j] = dot(row rr of unit row w, activation row j of a)` for the 8 rows
+/// and the `a.len() / w.len()` activation rows, with `kernel` (a slower one where the
+/// CPU lacks it).
+pub(crate) fn dot_unit(kernel: Kernel, w: &[Q8_0X8], a: &[BlockQ8_0], m: usize, out: &mut [f32]) {
+    let kb = w.len();
+    let t = a.len() / kb.max(1);
     // Real asserts: the SIMD paths read through raw pointers.
-    assert_eq!(w.len(), kb * Q8_0_BLOCK_BYTES, "partial Q8_0 block");
-    assert_eq!(acts.len(), out.len() * kb, "activation rows do not match");
-    assert!(
-        groups.len() >= out.len() / 4 * kb * 4,
-        "group scales missing"
-    );
+    assert!(kb > 0 && a.len() == t * kb, "Q8_0 unit shape");
+    assert!(out.len() >= (ROWS - 1) * m + t, "Q8_0 unit output");
     match kernel.effective() {
-        // SAFETY: `effective` checked the CPU features; lengths checked above.
+        // SAFETY: `effective` checked the CPU features; lengths asserted above.
         #[cfg(target_arch = "x86_64")]
-        Kernel::Vnni => unsafe { vnni::dot_rows(w, acts, groups, kb, out) },
+        Kernel::Vnni => unsafe { vnni::dot_unit(w, a, m, out) },
         #[cfg(target_arch = "x86_64")]
-        Kernel::Avx2 => unsafe { avx2::dot_rows(w, acts, groups, kb, out) },
-        _ => {
-            for (r, o) in out.iter_mut().enumerate() {
-                *o = dot_scalar(w, &acts[r * kb..(r + 1) * kb]);
+        Kernel::Avx2 => unsafe { avx2::dot_unit(w, a, m, out) },
+        _ => dot_unit_scalar(w, a, m, out),
+    }
+}
+
+/// The same operations in the same order as candle's generic Q8_0 x Q8_0 `vec_dot`.
+pub(crate) fn dot_unit_scalar(w: &[Q8_0X8], a: &[BlockQ8_0], m: usize, out: &mut [f32]) {
+    let kb = w.len();
+    for j in 0..a.len() / kb {
+        for r in 0..ROWS {
+            let mut sumf = 0f32;
+            for (u, ab) in w.iter().zip(&a[j * kb..(j + 1) * kb]) {
+                let sumi: i32 = (0..QK).map(|e| u.q(r, e) as i32 * ab.qs[e] as i32).sum();
+                sumf += sumi as f32 * u.d(r) * ab.d;
             }
+            out[r * m + j] = sumf;
         }
     }
 }
 
-/// Same operations in the same order as candle's generic Q8_0 x Q8_0 `vec_dot`.
-pub(crate) fn dot_scalar(w: &[u8], a: &[BlockQ8_0]) -> f32 {
-    let mut sumf = 0f32;
-    for (wb, ab) in w.chunks_exact(Q8_0_BLOCK_BYTES).zip(a) {
-        let d = f16::from_bits(u16::from_le_bytes([wb[0], wb[1]])).to_f32();
-        let sumi: i32 = wb[2..]
-            .iter()
-            .zip(&ab.qs)
-            .map(|(&q, &x)| q as i8 as i32 * x as i32)
-            .sum();
-        sumf += sumi as f32 * d * ab.d;
-    }
-    sumf
-}
-
-/// One x86 kernel module per feature set; `$udot` is the u8 x i8 -> i32x8 step.
+/// One x86 kernel module per feature set (`$vnni`: offset weights straight into
+/// `vpdpbusd`; else the sign trick into `maddubs` + `madd`).
 macro_rules! q8_0_kernel {
-    ($name:ident, $feat:literal, $udot:path) => {
+    ($name:ident, $feat:literal, $vnni:literal) => {
         #[cfg(target_arch = "x86_64")]
         mod $name {
-            use super::super::simd::hsum;
-            use super::{BlockQ8_0, Q8_0_BLOCK_BYTES};
+            use super::*;
             use std::arch::x86_64::*;
 
-            /// Activation rows per tile: each loaded weight block is reused this often.
-            const TILE: usize = 4;
+            /// Activation rows per pass over a unit row: their accumulators stay in
+            /// registers.
+            const TILE: usize = 8;
 
             #[target_feature(enable = $feat)]
-            pub(super) unsafe fn dot_rows(
-                w: &[u8],
-                acts: &[BlockQ8_0],
-                groups: &[f32],
-                kb: usize,
+            pub(super) unsafe fn dot_unit(
+                w: &[Q8_0X8],
+                a: &[BlockQ8_0],
+                m: usize,
                 out: &mut [f32],
             ) {
-                let mut r = 0;
-                while r + 2 * TILE <= out.len() {
-                    let g = groups.as_ptr().add(r / TILE * kb * 4);
-                    tile::<2>(w, &acts[r * kb..], g, kb, &mut out[r..r + 2 * TILE]);
-                    r += 2 * TILE;
-                }
-                while r + TILE <= out.len() {
-                    let g = groups.as_ptr().add(r / TILE * kb * 4);
-                    tile::<1>(w, &acts[r * kb..], g, kb, &mut out[r..r + TILE]);
-                    r += TILE;
-                }
-                while r < out.len() {
-                    tile1(w, &acts[r * kb..], kb, &mut out[r]);
-                    r += 1;
-                }
-            }
-
-            /// `G` groups of 4 activation rows against one weight row: per block, |w|
-            /// once for all rows and each group's 4 scale products d_w * d_a in one
-            /// vector op (`g`: the first group's `group_scales`); per row sign(a, w),
-            /// u8 x i8 -> i32x8 -> f32, fma.
-            #[inline]
-            #[target_feature(enable = $feat)]
-            unsafe fn tile<const G: usize>(
-                w: &[u8],
-                acts: &[BlockQ8_0],
-                g: *const f32,
-                kb: usize,
-                out: &mut [f32],
-            ) {
-                let mut acc = [[_mm256_setzero_ps(); 4]; G];
-                let mut scale = [[0f32; 4]; G];
-                let (wp, ap) = (w.as_ptr(), acts.as_ptr());
-                for b in 0..kb {
-                    let (dw, wv) = load(wp.add(b * Q8_0_BLOCK_BYTES));
-                    let aw = _mm256_sign_epi8(wv, wv);
-                    for gi in 0..G {
-                        let gb = g.add((gi * kb + b) * 4);
-                        let sc = _mm_mul_ps(_mm_set1_ps(dw), _mm_loadu_ps(gb));
-                        _mm_storeu_ps(scale[gi].as_mut_ptr(), sc);
+                let kb = w.len();
+                let t = a.len() / kb;
+                for t0 in (0..t).step_by(TILE) {
+                    let rows = (t - t0).min(TILE);
+                    let mut acc = [_mm256_setzero_ps(); TILE];
+                    for (b, u) in w.iter().enumerate() {
+                        let qp = u.qs.as_ptr() as *const __m256i;
+                        // VNNI: run v's offset bytes as stored, at v. AVX2: run v's
+                        // signed weights at 2v and their magnitudes at 2v + 1.
+                        let q: [__m256i; 16] = std::array::from_fn(|i| {
+                            if $vnni {
+                                // Runs 0..8 (8..16 unused).
+                                _mm256_loadu_si256(qp.add(i % 8))
+                            } else {
+                                let raw = _mm256_loadu_si256(qp.add(i / 2));
+                                let s = _mm256_xor_si256(raw, _mm256_set1_epi8(-128));
+                                if i % 2 == 0 {
+                                    s
+                                } else {
+                                    _mm256_abs_epi8(s)
+                                }
+                            }
+                        });
+                        let d = _mm256_cvtph_ps(_mm_loadu_si128(u.d.as_ptr() as *const __m128i));
+                        let blocks = |j: usize| &*a.as_ptr().add((t0 + j) * kb + b);
+                        let mut j = 0;
+                        while j + 4 <= rows {
+                            let [a0, a1, a2, a3] = &mut acc[j..j + 4] else {
+                                unreachable!()
+                            };
+                            rows_dot::<4>(
+                                &q,
+                                d,
+                                std::array::from_fn(|i| blocks(j + i)),
+                                [a0, a1, a2, a3],
+                            );
+                            j += 4;
+                        }
+                        while j < rows {
+                            rows_dot::<1>(&q, d, [blocks(j)], [&mut acc[j]]);
+                            j += 1;
+                        }
                     }
-                    for gi in 0..G {
-                        for j in 0..4 {
-                            let a = &*ap.add((gi * 4 + j) * kb + b);
-                            let av = _mm256_loadu_si256(a.qs.as_ptr() as *const __m256i);
-                            let s = _mm256_cvtepi32_ps($udot(aw, _mm256_sign_epi8(av, wv)));
-                            let sc = _mm256_broadcast_ss(&scale[gi][j]);
-                            acc[gi][j] = _mm256_fmadd_ps(sc, s, acc[gi][j]);
+                    for (j, acc) in acc.iter().enumerate().take(rows) {
+                        let mut v = [0f32; ROWS];
+                        _mm256_storeu_ps(v.as_mut_ptr(), *acc);
+                        for (r, v) in v.iter().enumerate() {
+                            out[r * m + t0 + j] = *v;
                         }
                     }
                 }
-                for gi in 0..G {
-                    for j in 0..4 {
-                        out[gi * 4 + j] = hsum(acc[gi][j]);
+            }
+
+            /// `R` activation rows' blocks against one unit block: per row the exact
+            /// integer sums, then `acc += sum * (d * d_a)`.
+            #[inline]
+            #[target_feature(enable = $feat)]
+            unsafe fn rows_dot<const R: usize>(
+                q: &[__m256i; 16],
+                d: __m256,
+                blocks: [&BlockQ8_0; R],
+                acc: [&mut __m256; R],
+            ) {
+                let ap: [*const i32; R] = blocks.map(|b| b.qs.as_ptr() as *const i32);
+                // Activation bytes 4v..4v + 4 broadcast to all 8 rows.
+                let act = |i: usize, v: usize| _mm256_set1_epi32(ap[i].add(v).read_unaligned());
+                let mut sumi = [_mm256_setzero_si256(); R];
+                if $vnni {
+                    let mut odd = [_mm256_setzero_si256(); R];
+                    for v in (0..8).step_by(2) {
+                        for i in 0..R {
+                            sumi[i] = _mm256_dpbusd_epi32(sumi[i], q[v], act(i, v));
+                            odd[i] = _mm256_dpbusd_epi32(odd[i], q[v + 1], act(i, v + 1));
+                        }
+                    }
+                    for i in 0..R {
+                        let offset = _mm256_set1_epi32(128 * blocks[i].sum);
+                        sumi[i] = _mm256_sub_epi32(_mm256_add_epi32(sumi[i], odd[i]), offset);
+                    }
+                } else {
+                    let ones = _mm256_set1_epi16(1);
+                    for v in 0..8 {
+                        for i in 0..R {
+                            // |w| x sign(a, w): pairs of at most 2 * 128 * 127 < 2^15.
+                            let s = _mm256_sign_epi8(act(i, v), q[2 * v]);
+                            let p = _mm256_madd_epi16(_mm256_maddubs_epi16(q[2 * v + 1], s), ones);
+                            sumi[i] = _mm256_add_epi32(sumi[i], p);
+                        }
                     }
                 }
-            }
-
-            /// One activation row (no group): scalar scale per block.
-            #[inline]
-            #[target_feature(enable = $feat)]
-            unsafe fn tile1(w: &[u8], acts: &[BlockQ8_0], kb: usize, out: &mut f32) {
-                let mut acc = _mm256_setzero_ps();
-                let (wp, ap) = (w.as_ptr(), acts.as_ptr());
-                for b in 0..kb {
-                    let (dw, wv) = load(wp.add(b * Q8_0_BLOCK_BYTES));
-                    let a = &*ap.add(b);
-                    let av = _mm256_loadu_si256(a.qs.as_ptr() as *const __m256i);
-                    let aw = _mm256_sign_epi8(wv, wv);
-                    let s = _mm256_cvtepi32_ps($udot(aw, _mm256_sign_epi8(av, wv)));
-                    acc = _mm256_fmadd_ps(_mm256_set1_ps(dw * a.d), s, acc);
+                for (i, acc) in acc.into_iter().enumerate() {
+                    let scale = _mm256_mul_ps(d, _mm256_set1_ps(blocks[i].d));
+                    *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[i]), scale, *acc);
                 }
-                *out = hsum(acc);
-            }
-
-            /// A block's d and its 32 i8 weights.
-            #[inline]
-            #[target_feature(enable = $feat)]
-            unsafe fn load(p: *const u8) -> (f32, __m256i) {
-                let dbits = (p as *const u16).read_unaligned();
-                let dw = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(dbits as i32)));
-                (dw, _mm256_loadu_si256(p.add(2) as *const __m256i))
             }
         }
     };
 }
 
-q8_0_kernel!(avx2, "avx2,fma,f16c", super::super::simd::udot_avx2);
-q8_0_kernel!(
-    vnni,
-    "avx2,fma,f16c,avx512vnni,avx512vl",
-    super::super::simd::udot_vnni
-);
+q8_0_kernel!(avx2, "avx2,fma,f16c", false);
+q8_0_kernel!(vnni, "avx2,fma,f16c,avx512vnni,avx512vl", true);

@@ -9,15 +9,13 @@ pub enum Kernel {
     Scalar,
     /// x86-64 with AVX2, FMA and F16C.
     Avx2,
-    /// As `Avx2`, with AVX512-VNNI + AVX512-VL: `vpdpbusd` on 256-bit vectors. On the
-    /// AMD EPYC this was measured on (examples/kernel_ab.rs) it is ~10% faster than
-    /// `Avx2` for Q4_1 at m = 8 but ~20% slower for Q8_0 (with its two `vpsignb`),
-    /// so each matrix type picks its own default.
+    /// As `Avx2`, with AVX512-VNNI + AVX512-VL: `vpdpbusd` on 256-bit vectors (and 32
+    /// vector registers).
     Vnni,
 }
 
 impl Kernel {
-    /// The most capable kernel this CPU runs (not always the fastest: see `Vnni`).
+    /// The most capable kernel this CPU runs.
     pub fn detect() -> Kernel {
         Kernel::Vnni.effective()
     }

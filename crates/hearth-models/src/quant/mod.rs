@@ -2,7 +2,7 @@
 //! types) on one rayon pool, and the `Linear` layer that picks them per weight type.
 
 mod blocks;
-mod dot;
+mod dot_q4_1;
 mod dot_q4_k;
 mod dot_q8_0;
 mod kernel;

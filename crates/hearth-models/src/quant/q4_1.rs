@@ -1,23 +1,26 @@
-//! A Q4_1 weight matrix in ggml's block layout and its matmul `y = x · Wᵀ` (see
-//! `tiled` for how the work is split).
+//! A Q4_1 weight matrix repacked on load into units of 8 interleaved rows (`Q4_1X8`,
+//! no larger than the file's blocks) and its matmul `y = x · Wᵀ` (see `tiled` for how
+//! the work is split, `dot_q4_1` for the kernels).
 
-use super::dot;
+use super::dot_q4_1::{dot_unit, Q4_1X8, ROWS};
 use super::kernel::Kernel;
 use super::q8_1::{quantize_row_q8_1, BlockQ8_1, QK};
-use super::tiled::{check_shapes, matmul_rows, quantize_rows};
+use super::tiled::{check_shapes, matmul_units, quantize_rows};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{bail, Result};
-use half::f16;
+use rayon::prelude::*;
 
 /// ggml block_q4_1: f16 d, f16 m, 16 bytes of nibbles; value = d * q + m.
 pub const Q4_1_BLOCK_BYTES: usize = 20;
 
-/// `n` rows of `k` weights each, stored as ggml's raw Q4_1 blocks.
+/// `n` rows of `k` weights each.
 #[derive(Debug, Clone)]
 pub struct Q4_1Matrix {
     n: usize,
     k: usize,
-    data: Vec<u8>,
+    /// `[unit][block]`: `n.div_ceil(8)` units of `k / 32` blocks each (rows past `n`
+    /// are zeros).
+    units: Vec<Q4_1X8>,
 }
 
 impl Q4_1Matrix {
@@ -26,17 +29,35 @@ impl Q4_1Matrix {
         if !k.is_multiple_of(QK) {
             bail!("Q4_1 row length {k} is not a multiple of {QK}");
         }
-        if data.len() != n * (k / QK) * Q4_1_BLOCK_BYTES {
+        let kb = k / QK;
+        if data.len() != n * kb * Q4_1_BLOCK_BYTES {
             bail!(
                 "Q4_1 {n}x{k} needs {} bytes, got {}",
-                n * (k / QK) * Q4_1_BLOCK_BYTES,
+                n * kb * Q4_1_BLOCK_BYTES,
                 data.len()
             );
         }
-        Ok(Q4_1Matrix { n, k, data })
+        let mut units = vec![Q4_1X8::ZERO; n.div_ceil(ROWS) * kb];
+        units
+            .par_chunks_mut(kb.max(1))
+            .enumerate()
+            .for_each(|(g, unit_row)| {
+                for (b, u) in unit_row.iter_mut().enumerate() {
+                    for r in 0..ROWS.min(n - g * ROWS) {
+                        let at = ((g * ROWS + r) * kb + b) * Q4_1_BLOCK_BYTES;
+                        let blk = &data[at..at + Q4_1_BLOCK_BYTES];
+                        u.d[r] = u16::from_le_bytes([blk[0], blk[1]]);
+                        u.m[r] = u16::from_le_bytes([blk[2], blk[3]]);
+                        for (v, run) in blk[4..].chunks_exact(4).enumerate() {
+                            u.qs[v][r].copy_from_slice(run);
+                        }
+                    }
+                }
+            });
+        Ok(Q4_1Matrix { n, k, units })
     }
 
-    /// Copies the blocks of a `[n, k]` Q4_1 `QTensor`.
+    /// Repacks the blocks of a `[n, k]` Q4_1 `QTensor`.
     pub fn from_qtensor(t: &QTensor) -> Result<Self> {
         if t.dtype() != GgmlDType::Q4_1 {
             bail!("expected a Q4_1 tensor, got {:?}", t.dtype());
@@ -68,12 +89,17 @@ impl Q4_1Matrix {
             return Ok(());
         }
         let acts = quantize_rows(x, m, k, kb, BlockQ8_1::ZERO, quantize_row_q8_1);
-        let groups = dot::group_scales(&acts, m, kb);
-        let row_bytes = kb * Q4_1_BLOCK_BYTES;
-        matmul_rows(&self.data, row_bytes, &acts, kb, m, y, |w, r0, a, out| {
-            let g = &groups[(r0 / 4 * kb * 8).min(groups.len())..];
-            dot::dot_rows(kernel, w, a, g, out)
-        });
+        matmul_units(
+            &self.units,
+            kb,
+            ROWS,
+            n,
+            &acts,
+            kb,
+            m,
+            y,
+            |w, r0, a, out| dot_unit(kernel, w, a, m, &mut out[r0..]),
+        );
         Ok(())
     }
 }
@@ -96,18 +122,15 @@ impl super::RowMatrix for Q4_1Matrix {
     }
 
     fn row(&self, i: usize, out: &mut [f32]) {
-        let row_bytes = self.k / QK * Q4_1_BLOCK_BYTES;
-        let row = &self.data[i * row_bytes..(i + 1) * row_bytes];
-        for (b, o) in row
-            .chunks_exact(Q4_1_BLOCK_BYTES)
+        let kb = self.k / QK;
+        let (g, r) = (i / ROWS, i % ROWS);
+        for (u, o) in self.units[g * kb..(g + 1) * kb]
+            .iter()
             .zip(out.chunks_exact_mut(QK))
         {
-            let d = f16::from_le_bytes([b[0], b[1]]).to_f32();
-            let min = f16::from_le_bytes([b[2], b[3]]).to_f32();
-            // Low nibbles are the block's first 16 values, high nibbles the last 16.
-            for (j, &q) in b[4..].iter().enumerate() {
-                o[j] = d * f32::from(q & 0x0F) + min;
-                o[j + QK / 2] = d * f32::from(q >> 4) + min;
+            let (d, min) = u.dm(r);
+            for (e, o) in o.iter_mut().enumerate() {
+                *o = d * f32::from(u.q(r, e)) + min;
             }
         }
     }

@@ -2,28 +2,32 @@
 //! `y = x · Wᵀ` against activations quantized per row to Q8_0, as ggml does for its
 //! Q8_0 x Q8_0 dot product. Used for tied LM heads (token_embd is Q8_0).
 
-use super::dot_q8_0;
+use super::dot_q8_0::{dot_unit, Q8_0X8, ROWS};
 use super::kernel::Kernel;
 use super::q8_1::QK;
-use super::tiled::{check_shapes, matmul_rows, quantize_rows};
+use super::tiled::{check_shapes, matmul_units, quantize_rows};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{bail, Result};
 use half::f16;
+use rayon::prelude::*;
 
 /// ggml block_q8_0: f16 d, 32 i8.
 pub const Q8_0_BLOCK_BYTES: usize = 34;
 
-/// One activation block; `d` is the f16-rounded scale ggml stores, widened once.
+/// One activation block; `d` is the f16-rounded scale ggml stores, widened once, and
+/// `sum` the sum of `qs` (the kernels' offset correction).
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[repr(C, align(4))]
 pub struct BlockQ8_0 {
     pub d: f32,
+    pub sum: i32,
     pub qs: [i8; QK],
 }
 
 impl BlockQ8_0 {
     pub const ZERO: BlockQ8_0 = BlockQ8_0 {
         d: 0.0,
+        sum: 0,
         qs: [0; QK],
     };
 }
@@ -45,8 +49,9 @@ pub fn quantize_row_q8_0(x: &[f32], out: &mut [BlockQ8_0]) {
 unsafe fn quantize_avx2(x: &[f32], out: &mut [BlockQ8_0]) {
     for (xs, b) in x.chunks_exact(QK).zip(out.iter_mut()) {
         // SAFETY: 32 floats in, 32 bytes out.
-        let (d, _) = unsafe { super::simd::quantize_block(xs.as_ptr(), b.qs.as_mut_ptr()) };
+        let (d, sum) = unsafe { super::simd::quantize_block(xs.as_ptr(), b.qs.as_mut_ptr()) };
         b.d = f16::from_f32(d).to_f32();
+        b.sum = sum;
     }
 }
 
@@ -59,16 +64,19 @@ fn quantize(x: &[f32], out: &mut [BlockQ8_0]) {
         for (q, &v) in b.qs.iter_mut().zip(xs) {
             *q = (v * id).round() as i8;
         }
+        b.sum = b.qs.iter().map(|&q| q as i32).sum();
         b.d = f16::from_f32(d).to_f32();
     }
 }
 
-/// `n` rows of `k` weights each, stored as ggml's raw Q8_0 blocks.
+/// `n` rows of `k` weights each, repacked on load into units of 8 interleaved rows.
 #[derive(Debug, Clone)]
 pub struct Q8_0Matrix {
     n: usize,
     k: usize,
-    data: Vec<u8>,
+    /// `[unit][block]`: `n.div_ceil(8)` units of `k / 32` blocks each (rows past `n`
+    /// are zeros).
+    units: Vec<Q8_0X8>,
 }
 
 impl Q8_0Matrix {
@@ -81,10 +89,23 @@ impl Q8_0Matrix {
         if data.len() != want {
             bail!("Q8_0 {n}x{k} needs {want} bytes, got {}", data.len());
         }
-        Ok(Q8_0Matrix { n, k, data })
+        let kb = k / QK;
+        let mut units = vec![Q8_0X8::ZERO; n.div_ceil(ROWS) * kb];
+        units
+            .par_chunks_mut(kb.max(1))
+            .enumerate()
+            .for_each(|(g, unit_row)| {
+                for (b, u) in unit_row.iter_mut().enumerate() {
+                    for r in 0..ROWS.min(n - g * ROWS) {
+                        let at = ((g * ROWS + r) * kb + b) * Q8_0_BLOCK_BYTES;
+                        u.set_row(r, &data[at..at + Q8_0_BLOCK_BYTES]);
+                    }
+                }
+            });
+        Ok(Q8_0Matrix { n, k, units })
     }
 
-    /// Copies the blocks of a `[n, k]` Q8_0 `QTensor`.
+    /// Repacks the blocks of a `[n, k]` Q8_0 `QTensor`.
     pub fn from_qtensor(t: &QTensor) -> Result<Self> {
         if t.dtype() != GgmlDType::Q8_0 {
             bail!("expected a Q8_0 tensor, got {:?}", t.dtype());
@@ -103,10 +124,9 @@ impl Q8_0Matrix {
         self.k
     }
 
-    /// `y[m, n] = x[m, k] · Wᵀ` with the fastest kernel this CPU has (AVX2: see
-    /// `Kernel::Vnni`).
+    /// `y[m, n] = x[m, k] · Wᵀ` with the fastest kernel this CPU has.
     pub fn matmul(&self, x: &[f32], m: usize, y: &mut [f32]) -> Result<()> {
-        self.matmul_with(Kernel::Avx2.effective(), x, m, y)
+        self.matmul_with(Kernel::detect(), x, m, y)
     }
 
     /// As `matmul`, with a chosen kernel (it falls back where unavailable).
@@ -116,12 +136,17 @@ impl Q8_0Matrix {
             return Ok(());
         }
         let acts = quantize_rows(x, m, k, kb, BlockQ8_0::ZERO, quantize_row_q8_0);
-        let groups = dot_q8_0::group_scales(&acts, m, kb);
-        let row_bytes = kb * Q8_0_BLOCK_BYTES;
-        matmul_rows(&self.data, row_bytes, &acts, kb, m, y, |w, r0, a, out| {
-            let g = &groups[(r0 / 4 * kb * 4).min(groups.len())..];
-            dot_q8_0::dot_rows(kernel, w, a, g, out)
-        });
+        matmul_units(
+            &self.units,
+            kb,
+            ROWS,
+            n,
+            &acts,
+            kb,
+            m,
+            y,
+            |w, r0, a, out| dot_unit(kernel, w, a, m, &mut out[r0..]),
+        );
         Ok(())
     }
 }
@@ -144,15 +169,15 @@ impl super::RowMatrix for Q8_0Matrix {
     }
 
     fn row(&self, i: usize, out: &mut [f32]) {
-        let row_bytes = self.k / QK * Q8_0_BLOCK_BYTES;
-        let row = &self.data[i * row_bytes..(i + 1) * row_bytes];
-        for (b, o) in row
-            .chunks_exact(Q8_0_BLOCK_BYTES)
+        let kb = self.k / QK;
+        let (g, r) = (i / ROWS, i % ROWS);
+        for (u, o) in self.units[g * kb..(g + 1) * kb]
+            .iter()
             .zip(out.chunks_exact_mut(QK))
         {
-            let d = f16::from_le_bytes([b[0], b[1]]).to_f32();
-            for (o, &q) in o.iter_mut().zip(&b[2..]) {
-                *o = d * f32::from(q as i8);
+            let d = u.d(r);
+            for (e, o) in o.iter_mut().enumerate() {
+                *o = d * f32::from(u.q(r, e));
             }
         }
     }

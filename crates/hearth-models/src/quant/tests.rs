@@ -294,6 +294,70 @@ fn linear_runs_q4_1_on_hearth_kernel_for_any_leading_dims() {
     ));
 }
 
+/// A row's outputs are bit-identical whether it is multiplied alone or inside a batch
+/// (the batch's tiles of 8 and 4 rows, and its single-row tail).
+#[test]
+fn outputs_do_not_depend_on_the_batch() {
+    let mut rng = Rng(13);
+    let (m, n, k) = (71, 21, 576);
+    let w = Q4_1Matrix::from_qtensor(&weights(&mut rng, n, k)).expect("matrix");
+    let x = rng.vec(m * k, 2.0);
+    for kernel in kernels() {
+        let all = run(&w, kernel, &x, m);
+        for r in [0, 5, 63, 64, 70] {
+            let one = run(&w, kernel, &x[r * k..(r + 1) * k], 1);
+            assert_eq!(one, all[r * n..(r + 1) * n].to_vec(), "{kernel:?} row {r}");
+        }
+    }
+}
+
+/// Nibbles of 15 against activations of +-127 (the widest i16 partial sums of the AVX2
+/// path): AVX2 and VNNI still agree bit for bit, and with the scalar path to rounding.
+#[test]
+fn extreme_values_agree_across_kernels() {
+    let (n, k) = (8, 64);
+    let mut bytes = vec![0u8; n * k / QK * Q4_1_BLOCK_BYTES];
+    for b in bytes.chunks_exact_mut(Q4_1_BLOCK_BYTES) {
+        b[..2].copy_from_slice(&f16::from_f32(0.5).to_le_bytes());
+        b[2..4].copy_from_slice(&f16::from_f32(-1.0).to_le_bytes());
+        b[4..].fill(0xFF);
+    }
+    let w = Q4_1Matrix::from_bytes(n, k, bytes).expect("matrix");
+    let x: Vec<f32> = (0..2 * k).map(|i| if i < k { 3.0 } else { -3.0 }).collect();
+    let outs: Vec<Vec<f32>> = kernels().into_iter().map(|kr| run(&w, kr, &x, 2)).collect();
+    // 15 * 0.5 - 1 = 6.5 per weight, x = +-3 exactly representable: +-6.5 * 3 * 64.
+    for out in &outs {
+        for (i, v) in out.iter().enumerate() {
+            let want = if i < n { 1248.0 } else { -1248.0 };
+            assert!((v - want).abs() <= 1e-3 * 1248.0, "[{i}] {v} vs {want}");
+        }
+    }
+    if Kernel::Vnni.is_available() {
+        assert_eq!(run(&w, Kernel::Avx2, &x, 2), run(&w, Kernel::Vnni, &x, 2));
+    }
+}
+
+/// `row` (the embedding lookup) gives the file's values: d * q + m, exactly.
+#[test]
+fn rows_dequantize_exactly() {
+    let mut rng = Rng(17);
+    let (n, k) = (11, 96);
+    let t = weights(&mut rng, n, k);
+    let w = Q4_1Matrix::from_qtensor(&t).expect("matrix");
+    let want = dequant(&t);
+    let mut row = vec![0f32; k];
+    for i in 0..n {
+        w.row(i, &mut row);
+        for (j, v) in row.iter().enumerate() {
+            let exact = want[i * k + j];
+            assert!(
+                (*v as f64 - exact).abs() <= 1e-6 * exact.abs().max(1e-3),
+                "[{i},{j}]"
+            );
+        }
+    }
+}
+
 #[test]
 fn matrix_rejects_bad_sizes() {
     assert!(Q4_1Matrix::from_bytes(2, 33, vec![0; 80]).is_err());

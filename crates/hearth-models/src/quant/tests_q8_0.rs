@@ -227,3 +227,40 @@ fn quantizers_match_scalar_rounding_on_ties() {
         );
     }
 }
+
+/// A row's outputs are bit-identical whether it is multiplied alone or inside a batch,
+/// on every kernel this CPU has; 13 rows leave a padded last unit.
+#[test]
+fn q8_0_outputs_do_not_depend_on_the_batch() {
+    let mut rng = Rng(31);
+    let (m, n, k) = (69, 13, 576);
+    let w = Q8_0Matrix::from_qtensor(&weights(&mut rng, n, k)).expect("matrix");
+    let x = rng.vec(m * k, 2.0);
+    for kernel in KERNELS.into_iter().filter(|k| k.is_available()) {
+        let all = run(&w, kernel, &x, m);
+        for r in [0, 3, 64, 68] {
+            let one = run(&w, kernel, &x[r * k..(r + 1) * k], 1);
+            assert_eq!(one, all[r * n..(r + 1) * n].to_vec(), "{kernel:?} row {r}");
+        }
+    }
+}
+
+/// `row` (the token-embedding lookup) gives the file's values, d * q, for every row of
+/// a matrix whose last unit is padded.
+#[test]
+fn q8_0_rows_dequantize_exactly() {
+    let mut rng = Rng(37);
+    let (n, k) = (11, 64);
+    let t = weights(&mut rng, n, k);
+    let bytes = t.data().expect("data").into_owned();
+    let w = Q8_0Matrix::from_qtensor(&t).expect("matrix");
+    let mut row = vec![0f32; k];
+    for i in 0..n {
+        w.row(i, &mut row);
+        for (j, v) in row.iter().enumerate() {
+            let b = &bytes[(i * k + j) / QK * Q8_0_BLOCK_BYTES..];
+            let d = f16::from_le_bytes([b[0], b[1]]).to_f32();
+            assert_eq!(*v, d * f32::from(b[2 + j % QK] as i8), "[{i},{j}]");
+        }
+    }
+}

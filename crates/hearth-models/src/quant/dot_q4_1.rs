@@ -1,0 +1,219 @@
+//! Q4_1 weights repacked 8 rows to a unit (`Q4_1X8`, the same 160 bytes as the file's 8
+//! blocks) and their dot products with Q8_1 activation rows. In a unit block, each
+//! 32-byte vector holds 4 consecutive weights of each of the 8 rows (low nibbles; the
+//! high nibbles are the weights 16 further on), so one broadcast of 4 activation bytes
+//! meets all 8 rows in one `vpdpbusd` (or `maddubs`), each output lane is one weight row
+//! (no horizontal sums), and the block's scales apply to 8 rows in one vector op. The
+//! integer sums are exact, so the VNNI and AVX2 paths give the same bits, and every
+//! (weight row, activation row) pair runs the same operations whatever the batch.
+
+use super::kernel::Kernel;
+use super::q8_1::{BlockQ8_1, QK};
+use half::f16;
+
+/// Weight rows per unit.
+pub(crate) const ROWS: usize = 8;
+
+/// One 32-weight block of 8 rows.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Q4_1X8 {
+    /// Per row: the f16 scale `d` and minimum `m` (value = d * q + m).
+    pub(crate) d: [u16; ROWS],
+    pub(crate) m: [u16; ROWS],
+    /// `[run v][row][b]`: ggml's byte `4v + b` of the row's block: low nibble = weight
+    /// 4v + b, high nibble = weight 16 + 4v + b.
+    pub(crate) qs: [[[u8; 4]; ROWS]; 4],
+}
+
+const _: () = assert!(std::mem::size_of::<Q4_1X8>() == ROWS * 20);
+
+impl Q4_1X8 {
+    pub(crate) const ZERO: Q4_1X8 = Q4_1X8 {
+        d: [0; ROWS],
+        m: [0; ROWS],
+        qs: [[[0; 4]; ROWS]; 4],
+    };
+
+    /// Row `r`'s quantized weight `e` (< 32).
+    pub(crate) fn q(&self, r: usize, e: usize) -> u8 {
+        let byte = self.qs[(e % 16) / 4][r][e % 4];
+        if e < 16 {
+            byte & 0x0F
+        } else {
+            byte >> 4
+        }
+    }
+
+    /// Row `r`'s scale and minimum.
+    pub(crate) fn dm(&self, r: usize) -> (f32, f32) {
+        (
+            f16::from_bits(self.d[r]).to_f32(),
+            f16::from_bits(self.m[r]).to_f32(),
+        )
+    }
+}
+
+/// `out[rr * m + j] = dot(row rr of unit row w, activation row j of a)` for the 8 rows
+/// and the `a.len() / w.len()` activation rows, with `kernel` (a slower one where the
+/// CPU lacks it).
+pub(crate) fn dot_unit(kernel: Kernel, w: &[Q4_1X8], a: &[BlockQ8_1], m: usize, out: &mut [f32]) {
+    let kb = w.len();
+    let t = a.len() / kb.max(1);
+    // Real asserts: the SIMD paths read through raw pointers.
+    assert!(kb > 0 && a.len() == t * kb, "Q4_1 unit shape");
+    assert!(out.len() >= (ROWS - 1) * m + t, "Q4_1 unit output");
+    match kernel.effective() {
+        // SAFETY: `effective` checked the CPU features; lengths asserted above.
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Vnni => unsafe { vnni::dot_unit(w, a, m, out) },
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2 => unsafe { avx2::dot_unit(w, a, m, out) },
+        _ => dot_unit_scalar(w, a, m, out),
+    }
+}
+
+/// ggml_vec_dot_q4_1_q8_1, generic version: the same operations in the same order as
+/// candle's `BlockQ4_1::vec_dot`, so this path matches candle bit for bit.
+pub(crate) fn dot_unit_scalar(w: &[Q4_1X8], a: &[BlockQ8_1], m: usize, out: &mut [f32]) {
+    let kb = w.len();
+    for j in 0..a.len() / kb {
+        for r in 0..ROWS {
+            let mut sumf = 0f32;
+            for (u, ab) in w.iter().zip(&a[j * kb..(j + 1) * kb]) {
+                let (d, min) = u.dm(r);
+                let sumi: i32 = (0..QK / 2)
+                    .map(|e| {
+                        u.q(r, e) as i32 * ab.qs[e] as i32
+                            + u.q(r, e + 16) as i32 * ab.qs[e + 16] as i32
+                    })
+                    .sum();
+                sumf += sumi as f32 * d * ab.d + min * ab.s;
+            }
+            out[r * m + j] = sumf;
+        }
+    }
+}
+
+/// One x86 kernel module per feature set. `$vnni`: a block's products summed by
+/// `vpdpbusd` in i32 (two chains per activation row), else by `maddubs` pairs added in
+/// i16 (8 pairs of u4 x i8 stay under 2^15) and widened by one `madd`.
+macro_rules! q4_1_kernel {
+    ($name:ident, $feat:literal, $vnni:literal) => {
+        #[cfg(target_arch = "x86_64")]
+        mod $name {
+            use super::*;
+            use std::arch::x86_64::*;
+
+            /// Activation rows per pass over a unit row: their accumulators stay in
+            /// registers.
+            const TILE: usize = 8;
+
+            #[target_feature(enable = $feat)]
+            pub(super) unsafe fn dot_unit(
+                w: &[Q4_1X8],
+                a: &[BlockQ8_1],
+                m: usize,
+                out: &mut [f32],
+            ) {
+                let kb = w.len();
+                let t = a.len() / kb;
+                let low = _mm256_set1_epi8(0x0F);
+                for t0 in (0..t).step_by(TILE) {
+                    let rows = (t - t0).min(TILE);
+                    let mut acc = [_mm256_setzero_ps(); TILE];
+                    for (b, u) in w.iter().enumerate() {
+                        let qp = u.qs.as_ptr() as *const __m256i;
+                        // The nibbles as bytes, split once for all rows of the tile.
+                        let q: [__m256i; 8] = std::array::from_fn(|i| {
+                            let raw = _mm256_loadu_si256(qp.add(i / 2));
+                            if i % 2 == 0 {
+                                _mm256_and_si256(raw, low)
+                            } else {
+                                _mm256_and_si256(_mm256_srli_epi16::<4>(raw), low)
+                            }
+                        });
+                        let d = _mm256_cvtph_ps(_mm_loadu_si128(u.d.as_ptr() as *const __m128i));
+                        let mn = _mm256_cvtph_ps(_mm_loadu_si128(u.m.as_ptr() as *const __m128i));
+                        let blocks = |j: usize| &*a.as_ptr().add((t0 + j) * kb + b);
+                        let mut j = 0;
+                        while j + 4 <= rows {
+                            let [a0, a1, a2, a3] = &mut acc[j..j + 4] else {
+                                unreachable!()
+                            };
+                            rows_dot::<4>(
+                                &q,
+                                d,
+                                mn,
+                                std::array::from_fn(|i| blocks(j + i)),
+                                [a0, a1, a2, a3],
+                            );
+                            j += 4;
+                        }
+                        while j < rows {
+                            rows_dot::<1>(&q, d, mn, [blocks(j)], [&mut acc[j]]);
+                            j += 1;
+                        }
+                    }
+                    for (j, acc) in acc.iter().enumerate().take(rows) {
+                        let mut v = [0f32; ROWS];
+                        _mm256_storeu_ps(v.as_mut_ptr(), *acc);
+                        for (r, v) in v.iter().enumerate() {
+                            out[r * m + t0 + j] = *v;
+                        }
+                    }
+                }
+            }
+
+            /// `R` activation rows' blocks against one unit block (`q`: its 8 byte
+            /// vectors, low nibbles of run v at 2v, high at 2v + 1): per row, the exact
+            /// integer sums, then `acc += sum * (d * d_a)` and `acc += m * s_a`.
+            #[inline]
+            #[target_feature(enable = $feat)]
+            unsafe fn rows_dot<const R: usize>(
+                q: &[__m256i; 8],
+                d: __m256,
+                mn: __m256,
+                blocks: [&BlockQ8_1; R],
+                acc: [&mut __m256; R],
+            ) {
+                let ap: [*const i32; R] = blocks.map(|b| b.qs.as_ptr() as *const i32);
+                // 4 activation bytes (weights 4v.. or 16 + 4v..) broadcast to all 8 rows.
+                let act = |i: usize, at: usize| _mm256_set1_epi32(ap[i].add(at).read_unaligned());
+                let mut sumi = [_mm256_setzero_si256(); R];
+                if $vnni {
+                    let mut hi = [_mm256_setzero_si256(); R];
+                    for v in 0..4 {
+                        for i in 0..R {
+                            sumi[i] = _mm256_dpbusd_epi32(sumi[i], q[2 * v], act(i, v));
+                            hi[i] = _mm256_dpbusd_epi32(hi[i], q[2 * v + 1], act(i, 4 + v));
+                        }
+                    }
+                    for i in 0..R {
+                        sumi[i] = _mm256_add_epi32(sumi[i], hi[i]);
+                    }
+                } else {
+                    let mut p16 = [_mm256_setzero_si256(); R];
+                    for v in 0..4 {
+                        for i in 0..R {
+                            let lo = _mm256_maddubs_epi16(q[2 * v], act(i, v));
+                            let hi = _mm256_maddubs_epi16(q[2 * v + 1], act(i, 4 + v));
+                            p16[i] = _mm256_add_epi16(p16[i], _mm256_add_epi16(lo, hi));
+                        }
+                    }
+                    for i in 0..R {
+                        sumi[i] = _mm256_madd_epi16(p16[i], _mm256_set1_epi16(1));
+                    }
+                }
+                for (i, acc) in acc.into_iter().enumerate() {
+                    let scale = _mm256_mul_ps(d, _mm256_set1_ps(blocks[i].d));
+                    *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[i]), scale, *acc);
+                    *acc = _mm256_fmadd_ps(mn, _mm256_set1_ps(blocks[i].s), *acc);
+                }
+            }
+        }
+    };
+}
+
+q4_1_kernel!(avx2, "avx2,fma,f16c", false);
+q4_1_kernel!(vnni, "avx2,fma,f16c,avx512vnni,avx512vl", true);
