@@ -86,10 +86,8 @@ impl<T: GgmlType + std::fmt::Debug + 'static> RowMatrix for BlockMatrix<T> {
         let acts = quantize_rows(x, m, k, kb, T::VecDotType::zeros(), |x, a| {
             T::VecDotType::from_float(x, a)
         });
-        matmul_rows(&self.blocks, kb, &acts, kb, m, y, |w, _, a, out| {
-            for (o, a) in out.iter_mut().zip(a.chunks_exact(kb)) {
-                *o = T::vec_dot(k, w, a);
-            }
+        matmul_rows(&self.blocks, kb, &acts, kb, m, y, |w, a| {
+            T::vec_dot(k, w, a)
         });
         Ok(())
     }

@@ -54,28 +54,31 @@ impl Q4_1X8 {
     }
 }
 
-/// `out[rr * m + j] = dot(row rr of unit row w, activation row j of a)` for the 8 rows
+/// `out[j * ld + rr] = dot(row rr of unit row w, activation row j of a)` for the 8 rows
 /// and the `a.len() / w.len()` activation rows, with `kernel` (a slower one where the
 /// CPU lacks it).
-pub(crate) fn dot_unit(kernel: Kernel, w: &[Q4_1X8], a: &[BlockQ8_1], m: usize, out: &mut [f32]) {
+pub(crate) fn dot_unit(kernel: Kernel, w: &[Q4_1X8], a: &[BlockQ8_1], out: &mut [f32], ld: usize) {
     let kb = w.len();
     let t = a.len() / kb.max(1);
     // Real asserts: the SIMD paths read through raw pointers.
     assert!(kb > 0 && a.len() == t * kb, "Q4_1 unit shape");
-    assert!(out.len() >= (ROWS - 1) * m + t, "Q4_1 unit output");
+    assert!(
+        t == 0 || out.len() >= (t - 1) * ld + ROWS,
+        "Q4_1 unit output"
+    );
     match kernel.effective() {
         // SAFETY: `effective` checked the CPU features; lengths asserted above.
         #[cfg(target_arch = "x86_64")]
-        Kernel::Vnni => unsafe { vnni::dot_unit(w, a, m, out) },
+        Kernel::Vnni => unsafe { vnni::dot_unit(w, a, out, ld) },
         #[cfg(target_arch = "x86_64")]
-        Kernel::Avx2 => unsafe { avx2::dot_unit(w, a, m, out) },
-        _ => dot_unit_scalar(w, a, m, out),
+        Kernel::Avx2 => unsafe { avx2::dot_unit(w, a, out, ld) },
+        _ => dot_unit_scalar(w, a, out, ld),
     }
 }
 
 /// ggml_vec_dot_q4_1_q8_1, generic version: the same operations in the same order as
 /// candle's `BlockQ4_1::vec_dot`, so this path matches candle bit for bit.
-pub(crate) fn dot_unit_scalar(w: &[Q4_1X8], a: &[BlockQ8_1], m: usize, out: &mut [f32]) {
+pub(crate) fn dot_unit_scalar(w: &[Q4_1X8], a: &[BlockQ8_1], out: &mut [f32], ld: usize) {
     let kb = w.len();
     for j in 0..a.len() / kb {
         for r in 0..ROWS {
@@ -90,7 +93,7 @@ pub(crate) fn dot_unit_scalar(w: &[Q4_1X8], a: &[BlockQ8_1], m: usize, out: &mut
                     .sum();
                 sumf += sumi as f32 * d * ab.d + min * ab.s;
             }
-            out[r * m + j] = sumf;
+            out[j * ld + r] = sumf;
         }
     }
 }
@@ -113,8 +116,8 @@ macro_rules! q4_1_kernel {
             pub(super) unsafe fn dot_unit(
                 w: &[Q4_1X8],
                 a: &[BlockQ8_1],
-                m: usize,
                 out: &mut [f32],
+                ld: usize,
             ) {
                 let kb = w.len();
                 let t = a.len() / kb;
@@ -156,11 +159,8 @@ macro_rules! q4_1_kernel {
                         }
                     }
                     for (j, acc) in acc.iter().enumerate().take(rows) {
-                        let mut v = [0f32; ROWS];
-                        _mm256_storeu_ps(v.as_mut_ptr(), *acc);
-                        for (r, v) in v.iter().enumerate() {
-                            out[r * m + t0 + j] = *v;
-                        }
+                        // In bounds: asserted by the caller.
+                        _mm256_storeu_ps(out.as_mut_ptr().add((t0 + j) * ld), *acc);
                     }
                 }
             }

@@ -86,29 +86,32 @@ fn q8k_parts(a: &BlockQ8K) -> (f32, &[i8; QK_K], &[i16; 16]) {
     }
 }
 
-/// `out[rr * m + j] = dot(row rr of unit row w, activation row j of a)` for the 8 rows
+/// `out[j * ld + rr] = dot(row rr of unit row w, activation row j of a)` for the 8 rows
 /// and the `a.len() / w.len()` activation rows.
 /// With `kernel` (VNNI where the CPU has it: see `Kernel::detect`); every kernel gives
 /// the same bits.
-pub(crate) fn dot_unit(kernel: Kernel, w: &[Q4KX8], a: &[BlockQ8K], m: usize, out: &mut [f32]) {
+pub(crate) fn dot_unit(kernel: Kernel, w: &[Q4KX8], a: &[BlockQ8K], out: &mut [f32], ld: usize) {
     let kb = w.len();
     let t = a.len() / kb.max(1);
     // Real asserts: the SIMD paths read through raw pointers.
     assert!(kb > 0 && a.len() == t * kb, "Q4_K unit shape");
-    assert!(out.len() >= (ROWS - 1) * m + t, "Q4_K unit output");
+    assert!(
+        t == 0 || out.len() >= (t - 1) * ld + ROWS,
+        "Q4_K unit output"
+    );
     match kernel.effective() {
         // SAFETY: `effective` checked the CPU features; lengths asserted above.
         #[cfg(target_arch = "x86_64")]
-        Kernel::Vnni => unsafe { vnni::dot_unit(w, a, m, out) },
+        Kernel::Vnni => unsafe { vnni::dot_unit(w, a, out, ld) },
         #[cfg(target_arch = "x86_64")]
-        Kernel::Avx2 => unsafe { avx2::dot_unit(w, a, m, out) },
-        _ => dot_unit_scalar(w, a, m, out),
+        Kernel::Avx2 => unsafe { avx2::dot_unit(w, a, out, ld) },
+        _ => dot_unit_scalar(w, a, out, ld),
     }
 }
 
 /// The portable path, with the SIMD path's integer sums and float operations in its
 /// order (`mul_add` is the fused multiply-add), so the two agree bit for bit.
-pub(crate) fn dot_unit_scalar(w: &[Q4KX8], a: &[BlockQ8K], m: usize, out: &mut [f32]) {
+pub(crate) fn dot_unit_scalar(w: &[Q4KX8], a: &[BlockQ8K], out: &mut [f32], ld: usize) {
     let kb = w.len();
     for j in 0..a.len() / kb {
         let mut acc = [0f32; ROWS];
@@ -134,7 +137,7 @@ pub(crate) fn dot_unit_scalar(w: &[Q4KX8], a: &[BlockQ8K], m: usize, out: &mut [
             }
         }
         for (r, v) in acc.iter().enumerate() {
-            out[r * m + j] = *v;
+            out[j * ld + r] = *v;
         }
     }
 }
@@ -153,7 +156,7 @@ macro_rules! q4_k_kernel {
             const TILE: usize = 8;
 
             #[target_feature(enable = $feat)]
-            pub(super) unsafe fn dot_unit(w: &[Q4KX8], a: &[BlockQ8K], m: usize, out: &mut [f32]) {
+            pub(super) unsafe fn dot_unit(w: &[Q4KX8], a: &[BlockQ8K], out: &mut [f32], ld: usize) {
                 let kb = w.len();
                 let t = a.len() / kb;
                 let low = _mm256_set1_epi8(0x0F);
@@ -227,11 +230,8 @@ macro_rules! q4_k_kernel {
                         }
                     }
                     for (j, acc) in acc.iter().enumerate().take(rows) {
-                        let mut v = [0f32; ROWS];
-                        _mm256_storeu_ps(v.as_mut_ptr(), *acc);
-                        for (r, v) in v.iter().enumerate() {
-                            out[r * m + t0 + j] = *v;
-                        }
+                        // In bounds: asserted by the caller.
+                        _mm256_storeu_ps(out.as_mut_ptr().add((t0 + j) * ld), *acc);
                     }
                 }
             }

@@ -51,27 +51,30 @@ impl Q8_0X8 {
     }
 }
 
-/// `out[rr * m + j] = dot(row rr of unit row w, activation row j of a)` for the 8 rows
+/// `out[j * ld + rr] = dot(row rr of unit row w, activation row j of a)` for the 8 rows
 /// and the `a.len() / w.len()` activation rows, with `kernel` (a slower one where the
 /// CPU lacks it).
-pub(crate) fn dot_unit(kernel: Kernel, w: &[Q8_0X8], a: &[BlockQ8_0], m: usize, out: &mut [f32]) {
+pub(crate) fn dot_unit(kernel: Kernel, w: &[Q8_0X8], a: &[BlockQ8_0], out: &mut [f32], ld: usize) {
     let kb = w.len();
     let t = a.len() / kb.max(1);
     // Real asserts: the SIMD paths read through raw pointers.
     assert!(kb > 0 && a.len() == t * kb, "Q8_0 unit shape");
-    assert!(out.len() >= (ROWS - 1) * m + t, "Q8_0 unit output");
+    assert!(
+        t == 0 || out.len() >= (t - 1) * ld + ROWS,
+        "Q8_0 unit output"
+    );
     match kernel.effective() {
         // SAFETY: `effective` checked the CPU features; lengths asserted above.
         #[cfg(target_arch = "x86_64")]
-        Kernel::Vnni => unsafe { vnni::dot_unit(w, a, m, out) },
+        Kernel::Vnni => unsafe { vnni::dot_unit(w, a, out, ld) },
         #[cfg(target_arch = "x86_64")]
-        Kernel::Avx2 => unsafe { avx2::dot_unit(w, a, m, out) },
-        _ => dot_unit_scalar(w, a, m, out),
+        Kernel::Avx2 => unsafe { avx2::dot_unit(w, a, out, ld) },
+        _ => dot_unit_scalar(w, a, out, ld),
     }
 }
 
 /// The same operations in the same order as candle's generic Q8_0 x Q8_0 `vec_dot`.
-pub(crate) fn dot_unit_scalar(w: &[Q8_0X8], a: &[BlockQ8_0], m: usize, out: &mut [f32]) {
+pub(crate) fn dot_unit_scalar(w: &[Q8_0X8], a: &[BlockQ8_0], out: &mut [f32], ld: usize) {
     let kb = w.len();
     for j in 0..a.len() / kb {
         for r in 0..ROWS {
@@ -80,7 +83,7 @@ pub(crate) fn dot_unit_scalar(w: &[Q8_0X8], a: &[BlockQ8_0], m: usize, out: &mut
                 let sumi: i32 = (0..QK).map(|e| u.q(r, e) as i32 * ab.qs[e] as i32).sum();
                 sumf += sumi as f32 * u.d(r) * ab.d;
             }
-            out[r * m + j] = sumf;
+            out[j * ld + r] = sumf;
         }
     }
 }
@@ -102,8 +105,8 @@ macro_rules! q8_0_kernel {
             pub(super) unsafe fn dot_unit(
                 w: &[Q8_0X8],
                 a: &[BlockQ8_0],
-                m: usize,
                 out: &mut [f32],
+                ld: usize,
             ) {
                 let kb = w.len();
                 let t = a.len() / kb;
@@ -149,11 +152,8 @@ macro_rules! q8_0_kernel {
                         }
                     }
                     for (j, acc) in acc.iter().enumerate().take(rows) {
-                        let mut v = [0f32; ROWS];
-                        _mm256_storeu_ps(v.as_mut_ptr(), *acc);
-                        for (r, v) in v.iter().enumerate() {
-                            out[r * m + t0 + j] = *v;
-                        }
+                        // In bounds: asserted by the caller.
+                        _mm256_storeu_ps(out.as_mut_ptr().add((t0 + j) * ld), *acc);
                     }
                 }
             }

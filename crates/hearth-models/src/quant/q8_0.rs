@@ -145,7 +145,7 @@ impl Q8_0Matrix {
             kb,
             m,
             y,
-            |w, r0, a, out| dot_unit(kernel, w, a, m, &mut out[r0..]),
+            |w, a, out, ld| dot_unit(kernel, w, a, out, ld),
         );
         Ok(())
     }

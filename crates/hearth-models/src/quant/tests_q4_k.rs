@@ -58,10 +58,10 @@ fn simd_and_portable_paths_agree_exactly() {
     x[..k].iter_mut().for_each(|v| *v = 1.0);
     let a = q8k(&x);
     let mut portable = vec![0f32; 8 * m];
-    dot_unit_scalar(&units, &a, m, &mut portable);
+    dot_unit_scalar(&units, &a, &mut portable, 8);
     for kernel in [Kernel::Avx2, Kernel::Vnni] {
         let mut simd = vec![0f32; 8 * m];
-        dot_unit(kernel, &units, &a, m, &mut simd);
+        dot_unit(kernel, &units, &a, &mut simd, 8);
         assert_eq!(simd, portable, "{:?}", kernel.effective());
     }
 }

@@ -1,6 +1,7 @@
 //! The matmul driver shared by the quantized formats: work is split over chunks of
 //! weight rows (rayon); within a chunk, activation rows come in tiles, so each weight
 //! row is read from memory once per call and reused from cache for the whole batch.
+//! Each task collects its results by activation row and copies them out row by row.
 
 use crate::shared_out::SharedOut;
 use rayon::prelude::*;
@@ -9,9 +10,8 @@ use rayon::prelude::*;
 const ROW_TILE: usize = 64;
 
 /// `y[r * n + i] = dot(row i of data, acts row r)` for `n` weight rows of `row_len`
-/// elements (bytes or blocks) each and `m` activation rows of `kb` blocks each. `dot(w, r0, a, out)` fills
-/// `out[j]` with the product of weight row `w` and activation row `j` of `a`, which
-/// starts at row `r0` (a multiple of 4) of the whole batch.
+/// elements (bytes or blocks) each and `m` activation rows of `kb` blocks each;
+/// `dot(w, a)` is one weight row against one activation row.
 pub(crate) fn matmul_rows<W, A, F>(
     data: &[W],
     row_len: usize,
@@ -23,19 +23,21 @@ pub(crate) fn matmul_rows<W, A, F>(
 ) where
     W: Sync,
     A: Sync,
-    F: Fn(&[W], usize, &[A], &mut [f32]) + Sync,
+    F: Fn(&[W], &[A]) -> f32 + Sync,
 {
     let n = data.len() / row_len.max(1);
-    let rows = kb.max(1);
-    matmul_units(data, row_len, 1, n, acts, kb, m, y, |w, r0, a, out| {
-        dot(w, r0, a, &mut out[r0..r0 + a.len() / rows])
+    matmul_units(data, row_len, 1, n, acts, kb, m, y, |w, a, out, ld| {
+        for (j, a) in a.chunks_exact(kb.max(1)).enumerate() {
+            out[j * ld] = dot(w, a);
+        }
     });
 }
 
 /// As `matmul_rows` for data whose units of `row_len` elements each hold `per` weight
-/// rows interleaved (the last unit padded past `n` rows). `dot(w, r0, a, out)` gets one
-/// unit `w`, the activation tile `a` starting at batch row `r0`, and `out` laid out
-/// `[per][m]`: it fills `out[rr * m + r0 + j]` for each of its rows `rr` and tile rows `j`.
+/// rows interleaved (the last unit padded past `n` rows). `dot(w, a, out, ld)` gets one
+/// unit `w` and a tile `a` of activation rows, and fills `out[j * ld + rr]` for each
+/// tile row `j` and unit row `rr`: the unit's `per` results for a row are adjacent, so
+/// a kernel stores them as one vector.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn matmul_units<W, A, F>(
     data: &[W],
@@ -50,7 +52,7 @@ pub(crate) fn matmul_units<W, A, F>(
 ) where
     W: Sync,
     A: Sync,
-    F: Fn(&[W], usize, &[A], &mut [f32]) + Sync,
+    F: Fn(&[W], &[A], &mut [f32], usize) + Sync,
 {
     let units = data.len() / row_len.max(1);
     assert!(
@@ -60,37 +62,29 @@ pub(crate) fn matmul_units<W, A, F>(
     let chunk = units
         .div_ceil(rayon::current_num_threads() * 4)
         .max(4usize.div_ceil(per));
-    // One chunk of units against every activation tile, into `local` ([row][m]).
-    let run = |us: std::ops::Range<usize>, local: &mut [f32]| {
+    let y_ptr = SharedOut::new(y);
+    (0..units.div_ceil(chunk)).into_par_iter().for_each(|c| {
+        let us = c * chunk..((c + 1) * chunk).min(units);
+        // This task's results as [m][ld], ld its weight rows (padding included).
+        let ld = us.len() * per;
+        let mut local = vec![0f32; m * ld];
         for r0 in (0..m).step_by(ROW_TILE) {
             let r1 = (r0 + ROW_TILE).min(m);
             let a = &acts[r0 * kb..r1 * kb];
             for (li, u) in us.clone().enumerate() {
                 let w = &data[u * row_len..(u + 1) * row_len];
-                dot(w, r0, a, &mut local[li * per * m..(li + 1) * per * m]);
+                dot(w, a, &mut local[r0 * ld + li * per..], ld);
             }
         }
-    };
-    if m == 1 && per == 1 {
-        // [row][1] is y's own layout: chunks of y are the tasks' own slices.
-        y.par_chunks_mut(chunk).enumerate().for_each(|(c, out)| {
-            run(c * chunk..c * chunk + out.len(), out);
-        });
-        return;
-    }
-    let y_ptr = SharedOut::new(y);
-    (0..units.div_ceil(chunk)).into_par_iter().for_each(|c| {
-        let us = c * chunk..((c + 1) * chunk).min(units);
-        // This task's results as [row, m]: contiguous for `dot`, scattered at the end.
-        let mut local = vec![0f32; us.len() * per * m];
-        run(us.clone(), &mut local);
+        // Weight rows first.. of every activation row: one contiguous copy each.
         let first = us.start * per;
-        for i in first..(us.end * per).min(n) {
-            for r in 0..m {
-                // SAFETY: i < n and r < m, so the index is inside y (asserted above);
-                // weight row i belongs to this task alone, so no other task writes it.
-                unsafe { *y_ptr.at(r * n + i) = local[(i - first) * m + r] };
-            }
+        let len = (us.end * per).min(n) - first;
+        for r in 0..m {
+            let src = &local[r * ld..r * ld + len];
+            // SAFETY: r < m and first + len <= n, so the range is inside y (asserted
+            // above); these weight rows belong to this task alone, so no other task
+            // writes them.
+            unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), y_ptr.at(r * n + first), len) };
         }
     });
 }
