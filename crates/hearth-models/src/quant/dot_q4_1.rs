@@ -9,10 +9,8 @@
 
 use super::kernel::Kernel;
 use super::q8_1::{BlockQ8_1, QK};
+use super::units::{dispatch_unit, ROWS};
 use half::f16;
-
-/// Weight rows per unit.
-pub(crate) const ROWS: usize = 8;
 
 /// One 32-weight block of 8 rows.
 #[repr(C)]
@@ -58,22 +56,7 @@ impl Q4_1X8 {
 /// and the `a.len() / w.len()` activation rows, with `kernel` (a slower one where the
 /// CPU lacks it).
 pub(crate) fn dot_unit(kernel: Kernel, w: &[Q4_1X8], a: &[BlockQ8_1], out: &mut [f32], ld: usize) {
-    let kb = w.len();
-    let t = a.len() / kb.max(1);
-    // Real asserts: the SIMD paths read through raw pointers.
-    assert!(kb > 0 && a.len() == t * kb, "Q4_1 unit shape");
-    assert!(
-        t == 0 || out.len() >= (t - 1) * ld + ROWS,
-        "Q4_1 unit output"
-    );
-    match kernel.effective() {
-        // SAFETY: `effective` checked the CPU features; lengths asserted above.
-        #[cfg(target_arch = "x86_64")]
-        Kernel::Vnni => unsafe { vnni::dot_unit(w, a, out, ld) },
-        #[cfg(target_arch = "x86_64")]
-        Kernel::Avx2 => unsafe { avx2::dot_unit(w, a, out, ld) },
-        _ => dot_unit_scalar(w, a, out, ld),
-    }
+    dispatch_unit!("Q4_1", kernel, dot_unit_scalar, w, a, out, ld)
 }
 
 /// ggml_vec_dot_q4_1_q8_1, generic version: the same operations in the same order as
@@ -108,9 +91,15 @@ macro_rules! q4_1_kernel {
             use super::*;
             use std::arch::x86_64::*;
 
-            /// Activation rows per pass over a unit row: their accumulators stay in
-            /// registers.
-            const TILE: usize = 8;
+            use super::super::units::unit_tiles;
+
+            /// A unit block unpacked for a tile: its 8 byte vectors (low nibbles of run
+            /// v at 2v, high at 2v + 1), scales and minimums.
+            struct Unpacked {
+                q: [__m256i; 8],
+                d: __m256,
+                mn: __m256,
+            }
 
             #[target_feature(enable = $feat)]
             pub(super) unsafe fn dot_unit(
@@ -119,64 +108,41 @@ macro_rules! q4_1_kernel {
                 out: &mut [f32],
                 ld: usize,
             ) {
-                let kb = w.len();
-                let t = a.len() / kb;
                 let low = _mm256_set1_epi8(0x0F);
-                for t0 in (0..t).step_by(TILE) {
-                    let rows = (t - t0).min(TILE);
-                    let mut acc = [_mm256_setzero_ps(); TILE];
-                    for (b, u) in w.iter().enumerate() {
+                unit_tiles!(
+                    w,
+                    a,
+                    out,
+                    ld,
+                    |u| {
                         let qp = u.qs.as_ptr() as *const __m256i;
-                        // The nibbles as bytes, split once for all rows of the tile.
-                        let q: [__m256i; 8] = std::array::from_fn(|i| {
-                            let raw = _mm256_loadu_si256(qp.add(i / 2));
-                            if i % 2 == 0 {
-                                _mm256_and_si256(raw, low)
-                            } else {
-                                _mm256_and_si256(_mm256_srli_epi16::<4>(raw), low)
-                            }
-                        });
-                        let d = _mm256_cvtph_ps(_mm_loadu_si128(u.d.as_ptr() as *const __m128i));
-                        let mn = _mm256_cvtph_ps(_mm_loadu_si128(u.m.as_ptr() as *const __m128i));
-                        let blocks = |j: usize| &*a.as_ptr().add((t0 + j) * kb + b);
-                        let mut j = 0;
-                        while j + 4 <= rows {
-                            let [a0, a1, a2, a3] = &mut acc[j..j + 4] else {
-                                unreachable!()
-                            };
-                            rows_dot::<4>(
-                                &q,
-                                d,
-                                mn,
-                                std::array::from_fn(|i| blocks(j + i)),
-                                [a0, a1, a2, a3],
-                            );
-                            j += 4;
+                        Unpacked {
+                            q: std::array::from_fn(|i| {
+                                let raw = _mm256_loadu_si256(qp.add(i / 2));
+                                if i % 2 == 0 {
+                                    _mm256_and_si256(raw, low)
+                                } else {
+                                    _mm256_and_si256(_mm256_srli_epi16::<4>(raw), low)
+                                }
+                            }),
+                            d: _mm256_cvtph_ps(_mm_loadu_si128(u.d.as_ptr() as *const __m128i)),
+                            mn: _mm256_cvtph_ps(_mm_loadu_si128(u.m.as_ptr() as *const __m128i)),
                         }
-                        while j < rows {
-                            rows_dot::<1>(&q, d, mn, [blocks(j)], [&mut acc[j]]);
-                            j += 1;
-                        }
-                    }
-                    for (j, acc) in acc.iter().enumerate().take(rows) {
-                        // In bounds: asserted by the caller.
-                        _mm256_storeu_ps(out.as_mut_ptr().add((t0 + j) * ld), *acc);
-                    }
-                }
+                    },
+                    rows_dot
+                );
             }
 
-            /// `R` activation rows' blocks against one unit block (`q`: its 8 byte
-            /// vectors, low nibbles of run v at 2v, high at 2v + 1): per row, the exact
+            /// `R` activation rows' blocks against one unit block: per row, the exact
             /// integer sums, then `acc += sum * (d * d_a)` and `acc += m * s_a`.
             #[inline]
             #[target_feature(enable = $feat)]
             unsafe fn rows_dot<const R: usize>(
-                q: &[__m256i; 8],
-                d: __m256,
-                mn: __m256,
+                u: &Unpacked,
                 blocks: [&BlockQ8_1; R],
                 acc: [&mut __m256; R],
             ) {
+                let (q, d, mn) = (&u.q, u.d, u.mn);
                 let ap: [*const i32; R] = blocks.map(|b| b.qs.as_ptr() as *const i32);
                 // 4 activation bytes (weights 4v.. or 16 + 4v..) broadcast to all 8 rows.
                 let act = |i: usize, at: usize| _mm256_set1_epi32(ap[i].add(at).read_unaligned());

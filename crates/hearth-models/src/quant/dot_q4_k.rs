@@ -7,11 +7,11 @@
 //! the same integer sums and the same float operations in the same order whatever the
 //! batch, so a sequence's logits do not depend on what it is batched with.
 
+use super::units::dispatch_unit;
 use super::Kernel;
 use candle_core::quantized::k_quants::{BlockQ8K, QK_K};
 
-/// Weight rows per unit.
-pub(crate) const ROWS: usize = 8;
+pub(crate) use super::units::ROWS;
 
 /// One 256-weight super-block of 8 rows.
 #[repr(C)]
@@ -91,22 +91,7 @@ fn q8k_parts(a: &BlockQ8K) -> (f32, &[i8; QK_K], &[i16; 16]) {
 /// With `kernel` (VNNI where the CPU has it: see `Kernel::detect`); every kernel gives
 /// the same bits.
 pub(crate) fn dot_unit(kernel: Kernel, w: &[Q4KX8], a: &[BlockQ8K], out: &mut [f32], ld: usize) {
-    let kb = w.len();
-    let t = a.len() / kb.max(1);
-    // Real asserts: the SIMD paths read through raw pointers.
-    assert!(kb > 0 && a.len() == t * kb, "Q4_K unit shape");
-    assert!(
-        t == 0 || out.len() >= (t - 1) * ld + ROWS,
-        "Q4_K unit output"
-    );
-    match kernel.effective() {
-        // SAFETY: `effective` checked the CPU features; lengths asserted above.
-        #[cfg(target_arch = "x86_64")]
-        Kernel::Vnni => unsafe { vnni::dot_unit(w, a, out, ld) },
-        #[cfg(target_arch = "x86_64")]
-        Kernel::Avx2 => unsafe { avx2::dot_unit(w, a, out, ld) },
-        _ => dot_unit_scalar(w, a, out, ld),
-    }
+    dispatch_unit!("Q4_K", kernel, dot_unit_scalar, w, a, out, ld)
 }
 
 /// The portable path, with the SIMD path's integer sums and float operations in its

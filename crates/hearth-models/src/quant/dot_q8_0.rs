@@ -10,10 +10,8 @@
 use super::kernel::Kernel;
 use super::q8_0::BlockQ8_0;
 use super::q8_1::QK;
+use super::units::{dispatch_unit, ROWS};
 use half::f16;
-
-/// Weight rows per unit.
-pub(crate) const ROWS: usize = 8;
 
 /// One 32-weight block of 8 rows.
 #[repr(C)]
@@ -55,22 +53,7 @@ impl Q8_0X8 {
 /// and the `a.len() / w.len()` activation rows, with `kernel` (a slower one where the
 /// CPU lacks it).
 pub(crate) fn dot_unit(kernel: Kernel, w: &[Q8_0X8], a: &[BlockQ8_0], out: &mut [f32], ld: usize) {
-    let kb = w.len();
-    let t = a.len() / kb.max(1);
-    // Real asserts: the SIMD paths read through raw pointers.
-    assert!(kb > 0 && a.len() == t * kb, "Q8_0 unit shape");
-    assert!(
-        t == 0 || out.len() >= (t - 1) * ld + ROWS,
-        "Q8_0 unit output"
-    );
-    match kernel.effective() {
-        // SAFETY: `effective` checked the CPU features; lengths asserted above.
-        #[cfg(target_arch = "x86_64")]
-        Kernel::Vnni => unsafe { vnni::dot_unit(w, a, out, ld) },
-        #[cfg(target_arch = "x86_64")]
-        Kernel::Avx2 => unsafe { avx2::dot_unit(w, a, out, ld) },
-        _ => dot_unit_scalar(w, a, out, ld),
-    }
+    dispatch_unit!("Q8_0", kernel, dot_unit_scalar, w, a, out, ld)
 }
 
 /// The same operations in the same order as candle's generic Q8_0 x Q8_0 `vec_dot`.
@@ -97,9 +80,15 @@ macro_rules! q8_0_kernel {
             use super::*;
             use std::arch::x86_64::*;
 
-            /// Activation rows per pass over a unit row: their accumulators stay in
-            /// registers.
-            const TILE: usize = 8;
+            use super::super::units::unit_tiles;
+
+            /// A unit block prepared for a tile. VNNI: run v's offset bytes as stored,
+            /// at v (8..16 unused). AVX2: run v's signed weights at 2v and their
+            /// magnitudes at 2v + 1, for the sign trick.
+            struct Unpacked {
+                q: [__m256i; 16],
+                d: __m256,
+            }
 
             #[target_feature(enable = $feat)]
             pub(super) unsafe fn dot_unit(
@@ -108,54 +97,32 @@ macro_rules! q8_0_kernel {
                 out: &mut [f32],
                 ld: usize,
             ) {
-                let kb = w.len();
-                let t = a.len() / kb;
-                for t0 in (0..t).step_by(TILE) {
-                    let rows = (t - t0).min(TILE);
-                    let mut acc = [_mm256_setzero_ps(); TILE];
-                    for (b, u) in w.iter().enumerate() {
+                unit_tiles!(
+                    w,
+                    a,
+                    out,
+                    ld,
+                    |u| {
                         let qp = u.qs.as_ptr() as *const __m256i;
-                        // VNNI: run v's offset bytes as stored, at v. AVX2: run v's
-                        // signed weights at 2v and their magnitudes at 2v + 1.
-                        let q: [__m256i; 16] = std::array::from_fn(|i| {
-                            if $vnni {
-                                // Runs 0..8 (8..16 unused).
-                                _mm256_loadu_si256(qp.add(i % 8))
-                            } else {
-                                let raw = _mm256_loadu_si256(qp.add(i / 2));
-                                let s = _mm256_xor_si256(raw, _mm256_set1_epi8(-128));
-                                if i % 2 == 0 {
-                                    s
+                        Unpacked {
+                            q: std::array::from_fn(|i| {
+                                if $vnni {
+                                    _mm256_loadu_si256(qp.add(i % 8))
                                 } else {
-                                    _mm256_abs_epi8(s)
+                                    let raw = _mm256_loadu_si256(qp.add(i / 2));
+                                    let s = _mm256_xor_si256(raw, _mm256_set1_epi8(-128));
+                                    if i % 2 == 0 {
+                                        s
+                                    } else {
+                                        _mm256_abs_epi8(s)
+                                    }
                                 }
-                            }
-                        });
-                        let d = _mm256_cvtph_ps(_mm_loadu_si128(u.d.as_ptr() as *const __m128i));
-                        let blocks = |j: usize| &*a.as_ptr().add((t0 + j) * kb + b);
-                        let mut j = 0;
-                        while j + 4 <= rows {
-                            let [a0, a1, a2, a3] = &mut acc[j..j + 4] else {
-                                unreachable!()
-                            };
-                            rows_dot::<4>(
-                                &q,
-                                d,
-                                std::array::from_fn(|i| blocks(j + i)),
-                                [a0, a1, a2, a3],
-                            );
-                            j += 4;
+                            }),
+                            d: _mm256_cvtph_ps(_mm_loadu_si128(u.d.as_ptr() as *const __m128i)),
                         }
-                        while j < rows {
-                            rows_dot::<1>(&q, d, [blocks(j)], [&mut acc[j]]);
-                            j += 1;
-                        }
-                    }
-                    for (j, acc) in acc.iter().enumerate().take(rows) {
-                        // In bounds: asserted by the caller.
-                        _mm256_storeu_ps(out.as_mut_ptr().add((t0 + j) * ld), *acc);
-                    }
-                }
+                    },
+                    rows_dot
+                );
             }
 
             /// `R` activation rows' blocks against one unit block: per row the exact
@@ -163,11 +130,11 @@ macro_rules! q8_0_kernel {
             #[inline]
             #[target_feature(enable = $feat)]
             unsafe fn rows_dot<const R: usize>(
-                q: &[__m256i; 16],
-                d: __m256,
+                u: &Unpacked,
                 blocks: [&BlockQ8_0; R],
                 acc: [&mut __m256; R],
             ) {
+                let (q, d) = (&u.q, u.d);
                 let ap: [*const i32; R] = blocks.map(|b| b.qs.as_ptr() as *const i32);
                 // Activation bytes 4v..4v + 4 broadcast to all 8 rows.
                 let act = |i: usize, v: usize| _mm256_set1_epi32(ap[i].add(v).read_unaligned());

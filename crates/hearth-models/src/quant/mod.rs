@@ -23,6 +23,7 @@ mod tests_q4_k;
 #[cfg(test)]
 mod tests_q8_0;
 mod tiled;
+mod units;
 
 pub use blocks::{block_matrix, BlockMatrix};
 pub use kernel::Kernel;

@@ -2,13 +2,13 @@
 //! no larger than the file's blocks) and its matmul `y = x · Wᵀ` (see `tiled` for how
 //! the work is split, `dot_q4_1` for the kernels).
 
-use super::dot_q4_1::{dot_unit, Q4_1X8, ROWS};
+use super::dot_q4_1::{dot_unit, Q4_1X8};
 use super::kernel::Kernel;
 use super::q8_1::{quantize_row_q8_1, BlockQ8_1, QK};
-use super::tiled::{check_shapes, matmul_units, quantize_rows};
+use super::tiled::{check_shapes, quantize_rows};
+use super::units::{repack, unit_matmul, ROWS};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{bail, Result};
-use rayon::prelude::*;
 
 /// ggml block_q4_1: f16 d, f16 m, 16 bytes of nibbles; value = d * q + m.
 pub const Q4_1_BLOCK_BYTES: usize = 20;
@@ -37,23 +37,13 @@ impl Q4_1Matrix {
                 data.len()
             );
         }
-        let mut units = vec![Q4_1X8::ZERO; n.div_ceil(ROWS) * kb];
-        units
-            .par_chunks_mut(kb.max(1))
-            .enumerate()
-            .for_each(|(g, unit_row)| {
-                for (b, u) in unit_row.iter_mut().enumerate() {
-                    for r in 0..ROWS.min(n - g * ROWS) {
-                        let at = ((g * ROWS + r) * kb + b) * Q4_1_BLOCK_BYTES;
-                        let blk = &data[at..at + Q4_1_BLOCK_BYTES];
-                        u.d[r] = u16::from_le_bytes([blk[0], blk[1]]);
-                        u.m[r] = u16::from_le_bytes([blk[2], blk[3]]);
-                        for (v, run) in blk[4..].chunks_exact(4).enumerate() {
-                            u.qs[v][r].copy_from_slice(run);
-                        }
-                    }
-                }
-            });
+        let units = repack(n, kb, Q4_1_BLOCK_BYTES, &data, Q4_1X8::ZERO, |u, r, blk| {
+            u.d[r] = u16::from_le_bytes([blk[0], blk[1]]);
+            u.m[r] = u16::from_le_bytes([blk[2], blk[3]]);
+            for (v, run) in blk[4..].chunks_exact(4).enumerate() {
+                u.qs[v][r].copy_from_slice(run);
+            }
+        });
         Ok(Q4_1Matrix { n, k, units })
     }
 
@@ -89,17 +79,9 @@ impl Q4_1Matrix {
             return Ok(());
         }
         let acts = quantize_rows(x, m, k, kb, BlockQ8_1::ZERO, quantize_row_q8_1);
-        matmul_units(
-            &self.units,
-            kb,
-            ROWS,
-            n,
-            &acts,
-            kb,
-            m,
-            y,
-            |w, a, out, ld| dot_unit(kernel, w, a, out, ld),
-        );
+        unit_matmul(&self.units, kb, n, &acts, m, y, |w, a, out, ld| {
+            dot_unit(kernel, w, a, out, ld)
+        });
         Ok(())
     }
 }

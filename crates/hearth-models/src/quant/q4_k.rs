@@ -4,12 +4,12 @@
 
 use super::dot_q4_k::{dot_unit, scales_and_mins, Q4KX8, ROWS};
 use super::q8_k::quantize_row_q8k;
-use super::tiled::{check_shapes, matmul_units, quantize_rows};
+use super::tiled::{check_shapes, quantize_rows};
+use super::units::{repack, unit_matmul};
 use super::{Kernel, RowMatrix};
 use candle_core::quantized::k_quants::{BlockQ8K, QK_K};
 use candle_core::quantized::{GgmlDType, GgmlType, QTensor};
 use candle_core::{bail, Result};
-use rayon::prelude::*;
 
 /// ggml block_q4_K: f16 d, f16 dmin, 12 bytes of 6-bit scales and mins, 128 of nibbles.
 const BLOCK_BYTES: usize = 144;
@@ -45,18 +45,7 @@ impl Q4KMatrix {
                 bytes.len()
             );
         }
-        let mut units = vec![Q4KX8::ZERO; n.div_ceil(ROWS) * kb];
-        units
-            .par_chunks_mut(kb.max(1))
-            .enumerate()
-            .for_each(|(g, unit_row)| {
-                for (b, u) in unit_row.iter_mut().enumerate() {
-                    for r in 0..ROWS.min(n - g * ROWS) {
-                        let at = ((g * ROWS + r) * kb + b) * BLOCK_BYTES;
-                        pack_row(u, r, &bytes[at..at + BLOCK_BYTES]);
-                    }
-                }
-            });
+        let units = repack(n, kb, BLOCK_BYTES, bytes, Q4KX8::ZERO, pack_row);
         Ok(Q4KMatrix { n, k, units })
     }
 
@@ -69,17 +58,9 @@ impl Q4KMatrix {
             return Ok(());
         }
         let acts = quantize_rows(x, m, k, kb, BlockQ8K::zeros(), quantize_row_q8k);
-        matmul_units(
-            &self.units,
-            kb,
-            ROWS,
-            n,
-            &acts,
-            kb,
-            m,
-            y,
-            |w, a, out, ld| dot_unit(kernel, w, a, out, ld),
-        );
+        unit_matmul(&self.units, kb, n, &acts, m, y, |w, a, out, ld| {
+            dot_unit(kernel, w, a, out, ld)
+        });
         Ok(())
     }
 }

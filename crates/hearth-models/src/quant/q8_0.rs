@@ -2,14 +2,14 @@
 //! `y = x · Wᵀ` against activations quantized per row to Q8_0, as ggml does for its
 //! Q8_0 x Q8_0 dot product. Used for tied LM heads (token_embd is Q8_0).
 
-use super::dot_q8_0::{dot_unit, Q8_0X8, ROWS};
+use super::dot_q8_0::{dot_unit, Q8_0X8};
 use super::kernel::Kernel;
 use super::q8_1::QK;
-use super::tiled::{check_shapes, matmul_units, quantize_rows};
+use super::tiled::{check_shapes, quantize_rows};
+use super::units::{repack, unit_matmul, ROWS};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{bail, Result};
 use half::f16;
-use rayon::prelude::*;
 
 /// ggml block_q8_0: f16 d, 32 i8.
 pub const Q8_0_BLOCK_BYTES: usize = 34;
@@ -90,18 +90,9 @@ impl Q8_0Matrix {
             bail!("Q8_0 {n}x{k} needs {want} bytes, got {}", data.len());
         }
         let kb = k / QK;
-        let mut units = vec![Q8_0X8::ZERO; n.div_ceil(ROWS) * kb];
-        units
-            .par_chunks_mut(kb.max(1))
-            .enumerate()
-            .for_each(|(g, unit_row)| {
-                for (b, u) in unit_row.iter_mut().enumerate() {
-                    for r in 0..ROWS.min(n - g * ROWS) {
-                        let at = ((g * ROWS + r) * kb + b) * Q8_0_BLOCK_BYTES;
-                        u.set_row(r, &data[at..at + Q8_0_BLOCK_BYTES]);
-                    }
-                }
-            });
+        let units = repack(n, kb, Q8_0_BLOCK_BYTES, &data, Q8_0X8::ZERO, |u, r, blk| {
+            u.set_row(r, blk)
+        });
         Ok(Q8_0Matrix { n, k, units })
     }
 
@@ -136,17 +127,9 @@ impl Q8_0Matrix {
             return Ok(());
         }
         let acts = quantize_rows(x, m, k, kb, BlockQ8_0::ZERO, quantize_row_q8_0);
-        matmul_units(
-            &self.units,
-            kb,
-            ROWS,
-            n,
-            &acts,
-            kb,
-            m,
-            y,
-            |w, a, out, ld| dot_unit(kernel, w, a, out, ld),
-        );
+        unit_matmul(&self.units, kb, n, &acts, m, y, |w, a, out, ld| {
+            dot_unit(kernel, w, a, out, ld)
+        });
         Ok(())
     }
 }

@@ -1,0 +1,135 @@
+//! What the 8-row unit formats (`Q4_1X8`, `Q8_0X8`, `Q4KX8`) share: repacking a file's
+//! row-major blocks into units on load, the shape checks of a unit kernel call, and the
+//! SIMD kernels' loop over tiles of activation rows (`unit_tiles!`).
+
+use rayon::prelude::*;
+
+/// Weight rows per unit.
+pub(crate) const ROWS: usize = 8;
+
+/// The `n.div_ceil(8) * kb` units (`[unit][block]`) of a row-major matrix of `n` rows of
+/// `kb` file blocks of `block_bytes` each: `set_row(unit, r, block)` puts a file block
+/// into row `r` of a unit; rows past `n` stay `zero`'s.
+pub(crate) fn repack<U, F>(
+    n: usize,
+    kb: usize,
+    block_bytes: usize,
+    bytes: &[u8],
+    zero: U,
+    set_row: F,
+) -> Vec<U>
+where
+    U: Copy + Send + Sync,
+    F: Fn(&mut U, usize, &[u8]) + Sync,
+{
+    let mut units = vec![zero; n.div_ceil(ROWS) * kb];
+    units
+        .par_chunks_mut(kb.max(1))
+        .enumerate()
+        .for_each(|(g, unit_row)| {
+            for (b, u) in unit_row.iter_mut().enumerate() {
+                for r in 0..ROWS.min(n - g * ROWS) {
+                    let at = ((g * ROWS + r) * kb + b) * block_bytes;
+                    set_row(u, r, &bytes[at..at + block_bytes]);
+                }
+            }
+        });
+    units
+}
+
+/// The activation rows of a unit kernel call (`a_len / kb`), after the checks the SIMD
+/// paths rely on (they read and write through raw pointers): whole rows of `kb > 0`
+/// blocks, and room in `out` for each row's 8 results at `j * ld`.
+pub(crate) fn unit_call_rows(
+    what: &str,
+    kb: usize,
+    a_len: usize,
+    out_len: usize,
+    ld: usize,
+) -> usize {
+    let t = a_len / kb.max(1);
+    assert!(kb > 0 && a_len == t * kb, "{what} unit shape");
+    assert!(
+        t == 0 || out_len >= (t - 1) * ld + ROWS,
+        "{what} unit output"
+    );
+    t
+}
+
+/// The SIMD unit kernels' loop, expanded inside a kernel compiled for its features:
+/// activation rows in tiles of 8 whose accumulators (one `__m256` a row, one lane a
+/// weight row) stay in registers across the unit row's blocks; per block, `$unpack`
+/// (with the block bound to `$u`) prepares the weights once for the tile, and
+/// `$rows_dot::<R>(&unpacked, blocks, accs)` folds it into 4 rows at a time, then 1;
+/// each row's 8 results are stored as one vector at `out[j * ld]`. Callers check the
+/// shapes first (`unit_call_rows`).
+macro_rules! unit_tiles {
+    ($w:expr, $a:expr, $out:expr, $ld:expr, |$u:ident| $unpack:expr, $rows_dot:ident) => {{
+        const TILE: usize = 8;
+        let (w, a, out, ld) = ($w, $a, $out, $ld);
+        let kb = w.len();
+        let t = a.len() / kb;
+        for t0 in (0..t).step_by(TILE) {
+            let rows = (t - t0).min(TILE);
+            let mut acc = [_mm256_setzero_ps(); TILE];
+            for (b, $u) in w.iter().enumerate() {
+                let unpacked = $unpack;
+                let blocks = |j: usize| &*a.as_ptr().add((t0 + j) * kb + b);
+                let mut j = 0;
+                while j + 4 <= rows {
+                    let [a0, a1, a2, a3] = &mut acc[j..j + 4] else {
+                        unreachable!()
+                    };
+                    let bs = std::array::from_fn(|i| blocks(j + i));
+                    $rows_dot::<4>(&unpacked, bs, [a0, a1, a2, a3]);
+                    j += 4;
+                }
+                while j < rows {
+                    $rows_dot::<1>(&unpacked, [blocks(j)], [&mut acc[j]]);
+                    j += 1;
+                }
+            }
+            for (j, acc) in acc.iter().enumerate().take(rows) {
+                // In bounds: `unit_call_rows` checked `out` for every row.
+                _mm256_storeu_ps(out.as_mut_ptr().add((t0 + j) * ld), *acc);
+            }
+        }
+    }};
+}
+pub(crate) use unit_tiles;
+
+/// A unit kernel call: shapes checked (`unit_call_rows`), then the `vnni` or `avx2`
+/// module of the calling file, whichever `$kernel` runs on this CPU, or `$scalar`.
+macro_rules! dispatch_unit {
+    ($what:literal, $kernel:expr, $scalar:ident, $w:expr, $a:expr, $out:expr, $ld:expr) => {{
+        let (w, a, out, ld) = ($w, $a, $out, $ld);
+        super::units::unit_call_rows($what, w.len(), a.len(), out.len(), ld);
+        match $kernel.effective() {
+            // SAFETY: `effective` checked the CPU features; the shapes were checked.
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Vnni => unsafe { vnni::dot_unit(w, a, out, ld) },
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => unsafe { avx2::dot_unit(w, a, out, ld) },
+            _ => $scalar(w, a, out, ld),
+        }
+    }};
+}
+pub(crate) use dispatch_unit;
+
+/// `y[m, n] = x · Wᵀ` over `units` (`[unit][block]`, `kb` blocks a unit row) and the
+/// quantized activation rows `acts`: `matmul_units` with 8 rows a unit.
+pub(crate) fn unit_matmul<W, A, F>(
+    units: &[W],
+    kb: usize,
+    n: usize,
+    acts: &[A],
+    m: usize,
+    y: &mut [f32],
+    dot: F,
+) where
+    W: Sync,
+    A: Sync,
+    F: Fn(&[W], &[A], &mut [f32], usize) + Sync,
+{
+    super::tiled::matmul_units(units, kb, ROWS, n, acts, kb, m, y, dot)
+}
