@@ -52,6 +52,7 @@ impl EngineHandle {
             spec.head_dim,
             config.block_size,
             config.kv_cache_bytes,
+            config.kv_cache_dtype,
         );
         if num_blocks == 0 {
             return Err(EngineError::InvalidParams(format!(
@@ -76,7 +77,7 @@ impl EngineHandle {
         let cache = if model.kv_on_device() {
             KvCache::layout_only(layout)
         } else {
-            KvCache::new(layout)
+            KvCache::with_dtype(layout, config.kv_cache_dtype)
         };
         let runner = ModelRunner::new(model, cache);
         let engine = Engine::new(

@@ -5,6 +5,7 @@
 //! over 1536 cached tokens, whose 12 MB of K and V outgrow the caches.
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
+use half::f16;
 use hearth_models::attention::cpu::paged_attention;
 use hearth_models::attention::{AttnMeta, AttnShape};
 use hearth_models::{BatchInput, KvCacheLayout, SeqInput};
@@ -90,9 +91,20 @@ fn bench(c: &mut Criterion) {
         let q = data(b.tokens.len() * shape.num_heads * shape.head_dim, 3);
         let mut out = vec![0f32; q.len()];
         let id = format!("{name}_seqs{seqs}_ctx{}", cached + new);
-        g.bench_function(BenchmarkId::from_parameter(id), |bench| {
+        g.bench_function(BenchmarkId::from_parameter(&id), |bench| {
             bench.iter(|| {
                 paged_attention(black_box(&q), &k, &v, BS, &b, &meta, shape, &mut out)
+                    .expect("attention")
+            })
+        });
+        // The same with the pool in f16 (`serve --kv-cache-dtype f16`).
+        let (k16, v16): (Vec<f16>, Vec<f16>) = (
+            k.iter().map(|&x| f16::from_f32(x)).collect(),
+            v.iter().map(|&x| f16::from_f32(x)).collect(),
+        );
+        g.bench_function(BenchmarkId::from_parameter(format!("{id}_f16")), |bench| {
+            bench.iter(|| {
+                paged_attention(black_box(&q), &k16, &v16, BS, &b, &meta, shape, &mut out)
                     .expect("attention")
             })
         });

@@ -37,5 +37,5 @@ pub use batch::{BatchInput, SeqInput};
 pub use error::ModelError;
 pub use gguf::{load_gguf, load_gguf_from, load_gguf_with, LoadOptions, LoadedGguf};
 pub use hf_load::{load_safetensors_dir, load_safetensors_dir_with, LoadedModel};
-pub use kv_cache::{KvCache, KvCacheLayout};
+pub use kv_cache::{KvCache, KvCacheLayout, KvDtype, KvPool};
 pub use model::{CausalLm, ModelSpec};

@@ -3,7 +3,7 @@
 
 use crate::gguf_meta::{get_str, get_usize, req_usize};
 use crate::hf_config::HfConfig;
-use crate::kv_cache::KvCacheLayout;
+use crate::kv_cache::{KvCacheLayout, KvDtype};
 use crate::quantize::fitting_type;
 use crate::safetensors::shard_files;
 use crate::ModelError;
@@ -59,10 +59,15 @@ pub fn gpu_kv_budget(total: u64, free: u64, utilization: f64) -> Result<u64, Mod
 }
 
 /// Bytes of a `[rows, cols]` matrix of `dtype` as hearth holds it: Q4_K is repacked into
-/// units of 8 rows with unpacked 6-bit scales (148 bytes per 256 weights, not 144).
+/// units of 8 rows with unpacked 6-bit scales (148 bytes per 256 weights, not 144); Q4_1
+/// and Q8_0 into units of 8 rows of the file's own bytes.
 pub fn held_bytes(dtype: GgmlDType, rows: usize, cols: usize) -> u64 {
     if dtype == GgmlDType::Q4K {
         return (rows.div_ceil(8) * 8 * (cols / 256) * 148) as u64;
+    }
+    if matches!(dtype, GgmlDType::Q4_1 | GgmlDType::Q8_0) {
+        // Units of 8 rows, the last padded.
+        return (rows.div_ceil(8) * 8 * cols / dtype.block_size() * dtype.type_size()) as u64;
     }
     (rows * cols / dtype.block_size() * dtype.type_size()) as u64
 }
@@ -81,9 +86,9 @@ pub struct ModelSizing {
 }
 
 impl ModelSizing {
-    /// K and V of one token over all layers; hearth's cache stores f32.
-    pub fn kv_bytes_per_token(&self) -> u64 {
-        2 * (self.num_layers * self.num_kv_heads * self.head_dim) as u64 * 4
+    /// K and V of one token over all layers, stored as `dtype`.
+    pub fn kv_bytes_per_token(&self, dtype: KvDtype) -> u64 {
+        2 * (self.num_layers * self.num_kv_heads * self.head_dim * dtype.bytes()) as u64
     }
 }
 
@@ -91,6 +96,7 @@ impl ModelSizing {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     pub memory: u64,
+    pub kv_dtype: KvDtype,
     pub weights_bytes: u64,
     /// `PROCESS_OVERHEAD_BYTES`.
     pub process_bytes: u64,
@@ -106,22 +112,31 @@ pub struct Plan {
     pub kv_tokens: u64,
 }
 
-/// The plan for `memory` bytes (weights and the process first, the rest KV cache in
-/// `block_size` blocks, as the engine sizes it with `KvCacheLayout::blocks_for_budget`).
-pub fn plan(s: &ModelSizing, memory: u64, max_model_len: usize, block_size: usize) -> Plan {
+/// The plan for `memory` bytes (weights and the process first, the rest KV cache of
+/// `kv_dtype` in `block_size` blocks, as the engine sizes it with
+/// `KvCacheLayout::blocks_for_budget`).
+pub fn plan(
+    s: &ModelSizing,
+    memory: u64,
+    max_model_len: usize,
+    block_size: usize,
+    kv_dtype: KvDtype,
+) -> Plan {
     let bs = block_size.max(1);
     let kv_budget = memory.saturating_sub(s.weights_bytes + PROCESS_OVERHEAD_BYTES);
-    let per_token = s.kv_bytes_per_token();
+    let per_token = s.kv_bytes_per_token(kv_dtype);
     let blocks = KvCacheLayout::blocks_for_budget(
         s.num_layers,
         s.num_kv_heads,
         s.head_dim,
         bs,
         usize::try_from(kv_budget).unwrap_or(usize::MAX),
+        kv_dtype,
     ) as u64;
     let blocks_per_seq = max_model_len.div_ceil(bs).max(1) as u64;
     Plan {
         memory,
+        kv_dtype,
         weights_bytes: s.weights_bytes,
         process_bytes: PROCESS_OVERHEAD_BYTES,
         kv_bytes_per_token: per_token,
@@ -268,32 +283,42 @@ mod tests {
     }
 
     #[test]
-    fn kv_per_token_is_k_and_v_over_layers_in_f32() {
-        // 2 * 32 * 8 * 128 * 4 = 256 KiB (128 KiB in llama.cpp's f16).
-        assert_eq!(llama8b(0).kv_bytes_per_token(), 256 << 10);
+    fn kv_per_token_is_k_and_v_over_layers() {
+        // 2 * 32 * 8 * 128 * 4 = 256 KiB in f32, 128 KiB in f16 (llama.cpp's default).
+        assert_eq!(llama8b(0).kv_bytes_per_token(KvDtype::F32), 256 << 10);
+        assert_eq!(llama8b(0).kv_bytes_per_token(KvDtype::F16), 128 << 10);
+    }
+
+    #[test]
+    fn an_f16_cache_holds_twice_the_sequences() {
+        let gib = 1u64 << 30;
+        let weights = 16 * gib - PROCESS_OVERHEAD_BYTES;
+        let p = plan(&llama8b(weights), 64 * gib, 8192, 16, KvDtype::F16);
+        assert_eq!((p.kv_bytes_per_seq, p.concurrent_seqs), (gib, 48));
+        assert_eq!(p.kv_tokens, 48 * 8192);
     }
 
     #[test]
     fn sequences_that_fit_beside_the_weights() {
         let gib = 1u64 << 30;
         let weights = 16 * gib - PROCESS_OVERHEAD_BYTES;
-        let p = plan(&llama8b(weights), 64 * gib, 8192, 16);
+        let p = plan(&llama8b(weights), 64 * gib, 8192, 16, KvDtype::F32);
         assert_eq!(p.kv_budget, 48 * gib);
         // 8192 tokens * 256 KiB = 2 GiB a sequence: 24 fit in 48 GiB.
         assert_eq!(p.kv_bytes_per_seq, 2 * gib);
         assert_eq!(p.concurrent_seqs, 24);
         assert_eq!(p.kv_tokens, 48 * 4096);
         // A length that is not a whole number of blocks takes whole blocks.
-        let p = plan(&llama8b(weights), 64 * gib, 8190, 16);
+        let p = plan(&llama8b(weights), 64 * gib, 8190, 16, KvDtype::F32);
         assert_eq!((p.kv_bytes_per_seq, p.concurrent_seqs), (2 * gib, 24));
         // The process's own memory comes out of the cache's share.
-        let p = plan(&llama8b(16 * gib), 64 * gib, 8192, 16);
+        let p = plan(&llama8b(16 * gib), 64 * gib, 8192, 16, KvDtype::F32);
         assert_eq!(p.concurrent_seqs, 23);
     }
 
     #[test]
     fn weights_larger_than_memory_leave_nothing() {
-        let p = plan(&llama8b(70 << 30), 64 << 30, 4096, 16);
+        let p = plan(&llama8b(70 << 30), 64 << 30, 4096, 16, KvDtype::F32);
         assert_eq!((p.kv_budget, p.concurrent_seqs, p.kv_tokens), (0, 0, 0));
     }
 
@@ -303,7 +328,7 @@ mod tests {
         let f32 = sizing_from_hf_dir(&dir, None).expect("f32");
         let q8 = sizing_from_hf_dir(&dir, Some(GgmlDType::Q8_0)).expect("q8_0");
         // 2 layers, 2 KV heads of 16: 2 * 2 * 2 * 16 * 4 bytes.
-        assert_eq!(f32.kv_bytes_per_token(), 512);
+        assert_eq!(f32.kv_bytes_per_token(KvDtype::F32), 512);
         assert_eq!(f32.weights_bytes, f32.params * 4);
         // Every matrix shrinks to 34/128 of f32; only the norms (5 * 64 floats) stay.
         let vectors = 5 * 64 * 4;

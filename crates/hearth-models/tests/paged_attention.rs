@@ -2,9 +2,10 @@
 mod common;
 
 use common::{batch, max_abs_diff, Part, Rng};
+use half::f16;
 use hearth_models::attention::cpu::paged_attention;
 use hearth_models::attention::{AttnMeta, AttnShape};
-use hearth_models::{KvCache, KvCacheLayout};
+use hearth_models::{KvCache, KvCacheLayout, KvDtype, KvPool};
 
 /// (num_computed, num_new) per sequence.
 type Case = &'static [(usize, usize)];
@@ -55,6 +56,22 @@ fn run(
     q_gain: f32,
     seed: u64,
 ) -> f32 {
+    run_as(KvDtype::F32, case, block_size, nh, nkv, hd, q_gain, seed)
+}
+
+/// As `run`, with the pool stored as `dtype`; the reference sees the stored values (for
+/// f16, each K/V value rounded to f16).
+#[allow(clippy::too_many_arguments)]
+fn run_as(
+    dtype: KvDtype,
+    case: Case,
+    block_size: usize,
+    nh: usize,
+    nkv: usize,
+    hd: usize,
+    q_gain: f32,
+    seed: u64,
+) -> f32 {
     let mut rng = Rng(seed);
     let blocks_per_seq: Vec<usize> = case
         .iter()
@@ -68,7 +85,7 @@ fn run(
         block_size,
         num_blocks,
     };
-    let mut cache = KvCache::new(layout);
+    let mut cache = KvCache::with_dtype(layout, dtype);
     // Shuffled block ids: tables are neither contiguous nor ordered.
     let ids = rng.perm(num_blocks);
     let mut tables = Vec::new();
@@ -92,8 +109,12 @@ fn run(
             block_size,
         );
         cache.write(0, &k, &v, &b.slot_mapping);
-        k_all.push(k);
-        v_all.push(v);
+        let stored = |x: Vec<f32>| match dtype {
+            KvDtype::F32 => x,
+            KvDtype::F16 => x.iter().map(|&y| f16::from_f32(y).to_f32()).collect(),
+        };
+        k_all.push(stored(k));
+        v_all.push(stored(v));
     }
     let toks: Vec<Vec<u32>> = case.iter().map(|&(_, n)| vec![0; n]).collect();
     let parts: Vec<Part> = case
@@ -122,16 +143,15 @@ fn run(
         .map(|x| x * q_gain)
         .collect();
     let mut out = vec![0.0; q.len()];
-    paged_attention(
-        &q,
-        &cache.k[0],
-        &cache.v[0],
-        block_size,
-        &b,
-        &meta,
-        shape,
-        &mut out,
-    )
+    match (&cache.k[0], &cache.v[0]) {
+        (KvPool::F32(k), KvPool::F32(v)) => {
+            paged_attention(&q, k, v, block_size, &b, &meta, shape, &mut out)
+        }
+        (KvPool::F16(k), KvPool::F16(v)) => {
+            paged_attention(&q, k, v, block_size, &b, &meta, shape, &mut out)
+        }
+        _ => panic!("K and V pools of different types"),
+    }
     .expect("kernel");
     assert!(out.iter().all(|x| x.is_finite()));
     max_abs_diff(&out, &reference(&q, &k_all, &v_all, case, shape))
@@ -146,6 +166,20 @@ fn matches_dense_reference_prefill_chunks_and_decode() {
         assert!(
             err < 1e-5,
             "bs {bs} nh {nh} nkv {nkv} hd {hd}: max abs err {err}"
+        );
+    }
+}
+
+/// f16 pools: the kernel widens each stored value exactly, so against the reference on
+/// the f16-rounded values it is as close as the f32 kernel is to its own.
+#[test]
+fn f16_pools_match_reference_on_stored_values() {
+    let case: Case = &[(0, 9), (13, 7), (40, 1), (1, 1), (0, 1), (31, 1), (100, 37)];
+    for (bs, nh, nkv, hd) in [(4, 6, 2, 16), (16, 9, 3, 64), (8, 4, 4, 12), (16, 8, 1, 8)] {
+        let err = run_as(KvDtype::F16, case, bs, nh, nkv, hd, 1.0, 11 + bs as u64);
+        assert!(
+            err < 1e-5,
+            "f16 bs {bs} nh {nh} nkv {nkv} hd {hd}: max abs err {err}"
         );
     }
 }

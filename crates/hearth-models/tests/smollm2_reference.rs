@@ -3,7 +3,7 @@
 mod common;
 
 use common::{argmax, batch, model_path, Part};
-use hearth_models::{load_gguf_with, CausalLm, KvCache, KvCacheLayout, LoadOptions};
+use hearth_models::{load_gguf_with, CausalLm, KvCache, KvCacheLayout, KvDtype, LoadOptions};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -69,6 +69,10 @@ fn fixture() -> (String, usize, Vec<Prompt>) {
 }
 
 fn setup(expected_sha: &str, dequantize: bool) -> (Box<dyn CausalLm>, KvCache) {
+    setup_as(expected_sha, dequantize, KvDtype::F32)
+}
+
+fn setup_as(expected_sha: &str, dequantize: bool, kv: KvDtype) -> (Box<dyn CausalLm>, KvCache) {
     let path = model_path();
     let bytes = std::fs::read(&path).expect("read model");
     assert_eq!(
@@ -89,7 +93,7 @@ fn setup(expected_sha: &str, dequantize: bool) -> (Box<dyn CausalLm>, KvCache) {
         block_size: BS,
         num_blocks: 12,
     };
-    (loaded.model, KvCache::new(layout))
+    (loaded.model, KvCache::with_dtype(layout, kv))
 }
 
 /// Block table of scattered ids, long enough for `n` tokens.
@@ -174,8 +178,12 @@ struct Cmp {
 /// Compares hearth's logits with every reference position (its 64 largest logits and
 /// the 768 strided ones).
 fn compare(dequantize: bool) -> Vec<Cmp> {
+    compare_as(dequantize, KvDtype::F32)
+}
+
+fn compare_as(dequantize: bool, kv: KvDtype) -> Vec<Cmp> {
     let (sha, stride, prompts) = fixture();
-    let (mut model, mut cache) = setup(&sha, dequantize);
+    let (mut model, mut cache) = setup_as(&sha, dequantize, kv);
     let mut out = Vec::new();
     for p in &prompts {
         let pos: Vec<usize> = p.positions.iter().map(|q| q.0).collect();
@@ -256,6 +264,26 @@ fn logits_match_transformers_with_dequantized_weights() {
             p.name
         );
     }
+}
+
+/// Measured: worst max abs error 0.028 (centered 0.016) on logits of magnitude ~20-30,
+/// against 2e-4 with the f32 cache; 0.05 leaves ~80% headroom.
+const F16_KV_BOUND: f32 = 0.05;
+
+/// The f16 K/V cache (`serve --kv-cache-dtype f16`) with transformers' own f32 weights:
+/// only K and V rounded to f16 (~5e-4 relative each) separates the two, so the logits
+/// stay close and every top-1 agrees.
+#[test]
+fn logits_match_transformers_with_f16_kv_cache() {
+    let cmp = compare_as(true, KvDtype::F16);
+    let worst = cmp.iter().map(|c| c.max_err).fold(0.0, f32::max);
+    let centered = cmp.iter().map(|c| c.centered_err).fold(0.0, f32::max);
+    eprintln!("f16 K/V: worst max abs err {worst:.4}, centered {centered:.4}");
+    assert!(worst < F16_KV_BOUND, "max abs error {worst}");
+    assert!(
+        cmp.iter().all(|c| c.top1_agrees),
+        "top-1 must agree everywhere"
+    );
 }
 
 /// hearth's own greedy output with quantized weights, pinned (it stops at EOS).

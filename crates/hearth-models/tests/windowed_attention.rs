@@ -95,8 +95,8 @@ fn run(computed: usize, new: usize, shape: AttnShape, poison_below: usize) -> (V
     let mut out = vec![0.0; want.0.len()];
     paged_attention(
         &want.0,
-        &cache.k[0],
-        &cache.v[0],
+        cache.k[0].as_f32().expect("f32 pool"),
+        cache.v[0].as_f32().expect("f32 pool"),
         BS,
         &b,
         &meta,
@@ -180,8 +180,8 @@ fn zero_window_is_rejected() {
     let (q, mut out) = (vec![0.0; 64], vec![0.0; 64]);
     let r = paged_attention(
         &q,
-        &cache.k[0],
-        &cache.v[0],
+        cache.k[0].as_f32().expect("f32 pool"),
+        cache.v[0].as_f32().expect("f32 pool"),
         BS,
         &b,
         &meta,

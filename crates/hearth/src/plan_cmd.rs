@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use hearth_models::quantize::GgmlDType;
 use hearth_models::sizing::{plan, sizing_from_gguf, sizing_from_hf_dir, ModelSizing, Plan};
+use hearth_models::KvDtype;
 
 use crate::quantize_cmd::parse_quant_arg;
 use crate::size::parse_size;
@@ -27,6 +28,9 @@ pub struct PlanArgs {
     /// KV cache block size (tokens), as `serve --block-size`.
     #[arg(long, default_value_t = 16)]
     pub block_size: usize,
+    /// What K and V are stored in, as `serve --kv-cache-dtype` (f32 or f16).
+    #[arg(long, default_value_t = KvDtype::F32)]
+    pub kv_cache_dtype: KvDtype,
 }
 
 /// Decimal units, as memory sizes are quoted ("64GB").
@@ -53,7 +57,7 @@ pub fn report(s: &ModelSizing, p: &Plan, block_size: usize) -> String {
     );
     line(
         "KV cache per token",
-        format!("{} (f32 K and V)", human(p.kv_bytes_per_token)),
+        format!("{} ({} K and V)", human(p.kv_bytes_per_token), p.kv_dtype),
     );
     line("left for KV cache", human(p.kv_budget));
     line("KV cache tokens", p.kv_tokens.to_string());
@@ -69,7 +73,7 @@ pub fn report(s: &ModelSizing, p: &Plan, block_size: usize) -> String {
         out.push_str("\n  max model len   concurrent sequences\n");
     }
     for len in lens {
-        let q = plan(s, p.memory, len, block_size);
+        let q = plan(s, p.memory, len, block_size, p.kv_dtype);
         out.push_str(&format!("  {len:>13}   {:>20}\n", q.concurrent_seqs));
     }
     if p.weights_bytes + p.process_bytes > p.memory {
@@ -94,7 +98,13 @@ pub fn run(args: PlanArgs) -> Result<()> {
         "{}",
         report(
             &sizing,
-            &plan(&sizing, args.memory, len, args.block_size),
+            &plan(
+                &sizing,
+                args.memory,
+                len,
+                args.block_size,
+                args.kv_cache_dtype
+            ),
             args.block_size
         )
     );
@@ -114,7 +124,7 @@ fn by_type(args: &PlanArgs, len: usize) -> Result<String> {
         let q = parse_quant_arg(name).map_err(anyhow::Error::msg)?;
         let q = (name != "f32").then_some(q);
         let s = sizing_from_hf_dir(&args.model, q)?;
-        let p = plan(&s, args.memory, len, args.block_size);
+        let p = plan(&s, args.memory, len, args.block_size, args.kv_cache_dtype);
         out.push_str(&format!(
             "  {name:<10} {:>12}   {}\n",
             human(s.weights_bytes),

@@ -46,6 +46,11 @@ pub struct ServeArgs {
     /// Tokens per KV block.
     #[arg(long)]
     pub block_size: Option<usize>,
+    /// What the CPU KV cache stores K and V in: `f32` (the model's own values) or `f16`
+    /// (half the memory: twice the tokens for the same --kv-cache-memory, half the bytes
+    /// attention reads; ~5e-4 relative rounding of each value, as llama.cpp's default).
+    #[arg(long, default_value_t = hearth_models::KvDtype::F32)]
+    pub kv_cache_dtype: hearth_models::KvDtype,
     /// Requests accepted but not yet scheduled, at most; beyond it new ones get 503.
     #[arg(long, default_value_t = 1024)]
     pub max_queued_requests: usize,
@@ -101,6 +106,7 @@ impl ServeArgs {
             c.kv_cache_bytes = usize::try_from(b).unwrap_or(usize::MAX);
         }
         c.block_size = self.block_size.unwrap_or(c.block_size);
+        c.kv_cache_dtype = self.kv_cache_dtype;
         c.max_waiting = self.max_queued_requests;
         c
     }
@@ -157,6 +163,11 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         args.kv_cache_memory,
     )?;
     crate::model_source::check_dtype(args.device, args.dtype)?;
+    if args.device == crate::model_source::DeviceArg::Cuda
+        && args.kv_cache_dtype != hearth_models::KvDtype::F32
+    {
+        bail!("--kv-cache-dtype applies to --device cpu (the GPU holds its own f32 K/V)");
+    }
     tracing::info!(path = %path.display(), "loading model");
     let kv = args.engine_config().kv_cache_bytes as u64;
     crate::memory_check::check(&path, args.quantization, kv, args.memory)?;

@@ -4,9 +4,10 @@
 //! over chunks of keys, so no full score vector is materialised.
 
 use super::cpu_kernels::{self, Rows};
+use super::kv_elem::KvElem;
 use super::{AttnMeta, AttnShape, PagedAttention};
 use crate::shared_out::SharedOut;
-use crate::{BatchInput, KvCache, ModelError};
+use crate::{BatchInput, KvCache, KvPool, ModelError};
 use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 use std::ops::Range;
@@ -52,28 +53,33 @@ impl PagedAttention for CpuPagedAttention {
         let width = shape.num_heads * shape.head_dim;
         let q = q.flatten_all()?.to_vec1::<f32>()?;
         let mut out = vec![0f32; t * width];
-        paged_attention(
-            &q,
-            &cache.k[layer],
-            &cache.v[layer],
-            cache.layout.block_size,
-            batch,
-            meta,
-            shape,
-            &mut out,
-        )?;
+        let bs = cache.layout.block_size;
+        match (cache.k.get(layer), cache.v.get(layer)) {
+            (Some(KvPool::F32(k)), Some(KvPool::F32(v))) => {
+                paged_attention(&q, k, v, bs, batch, meta, shape, &mut out)?
+            }
+            (Some(KvPool::F16(k)), Some(KvPool::F16(v))) => {
+                paged_attention(&q, k, v, bs, batch, meta, shape, &mut out)?
+            }
+            _ => {
+                return Err(ModelError::BadBatch(format!(
+                    "no K/V pools of one type for layer {layer}"
+                )))
+            }
+        }
         Ok(Tensor::from_vec(out, (t, width), &Device::Cpu)?)
     }
 }
 
 /// The kernel over plain slices. `q` and `out` are `[T, num_heads, head_dim]`;
-/// `k_pool`/`v_pool` are one layer's `[num_blocks, block_size, num_kv_heads, head_dim]`.
-/// `meta` must come from `AttnMeta::new` on this batch and pool.
+/// `k_pool`/`v_pool` are one layer's `[num_blocks, block_size, num_kv_heads, head_dim]`,
+/// in f32 or f16 (widened as they are read). `meta` must come from `AttnMeta::new` on
+/// this batch and pool.
 #[allow(clippy::too_many_arguments)]
-pub fn paged_attention(
+pub fn paged_attention<T: KvElem>(
     q: &[f32],
-    k_pool: &[f32],
-    v_pool: &[f32],
+    k_pool: &[T],
+    v_pool: &[T],
     block_size: usize,
     batch: &BatchInput,
     meta: &AttnMeta,
@@ -225,14 +231,14 @@ struct TileLayout {
     window: Option<usize>,
 }
 
-/// `attend_tile` compiled for AVX2+FMA with the SIMD inner loops when the CPU has them;
-/// the portable build does the same fused operations in the same order.
+/// `attend_tile` compiled for AVX2+FMA+F16C with the SIMD inner loops when the CPU has
+/// them; the portable build does the same fused operations in the same order.
 #[allow(clippy::too_many_arguments)]
 #[inline]
-fn attend(
+fn attend<T: KvElem>(
     q: &[f32],
-    k_pool: &[f32],
-    v_pool: &[f32],
+    k_pool: &[T],
+    v_pool: &[T],
     table: &[u32],
     positions: &[u32],
     row0: usize,
@@ -241,7 +247,10 @@ fn attend(
     o: &mut [f32],
 ) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+    if std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+        && std::arch::is_x86_feature_detected!("f16c")
+    {
         // SAFETY: the features it is compiled for were just detected.
         return unsafe { attend_tile_avx2(q, k_pool, v_pool, table, positions, row0, tile, l, o) };
     }
@@ -249,12 +258,12 @@ fn attend(
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn attend_tile_avx2(
+unsafe fn attend_tile_avx2<T: KvElem>(
     q: &[f32],
-    k_pool: &[f32],
-    v_pool: &[f32],
+    k_pool: &[T],
+    v_pool: &[T],
     table: &[u32],
     positions: &[u32],
     row0: usize,
@@ -276,11 +285,11 @@ unsafe fn attend_tile_avx2(
 /// gives the same result in any tile, batch or chunked prefill.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn attend_tile(
+fn attend_tile<T: KvElem>(
     simd: bool,
     q: &[f32],
-    k_pool: &[f32],
-    v_pool: &[f32],
+    k_pool: &[T],
+    v_pool: &[T],
     table: &[u32],
     positions: &[u32],
     row0: usize,

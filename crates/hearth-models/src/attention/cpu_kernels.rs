@@ -9,6 +9,7 @@
 //! pairwise tree (what a horizontal add does); products past the last multiple of 8 are
 //! added after, in order. An output element is `o = w[j] * v[j] + o` (fused), key by key.
 
+use super::kv_elem::KvElem;
 use std::ops::Range;
 
 /// Lanes of a score's accumulator.
@@ -24,17 +25,24 @@ const COLS: usize = 64;
 const HALF: usize = 32;
 
 /// Rows of K (or V) in the pool: row `j` starts at `base + j * stride`, `len` long.
-#[derive(Clone, Copy)]
-pub(super) struct Rows<'a> {
-    pub(super) pool: &'a [f32],
+pub(super) struct Rows<'a, T> {
+    pub(super) pool: &'a [T],
     pub(super) base: usize,
     pub(super) stride: usize,
     pub(super) len: usize,
 }
 
-impl<'a> Rows<'a> {
+impl<T> Clone for Rows<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Rows<'_, T> {}
+
+impl<'a, T> Rows<'a, T> {
     #[inline(always)]
-    pub(super) fn row(&self, j: usize) -> &'a [f32] {
+    pub(super) fn row(&self, j: usize) -> &'a [T] {
         let at = self.base + j * self.stride;
         &self.pool[at..at + self.len]
     }
@@ -43,7 +51,13 @@ impl<'a> Rows<'a> {
 /// `out[i][j] = q_i · K_j` for the queries `qs` and the `n` rows of `keys`. Inlined,
 /// like the others here, so the caller's AVX2 build inlines the SIMD paths.
 #[inline(always)]
-pub(super) fn scores(simd: bool, qs: &[&[f32]], keys: Rows, n: usize, out: &mut [[f32; MAX_KEYS]]) {
+pub(super) fn scores<T: KvElem>(
+    simd: bool,
+    qs: &[&[f32]],
+    keys: Rows<T>,
+    n: usize,
+    out: &mut [[f32; MAX_KEYS]],
+) {
     assert!(
         n <= MAX_KEYS && out.len() >= qs.len() && qs.iter().all(|q| q.len() == keys.len),
         "score block too large"
@@ -58,7 +72,7 @@ pub(super) fn scores(simd: bool, qs: &[&[f32]], keys: Rows, n: usize, out: &mut 
     for (pair, o) in qs.chunks(2).zip(out.chunks_mut(2)) {
         for j0 in (0..n).step_by(4) {
             // Past the last key, the last key again (results dropped).
-            let k: [&[f32]; 4] = std::array::from_fn(|d| keys.row((j0 + d).min(n - 1)));
+            let k: [&[T]; 4] = std::array::from_fn(|d| keys.row((j0 + d).min(n - 1)));
             for (i, q) in pair.iter().enumerate() {
                 let s = dots(q, k);
                 for (d, v) in s.into_iter().enumerate().take(n - j0) {
@@ -71,19 +85,19 @@ pub(super) fn scores(simd: bool, qs: &[&[f32]], keys: Rows, n: usize, out: &mut 
 
 /// One query x four keys; every row has the query's length.
 #[inline(always)]
-fn dots(q: &[f32], k: [&[f32]; 4]) -> [f32; 4] {
+fn dots<T: KvElem>(q: &[f32], k: [&[T]; 4]) -> [f32; 4] {
     let hd = q.len();
     let full = hd / LANES * LANES;
     std::array::from_fn(|j| {
         let mut acc = [0f32; LANES];
         for c in (0..full).step_by(LANES) {
             for l in 0..LANES {
-                acc[l] = q[c + l].mul_add(k[j][c + l], acc[l]);
+                acc[l] = q[c + l].mul_add(k[j][c + l].to_f32(), acc[l]);
             }
         }
         let mut s = reduce(acc);
         for d in full..hd {
-            s = q[d].mul_add(k[j][d], s);
+            s = q[d].mul_add(k[j][d].to_f32(), s);
         }
         s
     })
@@ -97,7 +111,7 @@ pub(super) fn reduce(a: [f32; LANES]) -> f32 {
 
 /// `o += Σ_j w[j] · V_j`, key by key, for `w.len()` rows of `values`.
 #[inline(always)]
-pub(super) fn weighted_sum(simd: bool, o: &mut [f32], w: &[f32], values: Rows) {
+pub(super) fn weighted_sum<T: KvElem>(simd: bool, o: &mut [f32], w: &[f32], values: Rows<T>) {
     let hd = o.len();
     assert!(values.len == hd, "row length");
     let mut c = 0;
@@ -115,11 +129,11 @@ pub(super) fn weighted_sum(simd: bool, o: &mut [f32], w: &[f32], values: Rows) {
 
 /// The portable weighted sum of columns `c..` (the SIMD paths' leftover, or all).
 #[inline(always)]
-fn weighted_sum_from(c: usize, o: &mut [f32], w: &[f32], values: Rows) {
+fn weighted_sum_from<T: KvElem>(c: usize, o: &mut [f32], w: &[f32], values: Rows<T>) {
     for (j, &wj) in w.iter().enumerate() {
         let v = &values.row(j)[c..];
         for (x, &vv) in o[c..].iter_mut().zip(v) {
-            *x = wj.mul_add(vv, *x);
+            *x = wj.mul_add(vv.to_f32(), *x);
         }
     }
 }
@@ -127,7 +141,12 @@ fn weighted_sum_from(c: usize, o: &mut [f32], w: &[f32], values: Rows) {
 /// `weighted_sum` for two queries over the same rows (each output element gets the same
 /// operations in the same order): the SIMD path loads each V vector once for both.
 #[inline(always)]
-pub(super) fn weighted_sum2(simd: bool, o: [&mut [f32]; 2], w: [&[f32]; 2], values: Rows) {
+pub(super) fn weighted_sum2<T: KvElem>(
+    simd: bool,
+    o: [&mut [f32]; 2],
+    w: [&[f32]; 2],
+    values: Rows<T>,
+) {
     let [o0, o1] = o;
     let hd = o0.len();
     assert!(
@@ -247,7 +266,7 @@ pub(super) fn max(w: &[f32]) -> f32 {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{Rows, COLS, HALF, MAX_KEYS};
+    use super::{KvElem, Rows, COLS, HALF, MAX_KEYS};
     use std::arch::x86_64::*;
     use std::ops::Range;
 
@@ -257,8 +276,13 @@ mod avx2 {
     /// scores per query stored at once (slots past `n` get scores of the last key,
     /// which the caller never reads). One function, so nothing here is a call.
     #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn scores(qs: &[&[f32]], keys: Rows, n: usize, out: &mut [[f32; MAX_KEYS]]) {
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn scores<T: KvElem>(
+        qs: &[&[f32]],
+        keys: Rows<T>,
+        n: usize,
+        out: &mut [[f32; MAX_KEYS]],
+    ) {
         let hd = keys.len;
         let full = hd / 8 * 8;
         for (pair, o) in qs.chunks(2).zip(out.chunks_mut(2)) {
@@ -284,7 +308,7 @@ mod avx2 {
                     for (j, kj) in k.iter().enumerate() {
                         let s = &mut o[i][j0 + j];
                         for d in full..hd {
-                            *s = q[d].mul_add(kj[d], *s);
+                            *s = q[d].mul_add(kj[d].to_f32(), *s);
                         }
                     }
                 }
@@ -295,20 +319,20 @@ mod avx2 {
     /// `Q` queries x 4 keys over the first `full` (a multiple of 8) elements: lane sums
     /// reduced, one `__m128` of 4 scores per query.
     #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn dots4<const Q: usize>(
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn dots4<const Q: usize, T: KvElem>(
         q: [*const f32; Q],
-        k: [*const f32; 4],
+        k: [*const T; 4],
         full: usize,
     ) -> [__m128; Q] {
         let mut acc = [[_mm256_setzero_ps(); 4]; Q];
         let mut c = 0;
         while c < full {
             let kv = [
-                _mm256_loadu_ps(k[0].add(c)),
-                _mm256_loadu_ps(k[1].add(c)),
-                _mm256_loadu_ps(k[2].add(c)),
-                _mm256_loadu_ps(k[3].add(c)),
+                T::load8(k[0].add(c)),
+                T::load8(k[1].add(c)),
+                T::load8(k[2].add(c)),
+                T::load8(k[3].add(c)),
             ];
             for i in 0..Q {
                 let qv = _mm256_loadu_ps(q[i].add(c));
@@ -335,7 +359,7 @@ mod avx2 {
     /// the slots outside `slots` masked (-inf for the maximum, 0 for the sum): the same
     /// operations per slot as the portable path, so the same bits.
     #[inline]
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     pub(super) unsafe fn softmax_step(
         s: &mut [f32; MAX_KEYS],
         slots: Range<usize>,
@@ -390,7 +414,7 @@ mod avx2 {
 
     /// `super::exp` on 8 lanes: the same operations in the same order (no fusing).
     #[inline]
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn exp8(x: __m256) -> __m256 {
         let x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3)), _mm256_setzero_ps());
         let round = _mm256_set1_ps(12_582_912.0);
@@ -424,11 +448,11 @@ mod avx2 {
     /// `super::weighted_sum2` for columns `c..c + 32` of two queries: 4 accumulators
     /// each, every V vector loaded once for both.
     #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn weighted_sum32x2(
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn weighted_sum32x2<T: KvElem>(
         o: [&mut [f32]; 2],
         w: [&[f32]; 2],
-        values: Rows,
+        values: Rows<T>,
         c: usize,
     ) {
         let n = w[0].len();
@@ -455,7 +479,7 @@ mod avx2 {
         for j in 0..n {
             let wv = [_mm256_set1_ps(w[0][j]), _mm256_set1_ps(w[1][j])];
             for i in 0..4 {
-                let x = _mm256_loadu_ps(v.add(8 * i));
+                let x = T::load8(v.add(8 * i));
                 acc[0][i] = _mm256_fmadd_ps(wv[0], x, acc[0][i]);
                 acc[1][i] = _mm256_fmadd_ps(wv[1], x, acc[1][i]);
             }
@@ -471,8 +495,13 @@ mod avx2 {
     /// `super::weighted_sum` for columns `c..c + 64`: 8 vector accumulators across all
     /// keys.
     #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn weighted_sum64(o: &mut [f32], w: &[f32], values: Rows, c: usize) {
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn weighted_sum64<T: KvElem>(
+        o: &mut [f32],
+        w: &[f32],
+        values: Rows<T>,
+        c: usize,
+    ) {
         assert!(o.len() == COLS, "64 columns");
         let op = o.as_mut_ptr();
         let mut acc = [_mm256_setzero_ps(); 8];
@@ -494,7 +523,7 @@ mod avx2 {
         for &wj in w {
             let wv = _mm256_set1_ps(wj);
             for (i, a) in acc.iter_mut().enumerate() {
-                *a = _mm256_fmadd_ps(wv, _mm256_loadu_ps(v.add(8 * i)), *a);
+                *a = _mm256_fmadd_ps(wv, T::load8(v.add(8 * i)), *a);
             }
             v = v.add(values.stride);
         }
@@ -515,23 +544,32 @@ mod tests {
 
     fn simd_available() -> bool {
         #[cfg(target_arch = "x86_64")]
-        return is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+        return is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+            && is_x86_feature_detected!("f16c");
         #[cfg(not(target_arch = "x86_64"))]
         false
     }
 
     /// The SIMD paths give the portable paths' bits, for head sizes with and without a
-    /// tail past a multiple of 8, odd query counts and partial key groups.
+    /// tail past a multiple of 8, odd query counts and partial key groups, with K/V
+    /// pools of f32 and of f16.
     #[test]
     fn simd_and_portable_paths_agree_bit_for_bit() {
         if !simd_available() {
             return;
         }
+        agree_bit_for_bit(|x| x.to_vec());
+        agree_bit_for_bit(|x| x.iter().map(|&v| half::f16::from_f32(v)).collect());
+    }
+
+    fn agree_bit_for_bit<T: KvElem>(store: impl Fn(&[f32]) -> Vec<T>) {
         for hd in [64, 72, 128, 13] {
             let stride = hd + 8;
             let pool = data(MAX_KEYS * stride + hd, hd as u32);
+            let stored = store(&pool);
             let keys = Rows {
-                pool: &pool,
+                pool: &stored,
                 base: 5,
                 stride,
                 len: hd,

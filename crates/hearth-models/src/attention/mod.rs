@@ -6,6 +6,8 @@
 
 pub mod cpu;
 mod cpu_kernels;
+mod kv_elem;
+pub use kv_elem::KvElem;
 
 use crate::{BatchInput, KvCache, KvCacheLayout, ModelError, ModelSpec};
 use candle_core::Tensor;

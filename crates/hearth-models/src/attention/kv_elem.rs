@@ -1,0 +1,44 @@
+//! The element types a K/V pool holds (f32, f16) as the attention kernels read them:
+//! one value widened to f32 (the portable path), or 8 at once (the SIMD path). Both
+//! widen exactly, so the two paths still give the same bits.
+
+use half::f16;
+
+pub trait KvElem: Copy + Send + Sync + 'static {
+    fn to_f32(self) -> f32;
+
+    /// 8 values at `p`, widened to f32.
+    ///
+    /// # Safety
+    /// `p` must be readable for 8 values, and the CPU must have AVX2 and F16C (the
+    /// callers are compiled for them and inline this).
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn load8(p: *const Self) -> std::arch::x86_64::__m256;
+}
+
+impl KvElem for f32 {
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        self
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load8(p: *const f32) -> std::arch::x86_64::__m256 {
+        std::arch::x86_64::_mm256_loadu_ps(p)
+    }
+}
+
+impl KvElem for f16 {
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        f16::to_f32(self)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load8(p: *const f16) -> std::arch::x86_64::__m256 {
+        use std::arch::x86_64::*;
+        _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i))
+    }
+}

@@ -1,0 +1,108 @@
+//! `serve --kv-cache-dtype f16` end to end: twice the KV blocks for the same
+//! `--kv-cache-memory`, the first token's log-probability next to the f32 cache's, and
+//! bad values refused before anything loads; `plan` sizes the f16 cache the same way.
+mod common;
+
+use common::{post, Server, MODEL_NAME};
+use serde_json::{json, Value};
+use std::process::Command;
+
+/// The first generated token and its log-probability, greedy.
+async fn first_token(s: &Server) -> (String, f64) {
+    let body = json!({
+        "model": MODEL_NAME,
+        "messages": [{"role": "user", "content": "What is the capital of France?"}],
+        "temperature": 0,
+        "max_tokens": 4,
+        "logprobs": true,
+    });
+    let (st, v) = post(&s.url("/v1/chat/completions"), &body).await;
+    assert_eq!(st, 200, "{v}");
+    let t: &Value = &v["choices"][0]["logprobs"]["content"][0];
+    (
+        t["token"].as_str().expect("token").to_string(),
+        t["logprob"].as_f64().expect("logprob"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn f16_cache_holds_twice_the_blocks_and_serves_the_same_first_token() {
+    let f32s = Server::start(&[]);
+    let f16s = Server::start(&["--kv-cache-dtype", "f16"]);
+    let blocks = |st: Value| st["total_blocks"].as_u64().expect("total_blocks");
+    let (b32, b16) = (blocks(f32s.stats().await), blocks(f16s.stats().await));
+    assert!(b32 > 0);
+    assert_eq!(
+        b16,
+        2 * b32,
+        "same --kv-cache-memory, half the bytes a block"
+    );
+    let (t32, lp32) = first_token(&f32s).await;
+    let (t16, lp16) = first_token(&f16s).await;
+    assert_eq!(t16, t32);
+    // The model-level test bounds the logits' change by 0.05; a log-probability moves
+    // by at most twice that.
+    assert!((lp16 - lp32).abs() < 0.1, "logprob {lp16} vs {lp32}");
+    f16s.wait_idle(30).await;
+}
+
+fn hearth(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(args)
+        .output()
+        .expect("run hearth");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[test]
+fn bad_kv_cache_dtypes_are_refused() {
+    let model = common::model_path();
+    let model = model.to_str().expect("utf-8 path");
+    let (ok, text) = hearth(&["serve", model, "--kv-cache-dtype", "int3", "--port", "0"]);
+    assert!(
+        !ok && text.contains("int3") && text.contains("f16"),
+        "{text}"
+    );
+    let (ok, text) = hearth(&[
+        "serve",
+        model,
+        "--device",
+        "cuda",
+        "--kv-cache-dtype",
+        "f16",
+        "--port",
+        "0",
+    ]);
+    assert!(
+        !ok && text.contains("--kv-cache-dtype applies to --device cpu"),
+        "{text}"
+    );
+}
+
+/// The value printed after `key` in plan's report.
+fn field(report: &str, key: &str) -> String {
+    let line = report.lines().find(|l| l.starts_with(key));
+    let line = line.unwrap_or_else(|| panic!("no `{key}` in:\n{report}"));
+    line[key.len()..].trim().to_string()
+}
+
+#[test]
+fn plan_sizes_an_f16_cache_at_half_the_bytes() {
+    let model = common::model_path();
+    let model = model.to_str().expect("utf-8 path");
+    let args = ["plan", model, "--memory", "4GB", "--max-model-len", "2048"];
+    let (ok, r32) = hearth(&args);
+    assert!(ok, "{r32}");
+    let (ok, r16) = hearth(&[&args[..], &["--kv-cache-dtype", "f16"]].concat());
+    assert!(ok, "{r16}");
+    assert!(
+        field(&r16, "KV cache per token").ends_with("(f16 K and V)"),
+        "{r16}"
+    );
+    let tokens = |r: &str| -> u64 { field(r, "KV cache tokens").parse().expect("tokens") };
+    // Whole blocks of 16 tokens: within one block of twice as many.
+    let (t32, t16) = (tokens(&r32), tokens(&r16));
+    assert!(t16 >= 2 * t32 && t16 <= 2 * t32 + 16, "{t32} vs {t16}");
+}
