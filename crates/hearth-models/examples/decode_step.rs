@@ -2,9 +2,12 @@
 //! `cargo run --release -p hearth-models --example decode_step -- MODEL.gguf [--dequantize]`
 //! (MODEL defaults to $HEARTH_TEST_MODEL). Prints median milliseconds per step.
 //! `HEARTH_DECODE_SEQS=8 HEARTH_DECODE_STEPS=500` time only that batch, that many
-//! steps (for profiling the decode step alone).
+//! steps (for profiling the decode step alone); `HEARTH_DECODE_PROMPT=1024` sets the
+//! prompt length (32), `HEARTH_DECODE_KV=f16` the KV cache's dtype (f32).
 
-use hearth_models::{load_gguf_with, BatchInput, KvCache, KvCacheLayout, LoadOptions, SeqInput};
+use hearth_models::{
+    load_gguf_with, BatchInput, KvCache, KvCacheLayout, KvDtype, LoadOptions, SeqInput,
+};
 use std::time::Instant;
 
 const BS: usize = 16;
@@ -53,6 +56,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut loaded = load_gguf_with(path.as_ref(), &opts)?;
     let s = loaded.spec.clone();
     let steps = env_usize("HEARTH_DECODE_STEPS").unwrap_or(STEPS);
+    let prompt = env_usize("HEARTH_DECODE_PROMPT").unwrap_or(PROMPT);
+    let kv: KvDtype = match std::env::var("HEARTH_DECODE_KV") {
+        Ok(v) => v.parse()?,
+        Err(_) => KvDtype::F32,
+    };
     let batches = match env_usize("HEARTH_DECODE_SEQS") {
         Some(n) => vec![n],
         None => vec![1, 8],
@@ -63,27 +71,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             num_kv_heads: s.num_kv_heads,
             head_dim: s.head_dim,
             block_size: BS,
-            num_blocks: seqs * (PROMPT + steps + 1).div_ceil(BS),
+            num_blocks: seqs * (prompt + steps + 1).div_ceil(BS),
         };
-        let blocks = (PROMPT + steps + 1).div_ceil(BS);
-        let mut cache = KvCache::new(layout);
+        let blocks = (prompt + steps + 1).div_ceil(BS);
+        let mut cache = KvCache::with_dtype(layout, kv);
         let t = Instant::now();
         loaded
             .model
-            .forward(&step(seqs, blocks, 0, PROMPT), &mut cache)?;
+            .forward(&step(seqs, blocks, 0, prompt), &mut cache)?;
         let prefill = t.elapsed().as_secs_f64() * 1e3;
         let mut times: Vec<f64> = (0..steps)
             .map(|i| {
                 let t = Instant::now();
                 let out = loaded
                     .model
-                    .forward(&step(seqs, blocks, PROMPT + i, 1), &mut cache);
+                    .forward(&step(seqs, blocks, prompt + i, 1), &mut cache);
                 out.map(|_| t.elapsed().as_secs_f64() * 1e3)
             })
             .collect::<Result<_, _>>()?;
         times.sort_by(f64::total_cmp);
         println!(
-            "dequantize={dequantize} seqs={seqs}: prefill {PROMPT} tok/seq {prefill:.1} ms, decode step median {:.2} ms (min {:.2})",
+            "dequantize={dequantize} kv={kv} seqs={seqs}: prefill {prompt} tok/seq {prefill:.1} ms, decode step median {:.2} ms (min {:.2})",
             times[steps / 2],
             times[0]
         );
