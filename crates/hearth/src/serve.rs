@@ -46,11 +46,12 @@ pub struct ServeArgs {
     /// Tokens per KV block.
     #[arg(long)]
     pub block_size: Option<usize>,
-    /// What the CPU KV cache stores K and V in: `f32` (the model's own values) or `f16`
-    /// (half the memory: twice the tokens for the same --kv-cache-memory, half the bytes
-    /// attention reads; ~5e-4 relative rounding of each value, as llama.cpp's default).
-    #[arg(long, default_value_t = hearth_models::KvDtype::F32)]
-    pub kv_cache_dtype: hearth_models::KvDtype,
+    /// What the CPU KV cache stores K and V in: `f16` (the default, as llama.cpp's: half
+    /// the memory of f32, so twice the tokens for the same --kv-cache-memory and half the
+    /// bytes attention reads, at ~5e-4 relative rounding of each value) or `f32` (the
+    /// model's own values).
+    #[arg(long)]
+    pub kv_cache_dtype: Option<hearth_models::KvDtype>,
     /// Requests accepted but not yet scheduled, at most; beyond it new ones get 503.
     #[arg(long, default_value_t = 1024)]
     pub max_queued_requests: usize,
@@ -106,7 +107,11 @@ impl ServeArgs {
             c.kv_cache_bytes = usize::try_from(b).unwrap_or(usize::MAX);
         }
         c.block_size = self.block_size.unwrap_or(c.block_size);
-        c.kv_cache_dtype = self.kv_cache_dtype;
+        c.kv_cache_dtype = self.kv_cache_dtype.unwrap_or(match self.device {
+            crate::model_source::DeviceArg::Cpu => hearth_models::KvDtype::F16,
+            // The GPU model holds its own f32 K/V; the engine sizes blocks by this.
+            _ => hearth_models::KvDtype::F32,
+        });
         c.max_waiting = self.max_queued_requests;
         c
     }
@@ -164,7 +169,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     )?;
     crate::model_source::check_dtype(args.device, args.dtype)?;
     if args.device == crate::model_source::DeviceArg::Cuda
-        && args.kv_cache_dtype != hearth_models::KvDtype::F32
+        && args.kv_cache_dtype == Some(hearth_models::KvDtype::F16)
     {
         bail!("--kv-cache-dtype applies to --device cpu (the GPU holds its own f32 K/V)");
     }

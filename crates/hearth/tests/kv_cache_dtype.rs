@@ -1,6 +1,7 @@
-//! `serve --kv-cache-dtype f16` end to end: twice the KV blocks for the same
-//! `--kv-cache-memory`, the first token's log-probability next to the f32 cache's, and
-//! bad values refused before anything loads; `plan` sizes the f16 cache the same way.
+//! `serve --kv-cache-dtype` end to end: the default (f16 on the CPU) and an explicit
+//! `f16` hold twice the KV blocks of `f32` for the same `--kv-cache-memory`, the first
+//! token's log-probability stays next to the f32 cache's, and bad values are refused
+//! before anything loads; `plan` sizes the f16 cache the same way.
 mod common;
 
 use common::{post, Server, MODEL_NAME};
@@ -27,8 +28,9 @@ async fn first_token(s: &Server) -> (String, f64) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn f16_cache_holds_twice_the_blocks_and_serves_the_same_first_token() {
-    let f32s = Server::start(&[]);
+    let f32s = Server::start(&["--kv-cache-dtype", "f32"]);
     let f16s = Server::start(&["--kv-cache-dtype", "f16"]);
+    let default = Server::start(&[]);
     let blocks = |st: Value| st["total_blocks"].as_u64().expect("total_blocks");
     let (b32, b16) = (blocks(f32s.stats().await), blocks(f16s.stats().await));
     assert!(b32 > 0);
@@ -37,6 +39,7 @@ async fn f16_cache_holds_twice_the_blocks_and_serves_the_same_first_token() {
         2 * b32,
         "same --kv-cache-memory, half the bytes a block"
     );
+    assert_eq!(blocks(default.stats().await), b16, "f16 is the CPU default");
     let (t32, lp32) = first_token(&f32s).await;
     let (t16, lp16) = first_token(&f16s).await;
     assert_eq!(t16, t32);
@@ -93,13 +96,18 @@ fn plan_sizes_an_f16_cache_at_half_the_bytes() {
     let model = common::model_path();
     let model = model.to_str().expect("utf-8 path");
     let args = ["plan", model, "--memory", "4GB", "--max-model-len", "2048"];
-    let (ok, r32) = hearth(&args);
+    let (ok, r32) = hearth(&[&args[..], &["--kv-cache-dtype", "f32"]].concat());
     assert!(ok, "{r32}");
-    let (ok, r16) = hearth(&[&args[..], &["--kv-cache-dtype", "f16"]].concat());
+    // f16 is plan's default, as serve's on the CPU.
+    let (ok, r16) = hearth(&args);
     assert!(ok, "{r16}");
     assert!(
         field(&r16, "KV cache per token").ends_with("(f16 K and V)"),
         "{r16}"
+    );
+    assert!(
+        field(&r32, "KV cache per token").ends_with("(f32 K and V)"),
+        "{r32}"
     );
     let tokens = |r: &str| -> u64 { field(r, "KV cache tokens").parse().expect("tokens") };
     // Whole blocks of 16 tokens: within one block of twice as many.

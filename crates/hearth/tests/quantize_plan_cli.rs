@@ -43,6 +43,8 @@ fn quantize_then_plan_the_gguf() {
         "81MB",
         "--max-model-len",
         "64",
+        "--kv-cache-dtype",
+        "f32",
     ]);
     let _ = std::fs::remove_file(&out);
     assert!(ok, "{report}");
