@@ -3,6 +3,7 @@
 //! BlockManager); this file only owns the memory.
 
 use half::f16;
+use half::vec::HalfBitsVecExt;
 use std::fmt;
 use std::str::FromStr;
 
@@ -94,7 +95,9 @@ impl KvPool {
     fn zeros(dtype: KvDtype, len: usize) -> Self {
         match dtype {
             KvDtype::F32 => KvPool::F32(vec![0.0; len]),
-            KvDtype::F16 => KvPool::F16(vec![f16::ZERO; len]),
+            // Zeroed u16s come from calloc, whose pages are touched only when used (a
+            // `vec![f16::ZERO; len]` would write all of them at start-up).
+            KvDtype::F16 => KvPool::F16(vec![0u16; len].reinterpret_into()),
         }
     }
 

@@ -114,3 +114,31 @@ fn plan_sizes_an_f16_cache_at_half_the_bytes() {
     let (t32, t16) = (tokens(&r32), tokens(&r16));
     assert!(t16 >= 2 * t32 && t16 <= 2 * t32 + 16, "{t32} vs {t16}");
 }
+
+/// The f16 pools come from zeroed (calloc'd) memory, as the f32 ones do: a 1 GiB cache
+/// costs no resident memory until its blocks are used (writing f16 zeros would have
+/// touched every page at start-up).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unused_f16_cache_is_not_resident() {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hearth"));
+    cmd.arg("serve")
+        .arg(common::model_path())
+        .args(["--port", "0", "--kv-cache-memory", "1GiB"])
+        .args(["--kv-cache-dtype", "f16"])
+        .env("RUST_LOG", "warn");
+    let s = Server::spawn(cmd);
+    assert!(blocks_of(&s).await > 0);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", s.pid())).expect("status");
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmRSS");
+    assert!(kb < 512 * 1024, "RSS {kb} kB with an unused 1 GiB cache");
+}
+
+async fn blocks_of(s: &Server) -> u64 {
+    s.stats().await["total_blocks"]
+        .as_u64()
+        .expect("total_blocks")
+}
