@@ -296,12 +296,7 @@ async fn a_huge_declared_context_is_refused_per_request_not_allocated() {
     let body = json!({"model": common::MODEL_NAME, "messages": msgs, "max_tokens": 4});
     let (st, v) = common::post(&chat, &body).await;
     assert_eq!(st, 200, "{v}");
-    let rss = std::fs::read_to_string(format!("/proc/{}/status", s.pid())).expect("status");
-    let kb: u64 = rss
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .expect("VmRSS");
+    let kb = common::rss_kb(s.pid());
     assert!(
         kb < 1 << 20,
         "RSS {kb} kB: something was sized by the context"

@@ -4,7 +4,7 @@
 //! before anything loads; `plan` sizes the f16 cache the same way.
 mod common;
 
-use common::{post, Server, MODEL_NAME};
+use common::{hearth_cli, plan_field, post, Server, MODEL_NAME};
 use serde_json::{json, Value};
 use std::process::Command;
 
@@ -49,26 +49,16 @@ async fn f16_cache_holds_twice_the_blocks_and_serves_the_same_first_token() {
     f16s.wait_idle(30).await;
 }
 
-fn hearth(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(args)
-        .output()
-        .expect("run hearth");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
-}
-
 #[test]
 fn bad_kv_cache_dtypes_are_refused() {
     let model = common::model_path();
     let model = model.to_str().expect("utf-8 path");
-    let (ok, text) = hearth(&["serve", model, "--kv-cache-dtype", "int3", "--port", "0"]);
+    let (ok, text) = hearth_cli(&["serve", model, "--kv-cache-dtype", "int3", "--port", "0"]);
     assert!(
         !ok && text.contains("int3") && text.contains("f16"),
         "{text}"
     );
-    let (ok, text) = hearth(&[
+    let (ok, text) = hearth_cli(&[
         "serve",
         model,
         "--device",
@@ -84,32 +74,25 @@ fn bad_kv_cache_dtypes_are_refused() {
     );
 }
 
-/// The value printed after `key` in plan's report.
-fn field(report: &str, key: &str) -> String {
-    let line = report.lines().find(|l| l.starts_with(key));
-    let line = line.unwrap_or_else(|| panic!("no `{key}` in:\n{report}"));
-    line[key.len()..].trim().to_string()
-}
-
 #[test]
 fn plan_sizes_an_f16_cache_at_half_the_bytes() {
     let model = common::model_path();
     let model = model.to_str().expect("utf-8 path");
     let args = ["plan", model, "--memory", "4GB", "--max-model-len", "2048"];
-    let (ok, r32) = hearth(&[&args[..], &["--kv-cache-dtype", "f32"]].concat());
+    let (ok, r32) = hearth_cli(&[&args[..], &["--kv-cache-dtype", "f32"]].concat());
     assert!(ok, "{r32}");
     // f16 is plan's default, as serve's on the CPU.
-    let (ok, r16) = hearth(&args);
+    let (ok, r16) = hearth_cli(&args);
     assert!(ok, "{r16}");
     assert!(
-        field(&r16, "KV cache per token").ends_with("(f16 K and V)"),
+        plan_field(&r16, "KV cache per token").ends_with("(f16 K and V)"),
         "{r16}"
     );
     assert!(
-        field(&r32, "KV cache per token").ends_with("(f32 K and V)"),
+        plan_field(&r32, "KV cache per token").ends_with("(f32 K and V)"),
         "{r32}"
     );
-    let tokens = |r: &str| -> u64 { field(r, "KV cache tokens").parse().expect("tokens") };
+    let tokens = |r: &str| -> u64 { plan_field(r, "KV cache tokens").parse().expect("tokens") };
     // Whole blocks of 16 tokens: within one block of twice as many.
     let (t32, t16) = (tokens(&r32), tokens(&r16));
     assert!(t16 >= 2 * t32 && t16 <= 2 * t32 + 16, "{t32} vs {t16}");
@@ -128,12 +111,7 @@ async fn an_unused_f16_cache_is_not_resident() {
         .env("RUST_LOG", "warn");
     let s = Server::spawn(cmd);
     assert!(blocks_of(&s).await > 0);
-    let status = std::fs::read_to_string(format!("/proc/{}/status", s.pid())).expect("status");
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .expect("VmRSS");
+    let kb = common::rss_kb(s.pid());
     assert!(kb < 512 * 1024, "RSS {kb} kB with an unused 1 GiB cache");
 }
 

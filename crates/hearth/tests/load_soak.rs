@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use audit_support::{export, temp_home, wait_records};
-use common::{model_path, sse_payloads, Server, MODEL_NAME};
+use common::{model_path, rss_kb, sse_payloads, Server, MODEL_NAME};
 use serde_json::{json, Value};
 
 const CLIENTS: usize = 64;
@@ -41,19 +41,6 @@ fn soak_secs() -> u64 {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(120)
-}
-
-/// VmRSS of `pid` in KiB.
-fn rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .expect("VmRSS");
-    line.split_whitespace()
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .expect("VmRSS kB")
 }
 
 fn body(i: usize, max_tokens: u32) -> Value {

@@ -1,32 +1,17 @@
 //! `hearth quantize` and `hearth plan` end to end on the tiny llama3 fixture.
+mod common;
+
+use common::{hearth_cli, plan_field};
 use std::path::PathBuf;
-use std::process::Command;
 
 fn fixture() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../hearth-models/tests/fixtures/tiny/llama3")
 }
 
-fn hearth(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(args)
-        .output()
-        .expect("run hearth");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
-}
-
-/// The value printed after `key` in plan's report.
-fn field(report: &str, key: &str) -> String {
-    let line = report.lines().find(|l| l.starts_with(key));
-    let line = line.unwrap_or_else(|| panic!("no `{key}` in:\n{report}"));
-    line[key.len()..].trim().to_string()
-}
-
 #[test]
 fn quantize_then_plan_the_gguf() {
     let out = std::env::temp_dir().join(format!("hearth-cli-q8-{}.gguf", std::process::id()));
-    let (ok, text) = hearth(&[
+    let (ok, text) = hearth_cli(&[
         "quantize",
         fixture().to_str().expect("utf-8 path"),
         "--type",
@@ -36,7 +21,7 @@ fn quantize_then_plan_the_gguf() {
     ]);
     assert!(ok, "{text}");
     assert!(text.contains("llama q8_0, 21 tensors"), "{text}");
-    let (ok, report) = hearth(&[
+    let (ok, report) = hearth_cli(&[
         "plan",
         out.to_str().expect("path"),
         "--memory",
@@ -50,20 +35,23 @@ fn quantize_then_plan_the_gguf() {
     assert!(ok, "{report}");
     // 2 layers * 2 KV heads * 16 dims * K,V * 4 bytes = 512 B a token; 64 tokens a
     // sequence = 32 KiB; (81e6 - 80e6 for the process - weights) / 32 KiB sequences.
-    assert_eq!(field(&report, "KV cache per token"), "512 B (f32 K and V)");
-    let seqs: u64 = field(&report, "concurrent full sequences")
+    assert_eq!(
+        plan_field(&report, "KV cache per token"),
+        "512 B (f32 K and V)"
+    );
+    let seqs: u64 = plan_field(&report, "concurrent full sequences")
         .parse()
         .expect("n");
-    let tokens: u64 = field(&report, "KV cache tokens").parse().expect("n");
+    let tokens: u64 = plan_field(&report, "KV cache tokens").parse().expect("n");
     assert_eq!(seqs, tokens / 64);
     assert!(seqs > 20 && seqs < 30, "{report}");
 }
 
 #[test]
 fn plan_and_quantize_reject_bad_input() {
-    let (ok, text) = hearth(&["quantize", "/nonexistent", "--type", "q7_0", "-o", "/tmp/x"]);
+    let (ok, text) = hearth_cli(&["quantize", "/nonexistent", "--type", "q7_0", "-o", "/tmp/x"]);
     assert!(!ok && text.contains("q7_0"), "{text}");
-    let (ok, text) = hearth(&["plan", "/nonexistent/model.gguf"]);
+    let (ok, text) = hearth_cli(&["plan", "/nonexistent/model.gguf"]);
     assert!(!ok && text.contains("sizing"), "{text}");
 }
 
@@ -84,7 +72,7 @@ fn converted_tokenizer_encodes_like_the_folder() {
         std::fs::copy(from.join(name), dir.join(name)).expect("copy");
     }
     let out = dir.join("m.gguf");
-    let (ok, text) = hearth(&[
+    let (ok, text) = hearth_cli(&[
         "quantize",
         dir.to_str().expect("path"),
         "--type",
@@ -128,12 +116,12 @@ fn serve_refuses_a_model_over_the_memory_limit() {
     let dir = fixture();
     let dir = dir.to_str().expect("path");
     // Limits just above hearth's own memory (`hearth plan`'s 80 MB "hearth process").
-    let (ok, text) = hearth(&["serve", dir, "--port", "0", "--memory", "80.2MB"]);
+    let (ok, text) = hearth_cli(&["serve", dir, "--port", "0", "--memory", "80.2MB"]);
     assert!(
         !ok && text.contains("weights alone take 361.7 KB"),
         "{text}"
     );
-    let (ok, text) = hearth(&[
+    let (ok, text) = hearth_cli(&[
         "serve",
         dir,
         "--port",
@@ -156,7 +144,7 @@ fn serve_refuses_a_model_over_the_memory_limit() {
 #[test]
 fn plan_of_a_folder_lists_each_type() {
     let dir = fixture();
-    let (ok, report) = hearth(&[
+    let (ok, report) = hearth_cli(&[
         "plan",
         dir.to_str().expect("path"),
         "--memory",
@@ -175,7 +163,7 @@ fn plan_of_a_folder_lists_each_type() {
             .and_then(|n| n.parse().ok())
             .expect("count")
     };
-    assert_eq!(field(&report, "weights"), "361.7 KB");
+    assert_eq!(plan_field(&report, "weights"), "361.7 KB");
     assert!(
         seqs("f32") <= seqs("q8_0") && seqs("q8_0") <= seqs("q4_0"),
         "{report}"

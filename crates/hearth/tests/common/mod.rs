@@ -266,3 +266,34 @@ pub fn family_template(family: &str) -> std::path::PathBuf {
     std::fs::write(&path, t).expect("write template");
     path
 }
+
+/// VmRSS of `pid` in KiB.
+pub fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .expect("VmRSS");
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .expect("VmRSS kB")
+}
+
+/// Runs the hearth binary with `args`: whether it succeeded, and stdout + stderr.
+pub fn hearth_cli(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(args)
+        .output()
+        .expect("run hearth");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+/// The value printed after `key` in `hearth plan`'s report.
+pub fn plan_field(report: &str, key: &str) -> String {
+    let line = report.lines().find(|l| l.starts_with(key));
+    let line = line.unwrap_or_else(|| panic!("no `{key}` in:\n{report}"));
+    line[key.len()..].trim().to_string()
+}
