@@ -3,6 +3,7 @@
 //! BlockManager); this file only owns the memory.
 
 use half::f16;
+use half::slice::HalfFloatSliceExt;
 use half::vec::HalfBitsVecExt;
 use std::fmt;
 use std::str::FromStr;
@@ -109,23 +110,11 @@ impl KvPool {
         }
     }
 
-    /// The values, if stored as f16.
-    pub fn as_f16(&self) -> Option<&[f16]> {
-        match self {
-            KvPool::F16(v) => Some(v),
-            KvPool::F32(_) => None,
-        }
-    }
-
     /// `src` into elements `at..at + src.len()` (rounded to nearest even for f16).
     fn write(&mut self, at: usize, src: &[f32]) {
         match self {
             KvPool::F32(v) => v[at..at + src.len()].copy_from_slice(src),
-            KvPool::F16(v) => {
-                for (d, &x) in v[at..at + src.len()].iter_mut().zip(src) {
-                    *d = f16::from_f32(x);
-                }
-            }
+            KvPool::F16(v) => v[at..at + src.len()].convert_from_f32_slice(src),
         }
     }
 }
@@ -133,7 +122,6 @@ impl KvPool {
 /// CPU storage: per layer, K and V pools.
 pub struct KvCache {
     pub layout: KvCacheLayout,
-    pub dtype: KvDtype,
     pub k: Vec<KvPool>,
     pub v: Vec<KvPool>,
 }
@@ -149,7 +137,6 @@ impl KvCache {
             layout.num_blocks * layout.block_size * layout.num_kv_heads * layout.head_dim;
         KvCache {
             layout,
-            dtype,
             k: (0..layout.num_layers)
                 .map(|_| KvPool::zeros(dtype, per_layer))
                 .collect(),
@@ -165,7 +152,6 @@ impl KvCache {
     pub fn layout_only(layout: KvCacheLayout) -> Self {
         KvCache {
             layout,
-            dtype: KvDtype::F32,
             k: Vec::new(),
             v: Vec::new(),
         }
