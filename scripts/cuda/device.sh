@@ -10,6 +10,9 @@
 #   scripts/cuda/device.sh llamacpp SRC OUT llama.cpp's llama-server built for CUDA from
 #                                           SRC (a llama.cpp tarball), same scenarios
 #   scripts/cuda/device.sh build-bg SRC     start that build in the background
+#   scripts/cuda/device.sh profile OUT      the GEMV kernel against cuBLAS; the 3B model's
+#                                           decode step timed (graphs, GEMV on/off) and
+#                                           broken down by kernel under Nsight Compute
 # Figures go to OUT as JSON (hearth bench --result-json, hf_baseline.py --out).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -93,6 +96,22 @@ case "${1:-}" in
         pid=$(LLAMA_SERVER_BIN="$bin" scripts/cuda/llamacpp.sh serve /tmp/l3b-f16.gguf 8300 128 | tail -n 1)
         bench_server http://127.0.0.1:8300 llamacpp "$out"
         kill "$pid" 2>/dev/null || true
+        ;;
+    profile)
+        out="${2:?OUT}"
+        mkdir -p "$out"
+        nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
+        make_3b
+        "$dev/cuda_gemv_check" 2>&1 | tee "$out/gemv.txt"
+        "$dev/cuda_llama_check" "$model3b" bf16 2 2>&1 | tee "$out/check_3b.txt"
+        # Launch by launch decode steps (the check's first timing loop, after the
+        # ~340 launches of its prefill): ~3 steps of ~310 launches.
+        ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -n 1)
+        timeout 300 "$ncu" --clock-control none --csv --page raw \
+            --metrics gpu__time_duration.sum --launch-skip 1200 --launch-count 900 \
+            "$dev/cuda_llama_check" "$model3b" bf16 1 >"$out/ncu.csv" 2>"$out/ncu.err" || true
+        python3 scripts/cuda/ncu_summary.py "$out/ncu.csv" 2>&1 | tee "$out/ncu_summary.txt" \
+            || tail -n 20 "$out/ncu.err"
         ;;
     build-bg)
         # llama.cpp's CUDA build in its own session, so it outlives this command and

@@ -5,16 +5,11 @@
 //! paged-attention kernels. Same `CausalLm` contract as the CPU model, so the engine
 //! above is unchanged.
 
-use std::ffi::c_void;
-
-use cudarc::cublas::sys::{
-    cublasComputeType_t, cublasGemmAlgo_t, cublasOperation_t as Op, cudaDataType,
-};
-use cudarc::cublas::CudaBlas;
 use cudarc::driver::{CudaSlice, DevicePtr, LaunchConfig};
 
 use super::kernel_arg::KernelArg;
 use super::paged_attention::{launch_raw as attend, AttnBuffers, DeviceBatch, Variant};
+use super::product::{Products, WeightRef};
 use super::step_graph::{Graph, GraphKey, StepInputs};
 pub use super::weights::{bf16_bits, round_weights_to_bf16, GpuDtype};
 use super::weights::{dense, host_f32, Mat, Weights};
@@ -56,7 +51,7 @@ const LOGITS_IN: usize = 7;
 
 pub struct CudaLlama {
     gpu: Gpu,
-    blas: CudaBlas,
+    products: Products,
     dtype: GpuDtype,
     spec: ModelSpec,
     cfg: LlamaConfig,
@@ -92,8 +87,7 @@ impl CudaLlama {
         dtype: GpuDtype,
     ) -> Result<CudaLlama, ModelError> {
         let gpu = Gpu::new(ordinal)?;
-        let blas = CudaBlas::new(gpu.stream.clone())
-            .map_err(|e| ModelError::Unsupported(format!("cuBLAS: {e}")))?;
+        let products = Products::new(&gpu)?;
         let up = |v: &[f32]| gpu.stream.memcpy_stod(v).map_err(cuda_err("upload"));
         // Rows of the given matrices stacked into one device matrix.
         let mat = |parts: &[&Linear]| -> Result<Mat, ModelError> {
@@ -147,7 +141,7 @@ impl CudaLlama {
         }
         let inv_freq: Vec<f32> = model.rope.inv_freq().iter().map(|&f| f as f32).collect();
         Ok(CudaLlama {
-            blas,
+            products,
             dtype,
             spec: model.spec.clone(),
             cfg: model.cfg.clone(),
@@ -183,6 +177,13 @@ impl CudaLlama {
         self.graphs.clear();
     }
 
+    /// Whether steps of few tokens use hearth's GEMV kernel instead of cuBLAS (on
+    /// unless `HEARTH_CUDA_GEMV=0`).
+    pub fn set_gemv(&mut self, on: bool) {
+        self.products.set_gemv(on);
+        self.graphs.clear();
+    }
+
     fn ptr<T>(&self, s: &CudaSlice<T>) -> u64 {
         s.device_ptr(&self.gpu.stream).0
     }
@@ -198,8 +199,8 @@ impl CudaLlama {
         i32::from(self.dtype == GpuDtype::Bf16)
     }
 
-    /// `y[t, w.rows] = x[t, w.cols] · wᵀ (+ y when accumulating)`: a column-major cuBLAS
-    /// product of the row-major matrices; x is in the weights' type, y is f32.
+    /// `y[t, w.rows] = x[t, w.cols] · wᵀ (+ y when accumulating)`; x is in the weights'
+    /// type, y is f32.
     ///
     /// # Safety
     /// `x` must hold `t * w.cols` elements and `y` `t * w.rows` f32, on this stream.
@@ -211,36 +212,14 @@ impl CudaLlama {
         t: usize,
         accumulate: bool,
     ) -> Result<(), ModelError> {
-        let ab = match self.dtype {
-            GpuDtype::F32 => cudaDataType::CUDA_R_32F,
-            GpuDtype::Bf16 => cudaDataType::CUDA_R_16BF,
+        let w = WeightRef {
+            ptr: self.mat_ptr(w),
+            rows: w.rows,
+            cols: w.cols,
+            bf16: matches!(w.w, Weights::Bf16(_)),
         };
-        let (alpha, beta) = (1.0f32, if accumulate { 1.0f32 } else { 0.0 });
-        // Safety: the caller's sizes; alpha/beta live across the (host-side) call.
-        unsafe {
-            cudarc::cublas::result::gemm_ex(
-                *self.blas.handle(),
-                Op::CUBLAS_OP_T,
-                Op::CUBLAS_OP_N,
-                w.rows as i32,
-                t as i32,
-                w.cols as i32,
-                &alpha as *const f32 as *const c_void,
-                self.mat_ptr(w) as *const c_void,
-                ab,
-                w.cols as i32,
-                x as *const c_void,
-                ab,
-                w.cols as i32,
-                &beta as *const f32 as *const c_void,
-                y as *mut c_void,
-                cudaDataType::CUDA_R_32F,
-                w.rows as i32,
-                cublasComputeType_t::CUBLAS_COMPUTE_32F,
-                cublasGemmAlgo_t::CUBLAS_GEMM_DFALT,
-            )
-        }
-        .map_err(|e| ModelError::Unsupported(format!("cuBLAS gemm: {e}")))
+        // Safety: the caller's sizes.
+        unsafe { self.products.matmul(&self.gpu, x, w, y, t, accumulate) }
     }
 
     /// Launches kernel `name` with `args` pushed in order.

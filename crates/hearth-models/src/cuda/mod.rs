@@ -6,6 +6,7 @@
 mod kernel_arg;
 pub mod llama;
 pub mod paged_attention;
+pub mod product;
 mod step_graph;
 mod weights;
 
@@ -17,11 +18,12 @@ use cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions};
 use crate::ModelError;
 
 /// CUDA C++ sources of hearth's own kernels, compiled as one unit (common first).
-const KERNELS: [&str; 4] = [
+const KERNELS: [&str; 5] = [
     include_str!("kernels/common.cuh"),
     include_str!("kernels/paged_attention.cu"),
     include_str!("kernels/paged_attention_split.cu"),
     include_str!("kernels/llama_ops.cu"),
+    include_str!("kernels/gemv.cu"),
 ];
 
 /// One GPU: its context, a stream, and hearth's kernels compiled for it.

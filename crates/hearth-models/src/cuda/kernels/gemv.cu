@@ -1,0 +1,91 @@
+// The matrix products of a decode step with few tokens (t <= 8): y[tok, r] = sum_k
+// w[r, k] * x[tok, k] (+ y[tok, r] when accumulating), bf16 w and x, f32 y. Reading the
+// weights once is the whole cost, so the kernel is built for bandwidth: one warp a
+// weight row, 16-byte loads (8 bf16) along k, and GEMV_CHUNK of them issued by every
+// lane before the first is used (each warp keeps GEMV_CHUNK * 512 bytes in flight).
+// Weights are streamed past L1 (read once); x is small and read by every warp of the
+// SM, so it goes through the read-only cache. Needs cols % 8 == 0 (16-byte rows).
+
+#define GEMV_CHUNK 8
+
+__device__ __forceinline__ void unpack_bf16x8(const uint4 v, float* f) {
+    const unsigned u[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        f[2 * i] = __uint_as_float(u[i] << 16);
+        f[2 * i + 1] = __uint_as_float(u[i] & 0xffff0000u);
+    }
+}
+
+__device__ __forceinline__ uint4 load_streaming(const uint4* p) {
+    uint4 v;
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                 : "l"(p));
+    return v;
+}
+
+template <int T>
+__device__ __forceinline__ void gemv_bf16_rows(float* y, const unsigned short* w,
+                                               const unsigned short* x, int rows, int cols,
+                                               int accumulate) {
+    const int row = (int)((blockIdx.x * (long)blockDim.x + threadIdx.x) >> 5);
+    const int lane = threadIdx.x & 31;
+    if (row >= rows) return;
+    const int vecs = cols >> 3;
+    const uint4* wr = reinterpret_cast<const uint4*>(w + (long)row * cols);
+    const uint4* xv = reinterpret_cast<const uint4*>(x);
+    float acc[T];
+#pragma unroll
+    for (int tok = 0; tok < T; ++tok) acc[tok] = 0.f;
+    for (int base = lane; base < vecs; base += 32 * GEMV_CHUNK) {
+        uint4 wv[GEMV_CHUNK];
+        // Every load of the chunk first (predicated at the row's end), then the sums.
+#pragma unroll
+        for (int c = 0; c < GEMV_CHUNK; ++c) {
+            const int v = base + 32 * c;
+            wv[c] = v < vecs ? load_streaming(wr + v) : make_uint4(0, 0, 0, 0);
+        }
+#pragma unroll
+        for (int c = 0; c < GEMV_CHUNK; ++c) {
+            const int v = base + 32 * c;
+            if (v < vecs) {
+                float wf[8];
+                unpack_bf16x8(wv[c], wf);
+#pragma unroll
+                for (int tok = 0; tok < T; ++tok) {
+                    float xf[8];
+                    unpack_bf16x8(__ldg(xv + (long)tok * vecs + v), xf);
+#pragma unroll
+                    for (int j = 0; j < 8; ++j) acc[tok] = fmaf(wf[j], xf[j], acc[tok]);
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int tok = 0; tok < T; ++tok) {
+        float s = acc[tok];
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffff, s, o);
+        if (lane == 0) {
+            float* out = y + (long)tok * rows + row;
+            *out = accumulate ? *out + s : s;
+        }
+    }
+}
+
+// One entry point per token count: the count sizes the accumulators at compile time.
+#define GEMV_ENTRY(T)                                                                     \
+    extern "C" __global__ void gemv_bf16_t##T(float* y, const unsigned short* w,          \
+                                              const unsigned short* x, int rows,          \
+                                              int cols, int accumulate) {                 \
+        gemv_bf16_rows<T>(y, w, x, rows, cols, accumulate);                               \
+    }
+GEMV_ENTRY(1)
+GEMV_ENTRY(2)
+GEMV_ENTRY(3)
+GEMV_ENTRY(4)
+GEMV_ENTRY(5)
+GEMV_ENTRY(6)
+GEMV_ENTRY(7)
+GEMV_ENTRY(8)

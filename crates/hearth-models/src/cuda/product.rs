@@ -1,0 +1,138 @@
+//! Matrix products `y[t, rows] = x[t, cols] · wᵀ` on the GPU: cuBLAS, or for bf16
+//! steps of at most `GEMV_MAX_TOKENS` tokens hearth's own bandwidth-bound kernel
+//! (`kernels/gemv.cu`), where reading the weights once is the whole cost.
+
+use std::ffi::c_void;
+
+use cudarc::cublas::sys::{
+    cublasComputeType_t, cublasGemmAlgo_t, cublasOperation_t as Op, cudaDataType,
+};
+use cudarc::cublas::CudaBlas;
+use cudarc::driver::{LaunchConfig, PushKernelArg};
+
+use super::{cuda_err, Gpu};
+use crate::ModelError;
+
+/// Steps of up to this many tokens use the GEMV kernel (one entry point per count).
+pub const GEMV_MAX_TOKENS: usize = 8;
+/// Weight rows per GEMV block (one warp each).
+const GEMV_ROWS_PER_BLOCK: usize = 8;
+
+/// A row-major `[rows, cols]` weight matrix at a device address.
+#[derive(Clone, Copy, Debug)]
+pub struct WeightRef {
+    pub ptr: u64,
+    pub rows: usize,
+    pub cols: usize,
+    pub bf16: bool,
+}
+
+/// How the products of one model run.
+pub struct Products {
+    blas: CudaBlas,
+    gemv: bool,
+}
+
+impl Products {
+    /// cuBLAS on the GPU's stream; the GEMV kernel on unless `HEARTH_CUDA_GEMV=0`.
+    pub fn new(gpu: &Gpu) -> Result<Products, ModelError> {
+        let blas = CudaBlas::new(gpu.stream.clone())
+            .map_err(|e| ModelError::Unsupported(format!("cuBLAS: {e}")))?;
+        Ok(Products {
+            blas,
+            gemv: std::env::var("HEARTH_CUDA_GEMV").as_deref() != Ok("0"),
+        })
+    }
+
+    /// Turns the GEMV kernel on or off (off: cuBLAS for every product).
+    pub fn set_gemv(&mut self, on: bool) {
+        self.gemv = on;
+    }
+
+    pub fn gemv(&self) -> bool {
+        self.gemv
+    }
+
+    /// `y[t, w.rows] = x[t, w.cols] · wᵀ (+ y when accumulating)`; x is in the weights'
+    /// type, y is f32.
+    ///
+    /// # Safety
+    /// `x` must hold `t * w.cols` elements and `y` `t * w.rows` f32, on the GPU's
+    /// stream; `w` must point at `rows * cols` elements of its type.
+    pub unsafe fn matmul(
+        &self,
+        gpu: &Gpu,
+        x: u64,
+        w: WeightRef,
+        y: u64,
+        t: usize,
+        accumulate: bool,
+    ) -> Result<(), ModelError> {
+        if self.gemv && w.bf16 && (1..=GEMV_MAX_TOKENS).contains(&t) && w.cols % 8 == 0 {
+            // Safety: the caller's sizes.
+            return unsafe { gemv(gpu, x, w, y, t, accumulate) };
+        }
+        let ab = if w.bf16 {
+            cudaDataType::CUDA_R_16BF
+        } else {
+            cudaDataType::CUDA_R_32F
+        };
+        let (alpha, beta) = (1.0f32, if accumulate { 1.0f32 } else { 0.0 });
+        // A column-major product of the row-major matrices. Safety: the caller's sizes;
+        // alpha/beta live across the (host-side) call.
+        unsafe {
+            cudarc::cublas::result::gemm_ex(
+                *self.blas.handle(),
+                Op::CUBLAS_OP_T,
+                Op::CUBLAS_OP_N,
+                w.rows as i32,
+                t as i32,
+                w.cols as i32,
+                &alpha as *const f32 as *const c_void,
+                w.ptr as *const c_void,
+                ab,
+                w.cols as i32,
+                x as *const c_void,
+                ab,
+                w.cols as i32,
+                &beta as *const f32 as *const c_void,
+                y as *mut c_void,
+                cudaDataType::CUDA_R_32F,
+                w.rows as i32,
+                cublasComputeType_t::CUBLAS_COMPUTE_32F,
+                cublasGemmAlgo_t::CUBLAS_GEMM_DFALT,
+            )
+        }
+        .map_err(|e| ModelError::Unsupported(format!("cuBLAS gemm: {e}")))
+    }
+}
+
+/// # Safety
+/// As `Products::matmul`, with bf16 `w` and `x`, `1 <= t <= GEMV_MAX_TOKENS`.
+unsafe fn gemv(
+    gpu: &Gpu,
+    x: u64,
+    w: WeightRef,
+    y: u64,
+    t: usize,
+    accumulate: bool,
+) -> Result<(), ModelError> {
+    let f = gpu.function(&format!("gemv_bf16_t{t}"))?;
+    let (rows, cols, acc) = (w.rows as i32, w.cols as i32, i32::from(accumulate));
+    let mut b = gpu.stream.launch_builder(&f);
+    b.arg(&y)
+        .arg(&w.ptr)
+        .arg(&x)
+        .arg(&rows)
+        .arg(&cols)
+        .arg(&acc);
+    let cfg = LaunchConfig {
+        grid_dim: (w.rows.div_ceil(GEMV_ROWS_PER_BLOCK) as u32, 1, 1),
+        block_dim: (32 * GEMV_ROWS_PER_BLOCK as u32, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    // Safety: the caller's sizes; the kernel reads rows * cols weights, t * cols of x,
+    // and writes t * rows of y.
+    unsafe { b.launch(cfg) }.map_err(cuda_err("launch"))?;
+    Ok(())
+}
