@@ -558,7 +558,7 @@ impl CudaLlama {
                 .map_or((0, 0), |(q, k)| (self.ptr(q), self.ptr(k)));
             self.launch(
                 "qkv_finish",
-                t,
+                t * (nh + 2 * nkv).div_ceil(8),
                 256,
                 (8 * hd * 4) as u32,
                 &[

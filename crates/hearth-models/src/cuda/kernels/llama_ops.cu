@@ -37,7 +37,9 @@ extern "C" __global__ void rms_norm(void* out, int act_bf16, const float* x, con
 // Per head: + bias (Qwen2), per-head RMSNorm (Qwen3's q/k norms), rotary embedding at
 // the token's position (neox pairs (i, i + half), else GGUF's interleaved (2i, 2i + 1));
 // q goes to q_out [T, num_heads, head_dim], k and v into the pools at slots[t].
-// One block per token, one warp per head at a time; bias/q_norm/k_norm may be null.
+// One warp per head, the heads of a token spread over blocks of blockDim / 32 heads
+// (a decode step of one token still fills several multiprocessors);
+// bias/q_norm/k_norm may be null.
 extern "C" __global__ void qkv_finish(float* q_out, float* k_pool, float* v_pool,
                                       const float* qkv, const float* bias,
                                       const float* q_norm, const float* k_norm, float eps,
@@ -45,43 +47,43 @@ extern "C" __global__ void qkv_finish(float* q_out, float* k_pool, float* v_pool
                                       const float* inv_freq, int num_heads, int num_kv_heads,
                                       int head_dim, int neox) {
     extern __shared__ float sh[];  // [warps][head_dim]
-    const int t = blockIdx.x, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int warps = blockDim.x >> 5, half = head_dim / 2;
     const int heads = num_heads + 2 * num_kv_heads;
+    const int groups = (heads + warps - 1) / warps;
+    const int t = blockIdx.x / groups, h = (blockIdx.x % groups) * warps + warp;
+    if (h >= heads) return;  // whole warps: no block-wide barrier below
     const float pos = (float)positions[t];
     const long kv_row = (long)slots[t] * num_kv_heads * head_dim;
     float* row = sh + warp * head_dim;
-    for (int h = warp; h < heads; h += warps) {
-        const long src = ((long)t * heads + h) * head_dim;
-        for (int d = lane; d < head_dim; d += 32)
-            row[d] = qkv[src + d] + (bias ? bias[(long)h * head_dim + d] : 0.f);
-        __syncwarp();
-        if (h >= num_heads + num_kv_heads) {  // a v head: copied as it is
-            float* dst = v_pool + kv_row + (long)(h - num_heads - num_kv_heads) * head_dim;
-            for (int d = lane; d < head_dim; d += 32) dst[d] = row[d];
-        } else {
-            const bool is_q = h < num_heads;
-            const float* norm = is_q ? q_norm : k_norm;
-            float inv = 1.f;
-            if (norm) {
-                float s = 0.f;
-                for (int d = lane; d < head_dim; d += 32) s += row[d] * row[d];
-                for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffff, s, o);
-                inv = rsqrtf(s / head_dim + eps);
-            }
-            float* dst = is_q ? q_out + ((long)t * num_heads + h) * head_dim
-                              : k_pool + kv_row + (long)(h - num_heads) * head_dim;
-            for (int j = lane; j < half; j += 32) {
-                const int a = neox ? j : 2 * j, b = neox ? j + half : 2 * j + 1;
-                float x0 = row[a] * inv, x1 = row[b] * inv;
-                if (norm) { x0 *= norm[a]; x1 *= norm[b]; }
-                float s, c;
-                sincosf(pos * inv_freq[j], &s, &c);
-                dst[a] = x0 * c - x1 * s;
-                dst[b] = x0 * s + x1 * c;
-            }
-        }
-        __syncwarp();
+    const long src = ((long)t * heads + h) * head_dim;
+    for (int d = lane; d < head_dim; d += 32)
+        row[d] = qkv[src + d] + (bias ? bias[(long)h * head_dim + d] : 0.f);
+    __syncwarp();
+    if (h >= num_heads + num_kv_heads) {  // a v head: copied as it is
+        float* dst = v_pool + kv_row + (long)(h - num_heads - num_kv_heads) * head_dim;
+        for (int d = lane; d < head_dim; d += 32) dst[d] = row[d];
+        return;
+    }
+    const bool is_q = h < num_heads;
+    const float* norm = is_q ? q_norm : k_norm;
+    float inv = 1.f;
+    if (norm) {
+        float s = 0.f;
+        for (int d = lane; d < head_dim; d += 32) s += row[d] * row[d];
+        for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffff, s, o);
+        inv = rsqrtf(s / head_dim + eps);
+    }
+    float* dst = is_q ? q_out + ((long)t * num_heads + h) * head_dim
+                      : k_pool + kv_row + (long)(h - num_heads) * head_dim;
+    for (int j = lane; j < half; j += 32) {
+        const int a = neox ? j : 2 * j, b = neox ? j + half : 2 * j + 1;
+        float x0 = row[a] * inv, x1 = row[b] * inv;
+        if (norm) { x0 *= norm[a]; x1 *= norm[b]; }
+        float s, c;
+        sincosf(pos * inv_freq[j], &s, &c);
+        dst[a] = x0 * c - x1 * s;
+        dst[b] = x0 * s + x1 * c;
     }
 }
 
