@@ -13,6 +13,14 @@
 #   scripts/cuda/device.sh profile OUT      the GEMV kernel against cuBLAS; the 3B model's
 #                                           decode step timed (graphs, GEMV on/off) and
 #                                           broken down by kernel under Nsight Compute
+#   scripts/cuda/device.sh setup            unpack .device/bin.tar.xz, start the llama.cpp
+#                                           build and the 3B folder in the background,
+#                                           keep the default model's first part
+#   scripts/cuda/device.sh default OUT      the default model (its two parts joined and
+#                                           checked against SMOL_SHA256): GPU vs CPU
+#                                           llama, then served on the GPU at concurrency 1
+# A device call carries at most 64 MiB, so the default model's 98 MB GGUF travels in
+# two calls on one warm machine (.devm_a/model.part, then .devm_b/model.part).
 # Figures go to OUT as JSON (hearth bench --result-json, hf_baseline.py --out).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -28,6 +36,8 @@ concurrencies=(1 8 32 128)
 prompts_for() { case $1 in 1) echo 4 ;; 8) echo 16 ;; 32) echo 64 ;; *) echo $(( $1 * 2 )) ;; esac; }
 
 make_3b() {
+    # setup may have started it in the background: wait for that one.
+    while pgrep -f "make_fullsize_random.py" >/dev/null; do sleep 2; done
     [ -f "$model3b/config.json" ] && return 0
     python3 scripts/reference/make_fullsize_random.py llama-3.2-3b-instruct "$model3b"
 }
@@ -112,6 +122,37 @@ case "${1:-}" in
             "$dev/cuda_llama_check" "$model3b" bf16 1 >"$out/ncu.csv" 2>"$out/ncu.err" || true
         python3 scripts/cuda/ncu_summary.py "$out/ncu.csv" 2>&1 | tee "$out/ncu_summary.txt" \
             || tail -n 20 "$out/ncu.err"
+        ;;
+    setup)
+        tar -xJf "$dev/bin.tar.xz" -C "$dev"
+        setsid nohup nice -n 19 scripts/cuda/llamacpp.sh build "$dev/llama.cpp-min.tar.xz" \
+            /tmp/llama.cpp-build >/tmp/llama.cpp-build.log 2>&1 </dev/null &
+        [ -f "$model3b/config.json" ] || setsid nohup python3 \
+            scripts/reference/make_fullsize_random.py llama-3.2-3b-instruct "$model3b" \
+            >/tmp/make_3b.log 2>&1 </dev/null &
+        cp .devm_a/model.part /tmp/smol.part_a
+        echo "setup: binaries unpacked; llama.cpp build and 3B folder under way"
+        ;;
+    default)
+        out="${2:?OUT}"
+        mkdir -p "$out"
+        smol=/tmp/smollm2.gguf
+        [ -f "$smol" ] || cat /tmp/smol.part_a .devm_b/model.part >"$smol"
+        echo "${SMOL_SHA256:?}  $smol" | sha256sum -c
+        for t in f32 bf16; do
+            "$dev/cuda_llama_check" "$smol" "$t" | tee "$out/check_default_$t.txt"
+        done
+        "$dev/hearth" serve "$smol" --device cuda --port 8201 --served-model-name m \
+            >"$out/hearth_default_serve.log" 2>&1 &
+        pid=$!
+        wait_ready http://127.0.0.1:8201 || { tail -n 30 "$out/hearth_default_serve.log"; exit 1; }
+        for c in 1 8; do
+            "$dev/hearth" bench --url http://127.0.0.1:8201 --model m --num-prompts $((4 * c)) \
+                --concurrency "$c" --input-len 512 --output-len 256 --seed 1 \
+                --result-json "$out/default_c$c.json" 2>&1 | tail -n 14
+        done
+        kill "$pid"
+        wait "$pid" 2>/dev/null || true
         ;;
     build-bg)
         # llama.cpp's CUDA build in its own session, so it outlives this command and
