@@ -9,7 +9,7 @@ use cudarc::driver::{CudaSlice, DevicePtr, LaunchConfig};
 
 use super::kernel_arg::KernelArg;
 use super::paged_attention::{launch_raw as attend, AttnBuffers, DeviceBatch, Variant};
-use super::product::{Products, WeightRef};
+use super::product::{Products, Prologue, WeightRef};
 use super::step_graph::{Graph, GraphKey, StepInputs};
 pub use super::weights::{bf16_bits, round_weights_to_bf16, GpuDtype};
 use super::weights::{dense, host_f32, Mat, Weights};
@@ -72,6 +72,9 @@ pub struct CudaLlama {
     spare: Vec<Vec<f32>>,
     graphs: std::collections::HashMap<GraphKey, Graph>,
     graphs_on: bool,
+    /// RMSNorm and SiLU·up computed inside the GEMV kernel that reads them (on unless
+    /// `HEARTH_CUDA_FUSE=0`; only where the GEMV kernel runs).
+    fuse: bool,
 }
 
 pub(super) fn unsupported(what: &str) -> ModelError {
@@ -160,6 +163,7 @@ impl CudaLlama {
             spare: Vec::new(),
             graphs: Default::default(),
             graphs_on: std::env::var("HEARTH_CUDA_GRAPHS").as_deref() != Ok("0"),
+            fuse: std::env::var("HEARTH_CUDA_FUSE").as_deref() != Ok("0"),
             gpu,
         })
     }
@@ -181,6 +185,12 @@ impl CudaLlama {
     /// unless `HEARTH_CUDA_GEMV=0`).
     pub fn set_gemv(&mut self, on: bool) {
         self.products.set_gemv(on);
+        self.graphs.clear();
+    }
+
+    /// Whether RMSNorm and SiLU·up run inside the GEMV kernel that reads them.
+    pub fn set_fuse(&mut self, on: bool) {
+        self.fuse = on;
         self.graphs.clear();
     }
 
@@ -212,14 +222,42 @@ impl CudaLlama {
         t: usize,
         accumulate: bool,
     ) -> Result<(), ModelError> {
-        let w = WeightRef {
+        let w = self.weight_ref(w);
+        // Safety: the caller's sizes.
+        unsafe { self.products.matmul(&self.gpu, x, w, y, t, accumulate) }
+    }
+
+    /// `y = prologue(..) · wᵀ (+ y)` as one kernel where the GEMV kernel serves it;
+    /// false (nothing enqueued) where the caller must run the two steps itself.
+    ///
+    /// # Safety
+    /// As `Products::matmul_fused`.
+    unsafe fn matmul_fused(
+        &self,
+        prologue: Prologue,
+        w: &Mat,
+        y: u64,
+        t: usize,
+        accumulate: bool,
+    ) -> Result<bool, ModelError> {
+        if !self.fuse {
+            return Ok(false);
+        }
+        let w = self.weight_ref(w);
+        // Safety: the caller's sizes.
+        unsafe {
+            self.products
+                .matmul_fused(&self.gpu, prologue, w, y, t, accumulate)
+        }
+    }
+
+    fn weight_ref(&self, w: &Mat) -> WeightRef {
+        WeightRef {
             ptr: self.mat_ptr(w),
             rows: w.rows,
             cols: w.cols,
             bf16: matches!(w.w, Weights::Bf16(_)),
-        };
-        // Safety: the caller's sizes.
-        unsafe { self.products.matmul(&self.gpu, x, w, y, t, accumulate) }
+        }
     }
 
     /// Launches kernel `name` with `args` pushed in order.
@@ -542,15 +580,23 @@ impl CudaLlama {
         for (i, w) in self.layers.iter().enumerate() {
             let (kp, vp) = (self.ptr(&self.pools[i].0), self.ptr(&self.pools[i].1));
             let attn_norm = self.ptr(&w.attn_norm);
-            self.launch(
-                "rms_norm",
-                t,
-                256,
-                0,
-                &[&s[H], &bf16, &s[X], &null, &attn_norm, &h32, &eps],
-            )?;
-            // Safety: H holds t * hidden, QKV t * (heads + 2 kv heads) * head_dim.
-            unsafe { self.matmul(s[H], &w.wqkv, s[QKV], t, false)? };
+            let norm = Prologue::Norm {
+                src: s[X],
+                weight: attn_norm,
+                eps,
+            };
+            // Safety: X holds t * hidden, QKV t * (heads + 2 kv heads) * head_dim.
+            if !unsafe { self.matmul_fused(norm, &w.wqkv, s[QKV], t, false)? } {
+                self.launch(
+                    "rms_norm",
+                    t,
+                    256,
+                    0,
+                    &[&s[H], &bf16, &s[X], &null, &attn_norm, &h32, &eps],
+                )?;
+                // Safety: H holds t * hidden.
+                unsafe { self.matmul(s[H], &w.wqkv, s[QKV], t, false)? };
+            }
             let bias = w.qkv_bias.as_ref().map_or(0, |b| self.ptr(b));
             let (qn, kn) = w
                 .qk_norm
@@ -590,26 +636,38 @@ impl CudaLlama {
             // Safety: A holds t * heads * head_dim, X t * hidden.
             unsafe { self.matmul(s[A], &w.wo, s[X], t, true)? };
             let ffn_norm = self.ptr(&w.ffn_norm);
-            self.launch(
-                "rms_norm",
-                t,
-                256,
-                0,
-                &[&s[H], &bf16, &s[X], &null, &ffn_norm, &h32, &eps],
-            )?;
-            // Safety: GU holds t * 2 ffn.
-            unsafe { self.matmul(s[H], &w.w_gate_up, s[GU], t, false)? };
-            let n = (t * c.ffn_size) as i64;
-            let grid = (t * c.ffn_size).div_ceil(256).min(4096);
-            self.launch(
-                "silu_mul",
-                grid,
-                256,
-                0,
-                &[&s[ACT], &bf16, &s[GU], &ffn32, &n],
-            )?;
-            // Safety: ACT holds t * ffn.
-            unsafe { self.matmul(s[ACT], &w.w_down, s[X], t, true)? };
+            let norm = Prologue::Norm {
+                src: s[X],
+                weight: ffn_norm,
+                eps,
+            };
+            // Safety: X holds t * hidden, GU t * 2 ffn.
+            if !unsafe { self.matmul_fused(norm, &w.w_gate_up, s[GU], t, false)? } {
+                self.launch(
+                    "rms_norm",
+                    t,
+                    256,
+                    0,
+                    &[&s[H], &bf16, &s[X], &null, &ffn_norm, &h32, &eps],
+                )?;
+                // Safety: H holds t * hidden.
+                unsafe { self.matmul(s[H], &w.w_gate_up, s[GU], t, false)? };
+            }
+            let silu = Prologue::Silu { src: s[GU] };
+            // Safety: GU holds t * 2 ffn, X t * hidden.
+            if !unsafe { self.matmul_fused(silu, &w.w_down, s[X], t, true)? } {
+                let n = (t * c.ffn_size) as i64;
+                let grid = (t * c.ffn_size).div_ceil(256).min(4096);
+                self.launch(
+                    "silu_mul",
+                    grid,
+                    256,
+                    0,
+                    &[&s[ACT], &bf16, &s[GU], &ffn32, &n],
+                )?;
+                // Safety: ACT holds t * ffn.
+                unsafe { self.matmul(s[ACT], &w.w_down, s[X], t, true)? };
+            }
         }
         if wanted == 0 {
             return Ok(());

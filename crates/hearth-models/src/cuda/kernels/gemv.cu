@@ -89,3 +89,152 @@ GEMV_ENTRY(5)
 GEMV_ENTRY(6)
 GEMV_ENTRY(7)
 GEMV_ENTRY(8)
+
+// The same product with its input made in a prologue instead of read from memory, so
+// the kernel before it (RMSNorm, or SiLU(gate) * up) is not launched at all. Each block
+// writes the step's t input rows to shared memory as bf16 (exactly what that kernel
+// would have stored), then its warps take weight rows blockIdx.x * warps + warp,
+// stepping by the grid (a grid of a few blocks per multiprocessor, so the prologue
+// runs a few hundred times, not once per 8 rows). The first row's weights are
+// requested before the prologue, so its latency hides behind them.
+//   mode GEMV_NORM: x[tok] = src[tok, :cols] * rsqrt(mean(src^2) + eps) * norm_w
+//   mode GEMV_SILU: x[tok] = silu(src[tok, c]) * src[tok, cols + c] (src [t, 2 cols])
+// Dynamic shared memory: T * cols * 2 bytes.
+#define GEMV_NORM 1
+#define GEMV_SILU 2
+
+template <int T>
+__device__ __forceinline__ void gemv_prologue(unsigned short* xs, const float* src,
+                                              const float* norm_w, float eps, int cols,
+                                              int mode) {
+    __shared__ float red[32][T];
+    __shared__ float inv[T];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int warps = blockDim.x >> 5;
+    if (mode == GEMV_NORM) {
+        float s[T];
+#pragma unroll
+        for (int tok = 0; tok < T; ++tok) {
+            s[tok] = 0.f;
+            for (int d = threadIdx.x; d < cols; d += blockDim.x) {
+                const float v = src[(long)tok * cols + d];
+                s[tok] += v * v;
+            }
+#pragma unroll
+            for (int o = 16; o > 0; o >>= 1) s[tok] += __shfl_xor_sync(0xffffffff, s[tok], o);
+            if (lane == 0) red[warp][tok] = s[tok];
+        }
+        __syncthreads();
+        if (threadIdx.x < T) {
+            float total = 0.f;
+            for (int i = 0; i < warps; ++i) total += red[i][threadIdx.x];
+            inv[threadIdx.x] = rsqrtf(total / cols + eps);
+        }
+        __syncthreads();
+#pragma unroll
+        for (int tok = 0; tok < T; ++tok)
+            for (int d = threadIdx.x; d < cols; d += blockDim.x)
+                xs[tok * cols + d] =
+                    f32_to_bf16(src[(long)tok * cols + d] * inv[tok] * norm_w[d]);
+    } else {
+#pragma unroll
+        for (int tok = 0; tok < T; ++tok)
+            for (int d = threadIdx.x; d < cols; d += blockDim.x) {
+                const float g = src[(long)tok * 2 * cols + d];
+                const float u = src[(long)tok * 2 * cols + cols + d];
+                xs[tok * cols + d] = f32_to_bf16(g / (1.f + __expf(-g)) * u);
+            }
+    }
+    __syncthreads();
+}
+
+template <int T>
+__device__ __forceinline__ void gemv_fused_rows(float* y, const unsigned short* w, int rows,
+                                                int cols, int accumulate, int mode,
+                                                const float* src, const float* norm_w,
+                                                float eps) {
+    extern __shared__ __align__(16) unsigned short xs[];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int warps = blockDim.x >> 5;
+    const int vecs = cols >> 3;
+    const uint4* xv = reinterpret_cast<const uint4*>(xs);
+    int row = blockIdx.x * warps + warp;
+    const int step = gridDim.x * warps;
+    // The first row's first chunk, requested before the prologue.
+    uint4 wv[GEMV_CHUNK];
+#pragma unroll
+    for (int c = 0; c < GEMV_CHUNK; ++c) {
+        const int v = lane + 32 * c;
+        wv[c] = row < rows && v < vecs
+                    ? load_streaming(reinterpret_cast<const uint4*>(w + (long)row * cols) + v)
+                    : make_uint4(0, 0, 0, 0);
+    }
+    gemv_prologue<T>(xs, src, norm_w, eps, cols, mode);
+    for (; row < rows; row += step) {
+        const uint4* wr = reinterpret_cast<const uint4*>(w + (long)row * cols);
+        float acc[T];
+#pragma unroll
+        for (int tok = 0; tok < T; ++tok) acc[tok] = 0.f;
+        for (int base = lane; base < vecs; base += 32 * GEMV_CHUNK) {
+            if (base != lane) {  // later chunks of the row (the first is already here)
+#pragma unroll
+                for (int c = 0; c < GEMV_CHUNK; ++c) {
+                    const int v = base + 32 * c;
+                    wv[c] = v < vecs ? load_streaming(wr + v) : make_uint4(0, 0, 0, 0);
+                }
+            }
+#pragma unroll
+            for (int c = 0; c < GEMV_CHUNK; ++c) {
+                const int v = base + 32 * c;
+                if (v < vecs) {
+                    float wf[8];
+                    unpack_bf16x8(wv[c], wf);
+#pragma unroll
+                    for (int tok = 0; tok < T; ++tok) {
+                        float xf[8];
+                        unpack_bf16x8(xv[tok * vecs + v], xf);
+#pragma unroll
+                        for (int j = 0; j < 8; ++j) acc[tok] = fmaf(wf[j], xf[j], acc[tok]);
+                    }
+                }
+            }
+        }
+#pragma unroll
+        for (int tok = 0; tok < T; ++tok) {
+            float s = acc[tok];
+#pragma unroll
+            for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffff, s, o);
+            if (lane == 0) {
+                float* out = y + (long)tok * rows + row;
+                *out = accumulate ? *out + s : s;
+            }
+        }
+        // The next row's first chunk.
+        const int next = row + step;
+        if (next < rows) {
+#pragma unroll
+            for (int c = 0; c < GEMV_CHUNK; ++c) {
+                const int v = lane + 32 * c;
+                wv[c] = v < vecs
+                            ? load_streaming(reinterpret_cast<const uint4*>(
+                                                 w + (long)next * cols) + v)
+                            : make_uint4(0, 0, 0, 0);
+            }
+        }
+    }
+}
+
+#define GEMV_FUSED_ENTRY(T)                                                               \
+    extern "C" __global__ void gemv_fused_bf16_t##T(                                      \
+        float* y, const unsigned short* w, int rows, int cols, int accumulate, int mode,  \
+        const float* src, const float* norm_w, float eps) {                               \
+        gemv_fused_rows<T>(y, w, rows, cols, accumulate, mode, src, norm_w, eps);          \
+    }
+GEMV_FUSED_ENTRY(1)
+GEMV_FUSED_ENTRY(2)
+GEMV_FUSED_ENTRY(3)
+GEMV_FUSED_ENTRY(4)
+GEMV_FUSED_ENTRY(5)
+GEMV_FUSED_ENTRY(6)
+GEMV_FUSED_ENTRY(7)
+GEMV_FUSED_ENTRY(8)
