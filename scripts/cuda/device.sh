@@ -16,6 +16,7 @@
 #   scripts/cuda/device.sh setup            unpack .device/bin.tar.xz, start the llama.cpp
 #                                           build and the 3B folder in the background,
 #                                           keep the default model's first part
+#   scripts/cuda/device.sh baselines OUT    llamacpp and transformers on the 3B
 #   scripts/cuda/device.sh default OUT      the default model (its two parts joined and
 #                                           checked against SMOL_SHA256): GPU vs CPU
 #                                           llama, then served on the GPU at concurrency 1
@@ -79,8 +80,9 @@ case "${1:-}" in
         out="${2:?OUT}"
         mkdir -p "$out"
         make_3b
-        # The big model against the CPU model too (few steps: the CPU side is slow).
-        "$dev/cuda_llama_check" "$model3b" bf16 6 | tee "$out/check_3b.txt"
+        # The big model against the CPU model too (few steps: the CPU side is slow);
+        # SKIP_CHECK=1 when `profile` already ran it on this machine.
+        [ "${SKIP_CHECK:-0}" = 1 ] || "$dev/cuda_llama_check" "$model3b" bf16 6 | tee "$out/check_3b.txt"
         "$dev/hearth" serve "$model3b" --device cuda --port 8200 --served-model-name m \
             --max-num-seqs 256 --max-num-batched-tokens 4096 >"$out/hearth_serve.log" 2>&1 &
         pid=$!
@@ -111,13 +113,13 @@ case "${1:-}" in
         out="${2:?OUT}"
         mkdir -p "$out"
         nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
-        make_3b
         "$dev/cuda_gemv_check" 2>&1 | tee "$out/gemv.txt"
+        make_3b
         "$dev/cuda_llama_check" "$model3b" bf16 2 2>&1 | tee "$out/check_3b.txt"
         # Launch by launch decode steps (the check's first timing loop, after the
         # ~340 launches of its prefill): ~3 steps of ~310 launches.
         ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -n 1)
-        timeout 300 "$ncu" --clock-control none --csv --page raw \
+        timeout 200 "$ncu" --clock-control none --csv --page raw \
             --metrics gpu__time_duration.sum --launch-skip 1200 --launch-count 900 \
             "$dev/cuda_llama_check" "$model3b" bf16 1 >"$out/ncu.csv" 2>"$out/ncu.err" || true
         python3 scripts/cuda/ncu_summary.py "$out/ncu.csv" 2>&1 | tee "$out/ncu_summary.txt" \
@@ -153,6 +155,14 @@ case "${1:-}" in
         done
         kill "$pid"
         wait "$pid" 2>/dev/null || true
+        ;;
+    baselines)
+        # llama.cpp (built by `setup` in the background) and transformers, on the 3B.
+        out="${2:?OUT}"
+        bash "$0" llamacpp "$dev/llama.cpp-min.tar.xz" "$out"
+        PYTHONUNBUFFERED=1 python3 scripts/cuda/hf_baseline.py --model "$model3b" \
+            --batch-sizes 1,8,32,128 --input-len 512 --output-len 256 \
+            --out "$out/transformers.json" 2>&1 | tail -n 20
         ;;
     build-bg)
         # llama.cpp's CUDA build in its own session, so it outlives this command and
