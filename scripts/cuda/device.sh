@@ -113,9 +113,11 @@ case "${1:-}" in
         out="${2:?OUT}"
         mkdir -p "$out"
         nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
-        "$dev/cuda_gemv_check" 2>&1 | tee "$out/gemv.txt"
+        # Each step runs even when one before it failed (it says so).
+        "$dev/cuda_gemv_check" 2>&1 | tee "$out/gemv.txt" || echo "FAILED: cuda_gemv_check"
         make_3b
-        "$dev/cuda_llama_check" "$model3b" bf16 2 2>&1 | tee "$out/check_3b.txt"
+        "$dev/cuda_llama_check" "$model3b" bf16 2 2>&1 | tee "$out/check_3b.txt" \
+            || echo "FAILED: cuda_llama_check on the 3B"
         # Launch by launch decode steps (the check's first timing loop, after the
         # ~340 launches of its prefill): ~3 steps of ~310 launches.
         ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -n 1)
