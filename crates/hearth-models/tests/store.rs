@@ -6,7 +6,23 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use hearth_models::integrity;
 use hearth_models::store::{find_known, Manifest, Source, Store, StoreError, DEFAULT_MODEL};
 
-fn temp_home() -> PathBuf {
+/// A store home in a fresh directory, removed when dropped.
+struct TempHome(PathBuf);
+
+impl std::ops::Deref for TempHome {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempHome {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn temp_home() -> TempHome {
     static N: AtomicUsize = AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
         "hearth-store-test-{}-{}",
@@ -14,7 +30,7 @@ fn temp_home() -> PathBuf {
         N.fetch_add(1, Ordering::SeqCst)
     ));
     let _ = std::fs::remove_dir_all(&dir);
-    dir
+    TempHome(dir)
 }
 
 /// Stages `data` as model `name` and commits it, as `pull` does after verifying.
@@ -39,7 +55,7 @@ fn add(store: &Store, name: &str, file: &str, data: &[u8]) -> PathBuf {
 #[test]
 fn commit_lays_out_file_and_manifest() {
     let home = temp_home();
-    let store = Store::open(home.clone()).expect("open");
+    let store = Store::open(home.to_path_buf()).expect("open");
     let path = add(&store, "tiny", "tiny.gguf", b"GGUF fake");
     assert_eq!(path, home.join("models/tiny/tiny.gguf"));
     assert_eq!(std::fs::read(&path).expect("read"), b"GGUF fake");
@@ -53,7 +69,8 @@ fn commit_lays_out_file_and_manifest() {
 
 #[test]
 fn list_is_sorted_and_skips_incomplete_entries() {
-    let store = Store::open(temp_home()).expect("open");
+    let home = temp_home();
+    let store = Store::open(home.to_path_buf()).expect("open");
     add(&store, "zeta", "z.gguf", b"zz");
     add(&store, "alpha", "a.gguf", b"aaa");
     // A folder with only a partial download and no manifest is not a model.
@@ -68,7 +85,8 @@ fn list_is_sorted_and_skips_incomplete_entries() {
 
 #[test]
 fn resolve_by_name_alias_and_path() {
-    let store = Store::open(temp_home()).expect("open");
+    let home = temp_home();
+    let store = Store::open(home.to_path_buf()).expect("open");
     let known = find_known("default").expect("default is known");
     assert_eq!(known.name, DEFAULT_MODEL);
     let path = add(&store, DEFAULT_MODEL, &known.file, b"fake weights");
@@ -80,7 +98,8 @@ fn resolve_by_name_alias_and_path() {
 
 #[test]
 fn resolve_missing_model_says_how_to_pull() {
-    let store = Store::open(temp_home()).expect("open");
+    let home = temp_home();
+    let store = Store::open(home.to_path_buf()).expect("open");
     let err = store.resolve("default").expect_err("empty store");
     assert!(matches!(err, StoreError::NotFound { .. }));
     assert!(err.to_string().contains("hearth pull default"), "{err}");
@@ -90,7 +109,8 @@ fn resolve_missing_model_says_how_to_pull() {
 
 #[test]
 fn names_that_escape_the_store_are_rejected() {
-    let store = Store::open(temp_home()).expect("open");
+    let home = temp_home();
+    let store = Store::open(home.to_path_buf()).expect("open");
     for bad in ["", "..", "../x", "a/b", ".hidden"] {
         assert!(
             matches!(store.model_dir(bad), Err(StoreError::BadName(_))),

@@ -6,14 +6,32 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use super::*;
 
-fn temp_db(name: &str) -> PathBuf {
+/// An audit database path in a fresh directory, removed when dropped.
+struct TempDb(PathBuf);
+
+impl std::ops::Deref for TempDb {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn temp_db(name: &str) -> TempDb {
     let dir = std::env::temp_dir().join(format!(
         "hearth-audit-{name}-{}-{}",
         std::process::id(),
         uuid::Uuid::new_v4().simple()
     ));
     std::fs::create_dir_all(&dir).unwrap();
-    dir.join("audit.sqlite")
+    TempDb(dir.join("audit.sqlite"))
 }
 
 /// A record at `secs` after 2026-01-01T00:00:00Z.
@@ -47,7 +65,8 @@ fn ids(rs: &[AuditRecord]) -> Vec<&str> {
 
 #[test]
 fn insert_and_read_back() {
-    let mut s = AuditStore::open(&temp_db("insert")).unwrap();
+    let db = temp_db("insert");
+    let mut s = AuditStore::open(&db).unwrap();
     let a = rec(0, Some("ci"), Some("alice"), true);
     let b = rec(60, None, None, false);
     s.insert(&[a.clone(), b.clone()]).unwrap();
@@ -57,7 +76,8 @@ fn insert_and_read_back() {
 
 #[test]
 fn export_filters() {
-    let mut s = AuditStore::open(&temp_db("filters")).unwrap();
+    let db = temp_db("filters");
+    let mut s = AuditStore::open(&db).unwrap();
     s.insert(&[
         rec(0, Some("ci"), Some("alice"), false),
         rec(100, Some("web"), Some("bob"), false),
@@ -114,7 +134,8 @@ fn purge_removes_only_the_subject() {
 
 #[test]
 fn sweep_clears_content_then_records_with_a_fake_clock() {
-    let mut s = AuditStore::open(&temp_db("sweep")).unwrap();
+    let db = temp_db("sweep");
+    let mut s = AuditStore::open(&db).unwrap();
     let day = 86_400;
     s.insert(&[rec(0, None, None, true), rec(10 * day, None, None, true)])
         .unwrap();
@@ -174,7 +195,8 @@ fn full_database_is_an_error_and_recovers_after_space_frees() {
 
 #[test]
 fn missing_file_is_not_created_by_open_existing() {
-    let path = temp_db("missing").with_file_name("nope.sqlite");
+    let db = temp_db("missing");
+    let path = db.with_file_name("nope.sqlite");
     assert!(matches!(
         AuditStore::open_existing(&path),
         Err(AuditError::Missing(_))
@@ -185,7 +207,7 @@ fn missing_file_is_not_created_by_open_existing() {
 #[test]
 fn writer_commits_and_reports_failure() {
     let path = temp_db("writer");
-    let mut cfg = AuditConfig::new(path.clone());
+    let mut cfg = AuditConfig::new(path.to_path_buf());
     cfg.max_size = Some(1);
     let log = AuditLog::start(cfg).unwrap();
     let req = crate::context::FinishedRequest {

@@ -10,8 +10,23 @@ use serde_json::Value;
 
 use crate::common::{model_path, Server, MODEL_NAME};
 
-/// A fresh, empty HEARTH_HOME.
-pub fn temp_home(name: &str) -> PathBuf {
+/// A fresh, empty HEARTH_HOME, removed when dropped (tests leave nothing in /tmp).
+pub struct TempHome(PathBuf);
+
+impl std::ops::Deref for TempHome {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempHome {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn temp_home(name: &str) -> TempHome {
     let dir = std::env::temp_dir().join(format!(
         "hearth-audit-it-{name}-{}-{}",
         std::process::id(),
@@ -21,7 +36,7 @@ pub fn temp_home(name: &str) -> PathBuf {
             .unwrap_or(0)
     ));
     std::fs::create_dir_all(&dir).expect("temp home");
-    dir
+    TempHome(dir)
 }
 
 /// `hearth serve` on the test model with `home` as HEARTH_HOME.
