@@ -5,17 +5,26 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 
+use hearth_models::Next;
 use hearth_text::{IncrementalDetokenizer, Tokenizer};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::constraint;
 use crate::model_runner::ModelRunner;
-use crate::sampler::{make_rng, sample, SampleContext};
+use crate::sampler::{make_rng, sample, SampleContext, Sampled};
 use crate::scheduler::Scheduler;
 use crate::sequence::{SeqId, SeqStatus, Sequence};
 use crate::stats::EngineStats;
 use crate::stop::{StopChecker, TokenVerdict};
 use crate::types::{Event, FinishReason, Request, Usage};
+
+/// How a sequence's next token comes out of a step.
+enum Choice<'a> {
+    /// Sampled here from its logits.
+    Logits(&'a mut [f32]),
+    /// Chosen by the model (a plain argmax, see `Sequence::next_is_plain_argmax`).
+    Token(u32),
+}
 
 pub enum Command {
     Submit {
@@ -147,18 +156,22 @@ impl Engine {
         };
         self.stats.steps.fetch_add(1, Ordering::Relaxed);
         let mut used = Vec::with_capacity(outputs.len());
-        for (&(id, n), logits) in plan.entries.iter().zip(outputs) {
+        for (&(id, n), next) in plan.entries.iter().zip(outputs) {
             self.scheduler.computed(id, n);
-            if let Some(mut logits) = logits {
-                self.emit_next_token(id, &mut logits);
-                used.push(logits);
+            match next {
+                Some(Next::Logits(mut logits)) => {
+                    self.emit_next_token(id, Choice::Logits(&mut logits));
+                    used.push(logits);
+                }
+                Some(Next::Token(tok)) => self.emit_next_token(id, Choice::Token(tok)),
+                None => {}
             }
         }
         self.runner.recycle(used);
     }
 
     /// Samples, appends and reports one token of `id`; ends the sequence if it stops.
-    fn emit_next_token(&mut self, id: SeqId, logits: &mut [f32]) {
+    fn emit_next_token(&mut self, id: SeqId, choice: Choice) {
         let max_model_len = self.max_model_len;
         let Some(seq) = self.scheduler.seqs.get_mut(&id) else {
             return;
@@ -189,7 +202,14 @@ impl Engine {
             banned: &banned,
             mask: mask.as_ref(),
         };
-        let sampled = sample(logits, &ctx, &mut seq.rng);
+        let sampled = match choice {
+            Choice::Logits(logits) => sample(logits, &ctx, &mut seq.rng),
+            // The model's argmax, asked for only where sampling is a plain argmax.
+            Choice::Token(token_id) => Sampled {
+                token_id,
+                logprob: None,
+            },
+        };
         let tok = sampled.token_id;
         seq.token_ids.push(tok);
         let is_stop =

@@ -1,6 +1,6 @@
 //! Assembles one step's flattened batch from the plan and runs the model on it.
 
-use hearth_models::{BatchInput, CausalLm, KvCache, ModelError, SeqInput};
+use hearth_models::{BatchInput, CausalLm, KvCache, ModelError, Next, SeqInput};
 
 use crate::scheduler::{Scheduler, StepPlan};
 
@@ -23,19 +23,20 @@ impl ModelRunner {
         self.model.as_ref()
     }
 
-    /// Runs the planned step; returns per entry the logits of its last position when
-    /// the entry reaches the end of its sequence (so a token is to be sampled).
+    /// Runs the planned step; returns per entry, when the entry reaches the end of its
+    /// sequence (so a token is to be sampled), the logits of its last position, or its
+    /// token where the model chose a plain argmax itself.
     pub fn step(
         &mut self,
         plan: &StepPlan,
         sched: &Scheduler,
-    ) -> Result<Vec<Option<Vec<f32>>>, ModelError> {
+    ) -> Result<Vec<Option<Next>>, ModelError> {
         self.fill_batch(plan, sched);
-        let logits = self.model.forward(&self.batch, &mut self.cache)?;
-        Ok(logits
+        let out = self.model.step(&self.batch, &mut self.cache)?;
+        Ok(out
             .into_iter()
             .zip(&self.batch.seqs)
-            .map(|(l, s)| s.needs_logits.then_some(l))
+            .map(|(n, s)| s.needs_logits.then_some(n))
             .collect())
     }
 
@@ -61,11 +62,13 @@ impl ModelRunner {
                 b.slot_mapping
                     .push(block * block_size as u32 + (pos % block_size) as u32);
             }
+            let needs_logits = start + n == seq.len();
             b.seqs.push(SeqInput {
                 block_table: seq.block_table.clone(),
                 num_computed: start,
                 num_new: n,
-                needs_logits: start + n == seq.len(),
+                needs_logits,
+                greedy: needs_logits && seq.next_is_plain_argmax(),
             });
         }
     }

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use candle_core::Device;
 use hearth_models::cuda::llama::{round_weights_to_bf16, CudaLlama, GpuDtype};
-use hearth_models::{BatchInput, CausalLm, KvCache, KvCacheLayout, SeqInput};
+use hearth_models::{BatchInput, CausalLm, KvCache, KvCacheLayout, Next, SeqInput};
 
 const BLOCK: usize = 16;
 
@@ -42,6 +42,7 @@ fn step(seqs: &[Seq]) -> BatchInput {
             num_computed: s.computed,
             num_new: s.tokens.len() - s.computed,
             needs_logits: true,
+            greedy: false,
         });
     }
     b
@@ -51,6 +52,12 @@ fn argmax(v: &[f32]) -> u32 {
     (0..v.len())
         .max_by(|&a, &b| v[a].total_cmp(&v[b]))
         .unwrap_or(0) as u32
+}
+
+/// The first index of the largest value, as the engine's argmax (NaN ignored).
+fn first_max(v: &[f32]) -> u32 {
+    let max = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    v.iter().position(|&x| x == max).unwrap_or(0) as u32
 }
 
 fn rel_err(a: &[f32], b: &[f32]) -> f64 {
@@ -174,6 +181,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             },
             times[times.len() / 2]
         );
+    }
+    // The GPU's own argmax (`step` with greedy sequences) against the first maximum of
+    // the same step's logits: the step runs twice over the same tokens (the second
+    // writes the same K/V again).
+    let mut b = step(&seqs);
+    let logits = gpu.forward(&b, &mut gpu_cache)?;
+    b.seqs.iter_mut().for_each(|s| s.greedy = true);
+    let next = gpu.step(&b, &mut gpu_cache)?;
+    let argmax_same = logits
+        .iter()
+        .zip(&next)
+        .filter(|(l, n)| **n == Next::Token(first_max(l)))
+        .count();
+    println!(
+        "GPU argmax: {argmax_same} of {} sequences as the host's",
+        logits.len()
+    );
+    if argmax_same != logits.len() {
+        eprintln!("FAIL: the GPU's argmax differs from the host's");
+        std::process::exit(1);
     }
     println!(
         "{dtype:?}: steps {steps} (1 prefill + {} decode, batch 2): logits rel err worst {worst:.2e}; greedy agree {agree}/{total}; GPU decode step median {:.2} ms",

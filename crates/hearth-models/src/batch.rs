@@ -11,6 +11,9 @@ pub struct SeqInput {
     pub num_new: usize,
     /// Whether the engine will sample from this sequence's last position this step.
     pub needs_logits: bool,
+    /// The engine will take only the argmax of those logits (greedy, nothing else
+    /// reads them): a model may return that token instead (`CausalLm::step`).
+    pub greedy: bool,
 }
 
 /// All tokens of a step, sequence after sequence.

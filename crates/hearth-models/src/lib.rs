@@ -38,4 +38,4 @@ pub use error::ModelError;
 pub use gguf::{load_gguf, load_gguf_from, load_gguf_with, LoadOptions, LoadedGguf};
 pub use hf_load::{load_safetensors_dir, load_safetensors_dir_with, LoadedModel};
 pub use kv_cache::{KvCache, KvCacheLayout, KvDtype, KvPool};
-pub use model::{CausalLm, ModelSpec};
+pub use model::{CausalLm, ModelSpec, Next};

@@ -30,6 +30,18 @@ pub trait CausalLm: Send {
         cache: &mut KvCache,
     ) -> Result<Vec<Vec<f32>>, ModelError>;
 
+    /// `forward`, except that a sequence with `greedy` set may get its next token (the
+    /// first index of its largest logit) instead of its logits: a model that computes
+    /// them on a device then moves a token, not a vocabulary of floats. The default
+    /// returns `forward`'s logits for every sequence.
+    fn step(&mut self, batch: &BatchInput, cache: &mut KvCache) -> Result<Vec<Next>, ModelError> {
+        Ok(self
+            .forward(batch, cache)?
+            .into_iter()
+            .map(Next::Logits)
+            .collect())
+    }
+
     /// Whether the model keeps K/V in its own (device) memory: the engine's `KvCache`
     /// then only describes the layout and holds no host storage.
     fn kv_on_device(&self) -> bool {
@@ -39,4 +51,13 @@ pub trait CausalLm: Send {
     /// Hands back logits vectors `forward` returned, once read, for reuse (a model
     /// that fills vocabulary-sized vectors every step saves their allocation).
     fn recycle(&mut self, _logits: Vec<Vec<f32>>) {}
+}
+
+/// What a step gives back for one sequence.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    /// The logits of its last position (empty when it wanted none).
+    Logits(Vec<f32>),
+    /// Its greedy next token, chosen by the model (only for sequences with `greedy`).
+    Token(u32),
 }

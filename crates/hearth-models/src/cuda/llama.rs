@@ -17,7 +17,7 @@ use super::{cuda_err, Gpu};
 use crate::attention::{AttnMeta, AttnShape};
 use crate::llama::{Llama, LlamaConfig};
 use crate::quant::Linear;
-use crate::{BatchInput, CausalLm, KvCache, ModelError, ModelSpec};
+use crate::{BatchInput, CausalLm, KvCache, ModelError, ModelSpec, Next};
 
 struct Layer {
     attn_norm: CudaSlice<f32>,
@@ -72,6 +72,10 @@ pub struct CudaLlama {
     spare: Vec<Vec<f32>>,
     graphs: std::collections::HashMap<GraphKey, Graph>,
     graphs_on: bool,
+    /// Greedy steps take their argmax on the GPU (`CausalLm::step`; on unless
+    /// `HEARTH_CUDA_ARGMAX=0`), into this buffer.
+    device_argmax: bool,
+    argmax_dev: Option<CudaSlice<i32>>,
     /// RMSNorm and SiLU·up computed inside the GEMV kernel that reads them (on unless
     /// `HEARTH_CUDA_FUSE=0`; only where the GEMV kernel runs).
     fuse: bool,
@@ -164,6 +168,8 @@ impl CudaLlama {
             graphs: Default::default(),
             graphs_on: std::env::var("HEARTH_CUDA_GRAPHS").as_deref() != Ok("0"),
             fuse: std::env::var("HEARTH_CUDA_FUSE").as_deref() != Ok("0"),
+            device_argmax: std::env::var("HEARTH_CUDA_ARGMAX").as_deref() != Ok("0"),
+            argmax_dev: None,
             gpu,
         })
     }
@@ -350,36 +356,8 @@ impl CausalLm for CudaLlama {
         batch: &BatchInput,
         cache: &mut KvCache,
     ) -> Result<Vec<Vec<f32>>, ModelError> {
-        let meta = AttnMeta::for_model(&self.spec, batch, cache)?;
         let mut logits = vec![Vec::new(); batch.seqs.len()];
-        let t = batch.tokens.len();
-        if t == 0 {
-            return Ok(logits);
-        }
-        self.ensure_pools(cache)?;
-        self.ensure_scratch(t)?;
-        let wanted: Vec<usize> = (0..batch.seqs.len())
-            .filter(|&s| batch.seqs[s].needs_logits)
-            .collect();
-        let dbatch = self.upload_inputs(batch, &meta, &wanted, cache.layout.block_size)?;
-        let shape = self.attn_shape();
-        let part = super::paged_attention::part_len(&self.gpu, &dbatch, &shape);
-        self.ensure_part(part)?;
-        self.ensure_logits(wanted.len())?;
-        // A decode step (one new token a sequence, each wanting logits) replays a graph
-        // captured for its shape: one launch instead of ~10 a layer.
-        let decode = t == batch.seqs.len() && wanted.len() == t;
-        let key = GraphKey {
-            tokens: t,
-            width: dbatch.max_blocks,
-        };
-        if !(decode
-            && self.graphs_on
-            && t <= MAX_GRAPH_TOKENS
-            && self.replay(key, &dbatch, cache)?)
-        {
-            self.enqueue(t, wanted.len(), &dbatch, cache)?;
-        }
+        let wanted = self.run(batch, cache)?;
         if wanted.is_empty() {
             return Ok(logits);
         }
@@ -411,6 +389,37 @@ impl CausalLm for CudaLlama {
         Ok(logits)
     }
 
+    fn step(&mut self, batch: &BatchInput, cache: &mut KvCache) -> Result<Vec<Next>, ModelError> {
+        let wanting = || batch.seqs.iter().filter(|s| s.needs_logits);
+        if !(self.device_argmax && wanting().count() > 0 && wanting().all(|s| s.greedy)) {
+            let logits = self.forward(batch, cache)?;
+            return Ok(logits.into_iter().map(Next::Logits).collect());
+        }
+        // Every sequence that samples is greedy: argmax on the GPU, one id each back.
+        let wanted = self.run(batch, cache)?;
+        let rows = wanted.len();
+        if self.argmax_dev.as_ref().is_none_or(|d| d.len() < rows) {
+            let d = self.gpu.stream.alloc_zeros::<i32>(rows.next_power_of_two());
+            self.argmax_dev = Some(d.map_err(cuda_err("alloc"))?);
+        }
+        let (logits, ids) = match (&self.logits_dev, &self.argmax_dev) {
+            (Some(l), Some(i)) => (self.ptr(l), self.ptr(i)),
+            _ => return Err(unsupported("logits buffers missing")),
+        };
+        let vocab = self.lm_head.rows as i32;
+        self.launch("argmax_rows", rows, 1024, 0, &[&logits, &vocab, &ids])?;
+        let ids = match &self.argmax_dev {
+            Some(d) => self.gpu.stream.memcpy_dtov(&d.slice(..rows)),
+            None => return Err(unsupported("argmax buffer missing")),
+        }
+        .map_err(cuda_err("download"))?;
+        let mut out = vec![Next::Logits(Vec::new()); batch.seqs.len()];
+        for (s, id) in wanted.into_iter().zip(ids) {
+            out[s] = Next::Token(id as u32);
+        }
+        Ok(out)
+    }
+
     fn recycle(&mut self, logits: Vec<Vec<f32>>) {
         let room = MAX_SPARE.saturating_sub(self.spare.len());
         self.spare
@@ -424,6 +433,41 @@ const MAX_GRAPH_TOKENS: usize = 512;
 const MAX_SPARE: usize = 1024;
 
 impl CudaLlama {
+    /// Runs the step on the GPU up to the logits of the sequences that want them (in
+    /// `logits_dev`, one row each in order); returns those sequences' indices.
+    fn run(&mut self, batch: &BatchInput, cache: &mut KvCache) -> Result<Vec<usize>, ModelError> {
+        let meta = AttnMeta::for_model(&self.spec, batch, cache)?;
+        let t = batch.tokens.len();
+        if t == 0 {
+            return Ok(Vec::new());
+        }
+        self.ensure_pools(cache)?;
+        self.ensure_scratch(t)?;
+        let wanted: Vec<usize> = (0..batch.seqs.len())
+            .filter(|&s| batch.seqs[s].needs_logits)
+            .collect();
+        let dbatch = self.upload_inputs(batch, &meta, &wanted, cache.layout.block_size)?;
+        let shape = self.attn_shape();
+        let part = super::paged_attention::part_len(&self.gpu, &dbatch, &shape);
+        self.ensure_part(part)?;
+        self.ensure_logits(wanted.len())?;
+        // A decode step (one new token a sequence, each wanting logits) replays a graph
+        // captured for its shape: one launch instead of ~10 a layer.
+        let decode = t == batch.seqs.len() && wanted.len() == t;
+        let key = GraphKey {
+            tokens: t,
+            width: dbatch.max_blocks,
+        };
+        if !(decode
+            && self.graphs_on
+            && t <= MAX_GRAPH_TOKENS
+            && self.replay(key, &dbatch, cache)?)
+        {
+            self.enqueue(t, wanted.len(), &dbatch, cache)?;
+        }
+        Ok(wanted)
+    }
+
     fn attn_shape(&self) -> AttnShape {
         let hd = self.cfg.head_dim;
         AttnShape {

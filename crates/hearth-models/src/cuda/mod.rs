@@ -18,12 +18,13 @@ use cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions};
 use crate::ModelError;
 
 /// CUDA C++ sources of hearth's own kernels, compiled as one unit (common first).
-const KERNELS: [&str; 5] = [
+const KERNELS: [&str; 6] = [
     include_str!("kernels/common.cuh"),
     include_str!("kernels/paged_attention.cu"),
     include_str!("kernels/paged_attention_split.cu"),
     include_str!("kernels/llama_ops.cu"),
     include_str!("kernels/gemv.cu"),
+    include_str!("kernels/argmax.cu"),
 ];
 
 /// One GPU: its context, a stream, and hearth's kernels compiled for it.
