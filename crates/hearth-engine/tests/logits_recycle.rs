@@ -1,6 +1,8 @@
 //! The engine hands every logits vector back to the model once it has sampled from it
 //! (`CausalLm::recycle`), so a model can refill the same vectors every step.
 
+mod fake_model;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -52,23 +54,10 @@ impl CausalLm for CountingModel {
 
 #[test]
 fn every_logits_vector_comes_back() {
-    let dir = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../hearth-text/tests/fixtures/hf_tiny"
-    );
-    let tokenizer = Arc::new(hearth_text::Tokenizer::from_hf_dir(dir).expect("tokenizer"));
+    let tokenizer = fake_model::tiny_tokenizer();
     let (out, back) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let model = CountingModel {
-        spec: ModelSpec {
-            architecture: "llama".into(),
-            num_layers: 2,
-            hidden_size: 8,
-            num_heads: 2,
-            num_kv_heads: 1,
-            head_dim: 4,
-            vocab_size: VOCAB,
-            max_context: 256,
-        },
+        spec: fake_model::tiny_spec(VOCAB),
         out: out.clone(),
         back: back.clone(),
     };

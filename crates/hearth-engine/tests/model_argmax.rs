@@ -2,6 +2,8 @@
 //! on the GPU): the engine marks exactly the sequences whose sampling is a plain argmax,
 //! and a token the model returns is used as if sampled from the logits.
 
+mod fake_model;
+
 use std::sync::{Arc, Mutex};
 
 use hearth_engine::{EngineConfig, EngineHandle, Event, Request, SamplingParams};
@@ -74,23 +76,10 @@ impl CausalLm for ArgmaxModel {
 
 #[test]
 fn plain_greedy_sequences_take_the_models_token() {
-    let dir = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../hearth-text/tests/fixtures/hf_tiny"
-    );
-    let tokenizer = Arc::new(hearth_text::Tokenizer::from_hf_dir(dir).expect("tokenizer"));
+    let tokenizer = fake_model::tiny_tokenizer();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let model = ArgmaxModel {
-        spec: ModelSpec {
-            architecture: "llama".into(),
-            num_layers: 2,
-            hidden_size: 8,
-            num_heads: 2,
-            num_kv_heads: 1,
-            head_dim: 4,
-            vocab_size: VOCAB,
-            max_context: 256,
-        },
+        spec: fake_model::tiny_spec(VOCAB),
         seen: seen.clone(),
     };
     let engine = EngineHandle::start(Box::new(model), tokenizer, EngineConfig::default())

@@ -233,6 +233,39 @@ impl CudaLlama {
         unsafe { self.products.matmul(&self.gpu, x, w, y, t, accumulate) }
     }
 
+    /// `y = RMSNorm(X) · wᵀ` for the step's `t` rows of the residual stream X: one
+    /// fused kernel where the GEMV kernel serves it, else RMSNorm into H then the product.
+    ///
+    /// # Safety
+    /// `y` must hold `t * w.rows` f32; the scratch buffers hold `t` rows.
+    unsafe fn norm_matmul(
+        &self,
+        norm: &CudaSlice<f32>,
+        w: &Mat,
+        y: u64,
+        t: usize,
+    ) -> Result<(), ModelError> {
+        let (x, h) = (
+            self.ptr(&self.scratch.bufs[X]),
+            self.ptr(&self.scratch.bufs[H]),
+        );
+        let (norm, eps) = (self.ptr(norm), self.cfg.rms_eps);
+        let fused = Prologue::Norm {
+            src: x,
+            weight: norm,
+            eps,
+        };
+        // Safety: X holds t * hidden; the caller's y.
+        if unsafe { self.matmul_fused(fused, w, y, t, false)? } {
+            return Ok(());
+        }
+        let (bf16, null, width) = (self.bf16(), 0u64, self.cfg.hidden_size as i32);
+        let args: [&dyn KernelArg; 7] = [&h, &bf16, &x, &null, &norm, &width, &eps];
+        self.launch("rms_norm", t, 256, 0, &args)?;
+        // Safety: H holds t * hidden.
+        unsafe { self.matmul(h, w, y, t, false) }
+    }
+
     /// `y = prologue(..) · wᵀ (+ y)` as one kernel where the GEMV kernel serves it;
     /// false (nothing enqueued) where the caller must run the two steps itself.
     ///
@@ -612,7 +645,6 @@ impl CudaLlama {
         let bf16 = self.bf16();
         let (h32, nh32, nkv32, hd32) = (hidden as i32, nh as i32, nkv as i32, hd as i32);
         let (ffn32, eps, neox) = (c.ffn_size as i32, c.rms_eps, i32::from(c.neox_rope));
-        let null = 0u64;
         let shape = self.attn_shape();
         let (part, part_len) = self
             .part
@@ -623,24 +655,8 @@ impl CudaLlama {
         let inv_freq = self.ptr(&self.inv_freq);
         for (i, w) in self.layers.iter().enumerate() {
             let (kp, vp) = (self.ptr(&self.pools[i].0), self.ptr(&self.pools[i].1));
-            let attn_norm = self.ptr(&w.attn_norm);
-            let norm = Prologue::Norm {
-                src: s[X],
-                weight: attn_norm,
-                eps,
-            };
-            // Safety: X holds t * hidden, QKV t * (heads + 2 kv heads) * head_dim.
-            if !unsafe { self.matmul_fused(norm, &w.wqkv, s[QKV], t, false)? } {
-                self.launch(
-                    "rms_norm",
-                    t,
-                    256,
-                    0,
-                    &[&s[H], &bf16, &s[X], &null, &attn_norm, &h32, &eps],
-                )?;
-                // Safety: H holds t * hidden.
-                unsafe { self.matmul(s[H], &w.wqkv, s[QKV], t, false)? };
-            }
+            // Safety: QKV holds t * (heads + 2 kv heads) * head_dim.
+            unsafe { self.norm_matmul(&w.attn_norm, &w.wqkv, s[QKV], t)? };
             let bias = w.qkv_bias.as_ref().map_or(0, |b| self.ptr(b));
             let (qn, kn) = w
                 .qk_norm
@@ -679,24 +695,8 @@ impl CudaLlama {
             };
             // Safety: A holds t * heads * head_dim, X t * hidden.
             unsafe { self.matmul(s[A], &w.wo, s[X], t, true)? };
-            let ffn_norm = self.ptr(&w.ffn_norm);
-            let norm = Prologue::Norm {
-                src: s[X],
-                weight: ffn_norm,
-                eps,
-            };
-            // Safety: X holds t * hidden, GU t * 2 ffn.
-            if !unsafe { self.matmul_fused(norm, &w.w_gate_up, s[GU], t, false)? } {
-                self.launch(
-                    "rms_norm",
-                    t,
-                    256,
-                    0,
-                    &[&s[H], &bf16, &s[X], &null, &ffn_norm, &h32, &eps],
-                )?;
-                // Safety: H holds t * hidden.
-                unsafe { self.matmul(s[H], &w.w_gate_up, s[GU], t, false)? };
-            }
+            // Safety: GU holds t * 2 ffn.
+            unsafe { self.norm_matmul(&w.ffn_norm, &w.w_gate_up, s[GU], t)? };
             let silu = Prologue::Silu { src: s[GU] };
             // Safety: GU holds t * 2 ffn, X t * hidden.
             if !unsafe { self.matmul_fused(silu, &w.w_down, s[X], t, true)? } {

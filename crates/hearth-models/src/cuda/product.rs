@@ -53,6 +53,12 @@ impl Products {
         self.gemv
     }
 
+    /// Whether the GEMV kernel takes this product: on, bf16, 1 to `GEMV_MAX_TOKENS`
+    /// tokens, rows of whole 16-byte vectors.
+    fn gemv_serves(&self, w: WeightRef, t: usize) -> bool {
+        self.gemv && w.bf16 && (1..=GEMV_MAX_TOKENS).contains(&t) && w.cols.is_multiple_of(8)
+    }
+
     /// `y[t, w.rows] = x[t, w.cols] · wᵀ (+ y when accumulating)`; x is in the weights'
     /// type, y is f32.
     ///
@@ -68,7 +74,7 @@ impl Products {
         t: usize,
         accumulate: bool,
     ) -> Result<(), ModelError> {
-        if self.gemv && w.bf16 && (1..=GEMV_MAX_TOKENS).contains(&t) && w.cols.is_multiple_of(8) {
+        if self.gemv_serves(w, t) {
             // Safety: the caller's sizes.
             return unsafe { gemv(gpu, x, w, y, t, accumulate) };
         }
@@ -168,12 +174,7 @@ impl Products {
         accumulate: bool,
     ) -> Result<bool, ModelError> {
         let shared = t * w.cols * 2;
-        if !(self.gemv
-            && w.bf16
-            && (1..=GEMV_MAX_TOKENS).contains(&t)
-            && w.cols.is_multiple_of(8)
-            && shared <= DEFAULT_SHARED - 1024)
-        {
+        if !(self.gemv_serves(w, t) && shared <= DEFAULT_SHARED - 1024) {
             return Ok(false);
         }
         let f = gpu.function(&format!("gemv_fused_bf16_t{t}"))?;

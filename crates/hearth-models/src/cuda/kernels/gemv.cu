@@ -25,6 +25,56 @@ __device__ __forceinline__ uint4 load_streaming(const uint4* p) {
     return v;
 }
 
+// Lane `lane`'s share of chunk `base` of a weight row: GEMV_CHUNK 16-byte loads, all
+// issued before any is used (zeros past the row's end).
+__device__ __forceinline__ void gemv_load_chunk(uint4 (&wv)[GEMV_CHUNK], const uint4* wr,
+                                                int base, int vecs) {
+#pragma unroll
+    for (int c = 0; c < GEMV_CHUNK; ++c) {
+        const int v = base + 32 * c;
+        wv[c] = v < vecs ? load_streaming(wr + v) : make_uint4(0, 0, 0, 0);
+    }
+}
+
+// acc[tok] += the chunk's weights · x[tok] over the same columns; x is read through the
+// read-only cache, or from shared memory (X_SHARED).
+template <int T, bool X_SHARED>
+__device__ __forceinline__ void gemv_fma_chunk(float (&acc)[T], const uint4 (&wv)[GEMV_CHUNK],
+                                               const uint4* xv, int base, int vecs) {
+#pragma unroll
+    for (int c = 0; c < GEMV_CHUNK; ++c) {
+        const int v = base + 32 * c;
+        if (v < vecs) {
+            float wf[8];
+            unpack_bf16x8(wv[c], wf);
+#pragma unroll
+            for (int tok = 0; tok < T; ++tok) {
+                const uint4* xp = xv + (long)tok * vecs + v;
+                float xf[8];
+                unpack_bf16x8(X_SHARED ? *xp : __ldg(xp), xf);
+#pragma unroll
+                for (int j = 0; j < 8; ++j) acc[tok] = fmaf(wf[j], xf[j], acc[tok]);
+            }
+        }
+    }
+}
+
+// The warp's sums of row `row` into y[tok, row] (added to it when accumulating).
+template <int T>
+__device__ __forceinline__ void gemv_store(float* y, const float (&acc)[T], int rows, int row,
+                                           int lane, int accumulate) {
+#pragma unroll
+    for (int tok = 0; tok < T; ++tok) {
+        float s = acc[tok];
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffff, s, o);
+        if (lane == 0) {
+            float* out = y + (long)tok * rows + row;
+            *out = accumulate ? *out + s : s;
+        }
+    }
+}
+
 template <int T>
 __device__ __forceinline__ void gemv_bf16_rows(float* y, const unsigned short* w,
                                                const unsigned short* x, int rows, int cols,
@@ -40,38 +90,10 @@ __device__ __forceinline__ void gemv_bf16_rows(float* y, const unsigned short* w
     for (int tok = 0; tok < T; ++tok) acc[tok] = 0.f;
     for (int base = lane; base < vecs; base += 32 * GEMV_CHUNK) {
         uint4 wv[GEMV_CHUNK];
-        // Every load of the chunk first (predicated at the row's end), then the sums.
-#pragma unroll
-        for (int c = 0; c < GEMV_CHUNK; ++c) {
-            const int v = base + 32 * c;
-            wv[c] = v < vecs ? load_streaming(wr + v) : make_uint4(0, 0, 0, 0);
-        }
-#pragma unroll
-        for (int c = 0; c < GEMV_CHUNK; ++c) {
-            const int v = base + 32 * c;
-            if (v < vecs) {
-                float wf[8];
-                unpack_bf16x8(wv[c], wf);
-#pragma unroll
-                for (int tok = 0; tok < T; ++tok) {
-                    float xf[8];
-                    unpack_bf16x8(__ldg(xv + (long)tok * vecs + v), xf);
-#pragma unroll
-                    for (int j = 0; j < 8; ++j) acc[tok] = fmaf(wf[j], xf[j], acc[tok]);
-                }
-            }
-        }
+        gemv_load_chunk(wv, wr, base, vecs);
+        gemv_fma_chunk<T, false>(acc, wv, xv, base, vecs);
     }
-#pragma unroll
-    for (int tok = 0; tok < T; ++tok) {
-        float s = acc[tok];
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffff, s, o);
-        if (lane == 0) {
-            float* out = y + (long)tok * rows + row;
-            *out = accumulate ? *out + s : s;
-        }
-    }
+    gemv_store<T>(y, acc, rows, row, lane, accumulate);
 }
 
 // One entry point per token count: the count sizes the accumulators at compile time.
@@ -160,67 +182,25 @@ __device__ __forceinline__ void gemv_fused_rows(float* y, const unsigned short* 
     const uint4* xv = reinterpret_cast<const uint4*>(xs);
     int row = blockIdx.x * warps + warp;
     const int step = gridDim.x * warps;
+    const uint4* w16 = reinterpret_cast<const uint4*>(w);
     // The first row's first chunk, requested before the prologue.
     uint4 wv[GEMV_CHUNK];
-#pragma unroll
-    for (int c = 0; c < GEMV_CHUNK; ++c) {
-        const int v = lane + 32 * c;
-        wv[c] = row < rows && v < vecs
-                    ? load_streaming(reinterpret_cast<const uint4*>(w + (long)row * cols) + v)
-                    : make_uint4(0, 0, 0, 0);
-    }
+    gemv_load_chunk(wv, w16 + (long)row * vecs, lane, row < rows ? vecs : 0);
     gemv_prologue<T>(xs, src, norm_w, eps, cols, mode);
     for (; row < rows; row += step) {
-        const uint4* wr = reinterpret_cast<const uint4*>(w + (long)row * cols);
+        const uint4* wr = w16 + (long)row * vecs;
         float acc[T];
 #pragma unroll
         for (int tok = 0; tok < T; ++tok) acc[tok] = 0.f;
         for (int base = lane; base < vecs; base += 32 * GEMV_CHUNK) {
-            if (base != lane) {  // later chunks of the row (the first is already here)
-#pragma unroll
-                for (int c = 0; c < GEMV_CHUNK; ++c) {
-                    const int v = base + 32 * c;
-                    wv[c] = v < vecs ? load_streaming(wr + v) : make_uint4(0, 0, 0, 0);
-                }
-            }
-#pragma unroll
-            for (int c = 0; c < GEMV_CHUNK; ++c) {
-                const int v = base + 32 * c;
-                if (v < vecs) {
-                    float wf[8];
-                    unpack_bf16x8(wv[c], wf);
-#pragma unroll
-                    for (int tok = 0; tok < T; ++tok) {
-                        float xf[8];
-                        unpack_bf16x8(xv[tok * vecs + v], xf);
-#pragma unroll
-                        for (int j = 0; j < 8; ++j) acc[tok] = fmaf(wf[j], xf[j], acc[tok]);
-                    }
-                }
-            }
+            // Later chunks of the row (the first is already here).
+            if (base != lane) gemv_load_chunk(wv, wr, base, vecs);
+            gemv_fma_chunk<T, true>(acc, wv, xv, base, vecs);
         }
-#pragma unroll
-        for (int tok = 0; tok < T; ++tok) {
-            float s = acc[tok];
-#pragma unroll
-            for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffff, s, o);
-            if (lane == 0) {
-                float* out = y + (long)tok * rows + row;
-                *out = accumulate ? *out + s : s;
-            }
-        }
+        gemv_store<T>(y, acc, rows, row, lane, accumulate);
         // The next row's first chunk.
         const int next = row + step;
-        if (next < rows) {
-#pragma unroll
-            for (int c = 0; c < GEMV_CHUNK; ++c) {
-                const int v = lane + 32 * c;
-                wv[c] = v < vecs
-                            ? load_streaming(reinterpret_cast<const uint4*>(
-                                                 w + (long)next * cols) + v)
-                            : make_uint4(0, 0, 0, 0);
-            }
-        }
+        if (next < rows) gemv_load_chunk(wv, w16 + (long)next * vecs, lane, vecs);
     }
 }
 
