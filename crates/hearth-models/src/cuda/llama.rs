@@ -9,7 +9,7 @@ use cudarc::driver::{CudaSlice, DevicePtr, LaunchConfig};
 
 use super::kernel_arg::KernelArg;
 use super::paged_attention::{launch_raw as attend, AttnBuffers, DeviceBatch, Variant};
-use super::product::{Products, Prologue, WeightRef};
+use super::product::{Products, WeightRef};
 use super::step_graph::{Graph, GraphKey, StepInputs};
 pub use super::weights::{bf16_bits, round_weights_to_bf16, GpuDtype};
 use super::weights::{dense, host_f32, Mat, Weights};
@@ -76,9 +76,6 @@ pub struct CudaLlama {
     /// `HEARTH_CUDA_ARGMAX=0`), into this buffer.
     device_argmax: bool,
     argmax_dev: Option<CudaSlice<i32>>,
-    /// RMSNorm and SiLU·up computed inside the GEMV kernel that reads them (on unless
-    /// `HEARTH_CUDA_FUSE=0`; only where the GEMV kernel runs).
-    fuse: bool,
 }
 
 pub(super) fn unsupported(what: &str) -> ModelError {
@@ -167,7 +164,6 @@ impl CudaLlama {
             spare: Vec::new(),
             graphs: Default::default(),
             graphs_on: std::env::var("HEARTH_CUDA_GRAPHS").as_deref() != Ok("0"),
-            fuse: std::env::var("HEARTH_CUDA_FUSE").as_deref() != Ok("0"),
             device_argmax: std::env::var("HEARTH_CUDA_ARGMAX").as_deref() != Ok("0"),
             argmax_dev: None,
             gpu,
@@ -191,12 +187,6 @@ impl CudaLlama {
     /// unless `HEARTH_CUDA_GEMV=0`).
     pub fn set_gemv(&mut self, on: bool) {
         self.products.set_gemv(on);
-        self.graphs.clear();
-    }
-
-    /// Whether RMSNorm and SiLU·up run inside the GEMV kernel that reads them.
-    pub fn set_fuse(&mut self, on: bool) {
-        self.fuse = on;
         self.graphs.clear();
     }
 
@@ -233,8 +223,8 @@ impl CudaLlama {
         unsafe { self.products.matmul(&self.gpu, x, w, y, t, accumulate) }
     }
 
-    /// `y = RMSNorm(X) · wᵀ` for the step's `t` rows of the residual stream X: one
-    /// fused kernel where the GEMV kernel serves it, else RMSNorm into H then the product.
+    /// `y = RMSNorm(X) · wᵀ` for the step's `t` rows of the residual stream X (the
+    /// normalized rows go through H).
     ///
     /// # Safety
     /// `y` must hold `t * w.rows` f32; the scratch buffers hold `t` rows.
@@ -250,44 +240,11 @@ impl CudaLlama {
             self.ptr(&self.scratch.bufs[H]),
         );
         let (norm, eps) = (self.ptr(norm), self.cfg.rms_eps);
-        let fused = Prologue::Norm {
-            src: x,
-            weight: norm,
-            eps,
-        };
-        // Safety: X holds t * hidden; the caller's y.
-        if unsafe { self.matmul_fused(fused, w, y, t, false)? } {
-            return Ok(());
-        }
         let (bf16, null, width) = (self.bf16(), 0u64, self.cfg.hidden_size as i32);
         let args: [&dyn KernelArg; 7] = [&h, &bf16, &x, &null, &norm, &width, &eps];
         self.launch("rms_norm", t, 256, 0, &args)?;
         // Safety: H holds t * hidden.
         unsafe { self.matmul(h, w, y, t, false) }
-    }
-
-    /// `y = prologue(..) · wᵀ (+ y)` as one kernel where the GEMV kernel serves it;
-    /// false (nothing enqueued) where the caller must run the two steps itself.
-    ///
-    /// # Safety
-    /// As `Products::matmul_fused`.
-    unsafe fn matmul_fused(
-        &self,
-        prologue: Prologue,
-        w: &Mat,
-        y: u64,
-        t: usize,
-        accumulate: bool,
-    ) -> Result<bool, ModelError> {
-        if !self.fuse {
-            return Ok(false);
-        }
-        let w = self.weight_ref(w);
-        // Safety: the caller's sizes.
-        unsafe {
-            self.products
-                .matmul_fused(&self.gpu, prologue, w, y, t, accumulate)
-        }
     }
 
     fn weight_ref(&self, w: &Mat) -> WeightRef {
@@ -697,21 +654,17 @@ impl CudaLlama {
             unsafe { self.matmul(s[A], &w.wo, s[X], t, true)? };
             // Safety: GU holds t * 2 ffn.
             unsafe { self.norm_matmul(&w.ffn_norm, &w.w_gate_up, s[GU], t)? };
-            let silu = Prologue::Silu { src: s[GU] };
-            // Safety: GU holds t * 2 ffn, X t * hidden.
-            if !unsafe { self.matmul_fused(silu, &w.w_down, s[X], t, true)? } {
-                let n = (t * c.ffn_size) as i64;
-                let grid = (t * c.ffn_size).div_ceil(256).min(4096);
-                self.launch(
-                    "silu_mul",
-                    grid,
-                    256,
-                    0,
-                    &[&s[ACT], &bf16, &s[GU], &ffn32, &n],
-                )?;
-                // Safety: ACT holds t * ffn.
-                unsafe { self.matmul(s[ACT], &w.w_down, s[X], t, true)? };
-            }
+            let n = (t * c.ffn_size) as i64;
+            let grid = (t * c.ffn_size).div_ceil(256).min(4096);
+            self.launch(
+                "silu_mul",
+                grid,
+                256,
+                0,
+                &[&s[ACT], &bf16, &s[GU], &ffn32, &n],
+            )?;
+            // Safety: ACT holds t * ffn.
+            unsafe { self.matmul(s[ACT], &w.w_down, s[X], t, true)? };
         }
         if wanted == 0 {
             return Ok(());

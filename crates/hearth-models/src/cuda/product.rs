@@ -14,7 +14,9 @@ use super::{cuda_err, Gpu};
 use crate::ModelError;
 
 /// Steps of up to this many tokens use the GEMV kernel (one entry point per count).
-pub const GEMV_MAX_TOKENS: usize = 8;
+/// Measured on an H200 against cuBLAS on the 3B's matrices (`cuda_gemv_check`): 1.1 to
+/// 1.7 times faster at 1 and 2 tokens, even at 4, slower at 8 (BENCHMARKS.md).
+pub const GEMV_MAX_TOKENS: usize = 2;
 /// Weight rows per GEMV block (one warp each).
 const GEMV_ROWS_PER_BLOCK: usize = 8;
 
@@ -141,73 +143,4 @@ unsafe fn gemv(
     // and writes t * rows of y.
     unsafe { b.launch(cfg) }.map_err(cuda_err("launch"))?;
     Ok(())
-}
-
-/// What a fused product computes its input from, in place of the kernel before it.
-#[derive(Clone, Copy, Debug)]
-pub enum Prologue {
-    /// RMSNorm of the f32 rows `src` `[t, cols]` times `weight` (f32 `[cols]`).
-    Norm { src: u64, weight: u64, eps: f32 },
-    /// SiLU(gate) * up of the f32 rows `src` `[t, 2 * cols]` (gate first).
-    Silu { src: u64 },
-}
-
-/// Shared memory a block may take without opting in to more.
-const DEFAULT_SHARED: usize = 48 * 1024;
-
-impl Products {
-    /// `y = prologue(src) · wᵀ (+ y)` in one kernel, when the GEMV kernel serves this
-    /// product (bf16, 1 to `GEMV_MAX_TOKENS` tokens, its input rows fit in shared
-    /// memory); returns false, enqueuing nothing, when it does not.
-    ///
-    /// # Safety
-    /// `src` must hold what the prologue reads for `t` rows (`t * w.cols` f32 for
-    /// `Norm`, `t * 2 * w.cols` for `Silu`; `weight` `w.cols` f32), `y` `t * w.rows` f32,
-    /// on the GPU's stream; `w` as in `matmul`.
-    pub unsafe fn matmul_fused(
-        &self,
-        gpu: &Gpu,
-        prologue: Prologue,
-        w: WeightRef,
-        y: u64,
-        t: usize,
-        accumulate: bool,
-    ) -> Result<bool, ModelError> {
-        let shared = t * w.cols * 2;
-        if !(self.gemv_serves(w, t) && shared <= DEFAULT_SHARED - 1024) {
-            return Ok(false);
-        }
-        let f = gpu.function(&format!("gemv_fused_bf16_t{t}"))?;
-        let threads = 32 * GEMV_ROWS_PER_BLOCK as u32;
-        // As many blocks as fit on the GPU at once (each runs the prologue once).
-        let per_sm = f
-            .occupancy_max_active_blocks_per_multiprocessor(threads, shared, None)
-            .map_err(cuda_err("occupancy"))?
-            .max(1) as usize;
-        let grid = w
-            .rows
-            .div_ceil(GEMV_ROWS_PER_BLOCK)
-            .min(per_sm * gpu.multiprocessors);
-        let (mode, src, weight, eps) = match prologue {
-            Prologue::Norm { src, weight, eps } => (1i32, src, weight, eps),
-            Prologue::Silu { src } => (2i32, src, 0u64, 0f32),
-        };
-        let (rows, cols, acc) = (w.rows as i32, w.cols as i32, i32::from(accumulate));
-        let mut b = gpu.stream.launch_builder(&f);
-        b.arg(&y)
-            .arg(&w.ptr)
-            .arg(&rows)
-            .arg(&cols)
-            .arg(&acc)
-            .arg(&mode);
-        b.arg(&src).arg(&weight).arg(&eps);
-        let cfg = LaunchConfig {
-            grid_dim: (grid as u32, 1, 1),
-            block_dim: (threads, 1, 1),
-            shared_mem_bytes: shared as u32,
-        };
-        // Safety: the caller's sizes.
-        unsafe { b.launch(cfg) }.map_err(cuda_err("launch"))?;
-        Ok(true)
-    }
 }
