@@ -72,7 +72,28 @@ fn run_as(
     q_gain: f32,
     seed: u64,
 ) -> f32 {
+    run_full(dtype, false, case, block_size, nh, nkv, hd, q_gain, seed).1
+}
+
+/// The kernel's output and its largest distance from the reference; with `round_f16`
+/// every K/V value is rounded to f16 before it is stored (whatever the pool's type).
+#[allow(clippy::too_many_arguments)]
+fn run_full(
+    dtype: KvDtype,
+    round_f16: bool,
+    case: Case,
+    block_size: usize,
+    nh: usize,
+    nkv: usize,
+    hd: usize,
+    q_gain: f32,
+    seed: u64,
+) -> (Vec<f32>, f32) {
     let mut rng = Rng(seed);
+    let rounded = |x: Vec<f32>| match round_f16 {
+        true => x.iter().map(|&y| f16::from_f32(y).to_f32()).collect(),
+        false => x,
+    };
     let blocks_per_seq: Vec<usize> = case
         .iter()
         .map(|&(c, n)| (c + n).div_ceil(block_size))
@@ -98,6 +119,7 @@ fn run_as(
     let (mut k_all, mut v_all) = (Vec::new(), Vec::new());
     for (si, &(c, n)) in case.iter().enumerate() {
         let (k, v) = (rng.vec((c + n) * nkv * hd), rng.vec((c + n) * nkv * hd));
+        let (k, v) = (rounded(k), rounded(v));
         let all: Vec<u32> = vec![0; c + n];
         let b = batch(
             &[Part {
@@ -154,7 +176,8 @@ fn run_as(
     }
     .expect("kernel");
     assert!(out.iter().all(|x| x.is_finite()));
-    max_abs_diff(&out, &reference(&q, &k_all, &v_all, case, shape))
+    let err = max_abs_diff(&out, &reference(&q, &k_all, &v_all, case, shape));
+    (out, err)
 }
 
 #[test]
@@ -180,6 +203,26 @@ fn f16_pools_match_reference_on_stored_values() {
         assert!(
             err < 1e-5,
             "f16 bs {bs} nh {nh} nkv {nkv} hd {hd}: max abs err {err}"
+        );
+    }
+}
+
+/// An f16 pool gives the very bits of an f32 pool holding the same (f16) values: the
+/// kernel widens exactly, whether row by row for each query pair (tiles of few queries)
+/// or a chunk at a time up front (tiles of many).
+#[test]
+fn f16_pools_give_the_bits_of_f32_pools_of_the_same_values() {
+    let case: Case = &[(0, 9), (13, 7), (40, 1), (1, 1), (100, 37), (0, 33)];
+    for (bs, nh, nkv, hd) in [(16, 9, 3, 64), (8, 4, 4, 12), (16, 8, 1, 8), (4, 6, 2, 16)] {
+        let (half, _) = run_full(KvDtype::F16, true, case, bs, nh, nkv, hd, 1.0, 5);
+        let (full, _) = run_full(KvDtype::F32, true, case, bs, nh, nkv, hd, 1.0, 5);
+        let same = half
+            .iter()
+            .zip(&full)
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(
+            same,
+            "bs {bs} nh {nh} nkv {nkv} hd {hd}: f16 and f32 pools differ"
         );
     }
 }
