@@ -52,13 +52,15 @@ wait_ready() {
     return 1
 }
 
-# bench_server URL TAG OUT: the four concurrencies through hearth bench.
+# bench_server URL TAG OUT: the four concurrencies through hearth bench. Each one its own
+# seed: with one seed the prompts of a run would start with the last run's, and the
+# server's prefix cache would answer them.
 bench_server() {
     local url=$1 tag=$2 out=$3
     for c in "${concurrencies[@]}"; do
         echo "== $tag concurrency $c"
         "$dev/hearth" bench --url "$url" --model m --num-prompts "$(prompts_for "$c")" \
-            --concurrency "$c" --input-len 512 --output-len 256 --seed 1 \
+            --concurrency "$c" --input-len 512 --output-len 256 --seed "$c" \
             --result-json "$out/${tag}_c$c.json" 2>&1 | tail -n 14
     done
 }
@@ -152,7 +154,7 @@ case "${1:-}" in
         wait_ready http://127.0.0.1:8201 || { tail -n 30 "$out/hearth_default_serve.log"; exit 1; }
         for c in 1 8; do
             "$dev/hearth" bench --url http://127.0.0.1:8201 --model m --num-prompts $((4 * c)) \
-                --concurrency "$c" --input-len 512 --output-len 256 --seed 1 \
+                --concurrency "$c" --input-len 512 --output-len 256 --seed "$c" \
                 --result-json "$out/default_c$c.json" 2>&1 | tail -n 14
         done
         kill "$pid"
