@@ -21,7 +21,10 @@
 #                                           checked against SMOL_SHA256): GPU vs CPU
 #                                           llama, then served on the GPU at concurrency 1
 # A device call carries at most 64 MiB, so the default model's 98 MB GGUF travels in
-# two calls on one warm machine (.devm_a/model.part, then .devm_b/model.part).
+# two calls on one warm machine (.devm_a/model.part, then .devm_b/model.part), made here
+# with (both folders listed in .git/info/exclude):
+#   head -c 37748736 MODEL > .devm_a/model.part; tail -c +37748737 MODEL > .devm_b/model.part
+#   SMOL_SHA256=$(sha256sum MODEL | cut -d' ' -f1)
 # Figures go to OUT as JSON (hearth bench --result-json, hf_baseline.py --out).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
