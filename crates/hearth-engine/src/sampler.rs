@@ -35,6 +35,17 @@ pub struct Sampled {
     pub logprob: Option<TokenLogprob>,
 }
 
+/// Whether `sample` with these parameters (and no banned ids or mask) returns the
+/// plain argmax of the logits and nothing else: greedy, no penalties, bias or logprobs.
+pub fn is_plain_argmax(p: &SamplingParams) -> bool {
+    p.temperature <= 0.0
+        && p.logprobs.is_none()
+        && p.repetition_penalty == 1.0
+        && p.presence_penalty == 0.0
+        && p.frequency_penalty == 0.0
+        && p.logit_bias.is_empty()
+}
+
 pub fn sample(logits: &mut [f32], ctx: &SampleContext, rng: &mut SeqRng) -> Sampled {
     apply_penalties(logits, ctx);
     for &(id, bias) in &ctx.params.logit_bias {

@@ -57,18 +57,13 @@ impl Sequence {
         &self.token_ids[self.prompt_len..]
     }
 
-    /// Whether its next token is the plain argmax of the model's logits: greedy, no
-    /// penalties, bias, banned ids, grammar or logprobs (so the model may choose it).
+    /// Whether its next token is the plain argmax of the model's logits: the sampler's
+    /// parameters ask for nothing more, no grammar masks it, and `min_tokens` bans no
+    /// ids any longer (so the model may choose it).
     pub fn next_is_plain_argmax(&self) -> bool {
-        let p = &self.params;
-        p.temperature <= 0.0
-            && p.logprobs.is_none()
-            && p.repetition_penalty == 1.0
-            && p.presence_penalty == 0.0
-            && p.frequency_penalty == 0.0
-            && p.logit_bias.is_empty()
+        crate::sampler::is_plain_argmax(&self.params)
             && self.constraint.is_none()
-            && self.num_generated() >= p.min_tokens
+            && self.num_generated() >= self.params.min_tokens
     }
 
     /// Tokens still to be fed to the model before the next sample.

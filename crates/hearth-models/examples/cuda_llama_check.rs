@@ -48,14 +48,8 @@ fn step(seqs: &[Seq]) -> BatchInput {
     b
 }
 
-fn argmax(v: &[f32]) -> u32 {
-    (0..v.len())
-        .max_by(|&a, &b| v[a].total_cmp(&v[b]))
-        .unwrap_or(0) as u32
-}
-
 /// The first index of the largest value, as the engine's argmax (NaN ignored).
-fn first_max(v: &[f32]) -> u32 {
+fn argmax(v: &[f32]) -> u32 {
     let max = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     v.iter().position(|&x| x == max).unwrap_or(0) as u32
 }
@@ -181,7 +175,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let argmax_same = logits
         .iter()
         .zip(&next)
-        .filter(|(l, n)| **n == Next::Token(first_max(l)))
+        .filter(|(l, n)| **n == Next::Token(argmax(l)))
         .count();
     println!(
         "GPU argmax: {argmax_same} of {} sequences as the host's",

@@ -56,27 +56,24 @@ fn run(
     q_gain: f32,
     seed: u64,
 ) -> f32 {
-    run_as(KvDtype::F32, case, block_size, nh, nkv, hd, q_gain, seed)
+    run_full(
+        KvDtype::F32,
+        false,
+        case,
+        block_size,
+        nh,
+        nkv,
+        hd,
+        q_gain,
+        seed,
+    )
+    .1
 }
 
-/// As `run`, with the pool stored as `dtype`; the reference sees the stored values (for
-/// f16, each K/V value rounded to f16).
-#[allow(clippy::too_many_arguments)]
-fn run_as(
-    dtype: KvDtype,
-    case: Case,
-    block_size: usize,
-    nh: usize,
-    nkv: usize,
-    hd: usize,
-    q_gain: f32,
-    seed: u64,
-) -> f32 {
-    run_full(dtype, false, case, block_size, nh, nkv, hd, q_gain, seed).1
-}
-
-/// The kernel's output and its largest distance from the reference; with `round_f16`
-/// every K/V value is rounded to f16 before it is stored (whatever the pool's type).
+/// The kernel's output and its largest distance from the reference, the pool stored as
+/// `dtype` (the reference sees the stored values: for f16, each K/V value rounded);
+/// with `round_f16` every K/V value is rounded to f16 before it is stored, whatever the
+/// pool's type.
 #[allow(clippy::too_many_arguments)]
 fn run_full(
     dtype: KvDtype,
@@ -199,7 +196,17 @@ fn matches_dense_reference_prefill_chunks_and_decode() {
 fn f16_pools_match_reference_on_stored_values() {
     let case: Case = &[(0, 9), (13, 7), (40, 1), (1, 1), (0, 1), (31, 1), (100, 37)];
     for (bs, nh, nkv, hd) in [(4, 6, 2, 16), (16, 9, 3, 64), (8, 4, 4, 12), (16, 8, 1, 8)] {
-        let err = run_as(KvDtype::F16, case, bs, nh, nkv, hd, 1.0, 11 + bs as u64);
+        let (_, err) = run_full(
+            KvDtype::F16,
+            false,
+            case,
+            bs,
+            nh,
+            nkv,
+            hd,
+            1.0,
+            11 + bs as u64,
+        );
         assert!(
             err < 1e-5,
             "f16 bs {bs} nh {nh} nkv {nkv} hd {hd}: max abs err {err}"

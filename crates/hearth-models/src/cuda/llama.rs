@@ -392,17 +392,20 @@ impl CausalLm for CudaLlama {
             let d = self.gpu.stream.alloc_zeros::<i32>(rows.next_power_of_two());
             self.argmax_dev = Some(d.map_err(cuda_err("alloc"))?);
         }
-        let (logits, ids) = match (&self.logits_dev, &self.argmax_dev) {
-            (Some(l), Some(i)) => (self.ptr(l), self.ptr(i)),
-            _ => return Err(unsupported("logits buffers missing")),
+        let (Some(logits), Some(ids)) = (&self.logits_dev, &self.argmax_dev) else {
+            return Err(unsupported("logits buffers missing"));
         };
-        let vocab = self.lm_head.rows as i32;
-        self.launch("argmax_rows", rows, 1024, 0, &[&logits, &vocab, &ids])?;
-        let ids = match &self.argmax_dev {
-            Some(d) => self.gpu.stream.memcpy_dtov(&d.slice(..rows)),
-            None => return Err(unsupported("argmax buffer missing")),
-        }
-        .map_err(cuda_err("download"))?;
+        let (vocab, logits_ptr, ids_ptr) =
+            (self.lm_head.rows as i32, self.ptr(logits), self.ptr(ids));
+        self.launch(
+            "argmax_rows",
+            rows,
+            1024,
+            0,
+            &[&logits_ptr, &vocab, &ids_ptr],
+        )?;
+        let ids =
+            (self.gpu.stream.memcpy_dtov(&ids.slice(..rows))).map_err(cuda_err("download"))?;
         let mut out = vec![Next::Logits(Vec::new()); batch.seqs.len()];
         for (s, id) in wanted.into_iter().zip(ids) {
             out[s] = Next::Token(id as u32);

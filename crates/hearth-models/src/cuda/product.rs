@@ -51,10 +51,6 @@ impl Products {
         self.gemv = on;
     }
 
-    pub fn gemv(&self) -> bool {
-        self.gemv
-    }
-
     /// Whether the GEMV kernel takes this product: on, bf16, 1 to `GEMV_MAX_TOKENS`
     /// tokens, rows of whole 16-byte vectors.
     fn gemv_serves(&self, w: WeightRef, t: usize) -> bool {
