@@ -124,7 +124,8 @@ case "${1:-}" in
         "$dev/cuda_llama_check" "$model3b" bf16 2 2>&1 | tee "$out/check_3b.txt" \
             || echo "FAILED: cuda_llama_check on the 3B"
         # Launch by launch decode steps (the check's first timing loop, after the
-        # ~340 launches of its prefill): ~3 steps of ~310 launches.
+        # ~340 launches of its prefill): ~3 steps of ~310 launches. NCU=0 skips it.
+        [ "${NCU:-1}" = 1 ] || exit 0
         ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -n 1)
         timeout 200 "$ncu" --clock-control none --csv --page raw \
             --metrics gpu__time_duration.sum --launch-skip 1200 --launch-count 900 \

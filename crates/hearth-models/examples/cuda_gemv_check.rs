@@ -3,7 +3,9 @@
 //!   cargo build --release -p hearth-models --features cuda --example cuda_gemv_check
 //! Both are checked against an f64 product on the CPU (sampled rows), outputs poisoned
 //! with NaN first; timings are medians of CUDA-event-timed launches, each launch on
-//! other weights of one large random buffer (so that no matrix is served from L2).
+//! other weights of one large random buffer (so that no matrix is served from L2), and
+//! per-launch means of 30 launches back to back, with and without programmatic
+//! dependent launch.
 //! Exits non-zero when a result is off.
 
 use cudarc::driver::{CudaSlice, CudaStream, DevicePtr};
@@ -69,16 +71,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let timing = Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT);
     let mut worst = 0f64;
     println!(
-        "{:<9} {:>2}  {:>10} {:>10}  {:>8} {:>8}  {:>9} {:>9}  {:>6}",
+        "{:<9} {:>2}  {:>9} {:>9} {:>9}  {:>7} {:>7} {:>7}  {:>7} {:>7} {:>7}",
         "matrix",
         "t",
-        "gemv err",
-        "cuBLAS err",
-        "gemv µs",
-        "cuBLAS µs",
-        "gemv GB/s",
-        "cuBLAS GB/s",
-        "ratio"
+        "err c8",
+        "err c16",
+        "err BLAS",
+        "µs c8",
+        "µs c16",
+        "µs BLAS",
+        "GB/s c8",
+        "c16",
+        "BLAS"
     );
     for (name, rows, cols) in SHAPES {
         let size = rows * cols;
@@ -111,10 +115,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         for t in 1..=GEMV_MAX_TOKENS {
             let want = reference(t);
-            let mut errs = [0f64; 2];
-            let mut times = [0f64; 2];
-            for (i, gemv) in [true, false].into_iter().enumerate() {
-                products.set_gemv(gemv);
+            let mut errs = [0f64; 3];
+            let mut times = [0f64; 3];
+            // GEMV in chunks of 8, of 16, then cuBLAS.
+            for (i, chunk) in [Some(8), Some(16), None].into_iter().enumerate() {
+                products.set_gemv(chunk.is_some());
+                products.set_gemv_chunk(chunk);
                 st.memcpy_htod(&vec![f32::NAN; t * rows], &mut y.slice_mut(..t * rows))?;
                 let y_ptr = dptr(&y, &st);
                 // Safety: x holds 8 * max_cols bf16, y 8 * max_rows f32, w `total` bf16.
@@ -144,20 +150,53 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
                 times[i] = median(us);
             }
-            worst = worst.max(errs[0]).max(errs[1]);
+            worst = errs.iter().fold(worst, |w, &e| w.max(e));
             let gbs = |us: f64| (2 * size) as f64 / us / 1e3;
             println!(
-                "{:<9} {:>2}  {:>10.2e} {:>10.2e}  {:>8.1} {:>8.1}  {:>9.0} {:>9.0}  {:>6.2}",
+                "{:<9} {:>2}  {:>9.2e} {:>9.2e} {:>9.2e}  {:>7.1} {:>7.1} {:>7.1}  {:>7.0} {:>7.0} {:>7.0}",
                 name,
                 t,
                 errs[0],
                 errs[1],
+                errs[2],
                 times[0],
                 times[1],
+                times[2],
                 gbs(times[0]),
                 gbs(times[1]),
-                times[1] / times[0]
+                gbs(times[2]),
             );
+        }
+        products.set_gemv_chunk(None);
+        // Back to back in one stream, as in a decode step: 30 launches between two
+        // events, with and without programmatic dependent launch (with it, a launch's
+        // first weight loads overlap the end of the one before).
+        products.set_gemv(true);
+        for t in 1..=GEMV_MAX_TOKENS {
+            let mut line = format!("{name:<9} t = {t}, 30 back to back:");
+            for (chunk, pdl) in [(8, false), (8, true), (16, false), (16, true)] {
+                products.set_gemv_chunk(Some(chunk));
+                gpu.set_pdl(pdl);
+                let y_ptr = dptr(&y, &st);
+                let mut runs = Vec::new();
+                for _ in 0..5 {
+                    let start = st.record_event(timing)?;
+                    for k in 0..30 {
+                        // Safety: as above.
+                        unsafe { products.matmul(&gpu, x_ptr, wref(k + 1), y_ptr, t, false)? };
+                    }
+                    let end = st.record_event(timing)?;
+                    end.synchronize()?;
+                    runs.push(start.elapsed_ms(&end)? as f64 * 1e3 / 30.0);
+                }
+                let us = median(runs);
+                let gbs = (2 * size) as f64 / us / 1e3;
+                let pdl = if pdl { "on" } else { "off" };
+                line += &format!("  chunk {chunk} PDL {pdl} {us:.1} µs ({gbs:.0} GB/s)");
+            }
+            products.set_gemv_chunk(None);
+            gpu.set_pdl(true);
+            println!("{line}");
         }
         // Accumulating (the residual products): y = y0 + x · wᵀ.
         products.set_gemv(true);

@@ -140,14 +140,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     decode_ms.sort_by(|a, b| a.total_cmp(b));
     // Decode steps alone, the GPU model only: launch by launch and as replayed graphs,
-    // products by cuBLAS and by the GEMV kernel (the same two sequences, 16 steps
-    // each; the first graph step captures).
-    for (graphs, gemv) in [(false, true), (true, false), (true, true)] {
+    // products by cuBLAS and by the GEMV kernel, kernels with and without programmatic
+    // dependent launch (batch 2: the same two sequences, 16 steps each; batch 1: the
+    // first of them; the first graph step captures).
+    // The GEMV kernel's chunk: by width, or fixed at 8.
+    for (width, graphs, gemv, pdl, chunk) in [
+        (2, false, true, true, None),
+        (2, true, false, true, None),
+        (2, true, true, false, None),
+        (2, true, true, true, None),
+        (1, true, true, false, None),
+        (1, true, true, true, Some(8)),
+        (1, true, true, true, None),
+    ] {
         gpu.set_graphs(graphs);
         gpu.set_gemv(gemv);
+        gpu.set_pdl(pdl);
+        gpu.set_gemv_chunk(chunk);
         let mut times = Vec::new();
         for _ in 0..16 {
-            let batch = step(&seqs);
+            let batch = step(&seqs[..width]);
             let t = Instant::now();
             let got = gpu.forward(&batch, &mut gpu_cache)?;
             times.push(t.elapsed().as_secs_f64() * 1e3);
@@ -159,12 +171,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         times.remove(0);
         times.sort_by(|a, b| a.total_cmp(b));
         println!(
-            "decode step, batch 2, graphs {}, products by {}: median {:.3} ms (15 steps)",
+            "decode step, batch {width}, graphs {}, products by {}, PDL {}, chunk {}: median {:.3} ms (15 steps)",
             if graphs { "on " } else { "off" },
             if gemv { "GEMV  " } else { "cuBLAS" },
+            if pdl { "on " } else { "off" },
+            chunk.map_or("auto".to_string(), |c| c.to_string()),
             times[times.len() / 2]
         );
     }
+    gpu.set_pdl(true);
+    gpu.set_gemv_chunk(None);
     // The GPU's own argmax (`step` with greedy sequences) against the first maximum of
     // the same step's logits: the step runs twice over the same tokens (the second
     // writes the same K/V again).

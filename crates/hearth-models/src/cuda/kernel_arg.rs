@@ -1,15 +1,18 @@
 //! Kernel arguments of mixed types for one launch call.
 
-use cudarc::driver::{DeviceRepr, LaunchArgs, PushKernelArg};
+use std::ffi::c_void;
 
-/// A kernel argument of any type `launch` takes: any plain value cudarc passes by
+use cudarc::driver::DeviceRepr;
+
+/// A kernel argument of any type `launch` takes: any plain value the driver passes by
 /// value (device pointers travel as `u64`).
-pub(super) trait KernelArg {
-    fn push<'a>(&'a self, b: &mut LaunchArgs<'a>);
+pub(crate) trait KernelArg {
+    /// Where the value lies, as the driver's parameter array wants it.
+    fn param(&self) -> *mut c_void;
 }
 
 impl<T: DeviceRepr> KernelArg for T {
-    fn push<'a>(&'a self, b: &mut LaunchArgs<'a>) {
-        b.arg(self);
+    fn param(&self) -> *mut c_void {
+        self as *const T as *mut c_void
     }
 }

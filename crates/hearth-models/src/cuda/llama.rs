@@ -7,13 +7,12 @@
 
 use cudarc::driver::{CudaSlice, DevicePtr, LaunchConfig};
 
-use super::kernel_arg::KernelArg;
 use super::paged_attention::{launch_raw as attend, AttnBuffers, DeviceBatch, Variant};
 use super::product::{Products, WeightRef};
 use super::step_graph::{Graph, GraphKey, StepInputs};
 pub use super::weights::{bf16_bits, round_weights_to_bf16, GpuDtype};
 use super::weights::{dense, host_f32, Mat, Weights};
-use super::{cuda_err, Gpu};
+use super::{cuda_err, Gpu, KernelArg};
 use crate::attention::{AttnMeta, AttnShape};
 use crate::llama::{Llama, LlamaConfig};
 use crate::quant::Linear;
@@ -190,6 +189,19 @@ impl CudaLlama {
         self.graphs.clear();
     }
 
+    /// Fixes the GEMV kernel's chunk (8 or 16), or leaves it to the rows' width.
+    pub fn set_gemv_chunk(&mut self, chunk: Option<usize>) {
+        self.products.set_gemv_chunk(chunk);
+        self.graphs.clear();
+    }
+
+    /// Whether kernels launch with programmatic dependent launch (on where the GPU has
+    /// it, unless `HEARTH_CUDA_PDL=0`).
+    pub fn set_pdl(&mut self, on: bool) {
+        self.gpu.set_pdl(on);
+        self.graphs.clear();
+    }
+
     fn ptr<T>(&self, s: &CudaSlice<T>) -> u64 {
         s.device_ptr(&self.gpu.stream).0
     }
@@ -265,11 +277,6 @@ impl CudaLlama {
         shared: u32,
         args: &[&dyn KernelArg],
     ) -> Result<(), ModelError> {
-        let f = self.gpu.function(name)?;
-        let mut b = self.gpu.stream.launch_builder(&f);
-        for a in args {
-            a.push(&mut b);
-        }
         let cfg = LaunchConfig {
             grid_dim: (grid as u32, 1, 1),
             block_dim: (threads, 1, 1),
@@ -277,8 +284,7 @@ impl CudaLlama {
         };
         // Safety: every call site passes its kernel's arguments, buffers sized for
         // this step (see forward).
-        unsafe { b.launch(cfg) }.map_err(cuda_err("launch"))?;
-        Ok(())
+        unsafe { self.gpu.launch(name, cfg, args) }
     }
 
     fn ensure_pools(&mut self, cache: &KvCache) -> Result<(), ModelError> {

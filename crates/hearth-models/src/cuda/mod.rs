@@ -4,6 +4,7 @@
 //! toolkit, only running it needs a driver and libnvrtc.
 
 mod kernel_arg;
+mod launch;
 pub mod llama;
 pub mod paged_attention;
 pub mod product;
@@ -12,10 +13,12 @@ mod weights;
 
 use std::sync::Arc;
 
-use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaStream};
+use cudarc::driver::{CudaContext, CudaStream, LaunchConfig};
 use cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions};
 
 use crate::ModelError;
+pub(crate) use kernel_arg::KernelArg;
+use launch::Kernels;
 
 /// CUDA C++ sources of hearth's own kernels, compiled as one unit (common first).
 const KERNELS: [&str; 6] = [
@@ -31,9 +34,7 @@ const KERNELS: [&str; 6] = [
 pub struct Gpu {
     pub ctx: Arc<CudaContext>,
     pub stream: Arc<CudaStream>,
-    module: Arc<CudaModule>,
-    /// Kernels already looked up by name.
-    functions: std::sync::Mutex<std::collections::HashMap<String, CudaFunction>>,
+    kernels: Kernels,
     /// Compute capability, e.g. (9, 0) for Hopper.
     pub capability: (i32, i32),
     /// Streaming multiprocessors: how many blocks fill the GPU.
@@ -73,33 +74,43 @@ impl Gpu {
         };
         let ptx = compile_ptx_with_opts(KERNELS.concat(), opts)
             .map_err(|e| ModelError::Unsupported(format!("NVRTC: {e}")))?;
-        let module = ctx.load_module(ptx).map_err(cuda_err("module"))?;
+        let kernels = Kernels::load(&ctx, &ptx.to_src(), capability)?;
         // A stream of its own: the legacy default stream cannot be captured into a graph.
         let stream = ctx.new_stream().map_err(cuda_err("stream"))?;
         Ok(Gpu {
             ctx,
             stream,
-            module,
-            functions: Default::default(),
+            kernels,
             capability,
             multiprocessors,
         })
     }
 
-    pub(crate) fn function(&self, name: &str) -> Result<CudaFunction, ModelError> {
-        let mut known = self
-            .functions
-            .lock()
-            .map_err(|_| ModelError::Unsupported("CUDA kernel table poisoned".into()))?;
-        if let Some(f) = known.get(name) {
-            return Ok(f.clone());
-        }
-        let f = self
-            .module
-            .load_function(name)
-            .map_err(cuda_err("kernel"))?;
-        known.insert(name.to_string(), f.clone());
-        Ok(f)
+    /// Launches kernel `name` on the GPU's stream with `args` in order (with PDL where
+    /// the GPU has it: see `launch.rs`).
+    ///
+    /// # Safety
+    /// `args` must be the kernel's parameters in type and order, and every buffer they
+    /// point at as large as the kernel reads and writes with `cfg`.
+    pub(crate) unsafe fn launch(
+        &self,
+        name: &str,
+        cfg: LaunchConfig,
+        args: &[&dyn KernelArg],
+    ) -> Result<(), ModelError> {
+        // Safety: the caller's contract.
+        unsafe { self.kernels.launch(&self.stream, name, cfg, args) }
+    }
+
+    /// Whether launches carry programmatic dependent launch.
+    pub fn pdl(&self) -> bool {
+        self.kernels.pdl()
+    }
+
+    /// Turns programmatic dependent launch on (where the GPU has it) or off; for
+    /// measuring one against the other. Drop captured graphs after changing it.
+    pub fn set_pdl(&self, on: bool) {
+        self.kernels.set_pdl(on, self.capability);
     }
 }
 

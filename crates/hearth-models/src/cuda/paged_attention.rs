@@ -2,9 +2,9 @@
 //! (`attention::cpu::paged_attention`), so the two can be checked against each
 //! other on any batch.
 
-use cudarc::driver::{CudaSlice, DevicePtr, DevicePtrMut, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaSlice, DevicePtr, DevicePtrMut, LaunchConfig};
 
-use super::{cuda_err, Gpu};
+use super::{cuda_err, Gpu, KernelArg};
 use crate::attention::{AttnMeta, AttnShape};
 use crate::{BatchInput, ModelError};
 
@@ -246,48 +246,42 @@ pub unsafe fn launch_raw(
             Some(p) => p.device_ptr_mut(&gpu.stream).0,
             None => bufs.part,
         };
-        let f = gpu.function(name)?;
         let cfg = LaunchConfig {
             grid_dim: ((batch.num_tokens * num_kv_heads * splits) as u32, 1, 1),
             block_dim: (32 * SPLIT_WARPS as u32, 1, 1),
             shared_mem_bytes: (SPLIT_WARPS * group * stride * 4) as u32,
         };
         let s32 = splits as i32;
-        let mut b = gpu.stream.launch_builder(&f);
-        b.arg(&bufs.out)
-            .arg(&out_bf16)
-            .arg(&part_ptr)
-            .arg(&bufs.q)
-            .arg(&bufs.k_pool)
-            .arg(&bufs.v_pool)
-            .arg(&batch.block_tables)
-            .arg(&batch.token_seq)
-            .arg(&batch.positions)
-            .arg(&nh)
-            .arg(&nkv)
-            .arg(&bs)
-            .arg(&mb)
-            .arg(&scale)
-            .arg(&win)
-            .arg(&cap)
-            .arg(&s32);
+        let args: [&dyn KernelArg; 17] = [
+            &bufs.out,
+            &out_bf16,
+            &part_ptr,
+            &bufs.q,
+            &bufs.k_pool,
+            &bufs.v_pool,
+            &batch.block_tables,
+            &batch.token_seq,
+            &batch.positions,
+            &nh,
+            &nkv,
+            &bs,
+            &mb,
+            &scale,
+            &win,
+            &cap,
+            &s32,
+        ];
         // Safety: the caller's contract; part holds T * heads * splits * stride floats.
-        unsafe { b.launch(cfg) }.map_err(cuda_err("launch"))?;
+        unsafe { gpu.launch(name, cfg, &args) }?;
         if splits > 1 {
-            let f = gpu.function("paged_attention_merge")?;
             let cfg = LaunchConfig {
                 grid_dim: ((batch.num_tokens * num_heads) as u32, 1, 1),
                 block_dim: (128, 1, 1),
                 shared_mem_bytes: 0,
             };
-            let mut b = gpu.stream.launch_builder(&f);
-            b.arg(&bufs.out)
-                .arg(&out_bf16)
-                .arg(&part_ptr)
-                .arg(&hd)
-                .arg(&s32);
+            let args: [&dyn KernelArg; 5] = [&bufs.out, &out_bf16, &part_ptr, &hd, &s32];
             // Safety: as above; part was written by the split kernel on this stream.
-            unsafe { b.launch(cfg) }.map_err(cuda_err("launch"))?;
+            unsafe { gpu.launch("paged_attention_merge", cfg, &args) }?;
         }
         // Freed in stream order, after the kernels that read it.
         drop(part);
@@ -310,31 +304,31 @@ pub unsafe fn launch_raw(
             )))
         }
     };
-    let f = gpu.function(name)?;
     let cfg = LaunchConfig {
         grid_dim: ((batch.num_tokens * blocks) as u32, 1, 1),
         block_dim: (THREADS, 1, 1),
         shared_mem_bytes: (floats * 4) as u32,
     };
-    let mut b = gpu.stream.launch_builder(&f);
-    b.arg(&bufs.out)
-        .arg(&bufs.q)
-        .arg(&bufs.k_pool)
-        .arg(&bufs.v_pool)
-        .arg(&batch.block_tables)
-        .arg(&batch.token_seq)
-        .arg(&batch.positions)
-        .arg(&nh)
-        .arg(&nkv)
-        .arg(&hd)
-        .arg(&bs)
-        .arg(&mb)
-        .arg(&scale)
-        .arg(&win)
-        .arg(&cap)
-        .arg(&out_bf16);
+    let args: [&dyn KernelArg; 16] = [
+        &bufs.out,
+        &bufs.q,
+        &bufs.k_pool,
+        &bufs.v_pool,
+        &batch.block_tables,
+        &batch.token_seq,
+        &batch.positions,
+        &nh,
+        &nkv,
+        &hd,
+        &bs,
+        &mb,
+        &scale,
+        &win,
+        &cap,
+        &out_bf16,
+    ];
     // Safety: the arguments match the kernel's signature, the batch was validated by
     // `AttnMeta::new` against the pool, and the caller vouches for the buffers.
-    unsafe { b.launch(cfg) }.map_err(cuda_err("launch"))?;
+    unsafe { gpu.launch(name, cfg, &args) }?;
     Ok(())
 }

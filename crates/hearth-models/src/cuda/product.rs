@@ -8,16 +8,16 @@ use cudarc::cublas::sys::{
     cublasComputeType_t, cublasGemmAlgo_t, cublasOperation_t as Op, cudaDataType,
 };
 use cudarc::cublas::CudaBlas;
-use cudarc::driver::{LaunchConfig, PushKernelArg};
+use cudarc::driver::LaunchConfig;
 
-use super::{cuda_err, Gpu};
+use super::Gpu;
 use crate::ModelError;
 
 /// Steps of up to this many tokens use the GEMV kernel (one entry point per count).
 /// Measured on an H200 against cuBLAS on the 3B's matrices (`cuda_gemv_check`): 1.1 to
 /// 1.7 times faster at 1 and 2 tokens, even at 4, slower at 8 (BENCHMARKS.md).
 pub const GEMV_MAX_TOKENS: usize = 2;
-/// Weight rows per GEMV block (one warp each).
+/// Weight rows per GEMV block (one warp each; gemv.cu's GEMV_THREADS is 32 times this).
 const GEMV_ROWS_PER_BLOCK: usize = 8;
 
 /// A row-major `[rows, cols]` weight matrix at a device address.
@@ -33,6 +33,8 @@ pub struct WeightRef {
 pub struct Products {
     blas: CudaBlas,
     gemv: bool,
+    /// The GEMV kernel's loads in flight a lane (8 or 16), when not chosen by width.
+    gemv_chunk: Option<usize>,
 }
 
 impl Products {
@@ -43,12 +45,19 @@ impl Products {
         Ok(Products {
             blas,
             gemv: std::env::var("HEARTH_CUDA_GEMV").as_deref() != Ok("0"),
+            gemv_chunk: None,
         })
     }
 
     /// Turns the GEMV kernel on or off (off: cuBLAS for every product).
     pub fn set_gemv(&mut self, on: bool) {
         self.gemv = on;
+    }
+
+    /// Fixes the GEMV kernel's chunk (8 or 16 loads a lane), or leaves it to the rows'
+    /// width (None); for measuring one against the other.
+    pub fn set_gemv_chunk(&mut self, chunk: Option<usize>) {
+        self.gemv_chunk = chunk.filter(|c| [8, 16].contains(c));
     }
 
     /// Whether the GEMV kernel takes this product: on, bf16, 1 to `GEMV_MAX_TOKENS`
@@ -74,7 +83,11 @@ impl Products {
     ) -> Result<(), ModelError> {
         if self.gemv_serves(w, t) {
             // Safety: the caller's sizes.
-            return unsafe { gemv(gpu, x, w, y, t, accumulate) };
+            // Rows wider than 8 loads a lane (2048 bf16) are read in one trip with 16.
+            let chunk = self
+                .gemv_chunk
+                .unwrap_or(if w.cols > 8 * 32 * 8 { 16 } else { 8 });
+            return unsafe { gemv(gpu, x, w, y, t, chunk, accumulate) };
         }
         let ab = if w.bf16 {
             cudaDataType::CUDA_R_16BF
@@ -112,24 +125,18 @@ impl Products {
 }
 
 /// # Safety
-/// As `Products::matmul`, with bf16 `w` and `x`, `1 <= t <= GEMV_MAX_TOKENS`.
+/// As `Products::matmul`, with bf16 `w` and `x`, `1 <= t <= GEMV_MAX_TOKENS`, chunk 8
+/// or 16.
 unsafe fn gemv(
     gpu: &Gpu,
     x: u64,
     w: WeightRef,
     y: u64,
     t: usize,
+    chunk: usize,
     accumulate: bool,
 ) -> Result<(), ModelError> {
-    let f = gpu.function(&format!("gemv_bf16_t{t}"))?;
     let (rows, cols, acc) = (w.rows as i32, w.cols as i32, i32::from(accumulate));
-    let mut b = gpu.stream.launch_builder(&f);
-    b.arg(&y)
-        .arg(&w.ptr)
-        .arg(&x)
-        .arg(&rows)
-        .arg(&cols)
-        .arg(&acc);
     let cfg = LaunchConfig {
         grid_dim: (w.rows.div_ceil(GEMV_ROWS_PER_BLOCK) as u32, 1, 1),
         block_dim: (32 * GEMV_ROWS_PER_BLOCK as u32, 1, 1),
@@ -137,6 +144,11 @@ unsafe fn gemv(
     };
     // Safety: the caller's sizes; the kernel reads rows * cols weights, t * cols of x,
     // and writes t * rows of y.
-    unsafe { b.launch(cfg) }.map_err(cuda_err("launch"))?;
-    Ok(())
+    unsafe {
+        gpu.launch(
+            &format!("gemv_bf16_t{t}_c{chunk}"),
+            cfg,
+            &[&y, &w.ptr, &x, &rows, &cols, &acc],
+        )
+    }
 }

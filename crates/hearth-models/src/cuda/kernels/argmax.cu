@@ -2,6 +2,7 @@
 // no value beats -inf), which is what the engine's argmax returns: a greedy step then
 // downloads one int a sequence instead of a vocabulary of floats. One block a row.
 extern "C" __global__ void argmax_rows(const float* logits, int vocab, int* ids) {
+    grid_enter();
     __shared__ float best_v[32];
     __shared__ int best_i[32];
     const float* row = logits + (long)blockIdx.x * vocab;

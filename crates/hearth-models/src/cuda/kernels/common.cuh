@@ -21,3 +21,26 @@ __device__ __forceinline__ void store_act(void* out, int bf16, long i, float v) 
     if (bf16) ((unsigned short*)out)[i] = f32_to_bf16(v);
     else ((float*)out)[i] = v;
 }
+
+// Programmatic dependent launch (launch.rs): on Hopper and later a kernel may be
+// scheduled while the kernel before it still runs. grid_wait() returns once that
+// kernel has finished and its writes are visible, so every kernel calls it before
+// reading or writing anything another kernel touches; grid_release() lets the next
+// kernel be scheduled. Both are no-ops on older GPUs and for launches without PDL.
+__device__ __forceinline__ void grid_wait() {
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void grid_release() {
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+// Both, at the top of a kernel with nothing to do before its inputs are ready.
+__device__ __forceinline__ void grid_enter() {
+    grid_wait();
+    grid_release();
+}

@@ -5,6 +5,7 @@
 // out[t, :] = table[ids[t], :]; the table is f32 or bf16 (`table_bf16`).
 extern "C" __global__ void embedding(float* out, const void* table, int table_bf16,
                                      const int* ids, int hidden) {
+    grid_enter();
     const int t = blockIdx.x;
     const long src = (long)ids[t] * hidden;
     for (int d = threadIdx.x; d < hidden; d += blockDim.x) {
@@ -17,6 +18,7 @@ extern "C" __global__ void embedding(float* out, const void* table, int table_bf
 // out[r, :] = x[rows ? rows[r] : r, :] / rms(that row) * w  (one block per output row)
 extern "C" __global__ void rms_norm(void* out, int act_bf16, const float* x, const int* rows,
                                     const float* w, int width, float eps) {
+    grid_enter();
     __shared__ float red[32];
     const int r = rows ? rows[blockIdx.x] : blockIdx.x;
     const float* xr = x + (long)r * width;
@@ -46,6 +48,7 @@ extern "C" __global__ void qkv_finish(float* q_out, float* k_pool, float* v_pool
                                       const int* positions, const int* slots,
                                       const float* inv_freq, int num_heads, int num_kv_heads,
                                       int head_dim, int neox) {
+    grid_enter();
     extern __shared__ float sh[];  // [warps][head_dim]
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int warps = blockDim.x >> 5, half = head_dim / 2;
@@ -90,6 +93,7 @@ extern "C" __global__ void qkv_finish(float* q_out, float* k_pool, float* v_pool
 // out[r, c] = silu(gu[r, c]) * gu[r, ffn + c]: gu is the fused gate/up product
 // [rows, 2 * ffn]; n = rows * ffn.
 extern "C" __global__ void silu_mul(void* out, int act_bf16, const float* gu, int ffn, long n) {
+    grid_enter();
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n;
          i += (long)gridDim.x * blockDim.x) {
         const long r = i / ffn, c = i % ffn;

@@ -22,6 +22,7 @@ extern "C" __global__ void paged_attention_f32(
     int num_heads, int num_kv_heads, int head_dim, int block_size,
     int max_blocks, float scale, int window, float softcap, int out_bf16)
 {
+    grid_enter();
     extern __shared__ float smem[];
     float* qs = smem;                 // [head_dim]
     float* scores = smem + head_dim;  // [TILE]
@@ -125,6 +126,7 @@ extern "C" __global__ void paged_attention_gqa_f32(
     int num_heads, int num_kv_heads, int head_dim, int block_size,
     int max_blocks, float scale, int window, float softcap, int out_bf16)
 {
+    grid_enter();
     extern __shared__ float smem[];
     const int group = num_heads / num_kv_heads;
     float* qs = smem;                             // [group][head_dim]

@@ -134,6 +134,7 @@ extern "C" __global__ void NAME(                                                
     const float* v_pool, const int* block_tables, const int* token_seq,                     \
     const int* positions, int num_heads, int num_kv_heads, int block_size, int max_blocks,  \
     float scale, int window, float softcap, int splits) {                                    \
+    grid_enter();                                                                            \
     split_attention<D>(out, out_bf16, part, q, k_pool, v_pool, block_tables, token_seq,     \
                        positions, num_heads, num_kv_heads, block_size, max_blocks, scale,   \
                        window, softcap, splits);                                             \
@@ -146,6 +147,7 @@ SPLIT_KERNEL(paged_attention_split_d8, 8)
 // over the same sum of denominators. One block per (token row, query head).
 extern "C" __global__ void paged_attention_merge(void* out, int out_bf16, const float* part,
                                                  int head_dim, int splits) {
+    grid_enter();
     const int stride = head_dim + 2;
     const float* p = part + (long)blockIdx.x * splits * stride;
     float mx = NEG_INF;

@@ -1,0 +1,165 @@
+//! Launching hearth's kernels by name. On Hopper and later every launch carries
+//! programmatic dependent launch (PDL): a kernel may be scheduled while the one before
+//! it drains, and each kernel waits (`grid_wait` in common.cuh) before it touches
+//! anything the earlier one writes. A decode step is ~280 short dependent kernels, so
+//! the gaps between them are a large part of it; a product can also start streaming
+//! its weights (which nothing writes) before the wait.
+
+use std::collections::HashMap;
+use std::ffi::{c_void, CString};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use cudarc::driver::sys::{
+    CUfunction, CUlaunchAttribute, CUlaunchAttributeID, CUlaunchAttributeValue, CUlaunchConfig,
+    CUmodule,
+};
+use cudarc::driver::{CudaContext, CudaStream, LaunchConfig};
+
+use super::cuda_err;
+use super::kernel_arg::KernelArg;
+use crate::ModelError;
+
+/// Most arguments any hearth kernel takes.
+const MAX_ARGS: usize = 24;
+
+/// A kernel handle; CUDA functions may be launched from any thread.
+#[derive(Clone, Copy)]
+struct Function(CUfunction);
+// Safety: a CUfunction is a driver handle, valid from any thread while its module is
+// loaded (the module lives as long as `Kernels`).
+unsafe impl Send for Function {}
+
+/// hearth's kernels, compiled for one GPU and loaded into its context.
+pub(crate) struct Kernels {
+    ctx: Arc<CudaContext>,
+    module: CUmodule,
+    functions: Mutex<HashMap<String, Function>>,
+    /// Launch with PDL (compute capability 9.0 and later; off with `HEARTH_CUDA_PDL=0`).
+    pdl: AtomicBool,
+}
+
+// Safety: the module handle is only used under the context (bound before each use),
+// and the function table is behind a mutex.
+unsafe impl Send for Kernels {}
+unsafe impl Sync for Kernels {}
+
+impl Kernels {
+    /// Loads `ptx` (NVRTC's output) into `ctx`.
+    pub(crate) fn load(
+        ctx: &Arc<CudaContext>,
+        ptx: &str,
+        capability: (i32, i32),
+    ) -> Result<Kernels, ModelError> {
+        let image = CString::new(ptx)
+            .map_err(|_| ModelError::Unsupported("PTX with a NUL byte".into()))?;
+        ctx.bind_to_thread().map_err(cuda_err("context"))?;
+        // Safety: a NUL-terminated PTX image, the context current on this thread.
+        let module = unsafe { cudarc::driver::result::module::load_data(image.as_ptr().cast()) }
+            .map_err(cuda_err("module"))?;
+        let pdl = capability.0 >= 9 && std::env::var("HEARTH_CUDA_PDL").as_deref() != Ok("0");
+        Ok(Kernels {
+            ctx: ctx.clone(),
+            module,
+            functions: Default::default(),
+            pdl: AtomicBool::new(pdl),
+        })
+    }
+
+    /// Whether launches carry PDL.
+    pub(crate) fn pdl(&self) -> bool {
+        self.pdl.load(Ordering::Relaxed)
+    }
+
+    /// Turns PDL on (where the GPU has it) or off, for measuring one against the other.
+    pub(crate) fn set_pdl(&self, on: bool, capability: (i32, i32)) {
+        self.pdl.store(on && capability.0 >= 9, Ordering::Relaxed);
+    }
+
+    fn function(&self, name: &str) -> Result<Function, ModelError> {
+        let mut known = self
+            .functions
+            .lock()
+            .map_err(|_| ModelError::Unsupported("CUDA kernel table poisoned".into()))?;
+        if let Some(f) = known.get(name) {
+            return Ok(*f);
+        }
+        let cname = CString::new(name)
+            .map_err(|_| ModelError::Unsupported(format!("kernel name {name:?}")))?;
+        // Safety: the module is loaded in this context.
+        let f = unsafe { cudarc::driver::result::module::get_function(self.module, cname) }
+            .map_err(cuda_err("kernel"))?;
+        known.insert(name.to_string(), Function(f));
+        Ok(Function(f))
+    }
+
+    /// Launches kernel `name` on `stream` with `args` in order.
+    ///
+    /// # Safety
+    /// `args` must be the kernel's parameters in type and order, and every buffer they
+    /// point at must be as large as the kernel reads and writes with `cfg`.
+    pub(crate) unsafe fn launch(
+        &self,
+        stream: &CudaStream,
+        name: &str,
+        cfg: LaunchConfig,
+        args: &[&dyn KernelArg],
+    ) -> Result<(), ModelError> {
+        if args.len() > MAX_ARGS {
+            return Err(ModelError::Unsupported(format!(
+                "kernel {name}: {} arguments",
+                args.len()
+            )));
+        }
+        let f = self.function(name)?;
+        let mut params = [std::ptr::null_mut::<c_void>(); MAX_ARGS];
+        for (p, a) in params.iter_mut().zip(args) {
+            *p = a.param();
+        }
+        // Safety: a zeroed attribute value is a valid "off"; the field set is the one
+        // this attribute id reads.
+        let mut value: CUlaunchAttributeValue = unsafe { std::mem::zeroed() };
+        value.programmaticStreamSerializationAllowed = 1;
+        let mut attr = CUlaunchAttribute {
+            id: CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION,
+            pad: [0; 4],
+            value,
+        };
+        let pdl = self.pdl();
+        let config = CUlaunchConfig {
+            gridDimX: cfg.grid_dim.0,
+            gridDimY: cfg.grid_dim.1,
+            gridDimZ: cfg.grid_dim.2,
+            blockDimX: cfg.block_dim.0,
+            blockDimY: cfg.block_dim.1,
+            blockDimZ: cfg.block_dim.2,
+            sharedMemBytes: cfg.shared_mem_bytes,
+            hStream: stream.cu_stream(),
+            attrs: if pdl { &mut attr } else { std::ptr::null_mut() },
+            numAttrs: u32::from(pdl),
+        };
+        self.ctx.bind_to_thread().map_err(cuda_err("context"))?;
+        // Safety: the caller's contract for the arguments; `params` points at values
+        // that outlive the call (the driver copies them at launch).
+        unsafe {
+            cudarc::driver::sys::cuLaunchKernelEx(
+                &config,
+                f.0,
+                params.as_mut_ptr(),
+                std::ptr::null_mut(),
+            )
+        }
+        .result()
+        .map_err(cuda_err("launch"))
+    }
+}
+
+impl Drop for Kernels {
+    fn drop(&mut self) {
+        // Errors at teardown have nowhere to go; the context's own drop follows.
+        if self.ctx.bind_to_thread().is_ok() {
+            // Safety: no launch can follow (the table is being dropped).
+            let _ = unsafe { cudarc::driver::result::module::unload(self.module) };
+        }
+    }
+}
