@@ -1,6 +1,7 @@
 //! The CPU paged-attention kernel at SmolLM2-135M's shape (9 query heads, 3 KV heads,
 //! head dim 64, blocks of 16): decode of 1 and 8 sequences over 512 and 2048 cached
-//! tokens, and a 128-token prefill chunk over a 512-token cached prefix; and at
+//! tokens, a 128-token prefill chunk over a 512-token cached prefix, and the 200 new
+//! tokens of a 2000-token prompt after an 1800-token prefix hit; and at
 //! Llama-3.2-3B's (24 query heads, 8 KV heads, head dim 128) a 512-token prefill chunk
 //! over 1536 cached tokens, whose 12 MB of K and V outgrow the caches.
 
@@ -75,6 +76,9 @@ fn bench(c: &mut Criterion) {
         ("decode", SHAPE, 8, 512, 1),
         ("decode", SHAPE, 8, 2048, 1),
         ("prefill_chunk", SHAPE, 1, 512, 128),
+        // The new 10% of a 2000-token prompt whose first 1800 tokens were cached
+        // (issue #7's prefix-hit target; one layer).
+        ("prefix_hit", SHAPE, 1, 1800, 200),
         ("llama3b_prefill_chunk", LLAMA_3B, 1, 1536, 512),
     ] {
         let row = shape.num_kv_heads * shape.head_dim;

@@ -279,8 +279,8 @@ unsafe fn attend_tile_avx2<T: KvElem>(
 /// soft-capped when asked), into `o` as `[row][head][hd]`. Keys come in chunks that end
 /// at every multiple of `CHUNK` and every block boundary; the chunk's scores for all
 /// the tile's queries are computed together (`cpu_kernels::scores`), then each query
-/// folds its own keys of the chunk into its running softmax (`cpu_kernels::weights`,
-/// then the V sum, shared by two queries over the same keys). Per query, the operations
+/// folds its own keys of the chunk into its running softmax (`cpu_kernels::weights` for
+/// every query, then the V sums, shared by two queries over the same keys). Per query, the operations
 /// and their order depend only on its own key range and the keys' positions, so a query
 /// gives the same result in any tile, batch or chunked prefill.
 #[allow(clippy::too_many_arguments)]
@@ -342,6 +342,16 @@ fn attend_tile<T: KvElem>(
             let (first, ctx) = ranges[i];
             first.max(start).saturating_sub(start)..ctx.min(end).saturating_sub(start)
         };
+        // Every query's softmax step first, then the V sums: the steps are short
+        // dependent chains (max, exp, sums) that overlap one another this way, where
+        // each one between two V sums would stall.
+        for i in 0..live {
+            let slots = slots_of(i);
+            if !slots.is_empty() {
+                let run = (&mut max[i], &mut denom[i], &mut o[i * hd..(i + 1) * hd]);
+                cpu_kernels::weights(simd, &mut scores[i], slots, l.scale, run);
+            }
+        }
         let mut i = 0;
         while i < live {
             let slots = slots_of(i);
@@ -352,25 +362,14 @@ fn attend_tile<T: KvElem>(
             let mut values = rows(v_pool);
             values.base += slots.start * l.row_len;
             let (o_i, o_rest) = o[i * hd..].split_at_mut(hd);
-            let (s_i, s_rest) = scores[i..].split_at_mut(1);
-            cpu_kernels::weights(
-                simd,
-                &mut s_i[0],
-                slots.clone(),
-                l.scale,
-                (&mut max[i], &mut denom[i], &mut *o_i),
-            );
             // The next query over the same keys (the next head of the row) shares the
             // V reads.
             if i + 1 < live && slots_of(i + 1) == slots {
-                let o_j = &mut o_rest[..hd];
-                let run = (&mut max[i + 1], &mut denom[i + 1], &mut *o_j);
-                cpu_kernels::weights(simd, &mut s_rest[0], slots.clone(), l.scale, run);
-                let w = [&s_i[0][slots.clone()], &s_rest[0][slots]];
-                cpu_kernels::weighted_sum2(simd, [o_i, o_j], w, values);
+                let w = [&scores[i][slots.clone()], &scores[i + 1][slots]];
+                cpu_kernels::weighted_sum2(simd, [o_i, &mut o_rest[..hd]], w, values);
                 i += 2;
             } else {
-                cpu_kernels::weighted_sum(simd, o_i, &s_i[0][slots], values);
+                cpu_kernels::weighted_sum(simd, o_i, &scores[i][slots], values);
                 i += 1;
             }
         }

@@ -124,7 +124,11 @@ pub(super) fn weighted_sum<T: KvElem>(simd: bool, o: &mut [f32], w: &[f32], valu
         }
     }
     let _ = simd;
-    weighted_sum_from(c, o, w, values);
+    // Not called when the SIMD pass took every column: its key loop would still check
+    // each row's bounds (measured: ~15% of a prefix-hit prefill's attention).
+    if c < hd {
+        weighted_sum_from(c, o, w, values);
+    }
 }
 
 /// The portable weighted sum of columns `c..` (the SIMD paths' leftover, or all).
@@ -163,8 +167,10 @@ pub(super) fn weighted_sum2<T: KvElem>(
             c += HALF;
         }
     }
-    for (o, w) in [o0, o1].into_iter().zip(w) {
-        weighted_sum_from(c, o, w, values);
+    if c < hd {
+        for (o, w) in [o0, o1].into_iter().zip(w) {
+            weighted_sum_from(c, o, w, values);
+        }
     }
 }
 
