@@ -36,7 +36,7 @@ dev=.device
 model3b=/tmp/llama-3.2-3b-random
 # 512 prompt tokens and 256 output tokens per request (the scenario); prompts
 # per concurrency: enough for a steady state, bounded in time.
-concurrencies=(1 8 32 128)
+concurrencies=(${CONCURRENCIES:-1 8 32 128})
 prompts_for() { case $1 in 1) echo 4 ;; 8) echo 16 ;; 32) echo 64 ;; *) echo $(( $1 * 2 )) ;; esac; }
 
 make_3b() {

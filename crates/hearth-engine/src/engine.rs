@@ -183,7 +183,7 @@ impl Engine {
         let p = &seq.params;
         let early = seq.num_generated() < p.min_tokens;
         let mut banned: Vec<u32> = Vec::new();
-        if early {
+        if seq.min_tokens_bans() {
             banned.extend(&p.stop_token_ids);
             if !p.ignore_eos {
                 banned.extend(&self.eos_ids);

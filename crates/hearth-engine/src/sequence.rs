@@ -59,11 +59,19 @@ impl Sequence {
 
     /// Whether its next token is the plain argmax of the model's logits: the sampler's
     /// parameters ask for nothing more, no grammar masks it, and `min_tokens` bans no
-    /// ids any longer (so the model may choose it).
+    /// ids (so the model may choose it).
     pub fn next_is_plain_argmax(&self) -> bool {
         crate::sampler::is_plain_argmax(&self.params)
             && self.constraint.is_none()
-            && self.num_generated() >= self.params.min_tokens
+            && !self.min_tokens_bans()
+    }
+
+    /// Whether `min_tokens` bans ids from the next token: before it is reached, the stop
+    /// ids, and EOS unless it is ignored (with `ignore_eos` and no stop ids it bans
+    /// nothing, as a benchmark's fixed-length requests ask).
+    pub fn min_tokens_bans(&self) -> bool {
+        let p = &self.params;
+        self.num_generated() < p.min_tokens && (!p.ignore_eos || !p.stop_token_ids.is_empty())
     }
 
     /// Tokens still to be fed to the model before the next sample.

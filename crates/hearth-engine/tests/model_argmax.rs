@@ -107,10 +107,12 @@ fn plain_greedy_sequences_take_the_models_token() {
                 ..base.clone()
             },
         ),
+        // min_tokens bans EOS until 2 tokens are out.
         (
             104,
             SamplingParams {
                 min_tokens: 2,
+                ignore_eos: false,
                 ..base.clone()
             },
         ),
@@ -126,6 +128,14 @@ fn plain_greedy_sequences_take_the_models_token() {
             106,
             SamplingParams {
                 logit_bias: vec![(RUNNER_UP, 5.0)],
+                ..base.clone()
+            },
+        ),
+        // min_tokens with EOS ignored and no stop ids bans nothing: plain greedy.
+        (
+            107,
+            SamplingParams {
+                min_tokens: 3,
                 ..base.clone()
             },
         ),
@@ -170,15 +180,17 @@ fn plain_greedy_sequences_take_the_models_token() {
             .collect()
     };
     assert_eq!(flags(101), vec![true], "plain greedy");
+    assert_eq!(flags(107), vec![true], "min_tokens banning nothing");
+    assert_eq!(outputs[6], vec![TOP; 3]);
     for tag in [102, 103, 104, 105, 106] {
         assert_eq!(flags(tag), vec![false], "request {tag} needs the logits");
     }
-    // Decode steps feed TOP (or RUNNER_UP for 106): plain greedy 101 and, once its
-    // two minimum tokens are out, 104 are greedy there.
+    // Decode steps feed TOP (or RUNNER_UP for 106): plain greedy 101 and 107 and, once
+    // its two minimum tokens are out, 104 are greedy there.
     let decode_greedy = seen.iter().filter(|(t, g)| *t == TOP && *g).count();
     assert_eq!(
         decode_greedy,
-        2 + 1,
-        "101's two decode steps and 104's last"
+        2 + 2 + 1,
+        "101's and 107's two decode steps and 104's last"
     );
 }

@@ -143,20 +143,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // products by cuBLAS and by the GEMV kernel, kernels with and without programmatic
     // dependent launch (batch 2: the same two sequences, 16 steps each; batch 1: the
     // first of them; the first graph step captures).
-    // The GEMV kernel's chunk: by width, or fixed at 8.
-    for (width, graphs, gemv, pdl, chunk) in [
-        (2, false, true, true, None),
-        (2, true, false, true, None),
-        (2, true, true, false, None),
-        (2, true, true, true, None),
-        (1, true, true, false, None),
-        (1, true, true, true, Some(8)),
-        (1, true, true, true, None),
+    for (width, graphs, gemv, pdl) in [
+        (2, false, true, true),
+        (2, true, false, true),
+        (2, true, true, false),
+        (2, true, true, true),
+        (1, true, true, false),
+        (1, true, true, true),
     ] {
         gpu.set_graphs(graphs);
         gpu.set_gemv(gemv);
         gpu.set_pdl(pdl);
-        gpu.set_gemv_chunk(chunk);
         let mut times = Vec::new();
         for _ in 0..16 {
             let batch = step(&seqs[..width]);
@@ -171,16 +168,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         times.remove(0);
         times.sort_by(|a, b| a.total_cmp(b));
         println!(
-            "decode step, batch {width}, graphs {}, products by {}, PDL {}, chunk {}: median {:.3} ms (15 steps)",
+            "decode step, batch {width}, graphs {}, products by {}, PDL {}: median {:.3} ms (15 steps)",
             if graphs { "on " } else { "off" },
             if gemv { "GEMV  " } else { "cuBLAS" },
             if pdl { "on " } else { "off" },
-            chunk.map_or("auto".to_string(), |c| c.to_string()),
             times[times.len() / 2]
         );
     }
     gpu.set_pdl(true);
-    gpu.set_gemv_chunk(None);
     // The GPU's own argmax (`step` with greedy sequences) against the first maximum of
     // the same step's logits: the step runs twice over the same tokens (the second
     // writes the same K/V again).

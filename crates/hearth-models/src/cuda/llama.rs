@@ -189,12 +189,6 @@ impl CudaLlama {
         self.graphs.clear();
     }
 
-    /// Fixes the GEMV kernel's chunk (8 or 16), or leaves it to the rows' width.
-    pub fn set_gemv_chunk(&mut self, chunk: Option<usize>) {
-        self.products.set_gemv_chunk(chunk);
-        self.graphs.clear();
-    }
-
     /// Whether kernels launch with programmatic dependent launch (on where the GPU has
     /// it, unless `HEARTH_CUDA_PDL=0`).
     pub fn set_pdl(&mut self, on: bool) {
@@ -247,6 +241,13 @@ impl CudaLlama {
         y: u64,
         t: usize,
     ) -> Result<(), ModelError> {
+        let h = self.norm_rows(norm, t)?;
+        // Safety: H holds t * hidden.
+        unsafe { self.matmul(h, w, y, t, false) }
+    }
+
+    /// `H = RMSNorm(X)` for the step's `t` rows, in what the products read; returns H.
+    fn norm_rows(&self, norm: &CudaSlice<f32>, t: usize) -> Result<u64, ModelError> {
         let (x, h) = (
             self.ptr(&self.scratch.bufs[X]),
             self.ptr(&self.scratch.bufs[H]),
@@ -254,9 +255,38 @@ impl CudaLlama {
         let (norm, eps) = (self.ptr(norm), self.cfg.rms_eps);
         let (bf16, null, width) = (self.bf16(), 0u64, self.cfg.hidden_size as i32);
         let args: [&dyn KernelArg; 7] = [&h, &bf16, &x, &null, &norm, &width, &eps];
-        self.launch("rms_norm", t, 256, 0, &args)?;
-        // Safety: H holds t * hidden.
-        unsafe { self.matmul(h, w, y, t, false) }
+        self.launch("rms_norm", t, NORM_THREADS, 0, &args)?;
+        Ok(h)
+    }
+
+    /// `ACT = SiLU(gate) * up` of `RMSNorm(X)`'s gate/up product: one fused kernel
+    /// where the GEMV kernel serves the product, else the product into `gu` and
+    /// `silu_mul`.
+    ///
+    /// # Safety
+    /// `gu` must hold `t * 2 * ffn` f32 and `act` `t * ffn` activations.
+    unsafe fn mlp_up(
+        &self,
+        norm: &CudaSlice<f32>,
+        w: &Mat,
+        gu: u64,
+        act: u64,
+        t: usize,
+    ) -> Result<(), ModelError> {
+        let h = self.norm_rows(norm, t)?;
+        // Safety: H holds t * hidden; the caller's sizes for act.
+        if unsafe {
+            self.products
+                .matmul_silu(&self.gpu, h, self.weight_ref(w), act, t)?
+        } {
+            return Ok(());
+        }
+        // Safety: as above, gu holds t * 2 * ffn.
+        unsafe { self.matmul(h, w, gu, t, false)? };
+        let ffn = self.cfg.ffn_size;
+        let (n, ffn32, bf16) = ((t * ffn) as i64, ffn as i32, self.bf16());
+        let grid = (t * ffn).div_ceil(256).min(4096);
+        self.launch("silu_mul", grid, 256, 0, &[&act, &bf16, &gu, &ffn32, &n])
     }
 
     fn weight_ref(&self, w: &Mat) -> WeightRef {
@@ -426,6 +456,9 @@ impl CausalLm for CudaLlama {
     }
 }
 
+/// Threads of an RMSNorm block (one block a row): with llama_ops.cu's NORM_PER
+/// elements each, rows up to 8192 wide are read once, all loads at once.
+const NORM_THREADS: u32 = 1024;
 /// Decode graphs are captured for batches up to this many sequences.
 const MAX_GRAPH_TOKENS: usize = 512;
 /// Logits vectors kept for reuse (each one vocabulary of f32).
@@ -610,7 +643,7 @@ impl CudaLlama {
         let s: Vec<u64> = self.scratch.bufs.iter().map(|b| self.ptr(b)).collect();
         let bf16 = self.bf16();
         let (h32, nh32, nkv32, hd32) = (hidden as i32, nh as i32, nkv as i32, hd as i32);
-        let (ffn32, eps, neox) = (c.ffn_size as i32, c.rms_eps, i32::from(c.neox_rope));
+        let (eps, neox) = (c.rms_eps, i32::from(c.neox_rope));
         let shape = self.attn_shape();
         let (part, part_len) = self
             .part
@@ -661,17 +694,8 @@ impl CudaLlama {
             };
             // Safety: A holds t * heads * head_dim, X t * hidden.
             unsafe { self.matmul(s[A], &w.wo, s[X], t, true)? };
-            // Safety: GU holds t * 2 ffn.
-            unsafe { self.norm_matmul(&w.ffn_norm, &w.w_gate_up, s[GU], t)? };
-            let n = (t * c.ffn_size) as i64;
-            let grid = (t * c.ffn_size).div_ceil(256).min(4096);
-            self.launch(
-                "silu_mul",
-                grid,
-                256,
-                0,
-                &[&s[ACT], &bf16, &s[GU], &ffn32, &n],
-            )?;
+            // Safety: GU holds t * 2 ffn, ACT t * ffn.
+            unsafe { self.mlp_up(&w.ffn_norm, &w.w_gate_up, s[GU], s[ACT], t)? };
             // Safety: ACT holds t * ffn.
             unsafe { self.matmul(s[ACT], &w.w_down, s[X], t, true)? };
         }
@@ -682,7 +706,7 @@ impl CudaLlama {
         self.launch(
             "rms_norm",
             wanted,
-            256,
+            NORM_THREADS,
             0,
             &[&s[LOGITS_IN], &bf16, &s[X], &rows, &norm, &h32, &eps],
         )?;

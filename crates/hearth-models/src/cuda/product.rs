@@ -33,8 +33,6 @@ pub struct WeightRef {
 pub struct Products {
     blas: CudaBlas,
     gemv: bool,
-    /// The GEMV kernel's loads in flight a lane (8 or 16), when not chosen by width.
-    gemv_chunk: Option<usize>,
 }
 
 impl Products {
@@ -45,19 +43,12 @@ impl Products {
         Ok(Products {
             blas,
             gemv: std::env::var("HEARTH_CUDA_GEMV").as_deref() != Ok("0"),
-            gemv_chunk: None,
         })
     }
 
     /// Turns the GEMV kernel on or off (off: cuBLAS for every product).
     pub fn set_gemv(&mut self, on: bool) {
         self.gemv = on;
-    }
-
-    /// Fixes the GEMV kernel's chunk (8 or 16 loads a lane), or leaves it to the rows'
-    /// width (None); for measuring one against the other.
-    pub fn set_gemv_chunk(&mut self, chunk: Option<usize>) {
-        self.gemv_chunk = chunk.filter(|c| [8, 16].contains(c));
     }
 
     /// Whether the GEMV kernel takes this product: on, bf16, 1 to `GEMV_MAX_TOKENS`
@@ -83,11 +74,7 @@ impl Products {
     ) -> Result<(), ModelError> {
         if self.gemv_serves(w, t) {
             // Safety: the caller's sizes.
-            // Rows wider than 8 loads a lane (2048 bf16) are read in one trip with 16.
-            let chunk = self
-                .gemv_chunk
-                .unwrap_or(if w.cols > 8 * 32 * 8 { 16 } else { 8 });
-            return unsafe { gemv(gpu, x, w, y, t, chunk, accumulate) };
+            return unsafe { gemv(gpu, x, w, y, t, accumulate) };
         }
         let ab = if w.bf16 {
             cudaDataType::CUDA_R_16BF
@@ -122,18 +109,53 @@ impl Products {
         }
         .map_err(|e| ModelError::Unsupported(format!("cuBLAS gemm: {e}")))
     }
+    /// The fused gate/up product of an MLP where the GEMV kernel serves it: `w` is
+    /// `[gate rows | up rows]`, and `act[t, w.rows / 2] = SiLU(x · gateᵀ) * (x · upᵀ)`
+    /// in bf16 (the bits of `matmul` then llama_ops.cu's `silu_mul`). False, with
+    /// nothing launched, where it does not serve (run those two instead).
+    ///
+    /// # Safety
+    /// `x` must hold `t * w.cols` bf16 and `act` `t * w.rows / 2` bf16, on the GPU's
+    /// stream; `w` must point at `rows * cols` elements of its type.
+    pub unsafe fn matmul_silu(
+        &self,
+        gpu: &Gpu,
+        x: u64,
+        w: WeightRef,
+        act: u64,
+        t: usize,
+    ) -> Result<bool, ModelError> {
+        if !self.gemv_serves(w, t) || !w.rows.is_multiple_of(2) {
+            return Ok(false);
+        }
+        let (ffn, cols) = ((w.rows / 2) as i32, w.cols as i32);
+        let cfg = LaunchConfig {
+            grid_dim: ((w.rows / 2).div_ceil(GEMV_ROWS_PER_BLOCK) as u32, 1, 1),
+            block_dim: (32 * GEMV_ROWS_PER_BLOCK as u32, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // Safety: the caller's sizes; the kernel reads rows * cols weights and
+        // t * cols of x, and writes t * rows / 2 of act.
+        unsafe {
+            gpu.launch(
+                &format!("gemv_bf16_silu_t{t}"),
+                cfg,
+                &[&act, &w.ptr, &x, &ffn, &cols],
+            )?
+        };
+        Ok(true)
+    }
 }
 
+
 /// # Safety
-/// As `Products::matmul`, with bf16 `w` and `x`, `1 <= t <= GEMV_MAX_TOKENS`, chunk 8
-/// or 16.
+/// As `Products::matmul`, with bf16 `w` and `x`, `1 <= t <= GEMV_MAX_TOKENS`.
 unsafe fn gemv(
     gpu: &Gpu,
     x: u64,
     w: WeightRef,
     y: u64,
     t: usize,
-    chunk: usize,
     accumulate: bool,
 ) -> Result<(), ModelError> {
     let (rows, cols, acc) = (w.rows as i32, w.cols as i32, i32::from(accumulate));
@@ -146,7 +168,7 @@ unsafe fn gemv(
     // and writes t * rows of y.
     unsafe {
         gpu.launch(
-            &format!("gemv_bf16_t{t}_c{chunk}"),
+            &format!("gemv_bf16_t{t}"),
             cfg,
             &[&y, &w.ptr, &x, &rows, &cols, &acc],
         )

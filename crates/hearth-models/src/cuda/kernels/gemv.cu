@@ -7,7 +7,9 @@
 // SM, so plain (L1-cached) loads, not the non-coherent path: under PDL this kernel may
 // start before the kernel writing x ends. Needs cols % 8 == 0 (16-byte rows).
 
-// Threads a block (product.rs launches 8 rows a block); 4 blocks an SM fit in registers.
+// Loads in flight a lane, and threads a block (product.rs launches 8 rows a block); 4
+// blocks an SM fit in registers.
+#define CHUNK 8
 #define GEMV_THREADS 256
 
 __device__ __forceinline__ void unpack_bf16x8(const uint4 v, float* f) {
@@ -29,7 +31,6 @@ __device__ __forceinline__ uint4 load_streaming(const uint4* p) {
 
 // Lane `lane`'s share of chunk `base` of a weight row: CHUNK 16-byte loads, all
 // issued before any is used (zeros past the row's end).
-template <int CHUNK>
 __device__ __forceinline__ void gemv_load_chunk(uint4 (&wv)[CHUNK], const uint4* wr,
                                                 int base, int vecs) {
 #pragma unroll
@@ -40,7 +41,7 @@ __device__ __forceinline__ void gemv_load_chunk(uint4 (&wv)[CHUNK], const uint4*
 }
 
 // acc[tok] += the chunk's weights · x[tok] over the same columns.
-template <int T, int CHUNK>
+template <int T>
 __device__ __forceinline__ void gemv_fma_chunk(float (&acc)[T], const uint4 (&wv)[CHUNK],
                                                const uint4* xv, int base, int vecs) {
 #pragma unroll
@@ -60,23 +61,27 @@ __device__ __forceinline__ void gemv_fma_chunk(float (&acc)[T], const uint4 (&wv
     }
 }
 
-// The warp's sums of row `row` into y[tok, row] (added to it when accumulating).
+// The sum of a value over the warp's lanes (every lane gets it).
+__device__ __forceinline__ float warp_sum(float s) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffff, s, o);
+    return s;
+}
+
+// acc[tok] = this lane's share of weight row `wr` · x[tok]; the row's first chunk is
+// already in `wv` when `preloaded`.
 template <int T>
-__device__ __forceinline__ void gemv_store(float* y, const float (&acc)[T], int rows, int row,
-                                           int lane, int accumulate) {
+__device__ __forceinline__ void gemv_row(float (&acc)[T], uint4 (&wv)[CHUNK], const uint4* wr,
+                                         const uint4* xv, int vecs, int lane, bool preloaded) {
 #pragma unroll
-    for (int tok = 0; tok < T; ++tok) {
-        float s = acc[tok];
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffff, s, o);
-        if (lane == 0) {
-            float* out = y + (long)tok * rows + row;
-            *out = accumulate ? *out + s : s;
-        }
+    for (int tok = 0; tok < T; ++tok) acc[tok] = 0.f;
+    for (int base = lane; base < vecs; base += 32 * CHUNK) {
+        if (base != lane || !preloaded) gemv_load_chunk(wv, wr, base, vecs);
+        gemv_fma_chunk<T>(acc, wv, xv, base, vecs);
     }
 }
 
-template <int T, int CHUNK>
+template <int T>
 __device__ __forceinline__ void gemv_bf16_rows(float* y, const unsigned short* w,
                                                const unsigned short* x, int rows, int cols,
                                                int accumulate) {
@@ -94,25 +99,63 @@ __device__ __forceinline__ void gemv_bf16_rows(float* y, const unsigned short* w
     grid_release();
     if (!live) return;
     float acc[T];
+    gemv_row<T>(acc, wv, wr, xv, vecs, lane, true);
 #pragma unroll
-    for (int tok = 0; tok < T; ++tok) acc[tok] = 0.f;
-    for (int base = lane; base < vecs; base += 32 * CHUNK) {
-        if (base != lane) gemv_load_chunk(wv, wr, base, vecs);
-        gemv_fma_chunk<T, CHUNK>(acc, wv, xv, base, vecs);
+    for (int tok = 0; tok < T; ++tok) {
+        const float s = warp_sum(acc[tok]);
+        if (lane == 0) {
+            float* out = y + (long)tok * rows + row;
+            *out = accumulate ? *out + s : s;
+        }
     }
-    gemv_store<T>(y, acc, rows, row, lane, accumulate);
 }
 
-// One entry point per token count and chunk: both size arrays at compile time. A lane's
-// share of a 3072-wide row is 12 loads: chunks of 16 issue them all at once (one trip
-// to memory a row), chunks of 8 take two trips but half the registers.
-#define GEMV_ENTRY(T, C)                                                                  \
-    extern "C" __global__ void __launch_bounds__(GEMV_THREADS, C == 8 ? 4 : 2)            \
-        gemv_bf16_t##T##_c##C(float* y, const unsigned short* w, const unsigned short* x, \
-                              int rows, int cols, int accumulate) {                       \
-        gemv_bf16_rows<T, C>(y, w, x, rows, cols, accumulate);                            \
+// The gate/up product with SiLU(gate) * up as its epilogue: w is [gate rows | up rows]
+// (2 * ffn rows); warp p takes gate row p and up row ffn + p and writes act[tok, p] in
+// bf16, what the down product reads. The sums and the SiLU are silu_mul's, so the bits
+// equal the product followed by silu_mul; one kernel and one f32 buffer fewer a layer.
+template <int T>
+__device__ __forceinline__ void gemv_bf16_silu_rows(unsigned short* act, const unsigned short* w,
+                                                    const unsigned short* x, int ffn, int cols) {
+    const int p = (int)((blockIdx.x * (long)blockDim.x + threadIdx.x) >> 5);
+    const int lane = threadIdx.x & 31;
+    const bool live = p < ffn;
+    const int vecs = cols >> 3;
+    const uint4* gate = reinterpret_cast<const uint4*>(w + (long)(live ? p : 0) * cols);
+    const uint4* up = reinterpret_cast<const uint4*>(w + (long)(live ? ffn + p : 0) * cols);
+    const uint4* xv = reinterpret_cast<const uint4*>(x);
+    uint4 wv[CHUNK];
+    if (live) gemv_load_chunk(wv, gate, lane, vecs);
+    grid_wait();
+    grid_release();
+    if (!live) return;
+    float g[T], u[T];
+    gemv_row<T>(g, wv, gate, xv, vecs, lane, true);
+    gemv_row<T>(u, wv, up, xv, vecs, lane, false);
+#pragma unroll
+    for (int tok = 0; tok < T; ++tok) {
+        const float gs = warp_sum(g[tok]), us = warp_sum(u[tok]);
+        if (lane == 0) act[(long)tok * ffn + p] = f32_to_bf16(gs / (1.f + __expf(-gs)) * us);
     }
-GEMV_ENTRY(1, 8)
-GEMV_ENTRY(2, 8)
-GEMV_ENTRY(1, 16)
-GEMV_ENTRY(2, 16)
+}
+
+// One entry point per token count: the count sizes the accumulators at compile time.
+// (Chunks of 16, one trip to memory for a 3072-wide row, were measured slower on an
+// H100: half the blocks fit an SM, and the 3B's down product got 30% slower.)
+#define GEMV_ENTRY(T)                                                                     \
+    extern "C" __global__ void __launch_bounds__(GEMV_THREADS, 4)                         \
+        gemv_bf16_t##T(float* y, const unsigned short* w, const unsigned short* x,        \
+                       int rows, int cols, int accumulate) {                              \
+        gemv_bf16_rows<T>(y, w, x, rows, cols, accumulate);                               \
+    }
+GEMV_ENTRY(1)
+GEMV_ENTRY(2)
+
+#define GEMV_SILU_ENTRY(T)                                                                \
+    extern "C" __global__ void __launch_bounds__(GEMV_THREADS, 4)                         \
+        gemv_bf16_silu_t##T(unsigned short* act, const unsigned short* w,                 \
+                            const unsigned short* x, int ffn, int cols) {                 \
+        gemv_bf16_silu_rows<T>(act, w, x, ffn, cols);                                     \
+    }
+GEMV_SILU_ENTRY(1)
+GEMV_SILU_ENTRY(2)

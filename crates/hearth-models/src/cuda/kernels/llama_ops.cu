@@ -2,9 +2,10 @@
 // stream and every matrix product's output are f32; what a matrix product reads is
 // f32 or bf16 (`act_bf16`), the weights' type.
 
-// out[t, :] = table[ids[t], :]; the table is f32 or bf16 (`table_bf16`).
-extern "C" __global__ void embedding(float* out, const void* table, int table_bf16,
-                                     const int* ids, int hidden) {
+// out[t, :] = table[ids[t], :]; the table is f32 or bf16 (`table_bf16`). Restricted
+// pointers let the loads of a thread's elements go out together.
+extern "C" __global__ void embedding(float* __restrict__ out, const void* __restrict__ table,
+                                     int table_bf16, const int* __restrict__ ids, int hidden) {
     grid_enter();
     const int t = blockIdx.x;
     const long src = (long)ids[t] * hidden;
@@ -15,15 +16,31 @@ extern "C" __global__ void embedding(float* out, const void* table, int table_bf
     }
 }
 
-// out[r, :] = x[rows ? rows[r] : r, :] / rms(that row) * w  (one block per output row)
-extern "C" __global__ void rms_norm(void* out, int act_bf16, const float* x, const int* rows,
-                                    const float* w, int width, float eps) {
+// Elements of a row each thread of rms_norm keeps in registers (1024 threads: rows up
+// to 8192 wide in one read); wider rows are read again from memory.
+#define NORM_PER 8
+
+// out[r, :] = x[rows ? rows[r] : r, :] / rms(that row) * w  (one block per output row).
+// A decode step has one row: one block on one SM, whose time is the latency of its
+// loads, so every thread issues all its loads at once and keeps the values.
+extern "C" __global__ void rms_norm(void* __restrict__ out, int act_bf16,
+                                    const float* __restrict__ x, const int* __restrict__ rows,
+                                    const float* __restrict__ w, int width, float eps) {
     grid_enter();
     __shared__ float red[32];
     const int r = rows ? rows[blockIdx.x] : blockIdx.x;
     const float* xr = x + (long)r * width;
+    const int step = blockDim.x;
+    float v[NORM_PER];
+#pragma unroll
+    for (int i = 0; i < NORM_PER; ++i) {
+        const int d = threadIdx.x + i * step;
+        v[i] = d < width ? xr[d] : 0.f;
+    }
     float s = 0.f;
-    for (int d = threadIdx.x; d < width; d += blockDim.x) s += xr[d] * xr[d];
+#pragma unroll
+    for (int i = 0; i < NORM_PER; ++i) s += v[i] * v[i];
+    for (int d = threadIdx.x + NORM_PER * step; d < width; d += step) s += xr[d] * xr[d];
     for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffff, s, o);
     if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = s;
     __syncthreads();
@@ -31,7 +48,12 @@ extern "C" __global__ void rms_norm(void* out, int act_bf16, const float* x, con
     for (int i = 0; i < (int)(blockDim.x >> 5); ++i) total += red[i];
     const float inv = rsqrtf(total / width + eps);
     const long o = (long)blockIdx.x * width;
-    for (int d = threadIdx.x; d < width; d += blockDim.x)
+#pragma unroll
+    for (int i = 0; i < NORM_PER; ++i) {
+        const int d = threadIdx.x + i * step;
+        if (d < width) store_act(out, act_bf16, o + d, v[i] * inv * w[d]);
+    }
+    for (int d = threadIdx.x + NORM_PER * step; d < width; d += step)
         store_act(out, act_bf16, o + d, xr[d] * inv * w[d]);
 }
 
