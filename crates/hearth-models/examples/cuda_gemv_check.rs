@@ -279,7 +279,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("{name:<9} accumulate, t = {t}: gemv rel err {acc_err:.2e}");
         worst = worst.max(acc_err);
         if name == "gate|up" {
-            silu_worst = silu_worst.max(check_silu(&gpu, &products, &host_w, &host_x, x_ptr, wref(0))?);
+            silu_worst = silu_worst.max(check_silu(
+                &gpu,
+                &products,
+                &host_w,
+                &host_x,
+                x_ptr,
+                wref(0),
+            )?);
         }
     }
     // bf16 outputs: 8 significant bits.

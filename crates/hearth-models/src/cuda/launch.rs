@@ -51,8 +51,8 @@ impl Kernels {
         ptx: &str,
         capability: (i32, i32),
     ) -> Result<Kernels, ModelError> {
-        let image = CString::new(ptx)
-            .map_err(|_| ModelError::Unsupported("PTX with a NUL byte".into()))?;
+        let image =
+            CString::new(ptx).map_err(|_| ModelError::Unsupported("PTX with a NUL byte".into()))?;
         ctx.bind_to_thread().map_err(cuda_err("context"))?;
         // Safety: a NUL-terminated PTX image, the context current on this thread.
         let module = unsafe { cudarc::driver::result::module::load_data(image.as_ptr().cast()) }

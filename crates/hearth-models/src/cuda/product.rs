@@ -129,11 +129,7 @@ impl Products {
             return Ok(false);
         }
         let (ffn, cols) = ((w.rows / 2) as i32, w.cols as i32);
-        let cfg = LaunchConfig {
-            grid_dim: ((w.rows / 2).div_ceil(GEMV_ROWS_PER_BLOCK) as u32, 1, 1),
-            block_dim: (32 * GEMV_ROWS_PER_BLOCK as u32, 1, 1),
-            shared_mem_bytes: 0,
-        };
+        let cfg = gemv_config(w.rows / 2);
         // Safety: the caller's sizes; the kernel reads rows * cols weights and
         // t * cols of x, and writes t * rows / 2 of act.
         unsafe {
@@ -147,6 +143,14 @@ impl Products {
     }
 }
 
+/// A GEMV launch of `warps` warps, `GEMV_ROWS_PER_BLOCK` a block.
+fn gemv_config(warps: usize) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (warps.div_ceil(GEMV_ROWS_PER_BLOCK) as u32, 1, 1),
+        block_dim: (32 * GEMV_ROWS_PER_BLOCK as u32, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
 
 /// # Safety
 /// As `Products::matmul`, with bf16 `w` and `x`, `1 <= t <= GEMV_MAX_TOKENS`.
@@ -159,11 +163,7 @@ unsafe fn gemv(
     accumulate: bool,
 ) -> Result<(), ModelError> {
     let (rows, cols, acc) = (w.rows as i32, w.cols as i32, i32::from(accumulate));
-    let cfg = LaunchConfig {
-        grid_dim: (w.rows.div_ceil(GEMV_ROWS_PER_BLOCK) as u32, 1, 1),
-        block_dim: (32 * GEMV_ROWS_PER_BLOCK as u32, 1, 1),
-        shared_mem_bytes: 0,
-    };
+    let cfg = gemv_config(w.rows);
     // Safety: the caller's sizes; the kernel reads rows * cols weights, t * cols of x,
     // and writes t * rows of y.
     unsafe {
