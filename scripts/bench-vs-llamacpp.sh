@@ -8,7 +8,8 @@
 #
 # Scenarios (medians): single-stream decode, concurrency 8, TTFT of a 512-token prompt
 # cold and with a prefix-cache hit; then hearth alone at concurrency 16 and with a
-# 2000-token prompt, cold and with a 90% prefix hit. Text prompts (random words) because llama-cpp-python's
+# 2000-token prompt, cold and with a 90% prefix hit (PAIRS seed pairs, 5 by default, and
+# their median ratio). Text prompts (random words) because llama-cpp-python's
 # server takes no token-id prompts. Its server serves one request at a time; it is started
 # with --interrupt_requests False so that a new request queues instead of cutting the
 # running one short.
@@ -57,7 +58,7 @@ hearth_only=(
 )
 run() {
   # shellcheck disable=SC2086
-  "$hearth" bench --url "http://127.0.0.1:$2" --model m --text-prompts --seed 1 $4 \
+  "$hearth" bench --url "http://127.0.0.1:$2" --model m --text-prompts --seed "${5:-1}" $4 \
       --result-json "$out/$1-$3.json" >"$out/$1-$3.txt" 2>&1
 }
 for s in "${scenarios[@]}" "${hearth_only[@]}"; do
@@ -66,10 +67,18 @@ done
 for s in "${scenarios[@]}"; do
   run llamacpp 8102 "${s%%|*}" "${s#*|}"
 done
+# The prefix-hit ratio swings by a few points from run to run on a shared 2-core host:
+# PAIRS (default 5) cold/hit pairs, each with its own seed, and their median ratio.
+pairs="${PAIRS:-5}"
+for k in $(seq 2 "$pairs"); do
+  for s in "${hearth_only[@]:1:2}"; do
+    run hearth 8101 "${s%%|*}-$k" "${s#*|}" "$((100 + k))"
+  done
+done
 
-python3 - "$out" <<'PY'
-import json, sys, os
-out = sys.argv[1]
+python3 - "$out" "$pairs" <<'PY'
+import json, sys, os, statistics
+out, pairs = sys.argv[1], int(sys.argv[2])
 rows = [("decode_c1", "output tok/s", lambda s: s["output_throughput"]),
         ("decode_c1", "median TPOT ms", lambda s: s["tpot_ms"]["median"]),
         ("decode_c8", "output tok/s", lambda s: s["output_throughput"]),
@@ -90,7 +99,16 @@ def hs(scen):
 c1, c8, c16 = (hs(f"decode_c{c}")["output_throughput"] for c in (1, 8, 16))
 cold, hit = hs("ttft2000_cold")["ttft_ms"]["median"], hs("ttft2000_prefix_hit")["ttft_ms"]["median"]
 print(f"hearth alone: output tok/s c1 {c1:.1f}, c8 {c8:.1f} ({c8 / c1:.2f}x), c16 {c16:.1f} ({c16 / c8:.2f}x c8)")
+ratios = [100 * hit / cold]
+for k in range(2, pairs + 1):
+    c = hs(f"ttft2000_cold-{k}")["ttft_ms"]["median"]
+    h = hs(f"ttft2000_prefix_hit-{k}")["ttft_ms"]["median"]
+    ratios.append(100 * h / c)
+ratio = statistics.median(ratios)
 print(f"hearth alone: TTFT 2000 tokens cold {cold:.0f} ms, 90% prefix hit {hit:.0f} ms ({100 * hit / cold:.1f}%)")
-res["hearth_alone"] = {"c1": c1, "c8": c8, "c16": c16, "ttft2000_cold_ms": cold, "ttft2000_hit_ms": hit}
+print(f"hearth alone: 90% prefix hit / cold over {len(ratios)} seed pairs: median {ratio:.1f}% "
+      f"({', '.join(f'{r:.1f}' for r in ratios)})")
+res["hearth_alone"] = {"c1": c1, "c8": c8, "c16": c16, "ttft2000_cold_ms": cold, "ttft2000_hit_ms": hit,
+                       "ttft2000_hit_ratio_pct": ratios, "ttft2000_hit_ratio_median_pct": ratio}
 json.dump(res, open(os.path.join(out, "comparison.json"), "w"), indent=2)
 PY
