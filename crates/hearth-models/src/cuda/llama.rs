@@ -1,9 +1,10 @@
 //! A llama-family decoder on the GPU (Llama, Qwen2 with its q/k/v biases, Qwen3 with
 //! its q/k norms): weights held on the device in bf16 (or f32 for exact checks
-//! against the CPU), cuBLAS for the matrices with q/k/v and gate/up each fused into
-//! one product, hearth's kernels for the rest, and a device KV pool read by the
-//! paged-attention kernels. Same `CausalLm` contract as the CPU model, so the engine
-//! above is unchanged.
+//! against the CPU), q/k/v and gate/up each stacked into one product (`product.rs`:
+//! cuBLAS, or hearth's GEMV kernel for steps of 1-2 tokens, whose gate/up product
+//! applies SiLU·up itself), hearth's kernels for the rest, and a device KV pool read
+//! by the paged-attention kernels. Same `CausalLm` contract as the CPU model, so the
+//! engine above is unchanged.
 
 use cudarc::driver::{CudaSlice, DevicePtr, LaunchConfig};
 
