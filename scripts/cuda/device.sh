@@ -25,7 +25,11 @@
 # with (both folders listed in .git/info/exclude):
 #   head -c 37748736 MODEL > .devm_a/model.part; tail -c +37748737 MODEL > .devm_b/model.part
 #   SMOL_SHA256=$(sha256sum MODEL | cut -d' ' -f1)
-# Figures go to OUT as JSON (hearth bench --result-json, hf_baseline.py --out).
+# Figures go to OUT as JSON (hearth bench --result-json, hf_baseline.py --out). A device
+# call brings back only so many files from $OUT (the rest are listed as left out), so a
+# call that runs several of these should end with one archive of them all, e.g.
+#   tar -czf "$OUT/all.tgz" -C "$OUT" --exclude all.tgz .
+# CONCURRENCIES="1 8" limits bench/llamacpp to those concurrencies.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 for d in /usr/local/cuda/lib64 /usr/local/cuda-13.0/targets/x86_64-linux/lib; do
