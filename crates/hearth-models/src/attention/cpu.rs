@@ -280,9 +280,9 @@ unsafe fn attend_tile_avx2<T: KvElem>(
 /// at every multiple of `CHUNK` and every block boundary; the chunk's scores for all
 /// the tile's queries are computed together (`cpu_kernels::scores`), then each query
 /// folds its own keys of the chunk into its running softmax (`cpu_kernels::weights` for
-/// every query, then the V sums, shared by two queries over the same keys). Per query, the operations
-/// and their order depend only on its own key range and the keys' positions, so a query
-/// gives the same result in any tile, batch or chunked prefill.
+/// every query, then the V sums, shared by two queries over the same keys). Per query,
+/// the operations and their order depend only on its own key range and the keys'
+/// positions, so a query gives the same result in any tile, batch or chunked prefill.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn attend_tile<T: KvElem>(
@@ -342,9 +342,9 @@ fn attend_tile<T: KvElem>(
             let (first, ctx) = ranges[i];
             first.max(start).saturating_sub(start)..ctx.min(end).saturating_sub(start)
         };
-        // Every query's softmax step first, then the V sums: the steps are short
-        // dependent chains (max, exp, sums) that overlap one another this way, where
-        // each one between two V sums would stall.
+        // Every query's softmax step first, then the V sums: the steps (short dependent
+        // chains of max, exp and sums) may overlap one another, and a V sum of two
+        // queries reads both queries' finished weights.
         for i in 0..live {
             let slots = slots_of(i);
             if !slots.is_empty() {

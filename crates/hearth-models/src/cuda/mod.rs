@@ -102,11 +102,6 @@ impl Gpu {
         unsafe { self.kernels.launch(&self.stream, name, cfg, args) }
     }
 
-    /// Whether launches carry programmatic dependent launch.
-    pub fn pdl(&self) -> bool {
-        self.kernels.pdl()
-    }
-
     /// Turns programmatic dependent launch on (where the GPU has it) or off; for
     /// measuring one against the other. Drop captured graphs after changing it.
     pub fn set_pdl(&self, on: bool) {

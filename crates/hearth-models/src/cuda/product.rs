@@ -17,6 +17,10 @@ use crate::ModelError;
 /// Measured on an H200 against cuBLAS on the 3B's matrices (`cuda_gemv_check`): 1.1 to
 /// 1.7 times faster at 1 and 2 tokens, even at 4, slower at 8 (BENCHMARKS.md).
 pub const GEMV_MAX_TOKENS: usize = 2;
+/// The GEMV kernel's entry points by token count (`t - 1`): plain, and with the SiLU·up
+/// epilogue.
+const GEMV_NAMES: [&str; GEMV_MAX_TOKENS] = ["gemv_bf16_t1", "gemv_bf16_t2"];
+const GEMV_SILU_NAMES: [&str; GEMV_MAX_TOKENS] = ["gemv_bf16_silu_t1", "gemv_bf16_silu_t2"];
 /// Weight rows per GEMV block (one warp each; gemv.cu's GEMV_THREADS is 32 times this).
 const GEMV_ROWS_PER_BLOCK: usize = 8;
 
@@ -109,6 +113,7 @@ impl Products {
         }
         .map_err(|e| ModelError::Unsupported(format!("cuBLAS gemm: {e}")))
     }
+
     /// The fused gate/up product of an MLP where the GEMV kernel serves it: `w` is
     /// `[gate rows | up rows]`, and `act[t, w.rows / 2] = SiLU(x · gateᵀ) * (x · upᵀ)`
     /// in bf16 (the bits of `matmul` then llama_ops.cu's `silu_mul`). False, with
@@ -134,7 +139,7 @@ impl Products {
         // t * cols of x, and writes t * rows / 2 of act.
         unsafe {
             gpu.launch(
-                &format!("gemv_bf16_silu_t{t}"),
+                GEMV_SILU_NAMES[t - 1],
                 cfg,
                 &[&act, &w.ptr, &x, &ffn, &cols],
             )?
@@ -168,7 +173,7 @@ unsafe fn gemv(
     // and writes t * rows of y.
     unsafe {
         gpu.launch(
-            &format!("gemv_bf16_t{t}"),
+            GEMV_NAMES[t - 1],
             cfg,
             &[&y, &w.ptr, &x, &rows, &cols, &acc],
         )
