@@ -16,21 +16,23 @@ case "${1:-}" in
     build)
         cargo build --release -p hearth --features cuda
         cargo build --release -p hearth-models --features cuda \
-            --example cuda_check --example cuda_llama_check --example cuda_gemv_check
+            --example cuda_check --example cuda_llama_check --example cuda_gemv_check \
+            --example cuda_quant_check
         # The reference-fixture tests, run on the GPU with HEARTH_TEST_DEVICE=cuda.
         tests=$(cargo test --release -p hearth-models --features cuda --test tiny_hf_models \
             --no-run --message-format=json 2>/dev/null \
             | grep -o '"executable":"[^"]*tiny_hf_models[^"]*"' | cut -d'"' -f4 | tail -n 1)
         mkdir -p .device
         cp target/release/hearth target/release/examples/cuda_check \
-            target/release/examples/cuda_llama_check target/release/examples/cuda_gemv_check .device/
+            target/release/examples/cuda_llama_check target/release/examples/cuda_gemv_check \
+            target/release/examples/cuda_quant_check .device/
         cp "$tests" .device/tiny_hf_models
         # Stripped: the device call carries at most 64 MiB.
         strip .device/hearth .device/cuda_check .device/cuda_llama_check .device/cuda_gemv_check \
-            .device/tiny_hf_models
+            .device/cuda_quant_check .device/tiny_hf_models
         # One archive for the device call (about a third of the size).
         tar -cJf .device/bin.tar.xz -C .device hearth cuda_check cuda_llama_check \
-            cuda_gemv_check tiny_hf_models
+            cuda_gemv_check cuda_quant_check tiny_hf_models
         ls -la .device
         ;;
     run)

@@ -19,7 +19,13 @@
 #   scripts/cuda/device.sh baselines OUT    llamacpp and transformers on the 3B
 #   scripts/cuda/device.sh default OUT      the default model (its two parts joined and
 #                                           checked against SMOL_SHA256): GPU vs CPU
-#                                           llama, then served on the GPU at concurrency 1
+#                                           llama (dense and quantized), then served on
+#                                           the GPU at concurrency 1 and 8, its Q4_1
+#                                           blocks kept (`--dtype auto`) and as bf16
+#   scripts/cuda/device.sh quant OUT        the quantized products' check and timings,
+#                                           then the 3B folder made a Q4_K GGUF: GPU vs
+#                                           CPU llama, and served at each concurrency
+#                                           (LLAMACPP=1: llama.cpp on that file too)
 # A device call carries at most 64 MiB, so the default model's 98 MB GGUF travels in
 # two calls on one warm machine (.devm_a/model.part, then .devm_b/model.part), made here
 # with (both folders listed in .git/info/exclude):
@@ -83,7 +89,39 @@ case "${1:-}" in
             for t in f32 bf16; do
                 "$dev/cuda_llama_check" "crates/hearth-models/tests/fixtures/tiny/$f" "$t"
             done
+            # The same models as GGUF files of 32-weight block types, kept quantized on
+            # the GPU, against the CPU model of the same file dequantized.
+            for q in q8_0 q4_1; do
+                "$dev/hearth" quantize "crates/hearth-models/tests/fixtures/tiny/$f" \
+                    --type "$q" -o "/tmp/tiny-$f-$q.gguf" >/dev/null
+                "$dev/cuda_llama_check" "/tmp/tiny-$f-$q.gguf" q-f32
+            done
         done
+        ;;
+    quant)
+        out="${2:?OUT}"
+        mkdir -p "$out"
+        "$dev/cuda_quant_check" 2>&1 | tee "$out/quant_check.txt" || echo "FAILED: cuda_quant_check"
+        make_3b
+        q4k=/tmp/l3b-q4k.gguf
+        [ -f "$q4k" ] || "$dev/hearth" quantize "$model3b" --type q4_k -o "$q4k"
+        ls -la "$q4k"
+        [ "${SKIP_CHECK:-0}" = 1 ] || "$dev/cuda_llama_check" "$q4k" q-bf16 4 2>&1 \
+            | tee "$out/check_3b_q4k.txt" || echo "FAILED: cuda_llama_check on the Q4_K 3B"
+        "$dev/hearth" serve "$q4k" --device cuda --port 8202 --served-model-name m \
+            --max-num-seqs 256 --max-num-batched-tokens 4096 >"$out/hearth_q4k_serve.log" 2>&1 &
+        pid=$!
+        wait_ready http://127.0.0.1:8202 || { tail -n 30 "$out/hearth_q4k_serve.log"; exit 1; }
+        grep -E "KV cache|loaded|listening" "$out/hearth_q4k_serve.log" | head -n 5 || true
+        bench_server http://127.0.0.1:8202 hearth_q4k "$out"
+        kill "$pid"
+        wait "$pid" 2>/dev/null || true
+        [ "${LLAMACPP:-0}" = 1 ] || exit 0
+        while pgrep -f "llamacpp.sh build" >/dev/null; do sleep 5; done
+        bin=$(scripts/cuda/llamacpp.sh build "$dev/llama.cpp-min.tar.xz" /tmp/llama.cpp-build | tail -n 1)
+        pid=$(LLAMA_SERVER_BIN="$bin" scripts/cuda/llamacpp.sh serve "$q4k" 8302 128 | tail -n 1)
+        bench_server http://127.0.0.1:8302 llamacpp_q4k "$out"
+        kill "$pid" 2>/dev/null || true
         ;;
     bench)
         out="${2:?OUT}"
@@ -153,20 +191,25 @@ case "${1:-}" in
         smol=/tmp/smollm2.gguf
         [ -f "$smol" ] || cat /tmp/smol.part_a .devm_b/model.part >"$smol"
         echo "${SMOL_SHA256:?}  $smol" | sha256sum -c
-        for t in f32 bf16; do
-            "$dev/cuda_llama_check" "$smol" "$t" | tee "$out/check_default_$t.txt"
+        for t in f32 bf16 q-f32 q-bf16; do
+            "$dev/cuda_llama_check" "$smol" "$t" | tee "$out/check_default_$t.txt" \
+                || echo "FAILED: cuda_llama_check $t"
         done
-        "$dev/hearth" serve "$smol" --device cuda --port 8201 --served-model-name m \
-            >"$out/hearth_default_serve.log" 2>&1 &
-        pid=$!
-        wait_ready http://127.0.0.1:8201 || { tail -n 30 "$out/hearth_default_serve.log"; exit 1; }
-        for c in 1 8; do
-            "$dev/hearth" bench --url http://127.0.0.1:8201 --model m --num-prompts $((4 * c)) \
-                --concurrency "$c" --input-len 512 --output-len 256 --seed "$c" \
-                --result-json "$out/default_c$c.json" 2>&1 | tail -n 14
+        # Served with its Q4_1 blocks kept (auto), then dequantized to bf16.
+        for dt in auto bf16; do
+            "$dev/hearth" serve "$smol" --device cuda --dtype "$dt" --port 8201 \
+                --served-model-name m >"$out/hearth_default_${dt}_serve.log" 2>&1 &
+            pid=$!
+            wait_ready http://127.0.0.1:8201 || { tail -n 30 "$out/hearth_default_${dt}_serve.log"; exit 1; }
+            for c in 1 8; do
+                echo "== default model, --dtype $dt, concurrency $c"
+                "$dev/hearth" bench --url http://127.0.0.1:8201 --model m --num-prompts $((4 * c)) \
+                    --concurrency "$c" --input-len 512 --output-len 256 --seed "$c" \
+                    --result-json "$out/default_${dt}_c$c.json" 2>&1 | tail -n 14
+            done
+            kill "$pid"
+            wait "$pid" 2>/dev/null || true
         done
-        kill "$pid"
-        wait "$pid" 2>/dev/null || true
         ;;
     baselines)
         # llama.cpp (built by `setup` in the background) and transformers, on the 3B.

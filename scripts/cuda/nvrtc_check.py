@@ -66,19 +66,24 @@ def compile_ptx(source, arch):
     return ptx.value.decode()
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--arch", default="90")
-    ap.add_argument("--ptx", help="also write the PTX here")
-    args = ap.parse_args()
-    source = "".join(p.read_text() for p in kernel_sources())
-    ptx = compile_ptx(source, args.arch)
-    out = pathlib.Path(args.ptx or "/tmp/hearth-kernels.ptx")
+def quant_source():
+    """The quantized products' program (cuda/mod.rs's QUANT_KERNELS) with every type that
+    quant_type.rs instantiates."""
+    types = re.findall(r'QuantType::\w+ => \("(\w+)", "(\w+)"\)',
+                       (CUDA_DIR / "quant_type.rs").read_text())
+    if not types:
+        sys.exit("no QUANT_TYPE instantiations found in cuda/quant_type.rs")
+    lines = "".join(f"QUANT_TYPE({stem}, {ty})\n" for stem, ty in types)
+    return (CUDA_DIR / "kernels/common.cuh").read_text() + \
+        (CUDA_DIR / "kernels/gemv_quant.cu").read_text() + lines
+
+
+def assemble(ptx, out, arch):
+    """ptxas over one program's PTX: one line a kernel (registers, spills); exits on error."""
     out.write_text(ptx)
     ptxas = nvidia_dir("cuda_nvcc") / "bin/ptxas"
-    res = subprocess.run([str(ptxas), f"-arch=sm_{args.arch}", "-v", str(out), "-o", os.devnull],
+    res = subprocess.run([str(ptxas), f"-arch=sm_{arch}", "-v", str(out), "-o", os.devnull],
                          capture_output=True, text=True)
-    # One line a kernel: name, registers, spills.
     name = None
     for line in res.stderr.splitlines():
         m = re.search(r"Compiling entry function '(\w+)'", line)
@@ -93,6 +98,18 @@ def main():
     if res.returncode != 0:
         print(res.stderr)
         sys.exit("ptxas failed")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--arch", default="90")
+    ap.add_argument("--ptx", help="also write the base program's PTX here")
+    args = ap.parse_args()
+    source = "".join(p.read_text() for p in kernel_sources())
+    assemble(compile_ptx(source, args.arch),
+             pathlib.Path(args.ptx or "/tmp/hearth-kernels.ptx"), args.arch)
+    assemble(compile_ptx(quant_source(), args.arch), pathlib.Path("/tmp/hearth-quant.ptx"),
+             args.arch)
 
 
 if __name__ == "__main__":

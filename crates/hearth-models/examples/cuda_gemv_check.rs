@@ -10,7 +10,7 @@
 
 use cudarc::driver::{CudaSlice, CudaStream, DevicePtr};
 use hearth_models::cuda::llama::bf16_bits;
-use hearth_models::cuda::product::{Products, WeightRef, GEMV_MAX_TOKENS};
+use hearth_models::cuda::product::{Products, WeightKind, WeightRef, GEMV_MAX_TOKENS};
 use hearth_models::cuda::Gpu;
 use rayon::prelude::*;
 
@@ -110,7 +110,7 @@ fn check_silu(
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let gpu = Gpu::new(0)?;
-    let mut products = Products::new(&gpu)?;
+    let mut products = Products::new(&gpu, true)?;
     let st = gpu.stream.clone();
     let total = SHAPES.iter().map(|s| s.1 * s.2).max().unwrap_or(0);
     let host_w: Vec<u16> = (0..total)
@@ -152,7 +152,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ptr: w_base + 2 * (k % copies * size) as u64,
             rows,
             cols,
-            bf16: true,
+            kind: WeightKind::Bf16,
         };
         // f64 reference for sampled rows of copy 0.
         let sample: Vec<usize> = (0..SAMPLED_ROWS)
@@ -183,7 +183,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 st.memcpy_htod(&vec![f32::NAN; t * rows], &mut y.slice_mut(..t * rows))?;
                 let y_ptr = dptr(&y, &st);
                 // Safety: x holds 8 * max_cols bf16, y 8 * max_rows f32, w `total` bf16.
-                unsafe { products.matmul(&gpu, x_ptr, wref(0), y_ptr, t, false)? };
+                unsafe { products.matmul(&gpu, x_ptr, wref(0), y_ptr, rows, t, false)? };
                 let got = st.memcpy_dtov(&y.slice(..t * rows))?;
                 let (mut num, mut den) = (0f64, 0f64);
                 for tok in 0..t {
@@ -202,7 +202,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 for k in 0..30 {
                     let start = st.record_event(timing)?;
                     // Safety: as above.
-                    unsafe { products.matmul(&gpu, x_ptr, wref(k + 1), y_ptr, t, false)? };
+                    unsafe { products.matmul(&gpu, x_ptr, wref(k + 1), y_ptr, rows, t, false)? };
                     let end = st.record_event(timing)?;
                     end.synchronize()?;
                     us.push(start.elapsed_ms(&end)? as f64 * 1e3);
@@ -238,7 +238,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     let start = st.record_event(timing)?;
                     for k in 0..30 {
                         // Safety: as above.
-                        unsafe { products.matmul(&gpu, x_ptr, wref(k + 1), y_ptr, t, false)? };
+                        unsafe {
+                            products.matmul(&gpu, x_ptr, wref(k + 1), y_ptr, rows, t, false)?
+                        };
                     }
                     let end = st.record_event(timing)?;
                     end.synchronize()?;
@@ -263,7 +265,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         st.memcpy_htod(&y0, &mut y.slice_mut(..t * rows))?;
         let y_ptr = dptr(&y, &st);
         // Safety: as above.
-        unsafe { products.matmul(&gpu, x_ptr, wref(0), y_ptr, t, true)? };
+        unsafe { products.matmul(&gpu, x_ptr, wref(0), y_ptr, rows, t, true)? };
         let got = st.memcpy_dtov(&y.slice(..t * rows))?;
         let want = reference(t);
         let (mut num, mut den) = (0f64, 0f64);

@@ -1,10 +1,13 @@
 //! The GPU llama against the CPU llama on the same weights: two sequences prefilled
 //! together, then greedy decoding, comparing logits at every step and the greedy
 //! tokens. Run on a machine with a GPU:
-//!   cuda_llama_check MODEL.gguf|HF_DIR [f32|bf16] [STEPS]
-//! With f32 the GPU holds the CPU's weights exactly; with bf16 (what `serve` uses) the
-//! CPU reference gets the same bf16-rounded weights, so the comparison is of the
-//! arithmetic (bf16 activations into the matrix products) and not of the storage.
+//!   cuda_llama_check MODEL.gguf|HF_DIR [f32|bf16|q-f32|q-bf16] [STEPS]
+//! With f32 the GPU holds the CPU's weights exactly; with bf16 (what `serve` uses for
+//! a safetensors folder) the CPU reference gets the same bf16-rounded weights, so the
+//! comparison is of the arithmetic (bf16 activations into the matrix products) and not
+//! of the storage. With q-f32 / q-bf16 (a GGUF file; q-bf16 is what `serve` uses) the
+//! GPU keeps the file's quantized blocks and the CPU reference is the same file
+//! dequantized to f32: the same weight values, f32 or bf16 activations.
 //! Exits non-zero when the logits or greedy tokens differ beyond the dtype's bound.
 
 use std::time::Instant;
@@ -67,11 +70,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let path = args
         .get(1)
-        .ok_or("usage: cuda_llama_check MODEL.gguf|HF_DIR [f32|bf16] [STEPS]")?;
-    let dtype = match args.get(2).map(String::as_str) {
-        None | Some("f32") => GpuDtype::F32,
-        Some("bf16") => GpuDtype::Bf16,
-        Some(other) => return Err(format!("dtype {other}: f32 or bf16").into()),
+        .ok_or("usage: cuda_llama_check MODEL.gguf|HF_DIR [f32|bf16|q-f32|q-bf16] [STEPS]")?;
+    let (dtype, quantized) = match args.get(2).map(String::as_str) {
+        None | Some("f32") => (GpuDtype::F32, false),
+        Some("bf16") => (GpuDtype::Bf16, false),
+        Some("q-f32") => (GpuDtype::F32, true),
+        Some("q-bf16") => (GpuDtype::Bf16, true),
+        Some(other) => return Err(format!("dtype {other}: f32, bf16, q-f32 or q-bf16").into()),
     };
     let steps: usize = args.get(3).map_or(Ok(24), |s| s.parse())?;
     let mut cpu = if std::path::Path::new(path).is_dir() {
@@ -81,11 +86,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let content = hearth_models::gguf_read::read_content(&mut file, path)?;
         hearth_models::llama::load(&content, &mut file, &Device::Cpu, true)?
     };
-    if dtype == GpuDtype::Bf16 {
+    if dtype == GpuDtype::Bf16 && !quantized {
         round_weights_to_bf16(&mut cpu)?;
     }
     let t0 = Instant::now();
-    let mut gpu = CudaLlama::from_cpu(&cpu, 0, dtype)?;
+    let mut gpu = if quantized {
+        let mut file = std::io::BufReader::new(std::fs::File::open(path)?);
+        let content = hearth_models::gguf_read::read_content(&mut file, path)?;
+        let stored = hearth_models::llama::load_as(
+            &content,
+            &mut file,
+            &Device::Cpu,
+            hearth_models::quant::MatrixForm::Stored,
+        )?;
+        CudaLlama::from_cpu(&stored, 0, dtype)?
+    } else {
+        CudaLlama::from_cpu(&cpu, 0, dtype)?
+    };
     println!(
         "weights on the GPU in {:.0} ms",
         t0.elapsed().as_secs_f64() * 1e3
@@ -197,7 +214,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::process::exit(1);
     }
     println!(
-        "{dtype:?}: steps {steps} (1 prefill + {} decode, batch 2): logits rel err worst {worst:.2e}; greedy agree {agree}/{total}; GPU decode step median {:.2} ms",
+        "{dtype:?}{}: steps {steps} (1 prefill + {} decode, batch 2): logits rel err worst {worst:.2e}; greedy agree {agree}/{total}; GPU decode step median {:.2} ms",
+        if quantized { " (quantized weights)" } else { "" },
         steps - 1,
         decode_ms.get(decode_ms.len() / 2).copied().unwrap_or(f64::NAN)
     );

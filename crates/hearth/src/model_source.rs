@@ -35,7 +35,10 @@ pub enum DeviceArg {
     Cuda,
 }
 
-/// What the weights are held in on the GPU (`--dtype`, as vLLM's): `auto` is bf16.
+/// What the weights are held in on the GPU (`--dtype`, as vLLM's). `auto`: a GGUF
+/// file's quantized matrices stay in their blocks where the GPU has kernels for the
+/// type (Q4_0, Q4_1, Q8_0, Q4_K, Q6_K), everything else is bf16; `bfloat16` and
+/// `float32` hold every matrix in that type (dequantized on load).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum DtypeArg {
     #[default]
@@ -129,12 +132,13 @@ fn load_cuda(
         quantization.is_none(),
         "--quantization applies to the CPU; on the GPU weights are held as --dtype"
     );
+    let keep_quantized = dtype == DtypeArg::Auto;
     let dtype = match dtype {
         DtypeArg::Auto | DtypeArg::Bfloat16 => GpuDtype::Bf16,
         DtypeArg::Float32 => GpuDtype::F32,
     };
     if !path.is_dir() {
-        let loaded = hearth_models::cuda::load_gguf(path, 0, dtype)
+        let loaded = hearth_models::cuda::load_gguf(path, 0, dtype, keep_quantized)
             .with_context(|| format!("loading {} onto the GPU", path.display()))?;
         return from_gguf(loaded);
     }

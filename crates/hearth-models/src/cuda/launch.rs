@@ -30,17 +30,18 @@ struct Function(CUfunction);
 // loaded (the module lives as long as `Kernels`).
 unsafe impl Send for Function {}
 
-/// hearth's kernels, compiled for one GPU and loaded into its context.
+/// hearth's kernels, compiled for one GPU and loaded into its context: the base module,
+/// and modules added later (the quantized products of the types a model holds).
 pub(crate) struct Kernels {
     ctx: Arc<CudaContext>,
-    module: CUmodule,
+    modules: Mutex<Vec<CUmodule>>,
     functions: Mutex<HashMap<String, Function>>,
     /// Launch with PDL (compute capability 9.0 and later; off with `HEARTH_CUDA_PDL=0`).
     pdl: AtomicBool,
 }
 
-// Safety: the module handle is only used under the context (bound before each use),
-// and the function table is behind a mutex.
+// Safety: the module handles are only used under the context (bound before each use),
+// and they and the function table are behind mutexes.
 unsafe impl Send for Kernels {}
 unsafe impl Sync for Kernels {}
 
@@ -51,19 +52,30 @@ impl Kernels {
         ptx: &str,
         capability: (i32, i32),
     ) -> Result<Kernels, ModelError> {
+        let pdl = capability.0 >= 9 && std::env::var("HEARTH_CUDA_PDL").as_deref() != Ok("0");
+        let kernels = Kernels {
+            ctx: ctx.clone(),
+            modules: Default::default(),
+            functions: Default::default(),
+            pdl: AtomicBool::new(pdl),
+        };
+        kernels.add(ptx)?;
+        Ok(kernels)
+    }
+
+    /// Loads one more module; its kernels are found by name like the first's.
+    pub(crate) fn add(&self, ptx: &str) -> Result<(), ModelError> {
         let image =
             CString::new(ptx).map_err(|_| ModelError::Unsupported("PTX with a NUL byte".into()))?;
-        ctx.bind_to_thread().map_err(cuda_err("context"))?;
+        self.ctx.bind_to_thread().map_err(cuda_err("context"))?;
         // Safety: a NUL-terminated PTX image, the context current on this thread.
         let module = unsafe { cudarc::driver::result::module::load_data(image.as_ptr().cast()) }
             .map_err(cuda_err("module"))?;
-        let pdl = capability.0 >= 9 && std::env::var("HEARTH_CUDA_PDL").as_deref() != Ok("0");
-        Ok(Kernels {
-            ctx: ctx.clone(),
-            module,
-            functions: Default::default(),
-            pdl: AtomicBool::new(pdl),
-        })
+        self.modules
+            .lock()
+            .map_err(|_| ModelError::Unsupported("CUDA module list poisoned".into()))?
+            .push(module);
+        Ok(())
     }
 
     /// Whether launches carry PDL.
@@ -86,11 +98,21 @@ impl Kernels {
         }
         let cname = CString::new(name)
             .map_err(|_| ModelError::Unsupported(format!("kernel name {name:?}")))?;
-        // Safety: the module is loaded in this context.
-        let f = unsafe { cudarc::driver::result::module::get_function(self.module, cname) }
-            .map_err(cuda_err("kernel"))?;
-        known.insert(name.to_string(), Function(f));
-        Ok(Function(f))
+        let modules = self
+            .modules
+            .lock()
+            .map_err(|_| ModelError::Unsupported("CUDA module list poisoned".into()))?;
+        for &m in modules.iter() {
+            // Safety: the module is loaded in this context.
+            if let Ok(f) = unsafe { cudarc::driver::result::module::get_function(m, cname.clone()) }
+            {
+                known.insert(name.to_string(), Function(f));
+                return Ok(Function(f));
+            }
+        }
+        Err(ModelError::Unsupported(format!(
+            "CUDA kernel `{name}` is not loaded"
+        )))
     }
 
     /// Launches kernel `name` on `stream` with `args` in order.
@@ -158,8 +180,12 @@ impl Drop for Kernels {
     fn drop(&mut self) {
         // Errors at teardown have nowhere to go; the context's own drop follows.
         if self.ctx.bind_to_thread().is_ok() {
-            // Safety: no launch can follow (the table is being dropped).
-            let _ = unsafe { cudarc::driver::result::module::unload(self.module) };
+            if let Ok(modules) = self.modules.lock() {
+                for &m in modules.iter() {
+                    // Safety: no launch can follow (the table is being dropped).
+                    let _ = unsafe { cudarc::driver::result::module::unload(m) };
+                }
+            }
         }
     }
 }

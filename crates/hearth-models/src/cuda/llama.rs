@@ -9,10 +9,10 @@
 use cudarc::driver::{CudaSlice, DevicePtr, LaunchConfig};
 
 use super::paged_attention::{launch_raw as attend, AttnBuffers, DeviceBatch, Variant};
-use super::product::{Products, WeightRef};
+use super::product::{dequant_rows, Products, WeightKind, WeightRef};
 use super::step_graph::{Graph, GraphKey, StepInputs};
-pub use super::weights::{bf16_bits, round_weights_to_bf16, GpuDtype};
-use super::weights::{dense, host_f32, Mat, Weights};
+pub use super::weights::{bf16_bits, round_weights_to_bf16, upload_quant, GpuDtype};
+use super::weights::{host_f32, same_weights, upload_stacked, Mat, Segment, Weights};
 use super::{cuda_err, Gpu, KernelArg};
 use crate::attention::{AttnMeta, AttnShape};
 use crate::llama::{Llama, LlamaConfig};
@@ -58,7 +58,8 @@ pub struct CudaLlama {
     embed: Mat,
     layers: Vec<Layer>,
     norm: CudaSlice<f32>,
-    lm_head: Mat,
+    /// None: tied to the embedding (one copy on the device).
+    lm_head: Option<Mat>,
     inv_freq: CudaSlice<f32>,
     /// Per layer K and V pools, made when the engine's cache layout is first seen.
     pools: Vec<(CudaSlice<f32>, CudaSlice<f32>)>,
@@ -83,39 +84,21 @@ pub(super) fn unsupported(what: &str) -> ModelError {
 }
 
 impl CudaLlama {
-    /// Moves a llama whose matrices are dense f32 (GGUF loaded with `dequantize: true`,
-    /// or a safetensors folder) to GPU `ordinal`, its weights as `dtype`.
+    /// Moves a llama to GPU `ordinal`: matrices of a quantized type with GPU kernels
+    /// (`QuantType`) as the model holds them when it was loaded as stored (a GGUF file
+    /// with `MatrixForm::Stored`), every other matrix as `dtype`, which is also the
+    /// activations' type. A model loaded dense (`MatrixForm::Dense`, or a safetensors
+    /// folder) is held wholly as `dtype`.
     pub fn from_cpu(
         model: &Llama,
         ordinal: usize,
         dtype: GpuDtype,
     ) -> Result<CudaLlama, ModelError> {
         let gpu = Gpu::new(ordinal)?;
-        let products = Products::new(&gpu)?;
+        let mut products = Products::new(&gpu, dtype == GpuDtype::Bf16)?;
         let up = |v: &[f32]| gpu.stream.memcpy_stod(v).map_err(cuda_err("upload"));
         // Rows of the given matrices stacked into one device matrix.
-        let mat = |parts: &[&Linear]| -> Result<Mat, ModelError> {
-            let (mut rows, mut cols, mut host) = (0, 0, Vec::new());
-            for l in parts {
-                let t = dense(l)?;
-                let (r, c) = t.dims2()?;
-                if rows > 0 && c != cols {
-                    return Err(unsupported("stacked matrices of different widths"));
-                }
-                (rows, cols) = (rows + r, c);
-                host.extend(host_f32(t)?);
-            }
-            let w = match dtype {
-                GpuDtype::F32 => Weights::F32(up(&host)?),
-                GpuDtype::Bf16 => {
-                    use rayon::prelude::*;
-                    let bits: Vec<u16> = host.par_iter().map(|&f| bf16_bits(f)).collect();
-                    drop(host);
-                    Weights::Bf16(gpu.stream.memcpy_stod(&bits).map_err(cuda_err("upload"))?)
-                }
-            };
-            Ok(Mat { w, rows, cols })
-        };
+        let mat = |parts: &[&Linear]| upload_stacked(&gpu.stream, parts, dtype);
         let embed = mat(&[&model.embed])?;
         let mut layers = Vec::with_capacity(model.layers.len());
         for w in &model.layers {
@@ -143,6 +126,23 @@ impl CudaLlama {
                 w_down: mat(&[&w.w_down])?,
             });
         }
+        let lm_head = if same_weights(&model.lm_head, &model.embed) {
+            None
+        } else {
+            Some(mat(&[&model.lm_head])?)
+        };
+        let mut quant: Vec<_> = embed.quant_types().collect();
+        for m in layers
+            .iter()
+            .flat_map(|l| [&l.wqkv, &l.wo, &l.w_gate_up, &l.w_down])
+            .chain(&lm_head)
+        {
+            quant.extend(m.quant_types());
+        }
+        if !quant.is_empty() {
+            gpu.load_quant_kernels(&quant)?;
+            products.reserve_dequant(&gpu)?;
+        }
         let inv_freq: Vec<f32> = model.rope.inv_freq().iter().map(|&f| f as f32).collect();
         Ok(CudaLlama {
             products,
@@ -152,7 +152,7 @@ impl CudaLlama {
             embed,
             layers,
             norm: up(&host_f32(&model.norm)?)?,
-            lm_head: mat(&[&model.lm_head])?,
+            lm_head,
             inv_freq: up(&inv_freq)?,
             pools: Vec::new(),
             scratch: Scratch::default(),
@@ -201,11 +201,9 @@ impl CudaLlama {
         s.device_ptr(&self.gpu.stream).0
     }
 
-    fn mat_ptr(&self, m: &Mat) -> u64 {
-        match &m.w {
-            Weights::F32(s) => self.ptr(s),
-            Weights::Bf16(s) => self.ptr(s),
-        }
+    /// The LM head: its own matrix, or the embedding it is tied to.
+    fn head(&self) -> &Mat {
+        self.lm_head.as_ref().unwrap_or(&self.embed)
     }
 
     fn bf16(&self) -> i32 {
@@ -225,9 +223,17 @@ impl CudaLlama {
         t: usize,
         accumulate: bool,
     ) -> Result<(), ModelError> {
-        let w = self.weight_ref(w);
-        // Safety: the caller's sizes.
-        unsafe { self.products.matmul(&self.gpu, x, w, y, t, accumulate) }
+        let mut row = 0;
+        for seg in &w.segs {
+            let r = self.weight_ref(seg, w.cols);
+            // Safety: the caller's sizes; this segment's rows are columns row.. of y.
+            unsafe {
+                self.products
+                    .matmul(&self.gpu, x, r, y + 4 * row as u64, w.rows, t, accumulate)?
+            };
+            row += seg.rows;
+        }
+        Ok(())
     }
 
     /// `y = RMSNorm(X) · wᵀ` for the step's `t` rows of the residual stream X (the
@@ -276,11 +282,13 @@ impl CudaLlama {
     ) -> Result<(), ModelError> {
         let h = self.norm_rows(norm, t)?;
         // Safety: H holds t * hidden; the caller's sizes for act.
-        if unsafe {
-            self.products
-                .matmul_silu(&self.gpu, h, self.weight_ref(w), act, t)?
-        } {
-            return Ok(());
+        if let [seg] = w.segs.as_slice() {
+            if unsafe {
+                self.products
+                    .matmul_silu(&self.gpu, h, self.weight_ref(seg, w.cols), act, t)?
+            } {
+                return Ok(());
+            }
         }
         // Safety: as above, gu holds t * 2 * ffn.
         unsafe { self.matmul(h, w, gu, t, false)? };
@@ -290,12 +298,21 @@ impl CudaLlama {
         self.launch("silu_mul", grid, 256, 0, &[&act, &bf16, &gu, &ffn32, &n])
     }
 
-    fn weight_ref(&self, w: &Mat) -> WeightRef {
+    fn weight_ref(&self, seg: &Segment, cols: usize) -> WeightRef {
+        let (ptr, kind) = match &seg.w {
+            Weights::F32(s) => (self.ptr(s), WeightKind::F32),
+            Weights::Bf16(s) => (self.ptr(s), WeightKind::Bf16),
+            Weights::Quant(ty, s) => {
+                let p = self.ptr(s);
+                let meta = p + ty.meta_offset(seg.rows, cols) as u64;
+                (p, WeightKind::Quant { ty: *ty, meta })
+            }
+        };
         WeightRef {
-            ptr: self.mat_ptr(w),
-            rows: w.rows,
-            cols: w.cols,
-            bf16: matches!(w.w, Weights::Bf16(_)),
+            ptr,
+            rows: seg.rows,
+            cols,
+            kind,
         }
     }
 
@@ -388,7 +405,7 @@ impl CausalLm for CudaLlama {
         if wanted.is_empty() {
             return Ok(logits);
         }
-        let vocab = self.lm_head.rows;
+        let vocab = self.head().rows;
         let n = wanted.len() * vocab;
         let (dev, host) = match (&self.logits_dev, &mut self.logits_host) {
             (Some(d), Some(h)) => (d, h),
@@ -433,7 +450,7 @@ impl CausalLm for CudaLlama {
             return Err(unsupported("logits buffers missing"));
         };
         let (vocab, logits_ptr, ids_ptr) =
-            (self.lm_head.rows as i32, self.ptr(logits), self.ptr(ids));
+            (self.head().rows as i32, self.ptr(logits), self.ptr(ids));
         self.launch(
             "argmax_rows",
             rows,
@@ -568,11 +585,11 @@ impl CudaLlama {
     }
 
     fn ensure_logits(&mut self, rows: usize) -> Result<(), ModelError> {
-        let n = rows.max(1) * self.lm_head.rows;
+        let n = rows.max(1) * self.head().rows;
         if self.logits_dev.as_ref().is_some_and(|d| d.len() >= n) {
             return Ok(());
         }
-        let n = rows.max(1).next_power_of_two() * self.lm_head.rows;
+        let n = rows.max(1).next_power_of_two() * self.head().rows;
         self.logits_dev = Some(
             self.gpu
                 .stream
@@ -650,8 +667,7 @@ impl CudaLlama {
             .part
             .as_ref()
             .map_or((0, 0), |p| (self.ptr(p), p.len()));
-        let embed = self.mat_ptr(&self.embed);
-        self.launch("embedding", t, 256, 0, &[&s[X], &embed, &bf16, &ids, &h32])?;
+        self.embed_tokens(ids, t, s[X])?;
         let inv_freq = self.ptr(&self.inv_freq);
         for (i, w) in self.layers.iter().enumerate() {
             let (kp, vp) = (self.ptr(&self.pools[i].0), self.ptr(&self.pools[i].1));
@@ -716,6 +732,24 @@ impl CudaLlama {
             .as_ref()
             .ok_or_else(|| unsupported("logits buffer"))?;
         // Safety: LOGITS_IN holds wanted <= t rows of hidden; out holds wanted * vocab.
-        unsafe { self.matmul(s[LOGITS_IN], &self.lm_head, self.ptr(out), wanted, false) }
+        unsafe { self.matmul(s[LOGITS_IN], self.head(), self.ptr(out), wanted, false) }
+    }
+
+    /// X = the embedding rows of the step's `t` token ids (at `ids` on the device).
+    fn embed_tokens(&self, ids: u64, t: usize, x: u64) -> Result<(), ModelError> {
+        let [seg] = self.embed.segs.as_slice() else {
+            return Err(unsupported("an embedding matrix in several types"));
+        };
+        let w = self.weight_ref(seg, self.embed.cols);
+        if let WeightKind::Quant { .. } = w.kind {
+            // Safety: ids holds t token ids the engine checked against the vocabulary;
+            // X holds t * hidden.
+            return unsafe { dequant_rows(&self.gpu, w, ids, t, x) };
+        }
+        let (bf16, h32) = (
+            i32::from(w.kind == WeightKind::Bf16),
+            self.cfg.hidden_size as i32,
+        );
+        self.launch("embedding", t, 256, 0, &[&x, &w.ptr, &bf16, &ids, &h32])
     }
 }

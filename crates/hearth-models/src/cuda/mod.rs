@@ -8,6 +8,7 @@ mod launch;
 pub mod llama;
 pub mod paged_attention;
 pub mod product;
+pub mod quant_type;
 mod step_graph;
 mod weights;
 
@@ -30,11 +31,33 @@ const KERNELS: [&str; 6] = [
     include_str!("kernels/argmax.cu"),
 ];
 
+/// The quantized products (`kernels/gemv_quant.cu`), compiled apart from `KERNELS`
+/// and only for the types a model holds: each type adds seconds of NVRTC time.
+const QUANT_KERNELS: [&str; 2] = [
+    include_str!("kernels/common.cuh"),
+    include_str!("kernels/gemv_quant.cu"),
+];
+
+/// CUDA C++ source to PTX for `arch` (e.g. `sm_90`).
+fn compile(source: String, arch: &'static str) -> Result<String, ModelError> {
+    let opts = CompileOptions {
+        arch: Some(arch),
+        use_fast_math: Some(false),
+        ..Default::default()
+    };
+    let ptx = compile_ptx_with_opts(source, opts)
+        .map_err(|e| ModelError::Unsupported(format!("NVRTC: {e}")))?;
+    Ok(ptx.to_src())
+}
+
 /// One GPU: its context, a stream, and hearth's kernels compiled for it.
 pub struct Gpu {
     pub ctx: Arc<CudaContext>,
     pub stream: Arc<CudaStream>,
     kernels: Kernels,
+    arch: &'static str,
+    /// Quantized types whose kernels are loaded.
+    quant_loaded: std::sync::Mutex<Vec<quant_type::QuantType>>,
     /// Compute capability, e.g. (9, 0) for Hopper.
     pub capability: (i32, i32),
     /// Streaming multiprocessors: how many blocks fill the GPU.
@@ -67,23 +90,40 @@ impl Gpu {
         unsafe { ctx.disable_event_tracking() };
         let arch: &'static str =
             Box::leak(format!("sm_{}{}", capability.0, capability.1).into_boxed_str());
-        let opts = CompileOptions {
-            arch: Some(arch),
-            use_fast_math: Some(false),
-            ..Default::default()
-        };
-        let ptx = compile_ptx_with_opts(KERNELS.concat(), opts)
-            .map_err(|e| ModelError::Unsupported(format!("NVRTC: {e}")))?;
-        let kernels = Kernels::load(&ctx, &ptx.to_src(), capability)?;
+        let kernels = Kernels::load(&ctx, &compile(KERNELS.concat(), arch)?, capability)?;
         // A stream of its own: the legacy default stream cannot be captured into a graph.
         let stream = ctx.new_stream().map_err(cuda_err("stream"))?;
         Ok(Gpu {
             ctx,
             stream,
             kernels,
+            arch,
+            quant_loaded: Default::default(),
             capability,
             multiprocessors,
         })
+    }
+
+    /// Compiles and loads the quantized-product kernels of `types` not loaded yet.
+    pub fn load_quant_kernels(&self, types: &[quant_type::QuantType]) -> Result<(), ModelError> {
+        let mut loaded = self
+            .quant_loaded
+            .lock()
+            .map_err(|_| ModelError::Unsupported("CUDA kernel list poisoned".into()))?;
+        let mut source = QUANT_KERNELS.concat();
+        let mut new = Vec::new();
+        for &t in types {
+            if !loaded.contains(&t) && !new.contains(&t) {
+                source.push_str(&t.instantiation());
+                new.push(t);
+            }
+        }
+        if new.is_empty() {
+            return Ok(());
+        }
+        self.kernels.add(&compile(source, self.arch)?)?;
+        loaded.extend(new);
+        Ok(())
     }
 
     /// Launches kernel `name` on the GPU's stream with `args` in order (with PDL where
@@ -121,11 +161,14 @@ pub fn memory_info(ordinal: usize) -> Result<(u64, u64), ModelError> {
 }
 
 /// A GGUF llama (llama, qwen2, qwen3) loaded onto GPU `ordinal`: read on the CPU,
-/// dequantized, then moved to the device as `dtype`.
+/// then moved to the device. With `keep_quantized`, matrices of a type the GPU
+/// multiplies as stored (`QuantType`) stay in their blocks and the rest are held as
+/// `dtype`; without, every matrix is dequantized to `dtype`.
 pub fn load_gguf(
     path: &std::path::Path,
     ordinal: usize,
     dtype: llama::GpuDtype,
+    keep_quantized: bool,
 ) -> Result<crate::LoadedGguf, ModelError> {
     let name = path.display().to_string();
     let io = |source| ModelError::Io {
@@ -144,7 +187,12 @@ pub fn load_gguf(
             "the CUDA backend runs llama-family GGUF models for now, not `{arch}`"
         )));
     }
-    let cpu = crate::llama::load(&content, &mut file, &candle_core::Device::Cpu, true)?;
+    let form = if keep_quantized {
+        crate::quant::MatrixForm::Stored
+    } else {
+        crate::quant::MatrixForm::Dense
+    };
+    let cpu = crate::llama::load_as(&content, &mut file, &candle_core::Device::Cpu, form)?;
     let model = llama::CudaLlama::from_cpu(&cpu, ordinal, dtype)?;
     let spec = cpu.spec.clone();
     Ok(crate::LoadedGguf {

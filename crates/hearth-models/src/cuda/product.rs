@@ -1,6 +1,8 @@
 //! Matrix products `y[t, rows] = x[t, cols] · wᵀ` on the GPU: cuBLAS, or for bf16
 //! steps of at most `GEMV_MAX_TOKENS` tokens hearth's own bandwidth-bound kernel
-//! (`kernels/gemv.cu`), where reading the weights once is the whole cost.
+//! (`kernels/gemv.cu`), where reading the weights once is the whole cost. Quantized
+//! weights: hearth's kernels over the blocks for steps of up to `QGEMV_MAX_TOKENS`
+//! (`kernels/gemv_quant.cu`), else tiles of rows dequantized for cuBLAS.
 
 use std::ffi::c_void;
 
@@ -10,7 +12,8 @@ use cudarc::cublas::sys::{
 use cudarc::cublas::CudaBlas;
 use cudarc::driver::LaunchConfig;
 
-use super::Gpu;
+use super::quant_type::{QuantType, QGEMV_MAX_TOKENS};
+use super::{cuda_err, Gpu};
 use crate::ModelError;
 
 /// Steps of up to this many tokens use the GEMV kernel (one entry point per count).
@@ -24,30 +27,64 @@ const GEMV_SILU_NAMES: [&str; GEMV_MAX_TOKENS] = ["gemv_bf16_silu_t1", "gemv_bf1
 /// Weight rows per GEMV block (one warp each; gemv.cu's GEMV_THREADS is 32 times this).
 const GEMV_ROWS_PER_BLOCK: usize = 8;
 
+/// How a weight matrix is stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WeightKind {
+    F32,
+    Bf16,
+    /// Blocks of a quantized type; the scales start at `meta` (quant_type.rs's layout).
+    Quant {
+        ty: QuantType,
+        meta: u64,
+    },
+}
+
 /// A row-major `[rows, cols]` weight matrix at a device address.
 #[derive(Clone, Copy, Debug)]
 pub struct WeightRef {
     pub ptr: u64,
     pub rows: usize,
     pub cols: usize,
-    pub bf16: bool,
+    pub kind: WeightKind,
 }
+
+/// Elements of the buffer quantized weights are dequantized into for cuBLAS (rows of
+/// a matrix at a time: 32 MiB of bf16).
+const DEQUANT_TILE: usize = 16 << 20;
 
 /// How the products of one model run.
 pub struct Products {
     blas: CudaBlas,
     gemv: bool,
+    /// Activations are bf16 (else f32): what a quantized product reads and what its
+    /// dequantized tiles are made of.
+    act_bf16: bool,
+    /// Where quantized weights are dequantized for cuBLAS (made by `reserve_dequant`).
+    tile: Option<cudarc::driver::CudaSlice<u8>>,
 }
 
 impl Products {
     /// cuBLAS on the GPU's stream; the GEMV kernel on unless `HEARTH_CUDA_GEMV=0`.
-    pub fn new(gpu: &Gpu) -> Result<Products, ModelError> {
+    pub fn new(gpu: &Gpu, act_bf16: bool) -> Result<Products, ModelError> {
         let blas = CudaBlas::new(gpu.stream.clone())
             .map_err(|e| ModelError::Unsupported(format!("cuBLAS: {e}")))?;
         Ok(Products {
             blas,
             gemv: std::env::var("HEARTH_CUDA_GEMV").as_deref() != Ok("0"),
+            act_bf16,
+            tile: None,
         })
+    }
+
+    /// Makes the dequantization tile, for models with quantized weights (before any
+    /// step, so that no step allocates and decode steps can be captured).
+    pub fn reserve_dequant(&mut self, gpu: &Gpu) -> Result<(), ModelError> {
+        if self.tile.is_none() {
+            let bytes = DEQUANT_TILE * if self.act_bf16 { 2 } else { 4 };
+            let t = gpu.stream.alloc_zeros::<u8>(bytes);
+            self.tile = Some(t.map_err(cuda_err("alloc"))?);
+        }
+        Ok(())
     }
 
     /// Turns the GEMV kernel on or off (off: cuBLAS for every product).
@@ -58,33 +95,65 @@ impl Products {
     /// Whether the GEMV kernel takes this product: on, bf16, 1 to `GEMV_MAX_TOKENS`
     /// tokens, rows of whole 16-byte vectors.
     fn gemv_serves(&self, w: WeightRef, t: usize) -> bool {
-        self.gemv && w.bf16 && (1..=GEMV_MAX_TOKENS).contains(&t) && w.cols.is_multiple_of(8)
+        self.gemv
+            && w.kind == WeightKind::Bf16
+            && (1..=GEMV_MAX_TOKENS).contains(&t)
+            && w.cols.is_multiple_of(8)
     }
 
-    /// `y[t, w.rows] = x[t, w.cols] · wᵀ (+ y when accumulating)`; x is in the weights'
-    /// type, y is f32.
+    /// `y[t, w.rows] = x[t, w.cols] · wᵀ (+ y when accumulating)`, y's rows `ldy`
+    /// apart (a matrix stored in segments writes each into its columns of y); x is in
+    /// the activations' type (for dense weights, the weights' type), y is f32.
     ///
     /// # Safety
-    /// `x` must hold `t * w.cols` elements and `y` `t * w.rows` f32, on the GPU's
-    /// stream; `w` must point at `rows * cols` elements of its type.
+    /// `x` must hold `t * w.cols` elements and `y` `(t - 1) * ldy + w.rows` f32, on the
+    /// GPU's stream; `w` must point at `rows * cols` weights of its kind.
+    #[allow(clippy::too_many_arguments)]
     pub unsafe fn matmul(
         &self,
         gpu: &Gpu,
         x: u64,
         w: WeightRef,
         y: u64,
+        ldy: usize,
         t: usize,
         accumulate: bool,
     ) -> Result<(), ModelError> {
+        if let WeightKind::Quant { ty, meta } = w.kind {
+            // Safety: the caller's sizes.
+            return unsafe { self.quant_matmul(gpu, x, w, ty, meta, y, ldy, t, accumulate) };
+        }
         if self.gemv_serves(w, t) {
             // Safety: the caller's sizes.
-            return unsafe { gemv(gpu, x, w, y, t, accumulate) };
+            return unsafe { gemv(gpu, x, w, y, ldy, t, accumulate) };
         }
-        let ab = if w.bf16 {
+        let ab = if w.kind == WeightKind::Bf16 {
             cudaDataType::CUDA_R_16BF
         } else {
             cudaDataType::CUDA_R_32F
         };
+        // Safety: the caller's sizes.
+        unsafe { self.gemm(w.ptr, ab, w.rows, w.cols, x, y, ldy, t, accumulate) }
+    }
+
+    /// cuBLAS: `y[t, rows] (rows ldy apart) = x[t, cols] · aᵀ (+ y)`, a row-major
+    /// `[rows, cols]` of type `ab` at `a`, x of the same type.
+    ///
+    /// # Safety
+    /// As `matmul`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm(
+        &self,
+        a: u64,
+        ab: cudaDataType,
+        rows: usize,
+        cols: usize,
+        x: u64,
+        y: u64,
+        ldy: usize,
+        t: usize,
+        accumulate: bool,
+    ) -> Result<(), ModelError> {
         let (alpha, beta) = (1.0f32, if accumulate { 1.0f32 } else { 0.0 });
         // A column-major product of the row-major matrices. Safety: the caller's sizes;
         // alpha/beta live across the (host-side) call.
@@ -93,20 +162,20 @@ impl Products {
                 *self.blas.handle(),
                 Op::CUBLAS_OP_T,
                 Op::CUBLAS_OP_N,
-                w.rows as i32,
+                rows as i32,
                 t as i32,
-                w.cols as i32,
+                cols as i32,
                 &alpha as *const f32 as *const c_void,
-                w.ptr as *const c_void,
+                a as *const c_void,
                 ab,
-                w.cols as i32,
+                cols as i32,
                 x as *const c_void,
                 ab,
-                w.cols as i32,
+                cols as i32,
                 &beta as *const f32 as *const c_void,
                 y as *mut c_void,
                 cudaDataType::CUDA_R_32F,
-                w.rows as i32,
+                ldy as i32,
                 cublasComputeType_t::CUBLAS_COMPUTE_32F,
                 cublasGemmAlgo_t::CUBLAS_GEMM_DFALT,
             )
@@ -130,7 +199,29 @@ impl Products {
         act: u64,
         t: usize,
     ) -> Result<bool, ModelError> {
-        if !self.gemv_serves(w, t) || !w.rows.is_multiple_of(2) {
+        if !w.rows.is_multiple_of(2) {
+            return Ok(false);
+        }
+        if let WeightKind::Quant { ty, meta } = w.kind {
+            if !(1..=QGEMV_MAX_TOKENS).contains(&t) {
+                return Ok(false);
+            }
+            let k = ty.kernels();
+            let name = if t == 1 { k.silu_t1 } else { k.silu_t8 };
+            let (xb, t32) = (i32::from(self.act_bf16), t as i32);
+            let (ffn, cols) = ((w.rows / 2) as i32, w.cols as i32);
+            // Safety: the caller's sizes; reads rows * cols weights and t * cols of x,
+            // writes t * rows / 2 of act.
+            unsafe {
+                gpu.launch(
+                    name,
+                    gemv_config(w.rows / 2),
+                    &[&act, &w.ptr, &meta, &x, &xb, &t32, &ffn, &cols],
+                )?
+            };
+            return Ok(true);
+        }
+        if !self.gemv_serves(w, t) {
             return Ok(false);
         }
         let (ffn, cols) = ((w.rows / 2) as i32, w.cols as i32);
@@ -164,18 +255,139 @@ unsafe fn gemv(
     x: u64,
     w: WeightRef,
     y: u64,
+    ldy: usize,
     t: usize,
     accumulate: bool,
 ) -> Result<(), ModelError> {
     let (rows, cols, acc) = (w.rows as i32, w.cols as i32, i32::from(accumulate));
-    let cfg = gemv_config(w.rows);
+    let (cfg, ldy) = (gemv_config(w.rows), ldy as i32);
     // Safety: the caller's sizes; the kernel reads rows * cols weights, t * cols of x,
-    // and writes t * rows of y.
+    // and writes t rows of y.
     unsafe {
         gpu.launch(
             GEMV_NAMES[t - 1],
             cfg,
-            &[&y, &w.ptr, &x, &rows, &cols, &acc],
+            &[&y, &ldy, &w.ptr, &x, &rows, &cols, &acc],
+        )
+    }
+}
+
+impl Products {
+    /// `matmul` for quantized weights: hearth's kernel over the blocks for steps of up
+    /// to `QGEMV_MAX_TOKENS` tokens; larger steps dequantize tiles of rows (in the
+    /// activations' type) and multiply each with cuBLAS.
+    ///
+    /// # Safety
+    /// As `matmul`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn quant_matmul(
+        &self,
+        gpu: &Gpu,
+        x: u64,
+        w: WeightRef,
+        ty: QuantType,
+        meta: u64,
+        y: u64,
+        ldy: usize,
+        t: usize,
+        accumulate: bool,
+    ) -> Result<(), ModelError> {
+        let k = ty.kernels();
+        let (xb, t32, ldy32) = (i32::from(self.act_bf16), t as i32, ldy as i32);
+        let (rows, cols, acc) = (w.rows as i32, w.cols as i32, i32::from(accumulate));
+        if (1..=QGEMV_MAX_TOKENS).contains(&t) {
+            let name = if t == 1 { k.t1 } else { k.t8 };
+            // Safety: the caller's sizes; reads rows * cols weights and t * cols of x,
+            // writes t rows of y.
+            return unsafe {
+                gpu.launch(
+                    name,
+                    gemv_config(w.rows),
+                    &[&y, &ldy32, &w.ptr, &meta, &x, &xb, &t32, &rows, &cols, &acc],
+                )
+            };
+        }
+        let tile = self
+            .tile
+            .as_ref()
+            .ok_or_else(|| ModelError::Unsupported("quantized product: no dequant tile".into()))?;
+        let tile_ptr = {
+            use cudarc::driver::DevicePtr;
+            tile.device_ptr(&gpu.stream).0
+        };
+        let (ab, elem) = if self.act_bf16 {
+            (cudaDataType::CUDA_R_16BF, 2)
+        } else {
+            (cudaDataType::CUDA_R_32F, 4)
+        };
+        let tile_rows = (tile.len() / elem / w.cols).max(1);
+        let null = 0u64;
+        let mut r0 = 0;
+        while r0 < w.rows {
+            let n = tile_rows.min(w.rows - r0);
+            let (r0_32, n32) = (r0 as i32, n as i32);
+            let blocks = (n * w.cols / 32).div_ceil(256).min(4096);
+            let cfg = LaunchConfig {
+                grid_dim: (blocks as u32, 1, 1),
+                block_dim: (256, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            // Safety: the tile holds n * cols elements of the activations' type; the
+            // kernel reads rows r0..r0 + n of the matrix.
+            unsafe {
+                gpu.launch(
+                    k.dequant,
+                    cfg,
+                    &[&tile_ptr, &xb, &w.ptr, &meta, &null, &r0_32, &n32, &cols],
+                )?;
+                self.gemm(
+                    tile_ptr,
+                    ab,
+                    n,
+                    w.cols,
+                    x,
+                    y + 4 * r0 as u64,
+                    ldy,
+                    t,
+                    accumulate,
+                )?;
+            }
+            r0 += n;
+        }
+        Ok(())
+    }
+}
+
+/// Rows `ids[0..n]` of a quantized matrix, dequantized to f32 into `out` (`[n, cols]`):
+/// the token-embedding lookup.
+///
+/// # Safety
+/// `ids` must hold `n` row indices below `w.rows`, `out` `n * w.cols` f32.
+pub unsafe fn dequant_rows(
+    gpu: &Gpu,
+    w: WeightRef,
+    ids: u64,
+    n: usize,
+    out: u64,
+) -> Result<(), ModelError> {
+    let WeightKind::Quant { ty, meta } = w.kind else {
+        return Err(ModelError::Unsupported(
+            "dequant_rows: not quantized".into(),
+        ));
+    };
+    let (f32_out, zero, n32, cols) = (0i32, 0i32, n as i32, w.cols as i32);
+    let blocks = (n * w.cols / 32).div_ceil(256).clamp(1, 4096);
+    let cfg = LaunchConfig {
+        grid_dim: (blocks as u32, 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    // Safety: the caller's sizes.
+    unsafe {
+        gpu.launch(
+            ty.kernels().dequant,
+            cfg,
+            &[&out, &f32_out, &w.ptr, &meta, &ids, &zero, &n32, &cols],
         )
     }
 }

@@ -2,7 +2,7 @@
 
 use super::{Layer, Llama, LlamaConfig, Rope};
 use crate::attention::CpuPagedAttention;
-use crate::quant::Linear;
+use crate::quant::{Linear, MatrixForm};
 use crate::ModelError;
 use candle_core::quantized::gguf_file::Content;
 use candle_core::quantized::QTensor;
@@ -14,7 +14,7 @@ struct Reader<'a, R> {
     content: &'a Content,
     file: &'a mut R,
     device: &'a Device,
-    dequantize: bool,
+    form: MatrixForm,
 }
 
 impl<R: Read + Seek> Reader<'_, R> {
@@ -38,7 +38,7 @@ impl<R: Read + Seek> Reader<'_, R> {
     /// A layer's weight matrix; Q4_1 ones run on hearth's kernel (see `quant`).
     fn linear(&mut self, name: &str, out: usize, inp: usize) -> Result<Linear, ModelError> {
         let t = Arc::new(self.qtensor(name, &[out, inp])?);
-        Ok(Linear::new(t, self.dequantize)?)
+        Ok(Linear::with_form(t, self.form)?)
     }
 
     /// Norm weights and other vectors, dequantized to f32.
@@ -47,11 +47,27 @@ impl<R: Read + Seek> Reader<'_, R> {
     }
 }
 
+/// `load_as`, the matrices packed for the CPU kernels or (`dequantize`) dense f32.
 pub fn load<R: Read + Seek>(
     content: &Content,
     file: &mut R,
     device: &Device,
     dequantize: bool,
+) -> Result<Llama, ModelError> {
+    let form = if dequantize {
+        MatrixForm::Dense
+    } else {
+        MatrixForm::Packed
+    };
+    load_as(content, file, device, form)
+}
+
+/// A llama from a GGUF file's tensors, its matrices held in `form`.
+pub fn load_as<R: Read + Seek>(
+    content: &Content,
+    file: &mut R,
+    device: &Device,
+    form: MatrixForm,
 ) -> Result<Llama, ModelError> {
     let embd = content
         .tensor_infos
@@ -68,7 +84,7 @@ pub fn load<R: Read + Seek>(
         content,
         file,
         device,
-        dequantize,
+        form,
     };
 
     let embed = r.linear("token_embd.weight", vocab, h)?;

@@ -6,7 +6,7 @@ mod load;
 mod rope;
 
 pub use config::LlamaConfig;
-pub use load::load;
+pub use load::{load, load_as};
 pub use rope::Rope;
 
 use crate::attention::{AttnMeta, AttnShape, PagedAttention};

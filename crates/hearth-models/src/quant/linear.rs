@@ -18,7 +18,27 @@ pub enum Linear {
     Candle(QMatMul),
 }
 
+/// How a file's matrices are held once loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatrixForm {
+    /// Repacked for hearth's CPU kernels where the type has one (the CPU default).
+    Packed,
+    /// Dequantized to dense f32: candle's exact path.
+    Dense,
+    /// The file's blocks untouched: what the GPU backend uploads as they are.
+    Stored,
+}
+
 impl Linear {
+    /// The matrix held in `form`.
+    pub fn with_form(t: Arc<QTensor>, form: MatrixForm) -> Result<Self> {
+        match form {
+            MatrixForm::Packed => Linear::new(t, false),
+            MatrixForm::Dense => Linear::new(t, true),
+            MatrixForm::Stored => Ok(Linear::Candle(QMatMul::QTensor(t))),
+        }
+    }
+
     /// `dequantize` keeps candle's f32 path (transformers-exact numerics).
     pub fn new(t: Arc<QTensor>, dequantize: bool) -> Result<Self> {
         if dequantize {

@@ -28,6 +28,7 @@ mod units;
 pub use blocks::{block_matrix, BlockMatrix};
 pub use kernel::Kernel;
 pub use linear::Linear;
+pub use linear::MatrixForm;
 pub use q4_1::{Q4_1Matrix, Q4_1_BLOCK_BYTES};
 pub use q4_k::Q4KMatrix;
 pub use q8_0::{quantize_row_q8_0, BlockQ8_0, Q8_0Matrix, Q8_0_BLOCK_BYTES};

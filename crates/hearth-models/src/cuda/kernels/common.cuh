@@ -44,3 +44,20 @@ __device__ __forceinline__ void grid_enter() {
     grid_wait();
     grid_release();
 }
+
+// 8 bf16 (one 16-byte load) to f32.
+__device__ __forceinline__ void unpack_bf16x8(const uint4 v, float* f) {
+    const unsigned u[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        f[2 * i] = __uint_as_float(u[i] << 16);
+        f[2 * i + 1] = __uint_as_float(u[i] & 0xffff0000u);
+    }
+}
+
+// The sum of a value over the warp's lanes (every lane gets it).
+__device__ __forceinline__ float warp_sum(float s) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffff, s, o);
+    return s;
+}

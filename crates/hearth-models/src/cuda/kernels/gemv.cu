@@ -1,8 +1,9 @@
 // The matrix products of a decode step with few tokens (t <= 2): y[tok, r] = sum_k
-// w[r, k] * x[tok, k] (+ y[tok, r] when accumulating), bf16 w and x, f32 y. Reading the
-// weights once is the whole cost, so the kernel is built for bandwidth: one warp a
-// weight row, 16-byte loads (8 bf16) along k, and CHUNK of them issued by every
-// lane before the first is used (each warp keeps CHUNK * 512 bytes in flight).
+// w[r, k] * x[tok, k] (+ y[tok, r] when accumulating; y's rows ldy apart), bf16 w and
+// x, f32 y. Reading the weights once is the whole cost, so the kernel is built for
+// bandwidth: one warp a weight row, 16-byte loads (8 bf16) along k, and CHUNK of them
+// issued by every lane before the first is used (each warp keeps CHUNK * 512 bytes in
+// flight).
 // Weights are streamed past L1 (read once); x is small and read by every warp of the
 // SM, so plain (L1-cached) loads, not the non-coherent path: under PDL this kernel may
 // start before the kernel writing x ends. Needs cols % 8 == 0 (16-byte rows).
@@ -11,15 +12,6 @@
 // blocks an SM fit in registers.
 #define CHUNK 8
 #define GEMV_THREADS 256
-
-__device__ __forceinline__ void unpack_bf16x8(const uint4 v, float* f) {
-    const unsigned u[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-        f[2 * i] = __uint_as_float(u[i] << 16);
-        f[2 * i + 1] = __uint_as_float(u[i] & 0xffff0000u);
-    }
-}
 
 __device__ __forceinline__ uint4 load_streaming(const uint4* p) {
     uint4 v;
@@ -61,13 +53,6 @@ __device__ __forceinline__ void gemv_fma_chunk(float (&acc)[T], const uint4 (&wv
     }
 }
 
-// The sum of a value over the warp's lanes (every lane gets it).
-__device__ __forceinline__ float warp_sum(float s) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffff, s, o);
-    return s;
-}
-
 // acc[tok] = this lane's share of weight row `wr` · x[tok]; the row's first chunk is
 // already in `wv` when `preloaded`.
 template <int T>
@@ -82,7 +67,7 @@ __device__ __forceinline__ void gemv_row(float (&acc)[T], uint4 (&wv)[CHUNK], co
 }
 
 template <int T>
-__device__ __forceinline__ void gemv_bf16_rows(float* y, const unsigned short* w,
+__device__ __forceinline__ void gemv_bf16_rows(float* y, int ldy, const unsigned short* w,
                                                const unsigned short* x, int rows, int cols,
                                                int accumulate) {
     const int row = (int)((blockIdx.x * (long)blockDim.x + threadIdx.x) >> 5);
@@ -104,7 +89,7 @@ __device__ __forceinline__ void gemv_bf16_rows(float* y, const unsigned short* w
     for (int tok = 0; tok < T; ++tok) {
         const float s = warp_sum(acc[tok]);
         if (lane == 0) {
-            float* out = y + (long)tok * rows + row;
+            float* out = y + (long)tok * ldy + row;
             *out = accumulate ? *out + s : s;
         }
     }
@@ -144,9 +129,9 @@ __device__ __forceinline__ void gemv_bf16_silu_rows(unsigned short* act, const u
 // H100: half the blocks fit an SM, and the 3B's down product got 30% slower.)
 #define GEMV_ENTRY(T)                                                                     \
     extern "C" __global__ void __launch_bounds__(GEMV_THREADS, 4)                         \
-        gemv_bf16_t##T(float* y, const unsigned short* w, const unsigned short* x,        \
-                       int rows, int cols, int accumulate) {                              \
-        gemv_bf16_rows<T>(y, w, x, rows, cols, accumulate);                               \
+        gemv_bf16_t##T(float* y, int ldy, const unsigned short* w,                        \
+                       const unsigned short* x, int rows, int cols, int accumulate) {     \
+        gemv_bf16_rows<T>(y, ldy, w, x, rows, cols, accumulate);                          \
     }
 GEMV_ENTRY(1)
 GEMV_ENTRY(2)
