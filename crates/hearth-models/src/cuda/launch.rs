@@ -22,10 +22,13 @@ use crate::ModelError;
 
 /// Most arguments any hearth kernel takes.
 const MAX_ARGS: usize = 24;
+/// Dynamic shared memory any kernel may use without asking.
+const DEFAULT_SHARED: u32 = 48 << 10;
 
-/// A kernel handle; CUDA functions may be launched from any thread.
+/// A kernel handle, and the dynamic shared memory it has been allowed beyond the
+/// default 48 KiB; CUDA functions may be launched from any thread.
 #[derive(Clone, Copy)]
-struct Function(CUfunction);
+struct Function(CUfunction, u32);
 // Safety: a CUfunction is a driver handle, valid from any thread while its module is
 // loaded (the module lives as long as `Kernels`).
 unsafe impl Send for Function {}
@@ -106,13 +109,33 @@ impl Kernels {
             // Safety: the module is loaded in this context.
             if let Ok(f) = unsafe { cudarc::driver::result::module::get_function(m, cname.clone()) }
             {
-                known.insert(name.to_string(), Function(f));
-                return Ok(Function(f));
+                known.insert(name.to_string(), Function(f, 0));
+                return Ok(Function(f, 0));
             }
         }
         Err(ModelError::Unsupported(format!(
             "CUDA kernel `{name}` is not loaded"
         )))
+    }
+
+    /// Lets `f` launch with `bytes` of dynamic shared memory (above 48 KiB a kernel must
+    /// be allowed it first).
+    fn allow_shared(&self, name: &str, f: Function, bytes: u32) -> Result<(), ModelError> {
+        self.ctx.bind_to_thread().map_err(cuda_err("context"))?;
+        // Safety: a function of a loaded module; the driver checks the size.
+        unsafe {
+            cudarc::driver::result::function::set_function_attribute(
+                f.0,
+                cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                bytes as i32,
+            )
+        }
+        .map_err(cuda_err("shared memory size"))?;
+        self.functions
+            .lock()
+            .map_err(|_| ModelError::Unsupported("CUDA kernel table poisoned".into()))?
+            .insert(name.to_string(), Function(f.0, bytes));
+        Ok(())
     }
 
     /// Launches kernel `name` on `stream` with `args` in order.
@@ -134,6 +157,9 @@ impl Kernels {
             )));
         }
         let f = self.function(name)?;
+        if cfg.shared_mem_bytes > DEFAULT_SHARED && cfg.shared_mem_bytes > f.1 {
+            self.allow_shared(name, f, cfg.shared_mem_bytes)?;
+        }
         let mut params = [std::ptr::null_mut::<c_void>(); MAX_ARGS];
         for (p, a) in params.iter_mut().zip(args) {
             *p = a.param();

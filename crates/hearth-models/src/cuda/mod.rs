@@ -62,6 +62,11 @@ pub struct Gpu {
     pub capability: (i32, i32),
     /// Streaming multiprocessors: how many blocks fill the GPU.
     pub multiprocessors: usize,
+    /// Shared memory a block may be allowed (above the default 48 KiB).
+    pub shared_optin: usize,
+    /// Bits of the activations the quantized products multiply (16, or 8 with
+    /// `HEARTH_CUDA_QACT=8`: `kernels/gemv_quant.cu`).
+    pub qact_bits: usize,
 }
 
 pub(crate) fn cuda_err(what: &str) -> impl FnOnce(cudarc::driver::DriverError) -> ModelError + '_ {
@@ -85,6 +90,11 @@ impl Gpu {
                 cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
             )
             .map_err(cuda_err("device"))? as usize;
+        let shared_optin = ctx
+            .attribute(
+                cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN,
+            )
+            .map_err(cuda_err("device"))? as usize;
         // Safety: hearth runs all its GPU work on this one stream, in order: events per
         // buffer (what cudarc records to order several streams) would order nothing.
         unsafe { ctx.disable_event_tracking() };
@@ -101,6 +111,12 @@ impl Gpu {
             quant_loaded: Default::default(),
             capability,
             multiprocessors,
+            shared_optin,
+            qact_bits: if std::env::var("HEARTH_CUDA_QACT").as_deref() == Ok("8") {
+                8
+            } else {
+                16
+            },
         })
     }
 
@@ -110,7 +126,8 @@ impl Gpu {
             .quant_loaded
             .lock()
             .map_err(|_| ModelError::Unsupported("CUDA kernel list poisoned".into()))?;
-        let mut source = QUANT_KERNELS.concat();
+        let mut source = format!("#define QACT_BITS {}\n", self.qact_bits);
+        source.push_str(&QUANT_KERNELS.concat());
         let mut new = Vec::new();
         for &t in types {
             if !loaded.contains(&t) && !new.contains(&t) {

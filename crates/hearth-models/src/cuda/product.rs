@@ -203,9 +203,9 @@ impl Products {
             return Ok(false);
         }
         if let WeightKind::Quant { ty, meta } = w.kind {
-            if !(1..=QGEMV_MAX_TOKENS).contains(&t) {
+            let Some(cfg) = qgemv_config(gpu, w.rows / 2, t, w.cols) else {
                 return Ok(false);
-            }
+            };
             let k = ty.kernels();
             let name = if t == 1 { k.silu_t1 } else { k.silu_t8 };
             let (xb, t32) = (i32::from(self.act_bf16), t as i32);
@@ -215,7 +215,7 @@ impl Products {
             unsafe {
                 gpu.launch(
                     name,
-                    gemv_config(w.rows / 2),
+                    cfg,
                     &[&act, &w.ptr, &meta, &x, &xb, &t32, &ffn, &cols],
                 )?
             };
@@ -237,6 +237,34 @@ impl Products {
         };
         Ok(true)
     }
+}
+
+/// Shared memory two blocks of a quantized product may take together and still share a
+/// multiprocessor (an H100 has 228 KiB an SM, 1 KiB a block reserved).
+const QGEMV_PAIR_SHARED: usize = 224 << 10;
+
+/// The launch of a quantized product over `rows` rows (a warp a row, blocks resident:
+/// two an SM where their shared memory fits, else one), or None where the step is too
+/// large for it (the dequantized tiles and cuBLAS take it). Shared memory holds the
+/// step's activations quantized (`gpu.qact_bits`) and two floats a 16-element group.
+fn qgemv_config(gpu: &Gpu, rows: usize, t: usize, cols: usize) -> Option<LaunchConfig> {
+    let shared = t * cols * gpu.qact_bits / 8 + t * cols / 2;
+    if !(1..=QGEMV_MAX_TOKENS).contains(&t) || shared > gpu.shared_optin {
+        return None;
+    }
+    let per_sm = if 2 * shared <= QGEMV_PAIR_SHARED {
+        2
+    } else {
+        1
+    };
+    let blocks = rows
+        .div_ceil(GEMV_ROWS_PER_BLOCK)
+        .min(per_sm * gpu.multiprocessors.max(1));
+    Some(LaunchConfig {
+        grid_dim: (blocks as u32, 1, 1),
+        block_dim: (32 * GEMV_ROWS_PER_BLOCK as u32, 1, 1),
+        shared_mem_bytes: shared as u32,
+    })
 }
 
 /// A GEMV launch of `warps` warps, `GEMV_ROWS_PER_BLOCK` a block.
@@ -295,14 +323,14 @@ impl Products {
         let k = ty.kernels();
         let (xb, t32, ldy32) = (i32::from(self.act_bf16), t as i32, ldy as i32);
         let (rows, cols, acc) = (w.rows as i32, w.cols as i32, i32::from(accumulate));
-        if (1..=QGEMV_MAX_TOKENS).contains(&t) {
+        if let Some(cfg) = qgemv_config(gpu, w.rows, t, w.cols) {
             let name = if t == 1 { k.t1 } else { k.t8 };
             // Safety: the caller's sizes; reads rows * cols weights and t * cols of x,
             // writes t rows of y.
             return unsafe {
                 gpu.launch(
                     name,
-                    gemv_config(w.rows),
+                    cfg,
                     &[&y, &ldy32, &w.ptr, &meta, &x, &xb, &t32, &rows, &cols, &acc],
                 )
             };

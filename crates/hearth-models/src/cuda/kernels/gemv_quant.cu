@@ -45,8 +45,70 @@ __device__ __forceinline__ unsigned byte_of2(const uint2& v, int k) {
     return ((k < 4 ? v.x : v.y) >> (8 * (k & 3))) & 0xffu;
 }
 
+// Activations quantized in 16-element groups (scale d = max |x| / QACT_MAX), held in
+// shared memory by the products below: q (t rows of cols values), d and the exact sum
+// s of each group's x (t rows of cols / 16 floats). QACT_BITS (set by quant_type.rs
+// when it compiles this file) picks int16 activations and dp2a (two 16 x 8-bit products
+// an instruction; ~2e-5 of a product) or int8 and dp4a (four; ~0.4% of a product, as
+// llama.cpp's kernels).
+#ifndef QACT_BITS
+#define QACT_BITS 16
+#endif
+#if QACT_BITS == 8
+typedef signed char qact_t;
+#define QACT_MAX 127.f
+#else
+typedef short qact_t;
+#define QACT_MAX 32767.f
+#endif
+
+struct XQ {
+    const qact_t* q;
+    const float* dd;
+    const float* ss;
+    int cols;
+    __device__ const qact_t* at(int tok, int col) const { return q + (long)tok * cols + col; }
+    __device__ float d(int tok, int g) const { return dd[tok * (cols >> 4) + g]; }
+    __device__ float s(int tok, int g) const { return ss[tok * (cols >> 4) + g]; }
+};
+
+#if QACT_BITS == 8
+// sum over 8 signed weight bytes (two words) of w * x, x from `col` (a multiple of 8).
+__device__ __forceinline__ int dp8(unsigned w0, unsigned w1, int tok, int col, const XQ& x,
+                                   int acc) {
+    const int2 a = *reinterpret_cast<const int2*>(x.at(tok, col));
+    return __dp4a((int)w1, a.y, __dp4a((int)w0, a.x, acc));
+}
+#else
+// sum of 4 signed weight bytes (w) times 4 int16 activations (two words).
+__device__ __forceinline__ int dp2a4(unsigned w, int x01, int x23, int acc) {
+    return __dp2a_hi(x23, (int)w, __dp2a_lo(x01, (int)w, acc));
+}
+
+__device__ __forceinline__ int dp8(unsigned w0, unsigned w1, int tok, int col, const XQ& x,
+                                   int acc) {
+    const int4 a = *reinterpret_cast<const int4*>(x.at(tok, col));
+    return dp2a4(w1, a.z, a.w, dp2a4(w0, a.x, a.y, acc));
+}
+#endif
+
+// sum over 16 signed weight bytes of w * x, x from `col` (a multiple of 16).
+__device__ __forceinline__ int dp16(const uint4& w, int tok, int col, const XQ& x) {
+    return dp8(w.z, w.w, tok, col + 8, x, dp8(w.x, w.y, tok, col, x, 0));
+}
+
+__device__ __forceinline__ uint4 nibbles_lo(const uint4& q) {
+    return make_uint4(q.x & 0x0F0F0F0Fu, q.y & 0x0F0F0F0Fu, q.z & 0x0F0F0F0Fu, q.w & 0x0F0F0F0Fu);
+}
+
+__device__ __forceinline__ uint4 nibbles_hi(const uint4& q) {
+    return make_uint4((q.x >> 4) & 0x0F0F0F0Fu, (q.y >> 4) & 0x0F0F0F0Fu,
+                      (q.z >> 4) & 0x0F0F0F0Fu, (q.w >> 4) & 0x0F0F0F0Fu);
+}
+
 // Each type: Raw (a unit's loaded bytes), load, group (weights 8g..8g+8 of unit v,
-// g = 0..3) and col (the first column of that group within the block).
+// g = 0..3, as floats: the row dequantization), dot (the unit against quantized
+// activations: the products) and col (the first column of group g within the block).
 
 // Q8_0: 32 weights a block, d (f16) * q (int8).
 struct QQ8_0 {
@@ -69,6 +131,17 @@ struct QQ8_0 {
 #pragma unroll
         for (int k = 0; k < 8; ++k)
             w[k] = __fmul_rn((float)(signed char)byte_of(q, 8 * (g & 1) + k), d);
+    }
+    template <int T>
+    __device__ static void dot(const Raw& r, int, int b, const XQ& x, int t, float (&acc)[T]) {
+        const float d = f16_to_f32(r.d);
+        const int col = 32 * b, g = col >> 4;
+#pragma unroll
+        for (int tok = 0; tok < T; ++tok) {
+            if (tok >= t) break;
+            const int sa = dp16(r.a, tok, col, x), sb = dp16(r.b, tok, col + 16, x);
+            acc[tok] = fmaf(d, fmaf(x.d(tok, g), (float)sa, x.d(tok, g + 1) * (float)sb), acc[tok]);
+        }
     }
     __device__ static int col(int, int g) { return 8 * g; }
 };
@@ -95,6 +168,19 @@ struct QQ4_0 {
             w[k] = __fmul_rn((float)((int)(g < 2 ? b & 15u : b >> 4) - 8), d);
         }
     }
+    template <int T>
+    __device__ static void dot(const Raw& r, int, int b, const XQ& x, int t, float (&acc)[T]) {
+        const float d = f16_to_f32(r.d);
+        const int col = 32 * b, g = col >> 4;
+        const uint4 lo = nibbles_lo(r.q), hi = nibbles_hi(r.q);
+#pragma unroll
+        for (int tok = 0; tok < T; ++tok) {
+            if (tok >= t) break;
+            const int sa = dp16(lo, tok, col, x), sb = dp16(hi, tok, col + 16, x);
+            const float qx = fmaf(x.d(tok, g), (float)sa, x.d(tok, g + 1) * (float)sb);
+            acc[tok] = fmaf(d, fmaf(-8.f, x.s(tok, g) + x.s(tok, g + 1), qx), acc[tok]);
+        }
+    }
     __device__ static int col(int, int g) { return 8 * g; }
 };
 
@@ -119,6 +205,20 @@ struct QQ4_1 {
         for (int k = 0; k < 8; ++k) {
             const unsigned b = byte_of(r.q, 8 * (g & 1) + k);
             w[k] = __fadd_rn(__fmul_rn((float)(g < 2 ? b & 15u : b >> 4), d), m);
+        }
+    }
+    template <int T>
+    __device__ static void dot(const Raw& r, int, int b, const XQ& x, int t, float (&acc)[T]) {
+        const float d = f16_to_f32((unsigned short)(r.dm & 0xffffu));
+        const float m = f16_to_f32((unsigned short)(r.dm >> 16));
+        const int col = 32 * b, g = col >> 4;
+        const uint4 lo = nibbles_lo(r.q), hi = nibbles_hi(r.q);
+#pragma unroll
+        for (int tok = 0; tok < T; ++tok) {
+            if (tok >= t) break;
+            const int sa = dp16(lo, tok, col, x), sb = dp16(hi, tok, col + 16, x);
+            const float qx = fmaf(x.d(tok, g), (float)sa, x.d(tok, g + 1) * (float)sb);
+            acc[tok] = fmaf(m, x.s(tok, g) + x.s(tok, g + 1), fmaf(d, qx, acc[tok]));
         }
     }
     __device__ static int col(int, int g) { return 8 * g; }
@@ -165,6 +265,26 @@ struct QQ4_K {
             w[k] = __fsub_rn(__fmul_rn(dd, (float)(g < 2 ? b & 15u : b >> 4)), off);
         }
     }
+    template <int T>
+    __device__ static void dot(const Raw& r, int v, int b, const XQ& x, int t, float (&acc)[T]) {
+        const float d = f16_to_f32((unsigned short)(r.m.x & 0xffffu));
+        const float dmin = f16_to_f32((unsigned short)(r.m.x >> 16));
+        const int j = v >> 1;
+        float sc1, m1, sc2, m2;
+        scale_min(r.m, 2 * j, sc1, m1);
+        scale_min(r.m, 2 * j + 1, sc2, m2);
+        const float d1 = d * sc1, o1 = dmin * m1, d2 = d * sc2, o2 = dmin * m2;
+        const int ca = 256 * b + col(v, 0), cb = ca + 32, ga = ca >> 4, gb = cb >> 4;
+        const uint4 lo = nibbles_lo(r.q), hi = nibbles_hi(r.q);
+#pragma unroll
+        for (int tok = 0; tok < T; ++tok) {
+            if (tok >= t) break;
+            const int sa = dp16(lo, tok, ca, x), sb = dp16(hi, tok, cb, x);
+            float a = fmaf(d1 * x.d(tok, ga), (float)sa, acc[tok]);
+            a = fmaf(d2 * x.d(tok, gb), (float)sb, a);
+            acc[tok] = fmaf(-o1, x.s(tok, ga), fmaf(-o2, x.s(tok, gb), a));
+        }
+    }
     __device__ static int col(int v, int g) {
         return 64 * (v >> 1) + 16 * (v & 1) + 32 * (g >> 1) + 8 * (g & 1);
     }
@@ -206,6 +326,30 @@ struct QQ6_K {
             w[k] = __fmul_rn(e, (float)((int)(lo | (hi << 4)) - 32));
         }
     }
+    // Group g's 8 weights as signed bytes (q - 32), two words.
+    __device__ static int2 signed_group(const Raw& r, int g) {
+        const uint2& l = (g & 1) ? r.lb : r.la;
+        const int sh = g < 2 ? 0 : 4, hs = 2 * g;
+        const unsigned w0 = ((l.x >> sh) & 0x0F0F0F0Fu) | (((r.h.x >> hs) & 0x03030303u) << 4);
+        const unsigned w1 = ((l.y >> sh) & 0x0F0F0F0Fu) | (((r.h.y >> hs) & 0x03030303u) << 4);
+        return make_int2((int)__vsub4(w0, 0x20202020u), (int)__vsub4(w1, 0x20202020u));
+    }
+    template <int T>
+    __device__ static void dot(const Raw& r, int v, int b, const XQ& x, int t, float (&acc)[T]) {
+        const float d = f16_to_f32(r.d);
+#pragma unroll
+        for (int g = 0; g < 4; ++g) {
+            const float e = d * (float)(signed char)((r.s >> (8 * g)) & 0xffu);
+            const int2 q = signed_group(r, g);
+            const int c = 256 * b + col(v, g), gi = c >> 4;
+#pragma unroll
+            for (int tok = 0; tok < T; ++tok) {
+                if (tok >= t) break;
+                const int s = dp8((unsigned)q.x, (unsigned)q.y, tok, c, x, 0);
+                acc[tok] = fmaf(e * x.d(tok, gi), (float)s, acc[tok]);
+            }
+        }
+    }
     __device__ static int col(int v, int g) { return 128 * (v >> 2) + 8 * (v & 3) + 32 * g; }
 };
 
@@ -213,65 +357,49 @@ struct QQ6_K {
 #define QCHUNK 4
 #define QGEMV_THREADS 256
 
-// acc[tok] += w[0..8) · x[tok, col..col+8) for the first t tokens (x f32 or bf16).
-template <int T>
-__device__ __forceinline__ void dot8(float (&acc)[T], const float* w, const void* x, int x_bf16,
-                                     int t, long cols, int col) {
-#pragma unroll
-    for (int tok = 0; tok < T; ++tok) {
-        if (tok >= t) break;
-        float xf[8];
+// The step's t rows of x (f32, or bf16 when x_bf16) quantized into shared memory as XQ
+// (sizeof(qact_t) + 0.5 bytes an element), by the whole block; returns the view.
+__device__ __forceinline__ XQ quantize_x(unsigned char* smem, const void* x, int x_bf16, int t,
+                                         int cols) {
+    qact_t* q = reinterpret_cast<qact_t*>(smem);
+    float* dd = reinterpret_cast<float*>(smem + (long)sizeof(qact_t) * t * cols);
+    const int groups = cols >> 4;
+    float* ss = dd + t * groups;
+    for (int g = threadIdx.x; g < t * groups; g += blockDim.x) {
+        const int tok = g / groups, c0 = (g - tok * groups) << 4;
+        float v[16];
         if (x_bf16) {
-            const uint4 v = *reinterpret_cast<const uint4*>(
-                static_cast<const unsigned short*>(x) + tok * cols + col);
-            unpack_bf16x8(v, xf);
+            const uint4* p = reinterpret_cast<const uint4*>(
+                static_cast<const unsigned short*>(x) + (long)tok * cols + c0);
+            unpack_bf16x8(p[0], v);
+            unpack_bf16x8(p[1], v + 8);
         } else {
-            const float4* p =
-                reinterpret_cast<const float4*>(static_cast<const float*>(x) + tok * cols + col);
-            const float4 a = p[0], b = p[1];
-            xf[0] = a.x, xf[1] = a.y, xf[2] = a.z, xf[3] = a.w;
-            xf[4] = b.x, xf[5] = b.y, xf[6] = b.z, xf[7] = b.w;
-        }
+            const float4* p = reinterpret_cast<const float4*>(
+                static_cast<const float*>(x) + (long)tok * cols + c0);
 #pragma unroll
-        for (int j = 0; j < 8; ++j) acc[tok] = fmaf(w[j], xf[j], acc[tok]);
-    }
-}
-
-// acc[tok] = this lane's share of row `row` · x[tok]; `raw` holds the lane's first
-// chunk of units already when `preloaded`.
-template <class Q, int T>
-__device__ __forceinline__ void qgemv_row(float (&acc)[T], typename Q::Raw (&raw)[QCHUNK],
-                                          const unsigned char* qs, const unsigned char* meta,
-                                          long row, int nb, const void* x, int x_bf16, int t,
-                                          int cols, int lane, bool preloaded) {
-#pragma unroll
-    for (int tok = 0; tok < T; ++tok) acc[tok] = 0.f;
-    const int units = nb * Q::UNITS;
-    for (int base = lane; base < units; base += 32 * QCHUNK) {
-        if (base != lane || !preloaded) {
-#pragma unroll
-            for (int c = 0; c < QCHUNK; ++c) {
-                const int u = base + 32 * c;
-                if (u < units) raw[c] = Q::load(qs, meta, row * nb + u / Q::UNITS, u % Q::UNITS);
+            for (int k = 0; k < 4; ++k) {
+                const float4 f = p[k];
+                v[4 * k] = f.x, v[4 * k + 1] = f.y, v[4 * k + 2] = f.z, v[4 * k + 3] = f.w;
             }
         }
+        float amax = 0.f, sum = 0.f;
 #pragma unroll
-        for (int c = 0; c < QCHUNK; ++c) {
-            const int u = base + 32 * c;
-            if (u >= units) break;
-            const int b = u / Q::UNITS, v = u % Q::UNITS;
-#pragma unroll
-            for (int g = 0; g < 4; ++g) {
-                float w[8];
-                Q::group(raw[c], v, g, w);
-                dot8<T>(acc, w, x, x_bf16, t, cols, b * Q::BLOCK + Q::col(v, g));
-            }
+        for (int k = 0; k < 16; ++k) {
+            amax = fmaxf(amax, fabsf(v[k]));
+            sum += v[k];
         }
+        const float inv = amax > 0.f ? QACT_MAX / amax : 0.f;
+        qact_t* out = q + (long)tok * cols + c0;
+#pragma unroll
+        for (int k = 0; k < 16; ++k) out[k] = (qact_t)__float2int_rn(v[k] * inv);
+        dd[g] = amax / QACT_MAX;
+        ss[g] = sum;
     }
+    __syncthreads();
+    return XQ{q, dd, ss, cols};
 }
 
-// The lane's first chunk of units of `row`, issued before waiting on the kernel before
-// (nothing writes the weights).
+// The lane's first chunk of units of `row` (nothing writes the weights: issued ahead).
 template <class Q>
 __device__ __forceinline__ void qpreload(typename Q::Raw (&raw)[QCHUNK], const unsigned char* qs,
                                          const unsigned char* meta, long row, int nb, int lane) {
@@ -283,30 +411,64 @@ __device__ __forceinline__ void qpreload(typename Q::Raw (&raw)[QCHUNK], const u
     }
 }
 
-// y[tok, r] (row stride ldy) = w[r] · x[tok] (+ y when accumulating), one warp a row.
+// acc[tok] = this lane's share of row `row` · x[tok]; `raw` holds the row's first chunk.
+template <class Q, int T>
+__device__ __forceinline__ void qgemv_row(float (&acc)[T], typename Q::Raw (&raw)[QCHUNK],
+                                          const unsigned char* qs, const unsigned char* meta,
+                                          long row, int nb, const XQ& x, int t, int lane) {
+#pragma unroll
+    for (int tok = 0; tok < T; ++tok) acc[tok] = 0.f;
+    const int units = nb * Q::UNITS;
+    for (int base = lane; base < units; base += 32 * QCHUNK) {
+        if (base != lane) {
+#pragma unroll
+            for (int c = 0; c < QCHUNK; ++c) {
+                const int u = base + 32 * c;
+                if (u < units) raw[c] = Q::load(qs, meta, row * nb + u / Q::UNITS, u % Q::UNITS);
+            }
+        }
+#pragma unroll
+        for (int c = 0; c < QCHUNK; ++c) {
+            const int u = base + 32 * c;
+            if (u >= units) break;
+            Q::template dot<T>(raw[c], u % Q::UNITS, u / Q::UNITS, x, t, acc);
+        }
+    }
+}
+
+// y[tok, r] (rows ldy apart) = w[r] · x[tok] (+ y when accumulating). Blocks stay
+// resident (product.rs launches about two an SM) and each warp walks rows `stride`
+// apart, loading its next row's first chunk before computing the current one; each
+// block quantizes x once, after waiting for the kernel that writes it.
 template <class Q, int T>
 __device__ __forceinline__ void qgemv_rows(float* y, int ldy, const unsigned char* qs,
                                            const unsigned char* meta, const void* x, int x_bf16,
                                            int t, int rows, int cols, int accumulate) {
-    const int row = (int)((blockIdx.x * (long)blockDim.x + threadIdx.x) >> 5);
-    const int lane = threadIdx.x & 31;
-    const bool live = row < rows;
+    extern __shared__ __align__(16) unsigned char qgemv_smem[];
+    const int lane = threadIdx.x & 31, warps = blockDim.x >> 5;
+    const int stride = gridDim.x * warps;
+    int row = blockIdx.x * warps + (threadIdx.x >> 5);
     const int nb = cols / Q::BLOCK;
-    typename Q::Raw raw[QCHUNK];
-    if (live) qpreload<Q>(raw, qs, meta, row, nb, lane);
+    typename Q::Raw cur[QCHUNK], nxt[QCHUNK];
+    if (row < rows) qpreload<Q>(cur, qs, meta, row, nb, lane);
     grid_wait();
+    const XQ xq = quantize_x(qgemv_smem, x, x_bf16, t, cols);
     grid_release();
-    if (!live) return;
-    float acc[T];
-    qgemv_row<Q, T>(acc, raw, qs, meta, row, nb, x, x_bf16, t, cols, lane, true);
+    for (; row < rows; row += stride) {
+        if (row + stride < rows) qpreload<Q>(nxt, qs, meta, row + stride, nb, lane);
+        float acc[T];
+        qgemv_row<Q, T>(acc, cur, qs, meta, row, nb, xq, t, lane);
 #pragma unroll
-    for (int tok = 0; tok < T; ++tok) {
-        if (tok >= t) break;
-        const float s = warp_sum(acc[tok]);
-        if (lane == 0) {
-            float* out = y + (long)tok * ldy + row;
-            *out = accumulate ? *out + s : s;
+        for (int tok = 0; tok < T; ++tok) {
+            if (tok >= t) break;
+            const float s = warp_sum(acc[tok]);
+            if (lane == 0) {
+                float* out = y + (long)tok * ldy + row;
+                *out = accumulate ? *out + s : s;
+            }
         }
+#pragma unroll
+        for (int c = 0; c < QCHUNK; ++c) cur[c] = nxt[c];
     }
 }
 
@@ -316,23 +478,30 @@ template <class Q, int T>
 __device__ __forceinline__ void qgemv_silu_rows(void* act, const unsigned char* qs,
                                                 const unsigned char* meta, const void* x,
                                                 int x_bf16, int t, int ffn, int cols) {
-    const int p = (int)((blockIdx.x * (long)blockDim.x + threadIdx.x) >> 5);
-    const int lane = threadIdx.x & 31;
-    const bool live = p < ffn;
+    extern __shared__ __align__(16) unsigned char qgemv_smem[];
+    const int lane = threadIdx.x & 31, warps = blockDim.x >> 5;
+    const int stride = gridDim.x * warps;
+    int p = blockIdx.x * warps + (threadIdx.x >> 5);
     const int nb = cols / Q::BLOCK;
-    typename Q::Raw raw[QCHUNK];
-    if (live) qpreload<Q>(raw, qs, meta, p, nb, lane);
+    typename Q::Raw cur[QCHUNK], nxt[QCHUNK];
+    if (p < ffn) qpreload<Q>(cur, qs, meta, p, nb, lane);
     grid_wait();
+    const XQ xq = quantize_x(qgemv_smem, x, x_bf16, t, cols);
     grid_release();
-    if (!live) return;
-    float g[T], u[T];
-    qgemv_row<Q, T>(g, raw, qs, meta, p, nb, x, x_bf16, t, cols, lane, true);
-    qgemv_row<Q, T>(u, raw, qs, meta, (long)ffn + p, nb, x, x_bf16, t, cols, lane, false);
+    for (; p < ffn; p += stride) {
+        // The up row's first chunk streams in while the gate row is summed.
+        qpreload<Q>(nxt, qs, meta, (long)ffn + p, nb, lane);
+        float g[T], u[T];
+        qgemv_row<Q, T>(g, cur, qs, meta, p, nb, xq, t, lane);
+        if (p + stride < ffn) qpreload<Q>(cur, qs, meta, p + stride, nb, lane);
+        qgemv_row<Q, T>(u, nxt, qs, meta, (long)ffn + p, nb, xq, t, lane);
 #pragma unroll
-    for (int tok = 0; tok < T; ++tok) {
-        if (tok >= t) break;
-        const float gs = warp_sum(g[tok]), us = warp_sum(u[tok]);
-        if (lane == 0) store_act(act, x_bf16, (long)tok * ffn + p, gs / (1.f + __expf(-gs)) * us);
+        for (int tok = 0; tok < T; ++tok) {
+            if (tok >= t) break;
+            const float gs = warp_sum(g[tok]), us = warp_sum(u[tok]);
+            if (lane == 0)
+                store_act(act, x_bf16, (long)tok * ffn + p, gs / (1.f + __expf(-gs)) * us);
+        }
     }
 }
 
