@@ -214,7 +214,8 @@ impl Case<'_> {
     }
 }
 
-/// Seconds-free timing of one type on the 3B's shapes: µs a product (t = 1 and 8).
+/// Timing of one type on the 3B's shapes: µs a product (t = 16: dequantized tiles and
+/// cuBLAS).
 fn time_type(gpu: &Gpu, ty: GgmlDType) -> Result<(), Box<dyn std::error::Error>> {
     let st = &gpu.stream;
     let mut products = Products::new(gpu, true)?;
@@ -226,9 +227,9 @@ fn time_type(gpu: &Gpu, ty: GgmlDType) -> Result<(), Box<dyn std::error::Error>>
         ("down", 3072, 8192),
     ];
     let mut r = xorshift(5);
-    let xs: Vec<u16> = (0..8 * 8192).map(|_| bf16_bits(r())).collect();
+    let xs: Vec<u16> = (0..16 * 8192).map(|_| bf16_bits(r())).collect();
     let x = st.memcpy_stod(&xs)?;
-    let y = st.alloc_zeros::<f32>(8 * 16384)?;
+    let y = st.alloc_zeros::<f32>(16 * 16384)?;
     let timing = Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT);
     for (name, rows, cols) in shapes {
         // 64 quantized rows repeated: rows are independent, and quantizing 50M random
@@ -248,14 +249,13 @@ fn time_type(gpu: &Gpu, ty: GgmlDType) -> Result<(), Box<dyn std::error::Error>>
         for _ in 0..copies {
             held.push(upload_quant(gpu, &q)?.ok_or("no GPU kernels")?);
         }
-        let bytes = q.storage_size_in_bytes() as f64;
         let mut line = format!("{:<5} {name:<8}", format!("{ty:?}"));
-        for t in [1usize, 8] {
+        for t in [1usize, 2, 4, 8, 16] {
             let mut runs = Vec::new();
             for _ in 0..5 {
                 let start = st.record_event(timing)?;
                 for k in 0..30 {
-                    // Safety: x holds 8 * 8192 bf16, y 8 * 16384 f32.
+                    // Safety: x holds 16 * 8192 bf16, y 16 * 16384 f32.
                     unsafe {
                         products.matmul(
                             gpu,
@@ -273,7 +273,7 @@ fn time_type(gpu: &Gpu, ty: GgmlDType) -> Result<(), Box<dyn std::error::Error>>
                 runs.push(start.elapsed_ms(&end)? as f64 * 1e3 / 30.0);
             }
             let us = median(runs);
-            line += &format!("  t={t}: {us:7.1} µs {:6.0} GB/s", bytes / us / 1e3);
+            line += &format!("  t={t}: {us:6.1} µs");
         }
         println!("{line}");
     }
@@ -348,7 +348,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!("{line}");
         }
     }
-    println!("timing (bf16 activations; GB/s of the quantized bytes):");
+    println!("timing (bf16 activations), µs a product:");
     for ty in TYPES {
         time_type(&gpu, ty)?;
     }

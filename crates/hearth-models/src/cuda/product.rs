@@ -61,6 +61,9 @@ pub struct Products {
     act_bf16: bool,
     /// Where quantized weights are dequantized for cuBLAS (made by `reserve_dequant`).
     tile: Option<cudarc::driver::CudaSlice<u8>>,
+    /// Steps of up to this many tokens multiply quantized blocks directly
+    /// (`QGEMV_MAX_TOKENS`, or fewer with `HEARTH_CUDA_QGEMV_MAX`).
+    qgemv_max: usize,
 }
 
 impl Products {
@@ -73,6 +76,10 @@ impl Products {
             gemv: std::env::var("HEARTH_CUDA_GEMV").as_deref() != Ok("0"),
             act_bf16,
             tile: None,
+            qgemv_max: std::env::var("HEARTH_CUDA_QGEMV_MAX")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .map_or(QGEMV_MAX_TOKENS, |v: usize| v.min(QGEMV_MAX_TOKENS)),
         })
     }
 
@@ -203,7 +210,7 @@ impl Products {
             return Ok(false);
         }
         if let WeightKind::Quant { ty, meta } = w.kind {
-            let Some(cfg) = qgemv_config(gpu, w.rows / 2, t, w.cols) else {
+            let Some(cfg) = qgemv_config(gpu, w.rows / 2, t, w.cols, self.qgemv_max) else {
                 return Ok(false);
             };
             let k = ty.kernels();
@@ -247,9 +254,15 @@ const QGEMV_PAIR_SHARED: usize = 224 << 10;
 /// two an SM where their shared memory fits, else one), or None where the step is too
 /// large for it (the dequantized tiles and cuBLAS take it). Shared memory holds the
 /// step's activations quantized (`gpu.qact_bits`) and two floats a 16-element group.
-fn qgemv_config(gpu: &Gpu, rows: usize, t: usize, cols: usize) -> Option<LaunchConfig> {
+fn qgemv_config(
+    gpu: &Gpu,
+    rows: usize,
+    t: usize,
+    cols: usize,
+    max_tokens: usize,
+) -> Option<LaunchConfig> {
     let shared = t * cols * gpu.qact_bits / 8 + t * cols / 2;
-    if !(1..=QGEMV_MAX_TOKENS).contains(&t) || shared > gpu.shared_optin {
+    if !(1..=max_tokens).contains(&t) || shared > gpu.shared_optin {
         return None;
     }
     let per_sm = if 2 * shared <= QGEMV_PAIR_SHARED {
@@ -323,7 +336,7 @@ impl Products {
         let k = ty.kernels();
         let (xb, t32, ldy32) = (i32::from(self.act_bf16), t as i32, ldy as i32);
         let (rows, cols, acc) = (w.rows as i32, w.cols as i32, i32::from(accumulate));
-        if let Some(cfg) = qgemv_config(gpu, w.rows, t, w.cols) {
+        if let Some(cfg) = qgemv_config(gpu, w.rows, t, w.cols, self.qgemv_max) {
             let name = if t == 1 { k.t1 } else { k.t8 };
             // Safety: the caller's sizes; reads rows * cols weights and t * cols of x,
             // writes t rows of y.
