@@ -512,21 +512,31 @@ __device__ __forceinline__ void qdequant_rows(void* out, int out_bf16, const uns
                                               const unsigned char* meta, const int* ids, int row0,
                                               int nrows, int cols) {
     grid_enter();
-    const int nb = cols / Q::BLOCK, units = nb * Q::UNITS;
-    const long total = (long)nrows * units;
-    for (long g = blockIdx.x * (long)blockDim.x + threadIdx.x; g < total;
-         g += (long)gridDim.x * blockDim.x) {
-        const long i = g / units;
-        const int u = (int)(g % units), b = u / Q::UNITS, v = u % Q::UNITS;
+    // 32-bit indices (a tile or a lookup is far below 2^31 units): 64-bit division is
+    // a long instruction sequence.
+    const int nb = cols / Q::BLOCK, units = nb * Q::UNITS, total = nrows * units;
+    for (int n = blockIdx.x * blockDim.x + threadIdx.x; n < total; n += gridDim.x * blockDim.x) {
+        const int i = n / units, u = n - i * units, b = u / Q::UNITS, v = u % Q::UNITS;
         const long src = ids ? (long)ids[i] : (long)row0 + i;
         const typename Q::Raw raw = Q::load(qs, meta, src * nb + b, v);
 #pragma unroll
         for (int g = 0; g < 4; ++g) {
             float w[8];
             Q::group(raw, v, g, w);
-            const long at = i * cols + b * Q::BLOCK + Q::col(v, g);
+            const long at = (long)i * cols + b * Q::BLOCK + Q::col(v, g);
+            // 8 values a store (16 bytes of bf16, 32 of f32; at is a multiple of 8).
+            if (out_bf16) {
+                unsigned h[4];
 #pragma unroll
-            for (int k = 0; k < 8; ++k) store_act(out, out_bf16, at + k, w[k]);
+                for (int k = 0; k < 4; ++k)
+                    h[k] = f32_to_bf16(w[2 * k]) | ((unsigned)f32_to_bf16(w[2 * k + 1]) << 16);
+                *reinterpret_cast<uint4*>(static_cast<unsigned short*>(out) + at) =
+                    make_uint4(h[0], h[1], h[2], h[3]);
+            } else {
+                float4* o = reinterpret_cast<float4*>(static_cast<float*>(out) + at);
+                o[0] = make_float4(w[0], w[1], w[2], w[3]);
+                o[1] = make_float4(w[4], w[5], w[6], w[7]);
+            }
         }
     }
 }
