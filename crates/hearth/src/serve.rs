@@ -70,8 +70,9 @@ pub struct ServeArgs {
     /// 0.9, as vLLM. On the CPU, size the cache with --kv-cache-memory.
     #[arg(long)]
     pub gpu_memory_utilization: Option<f64>,
-    /// With `--device cuda`: what the weights are held in on the GPU (`auto` is
-    /// bfloat16; `float32` for exact agreement with the CPU).
+    /// With `--device cuda`: what the weights are held in on the GPU. `auto`: a GGUF
+    /// file's Q4_0/Q4_1/Q8_0/Q4_K/Q6_K matrices stay quantized, the rest is bfloat16;
+    /// `bfloat16` or `float32` (exact agreement with the CPU): every matrix in that type.
     #[arg(long, value_enum, default_value_t = crate::model_source::DtypeArg::Auto)]
     pub dtype: crate::model_source::DtypeArg,
     /// Refuse to start when weights plus KV cache exceed this (default: available RAM).
