@@ -8,33 +8,17 @@
 //! dependent launch.
 //! Exits non-zero when a result is off.
 
-use cudarc::driver::{CudaSlice, CudaStream, DevicePtr};
 use hearth_models::cuda::llama::bf16_bits;
 use hearth_models::cuda::product::{Products, WeightKind, WeightRef, GEMV_MAX_TOKENS};
 use hearth_models::cuda::Gpu;
 use rayon::prelude::*;
 
-/// xorshift64*: reproducible inputs without a dependency.
-fn xorshift(mut s: u64) -> impl FnMut() -> f32 {
-    move || {
-        s ^= s >> 12;
-        s ^= s << 25;
-        s ^= s >> 27;
-        (s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-    }
-}
+#[path = "check_util/mod.rs"]
+mod check_util;
+use check_util::{dptr, median, xorshift};
 
 fn bf16_f32(b: u16) -> f64 {
     f32::from_bits((b as u32) << 16) as f64
-}
-
-fn dptr<T>(s: &CudaSlice<T>, st: &CudaStream) -> u64 {
-    s.device_ptr(st).0
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
 }
 
 const SHAPES: [(&str, usize, usize); 5] = [

@@ -21,28 +21,13 @@
 
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
-use cudarc::driver::{CudaSlice, CudaStream, DevicePtr};
 use hearth_models::cuda::llama::{bf16_bits, upload_quant};
 use hearth_models::cuda::product::{dequant_rows, Products, WeightRef};
 use hearth_models::cuda::Gpu;
 
-fn xorshift(mut s: u64) -> impl FnMut() -> f32 {
-    move || {
-        s ^= s >> 12;
-        s ^= s << 25;
-        s ^= s >> 27;
-        (s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-    }
-}
-
-fn dptr<T>(s: &CudaSlice<T>, st: &CudaStream) -> u64 {
-    s.device_ptr(st).0
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
+#[path = "check_util/mod.rs"]
+mod check_util;
+use check_util::{dptr, median, xorshift};
 
 const TYPES: [GgmlDType; 5] = [
     GgmlDType::Q8_0,

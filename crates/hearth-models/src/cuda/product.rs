@@ -366,13 +366,7 @@ impl Products {
         let mut r0 = 0;
         while r0 < w.rows {
             let n = tile_rows.min(w.rows - r0);
-            let (r0_32, n32) = (r0 as i32, n as i32);
-            let blocks = (n * w.cols / 32).div_ceil(256).min(4096);
-            let cfg = LaunchConfig {
-                grid_dim: (blocks as u32, 1, 1),
-                block_dim: (256, 1, 1),
-                shared_mem_bytes: 0,
-            };
+            let (r0_32, n32, cfg) = (r0 as i32, n as i32, dequant_config(n, w.cols));
             // Safety: the tile holds n * cols elements of the activations' type; the
             // kernel reads rows r0..r0 + n of the matrix.
             unsafe {
@@ -399,6 +393,15 @@ impl Products {
     }
 }
 
+/// A row dequantization of `rows` rows: a thread a 32-weight unit, grid-strided.
+fn dequant_config(rows: usize, cols: usize) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: ((rows * cols / 32).div_ceil(256).clamp(1, 4096) as u32, 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
 /// Rows `ids[0..n]` of a quantized matrix, dequantized to f32 into `out` (`[n, cols]`):
 /// the token-embedding lookup.
 ///
@@ -417,12 +420,7 @@ pub unsafe fn dequant_rows(
         ));
     };
     let (f32_out, zero, n32, cols) = (0i32, 0i32, n as i32, w.cols as i32);
-    let blocks = (n * w.cols / 32).div_ceil(256).clamp(1, 4096);
-    let cfg = LaunchConfig {
-        grid_dim: (blocks as u32, 1, 1),
-        block_dim: (256, 1, 1),
-        shared_mem_bytes: 0,
-    };
+    let cfg = dequant_config(n, w.cols);
     // Safety: the caller's sizes.
     unsafe {
         gpu.launch(
