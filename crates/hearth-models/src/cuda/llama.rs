@@ -140,6 +140,15 @@ impl CudaLlama {
             quant.extend(m.quant_types());
         }
         if !quant.is_empty() {
+            // Which blocks stay quantized (a type without GPU kernels was dequantized).
+            let mut held: Vec<String> = Vec::new();
+            for t in super::quant_type::QuantType::ALL {
+                let n = quant.iter().filter(|&&q| q == t).count();
+                if n > 0 {
+                    held.push(format!("{t:?} x{n}"));
+                }
+            }
+            tracing::info!(segments = %held.join(", "), "GGUF blocks kept quantized on the GPU");
             gpu.load_quant_kernels(&quant)?;
             products.reserve_dequant(&gpu)?;
         }
