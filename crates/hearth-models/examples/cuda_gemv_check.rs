@@ -72,7 +72,7 @@ fn check_silu(
                 den += want * want;
             }
         }
-        if got.iter().any(|&b| b == 0x7fc0) {
+        if got.contains(&0x7fc0) {
             num = f64::INFINITY;
         }
         let err = (num / den.max(1e-30)).sqrt();
