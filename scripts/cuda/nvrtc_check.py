@@ -69,7 +69,7 @@ def compile_ptx(source, arch):
 def quant_source():
     """The quantized products' program (cuda/mod.rs's QUANT_KERNELS) with every type that
     quant_type.rs instantiates."""
-    types = re.findall(r'QuantType::\w+ => \("(\w+)", "(\w+)"\)',
+    types = re.findall(r'QuantType::\w+ => names!\("(\w+)", "(\w+)"\)',
                        (CUDA_DIR / "quant_type.rs").read_text())
     if not types:
         sys.exit("no QUANT_TYPE instantiations found in cuda/quant_type.rs")

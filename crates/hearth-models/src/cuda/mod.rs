@@ -131,7 +131,7 @@ impl Gpu {
         let mut new = Vec::new();
         for &t in types {
             if !loaded.contains(&t) && !new.contains(&t) {
-                source.push_str(&t.instantiation());
+                source.push_str(t.kernels().instantiation);
                 new.push(t);
             }
         }

@@ -104,27 +104,17 @@ impl QuantType {
         }
         out
     }
-
-    /// This type's entry points in `kernels/gemv_quant.cu`, for NVRTC.
-    pub(super) fn instantiation(self) -> String {
-        let (stem, ty) = match self {
-            QuantType::Q8_0 => ("q8_0", "QQ8_0"),
-            QuantType::Q4_0 => ("q4_0", "QQ4_0"),
-            QuantType::Q4_1 => ("q4_1", "QQ4_1"),
-            QuantType::Q4K => ("q4_k", "QQ4_K"),
-            QuantType::Q6K => ("q6_k", "QQ6_K"),
-        };
-        format!("QUANT_TYPE({stem}, {ty})\n")
-    }
 }
 
 /// Steps of up to this many tokens multiply quantized weights directly; larger ones
 /// dequantize tiles of rows and hand them to cuBLAS.
 pub const QGEMV_MAX_TOKENS: usize = 8;
 
-/// Kernel names by type (`QuantType::ALL` order): single-token product, product of up
-/// to `QGEMV_MAX_TOKENS`, the same two with the SiLU·up epilogue, and row dequantization.
+/// A type's kernels: the line of `kernels/gemv_quant.cu` that defines them (for NVRTC),
+/// and their names: single-token product, product of up to `QGEMV_MAX_TOKENS`, the
+/// same two with the SiLU·up epilogue, and row dequantization.
 pub(super) struct QuantKernels {
+    pub instantiation: &'static str,
     pub t1: &'static str,
     pub t8: &'static str,
     pub silu_t1: &'static str,
@@ -133,8 +123,9 @@ pub(super) struct QuantKernels {
 }
 
 macro_rules! names {
-    ($s:literal) => {
+    ($s:literal, $ty:literal) => {
         QuantKernels {
+            instantiation: concat!("QUANT_TYPE(", $s, ", ", $ty, ")\n"),
             t1: concat!("qgemv_", $s, "_t1"),
             t8: concat!("qgemv_", $s, "_t8"),
             silu_t1: concat!("qgemv_silu_", $s, "_t1"),
@@ -147,11 +138,11 @@ macro_rules! names {
 impl QuantType {
     pub(super) fn kernels(self) -> QuantKernels {
         match self {
-            QuantType::Q8_0 => names!("q8_0"),
-            QuantType::Q4_0 => names!("q4_0"),
-            QuantType::Q4_1 => names!("q4_1"),
-            QuantType::Q4K => names!("q4_k"),
-            QuantType::Q6K => names!("q6_k"),
+            QuantType::Q8_0 => names!("q8_0", "QQ8_0"),
+            QuantType::Q4_0 => names!("q4_0", "QQ4_0"),
+            QuantType::Q4_1 => names!("q4_1", "QQ4_1"),
+            QuantType::Q4K => names!("q4_k", "QQ4_K"),
+            QuantType::Q6K => names!("q6_k", "QQ6_K"),
         }
     }
 }
@@ -190,9 +181,7 @@ mod tests {
             // The instantiation defines the entry points the names refer to.
             let k = t.kernels();
             let stem = &k.dequant["qdequant_".len()..];
-            assert!(t
-                .instantiation()
-                .starts_with(&format!("QUANT_TYPE({stem},")));
+            assert!(k.instantiation.starts_with(&format!("QUANT_TYPE({stem},")));
             for name in [k.t1, k.t8, k.silu_t1, k.silu_t8] {
                 assert!(name.contains(&format!("_{stem}_")), "{name}");
             }
