@@ -22,6 +22,8 @@
 #                                           llama (dense and quantized), then served on
 #                                           the GPU at concurrency 1 and 8, its Q4_1
 #                                           blocks kept (`--dtype auto`) and as bf16
+#   scripts/cuda/device.sh sample OUT       3B bf16 served with temperature sampling:
+#                                           GPU heads vs whole rows on the host
 #   scripts/cuda/device.sh quant OUT        the quantized products' check and timings,
 #                                           then the 3B folder made a Q4_K GGUF: GPU vs
 #                                           CPU llama, and served at each concurrency
@@ -69,11 +71,12 @@ wait_ready() {
 # seed: with one seed the prompts of a run would start with the last run's, and the
 # server's prefix cache would answer them.
 bench_server() {
-    local url=$1 tag=$2 out=$3
-    for c in "${concurrencies[@]}"; do
+    local url=$1 tag=$2 out=$3 c
+    # Read here, so that `CONCURRENCIES=... bench_server` narrows one call.
+    for c in ${CONCURRENCIES:-${concurrencies[@]}}; do
         echo "== $tag concurrency $c"
         "$dev/hearth" bench --url "$url" --model m --num-prompts "$(prompts_for "$c")" \
-            --concurrency "$c" --input-len 512 --output-len 256 --seed "$c" \
+            --concurrency "$c" --input-len 512 --output-len 256 --seed "$c" ${BENCH_ARGS:-} \
             --result-json "$out/${tag}_c$c.json" 2>&1 | tail -n 14
     done
 }
@@ -84,6 +87,7 @@ case "${1:-}" in
         [ -e /work/main ] || { mkdir -p /work && ln -s "$PWD" /work/main; }
         nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
         "$dev/cuda_check"
+        "$dev/cuda_pick_check"
         HEARTH_TEST_DEVICE=cuda "$dev/tiny_hf_models" --test-threads 1
         for f in llama3 qwen2 qwen3; do
             for t in f32 bf16; do
@@ -122,6 +126,31 @@ case "${1:-}" in
         pid=$(LLAMA_SERVER_BIN="$bin" scripts/cuda/llamacpp.sh serve "$q4k" 8302 128 | tail -n 1)
         bench_server http://127.0.0.1:8302 llamacpp_q4k "$out"
         kill "$pid" 2>/dev/null || true
+        ;;
+    sample)
+        # Temperature sampling on the 3B bf16 model: each sampled row's head from the GPU
+        # against whole rows sampled on the host (HEARTH_CUDA_ARGMAX=0), with greedy on
+        # the same server for reference. top-k 40 (Ollama's default) keeps every draw in
+        # the head; plain temperature 1 on random weights (flat logits) sends every draw
+        # to its row, the worst case.
+        out="${2:?OUT}"
+        mkdir -p "$out"
+        make_3b
+        for where in gpu host; do
+            HEARTH_CUDA_ARGMAX=$([ "$where" = gpu ] && echo 1 || echo 0) "$dev/hearth" serve \
+                "$model3b" --device cuda --port 8203 --served-model-name m --max-num-seqs 256 \
+                --max-num-batched-tokens 4096 >"$out/hearth_sample_$where.log" 2>&1 &
+            pid=$!
+            wait_ready http://127.0.0.1:8203 || { tail -n 30 "$out/hearth_sample_$where.log"; exit 1; }
+            if [ "$where" = gpu ]; then
+                bench_server http://127.0.0.1:8203 greedy_gpu "$out"
+                CONCURRENCIES="1 8" BENCH_ARGS="--temperature 1.0" \
+                    bench_server http://127.0.0.1:8203 flat_t1_gpu "$out"
+            fi
+            BENCH_ARGS="--temperature 0.8 --top-k 40" bench_server http://127.0.0.1:8203 "topk40_$where" "$out"
+            kill "$pid"
+            wait "$pid" 2>/dev/null || true
+        done
         ;;
     bench)
         out="${2:?OUT}"

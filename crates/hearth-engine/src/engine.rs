@@ -5,13 +5,13 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 
-use hearth_models::Next;
+use hearth_models::{Next, TopLogits};
 use hearth_text::{IncrementalDetokenizer, Tokenizer};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::constraint;
 use crate::model_runner::ModelRunner;
-use crate::sampler::{make_rng, sample, SampleContext, Sampled};
+use crate::sampler::{make_rng, sample, sample_drawn, sample_head, SampleContext, Sampled};
 use crate::scheduler::Scheduler;
 use crate::sequence::{SeqId, SeqStatus, Sequence};
 use crate::stats::EngineStats;
@@ -22,8 +22,11 @@ use crate::types::{Event, FinishReason, Request, Usage};
 enum Choice<'a> {
     /// Sampled here from its logits.
     Logits(&'a mut [f32]),
-    /// Chosen by the model (a plain argmax, see `Sequence::next_is_plain_argmax`).
+    /// Chosen by the model (a plain argmax, see `Sequence::next_pick`).
     Token(u32),
+    /// Drawn from the head of its logits (`Pick::Sample`); the whole row is entry
+    /// `.1` of the step, fetched from the model when the head does not decide.
+    Head(&'a TopLogits, usize),
 }
 
 pub enum Command {
@@ -156,9 +159,10 @@ impl Engine {
         };
         self.stats.steps.fetch_add(1, Ordering::Relaxed);
         let mut used = Vec::with_capacity(outputs.len());
-        for (&(id, n), next) in plan.entries.iter().zip(outputs) {
+        for (i, (&(id, n), next)) in plan.entries.iter().zip(outputs).enumerate() {
             self.scheduler.computed(id, n);
             match next {
+                Some(Next::Top(head)) => self.emit_next_token(id, Choice::Head(&head, i)),
                 Some(Next::Logits(mut logits)) => {
                     self.emit_next_token(id, Choice::Logits(&mut logits));
                     used.push(logits);
@@ -208,6 +212,17 @@ impl Engine {
             Choice::Token(token_id) => Sampled {
                 token_id,
                 logprob: None,
+            },
+            Choice::Head(head, entry) => match sample_head(head, p, &mut seq.rng) {
+                Ok(token_id) => Sampled {
+                    token_id,
+                    logprob: None,
+                },
+                // The draw fell past the head: the row decides, with the same number.
+                Err(drawn) => match self.runner.last_logits(entry) {
+                    Ok(mut row) => sample_drawn(&mut row, &ctx, &mut seq.rng, drawn),
+                    Err(e) => return self.fail_seq(id, &format!("logits: {e}")),
+                },
             },
         };
         let tok = sampled.token_id;

@@ -9,6 +9,7 @@
 pub mod block_manager;
 pub mod config;
 pub mod constraint;
+mod draw;
 pub mod engine;
 pub mod error;
 pub mod handle;

@@ -1,6 +1,6 @@
 //! Assembles one step's flattened batch from the plan and runs the model on it.
 
-use hearth_models::{BatchInput, CausalLm, KvCache, ModelError, Next, SeqInput};
+use hearth_models::{BatchInput, CausalLm, KvCache, ModelError, Next, Pick, SeqInput};
 
 use crate::scheduler::{Scheduler, StepPlan};
 
@@ -40,6 +40,11 @@ impl ModelRunner {
             .collect())
     }
 
+    /// The whole logits row of entry `i` of the last step (one that got `Next::Top`).
+    pub fn last_logits(&mut self, i: usize) -> Result<Vec<f32>, ModelError> {
+        self.model.last_logits(i)
+    }
+
     /// Gives the step's logits vectors back to the model, once sampled from.
     pub fn recycle(&mut self, logits: Vec<Vec<f32>>) {
         self.model.recycle(logits);
@@ -68,7 +73,11 @@ impl ModelRunner {
                 num_computed: start,
                 num_new: n,
                 needs_logits,
-                greedy: needs_logits && seq.next_is_plain_argmax(),
+                pick: if needs_logits {
+                    seq.next_pick()
+                } else {
+                    Pick::Row
+                },
             });
         }
     }

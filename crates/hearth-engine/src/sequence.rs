@@ -4,6 +4,8 @@
 use hearth_text::Constraint;
 use tokio::sync::mpsc::UnboundedSender;
 
+use hearth_models::Pick;
+
 use crate::sampler::SeqRng;
 use crate::stop::StopChecker;
 use crate::types::{Event, SamplingParams};
@@ -57,13 +59,15 @@ impl Sequence {
         &self.token_ids[self.prompt_len..]
     }
 
-    /// Whether its next token is the plain argmax of the model's logits: the sampler's
+    /// What the sampler reads of the logits for its next token: less than the row
+    /// (a plain argmax, or the row's head for temperature sampling) only where its
     /// parameters ask for nothing more, no grammar masks it, and `min_tokens` bans no
-    /// ids (so the model may choose it).
-    pub fn next_is_plain_argmax(&self) -> bool {
-        crate::sampler::is_plain_argmax(&self.params)
-            && self.constraint.is_none()
-            && !self.min_tokens_bans()
+    /// ids (so the model may choose the token, or the head suffices).
+    pub fn next_pick(&self) -> Pick {
+        if self.constraint.is_some() || self.min_tokens_bans() {
+            return Pick::Row;
+        }
+        crate::sampler::plain_pick(&self.params)
     }
 
     /// Whether `min_tokens` bans ids from the next token: before it is reached, the stop

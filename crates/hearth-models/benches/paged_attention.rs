@@ -60,7 +60,7 @@ fn batch(seqs: usize, cached: usize, new: usize) -> (BatchInput, usize) {
             num_computed: cached,
             num_new: new,
             needs_logits: true,
-            greedy: false,
+            pick: Default::default(),
         });
     }
     (b, per_seq * seqs)

@@ -65,7 +65,7 @@ fn batch_for(case: &Case, block_size: usize, rng: &mut Rng) -> (BatchInput, usiz
             num_computed: computed,
             num_new: new,
             needs_logits: true,
-            greedy: false,
+            pick: Default::default(),
         });
     }
     (b, need)

@@ -15,7 +15,9 @@ use std::time::Instant;
 
 use candle_core::Device;
 use hearth_models::cuda::llama::{round_weights_to_bf16, CudaLlama, GpuDtype};
-use hearth_models::{BatchInput, CausalLm, KvCache, KvCacheLayout, Next, SeqInput};
+use hearth_models::{
+    BatchInput, CausalLm, KvCache, KvCacheLayout, Next, Pick, SeqInput, TopLogits, TOP_CANDIDATES,
+};
 
 const BLOCK: usize = 16;
 
@@ -46,7 +48,7 @@ fn step(seqs: &[Seq]) -> BatchInput {
             num_computed: s.computed,
             num_new: s.tokens.len() - s.computed,
             needs_logits: true,
-            greedy: false,
+            pick: Default::default(),
         });
     }
     b
@@ -195,11 +197,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     gpu.set_pdl(true);
     // The GPU's own argmax (`step` with greedy sequences) against the first maximum of
-    // the same step's logits: the step runs twice over the same tokens (the second
-    // writes the same K/V again).
+    // the same step's logits: the step runs again over the same tokens (each run
+    // writes the same K/V again). Then the first sequence samples (its head on the
+    // GPU) beside greedy ones, and its whole row comes back as `last_logits`.
     let mut b = step(&seqs);
     let logits = gpu.forward(&b, &mut gpu_cache)?;
-    b.seqs.iter_mut().for_each(|s| s.greedy = true);
+    b.seqs.iter_mut().for_each(|s| s.pick = Pick::Argmax);
     let next = gpu.step(&b, &mut gpu_cache)?;
     let argmax_same = logits
         .iter()
@@ -210,8 +213,36 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "GPU argmax: {argmax_same} of {} sequences as the host's",
         logits.len()
     );
-    if argmax_same != logits.len() {
-        eprintln!("FAIL: the GPU's argmax differs from the host's");
+    b.seqs[0].pick = Pick::Sample { temperature: 0.8 };
+    let next = gpu.step(&b, &mut gpu_cache)?;
+    let row = gpu.last_logits(0)?;
+    let head_ok = match &next[0] {
+        Next::Top(h) => {
+            // Against the row of the same step (a rerun may round differently).
+            let host = TopLogits::of_row(&row, 0.8, TOP_CANDIDATES);
+            let (mut g, mut w) = (h.top.clone(), host.top.clone());
+            g.sort_by(|a, b| b.1.total_cmp(&a.1));
+            w.sort_by(|a, b| b.1.total_cmp(&a.1));
+            let same_values = g.iter().map(|p| p.1).eq(w.iter().map(|p| p.1));
+            let rel = ((h.mass - host.mass) / host.mass).abs();
+            println!(
+                "GPU head: {} candidates, values as the host's: {same_values}; normalizer rel err {rel:.1e}; finite {} vs {}",
+                g.len(),
+                h.finite,
+                host.finite
+            );
+            same_values && rel < 1e-5 && h.finite == host.finite
+        }
+        other => {
+            println!("GPU head: got {other:?}");
+            false
+        }
+    };
+    let rest_greedy = (1..logits.len()).all(|s| next[s] == Next::Token(argmax(&logits[s])));
+    let row_err = rel_err(&row, &logits[0]);
+    println!("GPU last_logits: rel err {row_err:.1e} against the first run's row");
+    if argmax_same != logits.len() || !head_ok || row_err.is_nan() || row_err >= 1e-4 || !rest_greedy {
+        eprintln!("FAIL: the GPU's picks differ from the host's (argmax, head, row or mixed step)");
         std::process::exit(1);
     }
     println!(

@@ -35,7 +35,7 @@ fn step(seqs: usize, blocks: usize, done: usize, new: usize) -> BatchInput {
             num_computed: done,
             num_new: new,
             needs_logits: true,
-            greedy: false,
+            pick: Default::default(),
         });
     }
     b

@@ -11,9 +11,22 @@ pub struct SeqInput {
     pub num_new: usize,
     /// Whether the engine will sample from this sequence's last position this step.
     pub needs_logits: bool,
-    /// The engine will take only the argmax of those logits (greedy, nothing else
-    /// reads them): a model may return that token instead (`CausalLm::step`).
-    pub greedy: bool,
+    /// What the engine reads of those logits: a model may return less than the row
+    /// (`CausalLm::step`).
+    pub pick: Pick,
+}
+
+/// What the engine will do with a sequence's logits this step.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Pick {
+    /// Reads the whole row (penalties, bias, banned ids, a grammar, logprobs).
+    #[default]
+    Row,
+    /// Takes its first largest logit and nothing else: a model may return that token.
+    Argmax,
+    /// Samples at this temperature, with top-k, top-p and min-p at most: a model may
+    /// return the row's head (`TopLogits`), and the row itself when asked for it.
+    Sample { temperature: f32 },
 }
 
 /// All tokens of a step, sequence after sequence.

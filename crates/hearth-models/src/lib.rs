@@ -32,10 +32,12 @@ pub mod store;
 #[cfg(test)]
 mod test_data;
 pub mod threads;
+pub mod top_logits;
 
-pub use batch::{BatchInput, SeqInput};
+pub use batch::{BatchInput, Pick, SeqInput};
 pub use error::ModelError;
 pub use gguf::{load_gguf, load_gguf_from, load_gguf_with, LoadOptions, LoadedGguf};
 pub use hf_load::{load_safetensors_dir, load_safetensors_dir_with, LoadedModel};
 pub use kv_cache::{KvCache, KvCacheLayout, KvDtype, KvPool};
 pub use model::{CausalLm, ModelSpec, Next};
+pub use top_logits::{TopLogits, TOP_CANDIDATES};

@@ -1,6 +1,6 @@
 //! The contract between the engine and any architecture.
 
-use crate::{BatchInput, KvCache, ModelError};
+use crate::{BatchInput, KvCache, ModelError, TopLogits};
 
 /// Shape facts the engine needs to size the KV cache and validate requests.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,16 +30,26 @@ pub trait CausalLm: Send {
         cache: &mut KvCache,
     ) -> Result<Vec<Vec<f32>>, ModelError>;
 
-    /// `forward`, except that a sequence with `greedy` set may get its next token (the
-    /// first index of its largest logit) instead of its logits: a model that computes
-    /// them on a device then moves a token, not a vocabulary of floats. The default
-    /// returns `forward`'s logits for every sequence.
+    /// `forward`, except that a sequence may get less than its logits, as its `pick`
+    /// allows: its next token for `Pick::Argmax` (the first index of its largest
+    /// logit), the row's head for `Pick::Sample`. A model that computes logits on a
+    /// device then moves a token or a few candidates, not a vocabulary of floats. The
+    /// default returns `forward`'s logits for every sequence.
     fn step(&mut self, batch: &BatchInput, cache: &mut KvCache) -> Result<Vec<Next>, ModelError> {
         Ok(self
             .forward(batch, cache)?
             .into_iter()
             .map(Next::Logits)
             .collect())
+    }
+
+    /// The logits of sequence `seq` (its index in the last step's `batch.seqs`) of the
+    /// last step, for one that got `Next::Top` when the sampler needs the whole row.
+    /// Valid until the next step.
+    fn last_logits(&mut self, seq: usize) -> Result<Vec<f32>, ModelError> {
+        Err(ModelError::Unsupported(format!(
+            "this model keeps no logits of sequence {seq} after a step"
+        )))
     }
 
     /// Whether the model keeps K/V in its own (device) memory: the engine's `KvCache`
@@ -58,6 +68,8 @@ pub trait CausalLm: Send {
 pub enum Next {
     /// The logits of its last position (empty when it wanted none).
     Logits(Vec<f32>),
-    /// Its greedy next token, chosen by the model (only for sequences with `greedy`).
+    /// Its greedy next token, chosen by the model (only for `Pick::Argmax`).
     Token(u32),
+    /// The head of its logits row at the asked temperature (only for `Pick::Sample`).
+    Top(TopLogits),
 }

@@ -9,6 +9,7 @@
 use cudarc::driver::{CudaSlice, DevicePtr, LaunchConfig};
 
 use super::paged_attention::{launch_raw as attend, AttnBuffers, DeviceBatch, Variant};
+use super::pick::Picker;
 use super::product::{dequant_rows, Products, WeightKind, WeightRef};
 use super::step_graph::{Graph, GraphKey, StepInputs};
 pub use super::weights::{bf16_bits, round_weights_to_bf16, upload_quant, GpuDtype};
@@ -17,7 +18,7 @@ use super::{cuda_err, Gpu, KernelArg};
 use crate::attention::{AttnMeta, AttnShape};
 use crate::llama::{Llama, LlamaConfig};
 use crate::quant::Linear;
-use crate::{BatchInput, CausalLm, KvCache, ModelError, ModelSpec, Next};
+use crate::{BatchInput, CausalLm, KvCache, ModelError, ModelSpec, Next, Pick, SeqInput};
 
 struct Layer {
     attn_norm: CudaSlice<f32>,
@@ -73,10 +74,13 @@ pub struct CudaLlama {
     spare: Vec<Vec<f32>>,
     graphs: std::collections::HashMap<GraphKey, Graph>,
     graphs_on: bool,
-    /// Greedy steps take their argmax on the GPU (`CausalLm::step`; on unless
-    /// `HEARTH_CUDA_ARGMAX=0`), into this buffer.
-    device_argmax: bool,
-    argmax_dev: Option<CudaSlice<i32>>,
+    /// Steps whose sequences all take an argmax or a temperature draw get the argmax
+    /// or the row's head from the GPU (`CausalLm::step`; on unless
+    /// `HEARTH_CUDA_ARGMAX=0`), through these buffers.
+    device_pick: bool,
+    picker: Picker,
+    /// Which sequences of the last step have a logits row, in row order.
+    last_wanted: Vec<usize>,
 }
 
 pub(super) fn unsupported(what: &str) -> ModelError {
@@ -173,8 +177,9 @@ impl CudaLlama {
             spare: Vec::new(),
             graphs: Default::default(),
             graphs_on: std::env::var("HEARTH_CUDA_GRAPHS").as_deref() != Ok("0"),
-            device_argmax: std::env::var("HEARTH_CUDA_ARGMAX").as_deref() != Ok("0"),
-            argmax_dev: None,
+            device_pick: std::env::var("HEARTH_CUDA_ARGMAX").as_deref() != Ok("0"),
+            picker: Picker::default(),
+            last_wanted: Vec::new(),
             gpu,
         })
     }
@@ -444,36 +449,45 @@ impl CausalLm for CudaLlama {
 
     fn step(&mut self, batch: &BatchInput, cache: &mut KvCache) -> Result<Vec<Next>, ModelError> {
         let wanting = || batch.seqs.iter().filter(|s| s.needs_logits);
-        if !(self.device_argmax && wanting().count() > 0 && wanting().all(|s| s.greedy)) {
+        let on_device = |s: &SeqInput| s.pick != Pick::Row;
+        if !(self.device_pick && wanting().count() > 0 && wanting().all(on_device)) {
             let logits = self.forward(batch, cache)?;
             return Ok(logits.into_iter().map(Next::Logits).collect());
         }
-        // Every sequence that samples is greedy: argmax on the GPU, one id each back.
         let wanted = self.run(batch, cache)?;
-        let rows = wanted.len();
-        if self.argmax_dev.as_ref().is_none_or(|d| d.len() < rows) {
-            let d = self.gpu.stream.alloc_zeros::<i32>(rows.next_power_of_two());
-            self.argmax_dev = Some(d.map_err(cuda_err("alloc"))?);
-        }
-        let (Some(logits), Some(ids)) = (&self.logits_dev, &self.argmax_dev) else {
+        let picks: Vec<Pick> = wanted.iter().map(|&s| batch.seqs[s].pick).collect();
+        let vocab = self.head().rows;
+        let Some(logits) = &self.logits_dev else {
             return Err(unsupported("logits buffers missing"));
         };
-        let (vocab, logits_ptr, ids_ptr) =
-            (self.head().rows as i32, self.ptr(logits), self.ptr(ids));
-        self.launch(
-            "argmax_rows",
-            rows,
-            1024,
-            0,
-            &[&logits_ptr, &vocab, &ids_ptr],
-        )?;
-        let ids =
-            (self.gpu.stream.memcpy_dtov(&ids.slice(..rows))).map_err(cuda_err("download"))?;
-        let mut out = vec![Next::Logits(Vec::new()); batch.seqs.len()];
-        for (s, id) in wanted.into_iter().zip(ids) {
-            out[s] = Next::Token(id as u32);
+        let out = if picks.iter().all(|p| *p == Pick::Argmax) {
+            let ids = self.picker.argmax(&self.gpu, logits, vocab, picks.len())?;
+            ids.into_iter().map(Next::Token).collect()
+        } else {
+            self.picker.picks(&self.gpu, logits, vocab, &picks)?
+        };
+        let mut next = vec![Next::Logits(Vec::new()); batch.seqs.len()];
+        for (&s, n) in wanted.iter().zip(out) {
+            next[s] = n;
         }
-        Ok(out)
+        self.last_wanted = wanted;
+        Ok(next)
+    }
+
+    fn last_logits(&mut self, seq: usize) -> Result<Vec<f32>, ModelError> {
+        let row = self
+            .last_wanted
+            .iter()
+            .position(|&s| s == seq)
+            .ok_or_else(|| unsupported("no logits of that sequence in the last step"))?;
+        let (Some(logits), vocab) = (&self.logits_dev, self.head().rows) else {
+            return Err(unsupported("logits buffers missing"));
+        };
+        let v = self
+            .gpu
+            .stream
+            .memcpy_dtov(&logits.slice(row * vocab..(row + 1) * vocab));
+        v.map_err(cuda_err("download"))
     }
 
     fn recycle(&mut self, logits: Vec<Vec<f32>>) {

@@ -7,6 +7,7 @@ mod kernel_arg;
 mod launch;
 pub mod llama;
 pub mod paged_attention;
+pub mod pick;
 pub mod product;
 pub mod quant_type;
 mod step_graph;
@@ -22,13 +23,14 @@ pub(crate) use kernel_arg::KernelArg;
 use launch::Kernels;
 
 /// CUDA C++ sources of hearth's own kernels, compiled as one unit (common first).
-const KERNELS: [&str; 6] = [
+const KERNELS: [&str; 7] = [
     include_str!("kernels/common.cuh"),
     include_str!("kernels/paged_attention.cu"),
     include_str!("kernels/paged_attention_split.cu"),
     include_str!("kernels/llama_ops.cu"),
     include_str!("kernels/gemv.cu"),
     include_str!("kernels/argmax.cu"),
+    include_str!("kernels/top_rows.cu"),
 ];
 
 /// The quantized products (`kernels/gemv_quant.cu`), compiled apart from `KERNELS`

@@ -58,7 +58,7 @@ pub fn batch(parts: &[Part], block_size: usize) -> BatchInput {
             num_computed: p.num_computed,
             num_new: p.tokens.len(),
             needs_logits: p.needs_logits,
-            greedy: false,
+            pick: Default::default(),
         });
     }
     b

@@ -49,6 +49,12 @@ pub struct BenchArgs {
     /// Sampling temperature of every request.
     #[arg(long, default_value_t = 0.0)]
     pub temperature: f32,
+    /// top_k of every request (sent only when given; Ollama's default is 40).
+    #[arg(long)]
+    pub top_k: Option<i64>,
+    /// top_p of every request (sent only when given).
+    #[arg(long)]
+    pub top_p: Option<f32>,
     /// Send random words as text instead of random token ids.
     #[arg(long)]
     pub text_prompts: bool,
@@ -103,7 +109,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                 tokio::time::sleep(Duration::from_secs_f64(gap)).await;
             }
         }
-        let body = json!({
+        let mut body = json!({
             "model": model,
             "prompt": prompts::join(&prefix, prompts::random_prompt(&mut rng, args.input_len, ids)),
             "max_tokens": args.output_len,
@@ -113,6 +119,12 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             "stream": true,
             "stream_options": {"include_usage": true},
         });
+        if let Some(k) = args.top_k {
+            body["top_k"] = json!(k);
+        }
+        if let Some(p) = args.top_p {
+            body["top_p"] = json!(p);
+        }
         let permit = limit.clone().acquire_owned().await?;
         let (http, url, key) = (http.clone(), url.clone(), key.clone());
         // The usage chunk replaces this with the server's exact count.

@@ -1,11 +1,9 @@
-// ids[r] = the first index of the largest of logits[r, :vocab] (NaN ignored; 0 when
-// no value beats -inf), which is what the engine's argmax returns: a greedy step then
-// downloads one int a sequence instead of a vocabulary of floats. One block a row.
-extern "C" __global__ void argmax_rows(const float* logits, int vocab, int* ids) {
-    grid_enter();
+// The first index of the largest of row[:vocab] (NaN ignored; 0 when no value beats
+// -inf), which is what the engine's argmax returns, in thread 0 of the block. Called by
+// every thread of a block with the same row.
+__device__ int block_argmax(const float* row, int vocab) {
     __shared__ float best_v[32];
     __shared__ int best_i[32];
-    const float* row = logits + (long)blockIdx.x * vocab;
     float bv = NEG_INF;
     int bi = 0x7fffffff;
     // Each thread's indices ascend: strictly greater keeps its first maximum.
@@ -30,6 +28,14 @@ extern "C" __global__ void argmax_rows(const float* logits, int vocab, int* ids)
             const int oi = __shfl_xor_sync(0xffffffff, bi, o);
             if (ov > bv || (ov == bv && oi < bi)) { bv = ov; bi = oi; }
         }
-        if (lane == 0) ids[blockIdx.x] = bi == 0x7fffffff ? 0 : bi;
     }
+    return bi == 0x7fffffff ? 0 : bi;
+}
+
+// ids[r] = the argmax of logits[r, :vocab]: a greedy step then downloads one int a
+// sequence instead of a vocabulary of floats. One block a row.
+extern "C" __global__ void argmax_rows(const float* logits, int vocab, int* ids) {
+    grid_enter();
+    const int id = block_argmax(logits + (long)blockIdx.x * vocab, vocab);
+    if (threadIdx.x == 0) ids[blockIdx.x] = id;
 }
