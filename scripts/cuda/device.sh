@@ -112,14 +112,19 @@ case "${1:-}" in
         ls -la "$q4k"
         [ "${SKIP_CHECK:-0}" = 1 ] || "$dev/cuda_llama_check" "$q4k" q-bf16 4 2>&1 \
             | tee "$out/check_3b_q4k.txt" || echo "FAILED: cuda_llama_check on the Q4_K 3B"
-        "$dev/hearth" serve "$q4k" --device cuda --port 8202 --served-model-name m \
-            --max-num-seqs 256 --max-num-batched-tokens 4096 >"$out/hearth_q4k_serve.log" 2>&1 &
-        pid=$!
-        wait_ready http://127.0.0.1:8202 || { tail -n 30 "$out/hearth_q4k_serve.log"; exit 1; }
-        grep -E "KV cache|loaded|listening" "$out/hearth_q4k_serve.log" | head -n 5 || true
-        bench_server http://127.0.0.1:8202 hearth_q4k "$out"
-        kill "$pid"
-        wait "$pid" 2>/dev/null || true
+        # QROWS_LIST="2 1": also served with HEARTH_CUDA_QROWS=1 (one row a warp).
+        for qrows in ${QROWS_LIST:-2}; do
+            tag=hearth_q4k$([ "$qrows" = 2 ] || echo "_qrows$qrows")
+            HEARTH_CUDA_QROWS=$qrows "$dev/hearth" serve "$q4k" --device cuda --port 8202 \
+                --served-model-name m --max-num-seqs 256 --max-num-batched-tokens 4096 \
+                >"$out/${tag}_serve.log" 2>&1 &
+            pid=$!
+            wait_ready http://127.0.0.1:8202 || { tail -n 30 "$out/${tag}_serve.log"; exit 1; }
+            grep -E "KV cache|loaded|listening" "$out/${tag}_serve.log" | head -n 5 || true
+            bench_server http://127.0.0.1:8202 "$tag" "$out"
+            kill "$pid"
+            wait "$pid" 2>/dev/null || true
+        done
         [ "${LLAMACPP:-0}" = 1 ] || exit 0
         while pgrep -f "llamacpp.sh build" >/dev/null; do sleep 5; done
         bin=$(scripts/cuda/llamacpp.sh build "$dev/llama.cpp-min.tar.xz" /tmp/llama.cpp-build | tail -n 1)
@@ -211,7 +216,7 @@ case "${1:-}" in
         [ -f "$model3b/config.json" ] || setsid nohup python3 \
             scripts/reference/make_fullsize_random.py llama-3.2-3b-instruct "$model3b" \
             >/tmp/make_3b.log 2>&1 </dev/null &
-        cp .devm_a/model.part /tmp/smol.part_a
+        if [ -f .devm_a/model.part ]; then cp .devm_a/model.part /tmp/smol.part_a; fi
         echo "setup: binaries unpacked; llama.cpp build and 3B folder under way"
         ;;
     default)

@@ -66,15 +66,17 @@ def compile_ptx(source, arch):
     return ptx.value.decode()
 
 
-def quant_source():
+def quant_source(defines=()):
     """The quantized products' program (cuda/mod.rs's QUANT_KERNELS) with every type that
-    quant_type.rs instantiates."""
+    quant_type.rs instantiates, after `defines` (NAME=VALUE: the switches cuda/mod.rs
+    prepends, e.g. QROWS=1)."""
     types = re.findall(r'QuantType::\w+ => names!\("(\w+)", "(\w+)"\)',
                        (CUDA_DIR / "quant_type.rs").read_text())
     if not types:
         sys.exit("no QUANT_TYPE instantiations found in cuda/quant_type.rs")
     lines = "".join(f"QUANT_TYPE({stem}, {ty})\n" for stem, ty in types)
-    return (CUDA_DIR / "kernels/common.cuh").read_text() + \
+    head = "".join("#define {} {}\n".format(*d.split("=", 1)) for d in defines)
+    return head + (CUDA_DIR / "kernels/common.cuh").read_text() + \
         (CUDA_DIR / "kernels/gemv_quant.cu").read_text() + lines
 
 
@@ -104,11 +106,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--arch", default="90")
     ap.add_argument("--ptx", help="also write the base program's PTX here")
+    ap.add_argument("--define", action="append", default=[],
+                    help="NAME=VALUE before the quantized program (QROWS=1, QACT_BITS=8)")
     args = ap.parse_args()
     source = "".join(p.read_text() for p in kernel_sources())
     assemble(compile_ptx(source, args.arch),
              pathlib.Path(args.ptx or "/tmp/hearth-kernels.ptx"), args.arch)
-    assemble(compile_ptx(quant_source(), args.arch), pathlib.Path("/tmp/hearth-quant.ptx"),
+    assemble(compile_ptx(quant_source(args.define), args.arch), pathlib.Path("/tmp/hearth-quant.ptx"),
              args.arch)
 
 

@@ -69,6 +69,9 @@ pub struct Gpu {
     /// Bits of the activations the quantized products multiply (16, or 8 with
     /// `HEARTH_CUDA_QACT=8`: `kernels/gemv_quant.cu`).
     pub qact_bits: usize,
+    /// Rows a warp of the quantized products sums at once for steps of several tokens
+    /// (2, or 1 with `HEARTH_CUDA_QROWS=1`: `kernels/gemv_quant.cu`).
+    pub qrows: usize,
 }
 
 pub(crate) fn cuda_err(what: &str) -> impl FnOnce(cudarc::driver::DriverError) -> ModelError + '_ {
@@ -119,6 +122,11 @@ impl Gpu {
             } else {
                 16
             },
+            qrows: if std::env::var("HEARTH_CUDA_QROWS").as_deref() == Ok("1") {
+                1
+            } else {
+                2
+            },
         })
     }
 
@@ -128,7 +136,10 @@ impl Gpu {
             .quant_loaded
             .lock()
             .map_err(|_| ModelError::Unsupported("CUDA kernel list poisoned".into()))?;
-        let mut source = format!("#define QACT_BITS {}\n", self.qact_bits);
+        let mut source = format!(
+            "#define QACT_BITS {}\n#define QROWS {}\n",
+            self.qact_bits, self.qrows
+        );
         source.push_str(&QUANT_KERNELS.concat());
         let mut new = Vec::new();
         for &t in types {

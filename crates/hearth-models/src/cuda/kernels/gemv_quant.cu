@@ -107,8 +107,10 @@ __device__ __forceinline__ uint4 nibbles_hi(const uint4& q) {
 }
 
 // Each type: Raw (a unit's loaded bytes), load, group (weights 8g..8g+8 of unit v,
-// g = 0..3, as floats: the row dequantization), dot (the unit against quantized
-// activations: the products) and col (the first column of group g within the block).
+// g = 0..3, as floats: the row dequantization), dot (the unit against token tok's
+// quantized activations: the products) and col (the first column of group g within
+// the block). dot reads only shared memory and registers, so for several rows against
+// the same token the compiler loads the activations once.
 
 // Q8_0: 32 weights a block, d (f16) * q (int8).
 struct QQ8_0 {
@@ -132,16 +134,11 @@ struct QQ8_0 {
         for (int k = 0; k < 8; ++k)
             w[k] = __fmul_rn((float)(signed char)byte_of(q, 8 * (g & 1) + k), d);
     }
-    template <int T>
-    __device__ static void dot(const Raw& r, int, int b, const XQ& x, int t, float (&acc)[T]) {
+    __device__ static float dot(const Raw& r, int, int b, const XQ& x, int tok) {
         const float d = f16_to_f32(r.d);
         const int col = 32 * b, g = col >> 4;
-#pragma unroll
-        for (int tok = 0; tok < T; ++tok) {
-            if (tok >= t) break;
-            const int sa = dp16(r.a, tok, col, x), sb = dp16(r.b, tok, col + 16, x);
-            acc[tok] = fmaf(d, fmaf(x.d(tok, g), (float)sa, x.d(tok, g + 1) * (float)sb), acc[tok]);
-        }
+        const int sa = dp16(r.a, tok, col, x), sb = dp16(r.b, tok, col + 16, x);
+        return d * fmaf(x.d(tok, g), (float)sa, x.d(tok, g + 1) * (float)sb);
     }
     __device__ static int col(int, int g) { return 8 * g; }
 };
@@ -168,18 +165,13 @@ struct QQ4_0 {
             w[k] = __fmul_rn((float)((int)(g < 2 ? b & 15u : b >> 4) - 8), d);
         }
     }
-    template <int T>
-    __device__ static void dot(const Raw& r, int, int b, const XQ& x, int t, float (&acc)[T]) {
+    __device__ static float dot(const Raw& r, int, int b, const XQ& x, int tok) {
         const float d = f16_to_f32(r.d);
         const int col = 32 * b, g = col >> 4;
-        const uint4 lo = nibbles_lo(r.q), hi = nibbles_hi(r.q);
-#pragma unroll
-        for (int tok = 0; tok < T; ++tok) {
-            if (tok >= t) break;
-            const int sa = dp16(lo, tok, col, x), sb = dp16(hi, tok, col + 16, x);
-            const float qx = fmaf(x.d(tok, g), (float)sa, x.d(tok, g + 1) * (float)sb);
-            acc[tok] = fmaf(d, fmaf(-8.f, x.s(tok, g) + x.s(tok, g + 1), qx), acc[tok]);
-        }
+        const int sa = dp16(nibbles_lo(r.q), tok, col, x);
+        const int sb = dp16(nibbles_hi(r.q), tok, col + 16, x);
+        const float qx = fmaf(x.d(tok, g), (float)sa, x.d(tok, g + 1) * (float)sb);
+        return d * fmaf(-8.f, x.s(tok, g) + x.s(tok, g + 1), qx);
     }
     __device__ static int col(int, int g) { return 8 * g; }
 };
@@ -207,19 +199,14 @@ struct QQ4_1 {
             w[k] = __fadd_rn(__fmul_rn((float)(g < 2 ? b & 15u : b >> 4), d), m);
         }
     }
-    template <int T>
-    __device__ static void dot(const Raw& r, int, int b, const XQ& x, int t, float (&acc)[T]) {
+    __device__ static float dot(const Raw& r, int, int b, const XQ& x, int tok) {
         const float d = f16_to_f32((unsigned short)(r.dm & 0xffffu));
         const float m = f16_to_f32((unsigned short)(r.dm >> 16));
         const int col = 32 * b, g = col >> 4;
-        const uint4 lo = nibbles_lo(r.q), hi = nibbles_hi(r.q);
-#pragma unroll
-        for (int tok = 0; tok < T; ++tok) {
-            if (tok >= t) break;
-            const int sa = dp16(lo, tok, col, x), sb = dp16(hi, tok, col + 16, x);
-            const float qx = fmaf(x.d(tok, g), (float)sa, x.d(tok, g + 1) * (float)sb);
-            acc[tok] = fmaf(m, x.s(tok, g) + x.s(tok, g + 1), fmaf(d, qx, acc[tok]));
-        }
+        const int sa = dp16(nibbles_lo(r.q), tok, col, x);
+        const int sb = dp16(nibbles_hi(r.q), tok, col + 16, x);
+        const float qx = fmaf(x.d(tok, g), (float)sa, x.d(tok, g + 1) * (float)sb);
+        return fmaf(m, x.s(tok, g) + x.s(tok, g + 1), d * qx);
     }
     __device__ static int col(int, int g) { return 8 * g; }
 };
@@ -265,8 +252,7 @@ struct QQ4_K {
             w[k] = __fsub_rn(__fmul_rn(dd, (float)(g < 2 ? b & 15u : b >> 4)), off);
         }
     }
-    template <int T>
-    __device__ static void dot(const Raw& r, int v, int b, const XQ& x, int t, float (&acc)[T]) {
+    __device__ static float dot(const Raw& r, int v, int b, const XQ& x, int tok) {
         const float d = f16_to_f32((unsigned short)(r.m.x & 0xffffu));
         const float dmin = f16_to_f32((unsigned short)(r.m.x >> 16));
         const int j = v >> 1;
@@ -275,15 +261,9 @@ struct QQ4_K {
         scale_min(r.m, 2 * j + 1, sc2, m2);
         const float d1 = d * sc1, o1 = dmin * m1, d2 = d * sc2, o2 = dmin * m2;
         const int ca = 256 * b + col(v, 0), cb = ca + 32, ga = ca >> 4, gb = cb >> 4;
-        const uint4 lo = nibbles_lo(r.q), hi = nibbles_hi(r.q);
-#pragma unroll
-        for (int tok = 0; tok < T; ++tok) {
-            if (tok >= t) break;
-            const int sa = dp16(lo, tok, ca, x), sb = dp16(hi, tok, cb, x);
-            float a = fmaf(d1 * x.d(tok, ga), (float)sa, acc[tok]);
-            a = fmaf(d2 * x.d(tok, gb), (float)sb, a);
-            acc[tok] = fmaf(-o1, x.s(tok, ga), fmaf(-o2, x.s(tok, gb), a));
-        }
+        const int sa = dp16(nibbles_lo(r.q), tok, ca, x), sb = dp16(nibbles_hi(r.q), tok, cb, x);
+        const float a = fmaf(d1 * x.d(tok, ga), (float)sa, d2 * x.d(tok, gb) * (float)sb);
+        return fmaf(-o1, x.s(tok, ga), fmaf(-o2, x.s(tok, gb), a));
     }
     __device__ static int col(int v, int g) {
         return 64 * (v >> 1) + 16 * (v & 1) + 32 * (g >> 1) + 8 * (g & 1);
@@ -334,27 +314,32 @@ struct QQ6_K {
         const unsigned w1 = ((l.y >> sh) & 0x0F0F0F0Fu) | (((r.h.y >> hs) & 0x03030303u) << 4);
         return make_int2((int)__vsub4(w0, 0x20202020u), (int)__vsub4(w1, 0x20202020u));
     }
-    template <int T>
-    __device__ static void dot(const Raw& r, int v, int b, const XQ& x, int t, float (&acc)[T]) {
+    __device__ static float dot(const Raw& r, int v, int b, const XQ& x, int tok) {
         const float d = f16_to_f32(r.d);
+        float sum = 0.f;
 #pragma unroll
         for (int g = 0; g < 4; ++g) {
             const float e = d * (float)(signed char)((r.s >> (8 * g)) & 0xffu);
             const int2 q = signed_group(r, g);
-            const int c = 256 * b + col(v, g), gi = c >> 4;
-#pragma unroll
-            for (int tok = 0; tok < T; ++tok) {
-                if (tok >= t) break;
-                const int s = dp8((unsigned)q.x, (unsigned)q.y, tok, c, x, 0);
-                acc[tok] = fmaf(e * x.d(tok, gi), (float)s, acc[tok]);
-            }
+            const int c = 256 * b + col(v, g);
+            const int s = dp8((unsigned)q.x, (unsigned)q.y, tok, c, x, 0);
+            sum = fmaf(e * x.d(tok, c >> 4), (float)s, sum);
         }
+        return sum;
     }
     __device__ static int col(int v, int g) { return 128 * (v >> 2) + 8 * (v & 3) + 32 * g; }
 };
 
-// Units a lane loads before using any (each unit is 16-32 bytes a lane).
+// Rows a warp sums at once in steps of several tokens, and gate/up pairs: 2, or 1
+// (HEARTH_CUDA_QROWS=1: a row at a time, the next row's loads in flight).
+#ifndef QROWS
+#define QROWS 2
+#endif
+
+// Units of a row a lane loads before using any (each unit is 16-32 bytes a lane): 4 when
+// a warp sums one row, 2 each when it sums two (registers).
 #define QCHUNK 4
+#define QCHUNK_PAIR 2
 #define QGEMV_THREADS 256
 
 // The step's t rows of x (f32, or bf16 when x_bf16) quantized into shared memory as XQ
@@ -400,80 +385,125 @@ __device__ __forceinline__ XQ quantize_x(unsigned char* smem, const void* x, int
 }
 
 // The lane's first chunk of units of `row` (nothing writes the weights: issued ahead).
-template <class Q>
-__device__ __forceinline__ void qpreload(typename Q::Raw (&raw)[QCHUNK], const unsigned char* qs,
+template <class Q, int C>
+__device__ __forceinline__ void qpreload(typename Q::Raw (&raw)[C], const unsigned char* qs,
                                          const unsigned char* meta, long row, int nb, int lane) {
     const int units = nb * Q::UNITS;
 #pragma unroll
-    for (int c = 0; c < QCHUNK; ++c) {
+    for (int c = 0; c < C; ++c) {
         const int u = lane + 32 * c;
         if (u < units) raw[c] = Q::load(qs, meta, row * nb + u / Q::UNITS, u % Q::UNITS);
     }
 }
 
-// acc[tok] = this lane's share of row `row` · x[tok]; `raw` holds the row's first chunk.
-template <class Q, int T>
-__device__ __forceinline__ void qgemv_row(float (&acc)[T], typename Q::Raw (&raw)[QCHUNK],
+// acc[r][tok] = this lane's share of row rows[r] · x[tok], R rows at once: a unit's
+// activations are read from shared memory once for all R rows (what bounds steps of
+// several tokens). raw[r] holds row r's first chunk; rows at or past `live` rows are
+// not read (their sums are garbage, never written).
+template <class Q, int T, int R, int C>
+__device__ __forceinline__ void qgemv_row(float (&acc)[R][T], typename Q::Raw (&raw)[R][C],
                                           const unsigned char* qs, const unsigned char* meta,
-                                          long row, int nb, const XQ& x, int t, int lane) {
+                                          const long (&rows)[R], int live, int nb, const XQ& x,
+                                          int t, int lane) {
 #pragma unroll
-    for (int tok = 0; tok < T; ++tok) acc[tok] = 0.f;
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+        for (int tok = 0; tok < T; ++tok) acc[r][tok] = 0.f;
     const int units = nb * Q::UNITS;
-    for (int base = lane; base < units; base += 32 * QCHUNK) {
+    for (int base = lane; base < units; base += 32 * C) {
         if (base != lane) {
 #pragma unroll
-            for (int c = 0; c < QCHUNK; ++c) {
-                const int u = base + 32 * c;
-                if (u < units) raw[c] = Q::load(qs, meta, row * nb + u / Q::UNITS, u % Q::UNITS);
+            for (int r = 0; r < R; ++r) {
+                if (r >= live) break;
+#pragma unroll
+                for (int c = 0; c < C; ++c) {
+                    const int u = base + 32 * c;
+                    if (u < units)
+                        raw[r][c] = Q::load(qs, meta, rows[r] * nb + u / Q::UNITS, u % Q::UNITS);
+                }
             }
         }
 #pragma unroll
-        for (int c = 0; c < QCHUNK; ++c) {
+        for (int c = 0; c < C; ++c) {
             const int u = base + 32 * c;
             if (u >= units) break;
-            Q::template dot<T>(raw[c], u % Q::UNITS, u / Q::UNITS, x, t, acc);
+            const int b = u / Q::UNITS, v = u % Q::UNITS;
+#pragma unroll
+            for (int tok = 0; tok < T; ++tok) {
+                if (tok >= t) break;
+#pragma unroll
+                for (int r = 0; r < R; ++r) acc[r][tok] += Q::dot(raw[r][c], v, b, x, tok);
+            }
+        }
+    }
+}
+
+// y[tok, row] (+ y when accumulating) from a lane's sums: the warp's total, by lane 0.
+template <int T>
+__device__ __forceinline__ void qgemv_store(float* y, int ldy, long row, const float (&acc)[T],
+                                            int t, int accumulate, int lane) {
+#pragma unroll
+    for (int tok = 0; tok < T; ++tok) {
+        if (tok >= t) break;
+        const float s = warp_sum(acc[tok]);
+        if (lane == 0) {
+            float* out = y + (long)tok * ldy + row;
+            *out = accumulate ? *out + s : s;
         }
     }
 }
 
 // y[tok, r] (rows ldy apart) = w[r] · x[tok] (+ y when accumulating). Blocks stay
 // resident (product.rs launches about two an SM) and each warp walks rows `stride`
-// apart, loading its next row's first chunk before computing the current one; each
-// block quantizes x once, after waiting for the kernel that writes it.
+// apart; each block quantizes x once, after waiting for the kernel that writes it.
+// One token (T = 1): a row at a time, the next row's first loads in flight while the
+// current one is summed. Several: two rows at a time (row, row + stride), sharing
+// each activation read.
 template <class Q, int T>
 __device__ __forceinline__ void qgemv_rows(float* y, int ldy, const unsigned char* qs,
                                            const unsigned char* meta, const void* x, int x_bf16,
                                            int t, int rows, int cols, int accumulate) {
     extern __shared__ __align__(16) unsigned char qgemv_smem[];
+    constexpr int R = T == 1 || QROWS == 1 ? 1 : 2, C = R == 1 ? QCHUNK : QCHUNK_PAIR;
     const int lane = threadIdx.x & 31, warps = blockDim.x >> 5;
     const int stride = gridDim.x * warps;
-    int row = blockIdx.x * warps + (threadIdx.x >> 5);
     const int nb = cols / Q::BLOCK;
-    typename Q::Raw cur[QCHUNK], nxt[QCHUNK];
-    if (row < rows) qpreload<Q>(cur, qs, meta, row, nb, lane);
+    long row[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) row[r] = blockIdx.x * warps + (threadIdx.x >> 5) + (long)r * stride;
+    typename Q::Raw cur[R][C];
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+        if (row[r] < rows) qpreload<Q, C>(cur[r], qs, meta, row[r], nb, lane);
     grid_wait();
     const XQ xq = quantize_x(qgemv_smem, x, x_bf16, t, cols);
     grid_release();
-    for (; row < rows; row += stride) {
-        if (row + stride < rows) qpreload<Q>(nxt, qs, meta, row + stride, nb, lane);
-        float acc[T];
-        qgemv_row<Q, T>(acc, cur, qs, meta, row, nb, xq, t, lane);
+    for (; row[0] < rows;) {
+        const int live = row[R - 1] < rows ? R : 1;
+        typename Q::Raw nxt[C];
+        const long next = row[0] + (long)R * stride;
+        if (R == 1 && next < rows) qpreload<Q, C>(nxt, qs, meta, next, nb, lane);
+        float acc[R][T];
+        qgemv_row<Q, T, R, C>(acc, cur, qs, meta, row, live, nb, xq, t, lane);
 #pragma unroll
-        for (int tok = 0; tok < T; ++tok) {
-            if (tok >= t) break;
-            const float s = warp_sum(acc[tok]);
-            if (lane == 0) {
-                float* out = y + (long)tok * ldy + row;
-                *out = accumulate ? *out + s : s;
-            }
+        for (int r = 0; r < R; ++r)
+            if (r < live) qgemv_store<T>(y, ldy, row[r], acc[r], t, accumulate, lane);
+#pragma unroll
+        for (int r = 0; r < R; ++r) row[r] += (long)R * stride;
+        if (R == 1) {
+#pragma unroll
+            for (int c = 0; c < C; ++c) cur[0][c] = nxt[c];
+        } else {
+#pragma unroll
+            for (int r = 0; r < R; ++r)
+                if (row[r] < rows) qpreload<Q, C>(cur[r], qs, meta, row[r], nb, lane);
         }
-#pragma unroll
-        for (int c = 0; c < QCHUNK; ++c) cur[c] = nxt[c];
     }
 }
 
 // The gate/up product with SiLU(gate) * up as its epilogue (as gemv.cu's): w is
-// [gate rows | up rows], act[tok, p] in the activations' type.
+// [gate rows | up rows], act[tok, p] in the activations' type. A warp takes gate row
+// p and up row ffn + p together, sharing each activation read.
 template <class Q, int T>
 __device__ __forceinline__ void qgemv_silu_rows(void* act, const unsigned char* qs,
                                                 const unsigned char* meta, const void* x,
@@ -483,26 +513,59 @@ __device__ __forceinline__ void qgemv_silu_rows(void* act, const unsigned char* 
     const int stride = gridDim.x * warps;
     int p = blockIdx.x * warps + (threadIdx.x >> 5);
     const int nb = cols / Q::BLOCK;
-    typename Q::Raw cur[QCHUNK], nxt[QCHUNK];
-    if (p < ffn) qpreload<Q>(cur, qs, meta, p, nb, lane);
+#if QROWS == 1
+    // The gate row, then the up row, whose first chunk streams in while the gate row
+    // is summed.
+    typename Q::Raw cur[1][QCHUNK], nxt[1][QCHUNK];
+    if (p < ffn) qpreload<Q, QCHUNK>(cur[0], qs, meta, p, nb, lane);
     grid_wait();
     const XQ xq = quantize_x(qgemv_smem, x, x_bf16, t, cols);
     grid_release();
     for (; p < ffn; p += stride) {
-        // The up row's first chunk streams in while the gate row is summed.
-        qpreload<Q>(nxt, qs, meta, (long)ffn + p, nb, lane);
-        float g[T], u[T];
-        qgemv_row<Q, T>(g, cur, qs, meta, p, nb, xq, t, lane);
-        if (p + stride < ffn) qpreload<Q>(cur, qs, meta, p + stride, nb, lane);
-        qgemv_row<Q, T>(u, nxt, qs, meta, (long)ffn + p, nb, xq, t, lane);
+        const long gate[1] = {p}, up[1] = {(long)ffn + p};
+        qpreload<Q, QCHUNK>(nxt[0], qs, meta, up[0], nb, lane);
+        float acc[2][1][T];
+        qgemv_row<Q, T, 1, QCHUNK>(acc[0], cur, qs, meta, gate, 1, nb, xq, t, lane);
+        if (p + stride < ffn) qpreload<Q, QCHUNK>(cur[0], qs, meta, p + stride, nb, lane);
+        qgemv_row<Q, T, 1, QCHUNK>(acc[1], nxt, qs, meta, up, 1, nb, xq, t, lane);
 #pragma unroll
         for (int tok = 0; tok < T; ++tok) {
             if (tok >= t) break;
-            const float gs = warp_sum(g[tok]), us = warp_sum(u[tok]);
+            const float gs = warp_sum(acc[0][0][tok]), us = warp_sum(acc[1][0][tok]);
             if (lane == 0)
                 store_act(act, x_bf16, (long)tok * ffn + p, gs / (1.f + __expf(-gs)) * us);
         }
     }
+#else
+    // One token: registers to spare for the single-row chunk.
+    constexpr int C = T == 1 ? QCHUNK : QCHUNK_PAIR;
+    typename Q::Raw cur[2][C];
+    long rows[2] = {p, (long)ffn + p};
+    if (p < ffn) {
+        qpreload<Q, C>(cur[0], qs, meta, rows[0], nb, lane);
+        qpreload<Q, C>(cur[1], qs, meta, rows[1], nb, lane);
+    }
+    grid_wait();
+    const XQ xq = quantize_x(qgemv_smem, x, x_bf16, t, cols);
+    grid_release();
+    for (; p < ffn; p += stride) {
+        rows[0] = p;
+        rows[1] = (long)ffn + p;
+        float acc[2][T];
+        qgemv_row<Q, T, 2, C>(acc, cur, qs, meta, rows, 2, nb, xq, t, lane);
+        if (p + stride < ffn) {
+            qpreload<Q, C>(cur[0], qs, meta, p + stride, nb, lane);
+            qpreload<Q, C>(cur[1], qs, meta, (long)ffn + p + stride, nb, lane);
+        }
+#pragma unroll
+        for (int tok = 0; tok < T; ++tok) {
+            if (tok >= t) break;
+            const float gs = warp_sum(acc[0][tok]), us = warp_sum(acc[1][tok]);
+            if (lane == 0)
+                store_act(act, x_bf16, (long)tok * ffn + p, gs / (1.f + __expf(-gs)) * us);
+        }
+    }
+#endif
 }
 
 // out[i, :] = row (ids ? ids[i] : row0 + i) of the matrix, dequantized (f32, or bf16 when
