@@ -2,6 +2,10 @@
 //! by probability, then one uniform number walked down them. It runs on a whole row
 //! or on its head (`TopLogits`): on the head it answers only where the whole row
 //! would give the same token for the same number, and says so otherwise.
+//!
+//! With no filter the walk goes down the row's `TOP_CANDIDATES` largest, sorted, and
+//! then down the rest of the row in id order (`pick_in_tail`): any fixed order draws
+//! exactly from the distribution, and this one needs no sort of the row.
 
 use hearth_models::TopLogits;
 
@@ -53,6 +57,45 @@ pub(crate) fn pick(
         }
     }
     complete.then(|| cand[keep - 1].0)
+}
+
+/// The token `u` picks past the row's head when no filter is set (`pick` found the
+/// draw past it): the draw, less the head's probabilities (as `pick` takes them), walks
+/// the rest of the row in id order. None: a filter is set (the row must be sorted).
+pub(crate) fn pick_in_tail(
+    row: &[f32],
+    head: &TopLogits,
+    p: &SamplingParams,
+    u: f32,
+) -> Option<u32> {
+    if p.top_k > 0 || p.top_p < 1.0 || p.min_p > 0.0 {
+        return None;
+    }
+    let mut cand = head.top.clone();
+    prepare(&mut cand, p);
+    let (max, cut) = (cand.first()?.1, cand.last()?.1);
+    let mut r = u;
+    for &(_, s) in &cand {
+        r -= (s - max).exp() / head.mass;
+    }
+    let mut in_head: Vec<u32> = cand.iter().map(|c| c.0).collect();
+    in_head.sort_unstable();
+    let inv_t = 1.0 / p.temperature;
+    let mut last = None;
+    for (i, &l) in row.iter().enumerate() {
+        let s = l * inv_t;
+        // Only values at or above the head's least can be in it.
+        if !l.is_finite() || (s >= cut && in_head.binary_search(&(i as u32)).is_ok()) {
+            continue;
+        }
+        last = Some(i as u32);
+        r -= (s - max).exp() / head.mass;
+        if r <= 0.0 {
+            return last;
+        }
+    }
+    // Rounding left a sliver: the last token of the walk.
+    last.or(cand.last().map(|c| c.0))
 }
 
 /// `cand` scaled by 1/T and sorted for `pick`, cut to `top_k` when that is set and
@@ -146,5 +189,57 @@ mod tests {
             decided > total / 3 && decided < total,
             "{decided} of {total}"
         );
+    }
+
+    /// With no filter, head then tail is an inverse CDF over (head sorted, the rest by
+    /// id): the same tokens as one computed apart in f64, but where a draw sits within
+    /// rounding of a boundary.
+    #[test]
+    fn the_tail_walk_is_the_rows_distribution_in_id_order() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 24) as f32
+        };
+        let row: Vec<f32> = (0..1000).map(|_| 2.0 * next()).collect();
+        let p = SamplingParams::default();
+        let head = TopLogits::of_row(&row, 1.0, 64);
+        let mut order: Vec<u32> = {
+            let mut h = head.top.clone();
+            h.sort_by(|a, b| b.1.total_cmp(&a.1));
+            h.into_iter().map(|c| c.0).collect()
+        };
+        let rest: Vec<u32> = (0..1000u32).filter(|i| !order.contains(i)).collect();
+        order.extend(rest);
+        let z: f64 = row.iter().map(|&l| f64::from(l).exp()).sum();
+        let (mut same, mut tail) = (0, 0);
+        for _ in 0..2000 {
+            let u = next();
+            let mut r = f64::from(u) * z;
+            let want = *order
+                .iter()
+                .find(|&&i| {
+                    r -= f64::from(row[i as usize]).exp();
+                    r <= 0.0
+                })
+                .unwrap_or(&order[999]);
+            let got = match pick_from_head(&head, &p, u) {
+                Some(t) => t,
+                None => {
+                    tail += 1;
+                    pick_in_tail(&row, &head, &p, u).expect("no filter")
+                }
+            };
+            same += usize::from(got == want);
+        }
+        assert!(
+            tail > 1000,
+            "a flat row's draws mostly fall past its head: {tail}"
+        );
+        assert!(same >= 1990, "{same} of 2000 as the f64 walk");
+        let filtered = SamplingParams { top_p: 0.9, ..p };
+        assert_eq!(pick_in_tail(&row, &head, &filtered, 0.99), None);
     }
 }

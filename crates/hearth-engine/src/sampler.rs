@@ -183,8 +183,10 @@ fn top_k_pairs(lp: &[f32], k: usize) -> Vec<(u32, f32)> {
 }
 
 /// Temperature, then top-k, top-p and min-p over the sorted candidates, then a draw.
-/// The row's head decides most draws without sorting the row (O(n) instead of
-/// O(n log n): a vocabulary of 128k is sorted in milliseconds).
+/// The row's head decides most draws, and with no filter the rest of the row in id
+/// order decides the others (`draw`): O(n) instead of sorting the row, O(n log n) (a
+/// vocabulary of 128k is sorted in milliseconds), which only a filter reaching past
+/// the head still needs.
 fn sample_filtered(logits: &[f32], p: &SamplingParams, draw: impl FnOnce() -> f32) -> u32 {
     let head = TopLogits::of_row(logits, p.temperature, TOP_CANDIDATES);
     if head.finite == 0 {
@@ -192,6 +194,9 @@ fn sample_filtered(logits: &[f32], p: &SamplingParams, draw: impl FnOnce() -> f3
     }
     let u = draw();
     if let Some(t) = draw::pick_from_head(&head, p, u) {
+        return t;
+    }
+    if let Some(t) = draw::pick_in_tail(logits, &head, p, u) {
         return t;
     }
     let mut cand: Vec<(u32, f32)> = logits

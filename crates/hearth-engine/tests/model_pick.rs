@@ -9,7 +9,9 @@ mod fake_model;
 use std::sync::{Arc, Mutex};
 
 use hearth_engine::{EngineConfig, EngineHandle, Event, Request, SamplingParams};
-use hearth_models::{BatchInput, CausalLm, KvCache, ModelError, ModelSpec, Next, Pick, TopLogits};
+use hearth_models::{
+    BatchInput, CausalLm, KvCache, ModelError, ModelSpec, Next, Pick, TopLogits, TOP_CANDIDATES,
+};
 
 const VOCAB: usize = 256;
 /// The largest logit; the next largest is `RUNNER_UP`.
@@ -310,7 +312,7 @@ impl CausalLm for DrawModel {
 }
 
 /// Seeded temperature draws (plain, top-k, top-p, min-p, a top-k larger than the
-/// head) give the same tokens whether the model returns rows or heads of 4.
+/// head) give the same tokens whether the model returns rows or heads.
 #[test]
 fn draws_from_heads_give_the_rows_tokens() {
     let base = SamplingParams {
@@ -333,7 +335,7 @@ fn draws_from_heads_give_the_rows_tokens() {
             ..base.clone()
         },
         SamplingParams {
-            top_k: 40,
+            top_k: 100,
             seed: Some(8),
             ..base.clone()
         },
@@ -403,7 +405,7 @@ fn draws_from_heads_give_the_rows_tokens() {
         (outs, f)
     };
     let (rows, _) = run(None);
-    let (heads, (fetched, drawn)) = run(Some(4));
+    let (heads, (fetched, drawn)) = run(Some(TOP_CANDIDATES));
     for (i, (a, b)) in rows.iter().zip(&heads).enumerate() {
         assert_eq!(a.len(), 24, "request {i}");
         assert_eq!(a, b, "request {i}: heads must give the rows' tokens");

@@ -241,7 +241,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rest_greedy = (1..logits.len()).all(|s| next[s] == Next::Token(argmax(&logits[s])));
     let row_err = rel_err(&row, &logits[0]);
     println!("GPU last_logits: rel err {row_err:.1e} against the first run's row");
-    if argmax_same != logits.len() || !head_ok || row_err.is_nan() || row_err >= 1e-4 || !rest_greedy {
+    if argmax_same != logits.len()
+        || !head_ok
+        || row_err.is_nan()
+        || row_err >= 1e-4
+        || !rest_greedy
+    {
         eprintln!("FAIL: the GPU's picks differ from the host's (argmax, head, row or mixed step)");
         std::process::exit(1);
     }

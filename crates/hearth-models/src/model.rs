@@ -70,6 +70,8 @@ pub enum Next {
     Logits(Vec<f32>),
     /// Its greedy next token, chosen by the model (only for `Pick::Argmax`).
     Token(u32),
-    /// The head of its logits row at the asked temperature (only for `Pick::Sample`).
+    /// The head of its logits row at the asked temperature (only for `Pick::Sample`):
+    /// its `TOP_CANDIDATES` largest logits (all when it has fewer), so that the draw's
+    /// order past the head is the same as the sampler's on the whole row.
     Top(TopLogits),
 }

@@ -31,7 +31,11 @@ impl TopLogits {
         let finite = top.len();
         let inv_t = 1.0 / temperature;
         let max = top.iter().fold(f32::NEG_INFINITY, |m, &(_, l)| m.max(l)) * inv_t;
-        let mass = top.iter().map(|&(_, l)| (l * inv_t - max).exp()).sum();
+        // Summed in f64: 128k f32 terms summed in f32 one after another drift ~1e-4.
+        let mass = top
+            .iter()
+            .map(|&(_, l)| f64::from((l * inv_t - max).exp()))
+            .sum::<f64>() as f32;
         if keep < top.len() {
             if keep == 0 {
                 top.clear();

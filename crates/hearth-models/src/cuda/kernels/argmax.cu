@@ -1,3 +1,28 @@
+// f(i, row[i]) for this thread's share of the row. Rows of a width divisible by 4 are
+// read 16 bytes at a time, two loads in flight a thread: one block reads a whole row,
+// and with one float a load it waits on latency, not bandwidth.
+template <class F>
+__device__ __forceinline__ void for_each_logit(const float* row, int vocab, F f) {
+    const int step = blockDim.x;
+    if ((vocab & 3) == 0) {
+        const float4* r4 = reinterpret_cast<const float4*>(row);
+        const int n4 = vocab >> 2;
+        int i = threadIdx.x;
+        for (; i + step < n4; i += 2 * step) {
+            const float4 a = r4[i], b = r4[i + step];
+            f(4 * i, a.x); f(4 * i + 1, a.y); f(4 * i + 2, a.z); f(4 * i + 3, a.w);
+            const int j = 4 * (i + step);
+            f(j, b.x); f(j + 1, b.y); f(j + 2, b.z); f(j + 3, b.w);
+        }
+        if (i < n4) {
+            const float4 a = r4[i];
+            f(4 * i, a.x); f(4 * i + 1, a.y); f(4 * i + 2, a.z); f(4 * i + 3, a.w);
+        }
+    } else {
+        for (int i = threadIdx.x; i < vocab; i += step) f(i, row[i]);
+    }
+}
+
 // The first index of the largest of row[:vocab] (NaN ignored; 0 when no value beats
 // -inf), which is what the engine's argmax returns, in thread 0 of the block. Called by
 // every thread of a block with the same row.
@@ -7,10 +32,9 @@ __device__ int block_argmax(const float* row, int vocab) {
     float bv = NEG_INF;
     int bi = 0x7fffffff;
     // Each thread's indices ascend: strictly greater keeps its first maximum.
-    for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
-        const float x = row[i];
+    for_each_logit(row, vocab, [&](int i, float x) {
         if (x > bv) { bv = x; bi = i; }
-    }
+    });
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     for (int o = 16; o > 0; o >>= 1) {
         const float ov = __shfl_xor_sync(0xffffffff, bv, o);

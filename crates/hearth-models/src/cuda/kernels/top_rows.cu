@@ -37,6 +37,19 @@ __device__ float block_reduce(float v, bool take_max, float* scratch) {
     return v;
 }
 
+// hist[d] += 1 for each lane's digit d (-1: none), the lanes that share lane 0's digit
+// with one atomic (a row's logits share their leading digits). Every lane of the warp
+// calls it together.
+__device__ __forceinline__ void count_digit(unsigned* hist, int d) {
+    const int lead = __shfl_sync(0xffffffff, d, 0);
+    const unsigned same = __ballot_sync(0xffffffff, d == lead);
+    if (d == lead) {
+        if ((threadIdx.x & 31) == 0 && d >= 0) atomicAdd(&hist[d], __popc(same));
+    } else if (d >= 0) {
+        atomicAdd(&hist[d], 1u);
+    }
+}
+
 extern "C" __global__ void top_rows(const float* logits, int vocab, const float* inv_ts,
                                     unsigned* out) {
     grid_enter();
@@ -53,42 +66,46 @@ extern "C" __global__ void top_rows(const float* logits, int vocab, const float*
         return;
     }
     float m = NEG_INF, n = 0.f;
-    for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
-        const float x = row[i];
+    for_each_logit(row, vocab, [&](int, float x) {
         if (is_finite(x)) { m = fmaxf(m, x); n += 1.f; }
-    }
+    });
     m = block_reduce(m, true, scratch);
     n = block_reduce(n, false, scratch);
     // As the host computes it: l·(1/T) − max·(1/T), no fused multiply-add.
     const float ms = __fmul_rn(m, inv_t);
     float mass = 0.f;
-    for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
-        const float x = row[i];
+    for_each_logit(row, vocab, [&](int, float x) {
         if (is_finite(x)) mass += expf(__fsub_rn(__fmul_rn(x, inv_t), ms));
-    }
+    });
     mass = block_reduce(mass, false, scratch);
     const int finite = (int)n;
     // The key of the TOP_C-th largest finite logit, 8 bits at a time: each round counts
     // the next digit of the keys that match the digits found so far.
     unsigned prefix = 0, mask = 0, need = TOP_C;
     if (finite > TOP_C) {
-        const int lane = threadIdx.x & 31;
+        const bool wide = (vocab & 3) == 0;
+        const int units = wide ? vocab >> 2 : vocab;
         for (int shift = 24; shift >= 0; shift -= 8) {
             for (int d = threadIdx.x; d < 256; d += blockDim.x) hist[d] = 0;
             __syncthreads();
-            // The loop bound is the same for the whole block, so every lane of a warp
-            // meets the __match_any_sync.
-            for (int base = 0; base < vocab; base += blockDim.x) {
+            const auto digit = [&](float x) {
+                const unsigned k = order_key(x);
+                return is_finite(x) && (k & mask) == prefix ? (int)((k >> shift) & 255) : -1;
+            };
+            // The same trip count for the whole block: every lane meets the warp votes.
+            for (int base = 0; base < units; base += blockDim.x) {
                 const int i = base + threadIdx.x;
-                int d = -1;
-                if (i < vocab) {
-                    const float x = row[i];
-                    const unsigned k = order_key(x);
-                    if (is_finite(x) && (k & mask) == prefix) d = (k >> shift) & 255;
+                if (wide) {
+                    const float nan = __int_as_float(0x7fc00000);
+                    float4 a = make_float4(nan, nan, nan, nan);
+                    if (i < units) a = reinterpret_cast<const float4*>(row)[i];
+                    count_digit(hist, digit(a.x));
+                    count_digit(hist, digit(a.y));
+                    count_digit(hist, digit(a.z));
+                    count_digit(hist, digit(a.w));
+                } else {
+                    count_digit(hist, i < units ? digit(row[i]) : -1);
                 }
-                // One shared-memory atomic per distinct digit of a warp.
-                const unsigned peers = __match_any_sync(0xffffffff, d);
-                if (d >= 0 && lane == __ffs(peers) - 1) atomicAdd(&hist[d], __popc(peers));
             }
             __syncthreads();
             if (threadIdx.x == 0) {
@@ -108,14 +125,11 @@ extern "C" __global__ void top_rows(const float* logits, int vocab, const float*
     if (threadIdx.x == 0) { s_greater = 0; s_equal = 0; }
     __syncthreads();
     const int greater_slots = finite > TOP_C ? TOP_C - (int)need : 0;
-    for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
-        const float x = row[i];
-        if (!is_finite(x)) continue;
+    for_each_logit(row, vocab, [&](int i, float x) {
+        if (!is_finite(x)) return;
         const unsigned k = order_key(x);
         int slot = -1;
-        if (finite <= TOP_C) {
-            slot = atomicAdd(&s_greater, 1);
-        } else if (k > prefix) {
+        if (finite <= TOP_C || k > prefix) {
             slot = atomicAdd(&s_greater, 1);
         } else if (k == prefix) {
             const int e = atomicAdd(&s_equal, 1);
@@ -125,7 +139,7 @@ extern "C" __global__ void top_rows(const float* logits, int vocab, const float*
             o[slot] = i;
             o[TOP_C + slot] = __float_as_uint(x);
         }
-    }
+    });
     if (threadIdx.x == 0) {
         o[2 * TOP_C] = __float_as_uint(mass);
         o[2 * TOP_C + 1] = finite;
