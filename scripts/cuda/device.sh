@@ -76,7 +76,7 @@ bench_server() {
     for c in ${CONCURRENCIES:-${concurrencies[@]}}; do
         echo "== $tag concurrency $c"
         "$dev/hearth" bench --url "$url" --model m --num-prompts "$(prompts_for "$c")" \
-            --concurrency "$c" --input-len 512 --output-len 256 --seed "$c" ${BENCH_ARGS:-} \
+            --concurrency "$c" --input-len 512 --output-len 256 --seed "$((c + ${SEED_OFFSET:-0}))" ${BENCH_ARGS:-} \
             --result-json "$out/${tag}_c$c.json" 2>&1 | tail -n 14
     done
 }
@@ -136,8 +136,8 @@ case "${1:-}" in
         # Temperature sampling on the 3B bf16 model: each sampled row's head from the GPU
         # against whole rows sampled on the host (HEARTH_CUDA_ARGMAX=0), with greedy on
         # the same server for reference. top-k 40 (Ollama's default) keeps every draw in
-        # the head; plain temperature 1 on random weights (flat logits) sends every draw
-        # to its row, the worst case.
+        # the head; plain temperature 1 on random weights (flat logits) sends most draws
+        # past the head to the row, the worst case.
         out="${2:?OUT}"
         mkdir -p "$out"
         make_3b
@@ -147,12 +147,14 @@ case "${1:-}" in
                 --max-num-batched-tokens 4096 >"$out/hearth_sample_$where.log" 2>&1 &
             pid=$!
             wait_ready http://127.0.0.1:8203 || { tail -n 30 "$out/hearth_sample_$where.log"; exit 1; }
-            if [ "$where" = gpu ]; then
-                bench_server http://127.0.0.1:8203 greedy_gpu "$out"
-                CONCURRENCIES="1 8" BENCH_ARGS="--temperature 1.0" \
-                    bench_server http://127.0.0.1:8203 flat_t1_gpu "$out"
-            fi
+            # First on each fresh server, so that neither finds its prompts cached; the
+            # runs after it draw other prompts (SEED_OFFSET).
             BENCH_ARGS="--temperature 0.8 --top-k 40" bench_server http://127.0.0.1:8203 "topk40_$where" "$out"
+            if [ "$where" = gpu ]; then
+                SEED_OFFSET=1000 bench_server http://127.0.0.1:8203 greedy_gpu "$out"
+                SEED_OFFSET=2000 CONCURRENCIES="1 8 32" BENCH_ARGS="--temperature 1.0" \
+                    bench_server http://127.0.0.1:8203 t1_gpu "$out"
+            fi
             kill "$pid"
             wait "$pid" 2>/dev/null || true
         done

@@ -76,6 +76,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("ties at the cut", 128_256, 8),
         ("few finite, NaN and -inf", 49_152 + 7, 8),
         ("odd width", 1000, 8),
+        ("odd width, all finite", 49_152 + 7, 8),
         ("all -inf", 4096, 2),
     ];
     for (name, vocab, rows) in cases {
@@ -85,7 +86,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let u = rnd();
                 let x = match name {
                     // A few tall logits over a spread floor, as a model's.
-                    "llama3 vocab" | "odd width" => {
+                    "llama3 vocab" | "odd width" | "odd width, all finite" => {
                         if u > 0.998 {
                             20.0 * u
                         } else {

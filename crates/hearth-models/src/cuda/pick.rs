@@ -18,6 +18,8 @@ const THREADS: u32 = 1024;
 pub struct Picker {
     ids: Option<CudaSlice<i32>>,
     inv_t: Option<CudaSlice<f32>>,
+    /// What `inv_t` holds: a decode step's rows ask the same as the step before.
+    inv_t_held: Vec<f32>,
     top: Option<CudaSlice<u32>>,
 }
 
@@ -81,15 +83,21 @@ impl Picker {
                 _ => 0.0,
             })
             .collect();
+        if self.inv_t.as_ref().is_none_or(|b| b.len() < rows) {
+            self.inv_t_held.clear();
+        }
         grow(gpu, &mut self.inv_t, rows)?;
         grow(gpu, &mut self.top, rows * TOP_STRIDE)?;
         let (Some(inv_dev), Some(top)) = (self.inv_t.as_mut(), self.top.as_ref()) else {
             return Err(missing("heads"));
         };
-        let mut head = inv_dev.slice_mut(..rows);
-        gpu.stream
-            .memcpy_htod(&inv_t, &mut head)
-            .map_err(cuda_err("upload"))?;
+        if self.inv_t_held != inv_t {
+            let mut head = inv_dev.slice_mut(..rows);
+            gpu.stream
+                .memcpy_htod(&inv_t, &mut head)
+                .map_err(cuda_err("upload"))?;
+            self.inv_t_held = inv_t;
+        }
         let (l, v, t, o) = (
             ptr(gpu, logits),
             vocab as i32,
