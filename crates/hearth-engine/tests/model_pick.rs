@@ -88,6 +88,27 @@ impl CausalLm for ArgmaxModel {
     }
 }
 
+/// Submits every request at once and collects each one's tokens.
+fn generate(engine: &EngineHandle, requests: impl Iterator<Item = Request>) -> Vec<Vec<u32>> {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let mut streams: Vec<_> = requests
+            .map(|r| engine.submit(r).expect("submit"))
+            .collect();
+        let mut all = Vec::new();
+        for st in &mut streams {
+            let mut toks = Vec::new();
+            while let Some(ev) = st.next().await {
+                if let Event::Delta { token_ids, .. } = ev {
+                    toks.extend(token_ids);
+                }
+            }
+            all.push(toks);
+        }
+        all
+    })
+}
+
 #[test]
 fn plain_greedy_sequences_take_the_models_token() {
     let tokenizer = fake_model::tiny_tokenizer();
@@ -155,30 +176,13 @@ fn plain_greedy_sequences_take_the_models_token() {
             },
         ),
     ];
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let outputs: Vec<Vec<u32>> = rt.block_on(async {
-        let mut streams: Vec<_> = requests
-            .iter()
-            .map(|(tag, params)| {
-                let r = Request {
-                    prompt_ids: vec![*tag],
-                    params: params.clone(),
-                };
-                engine.submit(r).expect("submit")
-            })
-            .collect();
-        let mut all = Vec::new();
-        for st in &mut streams {
-            let mut toks = Vec::new();
-            while let Some(ev) = st.next().await {
-                if let Event::Delta { token_ids, .. } = ev {
-                    toks.extend(token_ids);
-                }
-            }
-            all.push(toks);
-        }
-        all
-    });
+    let outputs = generate(
+        &engine,
+        requests.iter().map(|(tag, params)| Request {
+            prompt_ids: vec![*tag],
+            params: params.clone(),
+        }),
+    );
     // The bias moves 106 to the runner-up; every other request picks TOP each time.
     assert_eq!(outputs[5], vec![RUNNER_UP; 3]);
     for out in &outputs[..4] {
@@ -376,31 +380,13 @@ fn draws_from_heads_give_the_rows_tokens() {
             EngineConfig::default(),
         )
         .expect("engine starts");
-        let rt = tokio::runtime::Runtime::new().expect("runtime");
-        let outs: Vec<Vec<u32>> = rt.block_on(async {
-            let mut streams: Vec<_> = params
-                .iter()
-                .enumerate()
-                .map(|(i, p)| {
-                    let r = Request {
-                        prompt_ids: vec![100 + i as u32, 7],
-                        params: p.clone(),
-                    };
-                    engine.submit(r).expect("submit")
-                })
-                .collect();
-            let mut all = Vec::new();
-            for st in &mut streams {
-                let mut toks = Vec::new();
-                while let Some(ev) = st.next().await {
-                    if let Event::Delta { token_ids, .. } = ev {
-                        toks.extend(token_ids);
-                    }
-                }
-                all.push(toks);
-            }
-            all
-        });
+        let outs = generate(
+            &engine,
+            params.iter().enumerate().map(|(i, p)| Request {
+                prompt_ids: vec![100 + i as u32, 7],
+                params: p.clone(),
+            }),
+        );
         let f = *fetched.lock().expect("lock");
         (outs, f)
     };

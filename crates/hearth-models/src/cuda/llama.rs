@@ -451,6 +451,8 @@ impl CausalLm for CudaLlama {
         let wanting = || batch.seqs.iter().filter(|s| s.needs_logits);
         let on_device = |s: &SeqInput| s.pick != Pick::Row;
         if !(self.device_pick && wanting().count() > 0 && wanting().all(on_device)) {
+            // Every row comes back whole: none to fetch after.
+            self.last_wanted.clear();
             let logits = self.forward(batch, cache)?;
             return Ok(logits.into_iter().map(Next::Logits).collect());
         }
