@@ -20,37 +20,58 @@ pub struct TopLogits {
 }
 
 impl TopLogits {
-    /// The head of `row` on the host (the reference a device's must match).
+    /// The head of `row` on the host (the reference a device's must match). Three
+    /// passes over the row and a buffer of at most `2 * keep` candidates: no copy of
+    /// the row (a vocabulary of pairs, every sampled token).
     pub fn of_row(row: &[f32], temperature: f32, keep: usize) -> TopLogits {
-        let mut top: Vec<(u32, f32)> = row
-            .iter()
-            .enumerate()
-            .filter(|(_, l)| l.is_finite())
-            .map(|(i, &l)| (i as u32, l))
-            .collect();
-        let finite = top.len();
+        let finite_logits = || row.iter().copied().filter(|l| l.is_finite());
+        let finite = finite_logits().count();
         let inv_t = 1.0 / temperature;
-        let max = top.iter().fold(f32::NEG_INFINITY, |m, &(_, l)| m.max(l)) * inv_t;
+        let max = finite_logits().fold(f32::NEG_INFINITY, f32::max) * inv_t;
         // Summed in f64: 128k f32 terms summed in f32 one after another drift ~1e-4.
-        let mass = top
-            .iter()
-            .map(|&(_, l)| f64::from((l * inv_t - max).exp()))
+        let mass = finite_logits()
+            .map(|l| f64::from((l * inv_t - max).exp()))
             .sum::<f64>() as f32;
-        if keep < top.len() {
-            if keep == 0 {
-                top.clear();
-            } else {
-                top.select_nth_unstable_by(keep - 1, |a, b| b.1.total_cmp(&a.1));
-                top.truncate(keep);
-            }
+        TopLogits {
+            top: largest(row, keep),
+            mass,
+            finite,
         }
-        TopLogits { top, mass, finite }
     }
 
     /// Whether `top` holds every finite logit of the row.
     pub fn is_complete(&self) -> bool {
         self.top.len() >= self.finite
     }
+}
+
+/// The `keep` largest finite values of `row` with their ids (any of equal values at
+/// the cut). Candidates at or above the floor gather in a buffer; when it holds
+/// `2 * keep`, it is cut back to its `keep` largest and the floor rises to the least
+/// of them.
+fn largest(row: &[f32], keep: usize) -> Vec<(u32, f32)> {
+    let mut top: Vec<(u32, f32)> = Vec::with_capacity(2 * keep);
+    if keep == 0 {
+        return top;
+    }
+    let cut = |top: &mut Vec<(u32, f32)>| {
+        top.select_nth_unstable_by(keep - 1, |a, b| b.1.total_cmp(&a.1));
+        top.truncate(keep);
+        top[keep - 1].1
+    };
+    let mut floor = f32::NEG_INFINITY;
+    for (i, &l) in row.iter().enumerate() {
+        if l.is_finite() && l >= floor {
+            top.push((i as u32, l));
+            if top.len() == 2 * keep {
+                floor = cut(&mut top);
+            }
+        }
+    }
+    if top.len() > keep {
+        cut(&mut top);
+    }
+    top
 }
 
 #[cfg(test)]
@@ -62,6 +83,44 @@ mod tests {
     fn the_kernel_keeps_as_many_candidates() {
         let source = include_str!("cuda/kernels/top_rows.cu");
         assert!(source.contains(&format!("#define TOP_C {TOP_CANDIDATES}\n")));
+    }
+
+    /// The buffered selection keeps the same values as sorting the row, on rows with
+    /// ties and non-finite values, for heads smaller and larger than the row.
+    #[test]
+    fn the_buffered_selection_is_the_sorted_rows_head() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for round in 0..30 {
+            let row: Vec<f32> = (0..1000)
+                .map(|i| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    let u = (state >> 40) as f32 / (1u64 << 24) as f32;
+                    match (round % 3, i % 97) {
+                        (_, 0) => f32::NAN,
+                        (_, 1) => f32::NEG_INFINITY,
+                        // Few levels: ties at the cut.
+                        (0, _) => (u * 6.0).floor(),
+                        _ => u * 20.0 - 10.0,
+                    }
+                })
+                .collect();
+            let mut sorted: Vec<f32> = row.iter().copied().filter(|l| l.is_finite()).collect();
+            sorted.sort_by(|a, b| b.total_cmp(a));
+            for keep in [0, 1, 7, 64, 500, 2000] {
+                let mut got: Vec<f32> = largest(&row, keep).iter().map(|p| p.1).collect();
+                got.sort_by(|a, b| b.total_cmp(a));
+                assert_eq!(
+                    got,
+                    sorted[..keep.min(sorted.len())],
+                    "round {round}, keep {keep}"
+                );
+                assert!(largest(&row, keep)
+                    .iter()
+                    .all(|&(i, l)| row[i as usize] == l));
+            }
+        }
     }
 
     #[test]
