@@ -133,6 +133,16 @@ pub(crate) fn pick_from_head(head: &TopLogits, p: &SamplingParams, u: f32) -> Op
 mod tests {
     use super::*;
 
+    /// xorshift64: reproducible numbers in [0, 1) without a dependency.
+    fn uniforms(mut state: u64) -> impl FnMut() -> f32 {
+        move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 24) as f32
+        }
+    }
+
     /// The whole row's answer: every finite logit sorted, as the sampler had it.
     fn from_row(row: &[f32], p: &SamplingParams, u: f32) -> u32 {
         let mut cand: Vec<(u32, f32)> = row
@@ -149,13 +159,7 @@ mod tests {
     /// these rows and settings heads decide most draws but not all.
     #[test]
     fn a_head_decides_as_the_row_does() {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 40) as f32 / (1u64 << 24) as f32
-        };
+        let mut next = uniforms(0x2545_f491_4f6c_dd1du64);
         let (mut decided, mut total) = (0, 0);
         for round in 0..40 {
             let row: Vec<f32> = (0..300)
@@ -196,13 +200,7 @@ mod tests {
     /// rounding of a boundary.
     #[test]
     fn the_tail_walk_is_the_rows_distribution_in_id_order() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 40) as f32 / (1u64 << 24) as f32
-        };
+        let mut next = uniforms(0x9e37_79b9_7f4a_7c15u64);
         let row: Vec<f32> = (0..1000).map(|_| 2.0 * next()).collect();
         let p = SamplingParams::default();
         let head = TopLogits::of_row(&row, 1.0, 64);

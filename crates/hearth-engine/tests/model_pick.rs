@@ -81,11 +81,15 @@ impl CausalLm for ArgmaxModel {
     }
 
     fn last_logits(&mut self, seq: usize) -> Result<Vec<f32>, ModelError> {
-        self.last
-            .get(seq)
-            .cloned()
-            .ok_or_else(|| ModelError::BadBatch(format!("no sequence {seq}")))
+        row_of(&self.last, seq)
     }
+}
+
+/// Row `seq` of the last step's logits, as a model keeps them for `last_logits`.
+fn row_of(last: &[Vec<f32>], seq: usize) -> Result<Vec<f32>, ModelError> {
+    last.get(seq)
+        .cloned()
+        .ok_or_else(|| ModelError::BadBatch(format!("no sequence {seq}")))
 }
 
 /// Submits every request at once and collects each one's tokens.
@@ -308,10 +312,7 @@ impl CausalLm for DrawModel {
             .lock()
             .map_err(|_| ModelError::BadBatch("lock".into()))?
             .0 += 1;
-        self.last
-            .get(seq)
-            .cloned()
-            .ok_or_else(|| ModelError::BadBatch(format!("no sequence {seq}")))
+        row_of(&self.last, seq)
     }
 }
 
