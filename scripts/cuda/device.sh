@@ -112,10 +112,12 @@ case "${1:-}" in
         ls -la "$q4k"
         [ "${SKIP_CHECK:-0}" = 1 ] || "$dev/cuda_llama_check" "$q4k" q-bf16 4 2>&1 \
             | tee "$out/check_3b_q4k.txt" || echo "FAILED: cuda_llama_check on the Q4_K 3B"
-        # QROWS_LIST="2 1": also served with HEARTH_CUDA_QROWS=1 (one row a warp).
+        # QROWS_LIST="2 1": also served with HEARTH_CUDA_QROWS=1 (one row a warp);
+        # MMQ_LIST="1 0": also without the tensor-core products (HEARTH_CUDA_MMQ=0).
         for qrows in ${QROWS_LIST:-2}; do
-            tag=hearth_q4k$([ "$qrows" = 2 ] || echo "_qrows$qrows")
-            HEARTH_CUDA_QROWS=$qrows "$dev/hearth" serve "$q4k" --device cuda --port 8202 \
+          for mmq in ${MMQ_LIST:-1}; do
+            tag=hearth_q4k$([ "$qrows" = 2 ] || echo "_qrows$qrows")$([ "$mmq" = 1 ] || echo "_nommq")
+            HEARTH_CUDA_MMQ=$mmq HEARTH_CUDA_QROWS=$qrows "$dev/hearth" serve "$q4k" --device cuda --port 8202 \
                 --served-model-name m --max-num-seqs 256 --max-num-batched-tokens 4096 \
                 >"$out/${tag}_serve.log" 2>&1 &
             pid=$!
@@ -124,6 +126,7 @@ case "${1:-}" in
             bench_server http://127.0.0.1:8202 "$tag" "$out"
             kill "$pid"
             wait "$pid" 2>/dev/null || true
+          done
         done
         [ "${LLAMACPP:-0}" = 1 ] || exit 0
         while pgrep -f "llamacpp.sh build" >/dev/null; do sleep 5; done

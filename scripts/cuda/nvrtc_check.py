@@ -67,17 +67,19 @@ def compile_ptx(source, arch):
 
 
 def quant_source(defines=()):
-    """The quantized products' program (cuda/mod.rs's QUANT_KERNELS) with every type that
-    quant_type.rs instantiates, after `defines` (NAME=VALUE: the switches cuda/mod.rs
+    """The quantized products' program (cuda/mod.rs's QUANT_KERNELS: gemv_quant.cu, mmq.cu)
+    with every type that quant_type.rs instantiates, after `defines` (NAME=VALUE: the switches cuda/mod.rs
     prepends, e.g. QROWS=1)."""
-    types = re.findall(r'QuantType::\w+ => names!\("(\w+)", "(\w+)"\)',
+    types = re.findall(r'QuantType::\w+ => names!\("(\w+)", "(\w+)"(?:, "(\w+)")?\)',
                        (CUDA_DIR / "quant_type.rs").read_text())
     if not types:
         sys.exit("no QUANT_TYPE instantiations found in cuda/quant_type.rs")
-    lines = "".join(f"QUANT_TYPE({stem}, {ty})\n" for stem, ty in types)
+    lines = "".join(f"QUANT_TYPE({stem}, {ty})\n" + (f"MMQ_TYPE({stem}, {mmq})\n" if mmq else "")
+                    for stem, ty, mmq in types)
     head = "".join("#define {} {}\n".format(*d.split("=", 1)) for d in defines)
     return head + (CUDA_DIR / "kernels/common.cuh").read_text() + \
-        (CUDA_DIR / "kernels/gemv_quant.cu").read_text() + lines
+        (CUDA_DIR / "kernels/gemv_quant.cu").read_text() + \
+        (CUDA_DIR / "kernels/mmq.cu").read_text() + lines
 
 
 def assemble(ptx, out, arch):

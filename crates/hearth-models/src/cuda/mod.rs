@@ -33,11 +33,13 @@ const KERNELS: [&str; 7] = [
     include_str!("kernels/top_rows.cu"),
 ];
 
-/// The quantized products (`kernels/gemv_quant.cu`), compiled apart from `KERNELS`
-/// and only for the types a model holds: each type adds seconds of NVRTC time.
-const QUANT_KERNELS: [&str; 2] = [
+/// The quantized products (`kernels/gemv_quant.cu`, and the tensor-core ones of
+/// `kernels/mmq.cu`), compiled apart from `KERNELS` and only for the types a model
+/// holds: each type adds seconds of NVRTC time.
+const QUANT_KERNELS: [&str; 3] = [
     include_str!("kernels/common.cuh"),
     include_str!("kernels/gemv_quant.cu"),
+    include_str!("kernels/mmq.cu"),
 ];
 
 /// CUDA C++ source to PTX for `arch` (e.g. `sm_90`).

@@ -64,6 +64,9 @@ pub struct Products {
     /// Steps of up to this many tokens multiply quantized blocks directly
     /// (`QGEMV_MAX_TOKENS`, or fewer with `HEARTH_CUDA_QGEMV_MAX`).
     qgemv_max: usize,
+    /// Steps of 2 to `MMQ_MAX_TOKENS` tokens with bf16 activations use the tensor-core
+    /// products where the type has them (`kernels/mmq.cu`; off with `HEARTH_CUDA_MMQ=0`).
+    mmq: bool,
 }
 
 impl Products {
@@ -80,6 +83,8 @@ impl Products {
                 .ok()
                 .and_then(|v| v.parse().ok())
                 .map_or(QGEMV_MAX_TOKENS, |v: usize| v.min(QGEMV_MAX_TOKENS)),
+            mmq: std::env::var("HEARTH_CUDA_MMQ").as_deref() != Ok("0")
+                && gpu.capability.0 >= 8,
         })
     }
 
@@ -210,6 +215,20 @@ impl Products {
             return Ok(false);
         }
         if let WeightKind::Quant { ty, meta } = w.kind {
+            let ffn = w.rows / 2;
+            if let Some((mmq, cfg)) = self.mmq_serves(gpu, ty, ffn, ffn / 16, t, w.cols) {
+                let (t32, ffn32, cols) = (t as i32, ffn as i32, w.cols as i32);
+                // Safety: the caller's sizes; reads rows * cols weights and t * cols of x,
+                // writes t * ffn bf16 of act.
+                unsafe {
+                    gpu.launch(
+                        mmq.silu,
+                        cfg,
+                        &[&act, &w.ptr, &meta, &x, &t32, &ffn32, &cols],
+                    )?
+                };
+                return Ok(true);
+            }
             let Some(cfg) = qgemv_config(gpu, w.rows / 2, t, w.cols, self.qgemv_max) else {
                 return Ok(false);
             };
@@ -336,6 +355,18 @@ impl Products {
         let k = ty.kernels();
         let (xb, t32, ldy32) = (i32::from(self.act_bf16), t as i32, ldy as i32);
         let (rows, cols, acc) = (w.rows as i32, w.cols as i32, i32::from(accumulate));
+        if let Some((mmq, cfg)) = self.mmq_serves(gpu, ty, w.rows, w.rows.div_ceil(32), t, w.cols)
+        {
+            // Safety: the caller's sizes; reads rows * cols weights and t * cols of x,
+            // writes t rows of y.
+            return unsafe {
+                gpu.launch(
+                    mmq.plain,
+                    cfg,
+                    &[&y, &ldy32, &w.ptr, &meta, &x, &t32, &rows, &cols, &acc],
+                )
+            };
+        }
         if let Some(cfg) = qgemv_config(gpu, w.rows, t, w.cols, self.qgemv_max) {
             let name = if t == 1 { k.t1 } else { k.t8 };
             // Safety: the caller's sizes; reads rows * cols weights and t * cols of x,
@@ -390,6 +421,59 @@ impl Products {
             r0 += n;
         }
         Ok(())
+    }
+}
+
+/// Steps of up to this many tokens may take the tensor-core products (one 8-token
+/// column of an mma tile).
+pub const MMQ_MAX_TOKENS: usize = 8;
+/// Warps of a tensor-core product's block (`MMQ_WARPS` in kernels/mmq.cu).
+const MMQ_WARPS: usize = 8;
+
+impl Products {
+    /// The tensor-core product's kernels and launch for `rows` rows (16 a tile, `pairs`
+    /// pairs of tiles a block takes in turn) of `cols` columns, where it serves: on, bf16
+    /// activations, 2 to `MMQ_MAX_TOKENS` tokens, a type that has it, whole tiles and
+    /// 64-column units, and shared memory for the step's activations.
+    fn mmq_serves(
+        &self,
+        gpu: &Gpu,
+        ty: QuantType,
+        rows: usize,
+        pairs: usize,
+        t: usize,
+        cols: usize,
+    ) -> Option<(super::quant_type::MmqKernels, LaunchConfig)> {
+        if !self.mmq
+            || !self.act_bf16
+            || !(2..=MMQ_MAX_TOKENS).contains(&t)
+            || !rows.is_multiple_of(16)
+            || !cols.is_multiple_of(64)
+        {
+            return None;
+        }
+        let kernels = ty.kernels().mmq?;
+        // kernels/mmq.cu: the activations (rows of mmq_x_stride bf16), each 32-column
+        // group's sums for 8 tokens, the warps' partial sums.
+        let stride = cols.div_ceil(64) * 64 + 32;
+        let shared = 2 * t * stride + 4 * 8 * (cols / 32) + 4 * MMQ_WARPS * 2 * 4 * 32;
+        if shared > gpu.shared_optin {
+            return None;
+        }
+        let per_sm = if 2 * shared <= QGEMV_PAIR_SHARED {
+            2
+        } else {
+            1
+        };
+        let blocks = pairs.min(per_sm * gpu.multiprocessors.max(1)).max(1);
+        Some((
+            kernels,
+            LaunchConfig {
+                grid_dim: (blocks as u32, 1, 1),
+                block_dim: (32 * MMQ_WARPS as u32, 1, 1),
+                shared_mem_bytes: shared as u32,
+            },
+        ))
     }
 }
 

@@ -110,9 +110,10 @@ impl QuantType {
 /// dequantize tiles of rows and hand them to cuBLAS.
 pub const QGEMV_MAX_TOKENS: usize = 8;
 
-/// A type's kernels: the line of `kernels/gemv_quant.cu` that defines them (for NVRTC),
-/// and their names: single-token product, product of up to `QGEMV_MAX_TOKENS`, the
-/// same two with the SiLU·up epilogue, and row dequantization.
+/// A type's kernels: the lines of `kernels/gemv_quant.cu` and `kernels/mmq.cu` that
+/// define them (for NVRTC), and their names: single-token product, product of up to
+/// `QGEMV_MAX_TOKENS`, the same two with the SiLU·up epilogue, row dequantization, and
+/// where the type has them, the tensor-core product and its SiLU·up form.
 pub(super) struct QuantKernels {
     pub instantiation: &'static str,
     pub t1: &'static str,
@@ -120,6 +121,13 @@ pub(super) struct QuantKernels {
     pub silu_t1: &'static str,
     pub silu_t8: &'static str,
     pub dequant: &'static str,
+    pub mmq: Option<MmqKernels>,
+}
+
+/// The tensor-core products of a type (`kernels/mmq.cu`): plain and SiLU·up.
+pub(super) struct MmqKernels {
+    pub plain: &'static str,
+    pub silu: &'static str,
 }
 
 macro_rules! names {
@@ -131,6 +139,19 @@ macro_rules! names {
             silu_t1: concat!("qgemv_silu_", $s, "_t1"),
             silu_t8: concat!("qgemv_silu_", $s, "_t8"),
             dequant: concat!("qdequant_", $s),
+            mmq: None,
+        }
+    };
+    ($s:literal, $ty:literal, $mmq:literal) => {
+        QuantKernels {
+            instantiation: concat!(
+                "QUANT_TYPE(", $s, ", ", $ty, ")\nMMQ_TYPE(", $s, ", ", $mmq, ")\n"
+            ),
+            mmq: Some(MmqKernels {
+                plain: concat!("mmq_", $s),
+                silu: concat!("mmq_silu_", $s),
+            }),
+            ..names!($s, $ty)
         }
     };
 }
@@ -140,8 +161,8 @@ impl QuantType {
         match self {
             QuantType::Q8_0 => names!("q8_0", "QQ8_0"),
             QuantType::Q4_0 => names!("q4_0", "QQ4_0"),
-            QuantType::Q4_1 => names!("q4_1", "QQ4_1"),
-            QuantType::Q4K => names!("q4_k", "QQ4_K"),
+            QuantType::Q4_1 => names!("q4_1", "QQ4_1", "MQ4_1"),
+            QuantType::Q4K => names!("q4_k", "QQ4_K", "MQ4_K"),
             QuantType::Q6K => names!("q6_k", "QQ6_K"),
         }
     }
@@ -184,6 +205,11 @@ mod tests {
             assert!(k.instantiation.starts_with(&format!("QUANT_TYPE({stem},")));
             for name in [k.t1, k.t8, k.silu_t1, k.silu_t8] {
                 assert!(name.contains(&format!("_{stem}_")), "{name}");
+            }
+            if let Some(m) = k.mmq {
+                assert!(k.instantiation.contains(&format!("MMQ_TYPE({stem},")));
+                assert_eq!(m.plain, format!("mmq_{stem}"));
+                assert_eq!(m.silu, format!("mmq_silu_{stem}"));
             }
         }
         assert_eq!(QuantType::from_ggml(GgmlDType::Q5K), None);
