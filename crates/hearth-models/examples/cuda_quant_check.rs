@@ -4,16 +4,21 @@
 //! Per type, a random matrix is quantized by candle on the CPU, and its CPU
 //! dequantization is the reference:
 //! - rows dequantized on the GPU (the embedding lookup) must equal the CPU's bit for bit;
-//! - products for 1 to 40 tokens (1-8: the quantized kernels, which quantize the
-//!   activations to int16 in groups of 16; more: dequantized tiles and cuBLAS), f32 and bf16 activations, into a strided output, plain and accumulating,
+//! - products for 1 to 72 tokens (1-8: the quantized kernels, which quantize the
+//!   activations to int16 in groups of 16; more: dequantized tiles and cuBLAS; with bf16
+//!   activations, 2 to 64 tokens of Q4_1 and Q4_K: the tensor-core products), f32
+//!   and bf16 activations, into a strided output, plain and accumulating,
 //!   against an f64 product of the dequantized weights (outputs poisoned with NaN first);
-//! - the fused SiLU·up product against f64.
+//! - the fused SiLU·up product against f64 (up to `MMQ_MAX_TOKENS` where the tensor-core
+//!   products serve it).
 //!
 //! Bounds: int16 activations (a step of max/32767 in each group of 16) cost ~2e-5 of a
 //! product of random inputs, so 1e-4 for the quantized kernels (int8 activations,
 //! `HEARTH_CUDA_QACT=8`: ~0.4%, so 1.5e-2); the tiles are exact in
-//! f32 (1e-5) and bf16-rounded in bf16 (1e-2); the SiLU product rounds its output to
-//! bf16 with bf16 activations (1e-2). A wrong block layout is off by O(1).
+//! f32 (1e-5) and bf16-rounded in bf16 (1e-2); the tensor-core products multiply the
+//! exact quants by the bf16 activations with f32 sums (~1e-6, held to 1e-4); the SiLU
+//! product rounds its output to bf16 with bf16 activations (1e-2). A wrong block layout
+//! is off by O(1).
 //!
 //! Then each type's products on a Llama-3.2-3B step's shapes are timed (30 launches
 //! back to back, rotating over copies so that L2 serves none; median of 5).
@@ -22,12 +27,19 @@
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 use hearth_models::cuda::llama::{bf16_bits, upload_quant};
-use hearth_models::cuda::product::{dequant_rows, Products, WeightRef};
+use hearth_models::cuda::product::{
+    dequant_rows, Products, WeightRef, MMQ_MAX_TOKENS, MMQ_PLAIN_MAX_TOKENS,
+};
 use hearth_models::cuda::Gpu;
 
 #[path = "check_util/mod.rs"]
 mod check_util;
 use check_util::{dptr, median, xorshift};
+
+/// Types with tensor-core products (`kernels/mmq.cu`): exact weights and bf16
+/// activations, so their bf16 steps of 2 to `MMQ_MAX_TOKENS` tokens are held to the
+/// quantized kernels' bound.
+const MMQ_TYPES: [GgmlDType; 2] = [GgmlDType::Q4_1, GgmlDType::Q4K];
 
 const TYPES: [GgmlDType; 5] = [
     GgmlDType::Q8_0,
@@ -212,9 +224,9 @@ fn time_type(gpu: &Gpu, ty: GgmlDType) -> Result<(), Box<dyn std::error::Error>>
         ("down", 3072, 8192),
     ];
     let mut r = xorshift(5);
-    let xs: Vec<u16> = (0..16 * 8192).map(|_| bf16_bits(r())).collect();
+    let xs: Vec<u16> = (0..64 * 8192).map(|_| bf16_bits(r())).collect();
     let x = st.memcpy_stod(&xs)?;
-    let y = st.alloc_zeros::<f32>(16 * 16384)?;
+    let y = st.alloc_zeros::<f32>(64 * 16384)?;
     let timing = Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT);
     for (name, rows, cols) in shapes {
         // 64 quantized rows repeated: rows are independent, and quantizing 50M random
@@ -235,12 +247,12 @@ fn time_type(gpu: &Gpu, ty: GgmlDType) -> Result<(), Box<dyn std::error::Error>>
             held.push(upload_quant(gpu, &q)?.ok_or("no GPU kernels")?);
         }
         let mut line = format!("{:<5} {name:<8}", format!("{ty:?}"));
-        for t in [1usize, 2, 4, 8, 16] {
+        for t in [1usize, 2, 4, 8, 16, 32, 64] {
             let mut runs = Vec::new();
             for _ in 0..5 {
                 let start = st.record_event(timing)?;
                 for k in 0..30 {
-                    // Safety: x holds 16 * 8192 bf16, y 16 * 16384 f32.
+                    // Safety: x holds 64 * 8192 bf16, y 64 * 16384 f32.
                     unsafe {
                         products.matmul(
                             gpu,
@@ -310,17 +322,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 (8, true),
                 (16, false),
                 (40, true),
+                (72, false),
             ] {
                 let e = case.product(act_bf16, t, acc)?;
+                // 1024 columns: 16 tokens a block fit, so plain products go to 64.
+                let mmq = std::env::var("HEARTH_CUDA_MMQ").as_deref() != Ok("0")
+                    && act_bf16
+                    && MMQ_TYPES.contains(&ty)
+                    && t <= MMQ_PLAIN_MAX_TOKENS[1];
                 let bound = match (t > 8, act_bf16) {
                     (false, _) => qbound,
+                    (true, true) if mmq => qbound,
                     (true, true) => 1e-2,
                     (true, false) => 1e-5,
                 };
                 failed |= e.is_nan() || e > bound;
                 line += &format!(" t={t}{} {e:.1e}", if acc { "+acc" } else { "" });
             }
-            for t in [1, 3] {
+            for t in [1, 3, 20, MMQ_MAX_TOKENS] {
+                // Past 8 tokens only the tensor-core products fuse SiLU·up.
+                let mmq_on = std::env::var("HEARTH_CUDA_MMQ").as_deref() != Ok("0");
+                if t > 8 && !(mmq_on && act_bf16 && MMQ_TYPES.contains(&ty)) {
+                    continue;
+                }
                 let e = case.silu(act_bf16, t)?;
                 let bound = if act_bf16 {
                     1e-2f64.max(qbound)

@@ -2,7 +2,9 @@
 //! steps of at most `GEMV_MAX_TOKENS` tokens hearth's own bandwidth-bound kernel
 //! (`kernels/gemv.cu`), where reading the weights once is the whole cost. Quantized
 //! weights: hearth's kernels over the blocks for steps of up to `QGEMV_MAX_TOKENS`
-//! (`kernels/gemv_quant.cu`), else tiles of rows dequantized for cuBLAS.
+//! (`kernels/gemv_quant.cu`; with bf16 activations, from 2 tokens up to
+//! `MMQ_MAX_TOKENS`, tensor-core products where the type has them: `kernels/mmq.cu`),
+//! else tiles of rows dequantized for cuBLAS.
 
 use std::ffi::c_void;
 
@@ -64,9 +66,10 @@ pub struct Products {
     /// Steps of up to this many tokens multiply quantized blocks directly
     /// (`QGEMV_MAX_TOKENS`, or fewer with `HEARTH_CUDA_QGEMV_MAX`).
     qgemv_max: usize,
-    /// Steps of 2 to `MMQ_MAX_TOKENS` tokens with bf16 activations use the tensor-core
-    /// products where the type has them (`kernels/mmq.cu`; off with `HEARTH_CUDA_MMQ=0`).
-    mmq: bool,
+    /// Steps of 2 to this many tokens with bf16 activations use the tensor-core products
+    /// where the type has them (`kernels/mmq.cu`): `MMQ_MAX_TOKENS`, less with
+    /// `HEARTH_CUDA_MMQ_MAX`, 0 (none) with `HEARTH_CUDA_MMQ=0`.
+    mmq_max: usize,
 }
 
 impl Products {
@@ -83,8 +86,16 @@ impl Products {
                 .ok()
                 .and_then(|v| v.parse().ok())
                 .map_or(QGEMV_MAX_TOKENS, |v: usize| v.min(QGEMV_MAX_TOKENS)),
-            mmq: std::env::var("HEARTH_CUDA_MMQ").as_deref() != Ok("0")
-                && gpu.capability.0 >= 8,
+            mmq_max: if std::env::var("HEARTH_CUDA_MMQ").as_deref() == Ok("0")
+                || gpu.capability.0 < 8
+            {
+                0
+            } else {
+                std::env::var("HEARTH_CUDA_MMQ_MAX")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .map_or(MMQ_MAX_TOKENS, |v: usize| v.min(MMQ_MAX_TOKENS))
+            },
         })
     }
 
@@ -216,13 +227,13 @@ impl Products {
         }
         if let WeightKind::Quant { ty, meta } = w.kind {
             let ffn = w.rows / 2;
-            if let Some((mmq, cfg)) = self.mmq_serves(gpu, ty, ffn, ffn / 16, t, w.cols) {
+            if let Some((mmq, nt, cfg)) = self.mmq_serves(gpu, ty, ffn / 16, ffn, t, w.cols, true) {
                 let (t32, ffn32, cols) = (t as i32, ffn as i32, w.cols as i32);
                 // Safety: the caller's sizes; reads rows * cols weights and t * cols of x,
                 // writes t * ffn bf16 of act.
                 unsafe {
                     gpu.launch(
-                        mmq.silu,
+                        mmq.silu[nt],
                         cfg,
                         &[&act, &w.ptr, &meta, &x, &t32, &ffn32, &cols],
                     )?
@@ -355,13 +366,13 @@ impl Products {
         let k = ty.kernels();
         let (xb, t32, ldy32) = (i32::from(self.act_bf16), t as i32, ldy as i32);
         let (rows, cols, acc) = (w.rows as i32, w.cols as i32, i32::from(accumulate));
-        if let Some((mmq, cfg)) = self.mmq_serves(gpu, ty, w.rows, w.rows.div_ceil(32), t, w.cols)
-        {
+        let pairs = w.rows.div_ceil(32);
+        if let Some((mmq, nt, cfg)) = self.mmq_serves(gpu, ty, pairs, w.rows, t, w.cols, false) {
             // Safety: the caller's sizes; reads rows * cols weights and t * cols of x,
             // writes t rows of y.
             return unsafe {
                 gpu.launch(
-                    mmq.plain,
+                    mmq.plain[nt],
                     cfg,
                     &[&y, &ldy32, &w.ptr, &meta, &x, &t32, &rows, &cols, &acc],
                 )
@@ -424,40 +435,58 @@ impl Products {
     }
 }
 
-/// Steps of up to this many tokens may take the tensor-core products (one 8-token
-/// column of an mma tile).
-pub const MMQ_MAX_TOKENS: usize = 8;
+/// Steps of up to this many tokens may take the tensor-core products (`HEARTH_CUDA_MMQ_MAX`
+/// lowers it); above, dequantized tiles and cuBLAS. Measured on an H100 against those
+/// (`cuda_quant_check`, 3B shapes, Q4_K): a product with 16 tokens a block is as fast at
+/// 64 tokens and faster below; with 8 a block (where 16 tokens' activations do not fit in
+/// shared memory: 8192 columns) it is faster up to 32 and 2.3x slower at 64; the
+/// gate/up product with its SiLU·up is 2.6x faster at 64, and the tiles' path for it
+/// needs another kernel, so it goes to 128.
+pub const MMQ_MAX_TOKENS: usize = 128;
+/// Plain products: up to 64 tokens with 16 a block, 32 with 8.
+pub const MMQ_PLAIN_MAX_TOKENS: [usize; 2] = [32, 64];
 /// Warps of a tensor-core product's block (`MMQ_WARPS` in kernels/mmq.cu).
 const MMQ_WARPS: usize = 8;
 
 impl Products {
     /// The tensor-core product's kernels and launch for `rows` rows (16 a tile, `pairs`
-    /// pairs of tiles a block takes in turn) of `cols` columns, where it serves: on, bf16
-    /// activations, 2 to `MMQ_MAX_TOKENS` tokens, a type that has it, whole tiles and
-    /// 64-column units, and shared memory for the step's activations.
+    /// pairs of tiles a block takes in turn) of `cols` columns, plain or with the SiLU·up
+    /// epilogue, where it serves: bf16 activations, 2 to `mmq_max` tokens (fewer for
+    /// plain products: `MMQ_PLAIN_MAX_TOKENS`), a type that has it, whole tiles and
+    /// 64-column units, and shared memory for a block's tokens. Returns the kernel index
+    /// (8-token tiles a block, less one): two above 8 tokens where they fit, else one.
+    #[allow(clippy::too_many_arguments)]
     fn mmq_serves(
         &self,
         gpu: &Gpu,
         ty: QuantType,
-        rows: usize,
         pairs: usize,
+        rows: usize,
         t: usize,
         cols: usize,
-    ) -> Option<(super::quant_type::MmqKernels, LaunchConfig)> {
-        if !self.mmq
-            || !self.act_bf16
-            || !(2..=MMQ_MAX_TOKENS).contains(&t)
+        silu: bool,
+    ) -> Option<(super::quant_type::MmqKernels, usize, LaunchConfig)> {
+        if !self.act_bf16
+            || !(2..=self.mmq_max).contains(&t)
             || !rows.is_multiple_of(16)
             || !cols.is_multiple_of(64)
         {
             return None;
         }
         let kernels = ty.kernels().mmq?;
-        // kernels/mmq.cu: the activations (rows of mmq_x_stride bf16), each 32-column
-        // group's sums for 8 tokens, the warps' partial sums.
+        // kernels/mmq.cu: a block's activations (rows of mmq_x_stride bf16), each
+        // 32-column group's sums for 8 nt tokens, the warps' partial sums.
         let stride = cols.div_ceil(64) * 64 + 32;
-        let shared = 2 * t * stride + 4 * 8 * (cols / 32) + 4 * MMQ_WARPS * 2 * 4 * 32;
-        if shared > gpu.shared_optin {
+        let shared = |nt: usize| {
+            2 * t.min(8 * nt) * stride + 4 * 8 * nt * (cols / 32) + 4 * MMQ_WARPS * 2 * nt * 4 * 32
+        };
+        let nt = if t > 8 && shared(2) <= gpu.shared_optin {
+            2
+        } else {
+            1
+        };
+        let shared = shared(nt);
+        if shared > gpu.shared_optin || (!silu && t > MMQ_PLAIN_MAX_TOKENS[nt - 1]) {
             return None;
         }
         let per_sm = if 2 * shared <= QGEMV_PAIR_SHARED {
@@ -465,11 +494,16 @@ impl Products {
         } else {
             1
         };
-        let blocks = pairs.min(per_sm * gpu.multiprocessors.max(1)).max(1);
+        // Each block's tokens their own blocks, as many together as stay resident.
+        let slices = t.div_ceil(8 * nt);
+        let blocks = pairs
+            .min((per_sm * gpu.multiprocessors.max(1)).div_ceil(slices))
+            .max(1);
         Some((
             kernels,
+            nt - 1,
             LaunchConfig {
-                grid_dim: (blocks as u32, 1, 1),
+                grid_dim: (blocks as u32, slices as u32, 1),
                 block_dim: (32 * MMQ_WARPS as u32, 1, 1),
                 shared_mem_bytes: shared as u32,
             },

@@ -124,10 +124,11 @@ pub(super) struct QuantKernels {
     pub mmq: Option<MmqKernels>,
 }
 
-/// The tensor-core products of a type (`kernels/mmq.cu`): plain and SiLU·up.
+/// The tensor-core products of a type (`kernels/mmq.cu`), plain and SiLU·up, by how
+/// many 8-token tiles a block takes (`[1, 2]`).
 pub(super) struct MmqKernels {
-    pub plain: &'static str,
-    pub silu: &'static str,
+    pub plain: [&'static str; 2],
+    pub silu: [&'static str; 2],
 }
 
 macro_rules! names {
@@ -145,11 +146,22 @@ macro_rules! names {
     ($s:literal, $ty:literal, $mmq:literal) => {
         QuantKernels {
             instantiation: concat!(
-                "QUANT_TYPE(", $s, ", ", $ty, ")\nMMQ_TYPE(", $s, ", ", $mmq, ")\n"
+                "QUANT_TYPE(",
+                $s,
+                ", ",
+                $ty,
+                ")\nMMQ_TYPE(",
+                $s,
+                ", ",
+                $mmq,
+                ")\n"
             ),
             mmq: Some(MmqKernels {
-                plain: concat!("mmq_", $s),
-                silu: concat!("mmq_silu_", $s),
+                plain: [concat!("mmq_", $s, "_n1"), concat!("mmq_", $s, "_n2")],
+                silu: [
+                    concat!("mmq_silu_", $s, "_n1"),
+                    concat!("mmq_silu_", $s, "_n2"),
+                ],
             }),
             ..names!($s, $ty)
         }
@@ -208,8 +220,10 @@ mod tests {
             }
             if let Some(m) = k.mmq {
                 assert!(k.instantiation.contains(&format!("MMQ_TYPE({stem},")));
-                assert_eq!(m.plain, format!("mmq_{stem}"));
-                assert_eq!(m.silu, format!("mmq_silu_{stem}"));
+                for nt in 1..=2 {
+                    assert_eq!(m.plain[nt - 1], format!("mmq_{stem}_n{nt}"));
+                    assert_eq!(m.silu[nt - 1], format!("mmq_silu_{stem}_n{nt}"));
+                }
             }
         }
         assert_eq!(QuantType::from_ggml(GgmlDType::Q5K), None);

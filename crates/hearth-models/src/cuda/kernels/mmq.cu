@@ -1,4 +1,4 @@
-// Tensor-core products over quantized blocks for steps of 2 to 8 tokens with bf16
+// Tensor-core products over quantized blocks for steps of several tokens with bf16
 // activations (what a served quantized model decodes with): y[tok, row] = w[row] · x[tok].
 //
 // The dp2a kernels of gemv_quant.cu spend ~10 instructions a weight and token there;
@@ -12,9 +12,10 @@
 // A block of MMQ_WARPS warps takes 32 rows at a time (two 16-row tiles: rows 32p.. or,
 // for the gate/up product, gate rows 16p.. and up rows ffn + 16p..) and splits their
 // columns among its warps in 64-column units; the warps' sums meet in shared memory in
-// a fixed order (the result does not depend on timing). Each block first copies the
-// step's activations into shared memory, with each 32-column group's quads in the order
-// the type's fragments read them, and sums every group.
+// a fixed order (the result does not depend on timing). A block takes 8 tokens of the
+// step (blockIdx.y: the eighths of a larger step run side by side); it first copies their
+// activations into shared memory, with each 32-column group's quads in the order the
+// type's fragments read them, and sums every group.
 
 #define MMQ_WARPS 8
 #define MMQ_THREADS (32 * MMQ_WARPS)
@@ -110,22 +111,22 @@ struct MQ4_1 {
     }
 };
 
-// Shared memory of a block: the activations (t rows of xs_stride bf16), each group's
-// sums (groups x 8 tokens, f32) and the warps' partial sums (MMQ_WARPS x 2 x 4 x 32 f32).
+// Row stride of the activations in shared memory, in bf16.
 __host__ __device__ __forceinline__ int mmq_x_stride(int cols) {
     // A row is an odd number of 64-byte halves of a bank line: the 16-byte reads of rows
     // g and g + 1 fall in different banks.
     return ((cols + 63) / 64) * 64 + 32;
 }
 
-// Copies x (t rows of bf16) into shared memory in the type's quad order, and each 32-column
-// group's f32 sum; tokens t..7 of the sums are zero.
-template <class Q>
+// Copies x (t rows of bf16, t <= 8 NT) into shared memory in the type's quad order, and
+// each 32-column group's f32 sum (groups x 8 NT tokens; tokens t.. are zero).
+template <class Q, int NT>
 __device__ __forceinline__ void mmq_stage_x(unsigned short* xsh, float* xsum,
                                             const unsigned short* x, int t, int cols) {
+    constexpr int TOKS = 8 * NT;
     const int groups = cols >> 5, stride = mmq_x_stride(cols);
-    for (int i = threadIdx.x; i < 8 * groups; i += blockDim.x) {
-        const int grp = i >> 3, tok = i & 7;
+    for (int i = threadIdx.x; i < TOKS * groups; i += blockDim.x) {
+        const int grp = i / TOKS, tok = i % TOKS;
         float sum = 0.f;
         if (tok < t) {
             const uint4* src = reinterpret_cast<const uint4*>(x + (long)tok * cols + 32 * grp);
@@ -164,11 +165,12 @@ __device__ __forceinline__ void mmq_fragment(unsigned (&a)[4], unsigned w0, unsi
     a[3] = nibble_pair(w8 >> 8);
 }
 
-// This warp's share of a tile pair: acc[m][i] (tile m, row g + 8 (i / 2), token
-// 2c + i % 2) over units warp, warp + MMQ_WARPS, ...; rows[m][h] are the thread's rows
-// (g, g + 8) of tile m, tile 1 skipped when not live.
-template <class Q>
-__device__ __forceinline__ void mmq_tiles(float (&acc)[2][4], const unsigned char* qs,
+// This warp's share of a tile pair: acc[m][n][i] (tile m, row g + 8 (i / 2), token
+// 8n + 2c + i % 2) over units warp, warp + MMQ_WARPS, ...; rows[m][h] are the thread's
+// rows (g, g + 8) of tile m, tile 1 skipped when not live. Each weight fragment meets
+// the NT 8-token tiles of activations in turn.
+template <class Q, int NT>
+__device__ __forceinline__ void mmq_tiles(float (&acc)[2][NT][4], const unsigned char* qs,
                                           const unsigned char* meta, const long (&rows)[2][2],
                                           bool live1, int nb, int units,
                                           const unsigned short* xsh, const float* xsum, int t,
@@ -177,7 +179,9 @@ __device__ __forceinline__ void mmq_tiles(float (&acc)[2][4], const unsigned cha
 #pragma unroll
     for (int m = 0; m < 2; ++m)
 #pragma unroll
-        for (int i = 0; i < 4; ++i) acc[m][i] = 0.f;
+        for (int n = 0; n < NT; ++n)
+#pragma unroll
+            for (int i = 0; i < 4; ++i) acc[m][n][i] = 0.f;
     typename Q::Raw cur[2][2], nxt[2][2];
     int u = warp;
     if (u < units) {
@@ -199,27 +203,42 @@ __device__ __forceinline__ void mmq_tiles(float (&acc)[2][4], const unsigned cha
 #pragma unroll
         for (int s = 0; s < 2; ++s) {
             const int grp = 2 * u + s;
-            // Token g's activations of this thread's two parts (zero past the step).
-            uint4 b = make_uint4(0u, 0u, 0u, 0u);
-            if (g < t)
-                b = *reinterpret_cast<const uint4*>(xsh + g * stride + 32 * grp + 8 * c);
-            const float2 xs = *reinterpret_cast<const float2*>(xsum + 8 * grp + 2 * c);
+            // Token 8n + g's activations of this thread's two parts (zero past the step).
+            uint4 b[NT];
+            float2 xs[NT];
+#pragma unroll
+            for (int n = 0; n < NT; ++n) {
+                b[n] = make_uint4(0u, 0u, 0u, 0u);
+                if (8 * n + g < t)
+                    b[n] = *reinterpret_cast<const uint4*>(xsh + (8 * n + g) * stride +
+                                                           32 * grp + 8 * c);
+                xs[n] = *reinterpret_cast<const float2*>(xsum + 8 * NT * grp + 8 * n + 2 * c);
+            }
 #pragma unroll
             for (int m = 0; m < 2; ++m) {
                 if (m == 1 && !live1) break;
-                float d[4] = {0.f, 0.f, 0.f, 0.f};
+                float d[NT][4];
+#pragma unroll
+                for (int n = 0; n < NT; ++n)
+#pragma unroll
+                    for (int i = 0; i < 4; ++i) d[n][i] = 0.f;
                 unsigned a[4];
                 mmq_fragment<Q>(a, Q::word(cur[m][0], s, 0), Q::word(cur[m][1], s, 0), s, 0);
-                mma_bf16(d, a, b.x, b.y);
+#pragma unroll
+                for (int n = 0; n < NT; ++n) mma_bf16(d[n], a, b[n].x, b[n].y);
                 mmq_fragment<Q>(a, Q::word(cur[m][0], s, 1), Q::word(cur[m][1], s, 1), s, 1);
-                mma_bf16(d, a, b.z, b.w);
+#pragma unroll
+                for (int n = 0; n < NT; ++n) mma_bf16(d[n], a, b[n].z, b[n].w);
 #pragma unroll
                 for (int h = 0; h < 2; ++h) {
                     float dsc, off;
                     Q::scale(cur[m][h], u, s, dsc, off);
-                    acc[m][2 * h] = fmaf(d[2 * h], dsc, fmaf(off, xs.x, acc[m][2 * h]));
-                    acc[m][2 * h + 1] =
-                        fmaf(d[2 * h + 1], dsc, fmaf(off, xs.y, acc[m][2 * h + 1]));
+#pragma unroll
+                    for (int n = 0; n < NT; ++n) {
+                        float* o = &acc[m][n][2 * h];
+                        o[0] = fmaf(d[n][2 * h], dsc, fmaf(off, xs[n].x, o[0]));
+                        o[1] = fmaf(d[n][2 * h + 1], dsc, fmaf(off, xs[n].y, o[1]));
+                    }
                 }
             }
         }
@@ -230,31 +249,45 @@ __device__ __forceinline__ void mmq_tiles(float (&acc)[2][4], const unsigned cha
     }
 }
 
-// The warps' sums of tile m, entry i, lane l, added in warp order.
-__device__ __forceinline__ float mmq_total(const float* red, int m, int i, int l) {
+// Index in the warps' partial sums of warp w's tile m, token tile n, entry i, lane l.
+template <int NT>
+__device__ __forceinline__ int mmq_red_at(int w, int m, int n, int i, int l) {
+    return (((w * 2 + m) * NT + n) * 4 + i) * 32 + l;
+}
+
+// The warps' sums of one entry, added in warp order.
+template <int NT>
+__device__ __forceinline__ float mmq_total(const float* red, int m, int n, int i, int l) {
     float s = 0.f;
 #pragma unroll
-    for (int w = 0; w < MMQ_WARPS; ++w) s += red[((w * 2 + m) * 4 + i) * 32 + l];
+    for (int w = 0; w < MMQ_WARPS; ++w) s += red[mmq_red_at<NT>(w, m, n, i, l)];
     return s;
 }
 
-// Rows of tile m of pair p, and whether tile 1 exists: plain products take rows 32p..,
-// the gate/up product gate rows 16p.. and up rows ffn + 16p...
-template <class Q, bool SILU>
+// Shared memory of a block: the activations (8 NT rows of mmq_x_stride bf16), each
+// group's sums (groups x 8 NT f32), the warps' partial sums (MMQ_WARPS x 2 x NT x 4 x 32
+// f32). A block takes tile pairs p = blockIdx.x, + gridDim.x, ...: plain products rows
+// 32p.. (tile 1 only where it exists), the gate/up product gate rows 16p.. and up rows
+// ffn + 16p...
+template <class Q, bool SILU, int NT>
 __device__ __forceinline__ void mmq_pairs(void* out, int ldy, const unsigned char* qs,
                                           const unsigned char* meta, const unsigned short* x,
                                           int t, int rows, int cols, int accumulate) {
     extern __shared__ __align__(16) unsigned char mmq_smem[];
+    // This block's tokens: tok0.. (at most 8 NT; blocks of one pair and other tokens run
+    // side by side, so the weights they share come from L2).
+    const int tok0 = 8 * NT * blockIdx.y;
+    t = min(8 * NT, t - tok0);
     const int stride = mmq_x_stride(cols), groups = cols >> 5;
     unsigned short* xsh = reinterpret_cast<unsigned short*>(mmq_smem);
     float* xsum = reinterpret_cast<float*>(mmq_smem + 2 * (long)t * stride);
-    float* red = xsum + 8 * groups;
+    float* red = xsum + 8 * NT * groups;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2;
     const int nb = cols / Q::BLOCK, units = cols / 64;
     // Plain: rows is the matrix's; silu: the ffn width (the matrix has 2 * rows).
     const int tiles = rows / 16, pairs = SILU ? tiles : (tiles + 1) / 2;
     grid_wait();
-    mmq_stage_x<Q>(xsh, xsum, x, t, cols);
+    mmq_stage_x<Q, NT>(xsh, xsum, x + (long)tok0 * cols, t, cols);
     grid_release();
     __syncthreads();
     for (int p = blockIdx.x; p < pairs; p += gridDim.x) {
@@ -262,26 +295,32 @@ __device__ __forceinline__ void mmq_pairs(void* out, int ldy, const unsigned cha
         const long base1 = SILU ? (long)rows + 16L * p : 32L * p + 16;
         const bool live1 = SILU || 2 * p + 1 < tiles;
         const long rws[2][2] = {{base0 + g, base0 + g + 8}, {base1 + g, base1 + g + 8}};
-        float acc[2][4];
-        mmq_tiles<Q>(acc, qs, meta, rws, live1, nb, units, xsh, xsum, t, stride);
+        float acc[2][NT][4];
+        mmq_tiles<Q, NT>(acc, qs, meta, rws, live1, nb, units, xsh, xsum, t, stride);
 #pragma unroll
         for (int m = 0; m < 2; ++m)
 #pragma unroll
-            for (int i = 0; i < 4; ++i) red[((warp * 2 + m) * 4 + i) * 32 + lane] = acc[m][i];
+            for (int n = 0; n < NT; ++n)
+#pragma unroll
+                for (int i = 0; i < 4; ++i) red[mmq_red_at<NT>(warp, m, n, i, lane)] = acc[m][n][i];
         __syncthreads();
-        // Thread (m, i, l): tile m's entry i of lane l (the gate/up product: both tiles).
-        const int l = threadIdx.x & 31, i = (threadIdx.x >> 5) & 3, m = threadIdx.x >> 7;
-        const int row = (l >> 2) + 8 * (i >> 1), tok = 2 * (l & 3) + (i & 1);
-        if (tok < t) {
+        // Entry e: lane l, entry i, token tile n, tile m (the gate/up product reads both
+        // tiles at m = 0).
+        for (int e = threadIdx.x; e < 2 * NT * 128; e += blockDim.x) {
+            const int l = e & 31, i = (e >> 5) & 3, n = (e >> 7) % NT, m = e / (NT * 128);
+            const int row = (l >> 2) + 8 * (i >> 1), tok = 8 * n + 2 * (l & 3) + (i & 1);
+            if (tok >= t) continue;
+            const long at = tok0 + tok;
             if (SILU) {
                 if (m == 0) {
-                    const float gs = mmq_total(red, 0, i, l), us = mmq_total(red, 1, i, l);
-                    static_cast<unsigned short*>(out)[(long)tok * rows + base0 + row] =
+                    const float gs = mmq_total<NT>(red, 0, n, i, l);
+                    const float us = mmq_total<NT>(red, 1, n, i, l);
+                    static_cast<unsigned short*>(out)[at * rows + base0 + row] =
                         f32_to_bf16(gs / (1.f + __expf(-gs)) * us);
                 }
             } else if (m == 0 || live1) {
-                const float s = mmq_total(red, m, i, l);
-                float* y = static_cast<float*>(out) + (long)tok * ldy + (m ? base1 : base0) + row;
+                const float s = mmq_total<NT>(red, m, n, i, l);
+                float* y = static_cast<float*>(out) + at * ldy + (m ? base1 : base0) + row;
                 *y = accumulate ? *y + s : s;
             }
         }
@@ -289,17 +328,23 @@ __device__ __forceinline__ void mmq_pairs(void* out, int ldy, const unsigned cha
     }
 }
 
-// Entry points a type: mmq_<type> (y = w · x, + y when accumulating) and mmq_silu_<type>
-// (act = SiLU(gate · x) * (up · x) in bf16, w = [gate | up] of ffn rows each).
-#define MMQ_TYPE(NAME, Q)                                                                  \
+// Entry points a type and token-tile count NT (8 NT tokens a block): mmq_<type>_n<NT>
+// (y = w · x, + y when accumulating) and mmq_silu_<type>_n<NT> (act = SiLU(gate · x) *
+// (up · x) in bf16, w = [gate | up] of ffn rows each).
+#define MMQ_ENTRIES(NAME, Q, NT)                                                           \
     extern "C" __global__ void __launch_bounds__(MMQ_THREADS, 2)                           \
-        mmq_##NAME(float* y, int ldy, const unsigned char* qs, const unsigned char* meta,  \
-                   const unsigned short* x, int t, int rows, int cols, int accumulate) {   \
-        mmq_pairs<Q, false>(y, ldy, qs, meta, x, t, rows, cols, accumulate);               \
+        mmq_##NAME##_n##NT(float* y, int ldy, const unsigned char* qs,                     \
+                           const unsigned char* meta, const unsigned short* x, int t,      \
+                           int rows, int cols, int accumulate) {                           \
+        mmq_pairs<Q, false, NT>(y, ldy, qs, meta, x, t, rows, cols, accumulate);           \
     }                                                                                      \
     extern "C" __global__ void __launch_bounds__(MMQ_THREADS, 2)                           \
-        mmq_silu_##NAME(unsigned short* act, const unsigned char* qs,                      \
-                        const unsigned char* meta, const unsigned short* x, int t,         \
-                        int ffn, int cols) {                                               \
-        mmq_pairs<Q, true>(act, 0, qs, meta, x, t, ffn, cols, 0);                          \
+        mmq_silu_##NAME##_n##NT(unsigned short* act, const unsigned char* qs,              \
+                                const unsigned char* meta, const unsigned short* x, int t, \
+                                int ffn, int cols) {                                       \
+        mmq_pairs<Q, true, NT>(act, 0, qs, meta, x, t, ffn, cols, 0);                      \
     }
+
+#define MMQ_TYPE(NAME, Q)                                                                  \
+    MMQ_ENTRIES(NAME, Q, 1)                                                                \
+    MMQ_ENTRIES(NAME, Q, 2)
