@@ -165,6 +165,19 @@ __device__ __forceinline__ void mmq_fragment(unsigned (&a)[4], unsigned w0, unsi
     a[3] = nibble_pair(w8 >> 8);
 }
 
+// The thread's quants and scales of unit u for its rows of both tiles (tile 1 where live).
+template <class Q>
+__device__ __forceinline__ void mmq_load_unit(typename Q::Raw (&raw)[2][2],
+                                              const unsigned char* qs, const unsigned char* meta,
+                                              const long (&rows)[2][2], bool live1, int nb,
+                                              int u, int c) {
+#pragma unroll
+    for (int m = 0; m < 2; ++m)
+#pragma unroll
+        for (int h = 0; h < 2; ++h)
+            if (m == 0 || live1) raw[m][h] = Q::load(qs, meta, rows[m][h], nb, u, c);
+}
+
 // This warp's share of a tile pair: acc[m][n][i] (tile m, row g + 8 (i / 2), token
 // 8n + 2c + i % 2) over units warp, warp + MMQ_WARPS, ...; rows[m][h] are the thread's
 // rows (g, g + 8) of tile m, tile 1 skipped when not live. Each weight fragment meets
@@ -184,22 +197,11 @@ __device__ __forceinline__ void mmq_tiles(float (&acc)[2][NT][4], const unsigned
             for (int i = 0; i < 4; ++i) acc[m][n][i] = 0.f;
     typename Q::Raw cur[2][2], nxt[2][2];
     int u = warp;
-    if (u < units) {
-#pragma unroll
-        for (int m = 0; m < 2; ++m)
-#pragma unroll
-            for (int h = 0; h < 2; ++h)
-                if (m == 0 || live1) cur[m][h] = Q::load(qs, meta, rows[m][h], nb, u, c);
-    }
+    if (u < units) mmq_load_unit<Q>(cur, qs, meta, rows, live1, nb, u, c);
     for (; u < units; u += MMQ_WARPS) {
-        const int un = u + MMQ_WARPS;
-        if (un < units) {
-#pragma unroll
-            for (int m = 0; m < 2; ++m)
-#pragma unroll
-                for (int h = 0; h < 2; ++h)
-                    if (m == 0 || live1) nxt[m][h] = Q::load(qs, meta, rows[m][h], nb, un, c);
-        }
+        // The next unit's loads in flight while this one is summed.
+        if (u + MMQ_WARPS < units)
+            mmq_load_unit<Q>(nxt, qs, meta, rows, live1, nb, u + MMQ_WARPS, c);
 #pragma unroll
         for (int s = 0; s < 2; ++s) {
             const int grp = 2 * u + s;
