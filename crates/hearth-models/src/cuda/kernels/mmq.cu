@@ -178,76 +178,105 @@ __device__ __forceinline__ void mmq_load_unit(typename Q::Raw (&raw)[2][2],
             if (m == 0 || live1) raw[m][h] = Q::load(qs, meta, rows[m][h], nb, u, c);
 }
 
-// This warp's share of a tile pair: acc[m][n][i] (tile m, row g + 8 (i / 2), token
-// 8n + 2c + i % 2) over units warp, warp + MMQ_WARPS, ...; rows[m][h] are the thread's
-// rows (g, g + 8) of tile m, tile 1 skipped when not live. Each weight fragment meets
-// the NT 8-token tiles of activations in turn.
+// Unit u's products for this thread, added into acc[m][n][i] (tile m, row g + 8 (i / 2),
+// token 8n + 2c + i % 2): each weight fragment meets the NT 8-token tiles in turn.
+template <class Q, int NT>
+__device__ __forceinline__ void mmq_unit(float (&acc)[2][NT][4],
+                                         const typename Q::Raw (&raw)[2][2], bool live1, int u,
+                                         const unsigned short* xsh, const float* xsum, int t,
+                                         int stride) {
+    const int lane = threadIdx.x & 31, g = lane >> 2, c = lane & 3;
+#pragma unroll
+    for (int s = 0; s < 2; ++s) {
+        const int grp = 2 * u + s;
+        // Token 8n + g's activations of this thread's two parts (zero past the step).
+        uint4 b[NT];
+        float2 xs[NT];
+#pragma unroll
+        for (int n = 0; n < NT; ++n) {
+            b[n] = make_uint4(0u, 0u, 0u, 0u);
+            if (8 * n + g < t)
+                b[n] = *reinterpret_cast<const uint4*>(xsh + (8 * n + g) * stride + 32 * grp +
+                                                       8 * c);
+            xs[n] = *reinterpret_cast<const float2*>(xsum + 8 * NT * grp + 8 * n + 2 * c);
+        }
+#pragma unroll
+        for (int m = 0; m < 2; ++m) {
+            if (m == 1 && !live1) break;
+            float d[NT][4];
+#pragma unroll
+            for (int n = 0; n < NT; ++n)
+#pragma unroll
+                for (int i = 0; i < 4; ++i) d[n][i] = 0.f;
+            unsigned a[4];
+            mmq_fragment<Q>(a, Q::word(raw[m][0], s, 0), Q::word(raw[m][1], s, 0), s, 0);
+#pragma unroll
+            for (int n = 0; n < NT; ++n) mma_bf16(d[n], a, b[n].x, b[n].y);
+            mmq_fragment<Q>(a, Q::word(raw[m][0], s, 1), Q::word(raw[m][1], s, 1), s, 1);
+#pragma unroll
+            for (int n = 0; n < NT; ++n) mma_bf16(d[n], a, b[n].z, b[n].w);
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                float dsc, off;
+                Q::scale(raw[m][h], u, s, dsc, off);
+#pragma unroll
+                for (int n = 0; n < NT; ++n) {
+                    float* o = &acc[m][n][2 * h];
+                    o[0] = fmaf(d[n][2 * h], dsc, fmaf(off, xs[n].x, o[0]));
+                    o[1] = fmaf(d[n][2 * h + 1], dsc, fmaf(off, xs[n].y, o[1]));
+                }
+            }
+        }
+    }
+}
+
+// Units whose loads a warp keeps in flight ahead of the ones it sums, with 8 tokens a
+// block (MMQ_DEPTH, set by quant_type.rs: 1, or 2 with HEARTH_CUDA_MMQ_DEPTH=2); with 16
+// a block, 1 (registers).
+#ifndef MMQ_DEPTH
+#define MMQ_DEPTH 1
+#endif
+
+// This warp's share of a tile pair, acc as mmq_unit's, over units warp, warp +
+// MMQ_WARPS, ...; rows[m][h] are the thread's rows (g, g + 8) of tile m, tile 1 skipped
+// when not live. D units are summed a round while the next D units' loads are in flight.
 template <class Q, int NT>
 __device__ __forceinline__ void mmq_tiles(float (&acc)[2][NT][4], const unsigned char* qs,
                                           const unsigned char* meta, const long (&rows)[2][2],
                                           bool live1, int nb, int units,
                                           const unsigned short* xsh, const float* xsum, int t,
                                           int stride) {
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, c = lane & 3;
+    constexpr int D = NT == 1 ? MMQ_DEPTH : 1, STEP = D * MMQ_WARPS;
+    const int warp = threadIdx.x >> 5, c = threadIdx.x & 3;
 #pragma unroll
     for (int m = 0; m < 2; ++m)
 #pragma unroll
         for (int n = 0; n < NT; ++n)
 #pragma unroll
             for (int i = 0; i < 4; ++i) acc[m][n][i] = 0.f;
-    typename Q::Raw cur[2][2], nxt[2][2];
-    int u = warp;
-    if (u < units) mmq_load_unit<Q>(cur, qs, meta, rows, live1, nb, u, c);
-    for (; u < units; u += MMQ_WARPS) {
-        // The next unit's loads in flight while this one is summed.
-        if (u + MMQ_WARPS < units)
-            mmq_load_unit<Q>(nxt, qs, meta, rows, live1, nb, u + MMQ_WARPS, c);
+    typename Q::Raw cur[D][2][2], nxt[D][2][2];
 #pragma unroll
-        for (int s = 0; s < 2; ++s) {
-            const int grp = 2 * u + s;
-            // Token 8n + g's activations of this thread's two parts (zero past the step).
-            uint4 b[NT];
-            float2 xs[NT];
+    for (int k = 0; k < D; ++k) {
+        const int u = warp + k * MMQ_WARPS;
+        if (u < units) mmq_load_unit<Q>(cur[k], qs, meta, rows, live1, nb, u, c);
+    }
+    for (int u0 = warp; u0 < units; u0 += STEP) {
 #pragma unroll
-            for (int n = 0; n < NT; ++n) {
-                b[n] = make_uint4(0u, 0u, 0u, 0u);
-                if (8 * n + g < t)
-                    b[n] = *reinterpret_cast<const uint4*>(xsh + (8 * n + g) * stride +
-                                                           32 * grp + 8 * c);
-                xs[n] = *reinterpret_cast<const float2*>(xsum + 8 * NT * grp + 8 * n + 2 * c);
-            }
-#pragma unroll
-            for (int m = 0; m < 2; ++m) {
-                if (m == 1 && !live1) break;
-                float d[NT][4];
-#pragma unroll
-                for (int n = 0; n < NT; ++n)
-#pragma unroll
-                    for (int i = 0; i < 4; ++i) d[n][i] = 0.f;
-                unsigned a[4];
-                mmq_fragment<Q>(a, Q::word(cur[m][0], s, 0), Q::word(cur[m][1], s, 0), s, 0);
-#pragma unroll
-                for (int n = 0; n < NT; ++n) mma_bf16(d[n], a, b[n].x, b[n].y);
-                mmq_fragment<Q>(a, Q::word(cur[m][0], s, 1), Q::word(cur[m][1], s, 1), s, 1);
-#pragma unroll
-                for (int n = 0; n < NT; ++n) mma_bf16(d[n], a, b[n].z, b[n].w);
-#pragma unroll
-                for (int h = 0; h < 2; ++h) {
-                    float dsc, off;
-                    Q::scale(cur[m][h], u, s, dsc, off);
-#pragma unroll
-                    for (int n = 0; n < NT; ++n) {
-                        float* o = &acc[m][n][2 * h];
-                        o[0] = fmaf(d[n][2 * h], dsc, fmaf(off, xs[n].x, o[0]));
-                        o[1] = fmaf(d[n][2 * h + 1], dsc, fmaf(off, xs[n].y, o[1]));
-                    }
-                }
-            }
+        for (int k = 0; k < D; ++k) {
+            const int u = u0 + STEP + k * MMQ_WARPS;
+            if (u < units) mmq_load_unit<Q>(nxt[k], qs, meta, rows, live1, nb, u, c);
         }
 #pragma unroll
-        for (int m = 0; m < 2; ++m)
+        for (int k = 0; k < D; ++k) {
+            const int u = u0 + k * MMQ_WARPS;
+            if (u < units) mmq_unit<Q, NT>(acc, cur[k], live1, u, xsh, xsum, t, stride);
+        }
 #pragma unroll
-            for (int h = 0; h < 2; ++h) cur[m][h] = nxt[m][h];
+        for (int k = 0; k < D; ++k)
+#pragma unroll
+            for (int m = 0; m < 2; ++m)
+#pragma unroll
+                for (int h = 0; h < 2; ++h) cur[k][m][h] = nxt[k][m][h];
     }
 }
 
