@@ -74,9 +74,6 @@ pub struct Gpu {
     /// Rows a warp of the quantized products sums at once for steps of several tokens
     /// (2, or 1 with `HEARTH_CUDA_QROWS=1`: `kernels/gemv_quant.cu`).
     pub qrows: usize,
-    /// Units of weights a warp of the tensor-core products loads ahead with 8 tokens a
-    /// block (1, or 2 with `HEARTH_CUDA_MMQ_DEPTH=2`: `kernels/mmq.cu`).
-    pub mmq_depth: usize,
 }
 
 pub(crate) fn cuda_err(what: &str) -> impl FnOnce(cudarc::driver::DriverError) -> ModelError + '_ {
@@ -132,11 +129,6 @@ impl Gpu {
             } else {
                 2
             },
-            mmq_depth: if std::env::var("HEARTH_CUDA_MMQ_DEPTH").as_deref() == Ok("2") {
-                2
-            } else {
-                1
-            },
         })
     }
 
@@ -147,8 +139,8 @@ impl Gpu {
             .lock()
             .map_err(|_| ModelError::Unsupported("CUDA kernel list poisoned".into()))?;
         let mut source = format!(
-            "#define QACT_BITS {}\n#define QROWS {}\n#define MMQ_DEPTH {}\n",
-            self.qact_bits, self.qrows, self.mmq_depth
+            "#define QACT_BITS {}\n#define QROWS {}\n",
+            self.qact_bits, self.qrows
         );
         source.push_str(&QUANT_KERNELS.concat());
         let mut new = Vec::new();

@@ -437,12 +437,13 @@ impl Products {
 
 /// Steps of up to this many tokens may take the tensor-core products (`HEARTH_CUDA_MMQ_MAX`
 /// lowers it); above, dequantized tiles and cuBLAS. Measured on an H100 against those
-/// (`cuda_quant_check`, 3B shapes, Q4_K): a product with 16 tokens a block is as fast at
+/// (`cuda_quant_check`, 3B shapes, Q4_K): with 16 tokens a block a product is as fast at
 /// 64 tokens and faster below; with 8 a block (where 16 tokens' activations do not fit in
 /// shared memory: 8192 columns) it is faster up to 32 and 2.3x slower at 64; the
-/// gate/up product with its SiLU·up is 2.6x faster at 64, and the tiles' path for it
-/// needs another kernel, so it goes to 128.
-pub const MMQ_MAX_TOKENS: usize = 128;
+/// gate/up product with its SiLU·up is 2.6x faster at 64. Served at concurrency 128 (128
+/// tokens a step), gate/up on the tensor cores made the step slower (TPOT 41.97 against
+/// 39.07 ms), so 64 it is.
+pub const MMQ_MAX_TOKENS: usize = 64;
 /// Plain products: up to 64 tokens with 16 a block, 32 with 8.
 pub const MMQ_PLAIN_MAX_TOKENS: [usize; 2] = [32, 64];
 /// Warps of a tensor-core product's block (`MMQ_WARPS` in kernels/mmq.cu).
