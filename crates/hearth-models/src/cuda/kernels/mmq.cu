@@ -1,9 +1,9 @@
 // Tensor-core products over quantized blocks for steps of several tokens with bf16
 // activations (what a served quantized model decodes with): y[tok, row] = w[row] · x[tok].
 //
-// The dp2a kernels of gemv_quant.cu spend ~10 instructions a weight and token there;
-// here one mma.sync (m16n8k16, bf16 in, f32 sums) multiplies 16 weight rows by 8 tokens
-// over 16 columns. The weights enter it as their exact integer quants (a nibble q as the
+// The dp2a kernels of gemv_quant.cu spend four dp2a and a 16-byte shared-memory read on
+// every 8 weights and token; here one mma.sync (m16n8k16, bf16 in, f32 sums) multiplies
+// 16 weight rows by 8 tokens over 16 columns. The weights enter it as their exact integer quants (a nibble q as the
 // bf16 128 + q, built with one mask), the activations as the bf16 they are, so the only
 // rounding is the f32 summation; each 32-column sub-block's sum is then scaled by its
 // row's scale, and the constant part (the minimum, and the 128) is taken off with the
@@ -12,10 +12,10 @@
 // A block of MMQ_WARPS warps takes 32 rows at a time (two 16-row tiles: rows 32p.. or,
 // for the gate/up product, gate rows 16p.. and up rows ffn + 16p..) and splits their
 // columns among its warps in 64-column units; the warps' sums meet in shared memory in
-// a fixed order (the result does not depend on timing). A block takes 8 tokens of the
-// step (blockIdx.y: the eighths of a larger step run side by side); it first copies their
-// activations into shared memory, with each 32-column group's quads in the order the
-// type's fragments read them, and sums every group.
+// a fixed order (the result does not depend on timing). A block takes 8 NT tokens of the
+// step (NT = 1 or 2; blockIdx.y: the slices of a larger step run side by side); it first
+// copies their activations into shared memory, with each 32-column group's quads in the
+// order the type's fragments read them, and sums every group.
 
 #define MMQ_WARPS 8
 #define MMQ_THREADS (32 * MMQ_WARPS)
