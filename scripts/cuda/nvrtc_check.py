@@ -25,12 +25,12 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 CUDA_DIR = ROOT / "crates/hearth-models/src/cuda"
 
 
-def kernel_sources():
-    """The KERNELS array of cuda/mod.rs, in order."""
+def kernel_sources(array="KERNELS"):
+    """The files of an array of cuda/mod.rs (KERNELS, QUANT_KERNELS), in order."""
     text = (CUDA_DIR / "mod.rs").read_text()
-    block = re.search(r"const KERNELS: \[&str; \d+\] = \[(.*?)\];", text, re.S)
+    block = re.search(rf"const {array}: \[&str; \d+\] = \[(.*?)\];", text, re.S)
     if not block:
-        sys.exit("KERNELS array not found in cuda/mod.rs")
+        sys.exit(f"{array} array not found in cuda/mod.rs")
     return [CUDA_DIR / p for p in re.findall(r'include_str!\("([^"]+)"\)', block.group(1))]
 
 
@@ -67,8 +67,8 @@ def compile_ptx(source, arch):
 
 
 def quant_source(defines=()):
-    """The quantized products' program (cuda/mod.rs's QUANT_KERNELS: gemv_quant.cu, mmq.cu)
-    with every type that quant_type.rs instantiates, after `defines` (NAME=VALUE: the switches cuda/mod.rs
+    """The quantized products' program (cuda/mod.rs's QUANT_KERNELS) with every type that
+    quant_type.rs instantiates, after `defines` (NAME=VALUE: the switches cuda/mod.rs
     prepends, e.g. QROWS=1)."""
     types = re.findall(r'QuantType::\w+ => names!\("(\w+)", "(\w+)"(?:, "(\w+)")?\)',
                        (CUDA_DIR / "quant_type.rs").read_text())
@@ -77,9 +77,7 @@ def quant_source(defines=()):
     lines = "".join(f"QUANT_TYPE({stem}, {ty})\n" + (f"MMQ_TYPE({stem}, {mmq})\n" if mmq else "")
                     for stem, ty, mmq in types)
     head = "".join("#define {} {}\n".format(*d.split("=", 1)) for d in defines)
-    return head + (CUDA_DIR / "kernels/common.cuh").read_text() + \
-        (CUDA_DIR / "kernels/gemv_quant.cu").read_text() + \
-        (CUDA_DIR / "kernels/mmq.cu").read_text() + lines
+    return head + "".join(p.read_text() for p in kernel_sources("QUANT_KERNELS")) + lines
 
 
 def assemble(ptx, out, arch):

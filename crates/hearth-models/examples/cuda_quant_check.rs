@@ -37,8 +37,8 @@ mod check_util;
 use check_util::{dptr, median, xorshift};
 
 /// Types with tensor-core products (`kernels/mmq.cu`): exact weights and bf16
-/// activations, so their bf16 steps of 2 to `MMQ_MAX_TOKENS` tokens are held to the
-/// quantized kernels' bound.
+/// activations, so their bf16 steps that take them are held to the quantized kernels'
+/// bound.
 const MMQ_TYPES: [GgmlDType; 2] = [GgmlDType::Q4_1, GgmlDType::Q4K];
 
 const TYPES: [GgmlDType; 5] = [
@@ -283,6 +283,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut failed = false;
     let (rows, cols) = (384, 1024);
     let qbound = if gpu.qact_bits == 8 { 1.5e-2 } else { 1e-4 };
+    // The tensor-core products serve unless turned off (as product.rs reads it).
+    let mmq_on = std::env::var("HEARTH_CUDA_MMQ").as_deref() != Ok("0");
     println!(
         "activations of the quantized products: int{}",
         gpu.qact_bits
@@ -326,10 +328,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ] {
                 let e = case.product(act_bf16, t, acc)?;
                 // 1024 columns: 16 tokens a block fit, so plain products go to 64.
-                let mmq = std::env::var("HEARTH_CUDA_MMQ").as_deref() != Ok("0")
-                    && act_bf16
-                    && MMQ_TYPES.contains(&ty)
-                    && t <= MMQ_PLAIN_MAX_TOKENS[1];
+                let mmq =
+                    mmq_on && act_bf16 && MMQ_TYPES.contains(&ty) && t <= MMQ_PLAIN_MAX_TOKENS[1];
                 let bound = match (t > 8, act_bf16) {
                     (false, _) => qbound,
                     (true, true) if mmq => qbound,
@@ -341,7 +341,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             for t in [1, 3, 20, MMQ_MAX_TOKENS] {
                 // Past 8 tokens only the tensor-core products fuse SiLU·up.
-                let mmq_on = std::env::var("HEARTH_CUDA_MMQ").as_deref() != Ok("0");
                 if t > 8 && !(mmq_on && act_bf16 && MMQ_TYPES.contains(&ty)) {
                     continue;
                 }

@@ -227,7 +227,7 @@ impl Products {
         }
         if let WeightKind::Quant { ty, meta } = w.kind {
             let ffn = w.rows / 2;
-            if let Some((mmq, nt, cfg)) = self.mmq_serves(gpu, ty, ffn / 16, ffn, t, w.cols, true) {
+            if let Some((mmq, nt, cfg)) = self.mmq_serves(gpu, ty, ffn, t, w.cols, true) {
                 let (t32, ffn32, cols) = (t as i32, ffn as i32, w.cols as i32);
                 // Safety: the caller's sizes; reads rows * cols weights and t * cols of x,
                 // writes t * ffn bf16 of act.
@@ -240,7 +240,7 @@ impl Products {
                 };
                 return Ok(true);
             }
-            let Some(cfg) = qgemv_config(gpu, w.rows / 2, t, w.cols, self.qgemv_max) else {
+            let Some(cfg) = qgemv_config(gpu, ffn, t, w.cols, self.qgemv_max) else {
                 return Ok(false);
             };
             let k = ty.kernels();
@@ -366,8 +366,7 @@ impl Products {
         let k = ty.kernels();
         let (xb, t32, ldy32) = (i32::from(self.act_bf16), t as i32, ldy as i32);
         let (rows, cols, acc) = (w.rows as i32, w.cols as i32, i32::from(accumulate));
-        let pairs = w.rows.div_ceil(32);
-        if let Some((mmq, nt, cfg)) = self.mmq_serves(gpu, ty, pairs, w.rows, t, w.cols, false) {
+        if let Some((mmq, nt, cfg)) = self.mmq_serves(gpu, ty, w.rows, t, w.cols, false) {
             // Safety: the caller's sizes; reads rows * cols weights and t * cols of x,
             // writes t rows of y.
             return unsafe {
@@ -450,9 +449,9 @@ pub const MMQ_PLAIN_MAX_TOKENS: [usize; 2] = [32, 64];
 const MMQ_WARPS: usize = 8;
 
 impl Products {
-    /// The tensor-core product's kernels and launch for `rows` rows (16 a tile, `pairs`
-    /// pairs of tiles a block takes in turn) of `cols` columns, plain or with the SiLU·up
-    /// epilogue, where it serves: bf16 activations, 2 to `mmq_max` tokens (fewer for
+    /// The tensor-core product's kernels and launch for `rows` rows (16 a tile; a block
+    /// takes pairs of tiles in turn: 32 rows, or with the SiLU·up epilogue `rows` is the
+    /// ffn width and a pair is 16 gate and 16 up rows) of `cols` columns, where it serves: bf16 activations, 2 to `mmq_max` tokens (fewer for
     /// plain products: `MMQ_PLAIN_MAX_TOKENS`), a type that has it, whole tiles and
     /// 64-column units, and shared memory for a block's tokens. Returns the kernel index
     /// (8-token tiles a block, less one): two above 8 tokens where they fit, else one.
@@ -461,7 +460,6 @@ impl Products {
         &self,
         gpu: &Gpu,
         ty: QuantType,
-        pairs: usize,
         rows: usize,
         t: usize,
         cols: usize,
@@ -496,6 +494,7 @@ impl Products {
             1
         };
         // Each block's tokens their own blocks, as many together as stay resident.
+        let pairs = if silu { rows / 16 } else { rows.div_ceil(32) };
         let slices = t.div_ceil(8 * nt);
         let blocks = pairs
             .min((per_sm * gpu.multiprocessors.max(1)).div_ceil(slices))

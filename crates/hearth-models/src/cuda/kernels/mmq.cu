@@ -111,8 +111,9 @@ struct MQ4_1 {
     }
 };
 
-// Row stride of the activations in shared memory, in bf16.
-__host__ __device__ __forceinline__ int mmq_x_stride(int cols) {
+// Row stride of the activations in shared memory, in bf16 (product.rs sizes the shared
+// memory with the same formula).
+__device__ __forceinline__ int mmq_x_stride(int cols) {
     // A row is an odd number of 64-byte halves of a bank line: the 16-byte reads of rows
     // g and g + 1 fall in different banks.
     return ((cols + 63) / 64) * 64 + 32;
