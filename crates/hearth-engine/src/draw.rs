@@ -132,16 +132,7 @@ pub(crate) fn pick_from_head(head: &TopLogits, p: &SamplingParams, u: f32) -> Op
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// xorshift64: reproducible numbers in [0, 1) without a dependency.
-    fn uniforms(mut state: u64) -> impl FnMut() -> f32 {
-        move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 40) as f32 / (1u64 << 24) as f32
-        }
-    }
+    use crate::test_rng::uniforms;
 
     /// The whole row's answer: every finite logit sorted, as the sampler had it.
     fn from_row(row: &[f32], p: &SamplingParams, u: f32) -> u32 {

@@ -19,6 +19,8 @@ pub mod scheduler;
 pub mod sequence;
 pub mod stats;
 pub mod stop;
+#[cfg(test)]
+mod test_rng;
 pub mod types;
 
 pub use config::EngineConfig;

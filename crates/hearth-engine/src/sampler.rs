@@ -259,16 +259,13 @@ mod tests {
             }
             best as u32
         };
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = crate::test_rng::uniforms(0x9e37_79b9_7f4a_7c15u64);
         for len in [1, 2, 15, 16, 17, 31, 32, 33, 100, 1000, 128_256] {
             for round in 0..4 {
                 let xs: Vec<f32> = (0..len)
                     .map(|_| {
-                        state ^= state << 13;
-                        state ^= state >> 7;
-                        state ^= state << 17;
                         // Few distinct values in round 0, so that ties are common.
-                        let v = (state >> 40) as f32 / (1u64 << 24) as f32;
+                        let v = next();
                         if round == 0 {
                             (v * 4.0).floor()
                         } else {
