@@ -57,42 +57,56 @@ pub(crate) fn unit_call_rows(
 }
 
 /// The SIMD unit kernels' loop, expanded inside a kernel compiled for its features:
-/// activation rows in tiles of 8 whose accumulators (one `__m256` a row, one lane a
-/// weight row) stay in registers across the unit row's blocks; per block, `$unpack`
-/// (with the block bound to `$u`) prepares the weights once for the tile, and
-/// `$rows_dot::<R>(&unpacked, blocks, accs)` folds it into 4 rows at a time, then 1;
-/// each row's 8 results are stored as one vector at `out[j * ld]`. Callers check the
-/// shapes first (`unit_call_rows`).
+/// activation rows in tiles of 8, then 4, then 1, each tile's size a constant so that
+/// its accumulators (one `__m256` a row, one lane a weight row) stay in registers across
+/// the unit row's blocks (with a size known only at run time they lived on the stack,
+/// and every block paid a store and a reload a row); per block, `$unpack` (with the block
+/// bound to `$u`) prepares the weights once for the tile, and `$rows_dot::<R>(&unpacked,
+/// blocks, accs)` folds it into 4 rows at a time, then 1; each row's 8 results are stored
+/// as one vector at `out[j * ld]`. Callers check the shapes first (`unit_call_rows`).
 macro_rules! unit_tiles {
     ($w:expr, $a:expr, $out:expr, $ld:expr, |$u:ident| $unpack:expr, $rows_dot:ident) => {{
-        const TILE: usize = 8;
         let (w, a, out, ld) = ($w, $a, $out, $ld);
         let kb = w.len();
         let t = a.len() / kb;
-        for t0 in (0..t).step_by(TILE) {
-            let rows = (t - t0).min(TILE);
-            let mut acc = [_mm256_setzero_ps(); TILE];
-            for (b, $u) in w.iter().enumerate() {
-                let unpacked = $unpack;
-                let blocks = |j: usize| &*a.as_ptr().add((t0 + j) * kb + b);
-                let mut j = 0;
-                while j + 4 <= rows {
-                    let [a0, a1, a2, a3] = &mut acc[j..j + 4] else {
-                        unreachable!()
-                    };
-                    let bs = std::array::from_fn(|i| blocks(j + i));
-                    $rows_dot::<4>(&unpacked, bs, [a0, a1, a2, a3]);
-                    j += 4;
-                }
-                while j < rows {
-                    $rows_dot::<1>(&unpacked, [blocks(j)], [&mut acc[j]]);
-                    j += 1;
-                }
+        let mut t0 = 0;
+        while t0 < t {
+            let left = t - t0;
+            if left >= 8 {
+                unit_tiles!(@tile 8, w, a, out, ld, kb, t0, |$u| $unpack, $rows_dot);
+                t0 += 8;
+            } else if left >= 4 {
+                unit_tiles!(@tile 4, w, a, out, ld, kb, t0, |$u| $unpack, $rows_dot);
+                t0 += 4;
+            } else {
+                unit_tiles!(@tile 1, w, a, out, ld, kb, t0, |$u| $unpack, $rows_dot);
+                t0 += 1;
             }
-            for (j, acc) in acc.iter().enumerate().take(rows) {
-                // In bounds: `unit_call_rows` checked `out` for every row.
-                _mm256_storeu_ps(out.as_mut_ptr().add((t0 + j) * ld), *acc);
+        }
+    }};
+    (@tile $r:literal, $w:ident, $a:ident, $out:ident, $ld:ident, $kb:ident, $t0:ident,
+     |$u:ident| $unpack:expr, $rows_dot:ident) => {{
+        const R: usize = $r;
+        // Always 8, named one by one: no run-time index, so no stack slot.
+        let mut acc = [_mm256_setzero_ps(); 8];
+        for (b, $u) in $w.iter().enumerate() {
+            let unpacked = $unpack;
+            let blocks = |j: usize| &*$a.as_ptr().add(($t0 + j) * $kb + b);
+            let [a0, a1, a2, a3, a4, a5, a6, a7] = &mut acc;
+            if R >= 4 {
+                let bs = std::array::from_fn(|i| blocks(i));
+                $rows_dot::<4>(&unpacked, bs, [a0, a1, a2, a3]);
+                if R == 8 {
+                    let bs = std::array::from_fn(|i| blocks(4 + i));
+                    $rows_dot::<4>(&unpacked, bs, [a4, a5, a6, a7]);
+                }
+            } else {
+                $rows_dot::<1>(&unpacked, [blocks(0)], [a0]);
             }
+        }
+        for (j, acc) in acc.iter().enumerate().take(R) {
+            // In bounds: `unit_call_rows` checked `out` for every row.
+            _mm256_storeu_ps($out.as_mut_ptr().add(($t0 + j) * $ld), *acc);
         }
     }};
 }
