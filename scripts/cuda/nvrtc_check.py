@@ -107,9 +107,10 @@ def main():
     ap.add_argument("--arch", default="90")
     ap.add_argument("--ptx", help="also write the base program's PTX here")
     ap.add_argument("--define", action="append", default=[],
-                    help="NAME=VALUE before the quantized program (QROWS=1, QACT_BITS=8)")
+                    help="NAME=VALUE before both programs (QROWS=1, QACT_BITS=8, HEARTH_L2_PREFETCH=1)")
     args = ap.parse_args()
-    source = "".join(p.read_text() for p in kernel_sources())
+    head = "".join("#define {} {}\n".format(*d.split("=", 1)) for d in args.define)
+    source = head + "".join(p.read_text() for p in kernel_sources())
     assemble(compile_ptx(source, args.arch),
              pathlib.Path(args.ptx or "/tmp/hearth-kernels.ptx"), args.arch)
     assemble(compile_ptx(quant_source(args.define), args.arch), pathlib.Path("/tmp/hearth-quant.ptx"),
