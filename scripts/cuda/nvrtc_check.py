@@ -107,7 +107,7 @@ def main():
     ap.add_argument("--arch", default="90")
     ap.add_argument("--ptx", help="also write the base program's PTX here")
     ap.add_argument("--define", action="append", default=[],
-                    help="NAME=VALUE before both programs (QROWS=1, QACT_BITS=8, HEARTH_L2_PREFETCH=1)")
+                    help="NAME=VALUE before both programs (QROWS=1, QACT_BITS=8)")
     args = ap.parse_args()
     head = "".join("#define {} {}\n".format(*d.split("=", 1)) for d in args.define)
     source = head + "".join(p.read_text() for p in kernel_sources())

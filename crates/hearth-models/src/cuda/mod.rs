@@ -44,12 +44,6 @@ const QUANT_KERNELS: [&str; 3] = [
 
 /// CUDA C++ source to PTX for `arch` (e.g. `sm_90`).
 fn compile(source: String, arch: &'static str) -> Result<String, ModelError> {
-    // HEARTH_CUDA_L2PF=1: the bf16 GEMV prefetches its rows into L2 (kernels/gemv.cu).
-    let source = if std::env::var("HEARTH_CUDA_L2PF").is_ok_and(|v| v == "1") {
-        format!("#define HEARTH_L2_PREFETCH 1\n{source}")
-    } else {
-        source
-    };
     let opts = CompileOptions {
         arch: Some(arch),
         use_fast_math: Some(false),

@@ -32,21 +32,6 @@ __device__ __forceinline__ void gemv_load_chunk(uint4 (&wv)[CHUNK], const uint4*
     }
 }
 
-// With HEARTH_L2_PREFETCH (set where HEARTH_CUDA_L2PF=1, cuda/mod.rs): thread 0 of a
-// block asks the copy engine (Hopper's bulk prefetch) to bring the block's rows from
-// `rows` into L2, up to L2_PREFETCH_BYTES, before the block waits for the kernel before
-// it. The register loads cover only each row's first chunk; this starts the rest of the
-// rows streaming while small kernels (RMSNorm, attention) leave the memory idle.
-#define L2_PREFETCH_BYTES (64 * 1024)
-__device__ __forceinline__ void l2_prefetch_rows(const unsigned short* rows, long bytes) {
-#if defined(HEARTH_L2_PREFETCH) && __CUDA_ARCH__ >= 900
-    if (threadIdx.x == 0 && bytes > 0) {
-        const unsigned n = (unsigned)(bytes < L2_PREFETCH_BYTES ? bytes : L2_PREFETCH_BYTES) & ~15u;
-        if (n) asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(rows), "r"(n) : "memory");
-    }
-#endif
-}
-
 // acc[tok] += the chunk's weights · x[tok] over the same columns.
 template <int T>
 __device__ __forceinline__ void gemv_fma_chunk(float (&acc)[T], const uint4 (&wv)[CHUNK],
@@ -94,12 +79,6 @@ __device__ __forceinline__ void gemv_bf16_rows(float* y, int ldy, const unsigned
     // Nothing writes the weights: the first chunk is in flight before waiting for the
     // kernel that writes x (and y), so under PDL it overlaps that kernel's end.
     uint4 wv[CHUNK];
-    {
-        // The block's rows (a warp each) are contiguous in w.
-        const int per = blockDim.x >> 5, first = blockIdx.x * per;
-        const long bytes = (long)max(min(per, rows - first), 0) * cols * 2;
-        l2_prefetch_rows(w + (long)first * cols, bytes);
-    }
     if (live) gemv_load_chunk(wv, wr, lane, vecs);
     grid_wait();
     grid_release();
@@ -131,12 +110,6 @@ __device__ __forceinline__ void gemv_bf16_silu_rows(unsigned short* act, const u
     const uint4* up = reinterpret_cast<const uint4*>(w + (long)(live ? ffn + p : 0) * cols);
     const uint4* xv = reinterpret_cast<const uint4*>(x);
     uint4 wv[CHUNK];
-    {
-        const int per = blockDim.x >> 5, first = blockIdx.x * per;
-        const long bytes = (long)max(min(per, ffn - first), 0) * cols * 2;
-        l2_prefetch_rows(w + (long)first * cols, bytes);
-        l2_prefetch_rows(w + (long)(ffn + first) * cols, bytes);
-    }
     if (live) gemv_load_chunk(wv, gate, lane, vecs);
     grid_wait();
     grid_release();
