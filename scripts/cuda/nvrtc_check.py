@@ -66,6 +66,11 @@ def compile_ptx(source, arch):
     return ptx.value.decode()
 
 
+def define_head(defines):
+    """`#define NAME VALUE` lines for NAME=VALUE switches."""
+    return "".join("#define {} {}\n".format(*d.split("=", 1)) for d in defines)
+
+
 def quant_source(defines=()):
     """The quantized products' program (cuda/mod.rs's QUANT_KERNELS) with every type that
     quant_type.rs instantiates, after `defines` (NAME=VALUE: the switches cuda/mod.rs
@@ -76,8 +81,7 @@ def quant_source(defines=()):
         sys.exit("no QUANT_TYPE instantiations found in cuda/quant_type.rs")
     lines = "".join(f"QUANT_TYPE({stem}, {ty})\n" + (f"MMQ_TYPE({stem}, {mmq})\n" if mmq else "")
                     for stem, ty, mmq in types)
-    head = "".join("#define {} {}\n".format(*d.split("=", 1)) for d in defines)
-    return head + "".join(p.read_text() for p in kernel_sources("QUANT_KERNELS")) + lines
+    return define_head(defines) + "".join(p.read_text() for p in kernel_sources("QUANT_KERNELS")) + lines
 
 
 def assemble(ptx, out, arch):
@@ -109,8 +113,7 @@ def main():
     ap.add_argument("--define", action="append", default=[],
                     help="NAME=VALUE before both programs (QROWS=1, QACT_BITS=8)")
     args = ap.parse_args()
-    head = "".join("#define {} {}\n".format(*d.split("=", 1)) for d in args.define)
-    source = head + "".join(p.read_text() for p in kernel_sources())
+    source = define_head(args.define) + "".join(p.read_text() for p in kernel_sources())
     assemble(compile_ptx(source, args.arch),
              pathlib.Path(args.ptx or "/tmp/hearth-kernels.ptx"), args.arch)
     assemble(compile_ptx(quant_source(args.define), args.arch), pathlib.Path("/tmp/hearth-quant.ptx"),

@@ -451,11 +451,11 @@ const MMQ_WARPS: usize = 8;
 impl Products {
     /// The tensor-core product's kernels and launch for `rows` rows (16 a tile; a block
     /// takes pairs of tiles in turn: 32 rows, or with the SiLU·up epilogue `rows` is the
-    /// ffn width and a pair is 16 gate and 16 up rows) of `cols` columns, where it serves: bf16 activations, 2 to `mmq_max` tokens (fewer for
-    /// plain products: `MMQ_PLAIN_MAX_TOKENS`), a type that has it, whole tiles and
-    /// 64-column units, and shared memory for a block's tokens. Returns the kernel index
-    /// (8-token tiles a block, less one): two above 8 tokens where they fit, else one.
-    #[allow(clippy::too_many_arguments)]
+    /// ffn width and a pair is 16 gate and 16 up rows) of `cols` columns, where it
+    /// serves: bf16 activations, 2 to `mmq_max` tokens (fewer for plain products:
+    /// `MMQ_PLAIN_MAX_TOKENS`), a type that has it, whole tiles and 64-column units, and
+    /// shared memory for a block's tokens. Returns the kernel index (8-token tiles a
+    /// block, less one): two above 8 tokens where they fit, else one.
     fn mmq_serves(
         &self,
         gpu: &Gpu,

@@ -3,11 +3,12 @@
 //
 // The dp2a kernels of gemv_quant.cu spend four dp2a and a 16-byte shared-memory read on
 // every 8 weights and token; here one mma.sync (m16n8k16, bf16 in, f32 sums) multiplies
-// 16 weight rows by 8 tokens over 16 columns. The weights enter it as their exact integer quants (a nibble q as the
-// bf16 128 + q, built with one mask), the activations as the bf16 they are, so the only
-// rounding is the f32 summation; each 32-column sub-block's sum is then scaled by its
-// row's scale, and the constant part (the minimum, and the 128) is taken off with the
-// sub-block's activation sum: sum(w x) = dsc * sum((128 + q) x) + off * sum(x).
+// 16 weight rows by 8 tokens over 16 columns. The weights enter it as their exact
+// integer quants (a nibble q as the bf16 128 + q, built with one mask), the activations
+// as the bf16 they are, so the only rounding is the f32 summation; each 32-column
+// sub-block's sum is then scaled by its row's scale, and the constant part (the
+// minimum, and the 128) is taken off with the sub-block's activation sum:
+// sum(w x) = dsc * sum((128 + q) x) + off * sum(x).
 //
 // A block of MMQ_WARPS warps takes 32 rows at a time (two 16-row tiles: rows 32p.. or,
 // for the gate/up product, gate rows 16p.. and up rows ffn + 16p..) and splits their
