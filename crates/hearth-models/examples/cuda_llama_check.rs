@@ -160,20 +160,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     decode_ms.sort_by(|a, b| a.total_cmp(b));
     // Decode steps alone, the GPU model only: launch by launch and as replayed graphs,
-    // products by cuBLAS and by the GEMV kernel, kernels with and without programmatic
-    // dependent launch (batch 2: the same two sequences, 16 steps each; batch 1: the
-    // first of them; the first graph step captures).
-    for (width, graphs, gemv, pdl) in [
+    // products by cuBLAS and by the GEMV kernel, with and without the fused kernels
+    // (`fused_step.rs`; twice at batch 1, alternately, for the noise) (batch 2: the
+    // same two sequences, 16 steps each; batch 1: the first of them; the first graph
+    // step captures).
+    for (width, graphs, gemv, fuse) in [
         (2, false, true, true),
         (2, true, false, true),
         (2, true, true, false),
         (2, true, true, true),
         (1, true, true, false),
         (1, true, true, true),
+        (1, true, true, false),
+        (1, true, true, true),
     ] {
         gpu.set_graphs(graphs);
         gpu.set_gemv(gemv);
-        gpu.set_pdl(pdl);
+        gpu.set_fuse(fuse);
         let mut times = Vec::new();
         for _ in 0..16 {
             let batch = step(&seqs[..width]);
@@ -188,13 +191,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         times.remove(0);
         times.sort_by(|a, b| a.total_cmp(b));
         println!(
-            "decode step, batch {width}, graphs {}, products by {}, PDL {}: median {:.3} ms (15 steps)",
+            "decode step, batch {width}, graphs {}, products by {}, fused {}: median {:.3} ms (15 steps)",
             if graphs { "on " } else { "off" },
             if gemv { "GEMV  " } else { "cuBLAS" },
-            if pdl { "on " } else { "off" },
+            if fuse { "on " } else { "off" },
             times[times.len() / 2]
         );
     }
+    gpu.set_fuse(true);
     gpu.set_pdl(true);
     // The GPU's own argmax (`step` with greedy sequences) against the first maximum of
     // the same step's logits: the step runs again over the same tokens (each run

@@ -8,9 +8,10 @@
 
 use cudarc::driver::{CudaSlice, DevicePtr, LaunchConfig};
 
+use super::fused_step::{self, NormIn, QkvOut};
 use super::paged_attention::{launch_raw as attend, AttnBuffers, DeviceBatch, Variant};
 use super::pick::Picker;
-use super::product::{dequant_rows, Products, WeightKind, WeightRef};
+use super::product::{dequant_rows, Products, WeightKind, WeightRef, GEMV_MAX_TOKENS};
 use super::step_graph::{Graph, GraphKey, StepInputs};
 pub use super::weights::{bf16_bits, round_weights_to_bf16, upload_quant, GpuDtype};
 use super::weights::{host_f32, same_weights, upload_stacked, Mat, Segment, Weights};
@@ -49,6 +50,8 @@ const A: usize = 4;
 const GU: usize = 5;
 const ACT: usize = 6;
 const LOGITS_IN: usize = 7;
+/// The folded RMSNorms' partial sums of squares (fused steps: `fused_step.rs`).
+const PARTS: usize = 8;
 
 pub struct CudaLlama {
     gpu: Gpu,
@@ -81,6 +84,11 @@ pub struct CudaLlama {
     picker: Picker,
     /// Which sequences of the last step have a logits row, in row order.
     last_wanted: Vec<usize>,
+    /// Whether steps of 1-2 tokens may take the fused kernels (`fused_step.rs`): every
+    /// matrix in bf16, in one segment, no q/k norms.
+    fusable: bool,
+    /// Whether they do (unless `HEARTH_CUDA_FUSE=0`).
+    fuse: bool,
 }
 
 pub(super) fn unsupported(what: &str) -> ModelError {
@@ -157,6 +165,22 @@ impl CudaLlama {
             products.reserve_dequant(&gpu)?;
         }
         let inv_freq: Vec<f32> = model.rope.inv_freq().iter().map(|&f| f as f32).collect();
+        let bf16_single = |m: &Mat| {
+            matches!(
+                m.segs.as_slice(),
+                [Segment {
+                    w: Weights::Bf16(_),
+                    ..
+                }]
+            )
+        };
+        let fusable = model.cfg.head_dim.is_multiple_of(2)
+            && layers.iter().all(|l| {
+                l.qk_norm.is_none()
+                    && [&l.wqkv, &l.wo, &l.w_gate_up, &l.w_down]
+                        .into_iter()
+                        .all(|m| bf16_single(m) && m.cols.is_multiple_of(8))
+            });
         Ok(CudaLlama {
             products,
             dtype,
@@ -180,6 +204,8 @@ impl CudaLlama {
             device_pick: std::env::var("HEARTH_CUDA_ARGMAX").as_deref() != Ok("0"),
             picker: Picker::default(),
             last_wanted: Vec::new(),
+            fusable,
+            fuse: std::env::var("HEARTH_CUDA_FUSE").as_deref() != Ok("0"),
             gpu,
         })
     }
@@ -201,6 +227,13 @@ impl CudaLlama {
     /// unless `HEARTH_CUDA_GEMV=0`).
     pub fn set_gemv(&mut self, on: bool) {
         self.products.set_gemv(on);
+        self.graphs.clear();
+    }
+
+    /// Whether decode steps of 1-2 tokens take the fused kernels where the model allows
+    /// (on unless `HEARTH_CUDA_FUSE=0`).
+    pub fn set_fuse(&mut self, on: bool) {
+        self.fuse = on;
         self.graphs.clear();
     }
 
@@ -330,6 +363,14 @@ impl CudaLlama {
         }
     }
 
+    /// A matrix held in one segment (what the fused kernels multiply).
+    fn single_ref(&self, m: &Mat) -> Result<WeightRef, ModelError> {
+        match m.segs.as_slice() {
+            [seg] => Ok(self.weight_ref(seg, m.cols)),
+            _ => Err(unsupported("a fused product of several segments")),
+        }
+    }
+
     /// Launches kernel `name` with `args` pushed in order.
     fn launch(
         &self,
@@ -384,6 +425,7 @@ impl CudaLlama {
             2 * c.ffn_size,
             c.ffn_size,
             c.hidden_size,
+            fused_step::residual_parts(c.hidden_size),
         ];
         self.scratch.bufs.clear();
         for n in sizes {
@@ -694,25 +736,57 @@ impl CudaLlama {
             .map_or((0, 0), |p| (self.ptr(p), p.len()));
         self.embed_tokens(ids, t, s[X])?;
         let inv_freq = self.ptr(&self.inv_freq);
+        let fused = self.fusable && self.fuse && self.products.gemv_on() && t <= GEMV_MAX_TOKENS;
+        // Fused steps: H holds x * the next norm's weights, PARTS its sums of squares.
+        let mut norm_in = NormIn {
+            xw: s[H],
+            parts: s[PARTS],
+            nparts: 1,
+        };
+        if fused {
+            let w0 = self.layers.first().map_or(0, |l| self.ptr(&l.attn_norm));
+            // Safety: X holds t rows of hidden, H and PARTS t rows of theirs.
+            unsafe { fused_step::norm_prep(&self.gpu, norm_in, s[X], w0, hidden, t)? };
+        }
         for (i, w) in self.layers.iter().enumerate() {
             let (kp, vp) = (self.ptr(&self.pools[i].0), self.ptr(&self.pools[i].1));
-            // Safety: QKV holds t * (heads + 2 kv heads) * head_dim.
-            unsafe { self.norm_matmul(&w.attn_norm, &w.wqkv, s[QKV], t)? };
             let bias = w.qkv_bias.as_ref().map_or(0, |b| self.ptr(b));
-            let (qn, kn) = w
-                .qk_norm
-                .as_ref()
-                .map_or((0, 0), |(q, k)| (self.ptr(q), self.ptr(k)));
-            self.launch(
-                "qkv_finish",
-                t * (nh + 2 * nkv).div_ceil(8),
-                256,
-                (8 * hd * 4) as u32,
-                &[
-                    &s[Q], &kp, &vp, &s[QKV], &bias, &qn, &kn, &eps, &positions, &slots, &inv_freq,
-                    &nh32, &nkv32, &hd32, &neox,
-                ],
-            )?;
+            if fused {
+                let out = QkvOut {
+                    q: s[Q],
+                    k_pool: kp,
+                    v_pool: vp,
+                    bias,
+                    positions,
+                    slots,
+                    inv_freq,
+                    num_heads: nh,
+                    num_kv_heads: nkv,
+                    head_dim: hd,
+                    neox: c.neox_rope,
+                };
+                let wqkv = self.single_ref(&w.wqkv)?;
+                // Safety: Q holds t * heads * head_dim; the slots were checked against
+                // the pools the engine sized.
+                unsafe { fused_step::qkv(&self.gpu, wqkv, norm_in, t, eps, &out)? };
+            } else {
+                // Safety: QKV holds t * (heads + 2 kv heads) * head_dim.
+                unsafe { self.norm_matmul(&w.attn_norm, &w.wqkv, s[QKV], t)? };
+                let (qn, kn) = w
+                    .qk_norm
+                    .as_ref()
+                    .map_or((0, 0), |(q, k)| (self.ptr(q), self.ptr(k)));
+                self.launch(
+                    "qkv_finish",
+                    t * (nh + 2 * nkv).div_ceil(8),
+                    256,
+                    (8 * hd * 4) as u32,
+                    &[
+                        &s[Q], &kp, &vp, &s[QKV], &bias, &qn, &kn, &eps, &positions, &slots,
+                        &inv_freq, &nh32, &nkv32, &hd32, &neox,
+                    ],
+                )?;
+            }
             let bufs = AttnBuffers {
                 out: s[A],
                 out_bf16: bf16 == 1,
@@ -734,12 +808,51 @@ impl CudaLlama {
                     self.variant,
                 )?
             };
-            // Safety: A holds t * heads * head_dim, X t * hidden.
-            unsafe { self.matmul(s[A], &w.wo, s[X], t, true)? };
-            // Safety: GU holds t * 2 ffn, ACT t * ffn.
-            unsafe { self.mlp_up(&w.ffn_norm, &w.w_gate_up, s[GU], s[ACT], t)? };
-            // Safety: ACT holds t * ffn.
-            unsafe { self.matmul(s[ACT], &w.w_down, s[X], t, true)? };
+            if !fused {
+                // Safety: A holds t * heads * head_dim, X t * hidden.
+                unsafe { self.matmul(s[A], &w.wo, s[X], t, true)? };
+                // Safety: GU holds t * 2 ffn, ACT t * ffn.
+                unsafe { self.mlp_up(&w.ffn_norm, &w.w_gate_up, s[GU], s[ACT], t)? };
+                // Safety: ACT holds t * ffn.
+                unsafe { self.matmul(s[ACT], &w.w_down, s[X], t, true)? };
+                continue;
+            }
+            norm_in.nparts = fused_step::residual_parts(hidden);
+            let ffn_norm = self.ptr(&w.ffn_norm);
+            // Safety (the three): A holds t * heads * head_dim bf16, X t * hidden, H and
+            // PARTS t rows of theirs, ACT t * ffn.
+            unsafe {
+                fused_step::residual(
+                    &self.gpu,
+                    s[X],
+                    self.single_ref(&w.wo)?,
+                    s[A],
+                    t,
+                    ffn_norm,
+                    norm_in,
+                )?;
+                fused_step::silu_norm(
+                    &self.gpu,
+                    s[ACT],
+                    self.single_ref(&w.w_gate_up)?,
+                    norm_in,
+                    t,
+                    eps,
+                )?;
+            }
+            match self.layers.get(i + 1) {
+                Some(next) => {
+                    let next_norm = self.ptr(&next.attn_norm);
+                    let down = self.single_ref(&w.w_down)?;
+                    // Safety: as above.
+                    unsafe {
+                        fused_step::residual(&self.gpu, s[X], down, s[ACT], t, next_norm, norm_in)?
+                    };
+                }
+                // The last layer: the final norm picks its rows below.
+                // Safety: ACT holds t * ffn.
+                None => unsafe { self.matmul(s[ACT], &w.w_down, s[X], t, true)? },
+            }
         }
         if wanted == 0 {
             return Ok(());

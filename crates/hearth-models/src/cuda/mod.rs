@@ -3,6 +3,7 @@
 //! (cudarc's dynamic loading): building hearth with `--features cuda` needs no CUDA
 //! toolkit, only running it needs a driver and libnvrtc.
 
+mod fused_step;
 mod kernel_arg;
 mod launch;
 pub mod llama;
@@ -23,12 +24,13 @@ pub(crate) use kernel_arg::KernelArg;
 use launch::Kernels;
 
 /// CUDA C++ sources of hearth's own kernels, compiled as one unit (common first).
-const KERNELS: [&str; 7] = [
+const KERNELS: [&str; 8] = [
     include_str!("kernels/common.cuh"),
     include_str!("kernels/paged_attention.cu"),
     include_str!("kernels/paged_attention_split.cu"),
     include_str!("kernels/llama_ops.cu"),
     include_str!("kernels/gemv.cu"),
+    include_str!("kernels/gemv_fused.cu"),
     include_str!("kernels/argmax.cu"),
     include_str!("kernels/top_rows.cu"),
 ];
@@ -74,6 +76,9 @@ pub struct Gpu {
     /// Rows a warp of the quantized products sums at once for steps of several tokens
     /// (2, or 1 with `HEARTH_CUDA_QROWS=1`: `kernels/gemv_quant.cu`).
     pub qrows: usize,
+    /// The split attention kernel's ticket counters: an int per (row, KV head) it
+    /// splits (at most 2 * multiprocessors), zero between launches.
+    attn_tickets: cudarc::driver::CudaSlice<i32>,
 }
 
 pub(crate) fn cuda_err(what: &str) -> impl FnOnce(cudarc::driver::DriverError) -> ModelError + '_ {
@@ -110,6 +115,9 @@ impl Gpu {
         let kernels = Kernels::load(&ctx, &compile(KERNELS.concat(), arch)?, capability)?;
         // A stream of its own: the legacy default stream cannot be captured into a graph.
         let stream = ctx.new_stream().map_err(cuda_err("stream"))?;
+        let attn_tickets = stream
+            .alloc_zeros::<i32>(2 * multiprocessors.max(1))
+            .map_err(cuda_err("alloc"))?;
         Ok(Gpu {
             ctx,
             stream,
@@ -129,7 +137,14 @@ impl Gpu {
             } else {
                 2
             },
+            attn_tickets,
         })
+    }
+
+    /// The device address of the split attention kernel's ticket counters.
+    pub(crate) fn attn_tickets(&self) -> u64 {
+        use cudarc::driver::DevicePtr;
+        self.attn_tickets.device_ptr(&self.stream).0
     }
 
     /// Compiles and loads the quantized-product kernels of `types` not loaded yet.

@@ -20,7 +20,8 @@ const SPLIT_WARPS: usize = 4;
 
 /// Which kernel: one block per query head, one per KV head serving its whole group
 /// (each K/V row read once per group), or one per (KV head, key range) with a warp
-/// per key (coalesced rows, ranges merged after; head_dim 64, 128 or 256).
+/// per key (coalesced rows, ranges merged by the last block of each; head_dim 64, 128
+/// or 256).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Variant {
     PerHead,
@@ -252,7 +253,8 @@ pub unsafe fn launch_raw(
             shared_mem_bytes: (SPLIT_WARPS * group * stride * 4) as u32,
         };
         let s32 = splits as i32;
-        let args: [&dyn KernelArg; 17] = [
+        let tickets = gpu.attn_tickets();
+        let args: [&dyn KernelArg; 18] = [
             &bufs.out,
             &out_bf16,
             &part_ptr,
@@ -270,19 +272,12 @@ pub unsafe fn launch_raw(
             &win,
             &cap,
             &s32,
+            &tickets,
         ];
-        // Safety: the caller's contract; part holds T * heads * splits * stride floats.
+        // Safety: the caller's contract; part holds T * heads * splits * stride floats,
+        // the tickets an int for each of the pairs split_plan splits (fewer than
+        // 2 * multiprocessors).
         unsafe { gpu.launch(name, cfg, &args) }?;
-        if splits > 1 {
-            let cfg = LaunchConfig {
-                grid_dim: ((batch.num_tokens * num_heads) as u32, 1, 1),
-                block_dim: (128, 1, 1),
-                shared_mem_bytes: 0,
-            };
-            let args: [&dyn KernelArg; 5] = [&bufs.out, &out_bf16, &part_ptr, &hd, &s32];
-            // Safety: as above; part was written by the split kernel on this stream.
-            unsafe { gpu.launch("paged_attention_merge", cfg, &args) }?;
-        }
         // Freed in stream order, after the kernels that read it.
         drop(part);
         return Ok(());

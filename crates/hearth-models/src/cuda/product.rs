@@ -27,7 +27,7 @@ pub const GEMV_MAX_TOKENS: usize = 2;
 const GEMV_NAMES: [&str; GEMV_MAX_TOKENS] = ["gemv_bf16_t1", "gemv_bf16_t2"];
 const GEMV_SILU_NAMES: [&str; GEMV_MAX_TOKENS] = ["gemv_bf16_silu_t1", "gemv_bf16_silu_t2"];
 /// Weight rows per GEMV block (one warp each; gemv.cu's GEMV_THREADS is 32 times this).
-const GEMV_ROWS_PER_BLOCK: usize = 8;
+pub(super) const GEMV_ROWS_PER_BLOCK: usize = 8;
 
 /// How a weight matrix is stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,6 +108,11 @@ impl Products {
             self.tile = Some(t.map_err(cuda_err("alloc"))?);
         }
         Ok(())
+    }
+
+    /// Whether the GEMV kernel is on (what the fused decode step is made of).
+    pub(super) fn gemv_on(&self) -> bool {
+        self.gemv
     }
 
     /// Turns the GEMV kernel on or off (off: cuBLAS for every product).
@@ -311,7 +316,7 @@ fn qgemv_config(
 }
 
 /// A GEMV launch of `warps` warps, `GEMV_ROWS_PER_BLOCK` a block.
-fn gemv_config(warps: usize) -> LaunchConfig {
+pub(super) fn gemv_config(warps: usize) -> LaunchConfig {
     LaunchConfig {
         grid_dim: (warps.div_ceil(GEMV_ROWS_PER_BLOCK) as u32, 1, 1),
         block_dim: (32 * GEMV_ROWS_PER_BLOCK as u32, 1, 1),

@@ -95,13 +95,41 @@ __device__ __forceinline__ void gemv_bf16_rows(float* y, int ldy, const unsigned
     }
 }
 
+// inv[tok] = 1 / rms of the residual stream's row tok (width wide), from the
+// per-block sums of squares its producer left in parts[tok * nparts ...]
+// (gemv_fused.cu): the RMSNorm a product reads, folded into it. Every thread of the
+// block must call it.
+template <int T>
+__device__ __forceinline__ void norm_scales(float (&inv)[T], const float* parts, int nparts,
+                                            int width, float eps) {
+    __shared__ float red[T][GEMV_THREADS / 32];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+#pragma unroll
+    for (int tok = 0; tok < T; ++tok) {
+        float s = 0.f;
+        for (int i = threadIdx.x; i < nparts; i += blockDim.x) s += parts[(long)tok * nparts + i];
+        s = warp_sum(s);
+        if (lane == 0) red[tok][warp] = s;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int tok = 0; tok < T; ++tok) {
+        float total = 0.f;
+        for (int w = 0; w < (int)(blockDim.x >> 5); ++w) total += red[tok][w];
+        inv[tok] = rsqrtf(total / width + eps);
+    }
+}
+
 // The gate/up product with SiLU(gate) * up as its epilogue: w is [gate rows | up rows]
 // (2 * ffn rows); warp p takes gate row p and up row ffn + p and writes act[tok, p] in
 // bf16, what the down product reads. The sums and the SiLU are silu_mul's, so the bits
 // equal the product followed by silu_mul; one kernel and one f32 buffer fewer a layer.
-template <int T>
+// NORM: x is the residual stream times the norm's weights, not yet divided by its rms
+// (gemv_fused.cu), so both sums are scaled by norm_scales' inverse rms first.
+template <int T, bool NORM>
 __device__ __forceinline__ void gemv_bf16_silu_rows(unsigned short* act, const unsigned short* w,
-                                                    const unsigned short* x, int ffn, int cols) {
+                                                    const unsigned short* x, int ffn, int cols,
+                                                    const float* parts, int nparts, float eps) {
     const int p = (int)((blockIdx.x * (long)blockDim.x + threadIdx.x) >> 5);
     const int lane = threadIdx.x & 31;
     const bool live = p < ffn;
@@ -113,13 +141,18 @@ __device__ __forceinline__ void gemv_bf16_silu_rows(unsigned short* act, const u
     if (live) gemv_load_chunk(wv, gate, lane, vecs);
     grid_wait();
     grid_release();
+    float inv[T];
+#pragma unroll
+    for (int tok = 0; tok < T; ++tok) inv[tok] = 1.f;
+    if (NORM) norm_scales<T>(inv, parts, nparts, cols, eps);
     if (!live) return;
     float g[T], u[T];
     gemv_row<T>(g, wv, gate, xv, vecs, lane, true);
     gemv_row<T>(u, wv, up, xv, vecs, lane, false);
 #pragma unroll
     for (int tok = 0; tok < T; ++tok) {
-        const float gs = warp_sum(g[tok]), us = warp_sum(u[tok]);
+        float gs = warp_sum(g[tok]), us = warp_sum(u[tok]);
+        if (NORM) { gs *= inv[tok]; us *= inv[tok]; }
         if (lane == 0) act[(long)tok * ffn + p] = f32_to_bf16(gs / (1.f + __expf(-gs)) * us);
     }
 }
@@ -140,7 +173,13 @@ GEMV_ENTRY(2)
     extern "C" __global__ void __launch_bounds__(GEMV_THREADS, 4)                         \
         gemv_bf16_silu_t##T(unsigned short* act, const unsigned short* w,                 \
                             const unsigned short* x, int ffn, int cols) {                 \
-        gemv_bf16_silu_rows<T>(act, w, x, ffn, cols);                                     \
+        gemv_bf16_silu_rows<T, false>(act, w, x, ffn, cols, nullptr, 0, 0.f);             \
+    }                                                                                     \
+    extern "C" __global__ void __launch_bounds__(GEMV_THREADS, 4)                         \
+        gemv_bf16_silu_norm_t##T(unsigned short* act, const unsigned short* w,            \
+                                 const unsigned short* x, int ffn, int cols,              \
+                                 const float* parts, int nparts, float eps) {             \
+        gemv_bf16_silu_rows<T, true>(act, w, x, ffn, cols, parts, nparts, eps);           \
     }
 GEMV_SILU_ENTRY(1)
 GEMV_SILU_ENTRY(2)

@@ -2,12 +2,14 @@
 // takes one key at a time with its lanes across head_dim, so a K or V row is one
 // coalesced load, and it serves every query head of the KV head's group (GQA: the
 // row is read once per group). A row's keys are cut into `splits` ranges so that a
-// batch of few rows still fills the GPU; paged_attention_merge folds the ranges'
-// partial softmax sums together (flash-decoding). With one split the block writes
-// the output itself.
+// batch of few rows still fills the GPU, and the ranges' partial softmax sums are
+// folded together after (flash-decoding) by the last block of the (row, KV head) to
+// finish: a ticket counter says which, so no second kernel (and kernel boundary) is
+// needed. With one split the block writes the output itself.
 //
 // Layouts as paged_attention.cu; part is [T, num_heads, splits, head_dim + 2]
-// (the weighted sum, then the running max and the denominator).
+// (the weighted sum, then the running max and the denominator); tickets holds an
+// int per (row, KV head), zero between launches (the last block puts it back).
 
 #define SPLIT_WARPS 4
 #define SPLIT_MAX_GROUP 8
@@ -30,6 +32,24 @@ __device__ __forceinline__ void load_lane(float* dst, const float* src) {
     }
 }
 
+// out[at + d] = the splits' sums of column d, each scaled by exp(its max - the overall
+// max), over the same sum of denominators. Other blocks wrote p: read past L1.
+__device__ __forceinline__ void merge_splits(void* out, int out_bf16, const float* p, long at,
+                                             int head_dim, int splits, int d) {
+    const int stride = head_dim + 2;
+    float mx = NEG_INF;
+    for (int s = 0; s < splits; ++s) mx = fmaxf(mx, __ldcg(p + s * stride + head_dim));
+    float sum = 0.f, den = 0.f;
+    for (int s = 0; s < splits; ++s) {
+        const float* ps = p + s * stride;
+        const float m = __ldcg(ps + head_dim);
+        const float f = m == NEG_INF ? 0.f : __expf(m - mx);
+        sum += __ldcg(ps + d) * f;
+        den += __ldcg(ps + head_dim + 1) * f;
+    }
+    store_act(out, out_bf16, at + d, den > 0.f ? sum / den : 0.f);
+}
+
 template <int D>
 __device__ void split_attention(
     void* __restrict__ out, int out_bf16, float* __restrict__ part,
@@ -37,7 +57,7 @@ __device__ void split_attention(
     const float* __restrict__ v_pool, const int* __restrict__ block_tables,
     const int* __restrict__ token_seq, const int* __restrict__ positions,
     int num_heads, int num_kv_heads, int block_size, int max_blocks, float scale,
-    int window, float softcap, int splits)
+    int window, float softcap, int splits, int* __restrict__ tickets)
 {
     const int hd = 32 * D;
     extern __shared__ float sm[];  // [SPLIT_WARPS][group][hd + 2]
@@ -126,6 +146,23 @@ __device__ void split_attention(
             if (d == 0) { p[hd] = mx; p[hd + 1] = den; }
         }
     }
+    if (splits == 1) return;
+    // Publish this split's sums, then take a ticket; the last of the pair's splits
+    // merges them all.
+    __shared__ int last;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        last = atomicAdd(tickets + pair, 1) == splits - 1;
+        if (last) tickets[pair] = 0;  // every other split has taken its ticket
+    }
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    for (int idx = threadIdx.x; idx < group * hd; idx += blockDim.x) {
+        const long h = (long)row * num_heads + kvh * group + idx / hd;
+        merge_splits(out, out_bf16, part + h * splits * stride, h * hd, hd, splits, idx % hd);
+    }
 }
 
 #define SPLIT_KERNEL(NAME, D)                                                                \
@@ -133,33 +170,12 @@ extern "C" __global__ void NAME(                                                
     void* out, int out_bf16, float* part, const float* q, const float* k_pool,              \
     const float* v_pool, const int* block_tables, const int* token_seq,                     \
     const int* positions, int num_heads, int num_kv_heads, int block_size, int max_blocks,  \
-    float scale, int window, float softcap, int splits) {                                    \
+    float scale, int window, float softcap, int splits, int* tickets) {                      \
     grid_enter();                                                                            \
     split_attention<D>(out, out_bf16, part, q, k_pool, v_pool, block_tables, token_seq,     \
                        positions, num_heads, num_kv_heads, block_size, max_blocks, scale,   \
-                       window, softcap, splits);                                             \
+                       window, softcap, splits, tickets);                                    \
 }
 SPLIT_KERNEL(paged_attention_split_d2, 2)
 SPLIT_KERNEL(paged_attention_split_d4, 4)
 SPLIT_KERNEL(paged_attention_split_d8, 8)
-
-// out[h] = sum over splits of part's sums, each scaled by exp(its max - the overall max),
-// over the same sum of denominators. One block per (token row, query head).
-extern "C" __global__ void paged_attention_merge(void* out, int out_bf16, const float* part,
-                                                 int head_dim, int splits) {
-    grid_enter();
-    const int stride = head_dim + 2;
-    const float* p = part + (long)blockIdx.x * splits * stride;
-    float mx = NEG_INF;
-    for (int s = 0; s < splits; ++s) mx = fmaxf(mx, p[s * stride + head_dim]);
-    for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
-        float sum = 0.f, den = 0.f;
-        for (int s = 0; s < splits; ++s) {
-            const float* ps = p + s * stride;
-            const float f = ps[head_dim] == NEG_INF ? 0.f : __expf(ps[head_dim] - mx);
-            sum += ps[d] * f;
-            den += ps[head_dim + 1] * f;
-        }
-        store_act(out, out_bf16, (long)blockIdx.x * head_dim + d, den > 0.f ? sum / den : 0.f);
-    }
-}
