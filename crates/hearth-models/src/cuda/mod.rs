@@ -44,6 +44,21 @@ const QUANT_KERNELS: [&str; 3] = [
     include_str!("kernels/mmq.cu"),
 ];
 
+/// `KERNELS` as one unit, after the build switches of `HEARTH_CUDA_DEFINE`, for
+/// measuring kernel variants: `NAME=N,NAME=N` (names of capitals and `_`, whole
+/// numbers), e.g. `CHUNK=12` or `SPLIT_PREFETCH=0`; anything else is ignored.
+fn kernel_source() -> String {
+    let mut source = String::new();
+    let defines = std::env::var("HEARTH_CUDA_DEFINE").unwrap_or_default();
+    for (name, value) in defines.split(',').filter_map(|d| d.split_once('=')) {
+        let name_ok = !name.is_empty() && name.chars().all(|c| c.is_ascii_uppercase() || c == '_');
+        if let (true, Ok(v)) = (name_ok, value.parse::<u32>()) {
+            source.push_str(&format!("#define {name} {v}\n"));
+        }
+    }
+    source + &KERNELS.concat()
+}
+
 /// CUDA C++ source to PTX for `arch` (e.g. `sm_90`).
 fn compile(source: String, arch: &'static str) -> Result<String, ModelError> {
     let opts = CompileOptions {
@@ -112,7 +127,7 @@ impl Gpu {
         unsafe { ctx.disable_event_tracking() };
         let arch: &'static str =
             Box::leak(format!("sm_{}{}", capability.0, capability.1).into_boxed_str());
-        let kernels = Kernels::load(&ctx, &compile(KERNELS.concat(), arch)?, capability)?;
+        let kernels = Kernels::load(&ctx, &compile(kernel_source(), arch)?, capability)?;
         // A stream of its own: the legacy default stream cannot be captured into a graph.
         let stream = ctx.new_stream().map_err(cuda_err("stream"))?;
         let attn_tickets = stream

@@ -9,8 +9,15 @@
 // start before the kernel writing x ends. Needs cols % 8 == 0 (16-byte rows).
 
 // Loads in flight a lane, and threads a block (product.rs launches 8 rows a block); 4
-// blocks an SM fit in registers.
+// blocks an SM fit in registers. Both can be set for measuring (HEARTH_CUDA_DEFINE,
+// cuda/mod.rs): CHUNK=12 with GEMV_BLOCKS_PER_SM=3 (a 3072-wide row in one trip) was
+// no faster served on an H100.
+#ifndef CHUNK
 #define CHUNK 8
+#endif
+#ifndef GEMV_BLOCKS_PER_SM
+#define GEMV_BLOCKS_PER_SM 4
+#endif
 #define GEMV_THREADS 256
 
 __device__ __forceinline__ uint4 load_streaming(const uint4* p) {
@@ -161,7 +168,7 @@ __device__ __forceinline__ void gemv_bf16_silu_rows(unsigned short* act, const u
 // (Chunks of 16, one trip to memory for a 3072-wide row, were measured slower on an
 // H100: half the blocks fit an SM, and the 3B's down product got 30% slower.)
 #define GEMV_ENTRY(T)                                                                     \
-    extern "C" __global__ void __launch_bounds__(GEMV_THREADS, 4)                         \
+    extern "C" __global__ void __launch_bounds__(GEMV_THREADS, GEMV_BLOCKS_PER_SM)                         \
         gemv_bf16_t##T(float* y, int ldy, const unsigned short* w,                        \
                        const unsigned short* x, int rows, int cols, int accumulate) {     \
         gemv_bf16_rows<T>(y, ldy, w, x, rows, cols, accumulate);                          \
@@ -170,12 +177,12 @@ GEMV_ENTRY(1)
 GEMV_ENTRY(2)
 
 #define GEMV_SILU_ENTRY(T)                                                                \
-    extern "C" __global__ void __launch_bounds__(GEMV_THREADS, 4)                         \
+    extern "C" __global__ void __launch_bounds__(GEMV_THREADS, GEMV_BLOCKS_PER_SM)                         \
         gemv_bf16_silu_t##T(unsigned short* act, const unsigned short* w,                 \
                             const unsigned short* x, int ffn, int cols) {                 \
         gemv_bf16_silu_rows<T, false>(act, w, x, ffn, cols, nullptr, 0, 0.f);             \
     }                                                                                     \
-    extern "C" __global__ void __launch_bounds__(GEMV_THREADS, 4)                         \
+    extern "C" __global__ void __launch_bounds__(GEMV_THREADS, GEMV_BLOCKS_PER_SM)                         \
         gemv_bf16_silu_norm_t##T(unsigned short* act, const unsigned short* w,            \
                                  const unsigned short* x, int ffn, int cols,              \
                                  const float* parts, int nparts, float eps) {             \

@@ -13,6 +13,9 @@
 
 #define SPLIT_WARPS 4
 #define SPLIT_MAX_GROUP 8
+#ifndef SPLIT_PREFETCH
+#define SPLIT_PREFETCH 1
+#endif
 
 // D floats of a row from lane * D on: 16-byte loads where D allows.
 template <int D>
@@ -88,12 +91,26 @@ __device__ void split_attention(
         }
     }
 
+    // A warp's keys one after another, the next key's K and V rows in flight while
+    // this one is scored (SPLIT_PREFETCH 0: each loaded when its turn comes).
+    const auto row_at = [&](int j) {
+        return ((long)table[j / block_size] * block_size + j % block_size) * row_stride
+               + (long)kvh * hd + lane * D;
+    };
+    float kr[D], vr[D];
+    if (SPLIT_PREFETCH && lo + warp < hi) {
+        load_lane<D>(kr, k_pool + row_at(lo + warp));
+        load_lane<D>(vr, v_pool + row_at(lo + warp));
+    }
     for (int j = lo + warp; j < hi; j += SPLIT_WARPS) {
-        const long at = ((long)table[j / block_size] * block_size + j % block_size) * row_stride
-                        + (long)kvh * hd + lane * D;
-        float kr[D], vr[D];
-        load_lane<D>(kr, k_pool + at);
-        load_lane<D>(vr, v_pool + at);
+        float kn[D], vn[D];
+        if (!SPLIT_PREFETCH) {
+            load_lane<D>(kr, k_pool + row_at(j));
+            load_lane<D>(vr, v_pool + row_at(j));
+        } else if (j + SPLIT_WARPS < hi) {
+            load_lane<D>(kn, k_pool + row_at(j + SPLIT_WARPS));
+            load_lane<D>(vn, v_pool + row_at(j + SPLIT_WARPS));
+        }
         #pragma unroll
         for (int g = 0; g < SPLIT_MAX_GROUP; ++g) {
             if (g < group) {
@@ -110,6 +127,10 @@ __device__ void split_attention(
                 for (int i = 0; i < D; ++i) acc[g][i] = acc[g][i] * c + p * vr[i];
                 m[g] = nm;
             }
+        }
+        if (SPLIT_PREFETCH) {
+            #pragma unroll
+            for (int i = 0; i < D; ++i) { kr[i] = kn[i]; vr[i] = vn[i]; }
         }
     }
 
