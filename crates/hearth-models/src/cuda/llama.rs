@@ -8,7 +8,8 @@
 
 use cudarc::driver::{CudaSlice, DevicePtr, LaunchConfig};
 
-use super::fused_step::{self, NormIn, QkvOut};
+mod fused_layer;
+
 use super::paged_attention::{launch_raw as attend, AttnBuffers, DeviceBatch, Variant};
 use super::pick::Picker;
 use super::product::{dequant_rows, Products, WeightKind, WeightRef, GEMV_MAX_TOKENS};
@@ -52,6 +53,16 @@ const ACT: usize = 6;
 const LOGITS_IN: usize = 7;
 /// The folded RMSNorms' partial sums of squares (fused steps: `fused_step.rs`).
 const PARTS: usize = 8;
+
+/// The device addresses every layer of one step uses.
+struct StepPtrs {
+    /// `Scratch::bufs`, by the indices above.
+    s: Vec<u64>,
+    t: usize,
+    positions: u64,
+    slots: u64,
+    inv_freq: u64,
+}
 
 pub struct CudaLlama {
     gpu: Gpu,
@@ -425,7 +436,7 @@ impl CudaLlama {
             2 * c.ffn_size,
             c.ffn_size,
             c.hidden_size,
-            fused_step::residual_parts(c.hidden_size),
+            super::fused_step::residual_parts(c.hidden_size),
         ];
         self.scratch.bufs.clear();
         for n in sizes {
@@ -709,6 +720,57 @@ impl CudaLlama {
         Ok(true)
     }
 
+    /// RMSNorm, the q/k/v product, then bias, q/k norms and RoPE (`qkv_finish`): q into
+    /// Q, k and v into the layer's `pools`.
+    fn qkv(&self, w: &Layer, pools: (u64, u64), step: &StepPtrs) -> Result<(), ModelError> {
+        let (c, s, t) = (&self.cfg, &step.s, step.t);
+        let (nh, nkv, hd) = (c.num_heads, c.num_kv_heads, c.head_dim);
+        // Safety: QKV holds t * (heads + 2 kv heads) * head_dim.
+        unsafe { self.norm_matmul(&w.attn_norm, &w.wqkv, s[QKV], t)? };
+        let bias = w.qkv_bias.as_ref().map_or(0, |b| self.ptr(b));
+        let (qn, kn) = w
+            .qk_norm
+            .as_ref()
+            .map_or((0, 0), |(q, k)| (self.ptr(q), self.ptr(k)));
+        let (nh32, nkv32, hd32) = (nh as i32, nkv as i32, hd as i32);
+        let (eps, neox) = (c.rms_eps, i32::from(c.neox_rope));
+        self.launch(
+            "qkv_finish",
+            t * (nh + 2 * nkv).div_ceil(8),
+            256,
+            (8 * hd * 4) as u32,
+            &[
+                &s[Q],
+                &pools.0,
+                &pools.1,
+                &s[QKV],
+                &bias,
+                &qn,
+                &kn,
+                &eps,
+                &step.positions,
+                &step.slots,
+                &step.inv_freq,
+                &nh32,
+                &nkv32,
+                &hd32,
+                &neox,
+            ],
+        )
+    }
+
+    /// The o product into the residual stream, then RMSNorm, gate/up and SiLU, and the
+    /// down product into the residual stream.
+    fn mlp(&self, w: &Layer, step: &StepPtrs) -> Result<(), ModelError> {
+        let (s, t) = (&step.s, step.t);
+        // Safety: A holds t * heads * head_dim, X t * hidden.
+        unsafe { self.matmul(s[A], &w.wo, s[X], t, true)? };
+        // Safety: GU holds t * 2 ffn, ACT t * ffn.
+        unsafe { self.mlp_up(&w.ffn_norm, &w.w_gate_up, s[GU], s[ACT], t)? };
+        // Safety: ACT holds t * ffn.
+        unsafe { self.matmul(s[ACT], &w.w_down, s[X], t, true) }
+    }
+
     /// Enqueues the whole step on the stream, from the token ids in the input buffer
     /// to the logits of the `wanted` sequences in `logits_dev`; allocates nothing (so
     /// that it can be captured).
@@ -719,80 +781,42 @@ impl CudaLlama {
         dbatch: &DeviceBatch,
         cache: &KvCache,
     ) -> Result<(), ModelError> {
-        let c = &self.cfg;
-        let (hidden, nh, nkv, hd) = (c.hidden_size, c.num_heads, c.num_kv_heads, c.head_dim);
         let inputs = self.inputs.as_ref().ok_or_else(|| unsupported("inputs"))?;
         let base = self.ptr(&inputs.buf);
         let (ids, slots, rows) = (base, base + 4 * t as u64, base + 8 * t as u64);
         let positions = dbatch.positions;
         let s: Vec<u64> = self.scratch.bufs.iter().map(|b| self.ptr(b)).collect();
-        let bf16 = self.bf16();
-        let (h32, nh32, nkv32, hd32) = (hidden as i32, nh as i32, nkv as i32, hd as i32);
-        let (eps, neox) = (c.rms_eps, i32::from(c.neox_rope));
         let shape = self.attn_shape();
         let (part, part_len) = self
             .part
             .as_ref()
             .map_or((0, 0), |p| (self.ptr(p), p.len()));
         self.embed_tokens(ids, t, s[X])?;
-        let inv_freq = self.ptr(&self.inv_freq);
-        let fused = self.fusable && self.fuse && self.products.gemv_on() && t <= GEMV_MAX_TOKENS;
-        // Fused steps: H holds x * the next norm's weights, PARTS its sums of squares.
-        let mut norm_in = NormIn {
-            xw: s[H],
-            parts: s[PARTS],
-            nparts: 1,
+        let step = StepPtrs {
+            s,
+            t,
+            positions,
+            slots,
+            inv_freq: self.ptr(&self.inv_freq),
         };
-        if fused {
-            let w0 = self.layers.first().map_or(0, |l| self.ptr(&l.attn_norm));
-            // Safety: X holds t rows of hidden, H and PARTS t rows of theirs.
-            unsafe { fused_step::norm_prep(&self.gpu, norm_in, s[X], w0, hidden, t)? };
-        }
+        let fused = self.fusable && self.fuse && self.products.gemv_on() && t <= GEMV_MAX_TOKENS;
+        let mut norm_in = if fused {
+            Some(self.fused_prep(&step)?)
+        } else {
+            None
+        };
         for (i, w) in self.layers.iter().enumerate() {
-            let (kp, vp) = (self.ptr(&self.pools[i].0), self.ptr(&self.pools[i].1));
-            let bias = w.qkv_bias.as_ref().map_or(0, |b| self.ptr(b));
-            if fused {
-                let out = QkvOut {
-                    q: s[Q],
-                    k_pool: kp,
-                    v_pool: vp,
-                    bias,
-                    positions,
-                    slots,
-                    inv_freq,
-                    num_heads: nh,
-                    num_kv_heads: nkv,
-                    head_dim: hd,
-                    neox: c.neox_rope,
-                };
-                let wqkv = self.single_ref(&w.wqkv)?;
-                // Safety: Q holds t * heads * head_dim; the slots were checked against
-                // the pools the engine sized.
-                unsafe { fused_step::qkv(&self.gpu, wqkv, norm_in, t, eps, &out)? };
-            } else {
-                // Safety: QKV holds t * (heads + 2 kv heads) * head_dim.
-                unsafe { self.norm_matmul(&w.attn_norm, &w.wqkv, s[QKV], t)? };
-                let (qn, kn) = w
-                    .qk_norm
-                    .as_ref()
-                    .map_or((0, 0), |(q, k)| (self.ptr(q), self.ptr(k)));
-                self.launch(
-                    "qkv_finish",
-                    t * (nh + 2 * nkv).div_ceil(8),
-                    256,
-                    (8 * hd * 4) as u32,
-                    &[
-                        &s[Q], &kp, &vp, &s[QKV], &bias, &qn, &kn, &eps, &positions, &slots,
-                        &inv_freq, &nh32, &nkv32, &hd32, &neox,
-                    ],
-                )?;
+            let pools = (self.ptr(&self.pools[i].0), self.ptr(&self.pools[i].1));
+            match norm_in {
+                Some(x) => self.fused_qkv(w, pools, x, &step)?,
+                None => self.qkv(w, pools, &step)?,
             }
             let bufs = AttnBuffers {
-                out: s[A],
-                out_bf16: bf16 == 1,
-                q: s[Q],
-                k_pool: kp,
-                v_pool: vp,
+                out: step.s[A],
+                out_bf16: self.bf16() == 1,
+                q: step.s[Q],
+                k_pool: pools.0,
+                v_pool: pools.1,
                 part,
                 part_len,
             };
@@ -808,56 +832,17 @@ impl CudaLlama {
                     self.variant,
                 )?
             };
-            if !fused {
-                // Safety: A holds t * heads * head_dim, X t * hidden.
-                unsafe { self.matmul(s[A], &w.wo, s[X], t, true)? };
-                // Safety: GU holds t * 2 ffn, ACT t * ffn.
-                unsafe { self.mlp_up(&w.ffn_norm, &w.w_gate_up, s[GU], s[ACT], t)? };
-                // Safety: ACT holds t * ffn.
-                unsafe { self.matmul(s[ACT], &w.w_down, s[X], t, true)? };
-                continue;
-            }
-            norm_in.nparts = fused_step::residual_parts(hidden);
-            let ffn_norm = self.ptr(&w.ffn_norm);
-            // Safety (the three): A holds t * heads * head_dim bf16, X t * hidden, H and
-            // PARTS t rows of theirs, ACT t * ffn.
-            unsafe {
-                fused_step::residual(
-                    &self.gpu,
-                    s[X],
-                    self.single_ref(&w.wo)?,
-                    s[A],
-                    t,
-                    ffn_norm,
-                    norm_in,
-                )?;
-                fused_step::silu_norm(
-                    &self.gpu,
-                    s[ACT],
-                    self.single_ref(&w.w_gate_up)?,
-                    norm_in,
-                    t,
-                    eps,
-                )?;
-            }
-            match self.layers.get(i + 1) {
-                Some(next) => {
-                    let next_norm = self.ptr(&next.attn_norm);
-                    let down = self.single_ref(&w.w_down)?;
-                    // Safety: as above.
-                    unsafe {
-                        fused_step::residual(&self.gpu, s[X], down, s[ACT], t, next_norm, norm_in)?
-                    };
-                }
-                // The last layer: the final norm picks its rows below.
-                // Safety: ACT holds t * ffn.
-                None => unsafe { self.matmul(s[ACT], &w.w_down, s[X], t, true)? },
+            match norm_in {
+                Some(_) => norm_in = Some(self.fused_mlp(w, self.layers.get(i + 1), &step)?),
+                None => self.mlp(w, &step)?,
             }
         }
+        let s = &step.s;
         if wanted == 0 {
             return Ok(());
         }
-        let norm = self.ptr(&self.norm);
+        let (norm, bf16, eps) = (self.ptr(&self.norm), self.bf16(), self.cfg.rms_eps);
+        let h32 = self.cfg.hidden_size as i32;
         self.launch(
             "rms_norm",
             wanted,
