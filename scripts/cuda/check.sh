@@ -18,6 +18,8 @@ case "${1:-}" in
         cargo build --release -p hearth-models --features cuda \
             --example cuda_check --example cuda_llama_check --example cuda_gemv_check \
             --example cuda_quant_check --example cuda_pick_check
+        # The CUDA module's host-side unit tests (layouts, build switches): no GPU needed.
+        cargo test --release -p hearth-models --features cuda --lib cuda::
         # The reference-fixture tests, run on the GPU with HEARTH_TEST_DEVICE=cuda.
         tests=$(cargo test --release -p hearth-models --features cuda --test tiny_hf_models \
             --no-run --message-format=json 2>/dev/null \

@@ -45,18 +45,37 @@ const QUANT_KERNELS: [&str; 3] = [
 ];
 
 /// `KERNELS` as one unit, after the build switches of `HEARTH_CUDA_DEFINE`, for
-/// measuring kernel variants: `NAME=N,NAME=N` (names of capitals and `_`, whole
-/// numbers), e.g. `CHUNK=12` or `SPLIT_PREFETCH=0`; anything else is ignored.
+/// measuring kernel variants (`define_lines`).
 fn kernel_source() -> String {
-    let mut source = String::new();
-    let defines = std::env::var("HEARTH_CUDA_DEFINE").unwrap_or_default();
-    for (name, value) in defines.split(',').filter_map(|d| d.split_once('=')) {
-        let name_ok = !name.is_empty() && name.chars().all(|c| c.is_ascii_uppercase() || c == '_');
-        if let (true, Ok(v)) = (name_ok, value.parse::<u32>()) {
-            source.push_str(&format!("#define {name} {v}\n"));
+    let spec = std::env::var("HEARTH_CUDA_DEFINE").unwrap_or_default();
+    let (lines, ignored) = define_lines(&spec);
+    if !ignored.is_empty() {
+        tracing::warn!(
+            ?ignored,
+            "HEARTH_CUDA_DEFINE: entries not of the form NAME=N ignored"
+        );
+    }
+    lines + &KERNELS.concat()
+}
+
+/// `#define` lines of `NAME=N,NAME=N` (a name of capitals, digits and `_` not starting
+/// with a digit; a whole number), and the entries that are not of that form.
+fn define_lines(spec: &str) -> (String, Vec<&str>) {
+    let (mut lines, mut ignored) = (String::new(), Vec::new());
+    for entry in spec.split(',').filter(|e| !e.is_empty()) {
+        let parsed = entry.split_once('=').and_then(|(name, value)| {
+            let name_ok = name.starts_with(|c: char| c.is_ascii_uppercase() || c == '_')
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+            name_ok.then_some(name).zip(value.parse::<u32>().ok())
+        });
+        match parsed {
+            Some((name, v)) => lines.push_str(&format!("#define {name} {v}\n")),
+            None => ignored.push(entry),
         }
     }
-    source + &KERNELS.concat()
+    (lines, ignored)
 }
 
 /// CUDA C++ source to PTX for `arch` (e.g. `sm_90`).
@@ -272,4 +291,21 @@ pub fn load_safetensors_dir(
 ) -> Result<llama::CudaLlama, ModelError> {
     let cpu = crate::hf_load::load_llama_dir(dir)?;
     llama::CudaLlama::from_cpu(&cpu, ordinal, dtype)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::define_lines;
+
+    #[test]
+    fn define_lines_takes_names_and_numbers_only() {
+        let (lines, ignored) =
+            define_lines("CHUNK=12,SPLIT_PREFETCH=0,,x=1,A B=2,N=-1,Q4=3,4Q=1,M");
+        assert_eq!(
+            lines,
+            "#define CHUNK 12\n#define SPLIT_PREFETCH 0\n#define Q4 3\n"
+        );
+        assert_eq!(ignored, ["x=1", "A B=2", "N=-1", "4Q=1", "M"]);
+        assert_eq!(define_lines(""), (String::new(), Vec::new()));
+    }
 }
