@@ -175,10 +175,12 @@ impl Gpu {
         })
     }
 
-    /// The device address of the split attention kernel's ticket counters.
-    pub(crate) fn attn_tickets(&self) -> u64 {
+    /// The device address of the split attention kernel's ticket counters, and how
+    /// many there are.
+    pub(crate) fn attn_tickets(&self) -> (u64, usize) {
         use cudarc::driver::DevicePtr;
-        self.attn_tickets.device_ptr(&self.stream).0
+        let ptr = self.attn_tickets.device_ptr(&self.stream).0;
+        (ptr, self.attn_tickets.len())
     }
 
     /// Compiles and loads the quantized-product kernels of `types` not loaded yet.

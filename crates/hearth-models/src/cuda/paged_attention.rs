@@ -253,7 +253,14 @@ pub unsafe fn launch_raw(
             shared_mem_bytes: (SPLIT_WARPS * group * stride * 4) as u32,
         };
         let s32 = splits as i32;
-        let tickets = gpu.attn_tickets();
+        let (tickets, ticket_count) = gpu.attn_tickets();
+        let pairs = batch.num_tokens * num_kv_heads;
+        if splits > 1 && pairs > ticket_count {
+            // split_plan splits only batches of fewer pairs than there are tickets.
+            return Err(ModelError::BadBatch(format!(
+                "GPU attention: {pairs} split (row, KV head) pairs, {ticket_count} tickets"
+            )));
+        }
         let args: [&dyn KernelArg; 18] = [
             &bufs.out,
             &out_bf16,
@@ -275,8 +282,7 @@ pub unsafe fn launch_raw(
             &tickets,
         ];
         // Safety: the caller's contract; part holds T * heads * splits * stride floats,
-        // the tickets an int for each of the pairs split_plan splits (fewer than
-        // 2 * multiprocessors).
+        // the tickets an int for each pair (checked above).
         unsafe { gpu.launch(name, cfg, &args) }?;
         // Freed in stream order, after the kernels that read it.
         drop(part);

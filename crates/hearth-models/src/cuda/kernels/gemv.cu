@@ -168,7 +168,7 @@ __device__ __forceinline__ void gemv_bf16_silu_rows(unsigned short* act, const u
 // (Chunks of 16, one trip to memory for a 3072-wide row, were measured slower on an
 // H100: half the blocks fit an SM, and the 3B's down product got 30% slower.)
 #define GEMV_ENTRY(T)                                                                     \
-    extern "C" __global__ void __launch_bounds__(GEMV_THREADS, GEMV_BLOCKS_PER_SM)                         \
+    extern "C" __global__ void __launch_bounds__(GEMV_THREADS, GEMV_BLOCKS_PER_SM)        \
         gemv_bf16_t##T(float* y, int ldy, const unsigned short* w,                        \
                        const unsigned short* x, int rows, int cols, int accumulate) {     \
         gemv_bf16_rows<T>(y, ldy, w, x, rows, cols, accumulate);                          \
@@ -177,12 +177,12 @@ GEMV_ENTRY(1)
 GEMV_ENTRY(2)
 
 #define GEMV_SILU_ENTRY(T)                                                                \
-    extern "C" __global__ void __launch_bounds__(GEMV_THREADS, GEMV_BLOCKS_PER_SM)                         \
+    extern "C" __global__ void __launch_bounds__(GEMV_THREADS, GEMV_BLOCKS_PER_SM)        \
         gemv_bf16_silu_t##T(unsigned short* act, const unsigned short* w,                 \
                             const unsigned short* x, int ffn, int cols) {                 \
         gemv_bf16_silu_rows<T, false>(act, w, x, ffn, cols, nullptr, 0, 0.f);             \
     }                                                                                     \
-    extern "C" __global__ void __launch_bounds__(GEMV_THREADS, GEMV_BLOCKS_PER_SM)                         \
+    extern "C" __global__ void __launch_bounds__(GEMV_THREADS, GEMV_BLOCKS_PER_SM)        \
         gemv_bf16_silu_norm_t##T(unsigned short* act, const unsigned short* w,            \
                                  const unsigned short* x, int ffn, int cols,              \
                                  const float* parts, int nparts, float eps) {             \

@@ -131,13 +131,14 @@ __device__ __forceinline__ void gemv_bf16_qkv_rows(
 }
 
 #define GEMV_FUSED_ENTRIES(T)                                                             \
-    extern "C" __global__ void __launch_bounds__(GEMV_THREADS, GEMV_BLOCKS_PER_SM)                         \
+    extern "C" __global__ void __launch_bounds__(GEMV_THREADS, GEMV_BLOCKS_PER_SM)        \
         gemv_bf16_residual_t##T(float* y, const unsigned short* w,                        \
                                 const unsigned short* x, int rows, int cols,              \
                                 const float* norm_w, unsigned short* xw, float* parts) {  \
         gemv_bf16_residual_rows<T>(y, w, x, rows, cols, norm_w, xw, parts);               \
     }                                                                                     \
-    extern "C" __global__ void __launch_bounds__(GEMV_THREADS, GEMV_BLOCKS_PER_SM) gemv_bf16_qkv_t##T(     \
+    extern "C" __global__ void __launch_bounds__(GEMV_THREADS, GEMV_BLOCKS_PER_SM)        \
+        gemv_bf16_qkv_t##T(                                                               \
         float* q_out, float* k_pool, float* v_pool, const unsigned short* w,              \
         const unsigned short* x, const float* parts, int nparts, int cols, float eps,     \
         const float* bias, const int* positions, const int* slots, const float* inv_freq, \
