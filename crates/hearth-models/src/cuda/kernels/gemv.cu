@@ -60,6 +60,16 @@ __device__ __forceinline__ void gemv_fma_chunk(float (&acc)[T], const uint4 (&wv
     }
 }
 
+// What every GEMV kernel does first. Nothing writes the weights, so the lane's first
+// chunk of its row `wr` is in flight before waiting for the kernel that writes x (and
+// y): under PDL it overlaps that kernel's end.
+__device__ __forceinline__ void gemv_begin(uint4 (&wv)[CHUNK], const uint4* wr, int vecs,
+                                           bool live) {
+    if (live) gemv_load_chunk(wv, wr, threadIdx.x & 31, vecs);
+    grid_wait();
+    grid_release();
+}
+
 // acc[tok] = this lane's share of weight row `wr` · x[tok]; the row's first chunk is
 // already in `wv` when `preloaded`.
 template <int T>
@@ -83,12 +93,8 @@ __device__ __forceinline__ void gemv_bf16_rows(float* y, int ldy, const unsigned
     const int vecs = cols >> 3;
     const uint4* wr = reinterpret_cast<const uint4*>(w + (long)(live ? row : 0) * cols);
     const uint4* xv = reinterpret_cast<const uint4*>(x);
-    // Nothing writes the weights: the first chunk is in flight before waiting for the
-    // kernel that writes x (and y), so under PDL it overlaps that kernel's end.
     uint4 wv[CHUNK];
-    if (live) gemv_load_chunk(wv, wr, lane, vecs);
-    grid_wait();
-    grid_release();
+    gemv_begin(wv, wr, vecs, live);
     if (!live) return;
     float acc[T];
     gemv_row<T>(acc, wv, wr, xv, vecs, lane, true);
@@ -145,9 +151,7 @@ __device__ __forceinline__ void gemv_bf16_silu_rows(unsigned short* act, const u
     const uint4* up = reinterpret_cast<const uint4*>(w + (long)(live ? ffn + p : 0) * cols);
     const uint4* xv = reinterpret_cast<const uint4*>(x);
     uint4 wv[CHUNK];
-    if (live) gemv_load_chunk(wv, gate, lane, vecs);
-    grid_wait();
-    grid_release();
+    gemv_begin(wv, gate, vecs, live);
     float inv[T];
 #pragma unroll
     for (int tok = 0; tok < T; ++tok) inv[tok] = 1.f;

@@ -50,9 +50,7 @@ __device__ __forceinline__ void gemv_bf16_residual_rows(float* y, const unsigned
     const uint4* wr = reinterpret_cast<const uint4*>(w + (long)(live ? row : 0) * cols);
     const uint4* xv = reinterpret_cast<const uint4*>(x);
     uint4 wv[CHUNK];
-    if (live) gemv_load_chunk(wv, wr, lane, vecs);
-    grid_wait();
-    grid_release();
+    gemv_begin(wv, wr, vecs, live);
     float acc[T];
     if (live) gemv_row<T>(acc, wv, wr, xv, vecs, lane, true);
 #pragma unroll
@@ -100,9 +98,7 @@ __device__ __forceinline__ void gemv_bf16_qkv_rows(
     const uint4* wb = reinterpret_cast<const uint4*>(w + rb * cols);
     const uint4* xv = reinterpret_cast<const uint4*>(x);
     uint4 wv[CHUNK];
-    if (live) gemv_load_chunk(wv, wa, lane, vecs);
-    grid_wait();
-    grid_release();
+    gemv_begin(wv, wa, vecs, live);
     float inv[T];
     norm_scales<T>(inv, parts, nparts, cols, eps);
     if (!live) return;
