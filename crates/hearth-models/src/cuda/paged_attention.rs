@@ -130,13 +130,17 @@ pub fn part_len(gpu: &Gpu, batch: &DeviceBatch, shape: &AttnShape) -> usize {
 }
 
 /// Key splits per (row, KV head) for the split kernel (enough blocks to fill the GPU
-/// twice over, no split shorter than 32 keys), and the scratch floats they need.
+/// twice over, no split shorter than 32 keys, at most 4 * head_dim: the merge keeps a
+/// weight per split in the fold's shared memory), and the scratch floats they need.
 fn split_plan(gpu: &Gpu, batch: &DeviceBatch, shape: &AttnShape) -> (usize, usize) {
     let longest = shape.window.map_or(batch.longest, |w| batch.longest.min(w));
     let pairs = (batch.num_tokens * shape.num_kv_heads).max(1);
+    // Measured on an H100 (3B, batch 1): aiming at 1 or 4 blocks an SM, or splits of
+    // at least 16 or 64 keys, was no faster (BENCHMARKS.md).
     let splits = (2 * gpu.multiprocessors)
         .div_ceil(pairs)
-        .clamp(1, longest.div_ceil(32).max(1));
+        .clamp(1, longest.div_ceil(32).max(1))
+        .min(4 * shape.head_dim);
     let part = if splits > 1 {
         batch.num_tokens * shape.num_heads * splits * (shape.head_dim + 2)
     } else {
