@@ -129,24 +129,29 @@ pub fn part_len(gpu: &Gpu, batch: &DeviceBatch, shape: &AttnShape) -> usize {
     split_plan(gpu, batch, shape).1
 }
 
-/// Key splits per (row, KV head) for the split kernel (enough blocks to fill the GPU
-/// twice over, no split shorter than 32 keys, at most 4 * head_dim: the merge keeps a
-/// weight per split in the fold's shared memory), and the scratch floats they need.
+/// Key splits per (row, KV head) for the split kernel, and the scratch floats they need.
 fn split_plan(gpu: &Gpu, batch: &DeviceBatch, shape: &AttnShape) -> (usize, usize) {
     let longest = shape.window.map_or(batch.longest, |w| batch.longest.min(w));
-    let pairs = (batch.num_tokens * shape.num_kv_heads).max(1);
-    // Measured on an H100 (3B, batch 1): aiming at 1 or 4 blocks an SM, or splits of
-    // at least 16 or 64 keys, was no faster (BENCHMARKS.md).
-    let splits = (2 * gpu.multiprocessors)
-        .div_ceil(pairs)
-        .clamp(1, longest.div_ceil(32).max(1))
-        .min(4 * shape.head_dim);
+    let pairs = batch.num_tokens * shape.num_kv_heads;
+    let splits = split_count(gpu.multiprocessors, pairs, longest, shape.head_dim);
     let part = if splits > 1 {
         batch.num_tokens * shape.num_heads * splits * (shape.head_dim + 2)
     } else {
         0
     };
     (splits, part)
+}
+
+/// Splits of `pairs` (row, KV head) pairs of at most `longest` keys: enough blocks to
+/// fill the GPU twice over, no split shorter than 32 keys, and at most 4 * head_dim
+/// (the merge keeps a weight per split in the fold's shared memory, SPLIT_WARPS *
+/// group * (head_dim + 2) floats). Measured on an H100 (3B, batch 1): aiming at 1 or 4
+/// blocks an SM, or splits of at least 16 or 64 keys, was no faster (BENCHMARKS.md).
+fn split_count(multiprocessors: usize, pairs: usize, longest: usize, head_dim: usize) -> usize {
+    (2 * multiprocessors)
+        .div_ceil(pairs.max(1))
+        .clamp(1, longest.div_ceil(32).max(1))
+        .min(4 * head_dim)
 }
 
 /// Launches the kernel: `out` and `q` are `[T, num_heads, head_dim]`, the pools one
@@ -336,4 +341,25 @@ pub unsafe fn launch_raw(
     // `AttnMeta::new` against the pool, and the caller vouches for the buffers.
     unsafe { gpu.launch(name, cfg, &args) }?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_count;
+
+    #[test]
+    fn splits_fill_the_gpu_within_the_merge_buffer() {
+        // 3B at batch 1 (8 KV heads) on an H100's 132 multiprocessors: the 1024-key
+        // capacity allows 32 splits, the GPU asks for 33.
+        assert_eq!(split_count(132, 8, 1024, 128), 32);
+        assert_eq!(split_count(132, 8, 640, 128), 20);
+        // 32 rows: two splits; 128 rows: one.
+        assert_eq!(split_count(132, 256, 1024, 128), 2);
+        assert_eq!(split_count(132, 1024, 1024, 128), 1);
+        // Short rows are not split below 32 keys.
+        assert_eq!(split_count(132, 1, 10, 64), 1);
+        // One pair of a long row: capped by the merge's buffer, 4 * head_dim.
+        assert_eq!(split_count(132, 1, 100_000, 64), 256);
+        assert_eq!(split_count(200, 1, 100_000, 64), 256);
+    }
 }
