@@ -17,7 +17,7 @@ case "${1:-}" in
         cargo build --release -p hearth --features cuda
         cargo build --release -p hearth-models --features cuda \
             --example cuda_check --example cuda_llama_check --example cuda_gemv_check \
-            --example cuda_quant_check --example cuda_pick_check
+            --example cuda_quant_check --example cuda_pick_check --example cuda_step_time
         # The CUDA module's host-side unit tests (layouts, build switches): no GPU needed.
         cargo test --release -p hearth-models --features cuda --lib cuda::
         # The reference-fixture tests, run on the GPU with HEARTH_TEST_DEVICE=cuda.
@@ -27,14 +27,15 @@ case "${1:-}" in
         mkdir -p .device
         cp target/release/hearth target/release/examples/cuda_check \
             target/release/examples/cuda_llama_check target/release/examples/cuda_gemv_check \
-            target/release/examples/cuda_quant_check target/release/examples/cuda_pick_check .device/
+            target/release/examples/cuda_quant_check target/release/examples/cuda_pick_check \
+            target/release/examples/cuda_step_time .device/
         cp "$tests" .device/tiny_hf_models
         # Stripped: the device call carries at most 64 MiB.
         strip .device/hearth .device/cuda_check .device/cuda_llama_check .device/cuda_gemv_check \
-            .device/cuda_quant_check .device/cuda_pick_check .device/tiny_hf_models
+            .device/cuda_quant_check .device/cuda_pick_check .device/cuda_step_time .device/tiny_hf_models
         # One archive for the device call (about a third of the size).
         tar -cJf .device/bin.tar.xz -C .device hearth cuda_check cuda_llama_check \
-            cuda_gemv_check cuda_quant_check cuda_pick_check tiny_hf_models
+            cuda_gemv_check cuda_quant_check cuda_pick_check cuda_step_time tiny_hf_models
         ls -la .device
         ;;
     run)

@@ -112,6 +112,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             shape: llama(None, None),
         },
         Case {
+            name: "smollm2-like: 6 decodes + a prefill chunk, 9/3 heads x 64",
+            seqs: vec![
+                (1, 1),
+                (37, 1),
+                (130, 1),
+                (511, 1),
+                (1500, 1),
+                (2047, 1),
+                (90, 33),
+            ],
+            shape: AttnShape {
+                num_heads: 9,
+                num_kv_heads: 3,
+                head_dim: 64,
+                scale: 0.125,
+                window: None,
+                softcap: None,
+            },
+        },
+        Case {
             name: "gemma-like: window 64, softcap 50, 8/4 heads x 256",
             seqs: vec![(500, 1), (70, 40), (0, 100)],
             shape: AttnShape {

@@ -301,11 +301,10 @@ mod tests {
 
     #[test]
     fn define_lines_takes_names_and_numbers_only() {
-        let (lines, ignored) =
-            define_lines("CHUNK=12,SPLIT_PREFETCH=0,,x=1,A B=2,N=-1,Q4=3,4Q=1,M");
+        let (lines, ignored) = define_lines("CHUNK=12,SPLIT_KEYS=2,,x=1,A B=2,N=-1,Q4=3,4Q=1,M");
         assert_eq!(
             lines,
-            "#define CHUNK 12\n#define SPLIT_PREFETCH 0\n#define Q4 3\n"
+            "#define CHUNK 12\n#define SPLIT_KEYS 2\n#define Q4 3\n"
         );
         assert_eq!(ignored, ["x=1", "A B=2", "N=-1", "4Q=1", "M"]);
         assert_eq!(define_lines(""), (String::new(), Vec::new()));

@@ -129,13 +129,18 @@ pub fn part_len(gpu: &Gpu, batch: &DeviceBatch, shape: &AttnShape) -> usize {
     split_plan(gpu, batch, shape).1
 }
 
+/// Floats a split's partial sums take past its head_dim weighted sums: the running max,
+/// the denominator and 2 of padding (PART_STRIDE in paged_attention_split.cu: each
+/// split's sums 16-byte aligned for the merge's float4 loads).
+const PART_EXTRA: usize = 4;
+
 /// Key splits per (row, KV head) for the split kernel, and the scratch floats they need.
 fn split_plan(gpu: &Gpu, batch: &DeviceBatch, shape: &AttnShape) -> (usize, usize) {
     let longest = shape.window.map_or(batch.longest, |w| batch.longest.min(w));
     let pairs = batch.num_tokens * shape.num_kv_heads;
     let splits = split_count(gpu.multiprocessors, pairs, longest, shape.head_dim);
     let part = if splits > 1 {
-        batch.num_tokens * shape.num_heads * splits * (shape.head_dim + 2)
+        batch.num_tokens * shape.num_heads * splits * (shape.head_dim + PART_EXTRA)
     } else {
         0
     };
@@ -143,15 +148,16 @@ fn split_plan(gpu: &Gpu, batch: &DeviceBatch, shape: &AttnShape) -> (usize, usiz
 }
 
 /// Splits of `pairs` (row, KV head) pairs of at most `longest` keys: enough blocks to
-/// fill the GPU twice over, no split shorter than 32 keys, and at most 4 * head_dim
-/// (the merge keeps a weight per split in the fold's shared memory, SPLIT_WARPS *
-/// group * (head_dim + 2) floats). Measured on an H100 (3B, batch 1): aiming at 1 or 4
-/// blocks an SM, or splits of at least 16 or 64 keys, was no faster (BENCHMARKS.md).
+/// fill the GPU twice over, no split shorter than 32 keys, and at most 2 * head_dim
+/// (the merge keeps a weight and a max per split in the fold's shared memory,
+/// SPLIT_WARPS * group * (head_dim + 2) floats). Measured on an H100 (3B, batch 1):
+/// aiming at 1 or 4 blocks an SM, or splits of at least 16, 64 or 128 keys, was no
+/// faster (BENCHMARKS.md).
 fn split_count(multiprocessors: usize, pairs: usize, longest: usize, head_dim: usize) -> usize {
     (2 * multiprocessors)
         .div_ceil(pairs.max(1))
         .clamp(1, longest.div_ceil(32).max(1))
-        .min(4 * head_dim)
+        .min(2 * head_dim)
 }
 
 /// Launches the kernel: `out` and `q` are `[T, num_heads, head_dim]`, the pools one
@@ -358,8 +364,9 @@ mod tests {
         assert_eq!(split_count(132, 1024, 1024, 128), 1);
         // Short rows are not split below 32 keys.
         assert_eq!(split_count(132, 1, 10, 64), 1);
-        // One pair of a long row: capped by the merge's buffer, 4 * head_dim.
-        assert_eq!(split_count(132, 1, 100_000, 64), 256);
-        assert_eq!(split_count(200, 1, 100_000, 64), 256);
+        // One pair of a long row: capped by the merge's buffer, 2 * head_dim.
+        assert_eq!(split_count(132, 1, 100_000, 64), 128);
+        assert_eq!(split_count(200, 1, 100_000, 64), 128);
+        assert_eq!(split_count(132, 1, 100_000, 128), 256);
     }
 }

@@ -7,14 +7,17 @@
 // finish: a ticket counter says which, so no second kernel (and kernel boundary) is
 // needed. With one split the block writes the output itself.
 //
-// Layouts as paged_attention.cu; part is [T, num_heads, splits, head_dim + 2]
+// Layouts as paged_attention.cu; part is [T, num_heads, splits, PART_STRIDE(head_dim)]
 // (the weighted sum, then the running max and the denominator); tickets holds an
 // int per (row, KV head), zero between launches (the last block puts it back).
 
 #define SPLIT_WARPS 4
 #define SPLIT_MAX_GROUP 8
-#ifndef SPLIT_PREFETCH
-#define SPLIT_PREFETCH 1
+// Keys a warp loads and scores at a time. A build switch for measuring
+// (HEARTH_CUDA_DEFINE): 2 and 4 were no faster on an H100 (3B at batch 1; more
+// registers, so fewer blocks an SM at larger batches).
+#ifndef SPLIT_KEYS
+#define SPLIT_KEYS 1
 #endif
 
 // D floats of a row from lane * D on: 16-byte loads where D allows.
@@ -35,47 +38,69 @@ __device__ __forceinline__ void load_lane(float* dst, const float* src) {
     }
 }
 
+// Floats a split's partial sums take in part: the weighted sum (head_dim), the
+// running max, the denominator, and 2 floats of padding, so that every split's sums
+// start 16 bytes apart for the merge's float4 loads.
+#define PART_STRIDE(hd) ((hd) + 4)
+
 // The last block of a (row, KV head) folds its splits' partial sums: head
-// first_head + g's splits are splits * (head_dim + 2) floats from part + (first_head +
-// g) * splits * (head_dim + 2), written by other blocks (read past L1). Warp g weighs
-// head g's splits, a lane a split: w[g * splits + s] = exp(max_s - the overall max)
-// and den[g] = the weighted denominators' sum, in shared memory (group * (splits + 1)
-// floats: split_plan keeps that inside the fold's buffer). Then each output column is
-// a sum over the splits whose loads do not wait on each other. (A split at a time, the
-// loads waited on each other: H100, 3B at batch 1, served TPOT 3.12 -> 2.90 ms.)
+// first_head + g's splits are splits * PART_STRIDE floats from part + (first_head + g)
+// * splits * PART_STRIDE, written by other blocks (read past L1). Warp g weighs head
+// g's splits, a lane a split, each split's max and denominator loaded once: w[g *
+// splits + s] = exp(max_s - the overall max), den[g] = the weighted denominators'
+// sum, in shared memory (group * (2 * splits + 1) floats with the maxes' scratch m:
+// split_plan keeps that inside the fold's buffer). Then a thread takes 4 output
+// columns of a head and sums the splits' float4s, loads that do not wait on each
+// other. (H100, 3B at batch 1, served TPOT: a split at a time, loads waiting on each
+// other, 3.12 -> 2.90 ms; then a column a thread, three one after another, and each
+// max loaded twice, 2.92 -> 2.86 ms.)
 __device__ __forceinline__ void merge_splits(void* out, int out_bf16, const float* part,
                                              long first_head, int group, int head_dim,
-                                             int splits, float* w, float* den) {
-    const int stride = head_dim + 2, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+                                             int splits, float* w, float* m, float* den) {
+    const int stride = PART_STRIDE(head_dim), lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     for (int g = warp; g < group; g += SPLIT_WARPS) {
         const float* p = part + (first_head + g) * splits * stride;
         float mx = NEG_INF;
         for (int s = lane; s < splits; s += 32) {
-            mx = fmaxf(mx, __ldcg(p + s * stride + head_dim));
+            const float ms = __ldcg(p + s * stride + head_dim);
+            m[g * splits + s] = ms;
+            w[g * splits + s] = __ldcg(p + s * stride + head_dim + 1);
+            mx = fmaxf(mx, ms);
         }
         #pragma unroll
         for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, o));
         float dsum = 0.f;
         for (int s = lane; s < splits; s += 32) {
-            const float m = __ldcg(p + s * stride + head_dim);
+            const float ms = m[g * splits + s];
             // A split that saw no key has max -inf: weight 0.
-            const float f = m == NEG_INF ? 0.f : __expf(m - mx);
+            const float f = ms == NEG_INF ? 0.f : __expf(ms - mx);
+            dsum += w[g * splits + s] * f;
             w[g * splits + s] = f;
-            dsum += __ldcg(p + s * stride + head_dim + 1) * f;
         }
         dsum = warp_sum(dsum);
         if (lane == 0) den[g] = dsum;
     }
     __syncthreads();
-    for (int idx = threadIdx.x; idx < group * head_dim; idx += blockDim.x) {
-        const int g = idx / head_dim, d = idx % head_dim;
+    const int quads = head_dim / 4;
+    for (int idx = threadIdx.x; idx < group * quads; idx += blockDim.x) {
+        const int g = idx / quads, d = 4 * (idx % quads);
         const float* p = part + (first_head + g) * splits * stride + d;
         const float* wg = w + g * splits;
-        float sum = 0.f;
+        float4 sum = make_float4(0.f, 0.f, 0.f, 0.f);
         #pragma unroll 8
-        for (int s = 0; s < splits; ++s) sum += __ldcg(p + s * stride) * wg[s];
-        const float v = den[g] > 0.f ? sum / den[g] : 0.f;
-        store_act(out, out_bf16, (first_head + g) * head_dim + d, v);
+        for (int s = 0; s < splits; ++s) {
+            const float4 v = __ldcg(reinterpret_cast<const float4*>(p + s * stride));
+            sum.x += v.x * wg[s];
+            sum.y += v.y * wg[s];
+            sum.z += v.z * wg[s];
+            sum.w += v.w * wg[s];
+        }
+        const float dg = den[g];
+        const long o = (first_head + g) * head_dim + d;
+        store_act(out, out_bf16, o, dg > 0.f ? sum.x / dg : 0.f);
+        store_act(out, out_bf16, o + 1, dg > 0.f ? sum.y / dg : 0.f);
+        store_act(out, out_bf16, o + 2, dg > 0.f ? sum.z / dg : 0.f);
+        store_act(out, out_bf16, o + 3, dg > 0.f ? sum.w / dg : 0.f);
     }
 }
 
@@ -117,52 +142,81 @@ __device__ void split_attention(
         }
     }
 
-    // A warp's keys one after another, the next key's K and V rows in flight while
-    // this one is scored (SPLIT_PREFETCH 0: each loaded when its turn comes; 3B batch 1
-    // on an H100 served TPOT 3.19 / 3.20 ms, 3.15 / 3.15 with it).
+    // A warp's keys KEYS at a time (keys j, j + SPLIT_WARPS, ...): their K and V rows
+    // are loaded together, the next KEYS keys' rows in flight while these are scored,
+    // and the running max moves once a batch. (Without the next keys' rows in flight,
+    // 3B batch 1 on an H100 served TPOT 3.19 / 3.20 ms, with them 3.15 / 3.15.)
+    constexpr int KEYS = SPLIT_KEYS;
+    constexpr int STEP = SPLIT_WARPS * KEYS;
     const auto row_at = [&](int j) {
         return ((long)table[j / block_size] * block_size + j % block_size) * row_stride
                + (long)kvh * hd + lane * D;
     };
-    float kr[D], vr[D];
-    if (SPLIT_PREFETCH && lo + warp < hi) {
-        load_lane<D>(kr, k_pool + row_at(lo + warp));
-        load_lane<D>(vr, v_pool + row_at(lo + warp));
-    }
-    for (int j = lo + warp; j < hi; j += SPLIT_WARPS) {
-        float kn[D], vn[D];
-        if (!SPLIT_PREFETCH) {
-            load_lane<D>(kr, k_pool + row_at(j));
-            load_lane<D>(vr, v_pool + row_at(j));
-        } else if (j + SPLIT_WARPS < hi) {
-            load_lane<D>(kn, k_pool + row_at(j + SPLIT_WARPS));
-            load_lane<D>(vn, v_pool + row_at(j + SPLIT_WARPS));
+    // K and V rows of keys j + SPLIT_WARPS * b (zeros past hi).
+    const auto load_keys = [&](float (&kb)[KEYS][D], float (&vb)[KEYS][D], int j) {
+        #pragma unroll
+        for (int b = 0; b < KEYS; ++b) {
+            const int key = j + SPLIT_WARPS * b;
+            if (key < hi) {
+                load_lane<D>(kb[b], k_pool + row_at(key));
+                load_lane<D>(vb[b], v_pool + row_at(key));
+            } else {
+                #pragma unroll
+                for (int i = 0; i < D; ++i) { kb[b][i] = 0.f; vb[b][i] = 0.f; }
+            }
         }
+    };
+    float kr[KEYS][D], vr[KEYS][D];
+    if (lo + warp < hi) load_keys(kr, vr, lo + warp);
+    for (int j = lo + warp; j < hi; j += STEP) {
+        float kn[KEYS][D], vn[KEYS][D];
+        if (j + STEP < hi) load_keys(kn, vn, j + STEP);
         #pragma unroll
         for (int g = 0; g < SPLIT_MAX_GROUP; ++g) {
             if (g < group) {
-                float s = 0.f;
+                float s[KEYS];
                 #pragma unroll
-                for (int i = 0; i < D; ++i) s += qr[g][i] * kr[i];
+                for (int b = 0; b < KEYS; ++b) {
+                    s[b] = 0.f;
+                    #pragma unroll
+                    for (int i = 0; i < D; ++i) s[b] += qr[g][i] * kr[b][i];
+                }
                 #pragma unroll
-                for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffff, s, o);
-                if (softcap > 0.f) s = softcap * tanhf(s / softcap);
-                const float nm = fmaxf(m[g], s);
-                const float c = __expf(m[g] - nm), p = __expf(s - nm);
-                l[g] = l[g] * c + p;
+                for (int o = 16; o > 0; o >>= 1) {
+                    #pragma unroll
+                    for (int b = 0; b < KEYS; ++b) s[b] += __shfl_xor_sync(0xffffffff, s[b], o);
+                }
+                float nm = m[g];
                 #pragma unroll
-                for (int i = 0; i < D; ++i) acc[g][i] = acc[g][i] * c + p * vr[i];
+                for (int b = 0; b < KEYS; ++b) {
+                    if (softcap > 0.f) s[b] = softcap * tanhf(s[b] / softcap);
+                    // Keys past hi weigh nothing (key j itself is below hi, so nm is finite).
+                    if (j + SPLIT_WARPS * b >= hi) s[b] = NEG_INF;
+                    nm = fmaxf(nm, s[b]);
+                }
+                const float c = __expf(m[g] - nm);
+                l[g] *= c;
+                #pragma unroll
+                for (int i = 0; i < D; ++i) acc[g][i] *= c;
+                #pragma unroll
+                for (int b = 0; b < KEYS; ++b) {
+                    const float p = __expf(s[b] - nm);
+                    l[g] += p;
+                    #pragma unroll
+                    for (int i = 0; i < D; ++i) acc[g][i] = fmaf(p, vr[b][i], acc[g][i]);
+                }
                 m[g] = nm;
             }
         }
-        if (SPLIT_PREFETCH) {
+        #pragma unroll
+        for (int b = 0; b < KEYS; ++b) {
             #pragma unroll
-            for (int i = 0; i < D; ++i) { kr[i] = kn[i]; vr[i] = vn[i]; }
+            for (int i = 0; i < D; ++i) { kr[b][i] = kn[b][i]; vr[b][i] = vn[b][i]; }
         }
     }
 
     // Fold the warps: each leaves its running max, denominator and sums in shared memory.
-    const int stride = hd + 2;
+    const int stride = hd + 2, pstride = PART_STRIDE(hd);
     #pragma unroll
     for (int g = 0; g < SPLIT_MAX_GROUP; ++g) {
         if (g < group) {
@@ -189,7 +243,7 @@ __device__ void split_attention(
         if (splits == 1) {
             store_act(out, out_bf16, h * hd + d, den > 0.f ? sum / den : 0.f);
         } else {
-            float* p = part + (h * splits + split) * stride;
+            float* p = part + (h * splits + split) * pstride;
             p[d] = sum;
             if (d == 0) { p[hd] = mx; p[hd + 1] = den; }
         }
@@ -209,7 +263,7 @@ __device__ void split_attention(
     __threadfence();
     // The fold's buffer is free again (its last reads were before the barriers above).
     merge_splits(out, out_bf16, part, (long)row * num_heads + kvh * group, group, hd, splits,
-                 sm, sm + group * splits);
+                 sm, sm + group * splits, sm + 2 * group * splits);
 }
 
 #define SPLIT_KERNEL(NAME, D)                                                                \
