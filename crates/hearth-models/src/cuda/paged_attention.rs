@@ -252,7 +252,9 @@ pub unsafe fn launch_raw(
     };
     if let (Variant::Split, Some(name)) = (variant, split_name) {
         let (splits, need) = split_plan(gpu, batch, &shape);
-        let stride = head_dim + 2;
+        // The fold's rows in shared memory (a warp's sums, max and denominator a head);
+        // `part` rows are head_dim + PART_EXTRA.
+        let fold_row = head_dim + 2;
         let mut part = if need > bufs.part_len {
             Some(gpu.stream.alloc::<f32>(need).map_err(cuda_err("alloc"))?)
         } else {
@@ -265,7 +267,7 @@ pub unsafe fn launch_raw(
         let cfg = LaunchConfig {
             grid_dim: ((batch.num_tokens * num_kv_heads * splits) as u32, 1, 1),
             block_dim: (32 * SPLIT_WARPS as u32, 1, 1),
-            shared_mem_bytes: (SPLIT_WARPS * group * stride * 4) as u32,
+            shared_mem_bytes: (SPLIT_WARPS * group * fold_row * 4) as u32,
         };
         let s32 = splits as i32;
         let (tickets, ticket_count) = gpu.attn_tickets();
@@ -296,8 +298,9 @@ pub unsafe fn launch_raw(
             &s32,
             &tickets,
         ];
-        // Safety: the caller's contract; part holds T * heads * splits * stride floats,
-        // the tickets an int for each pair (checked above).
+        // Safety: the caller's contract; part holds T * heads * splits * (head_dim +
+        // PART_EXTRA) floats (split_plan), the tickets an int for each pair (checked
+        // above).
         unsafe { gpu.launch(name, cfg, &args) }?;
         // Freed in stream order, after the kernels that read it.
         drop(part);
