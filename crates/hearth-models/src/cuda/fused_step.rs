@@ -95,8 +95,8 @@ pub(super) unsafe fn silu_norm(
     let name = launch_t(&SILU_NORM_NAMES, t)?;
     let (ffn, cols, np) = ((w.rows / 2) as i32, w.cols as i32, x.nparts as i32);
     let args: [&dyn KernelArg; 8] = [&act, &w.ptr, &x.xw, &ffn, &cols, &x.parts, &np, &eps];
-    // Safety: the caller's sizes.
-    unsafe { gpu.launch(name, gemv_config(w.rows / 2), &args) }
+    // A warp a row (gate, then up: pair_sums in gemv.cu). Safety: the caller's sizes.
+    unsafe { gpu.launch(name, gemv_config(w.rows), &args) }
 }
 
 /// The q/k/v product's destinations and what RoPE needs (`qkv_finish`'s arguments).
@@ -156,6 +156,7 @@ pub(super) unsafe fn qkv(
         &hd,
         &neox,
     ];
-    // Safety: the caller's sizes.
-    unsafe { gpu.launch(name, gemv_config(pairs), &args) }
+    // Safety: the caller's sizes. A warp a row, both rows of a pair in one block
+    // (pair_sums in gemv.cu).
+    unsafe { gpu.launch(name, gemv_config(2 * pairs), &args) }
 }

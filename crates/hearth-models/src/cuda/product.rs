@@ -267,7 +267,8 @@ impl Products {
             return Ok(false);
         }
         let (ffn, cols) = ((w.rows / 2) as i32, w.cols as i32);
-        let cfg = gemv_config(w.rows / 2);
+        // A warp a row: gate row p and up row p meet in shared memory (pair_sums).
+        let cfg = gemv_config(w.rows);
         // Safety: the caller's sizes; the kernel reads rows * cols weights and
         // t * cols of x, and writes t * rows / 2 of act.
         unsafe {

@@ -7,8 +7,9 @@
 //   block, the sum of its rows' x²; the product that reads the norm scales its sums by
 //   1 / rms from those partial sums (norm_scales in gemv.cu). Same rounding count as
 //   rms_norm's bf16 output, and a fixed summation order: deterministic.
-// - RoPE pairs rows (i, i + half) or (2i, 2i + 1) of a head: one warp sums both rows
-//   and rotates them, writing q, or k and v straight into the KV pools.
+// - RoPE pairs rows (i, i + half) or (2i, 2i + 1) of a head: the pair's two warps swap
+//   their sums and each rotates its row, writing q, or k and v straight into the KV
+//   pools.
 
 // xw[t, :] = bf16(x[t, :] * w), parts[t] = sum of x[t, :]²: the first layer's norm
 // input, from the embedding rows (one block per token, nparts = 1).
@@ -51,18 +52,24 @@ __device__ __forceinline__ void gemv_bf16_residual_rows(float* y, const unsigned
     const uint4* xv = reinterpret_cast<const uint4*>(x);
     uint4 wv[CHUNK];
     gemv_begin(wv, wr, vecs, live);
+    // The epilogue's operands are loaded under the row's loads, not after its sum.
+    float y0[T], nw = 0.f;
+    if (live && lane == 0) {
+        nw = norm_w[row];
+#pragma unroll
+        for (int tok = 0; tok < T; ++tok) y0[tok] = y[(long)tok * rows + row];
+    }
     float acc[T];
-    if (live) gemv_row<T>(acc, wv, wr, xv, vecs, lane, true);
+    if (live) gemv_row<T>(acc, wv, wr, xv, vecs, lane);
 #pragma unroll
     for (int tok = 0; tok < T; ++tok) {
         float v = 0.f;
         if (live) {
             const float s = warp_sum(acc[tok]);
             if (lane == 0) {
-                float* out = y + (long)tok * rows + row;
-                v = *out + s;
-                *out = v;
-                xw[(long)tok * rows + row] = f32_to_bf16(v * norm_w[row]);
+                v = y0[tok] + s;
+                y[(long)tok * rows + row] = v;
+                xw[(long)tok * rows + row] = f32_to_bf16(v * nw);
             }
         }
         if (lane == 0) sq[tok][warp] = v * v;
@@ -77,16 +84,18 @@ __device__ __forceinline__ void gemv_bf16_residual_rows(float* y, const unsigned
 
 // The q/k/v product of RMSNorm(x) (x given as xw and parts, see above) and what
 // qkv_finish does after it: + bias (Qwen2), RoPE at the token's position, q to
-// q_out [T, num_heads, head_dim], k and v into the pools at slots[tok]. Warp p takes
-// head p / half's pair p % half (q heads, then k heads, then v heads, which are
-// copied as they are). No q/k norms (Qwen3 takes the unfused kernels).
+// q_out [T, num_heads, head_dim], k and v into the pools at slots[tok]. Pair p is
+// head p / half's rows of rotary pair p % half (q heads, then k heads, then v heads,
+// which are copied as they are), a warp a row (pair_sums in gemv.cu); each warp
+// writes its own row. No q/k norms (Qwen3 takes the unfused kernels).
 template <int T>
 __device__ __forceinline__ void gemv_bf16_qkv_rows(
     float* q_out, float* k_pool, float* v_pool, const unsigned short* w,
     const unsigned short* x, const float* parts, int nparts, int cols, float eps,
     const float* bias, const int* positions, const int* slots, const float* inv_freq,
     int num_heads, int num_kv_heads, int head_dim, int neox) {
-    const int p = (int)((blockIdx.x * (long)blockDim.x + threadIdx.x) >> 5);
+    int second;
+    const int p = pair_of_warp(second);
     const int lane = threadIdx.x & 31;
     const int half = head_dim / 2, heads = num_heads + 2 * num_kv_heads;
     const bool live = p < heads * half;
@@ -94,35 +103,47 @@ __device__ __forceinline__ void gemv_bf16_qkv_rows(
     const int a = neox ? j : 2 * j, b = neox ? j + half : 2 * j + 1;
     const long ra = (long)h * head_dim + a, rb = (long)h * head_dim + b;
     const int vecs = cols >> 3;
-    const uint4* wa = reinterpret_cast<const uint4*>(w + ra * cols);
-    const uint4* wb = reinterpret_cast<const uint4*>(w + rb * cols);
+    const uint4* wr = reinterpret_cast<const uint4*>(w + (second ? rb : ra) * cols);
     const uint4* xv = reinterpret_cast<const uint4*>(x);
     uint4 wv[CHUNK];
-    gemv_begin(wv, wa, vecs, live);
+    gemv_begin(wv, wr, vecs, live);
     float inv[T];
     norm_scales<T>(inv, parts, nparts, cols, eps);
-    if (!live) return;
-    float sa[T], sb[T];
-    gemv_row<T>(sa, wv, wa, xv, vecs, lane, true);
-    gemv_row<T>(sb, wv, wb, xv, vecs, lane, false);
+    // The epilogue's operands: bias, K/V slot, RoPE angle. At one token they are loaded
+    // under the row's loads, not after its sum (H100, 3B batch 1: with the residual
+    // products' epilogue early too, -1.8% a decode step); at two, holding them through
+    // the row spills registers (batch 2: 3.22 -> 3.27 ms), so they come after.
+    float sn[T], cs[T], bias_a = 0.f, bias_b = 0.f;
+    long kv_row[T];
+    const auto load_operands = [&]() {
+        if (bias) { bias_a = bias[ra]; bias_b = bias[rb]; }
+        const float f = inv_freq[j];
+#pragma unroll
+        for (int tok = 0; tok < T; ++tok) {
+            kv_row[tok] = (long)slots[tok] * num_kv_heads * head_dim;
+            sincosf((float)positions[tok] * f, &sn[tok], &cs[tok]);
+        }
+    };
+    constexpr bool early = T == 1;
+    if (early && live && lane == 0) load_operands();
+    float own[T], sa[T], sb[T];
+    if (live) gemv_row<T>(own, wv, wr, xv, vecs, lane);
+    pair_sums<T>(sa, sb, own, live);
+    if (!live || lane != 0) return;
+    if (!early) load_operands();
 #pragma unroll
     for (int tok = 0; tok < T; ++tok) {
-        const float x0 = warp_sum(sa[tok]) * inv[tok] + (bias ? bias[ra] : 0.f);
-        const float x1 = warp_sum(sb[tok]) * inv[tok] + (bias ? bias[rb] : 0.f);
-        if (lane != 0) continue;
-        const long kv_row = (long)slots[tok] * num_kv_heads * head_dim;
+        const float x0 = sa[tok] * inv[tok] + bias_a;
+        const float x1 = sb[tok] * inv[tok] + bias_b;
         if (h >= num_heads + num_kv_heads) {
-            float* dst = v_pool + kv_row + (long)(h - num_heads - num_kv_heads) * head_dim;
-            dst[a] = x0;
-            dst[b] = x1;
+            v_pool[kv_row[tok] + (long)(h - num_heads - num_kv_heads) * head_dim
+                   + (second ? b : a)] = second ? x1 : x0;
             continue;
         }
         float* dst = h < num_heads ? q_out + ((long)tok * num_heads + h) * head_dim
-                                   : k_pool + kv_row + (long)(h - num_heads) * head_dim;
-        float s, c;
-        sincosf((float)positions[tok] * inv_freq[j], &s, &c);
-        dst[a] = x0 * c - x1 * s;
-        dst[b] = x0 * s + x1 * c;
+                                   : k_pool + kv_row[tok] + (long)(h - num_heads) * head_dim;
+        if (second) dst[b] = x0 * sn[tok] + x1 * cs[tok];
+        else dst[a] = x0 * cs[tok] - x1 * sn[tok];
     }
 }
 
