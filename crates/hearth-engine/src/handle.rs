@@ -75,7 +75,7 @@ impl EngineHandle {
         let scheduler = Scheduler::new(blocks, config.max_num_seqs, config.max_num_batched_tokens);
         // A model with its K/V on the GPU needs no host pool of the same size.
         let cache = if model.kv_on_device() {
-            KvCache::layout_only(layout)
+            KvCache::layout_only(layout, config.kv_cache_dtype)
         } else {
             KvCache::with_dtype(layout, config.kv_cache_dtype)
         };

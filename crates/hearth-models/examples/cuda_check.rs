@@ -1,11 +1,12 @@
 //! Checks and times the CUDA paged-attention kernel against the CPU kernel on
 //! random batches (decode, prefill over a cached prefix, sliding window with
-//! soft-capping). Run on a machine with a GPU:
+//! soft-capping), with f32 and with f16 K/V pools. Run on a machine with a GPU:
 //!   cargo build --release -p hearth-models --features cuda --example cuda_check
 //! Exits non-zero when the GPU result is off.
 
 use std::time::Instant;
 
+use half::f16;
 use hearth_models::attention::cpu::paged_attention;
 use hearth_models::attention::{AttnMeta, AttnShape};
 use hearth_models::cuda::paged_attention::{launch, DeviceBatch, Variant};
@@ -169,48 +170,80 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .map(|_| rng.uniform() * 2.0)
             .collect();
 
-        let mut want = vec![0f32; q.len()];
-        let c0 = Instant::now();
-        paged_attention(&q, &k, &v, block_size, &batch, &meta, s, &mut want)?;
-        let cpu_us = c0.elapsed().as_secs_f64() * 1e6;
-
-        let st = &gpu.stream;
-        let (dq, dk, dv) = (
-            st.memcpy_stod(&q)?,
-            st.memcpy_stod(&k)?,
-            st.memcpy_stod(&v)?,
+        // The pools as f32, then as f16 (`--kv-cache-dtype f16`) against the CPU kernel
+        // over the same f16 pools.
+        let (k16, v16): (Vec<f16>, Vec<f16>) = (
+            k.iter().map(|&x| f16::from_f32(x)).collect(),
+            v.iter().map(|&x| f16::from_f32(x)).collect(),
         );
+        let bits = |p: &[f16]| p.iter().map(|h| h.to_bits()).collect::<Vec<u16>>();
+        let st = &gpu.stream;
+        let dq = st.memcpy_stod(&q)?;
         let db = DeviceBatch::upload(&gpu, &batch, &meta)?;
-        for variant in [Variant::PerHead, Variant::Grouped, Variant::Split] {
-            // Poisoned: every element must be written.
-            let mut dout = st.memcpy_stod(&vec![f32::NAN; q.len()])?;
-            launch(&gpu, &mut dout, &dq, &dk, &dv, block_size, &db, s, variant)?;
-            let got = st.memcpy_dtov(&dout)?;
-            let (mut num, mut den) = (0f64, 0f64);
-            for (g, w) in got.iter().zip(&want) {
-                let d = *g as f64 - *w as f64;
-                num += if d.is_nan() { f64::INFINITY } else { d * d };
-                den += (*w as f64) * (*w as f64);
+        for pools in ["f32", "f16"] {
+            let mut want = vec![0f32; q.len()];
+            let c0 = Instant::now();
+            if pools == "f16" {
+                paged_attention(&q, &k16, &v16, block_size, &batch, &meta, s, &mut want)?;
+            } else {
+                paged_attention(&q, &k, &v, block_size, &batch, &meta, s, &mut want)?;
             }
-            let rel = (num / den.max(1e-30)).sqrt();
-            worst = worst.max(rel);
-            let timing = Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT);
-            let mut times = Vec::new();
-            for _ in 0..30 {
-                let start = st.record_event(timing)?;
-                launch(&gpu, &mut dout, &dq, &dk, &dv, block_size, &db, s, variant)?;
-                let end = st.record_event(timing)?;
-                end.synchronize()?;
-                times.push(start.elapsed_ms(&end)? as f64 * 1e3);
+            let cpu_us = c0.elapsed().as_secs_f64() * 1e6;
+            let (dk, dv, dk16, dv16) = if pools == "f16" {
+                (
+                    None,
+                    None,
+                    Some(st.memcpy_stod(&bits(&k16))?),
+                    Some(st.memcpy_stod(&bits(&v16))?),
+                )
+            } else {
+                (
+                    Some(st.memcpy_stod(&k)?),
+                    Some(st.memcpy_stod(&v)?),
+                    None,
+                    None,
+                )
+            };
+            for variant in [Variant::PerHead, Variant::Grouped, Variant::Split] {
+                // Poisoned: every element must be written.
+                let mut dout = st.memcpy_stod(&vec![f32::NAN; q.len()])?;
+                let run = |dout: &mut _| match (&dk, &dv, &dk16, &dv16) {
+                    (Some(k), Some(v), _, _) => {
+                        launch(&gpu, dout, &dq, k, v, block_size, &db, s, variant)
+                    }
+                    (_, _, Some(k), Some(v)) => {
+                        launch(&gpu, dout, &dq, k, v, block_size, &db, s, variant)
+                    }
+                    _ => unreachable!("one kind of pool uploaded"),
+                };
+                run(&mut dout)?;
+                let got = st.memcpy_dtov(&dout)?;
+                let (mut num, mut den) = (0f64, 0f64);
+                for (g, w) in got.iter().zip(&want) {
+                    let d = *g as f64 - *w as f64;
+                    num += if d.is_nan() { f64::INFINITY } else { d * d };
+                    den += (*w as f64) * (*w as f64);
+                }
+                let rel = (num / den.max(1e-30)).sqrt();
+                worst = worst.max(rel);
+                let timing = Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT);
+                let mut times = Vec::new();
+                for _ in 0..30 {
+                    let start = st.record_event(timing)?;
+                    run(&mut dout)?;
+                    let end = st.record_event(timing)?;
+                    end.synchronize()?;
+                    times.push(start.elapsed_ms(&end)? as f64 * 1e3);
+                }
+                println!(
+                    "{:<52} {:>9} {:>10.2e} {:>10.1} {:>10.0}",
+                    case.name,
+                    format!("{variant:?}/{pools}"),
+                    rel,
+                    median(times),
+                    cpu_us
+                );
             }
-            println!(
-                "{:<52} {:>9} {:>10.2e} {:>10.1} {:>10.0}",
-                case.name,
-                format!("{variant:?}"),
-                rel,
-                median(times),
-                cpu_us
-            );
         }
     }
     if worst > 1e-4 || worst.is_nan() {

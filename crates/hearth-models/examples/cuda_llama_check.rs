@@ -1,7 +1,7 @@
 //! The GPU llama against the CPU llama on the same weights: two sequences prefilled
 //! together, then greedy decoding, comparing logits at every step and the greedy
 //! tokens. Run on a machine with a GPU:
-//!   cuda_llama_check MODEL.gguf|HF_DIR [f32|bf16|q-f32|q-bf16] [STEPS]
+//!   cuda_llama_check MODEL.gguf|HF_DIR [f32|bf16|q-f32|q-bf16] [STEPS] [f32|f16]
 //! With f32 the GPU holds the CPU's weights exactly; with bf16 (what `serve` uses for
 //! a safetensors folder) the CPU reference gets the same bf16-rounded weights, so the
 //! comparison is of the arithmetic (bf16 activations into the matrix products) and not
@@ -9,14 +9,17 @@
 //! GPU keeps the file's quantized blocks and the CPU reference is the same file
 //! dequantized to f32: the same weight values, f32 or bf16 activations (quantized to
 //! int16 in groups of 16 for the products of decode steps: ~2e-5 of each product).
-//! Exits non-zero when the logits or greedy tokens differ beyond the dtype's bound.
+//! The last argument is what both models store K and V in (default f32; f16 is
+//! `--kv-cache-dtype f16`). Exits non-zero when the logits or greedy tokens differ
+//! beyond the dtype's bound.
 
 use std::time::Instant;
 
 use candle_core::Device;
 use hearth_models::cuda::llama::{round_weights_to_bf16, CudaLlama, GpuDtype};
 use hearth_models::{
-    BatchInput, CausalLm, KvCache, KvCacheLayout, Next, Pick, SeqInput, TopLogits, TOP_CANDIDATES,
+    BatchInput, CausalLm, KvCache, KvCacheLayout, KvDtype, Next, Pick, SeqInput, TopLogits,
+    TOP_CANDIDATES,
 };
 
 const BLOCK: usize = 16;
@@ -71,9 +74,9 @@ fn rel_err(a: &[f32], b: &[f32]) -> f64 {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let path = args
-        .get(1)
-        .ok_or("usage: cuda_llama_check MODEL.gguf|HF_DIR [f32|bf16|q-f32|q-bf16] [STEPS]")?;
+    let path = args.get(1).ok_or(
+        "usage: cuda_llama_check MODEL.gguf|HF_DIR [f32|bf16|q-f32|q-bf16] [STEPS] [f32|f16]",
+    )?;
     let (dtype, quantized) = match args.get(2).map(String::as_str) {
         None | Some("f32") => (GpuDtype::F32, false),
         Some("bf16") => (GpuDtype::Bf16, false),
@@ -82,6 +85,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(other) => return Err(format!("dtype {other}: f32, bf16, q-f32 or q-bf16").into()),
     };
     let steps: usize = args.get(3).map_or(Ok(24), |s| s.parse())?;
+    let kv: KvDtype = args.get(4).map_or(Ok(KvDtype::F32), |s| s.parse())?;
     let mut cpu = if std::path::Path::new(path).is_dir() {
         hearth_models::hf_load::load_llama_dir(std::path::Path::new(path))?
     } else {
@@ -118,7 +122,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         block_size: BLOCK,
         num_blocks: 64,
     };
-    let (mut cpu_cache, mut gpu_cache) = (KvCache::new(layout), KvCache::new(layout));
+    let (mut cpu_cache, mut gpu_cache) = (
+        KvCache::with_dtype(layout, kv),
+        KvCache::with_dtype(layout, kv),
+    );
     // Two prompts of different lengths, blocks interleaved between them.
     let vocab = spec.vocab_size as u32;
     let prompt = |n: usize, salt: u32| {
@@ -255,7 +262,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::process::exit(1);
     }
     println!(
-        "{dtype:?}{}: steps {steps} (1 prefill + {} decode, batch 2): logits rel err worst {worst:.2e}; greedy agree {agree}/{total}; GPU decode step median {:.2} ms",
+        "{dtype:?}{}, {kv} K/V: steps {steps} (1 prefill + {} decode, batch 2): logits rel err worst {worst:.2e}; greedy agree {agree}/{total}; GPU decode step median {:.2} ms",
         if quantized { " (quantized weights)" } else { "" },
         steps - 1,
         decode_ms.get(decode_ms.len() / 2).copied().unwrap_or(f64::NAN)

@@ -1,10 +1,10 @@
 //! Decode steps on the GPU timed as the server runs them: `step` with the GPU's argmax
 //! (inputs uploaded, the captured graph replayed, the picked tokens read back), no
 //! engine or HTTP around it. Served TPOT minus this is what the engine adds a token.
-//!   cuda_step_time MODEL.gguf|HF_DIR [CONTEXT] [STEPS] [BATCH]
+//!   cuda_step_time MODEL.gguf|HF_DIR [CONTEXT] [STEPS] [BATCH] [f32|f16]
 //! CONTEXT prompt tokens a sequence (default 512) are prefilled, then STEPS (default
 //! 64) greedy decode steps of BATCH sequences (default 1) are timed; the median is
-//! printed. HEARTH_STEP_VARIANTS, `;`-separated `HEARTH_CUDA_DEFINE` values, times
+//! printed; K/V are stored as the last argument says (default f32). HEARTH_STEP_VARIANTS, `;`-separated `HEARTH_CUDA_DEFINE` values, times
 //! each build of the kernels in turn, twice round (alternated, for the noise), each
 //! with its own copy of the model on the GPU. Weights as `serve` keeps them: bf16 for
 //! a folder, the file's blocks for a GGUF.
@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use candle_core::Device;
 use hearth_models::cuda::llama::{CudaLlama, GpuDtype};
-use hearth_models::{BatchInput, CausalLm, KvCache, KvCacheLayout, Next, Pick, SeqInput};
+use hearth_models::{BatchInput, CausalLm, KvCache, KvCacheLayout, KvDtype, Next, Pick, SeqInput};
 
 const BLOCK: usize = 16;
 
@@ -50,9 +50,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let path = args
         .get(1)
-        .ok_or("usage: cuda_step_time MODEL.gguf|HF_DIR [CONTEXT] [STEPS] [BATCH]")?;
+        .ok_or("usage: cuda_step_time MODEL.gguf|HF_DIR [CONTEXT] [STEPS] [BATCH] [f32|f16]")?;
     let arg = |i: usize, default: usize| args.get(i).map_or(Ok(default), |s| s.parse());
     let (context, steps, batch) = (arg(2, 512)?, arg(3, 64)?, arg(4, 1)?);
+    let kv: KvDtype = args.get(5).map_or(Ok(KvDtype::F32), |s| s.parse())?;
     if context == 0 || steps < 3 || batch == 0 {
         return Err("CONTEXT and BATCH must be at least 1, STEPS at least 3".into());
     }
@@ -87,7 +88,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             // Read when the kernels are compiled (Gpu::new, inside from_cpu).
             std::env::set_var("HEARTH_CUDA_DEFINE", v);
             let mut gpu = CudaLlama::from_cpu(&cpu, 0, GpuDtype::Bf16)?;
-            let mut cache = KvCache::new(layout);
+            let mut cache = KvCache::layout_only(layout, kv);
             let mut seqs: Vec<Vec<u32>> = (0..batch as u32)
                 .map(|s| {
                     (0..context as u32)
@@ -115,7 +116,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             times.sort_by(|a, b| a.total_cmp(b));
             println!(
-                "round {round} [{v}] batch {batch}, context {context}: decode step median {:.3} ms, p90 {:.3} ms ({} steps)",
+                "round {round} [{v}] batch {batch}, context {context}, {kv} K/V: decode step median {:.3} ms, p90 {:.3} ms ({} steps)",
                 times[times.len() / 2],
                 times[times.len() * 9 / 10],
                 times.len()

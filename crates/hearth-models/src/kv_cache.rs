@@ -122,6 +122,8 @@ impl KvPool {
 /// CPU storage: per layer, K and V pools.
 pub struct KvCache {
     pub layout: KvCacheLayout,
+    /// What K and V are stored in (here, or on the model's device).
+    pub dtype: KvDtype,
     pub k: Vec<KvPool>,
     pub v: Vec<KvPool>,
 }
@@ -137,6 +139,7 @@ impl KvCache {
             layout.num_blocks * layout.block_size * layout.num_kv_heads * layout.head_dim;
         KvCache {
             layout,
+            dtype,
             k: (0..layout.num_layers)
                 .map(|_| KvPool::zeros(dtype, per_layer))
                 .collect(),
@@ -148,10 +151,12 @@ impl KvCache {
 }
 
 impl KvCache {
-    /// The layout alone, no storage: for a model that holds K/V on its device.
-    pub fn layout_only(layout: KvCacheLayout) -> Self {
+    /// The layout alone, no storage: for a model that holds K/V on its device, as
+    /// `dtype`.
+    pub fn layout_only(layout: KvCacheLayout, dtype: KvDtype) -> Self {
         KvCache {
             layout,
+            dtype,
             k: Vec::new(),
             v: Vec::new(),
         }

@@ -9,6 +9,8 @@ use crate::ModelError;
 
 const RESIDUAL_NAMES: [&str; GEMV_MAX_TOKENS] = ["gemv_bf16_residual_t1", "gemv_bf16_residual_t2"];
 const QKV_NAMES: [&str; GEMV_MAX_TOKENS] = ["gemv_bf16_qkv_t1", "gemv_bf16_qkv_t2"];
+/// The same into f16 pools.
+const QKV_F16_NAMES: [&str; GEMV_MAX_TOKENS] = ["gemv_bf16_qkv_t1_kvf16", "gemv_bf16_qkv_t2_kvf16"];
 const SILU_NORM_NAMES: [&str; GEMV_MAX_TOKENS] =
     ["gemv_bf16_silu_norm_t1", "gemv_bf16_silu_norm_t2"];
 
@@ -104,6 +106,8 @@ pub(super) struct QkvOut {
     pub q: u64,
     pub k_pool: u64,
     pub v_pool: u64,
+    /// The pools hold f16, not f32.
+    pub kv_f16: bool,
     /// `[(heads + 2 kv heads) * head_dim]` f32, or 0.
     pub bias: u64,
     pub positions: u64,
@@ -128,7 +132,14 @@ pub(super) unsafe fn qkv(
     eps: f32,
     out: &QkvOut,
 ) -> Result<(), ModelError> {
-    let name = launch_t(&QKV_NAMES, t)?;
+    let name = launch_t(
+        if out.kv_f16 {
+            &QKV_F16_NAMES
+        } else {
+            &QKV_NAMES
+        },
+        t,
+    )?;
     let pairs = (out.num_heads + 2 * out.num_kv_heads) * out.head_dim / 2;
     let (np, cols) = (x.nparts as i32, w.cols as i32);
     let (nh, nkv, hd) = (

@@ -20,7 +20,7 @@ use super::{cuda_err, Gpu, KernelArg};
 use crate::attention::{AttnMeta, AttnShape};
 use crate::llama::{Llama, LlamaConfig};
 use crate::quant::Linear;
-use crate::{BatchInput, CausalLm, KvCache, ModelError, ModelSpec, Next, Pick, SeqInput};
+use crate::{BatchInput, CausalLm, KvCache, KvDtype, ModelError, ModelSpec, Next, Pick, SeqInput};
 
 struct Layer {
     attn_norm: CudaSlice<f32>,
@@ -76,8 +76,11 @@ pub struct CudaLlama {
     /// None: tied to the embedding (one copy on the device).
     lm_head: Option<Mat>,
     inv_freq: CudaSlice<f32>,
-    /// Per layer K and V pools, made when the engine's cache layout is first seen.
-    pools: Vec<(CudaSlice<f32>, CudaSlice<f32>)>,
+    /// Per layer K and V pools (bytes of f32 or f16 elements), made when the engine's
+    /// cache layout is first seen.
+    pools: Vec<(CudaSlice<u8>, CudaSlice<u8>)>,
+    /// The pools hold f16 (the cache's `KvDtype::F16`), not f32.
+    kv_f16: bool,
     scratch: Scratch,
     variant: Variant,
     inputs: Option<StepInputs>,
@@ -203,6 +206,7 @@ impl CudaLlama {
             lm_head,
             inv_freq: up(&inv_freq)?,
             pools: Vec::new(),
+            kv_f16: false,
             scratch: Scratch::default(),
             variant: Variant::Split,
             inputs: None,
@@ -402,14 +406,19 @@ impl CudaLlama {
     }
 
     fn ensure_pools(&mut self, cache: &KvCache) -> Result<(), ModelError> {
+        let f16 = cache.dtype == KvDtype::F16;
         if self.pools.len() == self.layers.len() {
+            if f16 != self.kv_f16 {
+                return Err(unsupported("a K/V cache of another dtype than the first"));
+            }
             return Ok(());
         }
-        let n = cache.num_slots() * cache.row_len();
+        let n = cache.num_slots() * cache.row_len() * cache.dtype.bytes();
+        self.kv_f16 = f16;
         let alloc = |n| {
             self.gpu
                 .stream
-                .alloc_zeros::<f32>(n)
+                .alloc_zeros::<u8>(n)
                 .map_err(cuda_err("KV pool"))
         };
         self.pools = (0..self.layers.len())
@@ -735,7 +744,11 @@ impl CudaLlama {
         let (nh32, nkv32, hd32) = (nh as i32, nkv as i32, hd as i32);
         let (eps, neox) = (c.rms_eps, i32::from(c.neox_rope));
         self.launch(
-            "qkv_finish",
+            if self.kv_f16 {
+                "qkv_finish_kvf16"
+            } else {
+                "qkv_finish"
+            },
             t * (nh + 2 * nkv).div_ceil(8),
             256,
             (8 * hd * 4) as u32,
@@ -817,6 +830,7 @@ impl CudaLlama {
                 q: step.s[Q],
                 k_pool: pools.0,
                 v_pool: pools.1,
+                kv_f16: self.kv_f16,
                 part,
                 part_len,
             };

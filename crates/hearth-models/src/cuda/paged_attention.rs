@@ -118,6 +118,8 @@ pub struct AttnBuffers {
     pub q: u64,
     pub k_pool: u64,
     pub v_pool: u64,
+    /// The pools hold f16 (`KvDtype::F16`), not f32.
+    pub kv_f16: bool,
     /// Scratch of the split kernel's partial sums (`part_len` floats); when it is too
     /// small for the launch, one is allocated for it (not inside a graph capture).
     pub part: u64,
@@ -160,15 +162,28 @@ fn split_count(multiprocessors: usize, pairs: usize, longest: usize, head_dim: u
         .min(2 * head_dim)
 }
 
+/// An element of a GPU K/V pool: f32, or f16 as its bits (u16).
+pub trait PoolElem: cudarc::driver::DeviceRepr {
+    const F16: bool;
+}
+
+impl PoolElem for f32 {
+    const F16: bool = false;
+}
+
+impl PoolElem for u16 {
+    const F16: bool = true;
+}
+
 /// Launches the kernel: `out` and `q` are `[T, num_heads, head_dim]`, the pools one
-/// layer's `[num_blocks, block_size, num_kv_heads, head_dim]`.
+/// layer's `[num_blocks, block_size, num_kv_heads, head_dim]` of f32 or f16 bits.
 #[allow(clippy::too_many_arguments)]
-pub fn launch(
+pub fn launch<K: PoolElem>(
     gpu: &Gpu,
     out: &mut CudaSlice<f32>,
     q: &CudaSlice<f32>,
-    k_pool: &CudaSlice<f32>,
-    v_pool: &CudaSlice<f32>,
+    k_pool: &CudaSlice<K>,
+    v_pool: &CudaSlice<K>,
     block_size: usize,
     batch: &DeviceBatch,
     shape: AttnShape,
@@ -189,6 +204,7 @@ pub fn launch(
         q: q.device_ptr(st).0,
         k_pool: k_pool.device_ptr(st).0,
         v_pool: v_pool.device_ptr(st).0,
+        kv_f16: K::F16,
         part: 0,
         part_len: 0,
     };
@@ -238,10 +254,13 @@ pub unsafe fn launch_raw(
     let out_bf16 = i32::from(bufs.out_bf16);
     // The split kernel serves head_dim 64, 128 and 256 and groups up to its
     // SPLIT_MAX_GROUP; other shapes take the grouped (or per-head) kernel.
-    let split_name = match head_dim {
-        64 => Some("paged_attention_split_d2"),
-        128 => Some("paged_attention_split_d4"),
-        256 => Some("paged_attention_split_d8"),
+    let split_name = match (head_dim, bufs.kv_f16) {
+        (64, false) => Some("paged_attention_split_d2"),
+        (128, false) => Some("paged_attention_split_d4"),
+        (256, false) => Some("paged_attention_split_d8"),
+        (64, true) => Some("paged_attention_split_d2_kvf16"),
+        (128, true) => Some("paged_attention_split_d4_kvf16"),
+        (256, true) => Some("paged_attention_split_d8_kvf16"),
         _ => None,
     }
     .filter(|_| group <= SPLIT_MAX_GROUP);
@@ -308,12 +327,20 @@ pub unsafe fn launch_raw(
     }
     let (name, blocks, floats) = match variant {
         Variant::PerHead => (
-            "paged_attention_f32",
+            if bufs.kv_f16 {
+                "paged_attention_f32_kvf16"
+            } else {
+                "paged_attention_f32"
+            },
             num_heads,
             head_dim + THREADS as usize,
         ),
         Variant::Grouped if group <= MAX_GROUP => (
-            "paged_attention_gqa_f32",
+            if bufs.kv_f16 {
+                "paged_attention_gqa_f32_kvf16"
+            } else {
+                "paged_attention_gqa_f32"
+            },
             num_kv_heads,
             group * (head_dim + THREADS as usize),
         ),

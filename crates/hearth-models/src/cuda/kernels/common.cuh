@@ -15,6 +15,26 @@ __device__ __forceinline__ float bf16_to_f32(unsigned short b) {
     return __uint_as_float(((unsigned)b) << 16);
 }
 
+// f32 <-> f16 bits, rounded to nearest even (what the CPU's f16 K/V pool does).
+__device__ __forceinline__ unsigned short f32_to_f16(float f) {
+    unsigned short h;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+    return h;
+}
+
+__device__ __forceinline__ float f16_to_f32(unsigned short h) {
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+    return f;
+}
+
+// A K/V pool element: f32, or f16 bits (`--kv-cache-dtype f16`, half the bytes a key).
+// The kernels that read or write the pools are templates over the element type.
+__device__ __forceinline__ float kv_load(const float* p) { return *p; }
+__device__ __forceinline__ float kv_load(const unsigned short* p) { return f16_to_f32(*p); }
+__device__ __forceinline__ void kv_store(float* p, float v) { *p = v; }
+__device__ __forceinline__ void kv_store(unsigned short* p, float v) { *p = f32_to_f16(v); }
+
 // Element i of an activation the next matrix product reads: f32, or bf16 when the
 // weights are bf16 (cuBLAS multiplies bf16 by bf16 only).
 __device__ __forceinline__ void store_act(void* out, int bf16, long i, float v) {

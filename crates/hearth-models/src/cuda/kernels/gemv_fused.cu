@@ -88,9 +88,9 @@ __device__ __forceinline__ void gemv_bf16_residual_rows(float* y, const unsigned
 // head p / half's rows of rotary pair p % half (q heads, then k heads, then v heads,
 // which are copied as they are), a warp a row (pair_sums in gemv.cu); each warp
 // writes its own row. No q/k norms (Qwen3 takes the unfused kernels).
-template <int T>
+template <int T, typename KV>
 __device__ __forceinline__ void gemv_bf16_qkv_rows(
-    float* q_out, float* k_pool, float* v_pool, const unsigned short* w,
+    float* q_out, KV* k_pool, KV* v_pool, const unsigned short* w,
     const unsigned short* x, const float* parts, int nparts, int cols, float eps,
     const float* bias, const int* positions, const int* slots, const float* inv_freq,
     int num_heads, int num_kv_heads, int head_dim, int neox) {
@@ -136,14 +136,15 @@ __device__ __forceinline__ void gemv_bf16_qkv_rows(
         const float x0 = sa[tok] * inv[tok] + bias_a;
         const float x1 = sb[tok] * inv[tok] + bias_b;
         if (h >= num_heads + num_kv_heads) {
-            v_pool[kv_row[tok] + (long)(h - num_heads - num_kv_heads) * head_dim
-                   + (second ? b : a)] = second ? x1 : x0;
+            kv_store(v_pool + kv_row[tok] + (long)(h - num_heads - num_kv_heads) * head_dim
+                         + (second ? b : a),
+                     second ? x1 : x0);
             continue;
         }
-        float* dst = h < num_heads ? q_out + ((long)tok * num_heads + h) * head_dim
-                                   : k_pool + kv_row[tok] + (long)(h - num_heads) * head_dim;
-        if (second) dst[b] = x0 * sn[tok] + x1 * cs[tok];
-        else dst[a] = x0 * cs[tok] - x1 * sn[tok];
+        const int col = second ? b : a;
+        const float y = second ? x0 * sn[tok] + x1 * cs[tok] : x0 * cs[tok] - x1 * sn[tok];
+        if (h < num_heads) q_out[((long)tok * num_heads + h) * head_dim + col] = y;
+        else kv_store(k_pool + kv_row[tok] + (long)(h - num_heads) * head_dim + col, y);
     }
 }
 
@@ -153,16 +154,21 @@ __device__ __forceinline__ void gemv_bf16_qkv_rows(
                                 const unsigned short* x, int rows, int cols,              \
                                 const float* norm_w, unsigned short* xw, float* parts) {  \
         gemv_bf16_residual_rows<T>(y, w, x, rows, cols, norm_w, xw, parts);               \
-    }                                                                                     \
-    extern "C" __global__ void __launch_bounds__(GEMV_THREADS, GEMV_BLOCKS_PER_SM)        \
-        gemv_bf16_qkv_t##T(                                                               \
-        float* q_out, float* k_pool, float* v_pool, const unsigned short* w,              \
+    }
+// The q/k/v product into f32 pools, and into f16 pools (_kvf16).
+#define GEMV_QKV_ENTRY(NAME, T, KV)                                                       \
+    extern "C" __global__ void __launch_bounds__(GEMV_THREADS, GEMV_BLOCKS_PER_SM) NAME(  \
+        float* q_out, KV* k_pool, KV* v_pool, const unsigned short* w,                    \
         const unsigned short* x, const float* parts, int nparts, int cols, float eps,     \
         const float* bias, const int* positions, const int* slots, const float* inv_freq, \
         int num_heads, int num_kv_heads, int head_dim, int neox) {                        \
-        gemv_bf16_qkv_rows<T>(q_out, k_pool, v_pool, w, x, parts, nparts, cols, eps,      \
-                              bias, positions, slots, inv_freq, num_heads, num_kv_heads,  \
-                              head_dim, neox);                                            \
+        gemv_bf16_qkv_rows<T, KV>(q_out, k_pool, v_pool, w, x, parts, nparts, cols, eps,  \
+                                  bias, positions, slots, inv_freq, num_heads,            \
+                                  num_kv_heads, head_dim, neox);                          \
     }
 GEMV_FUSED_ENTRIES(1)
 GEMV_FUSED_ENTRIES(2)
+GEMV_QKV_ENTRY(gemv_bf16_qkv_t1, 1, float)
+GEMV_QKV_ENTRY(gemv_bf16_qkv_t2, 2, float)
+GEMV_QKV_ENTRY(gemv_bf16_qkv_t1_kvf16, 1, unsigned short)
+GEMV_QKV_ENTRY(gemv_bf16_qkv_t2_kvf16, 2, unsigned short)

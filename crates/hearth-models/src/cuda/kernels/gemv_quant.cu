@@ -9,12 +9,6 @@
 // own (__fmul_rn / __fadd_rn: never contracted to an FMA), so a dequantized row equals
 // the CPU's bit for bit and the products differ from the CPU's only in summation order.
 
-__device__ __forceinline__ float f16_to_f32(unsigned short h) {
-    float f;
-    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
-    return f;
-}
-
 __device__ __forceinline__ uint4 qload16(const unsigned char* p) {
     uint4 v;
     asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"

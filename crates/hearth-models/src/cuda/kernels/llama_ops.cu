@@ -63,13 +63,13 @@ extern "C" __global__ void rms_norm(void* __restrict__ out, int act_bf16,
 // q goes to q_out [T, num_heads, head_dim], k and v into the pools at slots[t].
 // One warp per head, the heads of a token spread over blocks of blockDim / 32 heads
 // (a decode step of one token still fills several multiprocessors);
-// bias/q_norm/k_norm may be null.
-extern "C" __global__ void qkv_finish(float* q_out, float* k_pool, float* v_pool,
-                                      const float* qkv, const float* bias,
-                                      const float* q_norm, const float* k_norm, float eps,
-                                      const int* positions, const int* slots,
-                                      const float* inv_freq, int num_heads, int num_kv_heads,
-                                      int head_dim, int neox) {
+// bias/q_norm/k_norm may be null. The pools hold KV (f32 or f16 bits, kv_store).
+template <typename KV>
+__device__ void qkv_finish_heads(float* q_out, KV* k_pool, KV* v_pool, const float* qkv,
+                                 const float* bias, const float* q_norm, const float* k_norm,
+                                 float eps, const int* positions, const int* slots,
+                                 const float* inv_freq, int num_heads, int num_kv_heads,
+                                 int head_dim, int neox) {
     grid_enter();
     extern __shared__ float sh[];  // [warps][head_dim]
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -86,8 +86,8 @@ extern "C" __global__ void qkv_finish(float* q_out, float* k_pool, float* v_pool
         row[d] = qkv[src + d] + (bias ? bias[(long)h * head_dim + d] : 0.f);
     __syncwarp();
     if (h >= num_heads + num_kv_heads) {  // a v head: copied as it is
-        float* dst = v_pool + kv_row + (long)(h - num_heads - num_kv_heads) * head_dim;
-        for (int d = lane; d < head_dim; d += 32) dst[d] = row[d];
+        KV* dst = v_pool + kv_row + (long)(h - num_heads - num_kv_heads) * head_dim;
+        for (int d = lane; d < head_dim; d += 32) kv_store(dst + d, row[d]);
         return;
     }
     const bool is_q = h < num_heads;
@@ -99,18 +99,37 @@ extern "C" __global__ void qkv_finish(float* q_out, float* k_pool, float* v_pool
         for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffff, s, o);
         inv = rsqrtf(s / head_dim + eps);
     }
-    float* dst = is_q ? q_out + ((long)t * num_heads + h) * head_dim
-                      : k_pool + kv_row + (long)(h - num_heads) * head_dim;
+    float* qd = q_out + ((long)t * num_heads + h) * head_dim;
+    KV* kd = k_pool + kv_row + (long)(h - num_heads) * head_dim;
     for (int j = lane; j < half; j += 32) {
         const int a = neox ? j : 2 * j, b = neox ? j + half : 2 * j + 1;
         float x0 = row[a] * inv, x1 = row[b] * inv;
         if (norm) { x0 *= norm[a]; x1 *= norm[b]; }
         float s, c;
         sincosf(pos * inv_freq[j], &s, &c);
-        dst[a] = x0 * c - x1 * s;
-        dst[b] = x0 * s + x1 * c;
+        const float ya = x0 * c - x1 * s, yb = x0 * s + x1 * c;
+        if (is_q) {
+            qd[a] = ya;
+            qd[b] = yb;
+        } else {
+            kv_store(kd + a, ya);
+            kv_store(kd + b, yb);
+        }
     }
 }
+
+// Entry points: f32 pools, and f16 pools (_kvf16).
+#define QKV_FINISH_ENTRY(NAME, KV)                                                         \
+extern "C" __global__ void NAME(float* q_out, KV* k_pool, KV* v_pool, const float* qkv,   \
+                                const float* bias, const float* q_norm,                   \
+                                const float* k_norm, float eps, const int* positions,     \
+                                const int* slots, const float* inv_freq, int num_heads,   \
+                                int num_kv_heads, int head_dim, int neox) {               \
+    qkv_finish_heads<KV>(q_out, k_pool, v_pool, qkv, bias, q_norm, k_norm, eps, positions, \
+                         slots, inv_freq, num_heads, num_kv_heads, head_dim, neox);       \
+}
+QKV_FINISH_ENTRY(qkv_finish, float)
+QKV_FINISH_ENTRY(qkv_finish_kvf16, unsigned short)
 
 // out[r, c] = silu(gu[r, c]) * gu[r, ffn + c]: gu is the fused gate/up product
 // [rows, 2 * ffn]; n = rows * ffn.

@@ -3,19 +3,20 @@
 // at position p attends to its sequence's keys max(0, p+1-window) ..= p, read in
 // place through the block table, with an online (running-max) softmax.
 //
-// Layouts (f32): q, out [T, num_heads, head_dim]; k_pool, v_pool
-// [num_blocks, block_size, num_kv_heads, head_dim]; block_tables [num_seqs,
+// Layouts: q, out [T, num_heads, head_dim] (f32); k_pool, v_pool
+// [num_blocks, block_size, num_kv_heads, head_dim] of KV (f32 or f16 bits, kv_load); block_tables [num_seqs,
 // max_blocks] (row-major, padded); token_seq, positions [T].
 // Compiled at run time by NVRTC (no nvcc needed where hearth is built).
 
 #define TILE 128  // keys scored per pass; equals blockDim.x
 // NEG_INF: common.cuh
 
-extern "C" __global__ void paged_attention_f32(
+template <typename KV>
+__device__ void paged_attention_head(
     void* __restrict__ out,
     const float* __restrict__ q,
-    const float* __restrict__ k_pool,
-    const float* __restrict__ v_pool,
+    const KV* __restrict__ k_pool,
+    const KV* __restrict__ v_pool,
     const int* __restrict__ block_tables,
     const int* __restrict__ token_seq,
     const int* __restrict__ positions,
@@ -51,10 +52,10 @@ extern "C" __global__ void paged_attention_f32(
         float s = NEG_INF;
         if (j < ctx) {
             const int blk = table[j / block_size];
-            const float* kr = k_pool + ((long)blk * block_size + j % block_size) * row_stride
-                                     + (long)kvh * head_dim;
+            const KV* kr = k_pool + ((long)blk * block_size + j % block_size) * row_stride
+                                  + (long)kvh * head_dim;
             float dot = 0.f;
-            for (int d = 0; d < head_dim; ++d) dot += qs[d] * kr[d];
+            for (int d = 0; d < head_dim; ++d) dot += qs[d] * kv_load(kr + d);
             if (softcap > 0.f) dot = softcap * tanhf(dot / softcap);
             s = dot;
         }
@@ -92,9 +93,9 @@ extern "C" __global__ void paged_attention_f32(
                 for (int t = 0; t < n; ++t) {
                     const int jj = base + t;
                     const int blk = table[jj / block_size];
-                    const float* vr = v_pool + ((long)blk * block_size + jj % block_size) * row_stride
-                                             + (long)kvh * head_dim;
-                    a += scores[t] * vr[d];
+                    const KV* vr = v_pool + ((long)blk * block_size + jj % block_size) * row_stride
+                                          + (long)kvh * head_dim;
+                    a += scores[t] * kv_load(vr + d);
                 }
                 acc[i] = a;
             }
@@ -115,11 +116,12 @@ extern "C" __global__ void paged_attention_f32(
 // group instead of once per query head (GQA: 3x fewer bytes for Llama 3.2 3B).
 #define MAX_GROUP 8
 
-extern "C" __global__ void paged_attention_gqa_f32(
+template <typename KV>
+__device__ void paged_attention_group(
     void* __restrict__ out,
     const float* __restrict__ q,
-    const float* __restrict__ k_pool,
-    const float* __restrict__ v_pool,
+    const KV* __restrict__ k_pool,
+    const KV* __restrict__ v_pool,
     const int* __restrict__ block_tables,
     const int* __restrict__ token_seq,
     const int* __restrict__ positions,
@@ -166,13 +168,13 @@ extern "C" __global__ void paged_attention_gqa_f32(
         for (int g = 0; g < MAX_GROUP; ++g) s[g] = NEG_INF;
         if (j < ctx) {
             const int blk = table[j / block_size];
-            const float* kr = k_pool + ((long)blk * block_size + j % block_size) * row_stride
-                                     + (long)kvh * head_dim;
+            const KV* kr = k_pool + ((long)blk * block_size + j % block_size) * row_stride
+                                  + (long)kvh * head_dim;
             float dot[MAX_GROUP];
             #pragma unroll
             for (int g = 0; g < MAX_GROUP; ++g) dot[g] = 0.f;
             for (int d = 0; d < head_dim; ++d) {
-                const float kd = kr[d];
+                const float kd = kv_load(kr + d);
                 #pragma unroll
                 for (int g = 0; g < MAX_GROUP; ++g)
                     if (g < group) dot[g] += qs[g * head_dim + d] * kd;
@@ -241,8 +243,8 @@ extern "C" __global__ void paged_attention_gqa_f32(
                 for (int t = 0; t < n; ++t) {
                     const int jj = base + t;
                     const int blk = table[jj / block_size];
-                    const float vd = v_pool[((long)blk * block_size + jj % block_size) * row_stride
-                                            + (long)kvh * head_dim + d];
+                    const float vd = kv_load(v_pool + ((long)blk * block_size + jj % block_size)
+                                                          * row_stride + (long)kvh * head_dim + d);
                     #pragma unroll
                     for (int g = 0; g < MAX_GROUP; ++g)
                         if (g < group) a[g] += scores[g * TILE + t] * vd;
@@ -266,3 +268,19 @@ extern "C" __global__ void paged_attention_gqa_f32(
         }
     }
 }
+
+// Entry points: f32 pools, and f16 pools (_kvf16).
+#define PAGED_ATTENTION_ENTRY(NAME, BODY, KV)                                              \
+extern "C" __global__ void NAME(                                                          \
+    void* out, const float* q, const KV* k_pool, const KV* v_pool, const int* block_tables, \
+    const int* token_seq, const int* positions, int num_heads, int num_kv_heads,          \
+    int head_dim, int block_size, int max_blocks, float scale, int window, float softcap, \
+    int out_bf16) {                                                                       \
+    BODY<KV>(out, q, k_pool, v_pool, block_tables, token_seq, positions, num_heads,       \
+             num_kv_heads, head_dim, block_size, max_blocks, scale, window, softcap,      \
+             out_bf16);                                                                   \
+}
+PAGED_ATTENTION_ENTRY(paged_attention_f32, paged_attention_head, float)
+PAGED_ATTENTION_ENTRY(paged_attention_f32_kvf16, paged_attention_head, unsigned short)
+PAGED_ATTENTION_ENTRY(paged_attention_gqa_f32, paged_attention_group, float)
+PAGED_ATTENTION_ENTRY(paged_attention_gqa_f32_kvf16, paged_attention_group, unsigned short)

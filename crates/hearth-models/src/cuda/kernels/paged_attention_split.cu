@@ -7,7 +7,7 @@
 // finish: a ticket counter says which, so no second kernel (and kernel boundary) is
 // needed. With one split the block writes the output itself.
 //
-// Layouts as paged_attention.cu; part is [T, num_heads, splits, PART_STRIDE(head_dim)]
+// Layouts as paged_attention.cu (pools of f32 or f16 bits); part is [T, num_heads, splits, PART_STRIDE(head_dim)]
 // (the weighted sum, then the running max and the denominator); tickets holds an
 // int per (row, KV head), zero between launches (the last block puts it back).
 
@@ -34,6 +34,25 @@ __device__ __forceinline__ void load_lane(float* dst, const float* src) {
         for (int i = 0; i < D; i += 2) {
             const float2 v = *reinterpret_cast<const float2*>(src + i);
             dst[i] = v.x; dst[i + 1] = v.y;
+        }
+    }
+}
+
+// The same from f16 bits: 8-byte loads (4 values) where D allows, else 4-byte.
+template <int D>
+__device__ __forceinline__ void load_lane(float* dst, const unsigned short* src) {
+    if (D % 4 == 0) {
+        #pragma unroll
+        for (int i = 0; i < D; i += 4) {
+            const uint2 v = *reinterpret_cast<const uint2*>(src + i);
+            dst[i] = f16_to_f32(v.x & 0xffff); dst[i + 1] = f16_to_f32(v.x >> 16);
+            dst[i + 2] = f16_to_f32(v.y & 0xffff); dst[i + 3] = f16_to_f32(v.y >> 16);
+        }
+    } else {
+        #pragma unroll
+        for (int i = 0; i < D; i += 2) {
+            const unsigned v = *reinterpret_cast<const unsigned*>(src + i);
+            dst[i] = f16_to_f32(v & 0xffff); dst[i + 1] = f16_to_f32(v >> 16);
         }
     }
 }
@@ -104,11 +123,11 @@ __device__ __forceinline__ void merge_splits(void* out, int out_bf16, const floa
     }
 }
 
-template <int D>
+template <int D, typename KV>
 __device__ void split_attention(
     void* __restrict__ out, int out_bf16, float* __restrict__ part,
-    const float* __restrict__ q, const float* __restrict__ k_pool,
-    const float* __restrict__ v_pool, const int* __restrict__ block_tables,
+    const float* __restrict__ q, const KV* __restrict__ k_pool,
+    const KV* __restrict__ v_pool, const int* __restrict__ block_tables,
     const int* __restrict__ token_seq, const int* __restrict__ positions,
     int num_heads, int num_kv_heads, int block_size, int max_blocks, float scale,
     int window, float softcap, int splits, int* __restrict__ tickets)
@@ -276,16 +295,19 @@ __device__ void split_attention(
                  sm, sm + group * splits, sm + 2 * group * splits);
 }
 
-#define SPLIT_KERNEL(NAME, D)                                                                \
+#define SPLIT_KERNEL(NAME, D, KV)                                                            \
 extern "C" __global__ void NAME(                                                            \
-    void* out, int out_bf16, float* part, const float* q, const float* k_pool,              \
-    const float* v_pool, const int* block_tables, const int* token_seq,                     \
+    void* out, int out_bf16, float* part, const float* q, const KV* k_pool,                 \
+    const KV* v_pool, const int* block_tables, const int* token_seq,                        \
     const int* positions, int num_heads, int num_kv_heads, int block_size, int max_blocks,  \
     float scale, int window, float softcap, int splits, int* tickets) {                      \
-    split_attention<D>(out, out_bf16, part, q, k_pool, v_pool, block_tables, token_seq,     \
-                       positions, num_heads, num_kv_heads, block_size, max_blocks, scale,   \
-                       window, softcap, splits, tickets);                                    \
+    split_attention<D, KV>(out, out_bf16, part, q, k_pool, v_pool, block_tables, token_seq, \
+                           positions, num_heads, num_kv_heads, block_size, max_blocks,      \
+                           scale, window, softcap, splits, tickets);                        \
 }
-SPLIT_KERNEL(paged_attention_split_d2, 2)
-SPLIT_KERNEL(paged_attention_split_d4, 4)
-SPLIT_KERNEL(paged_attention_split_d8, 8)
+SPLIT_KERNEL(paged_attention_split_d2, 2, float)
+SPLIT_KERNEL(paged_attention_split_d4, 4, float)
+SPLIT_KERNEL(paged_attention_split_d8, 8, float)
+SPLIT_KERNEL(paged_attention_split_d2_kvf16, 2, unsigned short)
+SPLIT_KERNEL(paged_attention_split_d4_kvf16, 4, unsigned short)
+SPLIT_KERNEL(paged_attention_split_d8_kvf16, 8, unsigned short)

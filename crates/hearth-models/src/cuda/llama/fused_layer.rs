@@ -35,6 +35,7 @@ impl CudaLlama {
             q: step.s[Q],
             k_pool: pools.0,
             v_pool: pools.1,
+            kv_f16: self.kv_f16,
             bias: w.qkv_bias.as_ref().map_or(0, |b| self.ptr(b)),
             positions: step.positions,
             slots: step.slots,
