@@ -92,6 +92,8 @@ case "${1:-}" in
         for f in llama3 qwen2 qwen3; do
             for t in f32 bf16; do
                 "$dev/cuda_llama_check" "crates/hearth-models/tests/fixtures/tiny/$f" "$t"
+                # K/V in f16 on both sides (`--kv-cache-dtype f16`).
+                "$dev/cuda_llama_check" "crates/hearth-models/tests/fixtures/tiny/$f" "$t" 24 f16
             done
             # The same models as GGUF files of 32-weight block types, kept quantized on
             # the GPU, against the CPU model of the same file dequantized.

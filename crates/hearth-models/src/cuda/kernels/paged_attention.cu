@@ -3,9 +3,9 @@
 // at position p attends to its sequence's keys max(0, p+1-window) ..= p, read in
 // place through the block table, with an online (running-max) softmax.
 //
-// Layouts: q, out [T, num_heads, head_dim] (f32); k_pool, v_pool
-// [num_blocks, block_size, num_kv_heads, head_dim] of KV (f32 or f16 bits, kv_load); block_tables [num_seqs,
-// max_blocks] (row-major, padded); token_seq, positions [T].
+// Layouts: q, out [T, num_heads, head_dim] (f32); k_pool, v_pool [num_blocks,
+// block_size, num_kv_heads, head_dim] of KV (f32 or f16 bits, kv_load); block_tables
+// [num_seqs, max_blocks] (row-major, padded); token_seq, positions [T].
 // Compiled at run time by NVRTC (no nvcc needed where hearth is built).
 
 #define TILE 128  // keys scored per pass; equals blockDim.x
