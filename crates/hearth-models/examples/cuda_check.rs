@@ -6,10 +6,11 @@
 
 use std::time::Instant;
 
+use cudarc::driver::CudaSlice;
 use half::f16;
 use hearth_models::attention::cpu::paged_attention;
 use hearth_models::attention::{AttnMeta, AttnShape};
-use hearth_models::cuda::paged_attention::{launch, DeviceBatch, Variant};
+use hearth_models::cuda::paged_attention::{launch, DeviceBatch, PoolElem, Variant};
 use hearth_models::cuda::Gpu;
 use hearth_models::{BatchInput, KvCacheLayout, SeqInput};
 
@@ -75,6 +76,77 @@ fn batch_for(case: &Case, block_size: usize, rng: &mut Rng) -> (BatchInput, usiz
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
+}
+
+/// One case's launch inputs on the GPU, the pools aside.
+struct Launch<'a> {
+    gpu: &'a Gpu,
+    q: &'a CudaSlice<f32>,
+    block_size: usize,
+    batch: &'a DeviceBatch,
+    shape: AttnShape,
+}
+
+impl Launch<'_> {
+    /// Every kernel variant over pools `k`, `v` (labelled `pools`) against `want`:
+    /// prints each one's error and median time, returns the worst relative error.
+    fn check<K: PoolElem>(
+        &self,
+        case: &str,
+        pools: &str,
+        k: &CudaSlice<K>,
+        v: &CudaSlice<K>,
+        want: &[f32],
+        cpu_us: f64,
+    ) -> Result<f64, Box<dyn std::error::Error>> {
+        let st = &self.gpu.stream;
+        let mut worst = 0f64;
+        for variant in [Variant::PerHead, Variant::Grouped, Variant::Split] {
+            let run = |out: &mut CudaSlice<f32>| {
+                launch(
+                    self.gpu,
+                    out,
+                    self.q,
+                    k,
+                    v,
+                    self.block_size,
+                    self.batch,
+                    self.shape,
+                    variant,
+                )
+            };
+            // Poisoned: every element must be written.
+            let mut dout = st.memcpy_stod(&vec![f32::NAN; want.len()])?;
+            run(&mut dout)?;
+            let got = st.memcpy_dtov(&dout)?;
+            let (mut num, mut den) = (0f64, 0f64);
+            for (g, w) in got.iter().zip(want) {
+                let d = *g as f64 - *w as f64;
+                num += if d.is_nan() { f64::INFINITY } else { d * d };
+                den += (*w as f64) * (*w as f64);
+            }
+            let rel = (num / den.max(1e-30)).sqrt();
+            worst = worst.max(rel);
+            let timing = Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT);
+            let mut times = Vec::new();
+            for _ in 0..30 {
+                let start = st.record_event(timing)?;
+                run(&mut dout)?;
+                let end = st.record_event(timing)?;
+                end.synchronize()?;
+                times.push(start.elapsed_ms(&end)? as f64 * 1e3);
+            }
+            println!(
+                "{:<52} {:>9} {:>10.2e} {:>10.1} {:>10.0}",
+                case,
+                format!("{variant:?}/{pools}"),
+                rel,
+                median(times),
+                cpu_us
+            );
+        }
+        Ok(worst)
+    }
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -180,71 +252,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let st = &gpu.stream;
         let dq = st.memcpy_stod(&q)?;
         let db = DeviceBatch::upload(&gpu, &batch, &meta)?;
-        for pools in ["f32", "f16"] {
-            let mut want = vec![0f32; q.len()];
-            let c0 = Instant::now();
-            if pools == "f16" {
-                paged_attention(&q, &k16, &v16, block_size, &batch, &meta, s, &mut want)?;
-            } else {
-                paged_attention(&q, &k, &v, block_size, &batch, &meta, s, &mut want)?;
-            }
-            let cpu_us = c0.elapsed().as_secs_f64() * 1e6;
-            let (dk, dv, dk16, dv16) = if pools == "f16" {
-                (
-                    None,
-                    None,
-                    Some(st.memcpy_stod(&bits(&k16))?),
-                    Some(st.memcpy_stod(&bits(&v16))?),
-                )
-            } else {
-                (
-                    Some(st.memcpy_stod(&k)?),
-                    Some(st.memcpy_stod(&v)?),
-                    None,
-                    None,
-                )
-            };
-            for variant in [Variant::PerHead, Variant::Grouped, Variant::Split] {
-                // Poisoned: every element must be written.
-                let mut dout = st.memcpy_stod(&vec![f32::NAN; q.len()])?;
-                let run = |dout: &mut _| match (&dk, &dv, &dk16, &dv16) {
-                    (Some(k), Some(v), _, _) => {
-                        launch(&gpu, dout, &dq, k, v, block_size, &db, s, variant)
-                    }
-                    (_, _, Some(k), Some(v)) => {
-                        launch(&gpu, dout, &dq, k, v, block_size, &db, s, variant)
-                    }
-                    _ => unreachable!("one kind of pool uploaded"),
-                };
-                run(&mut dout)?;
-                let got = st.memcpy_dtov(&dout)?;
-                let (mut num, mut den) = (0f64, 0f64);
-                for (g, w) in got.iter().zip(&want) {
-                    let d = *g as f64 - *w as f64;
-                    num += if d.is_nan() { f64::INFINITY } else { d * d };
-                    den += (*w as f64) * (*w as f64);
-                }
-                let rel = (num / den.max(1e-30)).sqrt();
-                worst = worst.max(rel);
-                let timing = Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT);
-                let mut times = Vec::new();
-                for _ in 0..30 {
-                    let start = st.record_event(timing)?;
-                    run(&mut dout)?;
-                    let end = st.record_event(timing)?;
-                    end.synchronize()?;
-                    times.push(start.elapsed_ms(&end)? as f64 * 1e3);
-                }
-                println!(
-                    "{:<52} {:>9} {:>10.2e} {:>10.1} {:>10.0}",
-                    case.name,
-                    format!("{variant:?}/{pools}"),
-                    rel,
-                    median(times),
-                    cpu_us
-                );
-            }
-        }
+        let mut want32 = vec![0f32; q.len()];
+        let c0 = Instant::now();
+        paged_attention(&q, &k, &v, block_size, &batch, &meta, s, &mut want32)?;
+        let cpu32 = c0.elapsed().as_secs_f64() * 1e6;
+        let mut want16 = vec![0f32; q.len()];
+        let c0 = Instant::now();
+        paged_attention(&q, &k16, &v16, block_size, &batch, &meta, s, &mut want16)?;
+        let cpu16 = c0.elapsed().as_secs_f64() * 1e6;
+        let on_gpu = Launch {
+            gpu: &gpu,
+            q: &dq,
+            block_size,
+            batch: &db,
+            shape: s,
+        };
+        let (dk, dv) = (st.memcpy_stod(&k)?, st.memcpy_stod(&v)?);
+        let rel = on_gpu.check(case.name, "f32", &dk, &dv, &want32, cpu32)?;
+        worst = worst.max(rel);
+        let (dk, dv) = (st.memcpy_stod(&bits(&k16))?, st.memcpy_stod(&bits(&v16))?);
+        let rel = on_gpu.check(case.name, "f16", &dk, &dv, &want16, cpu16)?;
+        worst = worst.max(rel);
     }
     if worst > 1e-4 || worst.is_nan() {
         eprintln!("FAIL: GPU attention differs from the CPU kernel (worst rel err {worst:.2e})");

@@ -7,9 +7,10 @@
 // finish: a ticket counter says which, so no second kernel (and kernel boundary) is
 // needed. With one split the block writes the output itself.
 //
-// Layouts as paged_attention.cu (pools of f32 or f16 bits); part is [T, num_heads, splits, PART_STRIDE(head_dim)]
-// (the weighted sum, then the running max and the denominator); tickets holds an
-// int per (row, KV head), zero between launches (the last block puts it back).
+// Layouts as paged_attention.cu (pools of f32 or f16 bits); part is [T, num_heads,
+// splits, PART_STRIDE(head_dim)] (the weighted sum, then the running max and the
+// denominator); tickets holds an int per (row, KV head), zero between launches (the
+// last block puts it back).
 
 #define SPLIT_WARPS 4
 #define SPLIT_MAX_GROUP 8
