@@ -171,12 +171,15 @@ case "${1:-}" in
         # The big model against the CPU model too (few steps: the CPU side is slow);
         # SKIP_CHECK=1 when `profile` already ran it on this machine.
         [ "${SKIP_CHECK:-0}" = 1 ] || "$dev/cuda_llama_check" "$model3b" bf16 6 | tee "$out/check_3b.txt"
+        # SERVE_ARGS adds serve flags (e.g. "--kv-cache-dtype f16"); TAG names the files.
+        tag=${TAG:-hearth}
         "$dev/hearth" serve "$model3b" --device cuda --port 8200 --served-model-name m \
-            --max-num-seqs 256 --max-num-batched-tokens 4096 >"$out/hearth_serve.log" 2>&1 &
+            --max-num-seqs 256 --max-num-batched-tokens 4096 ${SERVE_ARGS:-} \
+            >"$out/${tag}_serve.log" 2>&1 &
         pid=$!
-        wait_ready http://127.0.0.1:8200 || { tail -n 30 "$out/hearth_serve.log"; exit 1; }
-        grep -E "KV cache|loaded|listening" "$out/hearth_serve.log" | head -n 5 || true
-        bench_server http://127.0.0.1:8200 hearth "$out"
+        wait_ready http://127.0.0.1:8200 || { tail -n 30 "$out/${tag}_serve.log"; exit 1; }
+        grep -E "KV cache|loaded|listening" "$out/${tag}_serve.log" | head -n 5 || true
+        bench_server http://127.0.0.1:8200 "$tag" "$out"
         kill "$pid"
         wait "$pid" 2>/dev/null || true
         # SKIP_BASELINE=1: hearth alone (the baseline already measured in this session).
