@@ -49,7 +49,8 @@ pub struct ServeArgs {
     /// What the KV cache stores K and V in: `f16` (the CPU default, as llama.cpp's: half
     /// the memory of f32, so twice the tokens for the same budget and half the bytes
     /// attention reads, at ~5e-4 relative rounding of each value) or `f32` (the model's
-    /// own values; the GPU default, faster there on an H100 at every batch measured).
+    /// own values; the GPU default, with which batch 1 was measured at 70% of an H100's
+    /// bandwidth; f16 there is ~4% faster at 128 sequences).
     #[arg(long)]
     pub kv_cache_dtype: Option<hearth_models::KvDtype>,
     /// Requests accepted but not yet scheduled, at most; beyond it new ones get 503.
@@ -110,8 +111,8 @@ impl ServeArgs {
         c.block_size = self.block_size.unwrap_or(c.block_size);
         c.kv_cache_dtype = self.kv_cache_dtype.unwrap_or(match self.device {
             crate::model_source::DeviceArg::Cpu => hearth_models::KvDtype::F16,
-            // On an H100 the f32 pools decode faster than f16 at every batch measured
-            // (BENCHMARKS.md); f16 is there for twice the tokens in one budget.
+            // f32: the pools batch 1 was measured with on an H100 (BENCHMARKS.md); f16
+            // holds twice the tokens and is ~4% faster at 128 sequences.
             _ => hearth_models::KvDtype::F32,
         });
         c.max_waiting = self.max_queued_requests;
