@@ -1,9 +1,9 @@
-//! What the tests with a fake model (no weights) share: the tiny fixture tokenizer and
-//! a small llama-shaped spec.
+//! What the tests with a fake model (no weights) share: the tiny fixture tokenizer, a
+//! small llama-shaped spec and the shape of a forward's answer.
 
 use std::sync::Arc;
 
-use hearth_models::ModelSpec;
+use hearth_models::{BatchInput, ModelSpec};
 
 /// The byte-level BPE fixture of hearth-text.
 pub fn tiny_tokenizer() -> Arc<hearth_text::Tokenizer> {
@@ -26,4 +26,13 @@ pub fn tiny_spec(vocab: usize) -> ModelSpec {
         vocab_size: vocab,
         max_context: 256,
     }
+}
+
+/// A forward's answer: `row()` for each sequence that asks for logits, empty for the rest.
+pub fn logits_where_needed(batch: &BatchInput, mut row: impl FnMut() -> Vec<f32>) -> Vec<Vec<f32>> {
+    batch
+        .seqs
+        .iter()
+        .map(|s| if s.needs_logits { row() } else { Vec::new() })
+        .collect()
 }
