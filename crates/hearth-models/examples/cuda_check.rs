@@ -254,11 +254,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let db = DeviceBatch::upload(&gpu, &batch, &meta)?;
         let mut want32 = vec![0f32; q.len()];
         let c0 = Instant::now();
-        paged_attention(&q, &k, &v, block_size, &batch, &meta, s, &mut want32)?;
+        // The GPU keeps K rows like V's; the CPU kernel reads K slot-minor (`KvPool`).
+        let (cpu_k, cpu_k16) = (layout.k_pool_from_rows(&k), layout.k_pool_from_rows(&k16));
+        paged_attention(&q, &cpu_k, &v, block_size, &batch, &meta, s, &mut want32)?;
         let cpu32 = c0.elapsed().as_secs_f64() * 1e6;
         let mut want16 = vec![0f32; q.len()];
         let c0 = Instant::now();
-        paged_attention(&q, &k16, &v16, block_size, &batch, &meta, s, &mut want16)?;
+        paged_attention(&q, &cpu_k16, &v16, block_size, &batch, &meta, s, &mut want16)?;
         let cpu16 = c0.elapsed().as_secs_f64() * 1e6;
         let on_gpu = Launch {
             gpu: &gpu,

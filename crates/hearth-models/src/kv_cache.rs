@@ -61,6 +61,27 @@ pub struct KvCacheLayout {
 }
 
 impl KvCacheLayout {
+    /// Where K's value for `slot` (block `slot / block_size`), KV head `head`, dimension
+    /// `d` lies in a layer's K pool (see `KvPool`).
+    pub fn k_index(&self, slot: usize, head: usize, d: usize) -> usize {
+        let (block, at) = (slot / self.block_size, slot % self.block_size);
+        let row = self.num_kv_heads * self.head_dim;
+        (block * row + head * self.head_dim + d) * self.block_size + at
+    }
+
+    /// A layer's K pool from K rows laid out like V's (`[slot][head][dim]`, as the GPU
+    /// keeps them): each value moved to `k_index`.
+    pub fn k_pool_from_rows<T: Copy>(&self, rows: &[T]) -> Vec<T> {
+        let row = self.num_kv_heads * self.head_dim;
+        let mut out = rows.to_vec();
+        for (slot, r) in rows.chunks_exact(row.max(1)).enumerate() {
+            for (e, &x) in r.iter().enumerate() {
+                out[self.k_index(slot, e / self.head_dim, e % self.head_dim)] = x;
+            }
+        }
+        out
+    }
+
     /// Bytes of K and V for one block across all layers, stored as `dtype`.
     pub fn bytes_per_block(&self, dtype: KvDtype) -> usize {
         2 * self.num_layers * self.block_size * self.num_kv_heads * self.head_dim * dtype.bytes()
@@ -86,7 +107,10 @@ impl KvCacheLayout {
     }
 }
 
-/// One layer's K (or V): `[num_blocks, block_size, num_kv_heads, head_dim]`.
+/// One layer's K or V. V is `[num_blocks, block_size, num_kv_heads, head_dim]`; K is
+/// `[num_blocks, num_kv_heads, head_dim, block_size]` (`KvCacheLayout::k_index`): a
+/// dimension's values for a block's slots lie together, so CPU attention scores 8
+/// keys a vector, with no sum across lanes.
 pub enum KvPool {
     F32(Vec<f32>),
     F16(Vec<f16>),
@@ -115,6 +139,15 @@ impl KvPool {
         match self {
             KvPool::F32(v) => v[at..at + src.len()].copy_from_slice(src),
             KvPool::F16(v) => v[at..at + src.len()].convert_from_f32_slice(src),
+        }
+    }
+
+    /// `src[e]` into element `at + e * stride` (rounded as `write` does).
+    fn write_strided(&mut self, at: usize, stride: usize, src: &[f32]) {
+        let places = (0..src.len()).map(|e| at + e * stride);
+        match self {
+            KvPool::F32(v) => places.zip(src).for_each(|(i, &x)| v[i] = x),
+            KvPool::F16(v) => places.zip(src).for_each(|(i, &x)| v[i] = f16::from_f32(x)),
         }
     }
 }
@@ -173,14 +206,19 @@ impl KvCache {
     }
 
     /// Copies row `i` of `k`/`v` (`[T, num_kv_heads * head_dim]`, row-major) into
-    /// `slots[i]` of `layer`. Slots must already be validated against the pool.
+    /// `slots[i]` of `layer` (K's values to their `k_index`). Slots must already be validated against the pool.
     pub fn write(&mut self, layer: usize, k: &[f32], v: &[f32], slots: &[u32]) {
-        let row = self.row_len();
+        let (row, bs) = (self.row_len(), self.layout.block_size);
         let (kl, vl) = (&mut self.k[layer], &mut self.v[layer]);
         for (i, &slot) in slots.iter().enumerate() {
-            let dst = slot as usize * row;
-            kl.write(dst, &k[i * row..(i + 1) * row]);
-            vl.write(dst, &v[i * row..(i + 1) * row]);
+            let slot = slot as usize;
+            // A K row's values are block_size apart (`KvPool`).
+            kl.write_strided(
+                self.layout.k_index(slot, 0, 0),
+                bs,
+                &k[i * row..(i + 1) * row],
+            );
+            vl.write(slot * row, &v[i * row..(i + 1) * row]);
         }
     }
 }

@@ -291,11 +291,14 @@ fn logits_match_transformers_with_f16_kv_cache() {
 /// with the 8-row Q4_1 kernel and was 0.099 with the earlier one-row kernel (other float
 /// summation order, so some activations round to other Q8_1 values); the earlier kernel
 /// picked 2988, as transformers does (f32 margin 0.22), this one picks 1797.
+/// Step 14 is another: 33 led 34 by 0.075 until attention's scores became one chain of
+/// fused multiply-adds a key (and its softmax 2^x with a lazy maximum); now 34 leads by
+/// 0.061. Both models' logits stay as close to transformers' as before.
 const PINNED: [(&str, &[u32]); 2] = [
     (
         "plain",
         &[
-            7042, 30, 198, 198, 504, 1797, 1918, 553, 253, 2155, 282, 4723, 216, 35, 33, 33, 2215,
+            7042, 30, 198, 198, 504, 1797, 1918, 553, 253, 2155, 282, 4723, 216, 35, 34, 33, 2215,
             701, 30, 198, 198, 504, 1797, 1918, 553, 253, 2155, 282, 4723, 216, 35, 33,
         ],
     ),

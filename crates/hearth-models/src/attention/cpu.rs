@@ -3,7 +3,7 @@
 //! K/V row in place from the pool once per tile, with an online (running-max) softmax
 //! over chunks of keys, so no full score vector is materialised.
 
-use super::cpu_kernels::{self, Rows};
+use super::cpu_kernels::{self, Rows, Running};
 use super::kv_elem::KvElem;
 use super::{AttnMeta, AttnShape, PagedAttention};
 use crate::shared_out::SharedOut;
@@ -14,6 +14,9 @@ use std::ops::Range;
 
 /// Keys scored at once before the accumulator is rescaled.
 const CHUNK: usize = cpu_kernels::MAX_KEYS;
+
+/// Chunks a tile of fewer than 4 queries scores at once.
+const SPAN: usize = 4;
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct CpuPagedAttention;
@@ -278,7 +281,9 @@ unsafe fn attend_tile_avx2<T: KvElem>(
 /// `row0 + i` at position `positions[i]`, over keys `[first, position]`; scores
 /// soft-capped when asked), into `o` as `[row][head][hd]`. Keys come in chunks that end
 /// at every multiple of `CHUNK` and every block boundary; the chunk's scores for all
-/// the tile's queries are computed together (`cpu_kernels::scores`), then each query
+/// the tile's queries are computed together (`cpu_kernels::scores`, 8 keys a vector
+/// from K's slot-minor blocks; a tile of few queries scores `SPAN` chunks at once),
+/// then each query
 /// folds its own keys of the chunk into its running softmax (`cpu_kernels::weights` for
 /// every query, then the V sums, shared by two queries over the same keys). Per query,
 /// the operations and their order depend only on its own key range and the keys'
@@ -314,89 +319,146 @@ fn attend_tile<T: KvElem>(
         })
         .collect();
     let mut max = vec![f32::NEG_INFINITY; nq];
-    let mut denom = vec![0f32; nq];
-    let mut scores = vec![[0f32; CHUNK]; nq];
+    let mut denom = vec![[0f32; 8]; nq];
+    // A decode tile's few queries score several chunks at once (independent chains of
+    // fused multiply-adds to fill the pipes); a prefill tile's many queries, one chunk.
+    let span = if nq >= 4 { 1 } else { SPAN };
+    let mut scores = vec![[0f32; CHUNK]; span * nq];
     o.fill(0.0);
     let lo = ranges.iter().map(|r| r.0).min().unwrap_or(0);
     let hi = ranges.iter().map(|r| r.1).max().unwrap_or(0);
-    let head_off = tile.kv_head * hd;
+    // K of this head in a block: dimension d's slots at `k_base + d * bs` (`KvPool`).
+    let k_base = |start: usize| (table[start / bs] as usize * l.row_len + tile.kv_head * hd) * bs;
+    // Where a chunk's 16 slots do not fit in its block (block sizes not a multiple of
+    // 16), its keys are copied into `padded` ([chunk][d][16], zeros past its keys).
+    let direct = bs.is_multiple_of(CHUNK);
+    let mut padded = if direct {
+        Vec::new()
+    } else {
+        vec![T::ZERO; span * hd * CHUNK]
+    };
     // Chunks begin where a chunk or block begins, whatever the tile's first key, so a
     // key's slot in its chunk (which fixes the order its weight is summed in) depends
     // on its position alone; keys before a query's first are masked like any other.
     let mut start = (lo / CHUNK * CHUNK).max(lo / bs * bs);
     while start < hi {
-        let end = (start / CHUNK + 1) * CHUNK;
-        let end = end.min((start / bs + 1) * bs).min(hi);
-        // [start, end) lies in one block, so its rows are contiguous in the pool.
-        let base = (table[start / bs] as usize * bs + start % bs) * l.row_len + head_off;
-        let rows = |pool| Rows {
-            pool,
-            base,
-            stride: l.row_len,
-            len: hd,
-        };
-        // Queries after the last whose window starts before `end` have no key here.
-        let live = ranges.iter().rposition(|r| r.0 < end).map_or(0, |i| i + 1);
-        cpu_kernels::scores(simd, &qs[..live], rows(k_pool), end - start, &mut scores);
-        let slots_of = |i: usize| {
-            let (first, ctx) = ranges[i];
-            first.max(start).saturating_sub(start)..ctx.min(end).saturating_sub(start)
-        };
-        // Every query's softmax step first, then the V sums: the steps (short dependent
-        // chains of max, exp and sums) may overlap one another, and a V sum of two
-        // queries reads both queries' finished weights.
-        for i in 0..live {
-            let slots = slots_of(i);
-            if !slots.is_empty() {
-                let run = (&mut max[i], &mut denom[i], &mut o[i * hd..(i + 1) * hd]);
-                cpu_kernels::weights(simd, &mut scores[i], slots, l.scale, run);
-            }
+        // Up to `span` chunks: [bounds[c], bounds[c + 1]), each inside one block.
+        let mut bounds = [start; SPAN + 1];
+        let mut n = 0;
+        while n < span && bounds[n] < hi {
+            let at = bounds[n];
+            bounds[n + 1] = ((at / CHUNK + 1) * CHUNK).min((at / bs + 1) * bs).min(hi);
+            n += 1;
         }
-        let mut i = 0;
-        while i < live {
-            let slots = slots_of(i);
-            if slots.is_empty() {
-                i += 1;
-                continue;
-            }
-            let mut values = rows(v_pool);
-            values.base += slots.start * l.row_len;
-            let (o_i, o_rest) = o[i * hd..].split_at_mut(hd);
-            // The next query over the same keys (the next head of the row) shares the
-            // V reads.
-            if i + 1 < live && slots_of(i + 1) == slots {
-                let w = [&scores[i][slots.clone()], &scores[i + 1][slots]];
-                cpu_kernels::weighted_sum2(simd, [o_i, &mut o_rest[..hd]], w, values);
-                i += 2;
+        let mut starts = [0usize; 2 * SPAN];
+        for c in 0..n {
+            let at = bounds[c];
+            if direct {
+                let first = k_base(at) + at % bs;
+                starts[2 * c] = first;
+                starts[2 * c + 1] = first + 8;
             } else {
-                cpu_kernels::weighted_sum(simd, o_i, &scores[i][slots], values);
-                i += 1;
+                let dst = &mut padded[c * hd * CHUNK..(c + 1) * hd * CHUNK];
+                dst.fill(T::ZERO);
+                let (first, keys) = (k_base(at) + at % bs, bounds[c + 1] - at);
+                for d in 0..hd {
+                    let src = &k_pool[first + d * bs..first + d * bs + keys];
+                    dst[d * CHUNK..d * CHUNK + keys].copy_from_slice(src);
+                }
+                starts[2 * c] = c * hd * CHUNK;
+                starts[2 * c + 1] = c * hd * CHUNK + 8;
             }
         }
-        start = end;
+        let keys = cpu_kernels::KeyVectors {
+            pool: if direct { k_pool } else { &padded },
+            starts: &starts[..2 * n],
+            stride: if direct { bs } else { CHUNK },
+            dims: hd,
+        };
+        // Queries after the last whose window starts before the span's end have no key
+        // in it.
+        let live = ranges
+            .iter()
+            .rposition(|r| r.0 < bounds[n])
+            .map_or(0, |i| i + 1);
+        cpu_kernels::scores(simd, &qs[..live], keys, nq, &mut scores);
+        for c in 0..n {
+            let (start, end) = (bounds[c], bounds[c + 1]);
+            let scores = &mut scores[c * nq..(c + 1) * nq];
+            let live = ranges.iter().rposition(|r| r.0 < end).map_or(0, |i| i + 1);
+            let slots_of = |i: usize| {
+                let (first, ctx) = ranges[i];
+                first.max(start).saturating_sub(start)..ctx.min(end).saturating_sub(start)
+            };
+            // Every query's softmax step first, then the V sums: the steps (short
+            // dependent chains of max, exp and sums) may overlap one another, and a V sum
+            // of two queries reads both queries' finished weights.
+            for i in 0..live {
+                let slots = slots_of(i);
+                if !slots.is_empty() {
+                    let run = Running {
+                        max: &mut max[i],
+                        denom: &mut denom[i],
+                        o: &mut o[i * hd..(i + 1) * hd],
+                    };
+                    cpu_kernels::weights(simd, &mut scores[i], slots, l.scale, run);
+                }
+            }
+            // [start, end) lies in one block, so its V rows are contiguous in the pool.
+            let v_base =
+                (table[start / bs] as usize * bs + start % bs) * l.row_len + tile.kv_head * hd;
+            let mut i = 0;
+            while i < live {
+                let slots = slots_of(i);
+                if slots.is_empty() {
+                    i += 1;
+                    continue;
+                }
+                let values = Rows {
+                    pool: v_pool,
+                    base: v_base + slots.start * l.row_len,
+                    stride: l.row_len,
+                    len: hd,
+                };
+                let (o_i, o_rest) = o[i * hd..].split_at_mut(hd);
+                // The next query over the same keys (the next head of the row) shares
+                // the V reads.
+                if i + 1 < live && slots_of(i + 1) == slots {
+                    let w = [&scores[i][slots.clone()], &scores[i + 1][slots]];
+                    cpu_kernels::weighted_sum2(simd, [o_i, &mut o_rest[..hd]], w, values);
+                    i += 2;
+                } else {
+                    cpu_kernels::weighted_sum(simd, o_i, &scores[i][slots], values);
+                    i += 1;
+                }
+            }
+        }
+        start = bounds[n];
     }
     for i in 0..nq {
-        let inv = 1.0 / denom[i];
+        let inv = 1.0 / cpu_kernels::reduce(denom[i]);
         o[i * hd..(i + 1) * hd].iter_mut().for_each(|x| *x *= inv);
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::cpu_kernels::exp;
+    use super::cpu_kernels::{exp2, SLACK};
 
-    /// The polynomial against libm over the range softmax uses.
+    /// The polynomial against libm over the range softmax uses (a score at most `SLACK`
+    /// past its reference, down to where 2^x leaves f32's normal range).
     #[test]
-    fn exp_is_within_a_few_ulp_of_libm() {
-        for i in 0..=100_000 {
-            let x = -87.0 * i as f32 / 100_000.0;
-            let (got, want) = (exp(x), x.exp());
+    fn exp2_is_within_a_few_ulp_of_libm() {
+        let (lo, hi) = (-126.0f32, SLACK);
+        for i in 0..=200_000 {
+            let x = lo + (hi - lo) * i as f32 / 200_000.0;
+            let (got, want) = (exp2(x), x.exp2());
             assert!(
                 (got - want).abs() <= 4e-7 * want,
-                "exp({x}) = {got}, libm {want}"
+                "exp2({x}) = {got}, libm {want}"
             );
         }
-        assert_eq!(exp(0.0), 1.0);
-        assert!(exp(-1000.0) < 1e-37);
+        assert!(exp2(-1000.0) <= 1.2e-38);
+        assert!(exp2(f32::NEG_INFINITY) <= 1.2e-38);
     }
 }

@@ -1,19 +1,18 @@
 //! The inner loops of CPU attention, each with a portable path and an AVX2+FMA path
 //! that perform the same operations in the same order (so they give the same bits):
-//! query·key scores, 2 queries x 4 keys at a time; a chunk's softmax step (`weights`),
-//! on its 16 slots as two masked vectors; and the softmax-weighted sum of V rows, 64
-//! columns held in registers across the keys (or 32 columns of two queries at once).
+//! query·key scores, 8 keys a vector (K is stored slot-minor, `KvPool`), up to 6
+//! queries x 16 keys at a time; a chunk's softmax step (`weights`), on its 16 slots as
+//! two vectors; and the softmax-weighted sum of V rows, 64 columns held in registers
+//! across the keys (or 32 columns of two queries at once).
 //!
-//! A score is `reduce(lanes)` plus a tail: lane `l` accumulates `q[d] * k[d]` for
-//! `d ≡ l (mod 8)` in `d` order with fused multiply-adds; `reduce` adds the 8 lanes as a
-//! pairwise tree (what a horizontal add does); products past the last multiple of 8 are
-//! added after, in order. An output element is `o = w[j] * v[j] + o` (fused), key by key.
+//! A score is one chain of fused multiply-adds `s = q[d] * k[d] + s` in `d` order from
+//! 0. An output element is `o = w[j] * v[j] + o` (fused), key by key.
 
 use super::kv_elem::KvElem;
 use std::ops::Range;
 
 /// Lanes of a score's accumulator.
-const LANES: usize = 8;
+pub(super) const LANES: usize = 8;
 
 /// The most keys one `scores` call takes (a chunk).
 pub(super) const MAX_KEYS: usize = 16;
@@ -48,59 +47,59 @@ impl<'a, T> Rows<'a, T> {
     }
 }
 
-/// `out[i][j] = q_i · K_j` for the queries `qs` and the `n` rows of `keys`. Inlined,
-/// like the others here, so the caller's AVX2 build inlines the SIMD paths.
+/// Keys of a span of chunks in the K pool's slot-minor layout (`KvPool`): key vector
+/// `v` (8 consecutive keys) has dimension `d`'s values at `pool[starts[v] + d *
+/// stride..][..8]`; vectors `2c` and `2c + 1` are chunk `c`'s 16 slots.
+#[derive(Clone, Copy)]
+pub(super) struct KeyVectors<'a, T> {
+    pub(super) pool: &'a [T],
+    pub(super) starts: &'a [usize],
+    pub(super) stride: usize,
+    pub(super) dims: usize,
+}
+
+/// `out[c * nq + i][j] = q_i · K_{chunk c, slot j}` for the queries `qs` (each `dims`
+/// long) and every slot of the chunks of `keys` (slots past a chunk's keys get whatever
+/// the pool holds there; the caller masks them). A score is one chain of fused
+/// multiply-adds in dimension order from 0, so a key's 8 lanes need no reduction and
+/// the SIMD and portable paths give the same bits. Inlined, like the others here, so
+/// the caller's AVX2 build inlines the SIMD paths.
 #[inline(always)]
 pub(super) fn scores<T: KvElem>(
     simd: bool,
     qs: &[&[f32]],
-    keys: Rows<T>,
-    n: usize,
+    keys: KeyVectors<T>,
+    nq: usize,
     out: &mut [[f32; MAX_KEYS]],
 ) {
+    let nv = keys.starts.len();
+    let last = keys.dims.saturating_sub(1) * keys.stride + LANES;
     assert!(
-        n <= MAX_KEYS && out.len() >= qs.len() && qs.iter().all(|q| q.len() == keys.len),
-        "score block too large"
+        nv.is_multiple_of(2)
+            && qs.len() <= nq
+            && out.len() >= nv / 2 * nq
+            && qs.iter().all(|q| q.len() == keys.dims)
+            && keys.starts.iter().all(|&s| s + last <= keys.pool.len()),
+        "score block outside its buffers"
     );
     #[cfg(target_arch = "x86_64")]
-    if simd {
-        // SAFETY: the caller passes `simd` only where AVX2 and FMA were detected; the
-        // lengths are checked above.
-        return unsafe { avx2::scores(qs, keys, n, out) };
+    if simd && keys.dims > 0 {
+        // SAFETY: the caller passes `simd` only where AVX2 and FMA were detected; every
+        // key vector's reads and every output row were checked above.
+        return unsafe { avx2::scores(qs, keys, nq, out) };
     }
     let _ = simd;
-    for (pair, o) in qs.chunks(2).zip(out.chunks_mut(2)) {
-        for j0 in (0..n).step_by(4) {
-            // Past the last key, the last key again (results dropped).
-            let k: [&[T]; 4] = std::array::from_fn(|d| keys.row((j0 + d).min(n - 1)));
-            for (i, q) in pair.iter().enumerate() {
-                let s = dots(q, k);
-                for (d, v) in s.into_iter().enumerate().take(n - j0) {
-                    o[i][j0 + d] = v;
+    for (i, q) in qs.iter().enumerate() {
+        for (v, &at) in keys.starts.iter().enumerate() {
+            for l in 0..LANES {
+                let mut s = 0f32;
+                for (d, &qd) in q.iter().enumerate() {
+                    s = qd.mul_add(keys.pool[at + d * keys.stride + l].to_f32(), s);
                 }
+                out[v / 2 * nq + i][v % 2 * LANES + l] = s;
             }
         }
     }
-}
-
-/// One query x four keys; every row has the query's length.
-#[inline(always)]
-fn dots<T: KvElem>(q: &[f32], k: [&[T]; 4]) -> [f32; 4] {
-    let hd = q.len();
-    let full = hd / LANES * LANES;
-    std::array::from_fn(|j| {
-        let mut acc = [0f32; LANES];
-        for c in (0..full).step_by(LANES) {
-            for l in 0..LANES {
-                acc[l] = q[c + l].mul_add(k[j][c + l].to_f32(), acc[l]);
-            }
-        }
-        let mut s = reduce(acc);
-        for d in full..hd {
-            s = q[d].mul_add(k[j][d].to_f32(), s);
-        }
-        s
-    })
 }
 
 /// Pairwise: (0+1)+(2+3) and (4+5)+(6+7), then the two.
@@ -174,12 +173,26 @@ pub(super) fn weighted_sum2<T: KvElem>(
     }
 }
 
-/// The first half of folding a chunk's keys at `slots` into one query's running softmax
-/// `(max, denom, o)`: the scores `s` (slot j: the chunk's key j) are scaled and
-/// soft-capped; where their largest beats `max`, the state is rescaled to it (by `exp`
-/// below, not libm's, whose call showed as 1.5-2% of serving time); they become weights
-/// `exp(s - max)` in place, added to `denom` lane by slot (lane `j % 8` adds slot j's
-/// weight in slot order, then `reduce`). The second half is `weighted_sum` (or
+/// How far (in powers of two) a chunk's largest score may pass the running softmax's
+/// reference before the state is moved to it: weights then reach at most 2^8, far from
+/// f32's range, and most chunks of a long context skip the horizontal maximum and the
+/// rescale (the result is the same softmax; only where its terms are rounded moves).
+pub(super) const SLACK: f32 = 8.0;
+
+/// A query's running softmax: the reference `max` (log2 units) its weights are taken
+/// against, the denominator as 8 lane sums (lane `l` adds slot `l` then `l + 8` of each
+/// chunk; `reduce` at the end), and its output row `o` (unnormalised).
+pub(super) struct Running<'a> {
+    pub(super) max: &'a mut f32,
+    pub(super) denom: &'a mut [f32; LANES],
+    pub(super) o: &'a mut [f32],
+}
+
+/// The first half of folding a chunk's keys at `slots` into one query's running
+/// softmax: the scores `s` (slot j: the chunk's key j) are scaled to log2 units and
+/// soft-capped; where their largest passes the reference by more than `SLACK` (or there
+/// is none yet), the state is rescaled to it; they become weights `2^(s - max)` in
+/// place, added to the denominator's lanes. The second half is `weighted_sum` (or
 /// `weighted_sum2`) of the weights at `slots`.
 #[inline(always)]
 pub(super) fn weights(
@@ -187,7 +200,7 @@ pub(super) fn weights(
     s: &mut [f32; MAX_KEYS],
     slots: Range<usize>,
     (scale, softcap): (f32, Option<f32>),
-    (max, denom, o): (&mut f32, &mut f32, &mut [f32]),
+    run: Running,
 ) {
     assert!(
         slots.start < slots.end && slots.end <= MAX_KEYS,
@@ -200,59 +213,60 @@ pub(super) fn weights(
         }
         scale = 1.0;
     }
+    let scale = scale * std::f32::consts::LOG2_E;
     #[cfg(target_arch = "x86_64")]
     if simd {
         // SAFETY: the caller passes `simd` only where AVX2 and FMA were detected.
-        unsafe { avx2::softmax_step(s, slots.clone(), scale, max, denom, o) };
+        unsafe { avx2::softmax_step(s, slots.clone(), scale, run) };
+        return;
     }
-    if !simd || cfg!(not(target_arch = "x86_64")) {
-        let w = &mut s[slots.clone()];
-        w.iter_mut().for_each(|x| *x *= scale);
-        let m = self::max(w);
-        if m > *max {
-            rescale(o, denom, exp(*max - m));
-            *max = m;
-        }
-        w.iter_mut().for_each(|x| *x = exp(*x - *max));
-        let mut acc = [0f32; LANES];
-        for j in slots.clone() {
-            acc[j % LANES] += s[j];
-        }
-        *denom += reduce(acc);
+    let _ = simd;
+    let w = &mut s[slots.clone()];
+    w.iter_mut().for_each(|x| *x *= scale);
+    let m = self::max(w);
+    if !(m <= *run.max + SLACK) {
+        rescale(run.o, run.denom, exp2(*run.max - m));
+        *run.max = m;
+    }
+    w.iter_mut().for_each(|x| *x = exp2(*x - *run.max));
+    for j in slots {
+        run.denom[j % LANES] += s[j];
     }
 }
 
-/// `denom *= c`, `o *= c`: the running state moved to a larger maximum.
+/// `denom *= c`, `o *= c`: the running state moved to a larger reference.
 #[inline(always)]
-fn rescale(o: &mut [f32], denom: &mut f32, c: f32) {
-    *denom *= c;
+fn rescale(o: &mut [f32], denom: &mut [f32; LANES], c: f32) {
+    denom.iter_mut().for_each(|x| *x *= c);
     o.iter_mut().for_each(|x| *x *= c);
 }
 
-/// e^x for x <= 0 (a score minus its running maximum), Cephes' `expf` polynomial without
-/// branches so a slice of them vectorises, evaluated with fused multiply-adds (half the
-/// operations and half the dependent chain of separate ones): relative error ~2e-7;
-/// below -87.3 it returns e^-87.3 (~1e-38) where libm would return subnormals or 0.
+/// 2^x (x a score minus its reference, in log2 units): x clamped to [-126, 126], split
+/// into the nearest integer n (ties to even) and f in [-0.5, 0.5], 2^f by a degree-5
+/// polynomial (fitted for relative error, ~2.5e-7) evaluated with fused multiply-adds,
+/// times 2^n built in the exponent bits. Fewer operations than e^x's two-part range
+/// reduction, so cheaper per weight.
 #[inline(always)]
-pub(super) fn exp(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    // Adding and subtracting 1.5 * 2^23 rounds to the nearest integer.
-    const ROUND: f32 = 12_582_912.0;
-    let x = x.clamp(-87.3, 0.0);
-    let n = x.mul_add(LOG2E, ROUND) - ROUND;
-    let r = (-n).mul_add(LN2_LO, (-n).mul_add(LN2_HI, x));
-    let mut p: f32 = 1.987_569_1e-4;
-    for c in EXP_POLY {
-        p = p.mul_add(r, c);
+pub(super) fn exp2(x: f32) -> f32 {
+    let x = x.clamp(-126.0, 126.0);
+    let n = x.round_ties_even();
+    let f = x - n;
+    let mut p = EXP2_POLY[0];
+    for c in &EXP2_POLY[1..] {
+        p = p.mul_add(f, *c);
     }
-    let y = (p * r).mul_add(r, r) + 1.0;
-    f32::from_bits(((n as i32 + 127) << 23) as u32) * y
+    f32::from_bits(((n as i32 + 127) << 23) as u32) * p
 }
 
-/// Cephes' `expf` coefficients after the first, highest power first.
-const EXP_POLY: [f32; 5] = [1.398_2e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5];
+/// The 2^f polynomial's coefficients, highest power first.
+const EXP2_POLY: [f32; 6] = [
+    1.327_647_1e-3,
+    9.675_542e-3,
+    5.550_713e-2,
+    0.240_221_2,
+    0.693_146_94,
+    1.000_000_1,
+];
 
 /// The largest of `w` (NEG_INFINITY if empty), lane by lane so it vectorises; a
 /// maximum does not depend on the order it is taken in.
@@ -275,181 +289,186 @@ pub(super) fn max(w: &[f32]) -> f32 {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{KvElem, Rows, COLS, EXP_POLY, HALF, MAX_KEYS};
+    use super::{KeyVectors, KvElem, Rows, Running, COLS, EXP2_POLY, HALF, LANES, MAX_KEYS, SLACK};
     use std::arch::x86_64::*;
     use std::ops::Range;
 
-    /// `super::scores` with each lane's chain in a vector lane and `reduce` as horizontal
-    /// adds: `hadd` pairs (0+1, 2+3), a second `hadd` adds those pairs, and the two
-    /// 128-bit halves are added last; a pair of queries x four keys per pass, its four
-    /// scores per query stored at once (slots past `n` get scores of the last key,
-    /// which the caller never reads). One function, so nothing here is a call.
+    /// `super::scores`: queries in blocks of up to 6 against 2 key vectors (one chunk)
+    /// at a time, or, for the few queries of a decode tile, 1-3 queries against 4 or 8
+    /// vectors, so that at least 8 accumulators (independent chains) are in flight.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(super) unsafe fn scores<T: KvElem>(
         qs: &[&[f32]],
-        keys: Rows<T>,
-        n: usize,
+        keys: KeyVectors<T>,
+        nq: usize,
         out: &mut [[f32; MAX_KEYS]],
     ) {
-        let hd = keys.len;
-        let full = hd / 8 * 8;
-        for (pair, o) in qs.chunks(2).zip(out.chunks_mut(2)) {
-            for j0 in (0..n).step_by(4) {
-                let last = n - 1;
-                let k = [
-                    keys.row(j0),
-                    keys.row((j0 + 1).min(last)),
-                    keys.row((j0 + 2).min(last)),
-                    keys.row((j0 + 3).min(last)),
-                ];
-                let kp = [k[0].as_ptr(), k[1].as_ptr(), k[2].as_ptr(), k[3].as_ptr()];
-                if let [q0, q1] = pair {
-                    let [s0, s1] = dots4([q0.as_ptr(), q1.as_ptr()], kp, full);
-                    _mm_storeu_ps(o[0][j0..j0 + 4].as_mut_ptr(), s0);
-                    _mm_storeu_ps(o[1][j0..j0 + 4].as_mut_ptr(), s1);
-                } else {
-                    let [s0] = dots4([pair[0].as_ptr()], kp, full);
-                    _mm_storeu_ps(o[0][j0..j0 + 4].as_mut_ptr(), s0);
+        let nv = keys.starts.len();
+        let o = out.as_mut_ptr() as *mut f32;
+        let mut i0 = 0;
+        while i0 < qs.len() {
+            let qb = (qs.len() - i0).min(6);
+            let g = match qb {
+                1 if nv.is_multiple_of(8) => 8,
+                1..=3 if nv.is_multiple_of(4) => 4,
+                _ => 2,
+            };
+            let q = &qs[i0..i0 + qb];
+            let mut v0 = 0;
+            while v0 < nv {
+                let at = Block { i0, v0, nq, out: o };
+                match (qb, g) {
+                    (1, 8) => block::<1, 8, T>(q, keys, at),
+                    (1, 4) => block::<1, 4, T>(q, keys, at),
+                    (2, 4) => block::<2, 4, T>(q, keys, at),
+                    (3, 4) => block::<3, 4, T>(q, keys, at),
+                    (1, _) => block::<1, 2, T>(q, keys, at),
+                    (2, _) => block::<2, 2, T>(q, keys, at),
+                    (3, _) => block::<3, 2, T>(q, keys, at),
+                    (4, _) => block::<4, 2, T>(q, keys, at),
+                    (5, _) => block::<5, 2, T>(q, keys, at),
+                    _ => block::<6, 2, T>(q, keys, at),
                 }
-                // Products past the last multiple of 8, in order (none for usual heads).
-                for (i, q) in pair.iter().enumerate() {
-                    for (j, kj) in k.iter().enumerate() {
-                        let s = &mut o[i][j0 + j];
-                        for d in full..hd {
-                            *s = q[d].mul_add(kj[d].to_f32(), *s);
-                        }
-                    }
-                }
+                v0 += g;
             }
+            i0 += qb;
         }
     }
 
-    /// `Q` queries x 4 keys over the first `full` (a multiple of 8) elements: lane sums
-    /// reduced, one `__m128` of 4 scores per query.
+    /// Where a block of scores goes: queries from `i0`, key vectors from `v0`, into the
+    /// `[chunk * nq + query][slot]` rows at `out`.
+    #[derive(Clone, Copy)]
+    struct Block {
+        i0: usize,
+        v0: usize,
+        nq: usize,
+        out: *mut f32,
+    }
+
+    /// `Q` queries x `V` key vectors: `Q * V` accumulators, one fused multiply-add each
+    /// per dimension, the query's value broadcast from memory.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn dots4<const Q: usize, T: KvElem>(
-        q: [*const f32; Q],
-        k: [*const T; 4],
-        full: usize,
-    ) -> [__m128; Q] {
-        let mut acc = [[_mm256_setzero_ps(); 4]; Q];
-        let mut c = 0;
-        while c < full {
-            let kv = [
-                T::load8(k[0].add(c)),
-                T::load8(k[1].add(c)),
-                T::load8(k[2].add(c)),
-                T::load8(k[3].add(c)),
-            ];
+    unsafe fn block<const Q: usize, const V: usize, T: KvElem>(
+        q: &[&[f32]],
+        keys: KeyVectors<T>,
+        at: Block,
+    ) {
+        // Loops, not `from_fn`: a closure would not inherit this function's features.
+        let mut qp = [std::ptr::null::<f32>(); Q];
+        for (p, q) in qp.iter_mut().zip(q) {
+            *p = q.as_ptr();
+        }
+        let mut kp = [keys.pool.as_ptr(); V];
+        for (v, p) in kp.iter_mut().enumerate() {
+            *p = p.add(keys.starts[at.v0 + v]);
+        }
+        let mut acc = [[_mm256_setzero_ps(); V]; Q];
+        for d in 0..keys.dims {
+            let off = d * keys.stride;
+            let mut kv = [_mm256_setzero_ps(); V];
+            for (x, p) in kv.iter_mut().zip(&kp) {
+                *x = T::load8(p.add(off));
+            }
             for i in 0..Q {
-                let qv = _mm256_loadu_ps(q[i].add(c));
-                for j in 0..4 {
-                    acc[i][j] = _mm256_fmadd_ps(qv, kv[j], acc[i][j]);
+                let qd = _mm256_broadcast_ss(&*qp[i].add(d));
+                for v in 0..V {
+                    acc[i][v] = _mm256_fmadd_ps(qd, kv[v], acc[i][v]);
                 }
             }
-            c += 8;
         }
-        // A loop, not `from_fn`: a closure would not inherit this function's features.
-        let mut out = [_mm_setzero_ps(); Q];
-        for (a, o) in acc.iter().zip(&mut out) {
-            // [a0: 0+1, 2+3 | a1: 0+1, 2+3 | ...] per 128-bit half, then the pairs summed.
-            let h01 = _mm256_hadd_ps(a[0], a[1]);
-            let h23 = _mm256_hadd_ps(a[2], a[3]);
-            let h = _mm256_hadd_ps(h01, h23);
-            // Lanes (per half): key 0, key 1, key 2, key 3; add the halves.
-            *o = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h));
+        for (i, row) in acc.iter().enumerate() {
+            for (v, a) in row.iter().enumerate() {
+                let (c, half) = ((at.v0 + v) / 2, (at.v0 + v) % 2);
+                let dst = at.out.add(((c * at.nq) + at.i0 + i) * MAX_KEYS + half * 8);
+                _mm256_storeu_ps(dst, *a);
+            }
         }
-        out
     }
 
-    /// `super::weights` on the chunk's 16 slots as two vectors with
-    /// the slots outside `slots` masked (-inf for the maximum, 0 for the sum): the same
-    /// operations per slot as the portable path, so the same bits.
+    /// `super::weights` on the chunk's 16 slots as two vectors: the same operations per
+    /// slot as the portable path, so the same bits. A whole chunk (every slot live, as
+    /// all but a context's edges are) needs no masks; the horizontal maximum is taken
+    /// only when some lane passes the reference by more than `SLACK`.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(super) unsafe fn softmax_step(
         s: &mut [f32; MAX_KEYS],
         slots: Range<usize>,
         scale: f32,
-        max: &mut f32,
-        denom: &mut f32,
-        o: &mut [f32],
+        run: Running,
     ) {
-        const { assert!(MAX_KEYS == 16) };
+        const { assert!(MAX_KEYS == 16 && LANES == 8) };
         let sp = s.as_mut_ptr();
-        // Closures would not inherit this function's features: everything spelled out.
-        let (lo, hi) = (
-            _mm256_set1_epi32(slots.start as i32 - 1),
-            _mm256_set1_epi32(slots.end as i32),
-        );
-        let i0 = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        let i1 = _mm256_add_epi32(i0, _mm256_set1_epi32(8));
-        let in0 = _mm256_and_si256(_mm256_cmpgt_epi32(i0, lo), _mm256_cmpgt_epi32(hi, i0));
-        let in1 = _mm256_and_si256(_mm256_cmpgt_epi32(i1, lo), _mm256_cmpgt_epi32(hi, i1));
-        let mask = [_mm256_castsi256_ps(in0), _mm256_castsi256_ps(in1)];
         let sc = _mm256_set1_ps(scale);
-        let x = [
+        let mut x = [
             _mm256_mul_ps(_mm256_loadu_ps(sp), sc),
             _mm256_mul_ps(_mm256_loadu_ps(sp.add(8)), sc),
         ];
-        let ninf = _mm256_set1_ps(f32::NEG_INFINITY);
-        let m = _mm256_max_ps(
-            _mm256_blendv_ps(ninf, x[0], mask[0]),
-            _mm256_blendv_ps(ninf, x[1], mask[1]),
-        );
-        let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
-        let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-        let m = _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
-        if m > *max {
-            super::rescale(o, denom, super::exp(*max - m));
-            *max = m;
+        // Closures would not inherit this function's features: everything spelled out.
+        let whole = slots.start == 0 && slots.end == MAX_KEYS;
+        let mut mask = [_mm256_castsi256_ps(_mm256_set1_epi32(-1)); 2];
+        if !whole {
+            let (lo, hi) = (
+                _mm256_set1_epi32(slots.start as i32 - 1),
+                _mm256_set1_epi32(slots.end as i32),
+            );
+            let i0 = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+            let i1 = _mm256_add_epi32(i0, _mm256_set1_epi32(8));
+            let in0 = _mm256_and_si256(_mm256_cmpgt_epi32(i0, lo), _mm256_cmpgt_epi32(hi, i0));
+            let in1 = _mm256_and_si256(_mm256_cmpgt_epi32(i1, lo), _mm256_cmpgt_epi32(hi, i1));
+            mask = [_mm256_castsi256_ps(in0), _mm256_castsi256_ps(in1)];
+            let ninf = _mm256_set1_ps(f32::NEG_INFINITY);
+            x = [
+                _mm256_blendv_ps(ninf, x[0], mask[0]),
+                _mm256_blendv_ps(ninf, x[1], mask[1]),
+            ];
         }
-        let mv = _mm256_set1_ps(*max);
-        let w = [
-            _mm256_and_ps(exp8(_mm256_sub_ps(x[0], mv)), mask[0]),
-            _mm256_and_ps(exp8(_mm256_sub_ps(x[1], mv)), mask[1]),
+        let m = _mm256_max_ps(x[0], x[1]);
+        let bar = _mm256_set1_ps(*run.max + SLACK);
+        if _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(m, bar)) != 0 {
+            let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
+            let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+            let m = _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+            super::rescale(run.o, run.denom, super::exp2(*run.max - m));
+            *run.max = m;
+        }
+        let mv = _mm256_set1_ps(*run.max);
+        let mut w = [
+            exp2_8(_mm256_sub_ps(x[0], mv)),
+            exp2_8(_mm256_sub_ps(x[1], mv)),
         ];
+        if !whole {
+            w = [_mm256_and_ps(w[0], mask[0]), _mm256_and_ps(w[1], mask[1])];
+        }
         _mm256_storeu_ps(sp, w[0]);
         _mm256_storeu_ps(sp.add(8), w[1]);
-        // Lane l: 0 + slot l + slot l + 8 (masked slots add +0, which changes nothing).
-        let acc = _mm256_add_ps(_mm256_add_ps(_mm256_setzero_ps(), w[0]), w[1]);
-        let h = _mm256_hadd_ps(acc, acc);
-        let h = _mm256_hadd_ps(h, h);
-        let sum = _mm_add_ss(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h));
-        *denom += _mm_cvtss_f32(sum);
+        // Lane l: slot l, then slot l + 8 (masked slots add +0, which changes nothing).
+        let dp = run.denom.as_mut_ptr();
+        let d = _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(dp), w[0]), w[1]);
+        _mm256_storeu_ps(dp, d);
     }
 
-    /// `super::exp` on 8 lanes: the same operations in the same order.
+    /// `super::exp2` on 8 lanes: the same operations in the same order.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn exp8(x: __m256) -> __m256 {
-        let x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3)), _mm256_setzero_ps());
-        let round = _mm256_set1_ps(12_582_912.0);
-        let n = _mm256_sub_ps(
-            _mm256_fmadd_ps(x, _mm256_set1_ps(std::f32::consts::LOG2_E), round),
-            round,
+    unsafe fn exp2_8(x: __m256) -> __m256 {
+        let x = _mm256_min_ps(
+            _mm256_max_ps(x, _mm256_set1_ps(-126.0)),
+            _mm256_set1_ps(126.0),
         );
-        let neg_n = _mm256_sub_ps(_mm256_setzero_ps(), n);
-        let r = _mm256_fmadd_ps(
-            neg_n,
-            _mm256_set1_ps(-2.121_944_4e-4),
-            _mm256_fmadd_ps(neg_n, _mm256_set1_ps(0.693_359_4), x),
-        );
-        let mut p = _mm256_set1_ps(1.987_569_1e-4);
-        for c in EXP_POLY {
-            p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
+        let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(x);
+        let f = _mm256_sub_ps(x, n);
+        let mut p = _mm256_set1_ps(EXP2_POLY[0]);
+        for c in &EXP2_POLY[1..] {
+            p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(*c));
         }
-        let y = _mm256_add_ps(
-            _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, r),
-            _mm256_set1_ps(1.0),
-        );
         let e = _mm256_slli_epi32::<23>(_mm256_add_epi32(
-            _mm256_cvttps_epi32(n),
+            _mm256_cvtps_epi32(n),
             _mm256_set1_epi32(127),
         ));
-        _mm256_mul_ps(_mm256_castsi256_ps(e), y)
+        _mm256_mul_ps(_mm256_castsi256_ps(e), p)
     }
 
     /// `super::weighted_sum2` for columns `c..c + 32` of two queries: 4 accumulators
@@ -570,6 +589,50 @@ mod tests {
         agree_bit_for_bit(|x| x.iter().map(|&v| half::f16::from_f32(v)).collect());
     }
 
+    /// Scores of 1-7 queries against spans of 1-4 chunks whose key vectors lie at
+    /// scattered places of a slot-minor pool (a dimension's slots `stride` apart): the
+    /// SIMD path's bits are the portable path's, and both are the dot products.
+    fn agree_on_scores<T: KvElem>(store: &impl Fn(&[f32]) -> Vec<T>, hd: usize) {
+        let stride = 48;
+        let pool = data(9 * hd * stride, hd as u32 + 1);
+        let stored = store(&pool);
+        let q = data(7 * hd, 7);
+        let qs: Vec<&[f32]> = q.chunks(hd).collect();
+        for chunks in 1..=4 {
+            // Chunk c's 16 slots: block 2c + 1 of 9 (blocks of hd x stride values), at
+            // slot 8c % 32.
+            let starts: Vec<usize> = (0..2 * chunks)
+                .map(|v| (2 * (v / 2) + 1) * hd * stride + 8 * (v / 2) % 32 + 8 * (v % 2))
+                .collect();
+            let keys = KeyVectors {
+                pool: &stored,
+                starts: &starts,
+                stride,
+                dims: hd,
+            };
+            for nq in 1..=qs.len() {
+                let mut fast = vec![[0f32; MAX_KEYS]; chunks * nq];
+                let mut slow = fast.clone();
+                scores(true, &qs[..nq], keys, nq, &mut fast);
+                scores(false, &qs[..nq], keys, nq, &mut slow);
+                for (r, (f, s)) in fast.iter().zip(&slow).enumerate() {
+                    assert!(
+                        f.iter().zip(s).all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "scores hd {hd} chunks {chunks} nq {nq} row {r}: {f:?} vs {s:?}"
+                    );
+                    let (c, i) = (r / nq, r % nq);
+                    for (j, &got) in f.iter().enumerate() {
+                        let at = starts[2 * c + j / 8] + j % 8;
+                        let want: f64 = (0..hd)
+                            .map(|d| qs[i][d] as f64 * stored[at + d * stride].to_f32() as f64)
+                            .sum();
+                        assert!((got as f64 - want).abs() <= 1e-5 * (1.0 + want.abs()));
+                    }
+                }
+            }
+        }
+    }
+
     fn agree_bit_for_bit<T: KvElem>(store: impl Fn(&[f32]) -> Vec<T>) {
         for hd in [64, 72, 128, 13] {
             let stride = hd + 8;
@@ -581,29 +644,22 @@ mod tests {
                 stride,
                 len: hd,
             };
-            let q = data(5 * hd, 7);
-            let qs: Vec<&[f32]> = q.chunks(hd).collect();
+            agree_on_scores(&store, hd);
             for n in 1..=MAX_KEYS {
-                for nq in 1..=qs.len() {
-                    let mut fast = vec![[0f32; MAX_KEYS]; nq];
-                    let mut slow = vec![[0f32; MAX_KEYS]; nq];
-                    scores(true, &qs[..nq], keys, n, &mut fast);
-                    scores(false, &qs[..nq], keys, n, &mut slow);
-                    for (f, s) in fast.iter().zip(&slow) {
-                        let (f, s) = (&f[..n], &s[..n]);
-                        assert!(
-                            f.iter().zip(s).all(|(a, b)| a.to_bits() == b.to_bits()),
-                            "scores hd {hd} n {n} nq {nq}: {f:?} vs {s:?}"
-                        );
-                    }
-                }
                 for (a, b) in [(0, n), (n / 2, n), (0, n.div_ceil(2)), (n - 1, n)] {
-                    for (start_max, cap) in [(f32::NEG_INFINITY, None), (0.3, Some(0.5))] {
+                    for (start_max, cap) in
+                        [(f32::NEG_INFINITY, None), (0.3, Some(0.5)), (-9.0, None)]
+                    {
                         let raw: [f32; MAX_KEYS] = std::array::from_fn(|j| 4.0 * pool[j]);
                         let mut runs = [true, false].map(|simd| {
-                            let (mut s, mut max, mut denom) = (raw, start_max, 1.5);
+                            let (mut s, mut max) = (raw, start_max);
+                            let mut denom = std::array::from_fn(|l| 1.5 + l as f32);
                             let mut o = data(hd, 5);
-                            let run = (&mut max, &mut denom, &mut o[..]);
+                            let run = Running {
+                                max: &mut max,
+                                denom: &mut denom,
+                                o: &mut o[..],
+                            };
                             weights(simd, &mut s, a..b, (0.7, cap), run);
                             let mut values = keys;
                             values.base += a * keys.stride;
@@ -615,7 +671,7 @@ mod tests {
                         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                         assert_eq!(bits(&fast.0), bits(&slow.0), "weights hd {hd} {a}..{b}");
                         assert_eq!(fast.1.to_bits(), slow.1.to_bits(), "max {a}..{b}");
-                        assert_eq!(fast.2.to_bits(), slow.2.to_bits(), "denominator {a}..{b}");
+                        assert_eq!(bits(&fast.2), bits(&slow.2), "denominator {a}..{b}");
                         assert_eq!(bits(&fast.3), bits(&slow.3), "output hd {hd} {a}..{b}");
                     }
                 }

@@ -5,6 +5,8 @@
 use half::f16;
 
 pub trait KvElem: Copy + Send + Sync + 'static {
+    const ZERO: Self;
+
     fn to_f32(self) -> f32;
 
     /// 8 values at `p`, widened to f32.
@@ -17,6 +19,8 @@ pub trait KvElem: Copy + Send + Sync + 'static {
 }
 
 impl KvElem for f32 {
+    const ZERO: f32 = 0.0;
+
     #[inline(always)]
     fn to_f32(self) -> f32 {
         self
@@ -30,6 +34,8 @@ impl KvElem for f32 {
 }
 
 impl KvElem for f16 {
+    const ZERO: f16 = f16::ZERO;
+
     #[inline(always)]
     fn to_f32(self) -> f32 {
         f16::to_f32(self)
