@@ -260,7 +260,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let cpu32 = c0.elapsed().as_secs_f64() * 1e6;
         let mut want16 = vec![0f32; q.len()];
         let c0 = Instant::now();
-        paged_attention(&q, &cpu_k16, &v16, block_size, &batch, &meta, s, &mut want16)?;
+        paged_attention(
+            &q,
+            &cpu_k16,
+            &v16,
+            block_size,
+            &batch,
+            &meta,
+            s,
+            &mut want16,
+        )?;
         let cpu16 = c0.elapsed().as_secs_f64() * 1e6;
         let on_gpu = Launch {
             gpu: &gpu,

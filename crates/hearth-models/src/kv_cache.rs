@@ -206,7 +206,8 @@ impl KvCache {
     }
 
     /// Copies row `i` of `k`/`v` (`[T, num_kv_heads * head_dim]`, row-major) into
-    /// `slots[i]` of `layer` (K's values to their `k_index`). Slots must already be validated against the pool.
+    /// `slots[i]` of `layer` (K's values to their `k_index`). Slots must already be
+    /// validated against the pool.
     pub fn write(&mut self, layer: usize, k: &[f32], v: &[f32], slots: &[u32]) {
         let (row, bs) = (self.row_len(), self.layout.block_size);
         let (kl, vl) = (&mut self.k[layer], &mut self.v[layer]);
@@ -220,5 +221,50 @@ impl KvCache {
             );
             vl.write(slot * row, &v[i * row..(i + 1) * row]);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// K rows written slot by slot land where `k_index` says, V rows as rows, and
+    /// `k_pool_from_rows` builds the same K pool from rows in slot order: every slot,
+    /// head and dimension at its own place.
+    #[test]
+    fn k_is_stored_slot_minor_and_v_as_rows() {
+        let layout = KvCacheLayout {
+            num_layers: 1,
+            num_kv_heads: 2,
+            head_dim: 3,
+            block_size: 4,
+            num_blocks: 5,
+        };
+        let mut cache = KvCache::new(layout);
+        let (row, slots) = (cache.row_len(), cache.num_slots());
+        let k: Vec<f32> = (0..slots * row).map(|i| i as f32).collect();
+        let v: Vec<f32> = k.iter().map(|x| -x).collect();
+        // Slots written out of order: where a row lands depends on its slot alone.
+        let order: Vec<u32> = (0..slots as u32).rev().collect();
+        let by_order = |x: &[f32]| -> Vec<f32> {
+            order
+                .iter()
+                .flat_map(|&s| x[s as usize * row..(s as usize + 1) * row].to_vec())
+                .collect()
+        };
+        cache.write(0, &by_order(&k), &by_order(&v), &order);
+        let stored_k = cache.k[0].as_f32().expect("f32 pool");
+        assert_eq!(stored_k, layout.k_pool_from_rows(&k).as_slice());
+        assert_eq!(cache.v[0].as_f32().expect("f32 pool"), v.as_slice());
+        for slot in 0..slots {
+            for head in 0..2 {
+                for d in 0..3 {
+                    let want = (slot * row + head * 3 + d) as f32;
+                    assert_eq!(stored_k[layout.k_index(slot, head, d)], want);
+                }
+            }
+        }
+        // A block's dimension holds its slots side by side.
+        assert_eq!(layout.k_index(5, 1, 2) + 1, layout.k_index(6, 1, 2));
     }
 }
