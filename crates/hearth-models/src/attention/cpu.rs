@@ -1,7 +1,8 @@
 //! CPU paged attention: query tiles (up to 16 tokens of a sequence x the query heads of
-//! one KV head) are rayon tasks that walk their sequence's block table and read each
-//! K/V row in place from the pool once per tile, with an online (running-max) softmax
-//! over chunks of keys, so no full score vector is materialised.
+//! one KV head) are rayon tasks that walk their sequence's block table and read its
+//! K and V in place from the pool once per tile (K slot-minor: 8 keys' values of a
+//! dimension in one vector), with an online (running-max) softmax over chunks of keys,
+//! so no full score vector is materialised.
 
 use super::cpu_kernels::{self, Rows, Running};
 use super::kv_elem::KvElem;
@@ -75,9 +76,11 @@ impl PagedAttention for CpuPagedAttention {
 }
 
 /// The kernel over plain slices. `q` and `out` are `[T, num_heads, head_dim]`;
-/// `k_pool`/`v_pool` are one layer's `[num_blocks, block_size, num_kv_heads, head_dim]`,
-/// in f32 or f16 (widened as they are read). `meta` must come from `AttnMeta::new` on
-/// this batch and pool.
+/// `v_pool` is one layer's `[num_blocks, block_size, num_kv_heads, head_dim]` and
+/// `k_pool` its `[num_blocks, num_kv_heads, head_dim, block_size]` (slot-minor, as
+/// `KvCache::write` stores K; `KvCacheLayout::k_pool_from_rows` makes it from rows), in
+/// f32 or f16 (widened as they are read). `meta` must come from `AttnMeta::new` on this
+/// batch and pool.
 #[allow(clippy::too_many_arguments)]
 pub fn paged_attention<T: KvElem>(
     q: &[f32],
