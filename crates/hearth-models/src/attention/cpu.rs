@@ -280,15 +280,57 @@ unsafe fn attend_tile_avx2<T: KvElem>(
     attend_tile(true, q, k_pool, v_pool, table, positions, row0, tile, l, o)
 }
 
+/// The chunks `[bounds[c], bounds[c + 1])` of a span (each inside one block) as key
+/// vectors for `cpu_kernels::scores`: K of the tile's head in a block has dimension d's
+/// slots at `d * bs` from its start (`KvPool`), so a chunk's 16 slots are read in place;
+/// where they do not fit in a block (`padded` is then not empty: room for a span), from
+/// a copy in `padded`.
+fn span_keys<'a, T: KvElem>(
+    k_pool: &'a [T],
+    padded: &'a mut [T],
+    starts: &'a mut [usize; 2 * SPAN],
+    bounds: &[usize],
+    table: &[u32],
+    l: &TileLayout,
+    tile: &QueryTile,
+) -> cpu_kernels::KeyVectors<'a, T> {
+    let (hd, bs) = (l.hd, l.bs);
+    let chunks = bounds.len() - 1;
+    let direct = padded.is_empty();
+    for c in 0..chunks {
+        let at = bounds[c];
+        let first = (table[at / bs] as usize * l.row_len + tile.kv_head * hd) * bs + at % bs;
+        if direct {
+            starts[2 * c] = first;
+        } else {
+            let dst = &mut padded[c * hd * CHUNK..(c + 1) * hd * CHUNK];
+            dst.fill(T::ZERO);
+            let keys = bounds[c + 1] - at;
+            for d in 0..hd {
+                let src = &k_pool[first + d * bs..first + d * bs + keys];
+                dst[d * CHUNK..d * CHUNK + keys].copy_from_slice(src);
+            }
+            starts[2 * c] = c * hd * CHUNK;
+        }
+        starts[2 * c + 1] = starts[2 * c] + 8;
+    }
+    cpu_kernels::KeyVectors {
+        pool: if direct { k_pool } else { padded },
+        starts: &starts[..2 * chunks],
+        stride: if direct { bs } else { CHUNK },
+        dims: hd,
+    }
+}
+
 /// Softmax(q·K·scale)·V for each of the tile's query heads at each of its rows (row
 /// `row0 + i` at position `positions[i]`, over keys `[first, position]`; scores
 /// soft-capped when asked), into `o` as `[row][head][hd]`. Keys come in chunks that end
 /// at every multiple of `CHUNK` and every block boundary; the chunk's scores for all
 /// the tile's queries are computed together (`cpu_kernels::scores`, 8 keys a vector
 /// from K's slot-minor blocks; a tile of few queries scores `SPAN` chunks at once),
-/// then each query
-/// folds its own keys of the chunk into its running softmax (`cpu_kernels::weights` for
-/// every query, then the V sums, shared by two queries over the same keys). Per query,
+/// then each query folds its own keys of the chunk into its running softmax
+/// (`cpu_kernels::weights` for every query, then the V sums, shared by two queries over
+/// the same keys). Per query,
 /// the operations and their order depend only on its own key range and the keys'
 /// positions, so a query gives the same result in any tile, batch or chunked prefill.
 #[allow(clippy::too_many_arguments)]
@@ -330,15 +372,11 @@ fn attend_tile<T: KvElem>(
     o.fill(0.0);
     let lo = ranges.iter().map(|r| r.0).min().unwrap_or(0);
     let hi = ranges.iter().map(|r| r.1).max().unwrap_or(0);
-    // K of this head in a block: dimension d's slots at `k_base + d * bs` (`KvPool`).
-    let k_base = |start: usize| (table[start / bs] as usize * l.row_len + tile.kv_head * hd) * bs;
     // Where a chunk's 16 slots do not fit in its block (block sizes not a multiple of
-    // 16), its keys are copied into `padded` ([chunk][d][16], zeros past its keys).
-    let direct = bs.is_multiple_of(CHUNK);
-    let mut padded = if direct {
-        Vec::new()
-    } else {
-        vec![T::ZERO; span * hd * CHUNK]
+    // 16), its keys are copied here ([chunk][d][16], zeros past its keys).
+    let mut padded = match bs.is_multiple_of(CHUNK) {
+        true => Vec::new(),
+        false => vec![T::ZERO; span * hd * CHUNK],
     };
     // Chunks begin where a chunk or block begins, whatever the tile's first key, so a
     // key's slot in its chunk (which fixes the order its weight is summed in) depends
@@ -354,30 +392,15 @@ fn attend_tile<T: KvElem>(
             n += 1;
         }
         let mut starts = [0usize; 2 * SPAN];
-        for c in 0..n {
-            let at = bounds[c];
-            if direct {
-                let first = k_base(at) + at % bs;
-                starts[2 * c] = first;
-                starts[2 * c + 1] = first + 8;
-            } else {
-                let dst = &mut padded[c * hd * CHUNK..(c + 1) * hd * CHUNK];
-                dst.fill(T::ZERO);
-                let (first, keys) = (k_base(at) + at % bs, bounds[c + 1] - at);
-                for d in 0..hd {
-                    let src = &k_pool[first + d * bs..first + d * bs + keys];
-                    dst[d * CHUNK..d * CHUNK + keys].copy_from_slice(src);
-                }
-                starts[2 * c] = c * hd * CHUNK;
-                starts[2 * c + 1] = c * hd * CHUNK + 8;
-            }
-        }
-        let keys = cpu_kernels::KeyVectors {
-            pool: if direct { k_pool } else { &padded },
-            starts: &starts[..2 * n],
-            stride: if direct { bs } else { CHUNK },
-            dims: hd,
-        };
+        let keys = span_keys(
+            k_pool,
+            &mut padded,
+            &mut starts,
+            &bounds[..=n],
+            table,
+            l,
+            tile,
+        );
         // Queries after the last whose window starts before the span's end have no key
         // in it.
         let live = ranges

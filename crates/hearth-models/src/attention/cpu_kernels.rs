@@ -224,7 +224,7 @@ pub(super) fn weights(
     let w = &mut s[slots.clone()];
     w.iter_mut().for_each(|x| *x *= scale);
     let m = self::max(w);
-    if !(m <= *run.max + SLACK) {
+    if m > *run.max + SLACK {
         rescale(run.o, run.denom, exp2(*run.max - m));
         *run.max = m;
     }
@@ -602,7 +602,7 @@ mod tests {
             // Chunk c's 16 slots: block 2c + 1 of 9 (blocks of hd x stride values), at
             // slot 8c % 32.
             let starts: Vec<usize> = (0..2 * chunks)
-                .map(|v| (2 * (v / 2) + 1) * hd * stride + 8 * (v / 2) % 32 + 8 * (v % 2))
+                .map(|v| (2 * (v / 2) + 1) * hd * stride + (8 * (v / 2)) % 32 + 8 * (v % 2))
                 .collect();
             let keys = KeyVectors {
                 pool: &stored,
