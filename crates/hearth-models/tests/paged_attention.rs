@@ -215,8 +215,8 @@ fn f16_pools_match_reference_on_stored_values() {
 }
 
 /// An f16 pool gives the very bits of an f32 pool holding the same (f16) values: the
-/// kernel widens exactly, whether row by row for each query pair (tiles of few queries)
-/// or a chunk at a time up front (tiles of many).
+/// kernel widens exactly, whether it reads K in place (block sizes of 16 and 64) or from
+/// a padded copy (4 and 8), for tiles of few queries (several chunks a pass) or many.
 #[test]
 fn f16_pools_give_the_bits_of_f32_pools_of_the_same_values() {
     let case: Case = &[(0, 9), (13, 7), (40, 1), (1, 1), (100, 37), (0, 33)];
