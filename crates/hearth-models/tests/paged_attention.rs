@@ -215,7 +215,7 @@ fn f16_pools_match_reference_on_stored_values() {
 }
 
 /// An f16 pool gives the very bits of an f32 pool holding the same (f16) values: the
-/// kernel widens exactly, whether it reads K in place (block sizes of 16 and 64) or from
+/// kernel widens exactly, whether it reads K in place (block size 16) or from
 /// a padded copy (4 and 8), for tiles of few queries (several chunks a pass) or many.
 #[test]
 fn f16_pools_give_the_bits_of_f32_pools_of_the_same_values() {
