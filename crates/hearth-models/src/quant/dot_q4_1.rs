@@ -91,7 +91,7 @@ macro_rules! q4_1_kernel {
             use super::*;
             use std::arch::x86_64::*;
 
-            use super::super::units::unit_tiles;
+            use super::super::units::{unit_tiles, PREFETCH_AHEAD};
 
             /// A unit block unpacked for a tile: its 8 byte vectors (low nibbles of run
             /// v at 2v, high at 2v + 1), scales and minimums.

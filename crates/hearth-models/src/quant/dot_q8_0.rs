@@ -80,7 +80,7 @@ macro_rules! q8_0_kernel {
             use super::*;
             use std::arch::x86_64::*;
 
-            use super::super::units::unit_tiles;
+            use super::super::units::{unit_tiles, PREFETCH_AHEAD};
 
             /// A unit block prepared for a tile. VNNI: run v's offset bytes as stored,
             /// at v (8..16 unused). AVX2: run v's signed weights at 2v and their

@@ -7,6 +7,13 @@ use rayon::prelude::*;
 /// Weight rows per unit.
 pub(crate) const ROWS: usize = 8;
 
+/// Unit blocks ahead of the one in use that a unit row's first tile of 4 or more
+/// activation rows prefetches: it is the tile that reads the weights from memory, and
+/// at 8 rows it waited on them (the default model's 8-sequence decode step went from
+/// ~11 to ~9.9 ms); one row is bound by bandwidth alone and lost ~8% to the prefetches,
+/// so smaller tiles do without.
+pub(crate) const PREFETCH_AHEAD: usize = 8;
+
 /// The `n.div_ceil(8) * kb` units (`[unit][block]`) of a row-major matrix of `n` rows of
 /// `kb` file blocks of `block_bytes` each: `set_row(unit, r, block)` puts a file block
 /// into row `r` of a unit; rows past `n` stay `zero`'s.
@@ -60,7 +67,8 @@ pub(crate) fn unit_call_rows(
 /// activation rows in tiles of 8, then 4, then 1, each tile's size a constant so that
 /// its accumulators (one `__m256` a row, one lane a weight row) stay in registers across
 /// the unit row's blocks (with a size known only at run time they lived on the stack,
-/// and every block paid a store and a reload a row); per block, `$unpack` (with the block
+/// and every block paid a store and a reload a row); the first tile prefetches the unit
+/// row's blocks `PREFETCH_AHEAD` ahead; per block, `$unpack` (with the block
 /// bound to `$u`) prepares the weights once for the tile, and `$rows_dot::<R>(&unpacked,
 /// blocks, accs)` folds it into 4 rows at a time, then 1; each row's 8 results are stored
 /// as one vector at `out[j * ld]`. Callers check the shapes first (`unit_call_rows`).
@@ -90,6 +98,17 @@ macro_rules! unit_tiles {
         // Always 8, named one by one: no run-time index, so no stack slot.
         let mut acc = [_mm256_setzero_ps(); 8];
         for (b, $u) in $w.iter().enumerate() {
+            if R >= 4 && $t0 == 0 {
+                // A prefetch never faults, so one past the unit row's end (the next
+                // unit row, or nothing) is harmless.
+                let size = std::mem::size_of_val($u);
+                let ahead = ($u as *const _ as *const i8).wrapping_add(PREFETCH_AHEAD * size);
+                let mut off = 0;
+                while off < size {
+                    _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(off));
+                    off += 64;
+                }
+            }
             let unpacked = $unpack;
             let blocks = |j: usize| &*$a.as_ptr().add(($t0 + j) * $kb + b);
             let [a0, a1, a2, a3, a4, a5, a6, a7] = &mut acc;
