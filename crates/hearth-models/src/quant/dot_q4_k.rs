@@ -140,6 +140,9 @@ macro_rules! q4_k_kernel {
             /// Activation rows per pass over a unit row: their accumulators stay in registers.
             const TILE: usize = 8;
 
+            /// Unit blocks (1184 bytes each) ahead that the first tile prefetches.
+            const PREFETCH_AHEAD: usize = 2;
+
             #[target_feature(enable = $feat)]
             pub(super) unsafe fn dot_unit(w: &[Q4KX8], a: &[BlockQ8K], out: &mut [f32], ld: usize) {
                 let kb = w.len();
@@ -151,6 +154,19 @@ macro_rules! q4_k_kernel {
                     let rows = (t - t0).min(TILE);
                     let mut acc = [_mm256_setzero_ps(); TILE];
                     for (b, u) in w.iter().enumerate() {
+                        if rows >= 4 && t0 == 0 {
+                            // As the 32-weight units do (`units::PREFETCH_AHEAD`): this
+                            // tile reads the weights from memory. A prefetch never
+                            // faults, so one past the unit row's end is harmless.
+                            let size = std::mem::size_of::<Q4KX8>();
+                            let ahead = (u as *const Q4KX8 as *const i8)
+                                .wrapping_add(PREFETCH_AHEAD * size);
+                            let mut off = 0;
+                            while off < size {
+                                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(off));
+                                off += 64;
+                            }
+                        }
                         let qp = u.qs.as_ptr() as *const __m256i;
                         // One activation row: nibbles are split in registers where used
                         // (`rows_dot::<1, true>`) rather than staged for reuse.
