@@ -156,16 +156,8 @@ macro_rules! q4_k_kernel {
                     for (b, u) in w.iter().enumerate() {
                         if rows >= 4 && t0 == 0 {
                             // As the 32-weight units do (`units::PREFETCH_AHEAD`): this
-                            // tile reads the weights from memory. A prefetch never
-                            // faults, so one past the unit row's end is harmless.
-                            let size = std::mem::size_of::<Q4KX8>();
-                            let ahead = (u as *const Q4KX8 as *const i8)
-                                .wrapping_add(PREFETCH_AHEAD * size);
-                            let mut off = 0;
-                            while off < size {
-                                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(off));
-                                off += 64;
-                            }
+                            // tile reads the weights from memory.
+                            super::super::units::prefetch_ahead(u, PREFETCH_AHEAD);
                         }
                         let qp = u.qs.as_ptr() as *const __m256i;
                         // One activation row: nibbles are split in registers where used

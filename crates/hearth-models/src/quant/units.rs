@@ -14,6 +14,21 @@ pub(crate) const ROWS: usize = 8;
 /// so smaller tiles do without.
 pub(crate) const PREFETCH_AHEAD: usize = 8;
 
+/// Asks for the block `ahead` blocks past `block` (same type, contiguous) in L1, line by
+/// line. A prefetch never faults, so one past a slice's end (the next unit row, or
+/// nothing) is harmless.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) fn prefetch_ahead<U>(block: &U, ahead: usize) {
+    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+    let size = std::mem::size_of::<U>();
+    let at = (block as *const U as *const i8).wrapping_add(ahead * size);
+    for off in (0..size).step_by(64) {
+        // SAFETY: a prefetch reads nothing architecturally and cannot fault.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(off)) };
+    }
+}
+
 /// The `n.div_ceil(8) * kb` units (`[unit][block]`) of a row-major matrix of `n` rows of
 /// `kb` file blocks of `block_bytes` each: `set_row(unit, r, block)` puts a file block
 /// into row `r` of a unit; rows past `n` stay `zero`'s.
@@ -99,15 +114,7 @@ macro_rules! unit_tiles {
         let mut acc = [_mm256_setzero_ps(); 8];
         for (b, $u) in $w.iter().enumerate() {
             if R >= 4 && $t0 == 0 {
-                // A prefetch never faults, so one past the unit row's end (the next
-                // unit row, or nothing) is harmless.
-                let size = std::mem::size_of_val($u);
-                let ahead = ($u as *const _ as *const i8).wrapping_add(PREFETCH_AHEAD * size);
-                let mut off = 0;
-                while off < size {
-                    _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(off));
-                    off += 64;
-                }
+                super::super::units::prefetch_ahead($u, PREFETCH_AHEAD);
             }
             let unpacked = $unpack;
             let blocks = |j: usize| &*$a.as_ptr().add(($t0 + j) * $kb + b);
