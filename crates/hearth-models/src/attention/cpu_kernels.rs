@@ -11,7 +11,7 @@
 use super::kv_elem::KvElem;
 use std::ops::Range;
 
-/// Lanes of a score's accumulator.
+/// Lanes of a vector: 8 keys' scores, or a denominator's partial sums.
 pub(super) const LANES: usize = 8;
 
 /// The most keys one `scores` call takes (a chunk).

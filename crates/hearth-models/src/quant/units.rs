@@ -12,6 +12,7 @@ pub(crate) const ROWS: usize = 8;
 /// at 8 rows it waited on them (the default model's 8-sequence decode step went from
 /// ~11 to ~9.9 ms); one row is bound by bandwidth alone and lost ~8% to the prefetches,
 /// so smaller tiles do without.
+#[cfg(target_arch = "x86_64")]
 pub(crate) const PREFETCH_AHEAD: usize = 8;
 
 /// Asks for the block `ahead` blocks past `block` (same type, contiguous) in L1, line by
