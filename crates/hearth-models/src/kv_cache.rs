@@ -60,13 +60,19 @@ pub struct KvCacheLayout {
     pub num_blocks: usize,
 }
 
+/// Where element `e` of a row (`[head][dim]`, `row_len` long) of slot `at` of pool block
+/// `block` lies in a K pool: slot-minor, `[block][element][slot]` (see `KvPool`).
+pub(crate) fn k_offset(block: usize, at: usize, e: usize, row_len: usize, bs: usize) -> usize {
+    (block * row_len + e) * bs + at
+}
+
 impl KvCacheLayout {
     /// Where K's value for `slot` (block `slot / block_size`), KV head `head`, dimension
     /// `d` lies in a layer's K pool (see `KvPool`).
     pub fn k_index(&self, slot: usize, head: usize, d: usize) -> usize {
         let (block, at) = (slot / self.block_size, slot % self.block_size);
         let row = self.num_kv_heads * self.head_dim;
-        (block * row + head * self.head_dim + d) * self.block_size + at
+        k_offset(block, at, head * self.head_dim + d, row, self.block_size)
     }
 
     /// A layer's K pool from K rows laid out like V's (`[slot][head][dim]`, as the GPU

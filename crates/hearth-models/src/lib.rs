@@ -9,6 +9,7 @@ pub mod batch;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 pub mod error;
+mod exp2;
 pub mod gemma3;
 pub mod gguf;
 pub mod gguf_meta;
@@ -27,6 +28,7 @@ pub mod quant;
 pub mod quantize;
 pub mod safetensors;
 mod shared_out;
+mod silu_mul;
 pub mod sizing;
 pub mod store;
 #[cfg(test)]

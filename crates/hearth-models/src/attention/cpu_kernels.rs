@@ -9,6 +9,7 @@
 //! 0. An output element is `o = w[j] * v[j] + o` (fused), key by key.
 
 use super::kv_elem::KvElem;
+use crate::exp2::exp2;
 use std::ops::Range;
 
 /// Lanes of a vector: 8 keys' scores, or a denominator's partial sums.
@@ -241,33 +242,6 @@ fn rescale(o: &mut [f32], denom: &mut [f32; LANES], c: f32) {
     o.iter_mut().for_each(|x| *x *= c);
 }
 
-/// 2^x (x a score minus its reference, in log2 units): x clamped to [-126, 126], split
-/// into the nearest integer n (ties to even) and f in [-0.5, 0.5], 2^f by a degree-5
-/// polynomial (fitted for relative error, ~2.5e-7) evaluated with fused multiply-adds,
-/// times 2^n built in the exponent bits. Fewer operations than e^x's two-part range
-/// reduction, so cheaper per weight.
-#[inline(always)]
-pub(super) fn exp2(x: f32) -> f32 {
-    let x = x.clamp(-126.0, 126.0);
-    let n = x.round_ties_even();
-    let f = x - n;
-    let mut p = EXP2_POLY[0];
-    for c in &EXP2_POLY[1..] {
-        p = p.mul_add(f, *c);
-    }
-    f32::from_bits(((n as i32 + 127) << 23) as u32) * p
-}
-
-/// The 2^f polynomial's coefficients, highest power first.
-const EXP2_POLY: [f32; 6] = [
-    1.327_647_1e-3,
-    9.675_542e-3,
-    5.550_713e-2,
-    0.240_221_2,
-    0.693_146_94,
-    1.000_000_1,
-];
-
 /// The largest of `w` (NEG_INFINITY if empty), lane by lane so it vectorises; a
 /// maximum does not depend on the order it is taken in.
 #[inline(always)]
@@ -289,7 +263,8 @@ pub(super) fn max(w: &[f32]) -> f32 {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{KeyVectors, KvElem, Rows, Running, COLS, EXP2_POLY, HALF, LANES, MAX_KEYS, SLACK};
+    use super::{KeyVectors, KvElem, Rows, Running, COLS, HALF, LANES, MAX_KEYS, SLACK};
+    use crate::exp2::exp2_8;
     use std::arch::x86_64::*;
     use std::ops::Range;
 
@@ -448,27 +423,6 @@ mod avx2 {
         let dp = run.denom.as_mut_ptr();
         let d = _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(dp), w[0]), w[1]);
         _mm256_storeu_ps(dp, d);
-    }
-
-    /// `super::exp2` on 8 lanes: the same operations in the same order.
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn exp2_8(x: __m256) -> __m256 {
-        let x = _mm256_min_ps(
-            _mm256_max_ps(x, _mm256_set1_ps(-126.0)),
-            _mm256_set1_ps(126.0),
-        );
-        let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(x);
-        let f = _mm256_sub_ps(x, n);
-        let mut p = _mm256_set1_ps(EXP2_POLY[0]);
-        for c in &EXP2_POLY[1..] {
-            p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(*c));
-        }
-        let e = _mm256_slli_epi32::<23>(_mm256_add_epi32(
-            _mm256_cvtps_epi32(n),
-            _mm256_set1_epi32(127),
-        ));
-        _mm256_mul_ps(_mm256_castsi256_ps(e), p)
     }
 
     /// `super::weighted_sum2` for columns `c..c + 32` of two queries: 4 accumulators

@@ -117,7 +117,7 @@ impl Llama {
         let x = (x + w.wo.forward(&a)?)?;
         let h = rms_norm(&x, &w.ffn_norm, c.rms_eps)?;
         let (gate, up) = rayon::join(|| w.w_gate.forward(&h), || w.w_up.forward(&h));
-        let m = (gate?.silu()? * up?)?;
+        let m = crate::silu_mul::silu_mul(&gate?, &up?)?;
         Ok((x + w.w_down.forward(&m)?)?)
     }
 }
