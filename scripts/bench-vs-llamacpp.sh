@@ -6,8 +6,11 @@
 #   pip install 'llama-cpp-python[server]'      # builds llama.cpp from source
 #   scripts/bench-vs-llamacpp.sh [MODEL.gguf] [OUT_DIR]
 #
-# Scenarios (medians): single-stream decode, concurrency 8, TTFT of a 512-token prompt
-# cold and with a prefix-cache hit; then hearth alone at concurrency 16 and with a
+# Scenarios (medians): single-stream decode and concurrency 8 (the same requests, 32
+# tokens in and 128 out, so that their ratio compares concurrency alone), TTFT of a
+# 512-token prompt cold and with a prefix-cache hit; then hearth alone at concurrency 16
+# (the same requests), at concurrency 8 with 64-token outputs (this script's c8 shape
+# before 2026-12-06: a prefill every 64 tokens, against c1's every 128), and with a
 # 2000-token prompt, cold and with a 90% prefix hit (PAIRS seed pairs, 5 by default, and
 # their median ratio). Text prompts (random words) because llama-cpp-python's
 # server takes no token-id prompts. Its server serves one request at a time; it is started
@@ -46,13 +49,14 @@ w() { python3 -c "print(max(1, round($1 / $tpw)))"; }
 # name  bench-args: side by side
 scenarios=(
   "decode_c1|--num-prompts 4 --concurrency 1 --input-len $(w 32) --output-len 128"
-  "decode_c8|--num-prompts 16 --concurrency 8 --input-len $(w 32) --output-len 64"
+  "decode_c8|--num-prompts 16 --concurrency 8 --input-len $(w 32) --output-len 128"
   "ttft512_cold|--num-prompts 3 --concurrency 1 --input-len $(w 512) --output-len 1"
   "ttft512_prefix_hit|--num-prompts 5 --concurrency 1 --random-prefix-len $(w 496) --input-len $(w 16) --output-len 1"
 )
 # hearth alone (its own ratios: concurrency 16 vs 8, a 90% prefix hit on 2000 tokens)
 hearth_only=(
-  "decode_c16|--num-prompts 32 --concurrency 16 --input-len $(w 32) --output-len 64"
+  "decode_c16|--num-prompts 32 --concurrency 16 --input-len $(w 32) --output-len 128"
+  "decode_c8_64|--num-prompts 16 --concurrency 8 --input-len $(w 32) --output-len 64"
   "ttft2000_cold|--num-prompts 2 --concurrency 1 --input-len $(w 2000) --output-len 1"
   "ttft2000_prefix_hit|--num-prompts 3 --concurrency 1 --random-prefix-len $(w 1800) --input-len $(w 200) --output-len 1"
 )
@@ -71,7 +75,7 @@ done
 # PAIRS (default 5) cold/hit pairs, each with its own seed, and their median ratio.
 pairs="${PAIRS:-5}"
 for k in $(seq 2 "$pairs"); do
-  for s in "${hearth_only[@]:1:2}"; do
+  for s in "${hearth_only[@]:2:2}"; do
     run hearth 8101 "${s%%|*}-$k" "${s#*|}" "$((100 + k))"
   done
 done
@@ -97,8 +101,10 @@ for scen, metric, f in rows:
 def hs(scen):
     return json.load(open(os.path.join(out, f"hearth-{scen}.json")))["summary"]
 c1, c8, c16 = (hs(f"decode_c{c}")["output_throughput"] for c in (1, 8, 16))
+c8_64 = hs("decode_c8_64")["output_throughput"]
 cold, hit = hs("ttft2000_cold")["ttft_ms"]["median"], hs("ttft2000_prefix_hit")["ttft_ms"]["median"]
 print(f"hearth alone: output tok/s c1 {c1:.1f}, c8 {c8:.1f} ({c8 / c1:.2f}x), c16 {c16:.1f} ({c16 / c8:.2f}x c8)")
+print(f"hearth alone: c8 with 64-token outputs (the shape before 2026-12-06) {c8_64:.1f} ({c8_64 / c1:.2f}x c1)")
 ratios = [100 * hit / cold]
 for k in range(2, pairs + 1):
     c = hs(f"ttft2000_cold-{k}")["ttft_ms"]["median"]
@@ -108,7 +114,7 @@ ratio = statistics.median(ratios)
 print(f"hearth alone: TTFT 2000 tokens cold {cold:.0f} ms, 90% prefix hit {hit:.0f} ms ({100 * hit / cold:.1f}%)")
 print(f"hearth alone: 90% prefix hit / cold over {len(ratios)} seed pairs: median {ratio:.1f}% "
       f"({', '.join(f'{r:.1f}' for r in ratios)})")
-res["hearth_alone"] = {"c1": c1, "c8": c8, "c16": c16, "ttft2000_cold_ms": cold, "ttft2000_hit_ms": hit,
+res["hearth_alone"] = {"c1": c1, "c8": c8, "c16": c16, "c8_64": c8_64, "ttft2000_cold_ms": cold, "ttft2000_hit_ms": hit,
                        "ttft2000_hit_ratio_pct": ratios, "ttft2000_hit_ratio_median_pct": ratio}
 json.dump(res, open(os.path.join(out, "comparison.json"), "w"), indent=2)
 PY

@@ -10,6 +10,7 @@ pub mod batch;
 pub mod cuda;
 pub mod error;
 mod exp2;
+mod gated_mul;
 pub mod gemma3;
 pub mod gguf;
 pub mod gguf_meta;
@@ -28,7 +29,6 @@ pub mod quant;
 pub mod quantize;
 pub mod safetensors;
 mod shared_out;
-mod silu_mul;
 pub mod sizing;
 pub mod store;
 #[cfg(test)]

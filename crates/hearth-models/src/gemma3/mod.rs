@@ -16,6 +16,7 @@ pub use gguf_load::load_gguf;
 pub use load::load;
 
 use crate::attention::{AttnMeta, AttnShape, PagedAttention};
+use crate::gated_mul::{gated_mul, Gate};
 use crate::llama::Rope;
 use crate::quant::Linear;
 use crate::{BatchInput, CausalLm, KvCache, ModelError, ModelSpec};
@@ -111,7 +112,7 @@ impl Gemma3 {
         let x = (x + a)?;
         let h = rms_norm(&x, &w.pre_ffn_norm, c.rms_eps)?;
         let (gate, up) = rayon::join(|| w.w_gate.forward(&h), || w.w_up.forward(&h));
-        let m = (gate?.gelu()? * up?)?;
+        let m = gated_mul(Gate::GeluTanh, &gate?, &up?)?;
         let m = rms_norm(&w.w_down.forward(&m)?, &w.post_ffn_norm, c.rms_eps)?;
         Ok((x + m)?)
     }

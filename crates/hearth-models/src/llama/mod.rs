@@ -10,6 +10,7 @@ pub use load::{load, load_as};
 pub use rope::Rope;
 
 use crate::attention::{AttnMeta, AttnShape, PagedAttention};
+use crate::gated_mul::{gated_mul, Gate};
 use crate::quant::Linear;
 use crate::{BatchInput, CausalLm, KvCache, ModelError, ModelSpec};
 use candle_core::{Device, Module, Tensor};
@@ -117,7 +118,7 @@ impl Llama {
         let x = (x + w.wo.forward(&a)?)?;
         let h = rms_norm(&x, &w.ffn_norm, c.rms_eps)?;
         let (gate, up) = rayon::join(|| w.w_gate.forward(&h), || w.w_up.forward(&h));
-        let m = crate::silu_mul::silu_mul(&gate?, &up?)?;
+        let m = gated_mul(Gate::Silu, &gate?, &up?)?;
         Ok((x + w.w_down.forward(&m)?)?)
     }
 }
