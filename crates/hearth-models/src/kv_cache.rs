@@ -148,12 +148,17 @@ impl KvPool {
         }
     }
 
-    /// `src[e]` into element `at + e * stride` (rounded as `write` does).
-    fn write_strided(&mut self, at: usize, stride: usize, src: &[f32]) {
+    /// `src[e]` into element `at + e * stride`, rounded as `write` does: an f16 pool's
+    /// values are converted together into `scratch` (`src`'s length; the vector
+    /// conversion, where value by value each paid a feature check), then placed.
+    fn write_strided(&mut self, at: usize, stride: usize, src: &[f32], scratch: &mut [f16]) {
         let places = (0..src.len()).map(|e| at + e * stride);
         match self {
             KvPool::F32(v) => places.zip(src).for_each(|(i, &x)| v[i] = x),
-            KvPool::F16(v) => places.zip(src).for_each(|(i, &x)| v[i] = f16::from_f32(x)),
+            KvPool::F16(v) => {
+                scratch.convert_from_f32_slice(src);
+                places.zip(scratch.iter()).for_each(|(i, &x)| v[i] = x);
+            }
         }
     }
 }
@@ -217,6 +222,10 @@ impl KvCache {
     pub fn write(&mut self, layer: usize, k: &[f32], v: &[f32], slots: &[u32]) {
         let (row, bs) = (self.row_len(), self.layout.block_size);
         let (kl, vl) = (&mut self.k[layer], &mut self.v[layer]);
+        let mut scratch = match kl {
+            KvPool::F16(_) => vec![f16::ZERO; row],
+            KvPool::F32(_) => Vec::new(),
+        };
         for (i, &slot) in slots.iter().enumerate() {
             let slot = slot as usize;
             // A K row's values are block_size apart (`KvPool`).
@@ -224,6 +233,7 @@ impl KvCache {
                 self.layout.k_index(slot, 0, 0),
                 bs,
                 &k[i * row..(i + 1) * row],
+                &mut scratch,
             );
             vl.write(slot * row, &v[i * row..(i + 1) * row]);
         }
@@ -249,6 +259,7 @@ mod tests {
         let mut cache = KvCache::new(layout);
         let (row, slots) = (cache.row_len(), cache.num_slots());
         let k: Vec<f32> = (0..slots * row).map(|i| i as f32).collect();
+        let mut f16_cache = KvCache::with_dtype(layout, KvDtype::F16);
         let v: Vec<f32> = k.iter().map(|x| -x).collect();
         // Slots written out of order: where a row lands depends on its slot alone.
         let order: Vec<u32> = (0..slots as u32).rev().collect();
@@ -259,6 +270,19 @@ mod tests {
                 .collect()
         };
         cache.write(0, &by_order(&k), &by_order(&v), &order);
+        // The f16 pools hold the same places, each value rounded as f16::from_f32 does
+        // (values off f16's grid, so that the rounding shows).
+        let k_off: Vec<f32> = k.iter().map(|x| x * 0.37 + 0.001).collect();
+        f16_cache.write(0, &by_order(&k_off), &by_order(&v), &order);
+        let KvPool::F16(stored) = &f16_cache.k[0] else {
+            panic!("f16 pool")
+        };
+        let want: Vec<u16> = layout
+            .k_pool_from_rows(&k_off)
+            .iter()
+            .map(|&x| f16::from_f32(x).to_bits())
+            .collect();
+        assert_eq!(stored.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), want);
         let stored_k = cache.k[0].as_f32().expect("f32 pool");
         assert_eq!(stored_k, layout.k_pool_from_rows(&k).as_slice());
         assert_eq!(cache.v[0].as_f32().expect("f32 pool"), v.as_slice());
