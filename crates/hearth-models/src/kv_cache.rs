@@ -148,16 +148,26 @@ impl KvPool {
         }
     }
 
-    /// `src[e]` into element `at + e * stride`, rounded as `write` does: an f16 pool's
-    /// values are converted together into `scratch` (`src`'s length; the vector
-    /// conversion, where value by value each paid a feature check), then placed.
-    fn write_strided(&mut self, at: usize, stride: usize, src: &[f32], scratch: &mut [f16]) {
-        let places = (0..src.len()).map(|e| at + e * stride);
+    /// `src[e]` into element `at + e * stride`, rounded as `write` does: for an f16
+    /// pool, up to `STRIDED_RUN` values at a time are converted together on the stack
+    /// (the vector conversion; value by value, each paid a feature check), then placed.
+    fn write_strided(&mut self, at: usize, stride: usize, src: &[f32]) {
+        const STRIDED_RUN: usize = 256;
         match self {
-            KvPool::F32(v) => places.zip(src).for_each(|(i, &x)| v[i] = x),
+            KvPool::F32(v) => src
+                .iter()
+                .enumerate()
+                .for_each(|(e, &x)| v[at + e * stride] = x),
             KvPool::F16(v) => {
-                scratch.convert_from_f32_slice(src);
-                places.zip(scratch.iter()).for_each(|(i, &x)| v[i] = x);
+                let mut run = [f16::ZERO; STRIDED_RUN];
+                for (r, part) in src.chunks(STRIDED_RUN).enumerate() {
+                    let run = &mut run[..part.len()];
+                    run.convert_from_f32_slice(part);
+                    let first = at + r * STRIDED_RUN * stride;
+                    for (e, &x) in run.iter().enumerate() {
+                        v[first + e * stride] = x;
+                    }
+                }
             }
         }
     }
@@ -222,10 +232,6 @@ impl KvCache {
     pub fn write(&mut self, layer: usize, k: &[f32], v: &[f32], slots: &[u32]) {
         let (row, bs) = (self.row_len(), self.layout.block_size);
         let (kl, vl) = (&mut self.k[layer], &mut self.v[layer]);
-        let mut scratch = match kl {
-            KvPool::F16(_) => vec![f16::ZERO; row],
-            KvPool::F32(_) => Vec::new(),
-        };
         for (i, &slot) in slots.iter().enumerate() {
             let slot = slot as usize;
             // A K row's values are block_size apart (`KvPool`).
@@ -233,7 +239,6 @@ impl KvCache {
                 self.layout.k_index(slot, 0, 0),
                 bs,
                 &k[i * row..(i + 1) * row],
-                &mut scratch,
             );
             vl.write(slot * row, &v[i * row..(i + 1) * row]);
         }
@@ -246,55 +251,58 @@ mod tests {
 
     /// K rows written slot by slot land where `k_index` says, V rows as rows, and
     /// `k_pool_from_rows` builds the same K pool from rows in slot order: every slot,
-    /// head and dimension at its own place.
+    /// head and dimension at its own place; an f16 pool holds each value rounded as
+    /// `f16::from_f32` does. The second layout's rows (320 values) are longer than one
+    /// run of `write_strided`'s f16 conversion.
     #[test]
     fn k_is_stored_slot_minor_and_v_as_rows() {
-        let layout = KvCacheLayout {
-            num_layers: 1,
-            num_kv_heads: 2,
-            head_dim: 3,
-            block_size: 4,
-            num_blocks: 5,
-        };
-        let mut cache = KvCache::new(layout);
-        let (row, slots) = (cache.row_len(), cache.num_slots());
-        let k: Vec<f32> = (0..slots * row).map(|i| i as f32).collect();
-        let mut f16_cache = KvCache::with_dtype(layout, KvDtype::F16);
-        let v: Vec<f32> = k.iter().map(|x| -x).collect();
-        // Slots written out of order: where a row lands depends on its slot alone.
-        let order: Vec<u32> = (0..slots as u32).rev().collect();
-        let by_order = |x: &[f32]| -> Vec<f32> {
-            order
-                .iter()
-                .flat_map(|&s| x[s as usize * row..(s as usize + 1) * row].to_vec())
-                .collect()
-        };
-        cache.write(0, &by_order(&k), &by_order(&v), &order);
-        // The f16 pools hold the same places, each value rounded as f16::from_f32 does
-        // (values off f16's grid, so that the rounding shows).
-        let k_off: Vec<f32> = k.iter().map(|x| x * 0.37 + 0.001).collect();
-        f16_cache.write(0, &by_order(&k_off), &by_order(&v), &order);
-        let KvPool::F16(stored) = &f16_cache.k[0] else {
-            panic!("f16 pool")
-        };
-        let want: Vec<u16> = layout
-            .k_pool_from_rows(&k_off)
-            .iter()
-            .map(|&x| f16::from_f32(x).to_bits())
-            .collect();
-        assert_eq!(stored.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), want);
-        let stored_k = cache.k[0].as_f32().expect("f32 pool");
-        assert_eq!(stored_k, layout.k_pool_from_rows(&k).as_slice());
-        assert_eq!(cache.v[0].as_f32().expect("f32 pool"), v.as_slice());
-        for slot in 0..slots {
-            for head in 0..2 {
-                for d in 0..3 {
-                    let want = (slot * row + head * 3 + d) as f32;
-                    assert_eq!(stored_k[layout.k_index(slot, head, d)], want);
+        for (num_kv_heads, head_dim, num_blocks) in [(2, 3, 5), (8, 40, 2)] {
+            let layout = KvCacheLayout {
+                num_layers: 1,
+                num_kv_heads,
+                head_dim,
+                block_size: 4,
+                num_blocks,
+            };
+            let mut cache = KvCache::new(layout);
+            let mut f16_cache = KvCache::with_dtype(layout, KvDtype::F16);
+            let (row, slots) = (cache.row_len(), cache.num_slots());
+            let k: Vec<f32> = (0..slots * row).map(|i| i as f32).collect();
+            let v: Vec<f32> = k.iter().map(|x| -x).collect();
+            // Slots written out of order: where a row lands depends on its slot alone.
+            let order: Vec<u32> = (0..slots as u32).rev().collect();
+            let by_order = |x: &[f32]| -> Vec<f32> {
+                order
+                    .iter()
+                    .flat_map(|&s| x[s as usize * row..(s as usize + 1) * row].to_vec())
+                    .collect()
+            };
+            cache.write(0, &by_order(&k), &by_order(&v), &order);
+            let stored_k = cache.k[0].as_f32().expect("f32 pool");
+            assert_eq!(stored_k, layout.k_pool_from_rows(&k).as_slice());
+            assert_eq!(cache.v[0].as_f32().expect("f32 pool"), v.as_slice());
+            for slot in 0..slots {
+                for head in 0..num_kv_heads {
+                    for d in 0..head_dim {
+                        let want = (slot * row + head * head_dim + d) as f32;
+                        assert_eq!(stored_k[layout.k_index(slot, head, d)], want);
+                    }
                 }
             }
+            // A block's dimension holds its slots side by side.
+            assert_eq!(layout.k_index(5, 1, 2) + 1, layout.k_index(6, 1, 2));
+            // Values off f16's grid, so that the rounding shows.
+            let k_off: Vec<f32> = k.iter().map(|x| x * 0.37 + 0.001).collect();
+            f16_cache.write(0, &by_order(&k_off), &by_order(&v), &order);
+            let KvPool::F16(stored) = &f16_cache.k[0] else {
+                panic!("f16 pool")
+            };
+            let want: Vec<u16> = layout
+                .k_pool_from_rows(&k_off)
+                .iter()
+                .map(|&x| f16::from_f32(x).to_bits())
+                .collect();
+            assert_eq!(stored.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), want);
         }
-        // A block's dimension holds its slots side by side.
-        assert_eq!(layout.k_index(5, 1, 2) + 1, layout.k_index(6, 1, 2));
     }
 }
