@@ -11,11 +11,11 @@
 # 512-token prompt cold and with a prefix-cache hit; then hearth alone at concurrency 16
 # (the same requests), at concurrency 8 with 64-token outputs (this script's c8 shape
 # before 2026-12-06: a prefill every 64 tokens, against c1's every 128), and with a
-# 2000-token prompt, cold and with a 90% prefix hit (PAIRS seed pairs, 5 by default, and
-# their median ratio). Text prompts (random words) because llama-cpp-python's
-# server takes no token-id prompts. Its server serves one request at a time; it is started
-# with --interrupt_requests False so that a new request queues instead of cutting the
-# running one short.
+# 2000-token prompt, cold and with a 90% prefix hit; PAIRS (5 by default) seed pairs of
+# the cold and hit prompts, and of c1 and c8, give median ratios. Text prompts (random
+# words) because llama-cpp-python's server takes no token-id prompts. Its server serves
+# one request at a time; it is started with --interrupt_requests False so that a new
+# request queues instead of cutting the running one short.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -71,11 +71,12 @@ done
 for s in "${scenarios[@]}"; do
   run llamacpp 8102 "${s%%|*}" "${s#*|}"
 done
-# The prefix-hit ratio swings by a few points from run to run on a shared 2-core host:
-# PAIRS (default 5) cold/hit pairs, each with its own seed, and their median ratio.
+# The prefix-hit ratio and c8 / c1 swing from run to run on a shared 2-core host:
+# PAIRS (default 5) cold/hit pairs and c1/c8 pairs, each with its own seed, and their
+# median ratios.
 pairs="${PAIRS:-5}"
 for k in $(seq 2 "$pairs"); do
-  for s in "${hearth_only[@]:2:2}"; do
+  for s in "${hearth_only[@]:2:2}" "${scenarios[@]:0:2}"; do
     run hearth 8101 "${s%%|*}-$k" "${s#*|}" "$((100 + k))"
   done
 done
@@ -105,6 +106,10 @@ c8_64 = hs("decode_c8_64")["output_throughput"]
 cold, hit = hs("ttft2000_cold")["ttft_ms"]["median"], hs("ttft2000_prefix_hit")["ttft_ms"]["median"]
 print(f"hearth alone: output tok/s c1 {c1:.1f}, c8 {c8:.1f} ({c8 / c1:.2f}x), c16 {c16:.1f} ({c16 / c8:.2f}x c8)")
 print(f"hearth alone: c8 with 64-token outputs (the shape before 2026-12-06) {c8_64:.1f} ({c8_64 / c1:.2f}x c1)")
+c8c1 = [c8 / c1] + [hs(f"decode_c8-{k}")["output_throughput"] / hs(f"decode_c1-{k}")["output_throughput"]
+                    for k in range(2, pairs + 1)]
+print(f"hearth alone: c8 / c1 over {len(c8c1)} c1/c8 pairs: median {statistics.median(c8c1):.2f}x "
+      f"({', '.join(f'{r:.2f}' for r in c8c1)})")
 ratios = [100 * hit / cold]
 for k in range(2, pairs + 1):
     c = hs(f"ttft2000_cold-{k}")["ttft_ms"]["median"]
@@ -114,7 +119,8 @@ ratio = statistics.median(ratios)
 print(f"hearth alone: TTFT 2000 tokens cold {cold:.0f} ms, 90% prefix hit {hit:.0f} ms ({100 * hit / cold:.1f}%)")
 print(f"hearth alone: 90% prefix hit / cold over {len(ratios)} seed pairs: median {ratio:.1f}% "
       f"({', '.join(f'{r:.1f}' for r in ratios)})")
-res["hearth_alone"] = {"c1": c1, "c8": c8, "c16": c16, "c8_64": c8_64, "ttft2000_cold_ms": cold, "ttft2000_hit_ms": hit,
+res["hearth_alone"] = {"c1": c1, "c8": c8, "c16": c16, "c8_64": c8_64, "c8_over_c1": c8c1,
+                       "c8_over_c1_median": statistics.median(c8c1), "ttft2000_cold_ms": cold, "ttft2000_hit_ms": hit,
                        "ttft2000_hit_ratio_pct": ratios, "ttft2000_hit_ratio_median_pct": ratio}
 json.dump(res, open(os.path.join(out, "comparison.json"), "w"), indent=2)
 PY
