@@ -4,7 +4,6 @@
 //! the paged KV cache, and checks model-file integrity. Knows nothing of requests,
 //! scheduling or sampling.
 
-mod add_norm;
 pub mod attention;
 pub mod batch;
 #[cfg(feature = "cuda")]

@@ -9,7 +9,6 @@ pub use config::LlamaConfig;
 pub use load::{load, load_as};
 pub use rope::Rope;
 
-use crate::add_norm::add_rms_norm;
 use crate::attention::{AttnMeta, AttnShape, PagedAttention};
 use crate::gated_mul::{gated_mul, Gate};
 use crate::quant::Linear;
@@ -75,25 +74,22 @@ impl Llama {
         Ok(y.reshape((t, heads * hd))?)
     }
 
-    /// Layer `i` of the residual stream `x`, whose `attn_norm` is `h` already: the new
-    /// stream, and (but after the last layer) the next layer's `attn_norm` of it.
-    #[allow(clippy::too_many_arguments)]
     fn layer(
         &self,
         i: usize,
         x: &Tensor,
-        h: &Tensor,
         rope: &(Tensor, Tensor),
         batch: &BatchInput,
         meta: &AttnMeta,
         cache: &mut KvCache,
-    ) -> Result<(Tensor, Option<Tensor>), ModelError> {
+    ) -> Result<Tensor, ModelError> {
         let (c, w) = (&self.cfg, &self.layers[i]);
+        let h = rms_norm(x, &w.attn_norm, c.rms_eps)?;
         // Side by side on the pool: a worker that finishes its share of one product
         // steals from the next instead of sleeping until it is woken for it.
         let ((q, k), v) = rayon::join(
-            || rayon::join(|| w.wq.forward(h), || w.wk.forward(h)),
-            || w.wv.forward(h),
+            || rayon::join(|| w.wq.forward(&h), || w.wk.forward(&h)),
+            || w.wv.forward(&h),
         );
         let (mut q, mut k, mut v) = (q?, k?, v?);
         if let Some([bq, bk, bv]) = &w.qkv_bias {
@@ -119,17 +115,11 @@ impl Llama {
             softcap: None,
         };
         let a = self.attn.attend(&q, cache, i, batch, meta, shape)?;
-        let (x, h) = add_rms_norm(x, &w.wo.forward(&a)?, &w.ffn_norm, c.rms_eps)?;
+        let x = (x + w.wo.forward(&a)?)?;
+        let h = rms_norm(&x, &w.ffn_norm, c.rms_eps)?;
         let (gate, up) = rayon::join(|| w.w_gate.forward(&h), || w.w_up.forward(&h));
         let m = gated_mul(Gate::Silu, &gate?, &up?)?;
-        let down = w.w_down.forward(&m)?;
-        Ok(match self.layers.get(i + 1) {
-            Some(next) => {
-                let (x, h) = add_rms_norm(&x, &down, &next.attn_norm, c.rms_eps)?;
-                (x, Some(h))
-            }
-            None => ((x + down)?, None),
-        })
+        Ok((x + w.w_down.forward(&m)?)?)
     }
 }
 
@@ -164,14 +154,8 @@ impl Llama {
         let ids = Tensor::from_slice(&batch.tokens, batch.tokens.len(), &self.device)?;
         let mut x = self.embed.embedding(&ids)?;
         let rope = self.rope.tables(&batch.positions, &self.device)?;
-        // Each layer hands the next its input's norm (fused with its last residual add).
-        let mut h = match self.layers.first() {
-            Some(l) => Some(rms_norm(&x, &l.attn_norm, self.cfg.rms_eps)?),
-            None => None,
-        };
         for i in 0..self.layers.len() {
-            let Some(hi) = h.take() else { break };
-            (x, h) = self.layer(i, &x, &hi, &rope, batch, &meta, cache)?;
+            x = self.layer(i, &x, &rope, batch, &meta, cache)?;
         }
         // LM head only on the rows that will be sampled.
         let wanted: Vec<usize> = (0..batch.seqs.len())
