@@ -9,7 +9,7 @@
 //!   x^3), so t = -2 log2 e sqrt(2/pi) x (1 + 0.044715 x^2).
 //!
 //! 2^t is `exp2` (within 4e-7 of libm); rounding t adds ~4e-8 |t| of relative error
-//! where 2^t is large. Past t = 126 (x < -87 for SiLU, x < -6 for GELU), `exp2` is
+//! where 2^t is large. Past t = 126 (x < -87 for SiLU, x < -10 for GELU), `exp2` is
 //! clamped, so the result is x * 2^-126 (|x| * 1.2e-38) where libm's gives ~0. The SIMD
 //! and portable paths give the same bits.
 
