@@ -75,9 +75,14 @@ done
 # PAIRS (default 5) cold/hit pairs and c1/c8 pairs, each with its own seed, and their
 # median ratios.
 pairs="${PAIRS:-5}"
+paired=(ttft2000_cold ttft2000_prefix_hit decode_c1 decode_c8)
 for k in $(seq 2 "$pairs"); do
-  for s in "${hearth_only[@]:2:2}" "${scenarios[@]:0:2}"; do
-    run hearth 8101 "${s%%|*}-$k" "${s#*|}" "$((100 + k))"
+  for s in "${scenarios[@]}" "${hearth_only[@]}"; do
+    for name in "${paired[@]}"; do
+      if [ "${s%%|*}" = "$name" ]; then
+        run hearth 8101 "$name-$k" "${s#*|}" "$((100 + k))"
+      fi
+    done
   done
 done
 
@@ -108,7 +113,8 @@ print(f"hearth alone: output tok/s c1 {c1:.1f}, c8 {c8:.1f} ({c8 / c1:.2f}x), c1
 print(f"hearth alone: c8 with 64-token outputs (the shape before 2026-12-06) {c8_64:.1f} ({c8_64 / c1:.2f}x c1)")
 c8c1 = [c8 / c1] + [hs(f"decode_c8-{k}")["output_throughput"] / hs(f"decode_c1-{k}")["output_throughput"]
                     for k in range(2, pairs + 1)]
-print(f"hearth alone: c8 / c1 over {len(c8c1)} c1/c8 pairs: median {statistics.median(c8c1):.2f}x "
+c8c1_median = statistics.median(c8c1)
+print(f"hearth alone: c8 / c1 over {len(c8c1)} c1/c8 pairs: median {c8c1_median:.2f}x "
       f"({', '.join(f'{r:.2f}' for r in c8c1)})")
 ratios = [100 * hit / cold]
 for k in range(2, pairs + 1):
@@ -120,7 +126,7 @@ print(f"hearth alone: TTFT 2000 tokens cold {cold:.0f} ms, 90% prefix hit {hit:.
 print(f"hearth alone: 90% prefix hit / cold over {len(ratios)} seed pairs: median {ratio:.1f}% "
       f"({', '.join(f'{r:.1f}' for r in ratios)})")
 res["hearth_alone"] = {"c1": c1, "c8": c8, "c16": c16, "c8_64": c8_64, "c8_over_c1": c8c1,
-                       "c8_over_c1_median": statistics.median(c8c1), "ttft2000_cold_ms": cold, "ttft2000_hit_ms": hit,
+                       "c8_over_c1_median": c8c1_median, "ttft2000_cold_ms": cold, "ttft2000_hit_ms": hit,
                        "ttft2000_hit_ratio_pct": ratios, "ttft2000_hit_ratio_median_pct": ratio}
 json.dump(res, open(os.path.join(out, "comparison.json"), "w"), indent=2)
 PY
