@@ -74,6 +74,8 @@ fn bench(c: &mut Criterion) {
     for (name, shape, seqs, cached, new) in [
         ("decode", SHAPE, 1, 512, 1),
         ("decode", SHAPE, 8, 512, 1),
+        // The contexts of the bench scripts' decode scenarios (32 in, 128 out).
+        ("decode", SHAPE, 8, 96, 1),
         ("decode", SHAPE, 8, 2048, 1),
         ("prefill_chunk", SHAPE, 1, 512, 128),
         // The new 10% of a 2000-token prompt whose first 1800 tokens were cached

@@ -3,7 +3,8 @@
 //! (MODEL defaults to $HEARTH_TEST_MODEL). Prints median milliseconds per step.
 //! `HEARTH_DECODE_SEQS=8 HEARTH_DECODE_STEPS=500` time only that batch, that many
 //! steps (for profiling the decode step alone); `HEARTH_DECODE_PROMPT=1024` sets the
-//! prompt length (32), `HEARTH_DECODE_KV=f16` the KV cache's dtype (f32).
+//! prompt length (32), `HEARTH_DECODE_KV=f16` the KV cache's dtype (f32). Built with
+//! `--features phase-times`, it prints where the steps' time went, part by part.
 
 use hearth_models::{
     load_gguf_with, BatchInput, KvCache, KvCacheLayout, KvDtype, LoadOptions, SeqInput,
@@ -13,6 +14,17 @@ use std::time::Instant;
 const BS: usize = 16;
 const PROMPT: usize = 32;
 const STEPS: usize = 24;
+
+/// Milliseconds a step per phase since the last `take` (built with `phase-times`).
+fn print_phases(steps: usize) {
+    let ns = hearth_models::phase_times::take();
+    let total: u64 = ns.iter().sum();
+    for ((_, name), ns) in hearth_models::phase_times::PHASES.iter().zip(ns) {
+        let ms = ns as f64 / 1e6 / steps.max(1) as f64;
+        let share = 100.0 * ns as f64 / total.max(1) as f64;
+        println!("  {name:<18} {ms:7.3} ms/step {share:5.1}%");
+    }
+}
 
 fn env_usize(name: &str) -> Option<usize> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
@@ -81,6 +93,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .model
             .forward(&step(seqs, blocks, 0, prompt), &mut cache)?;
         let prefill = t.elapsed().as_secs_f64() * 1e3;
+        hearth_models::phase_times::take();
         let mut times: Vec<f64> = (0..steps)
             .map(|i| {
                 let t = Instant::now();
@@ -91,6 +104,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             })
             .collect::<Result<_, _>>()?;
         times.sort_by(f64::total_cmp);
+        if hearth_models::phase_times::ENABLED {
+            print_phases(steps);
+        }
         println!(
             "dequantize={dequantize} kv={kv} seqs={seqs}: prefill {prompt} tok/seq {prefill:.1} ms, decode step median {:.2} ms (min {:.2})",
             times[steps / 2],

@@ -25,6 +25,7 @@ pub mod integrity;
 pub mod kv_cache;
 pub mod llama;
 pub mod model;
+pub mod phase_times;
 pub mod quant;
 pub mod quantize;
 pub mod safetensors;

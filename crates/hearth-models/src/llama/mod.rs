@@ -11,6 +11,7 @@ pub use rope::Rope;
 
 use crate::attention::{AttnMeta, AttnShape, PagedAttention};
 use crate::gated_mul::{gated_mul, Gate};
+use crate::phase_times::{Lap, Phase};
 use crate::quant::Linear;
 use crate::{BatchInput, CausalLm, KvCache, ModelError, ModelSpec};
 use candle_core::{Device, Module, Tensor};
@@ -84,7 +85,9 @@ impl Llama {
         cache: &mut KvCache,
     ) -> Result<Tensor, ModelError> {
         let (c, w) = (&self.cfg, &self.layers[i]);
+        let mut lap = Lap::start();
         let h = rms_norm(x, &w.attn_norm, c.rms_eps)?;
+        lap.mark(Phase::InputNorm);
         // Side by side on the pool: a worker that finishes its share of one product
         // steals from the next instead of sleeping until it is woken for it.
         let ((q, k), v) = rayon::join(
@@ -92,6 +95,7 @@ impl Llama {
             || w.wv.forward(&h),
         );
         let (mut q, mut k, mut v) = (q?, k?, v?);
+        lap.mark(Phase::QkvProducts);
         if let Some([bq, bk, bv]) = &w.qkv_bias {
             (q, k, v) = (
                 q.broadcast_add(bq)?,
@@ -105,7 +109,9 @@ impl Llama {
         };
         let q = self.rope(&q, c.num_heads, qn, rope)?;
         let k = self.rope(&k, c.num_kv_heads, kn, rope)?;
+        lap.mark(Phase::Rope);
         self.attn.write_kv(cache, i, &k, &v, batch)?;
+        lap.mark(Phase::KvWrite);
         let shape = AttnShape {
             num_heads: c.num_heads,
             num_kv_heads: c.num_kv_heads,
@@ -115,11 +121,22 @@ impl Llama {
             softcap: None,
         };
         let a = self.attn.attend(&q, cache, i, batch, meta, shape)?;
-        let x = (x + w.wo.forward(&a)?)?;
+        lap.mark(Phase::Attention);
+        let o = w.wo.forward(&a)?;
+        lap.mark(Phase::OutProduct);
+        let x = (x + o)?;
         let h = rms_norm(&x, &w.ffn_norm, c.rms_eps)?;
+        lap.mark(Phase::AddAndNorm);
         let (gate, up) = rayon::join(|| w.w_gate.forward(&h), || w.w_up.forward(&h));
-        let m = gated_mul(Gate::Silu, &gate?, &up?)?;
-        Ok((x + w.w_down.forward(&m)?)?)
+        let (gate, up) = (gate?, up?);
+        lap.mark(Phase::GateUpProducts);
+        let m = gated_mul(Gate::Silu, &gate, &up)?;
+        lap.mark(Phase::GatedActivation);
+        let down = w.w_down.forward(&m)?;
+        lap.mark(Phase::DownProduct);
+        let x = (x + down)?;
+        lap.mark(Phase::ResidualAdd);
+        Ok(x)
     }
 }
 
@@ -166,8 +183,10 @@ impl Llama {
         }
         let rows: Vec<u32> = wanted.iter().map(|&s| meta.last_row[s] as u32).collect();
         let rows = Tensor::from_vec(rows, wanted.len(), &self.device)?;
+        let mut lap = Lap::start();
         let last = rms_norm(&x.index_select(&rows, 0)?, &self.norm, self.cfg.rms_eps)?;
         let out = self.lm_head.forward(&last)?.to_vec2::<f32>()?;
+        lap.mark(Phase::LmHead);
         for (s, row) in wanted.into_iter().zip(out) {
             logits[s] = row;
         }
