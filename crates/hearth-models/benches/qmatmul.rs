@@ -1,14 +1,17 @@
 //! Quantized matmul, y[m, n] = x[m, k] · Wᵀ: hearth's kernels (each SIMD path) vs
 //! candle's `QMatMul`, at SmolLM2-135M's shapes: Q4_1 layers (hidden 576, ffn 1536)
-//! and the Q8_0 tied LM head (vocab 49152); and Q4_K at Llama-3.2-3B's shapes (hidden
-//! 3072, ffn 8192): the repacked kernel, the per-pair path it replaced, and candle.
-//! `cargo bench -p hearth-models --bench qmatmul -- q4_k` runs one group.
+//! and the Q8_0 tied LM head (vocab 49152); and Q4_K and Q6_K (Q4_K_M files hold both) at
+//! Llama-3.2-3B's shapes (hidden 3072, ffn 8192): the repacked kernel, the per-pair path
+//! (the file's blocks, candle's `vec_dot` per weight row x activation row), and candle.
+//! `cargo bench -p hearth-models --bench qmatmul -- q6_k` runs one group.
 
-use candle_core::quantized::k_quants::BlockQ4K;
+use candle_core::quantized::k_quants::{BlockQ4K, BlockQ6K};
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
-use hearth_models::quant::{BlockMatrix, Kernel, Q4KMatrix, Q4_1Matrix, Q8_0Matrix, RowMatrix};
+use hearth_models::quant::{
+    BlockMatrix, Kernel, Q4KMatrix, Q4_1Matrix, Q6KMatrix, Q8_0Matrix, RowMatrix,
+};
 use std::time::Duration;
 
 fn data(len: usize, seed: u64) -> Vec<f32> {
@@ -86,15 +89,53 @@ fn bench(c: &mut Criterion) {
 }
 
 fn bench_q4_k(c: &mut Criterion) {
-    let mut g = c.benchmark_group("q4_k_matmul");
+    bench_k_quant(
+        c,
+        "q4_k_matmul",
+        GgmlDType::Q4K,
+        |qt| {
+            let held = Q4KMatrix::from_qtensor(qt).expect("repacked");
+            Box::new(move |kernel: Kernel, x: &[f32], m: usize, y: &mut [f32]| {
+                held.matmul_with(kernel, x, m, y).expect("matmul")
+            }) as Runner
+        },
+        |qt| Box::new(BlockMatrix::<BlockQ4K>::from_qtensor(qt).expect("per pair")),
+    );
+    bench_k_quant(
+        c,
+        "q6_k_matmul",
+        GgmlDType::Q6K,
+        |qt| {
+            let held = Q6KMatrix::from_qtensor(qt).expect("repacked");
+            Box::new(move |kernel: Kernel, x: &[f32], m: usize, y: &mut [f32]| {
+                held.matmul_with(kernel, x, m, y).expect("matmul")
+            }) as Runner
+        },
+        |qt| Box::new(BlockMatrix::<BlockQ6K>::from_qtensor(qt).expect("per pair")),
+    );
+}
+
+/// A repacked matrix's matmul with a chosen kernel.
+type Runner = Box<dyn Fn(Kernel, &[f32], usize, &mut [f32])>;
+
+/// One k-quant at Llama-3.2-3B's shapes: `repacked` builds hearth's matrix, `per_pair`
+/// holds the file's blocks.
+fn bench_k_quant(
+    c: &mut Criterion,
+    group: &str,
+    dtype: GgmlDType,
+    repacked: fn(&QTensor) -> Runner,
+    per_pair: fn(&QTensor) -> Box<dyn RowMatrix>,
+) {
+    let mut g = c.benchmark_group(group);
     g.sample_size(10)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3));
     for (n, k) in [(3072, 3072), (8192, 3072)] {
         let w = Tensor::from_vec(data(n * k, 5), (n, k), &Device::Cpu).expect("w");
-        let qt = QTensor::quantize(&w, GgmlDType::Q4K).expect("quantize");
-        let repacked = Q4KMatrix::from_qtensor(&qt).expect("repacked");
-        let per_pair = BlockMatrix::<BlockQ4K>::from_qtensor(&qt).expect("per pair");
+        let qt = QTensor::quantize(&w, dtype).expect("quantize");
+        let ours = repacked(&qt);
+        let pairs = per_pair(&qt);
         let theirs = QMatMul::from_qtensor(qt).expect("qmatmul");
         for m in [1, 8, 64] {
             let x = data(m * k, 6);
@@ -104,15 +145,11 @@ fn bench_q4_k(c: &mut Criterion) {
             for kernel in kernels() {
                 let name = format!("repacked_{kernel:?}");
                 g.bench_function(BenchmarkId::new(name, &id), |b| {
-                    b.iter(|| {
-                        repacked
-                            .matmul_with(kernel, black_box(&x), m, &mut y)
-                            .expect("matmul")
-                    })
+                    b.iter(|| ours(kernel, black_box(&x), m, &mut y))
                 });
             }
             g.bench_function(BenchmarkId::new("per_pair", &id), |b| {
-                b.iter(|| per_pair.matmul(black_box(&x), m, &mut y).expect("matmul"))
+                b.iter(|| pairs.matmul(black_box(&x), m, &mut y).expect("matmul"))
             });
             g.bench_function(BenchmarkId::new("candle", &id), |b| {
                 b.iter(|| theirs.forward(black_box(&xt)).expect("forward"))

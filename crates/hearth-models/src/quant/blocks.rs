@@ -1,14 +1,15 @@
-//! Weights of any other ggml block type (Q4_0, Q5_0, Q5_1, Q2_K..Q6_K) held once, in the
+//! Weights of any other ggml block type (Q4_0, Q5_0, Q5_1, Q2_K, Q3_K, Q5_K) held once, in the
 //! file's own blocks, and multiplied with candle's per-type dot products on hearth's
 //! rayon pool (`tiled::matmul_rows`). Candle's own `QMatMul` would, on x86, keep a
 //! second, repacked copy of every k-quant matrix after its first batched call (1.33x the
 //! weights again) and run its own thread pool beside ours.
 
 use super::q4_k::Q4KMatrix;
+use super::q6_k::Q6KMatrix;
 use super::tiled::{check_shapes, matmul_rows, quantize_rows};
 use super::RowMatrix;
 use candle_core::quantized::k_quants::{
-    BlockQ2K, BlockQ3K, BlockQ4_0, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K,
+    BlockQ2K, BlockQ3K, BlockQ4_0, BlockQ5K, BlockQ5_0, BlockQ5_1,
 };
 use candle_core::quantized::{GgmlDType, GgmlType, QTensor};
 use candle_core::{bail, Result};
@@ -98,7 +99,7 @@ impl<T: GgmlType + std::fmt::Debug + 'static> RowMatrix for BlockMatrix<T> {
     }
 }
 
-/// The block matrix for `t`'s type (Q4_K is repacked for its own kernel), or `None` for a type this module does not hold
+/// The block matrix for `t`'s type (Q4_K and Q6_K are repacked for their own kernels), or `None` for a type this module does not hold
 /// (floats, and Q4_1/Q8_0, which have kernels of their own).
 pub fn block_matrix(t: &QTensor) -> Result<Option<Arc<dyn RowMatrix>>> {
     fn of<T: GgmlType + std::fmt::Debug + 'static>(
@@ -114,7 +115,7 @@ pub fn block_matrix(t: &QTensor) -> Result<Option<Arc<dyn RowMatrix>>> {
         GgmlDType::Q3K => of::<BlockQ3K>(t),
         GgmlDType::Q4K => Ok(Some(Arc::new(Q4KMatrix::from_qtensor(t)?))),
         GgmlDType::Q5K => of::<BlockQ5K>(t),
-        GgmlDType::Q6K => of::<BlockQ6K>(t),
+        GgmlDType::Q6K => Ok(Some(Arc::new(Q6KMatrix::from_qtensor(t)?))),
         _ => Ok(None),
     }
 }

@@ -1,0 +1,310 @@
+//! Q6_K weights repacked 8 rows to a unit (`Q6KX8`, the same 1680 bytes as the file's 8
+//! blocks) and their dot products with Q8_K activation rows. As in `Q4KX8`, each 32-byte
+//! vector holds 4 consecutive weights of each of the 8 rows (their low 4 bits as nibbles
+//! of two runs), and a second kind of vector their high 2 bits, so one broadcast of 4
+//! activation bytes meets all 8 rows in one `vpdpbusd` (or `maddubs`) and each output
+//! lane is one weight row. The weights are taken unsigned (0..63) and the offset of 32
+//! is paid once per sub-block through Q8_K's sums of 16. The integer sums are exact, so
+//! every kernel gives the same bits, whatever the batch.
+
+use super::units::dispatch_unit;
+use super::Kernel;
+use candle_core::quantized::k_quants::{BlockQ8K, QK_K};
+
+pub(crate) use super::units::ROWS;
+
+/// One 256-weight super-block of 8 rows. Group `p` holds weights `32p..32p + 32`:
+/// sub-blocks `2p` (low nibbles, half 0) and `2p + 1` (high nibbles, half 1).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Q6KX8 {
+    /// Per row: the f16 super-block scale.
+    pub(crate) d: [u16; ROWS],
+    /// `[sub-block][row]`: the signed 8-bit scales.
+    pub(crate) scales: [[i8; ROWS]; 16],
+    /// `[group p][run v][row][b]`: low nibble = low 4 bits of weight 32p + 4v + b, high
+    /// nibble = those of weight 32p + 16 + 4v + b.
+    pub(crate) ql: [[[[u8; 4]; ROWS]; 4]; 8],
+    /// `[group p][half h][row][b]`: bits 2v, 2v + 1 = the high 2 bits of weight
+    /// 32p + 16h + 4v + b.
+    pub(crate) qh: [[[[u8; 4]; ROWS]; 2]; 8],
+}
+
+const _: () = assert!(std::mem::size_of::<Q6KX8>() == ROWS * 210);
+
+impl Q6KX8 {
+    pub(crate) const ZERO: Q6KX8 = Q6KX8 {
+        d: [0; ROWS],
+        scales: [[0; ROWS]; 16],
+        ql: [[[[0; 4]; ROWS]; 4]; 8],
+        qh: [[[[0; 4]; ROWS]; 2]; 8],
+    };
+
+    /// Row `r`'s unsigned 6-bit weight `k` (< 256): the value is `d * scale * (q - 32)`.
+    pub(crate) fn q(&self, r: usize, k: usize) -> u8 {
+        let (p, h, v, b) = (k / 32, (k % 32) / 16, (k % 16) / 4, k % 4);
+        let low = self.ql[p][v][r][b] >> (4 * h) & 0x0F;
+        let high = self.qh[p][h][r][b] >> (2 * v) & 0x03;
+        low | high << 4
+    }
+
+    /// Sets row `r`'s weight `k` to `q` (< 64).
+    pub(crate) fn set_q(&mut self, r: usize, k: usize, q: u8) {
+        let (p, h, v, b) = (k / 32, (k % 32) / 16, (k % 16) / 4, k % 4);
+        let ql = &mut self.ql[p][v][r][b];
+        *ql = (*ql & !(0x0F << (4 * h))) | (q & 0x0F) << (4 * h);
+        let qh = &mut self.qh[p][h][r][b];
+        *qh = (*qh & !(0x03 << (2 * v))) | (q >> 4 & 0x03) << (2 * v);
+    }
+}
+
+// Byte offsets inside candle's `repr(C)` Q8_K block (its fields are crate-private).
+const Q8K_QS: usize = 4;
+const Q8K_BSUMS: usize = 4 + QK_K;
+const _: () = assert!(std::mem::size_of::<BlockQ8K>() == 4 + QK_K + 2 * QK_K / 16);
+
+/// An activation block's scale, quants and 16 sums of 16.
+fn q8k_parts(a: &BlockQ8K) -> (f32, &[i8; QK_K], &[i16; 16]) {
+    let p = a as *const BlockQ8K as *const u8;
+    // SAFETY: offsets inside the block, whose size is checked above; i16 sums sit at an
+    // even offset of a 4-aligned block.
+    unsafe {
+        (
+            (p as *const f32).read(),
+            &*(p.add(Q8K_QS) as *const [i8; QK_K]),
+            &*(p.add(Q8K_BSUMS) as *const [i16; 16]),
+        )
+    }
+}
+
+/// `out[j * ld + rr] = dot(row rr of unit row w, activation row j of a)` for the 8 rows
+/// and the `a.len() / w.len()` activation rows, with `kernel` (a slower one where the
+/// CPU lacks it); every kernel gives the same bits.
+pub(crate) fn dot_unit(kernel: Kernel, w: &[Q6KX8], a: &[BlockQ8K], out: &mut [f32], ld: usize) {
+    dispatch_unit!("Q6_K", kernel, dot_unit_scalar, w, a, out, ld)
+}
+
+/// The portable path: per block, the exact integer sum `Σ_s scale_s (Σ q a - 32 Σ a)`
+/// over the 16 sub-blocks, then `acc += sum * (d * d_a)` (fused), as the SIMD paths do.
+pub(crate) fn dot_unit_scalar(w: &[Q6KX8], a: &[BlockQ8K], out: &mut [f32], ld: usize) {
+    let kb = w.len();
+    for j in 0..a.len() / kb {
+        let mut acc = [0f32; ROWS];
+        for (u, ab) in w.iter().zip(&a[j * kb..(j + 1) * kb]) {
+            let (da, qa, bsums) = q8k_parts(ab);
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let mut sumi = 0i32;
+                for s in 0..16 {
+                    let dot: i32 = (0..16)
+                        .map(|l| u.q(r, 16 * s + l) as i32 * qa[16 * s + l] as i32)
+                        .sum();
+                    sumi += u.scales[s][r] as i32 * (dot - 32 * bsums[s] as i32);
+                }
+                let d = half::f16::from_bits(u.d[r]).to_f32() * da;
+                *acc = (sumi as f32).mul_add(d, *acc);
+            }
+        }
+        for (r, v) in acc.iter().enumerate() {
+            out[j * ld + r] = *v;
+        }
+    }
+}
+
+/// One x86 kernel module per feature set. `$vnni`: a sub-block's products summed by
+/// `vpdpbusd` in i32 and scaled by one i32 multiply; else `maddubs` pairs, two runs at
+/// a time added in i16 (4 products of 63 x 128 stay under 2^15), scaled and widened by
+/// `madd`. The integer sums are the same.
+macro_rules! q6_k_kernel {
+    ($name:ident, $feat:literal, $vnni:literal) => {
+        #[cfg(target_arch = "x86_64")]
+        mod $name {
+            use super::*;
+            use std::arch::x86_64::*;
+
+            /// Activation rows per pass over a unit row: their accumulators stay in registers.
+            const TILE: usize = 8;
+
+            /// Unit blocks (1680 bytes each) ahead that the first tile prefetches.
+            const PREFETCH_AHEAD: usize = 2;
+
+            /// One unit block unpacked: the 6-bit weights as bytes, `[p][v][half]`, and the
+            /// scales per sub-block (i32 for VNNI's multiply, else as i16 pairs for
+            /// `madd`), and as i16 pairs of sub-blocks `2t, 2t + 1` for the offset term.
+            struct Unit {
+                q: [__m256i; 64],
+                scale: [__m256i; 16],
+                pairs: [__m256i; 8],
+                d: __m256,
+            }
+
+            #[inline]
+            #[target_feature(enable = $feat)]
+            unsafe fn unpack(u: &Q6KX8, out: &mut Unit) {
+                let (low, two) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi8(0x30));
+                let lp = u.ql.as_ptr() as *const __m256i;
+                let hp = u.qh.as_ptr() as *const __m256i;
+                for p in 0..8 {
+                    let hi = [
+                        _mm256_loadu_si256(hp.add(2 * p)),
+                        _mm256_loadu_si256(hp.add(2 * p + 1)),
+                    ];
+                    for v in 0..4 {
+                        let raw = _mm256_loadu_si256(lp.add(4 * p + v));
+                        let shift = _mm_cvtsi32_si128(2 * v as i32);
+                        // Bits 2v, 2v + 1 of each byte moved to bits 4, 5 (what a shift
+                        // carries over from the next byte is masked off).
+                        let top = |h: __m256i| {
+                            _mm256_and_si256(
+                                _mm256_slli_epi16::<4>(_mm256_srl_epi16(h, shift)),
+                                two,
+                            )
+                        };
+                        out.q[8 * p + 2 * v] =
+                            _mm256_or_si256(_mm256_and_si256(raw, low), top(hi[0]));
+                        out.q[8 * p + 2 * v + 1] = _mm256_or_si256(
+                            _mm256_and_si256(_mm256_srli_epi16::<4>(raw), low),
+                            top(hi[1]),
+                        );
+                    }
+                }
+                let sc = |s: usize| {
+                    _mm256_cvtepi8_epi32(_mm_loadl_epi64(u.scales[s].as_ptr() as *const __m128i))
+                };
+                for s in 0..16 {
+                    let v = sc(s);
+                    out.scale[s] = if $vnni {
+                        v
+                    } else {
+                        _mm256_or_si256(
+                            _mm256_and_si256(v, _mm256_set1_epi32(0xFFFF)),
+                            _mm256_slli_epi32::<16>(v),
+                        )
+                    };
+                }
+                for t in 0..8 {
+                    out.pairs[t] = _mm256_or_si256(
+                        _mm256_and_si256(sc(2 * t), _mm256_set1_epi32(0xFFFF)),
+                        _mm256_slli_epi32::<16>(sc(2 * t + 1)),
+                    );
+                }
+                out.d = _mm256_cvtph_ps(_mm_loadu_si128(u.d.as_ptr() as *const __m128i));
+            }
+
+            #[target_feature(enable = $feat)]
+            pub(super) unsafe fn dot_unit(w: &[Q6KX8], a: &[BlockQ8K], out: &mut [f32], ld: usize) {
+                let kb = w.len();
+                let t = a.len() / kb;
+                let mut unit = Unit {
+                    q: [_mm256_setzero_si256(); 64],
+                    scale: [_mm256_setzero_si256(); 16],
+                    pairs: [_mm256_setzero_si256(); 8],
+                    d: _mm256_setzero_ps(),
+                };
+                for t0 in (0..t).step_by(TILE) {
+                    let rows = (t - t0).min(TILE);
+                    let mut acc = [_mm256_setzero_ps(); TILE];
+                    for (b, u) in w.iter().enumerate() {
+                        if rows >= 4 && t0 == 0 {
+                            // As the 32-weight units do (`units::PREFETCH_AHEAD`): this
+                            // tile reads the weights from memory.
+                            super::super::units::prefetch_ahead(u, PREFETCH_AHEAD);
+                        }
+                        unpack(u, &mut unit);
+                        let mut j = 0;
+                        while j + 4 <= rows {
+                            let blocks: [&BlockQ8K; 4] =
+                                std::array::from_fn(|i| &a[(t0 + j + i) * kb + b]);
+                            let [a0, a1, a2, a3] = &mut acc[j..j + 4] else {
+                                unreachable!()
+                            };
+                            rows_dot::<4>(&unit, blocks, [a0, a1, a2, a3]);
+                            j += 4;
+                        }
+                        while j < rows {
+                            rows_dot::<1>(&unit, [&a[(t0 + j) * kb + b]], [&mut acc[j]]);
+                            j += 1;
+                        }
+                    }
+                    for (j, acc) in acc.iter().enumerate().take(rows) {
+                        // In bounds: asserted by the caller.
+                        _mm256_storeu_ps(out.as_mut_ptr().add((t0 + j) * ld), *acc);
+                    }
+                }
+            }
+
+            /// `R` activation rows' blocks against one unpacked unit block, each weight
+            /// vector loaded once for all `R`: per row, the same operations as any `R`.
+            #[inline]
+            #[target_feature(enable = $feat)]
+            unsafe fn rows_dot<const R: usize>(
+                u: &Unit,
+                blocks: [&BlockQ8K; R],
+                acc: [&mut __m256; R],
+            ) {
+                let parts = blocks.map(q8k_parts);
+                let ap: [*const i32; R] =
+                    std::array::from_fn(|i| parts[i].1.as_ptr() as *const i32);
+                // 4 activation bytes at weight `at` (a multiple of 4), broadcast to 8 rows.
+                let act =
+                    |i: usize, at: usize| _mm256_set1_epi32(ap[i].add(at / 4).read_unaligned());
+                let mut sumi = [_mm256_setzero_si256(); R];
+                for p in 0..8 {
+                    for h in 0..2 {
+                        let s = 2 * p + h;
+                        if $vnni {
+                            let mut p32 = [[_mm256_setzero_si256(); 2]; R];
+                            for v in 0..4 {
+                                let q = u.q[8 * p + 2 * v + h];
+                                for i in 0..R {
+                                    p32[i][v % 2] = _mm256_dpbusd_epi32(
+                                        p32[i][v % 2],
+                                        q,
+                                        act(i, 16 * s + 4 * v),
+                                    );
+                                }
+                            }
+                            for i in 0..R {
+                                let dot = _mm256_add_epi32(p32[i][0], p32[i][1]);
+                                sumi[i] =
+                                    _mm256_add_epi32(sumi[i], _mm256_mullo_epi32(dot, u.scale[s]));
+                            }
+                        } else {
+                            for i in 0..R {
+                                let prod = |v: usize| {
+                                    _mm256_maddubs_epi16(
+                                        u.q[8 * p + 2 * v + h],
+                                        act(i, 16 * s + 4 * v),
+                                    )
+                                };
+                                let first = _mm256_add_epi16(prod(0), prod(1));
+                                let second = _mm256_add_epi16(prod(2), prod(3));
+                                sumi[i] =
+                                    _mm256_add_epi32(sumi[i], _mm256_madd_epi16(first, u.scale[s]));
+                                sumi[i] = _mm256_add_epi32(
+                                    sumi[i],
+                                    _mm256_madd_epi16(second, u.scale[s]),
+                                );
+                            }
+                        }
+                    }
+                }
+                for (i, acc) in acc.into_iter().enumerate() {
+                    let (da, _, bsums) = parts[i];
+                    // Σ_s scale_s * sum_s of the activations: 32 times it comes off.
+                    let bp = bsums.as_ptr() as *const i32;
+                    let mut offset = _mm256_setzero_si256();
+                    for (t, pair) in u.pairs.iter().enumerate() {
+                        let b2 = _mm256_set1_epi32(bp.add(t).read_unaligned());
+                        offset = _mm256_add_epi32(offset, _mm256_madd_epi16(*pair, b2));
+                    }
+                    let sum = _mm256_sub_epi32(sumi[i], _mm256_slli_epi32::<5>(offset));
+                    let scale = _mm256_mul_ps(u.d, _mm256_set1_ps(da));
+                    *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), scale, *acc);
+                }
+            }
+        }
+    };
+}
+
+q6_k_kernel!(avx2, "avx2,fma,f16c", false);
+q6_k_kernel!(vnni, "avx2,fma,f16c,avx512vnni,avx512vl", true);
