@@ -14,7 +14,8 @@ use candle_core::quantized::k_quants::{BlockQ8K, QK_K};
 pub(crate) use super::units::ROWS;
 
 /// One 256-weight super-block of 8 rows. Group `p` holds weights `32p..32p + 32`:
-/// sub-blocks `2p` (low nibbles, half 0) and `2p + 1` (high nibbles, half 1).
+/// sub-blocks `2p` (low nibbles, half 0) and `2p + 1` (high nibbles, half 1). A group's
+/// low and high bits lie together, so a block is read front to back.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Q6KX8 {
@@ -22,12 +23,18 @@ pub(crate) struct Q6KX8 {
     pub(crate) d: [u16; ROWS],
     /// `[sub-block][row]`: the signed 8-bit scales.
     pub(crate) scales: [[i8; ROWS]; 16],
-    /// `[group p][run v][row][b]`: low nibble = low 4 bits of weight 32p + 4v + b, high
-    /// nibble = those of weight 32p + 16 + 4v + b.
-    pub(crate) ql: [[[[u8; 4]; ROWS]; 4]; 8],
-    /// `[group p][half h][row][b]`: bits 2v, 2v + 1 = the high 2 bits of weight
-    /// 32p + 16h + 4v + b.
-    pub(crate) qh: [[[[u8; 4]; ROWS]; 2]; 8],
+    pub(crate) groups: [Q6KGroup; 8],
+}
+
+/// 32 weights of each of 8 rows.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Q6KGroup {
+    /// `[run v][row][b]`: low nibble = low 4 bits of weight 4v + b, high nibble = those
+    /// of weight 16 + 4v + b.
+    pub(crate) ql: [[[u8; 4]; ROWS]; 4],
+    /// `[half h][row][b]`: bits 2v, 2v + 1 = the high 2 bits of weight 16h + 4v + b.
+    pub(crate) qh: [[[u8; 4]; ROWS]; 2],
 }
 
 const _: () = assert!(std::mem::size_of::<Q6KX8>() == ROWS * 210);
@@ -36,24 +43,27 @@ impl Q6KX8 {
     pub(crate) const ZERO: Q6KX8 = Q6KX8 {
         d: [0; ROWS],
         scales: [[0; ROWS]; 16],
-        ql: [[[[0; 4]; ROWS]; 4]; 8],
-        qh: [[[[0; 4]; ROWS]; 2]; 8],
+        groups: [Q6KGroup {
+            ql: [[[0; 4]; ROWS]; 4],
+            qh: [[[0; 4]; ROWS]; 2],
+        }; 8],
     };
 
     /// Row `r`'s unsigned 6-bit weight `k` (< 256): the value is `d * scale * (q - 32)`.
     pub(crate) fn q(&self, r: usize, k: usize) -> u8 {
         let (p, h, v, b) = (k / 32, (k % 32) / 16, (k % 16) / 4, k % 4);
-        let low = self.ql[p][v][r][b] >> (4 * h) & 0x0F;
-        let high = self.qh[p][h][r][b] >> (2 * v) & 0x03;
+        let low = self.groups[p].ql[v][r][b] >> (4 * h) & 0x0F;
+        let high = self.groups[p].qh[h][r][b] >> (2 * v) & 0x03;
         low | high << 4
     }
 
-    /// Sets row `r`'s weight `k` to `q` (< 64).
+    /// Sets row `r`'s weight `k` to `q` (< 64): the tests' way to build a unit.
+    #[cfg(test)]
     pub(crate) fn set_q(&mut self, r: usize, k: usize, q: u8) {
         let (p, h, v, b) = (k / 32, (k % 32) / 16, (k % 16) / 4, k % 4);
-        let ql = &mut self.ql[p][v][r][b];
+        let ql = &mut self.groups[p].ql[v][r][b];
         *ql = (*ql & !(0x0F << (4 * h))) | (q & 0x0F) << (4 * h);
-        let qh = &mut self.qh[p][h][r][b];
+        let qh = &mut self.groups[p].qh[h][r][b];
         *qh = (*qh & !(0x03 << (2 * v))) | (q >> 4 & 0x03) << (2 * v);
     }
 }
@@ -137,34 +147,45 @@ macro_rules! q6_k_kernel {
                 d: __m256,
             }
 
+            /// The weights of group `p`, run `v`, half `h` (4 of each row) as bytes: the
+            /// nibble, and the high 2 bits (bits 2v, 2v + 1 of the `qh` vector) shifted to
+            /// bits 4, 5 (what a 16-bit shift carries over from the next byte is masked
+            /// off).
             #[inline]
             #[target_feature(enable = $feat)]
-            unsafe fn unpack(u: &Q6KX8, out: &mut Unit) {
-                let (low, two) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi8(0x30));
-                let lp = u.ql.as_ptr() as *const __m256i;
-                let hp = u.qh.as_ptr() as *const __m256i;
-                for p in 0..8 {
-                    let hi = [
-                        _mm256_loadu_si256(hp.add(2 * p)),
-                        _mm256_loadu_si256(hp.add(2 * p + 1)),
-                    ];
-                    for v in 0..4 {
-                        let raw = _mm256_loadu_si256(lp.add(4 * p + v));
-                        let shift = _mm_cvtsi32_si128(2 * v as i32);
-                        // Bits 2v, 2v + 1 of each byte moved to bits 4, 5 (what a shift
-                        // carries over from the next byte is masked off).
-                        let top = |h: __m256i| {
-                            _mm256_and_si256(
-                                _mm256_slli_epi16::<4>(_mm256_srl_epi16(h, shift)),
-                                two,
-                            )
-                        };
-                        out.q[8 * p + 2 * v] =
-                            _mm256_or_si256(_mm256_and_si256(raw, low), top(hi[0]));
-                        out.q[8 * p + 2 * v + 1] = _mm256_or_si256(
-                            _mm256_and_si256(_mm256_srli_epi16::<4>(raw), low),
-                            top(hi[1]),
-                        );
+            unsafe fn weights(u: &Q6KX8, p: usize, v: usize, h: usize) -> __m256i {
+                let g = &u.groups[p];
+                let raw = _mm256_loadu_si256((g.ql.as_ptr() as *const __m256i).add(v));
+                let hb = _mm256_loadu_si256((g.qh.as_ptr() as *const __m256i).add(h));
+                let low = if h == 0 {
+                    raw
+                } else {
+                    _mm256_srli_epi16::<4>(raw)
+                };
+                let top = match v {
+                    0 => _mm256_slli_epi16::<4>(hb),
+                    1 => _mm256_slli_epi16::<2>(hb),
+                    2 => hb,
+                    _ => _mm256_srli_epi16::<2>(hb),
+                };
+                _mm256_or_si256(
+                    _mm256_and_si256(low, _mm256_set1_epi8(0x0F)),
+                    _mm256_and_si256(top, _mm256_set1_epi8(0x30)),
+                )
+            }
+
+            /// Prepares `out` for a tile: the weights as bytes when `staged` (a tile of
+            /// one row reads them where used instead), and the scales.
+            #[inline]
+            #[target_feature(enable = $feat)]
+            unsafe fn unpack(u: &Q6KX8, staged: bool, out: &mut Unit) {
+                if staged {
+                    for p in 0..8 {
+                        for v in 0..4 {
+                            for h in 0..2 {
+                                out.q[8 * p + 2 * v + h] = weights(u, p, v, h);
+                            }
+                        }
                     }
                 }
                 let sc = |s: usize| {
@@ -204,12 +225,19 @@ macro_rules! q6_k_kernel {
                     let rows = (t - t0).min(TILE);
                     let mut acc = [_mm256_setzero_ps(); TILE];
                     for (b, u) in w.iter().enumerate() {
-                        if rows >= 4 && t0 == 0 {
+                        if t0 == 0 && rows > 1 {
                             // As the 32-weight units do (`units::PREFETCH_AHEAD`): this
-                            // tile reads the weights from memory.
+                            // tile reads the weights from memory. A single row does
+                            // without: it reads each block front to back, which the
+                            // hardware's own prefetch follows (a 1-sequence step of an
+                            // all-Q6_K Qwen3-0.6B: 18.9-22.2 ms without, 20.1-30.9 with).
                             super::super::units::prefetch_ahead(u, PREFETCH_AHEAD);
                         }
-                        unpack(u, &mut unit);
+                        unpack(u, rows > 1, &mut unit);
+                        if rows == 1 {
+                            rows_dot::<1, true>(u, &unit, [&a[t0 * kb + b]], [&mut acc[0]]);
+                            continue;
+                        }
                         let mut j = 0;
                         while j + 4 <= rows {
                             let blocks: [&BlockQ8K; 4] =
@@ -217,11 +245,12 @@ macro_rules! q6_k_kernel {
                             let [a0, a1, a2, a3] = &mut acc[j..j + 4] else {
                                 unreachable!()
                             };
-                            rows_dot::<4>(&unit, blocks, [a0, a1, a2, a3]);
+                            rows_dot::<4, false>(u, &unit, blocks, [a0, a1, a2, a3]);
                             j += 4;
                         }
                         while j < rows {
-                            rows_dot::<1>(&unit, [&a[(t0 + j) * kb + b]], [&mut acc[j]]);
+                            let block = [&a[(t0 + j) * kb + b]];
+                            rows_dot::<1, false>(u, &unit, block, [&mut acc[j]]);
                             j += 1;
                         }
                     }
@@ -232,11 +261,13 @@ macro_rules! q6_k_kernel {
                 }
             }
 
-            /// `R` activation rows' blocks against one unpacked unit block, each weight
-            /// vector loaded once for all `R`: per row, the same operations as any `R`.
+            /// `R` activation rows' blocks against one unit block `w` as `u` unpacked it
+            /// (`DIRECT`: its weights read from `w` where used), each weight vector
+            /// loaded once for all `R`: per row, the same operations as any `R`.
             #[inline]
             #[target_feature(enable = $feat)]
-            unsafe fn rows_dot<const R: usize>(
+            unsafe fn rows_dot<const R: usize, const DIRECT: bool>(
+                w: &Q6KX8,
                 u: &Unit,
                 blocks: [&BlockQ8K; R],
                 acc: [&mut __m256; R],
@@ -254,7 +285,11 @@ macro_rules! q6_k_kernel {
                         if $vnni {
                             let mut p32 = [[_mm256_setzero_si256(); 2]; R];
                             for v in 0..4 {
-                                let q = u.q[8 * p + 2 * v + h];
+                                let q = if DIRECT {
+                                    weights(w, p, v, h)
+                                } else {
+                                    u.q[8 * p + 2 * v + h]
+                                };
                                 for i in 0..R {
                                     p32[i][v % 2] = _mm256_dpbusd_epi32(
                                         p32[i][v % 2],
@@ -272,7 +307,11 @@ macro_rules! q6_k_kernel {
                             for i in 0..R {
                                 let prod = |v: usize| {
                                     _mm256_maddubs_epi16(
-                                        u.q[8 * p + 2 * v + h],
+                                        if DIRECT {
+                                            weights(w, p, v, h)
+                                        } else {
+                                            u.q[8 * p + 2 * v + h]
+                                        },
                                         act(i, 16 * s + 4 * v),
                                     )
                                 };

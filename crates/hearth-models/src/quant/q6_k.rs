@@ -83,10 +83,21 @@ fn ggml_q6(blk: &[u8], k: usize) -> u8 {
     low | high << 4
 }
 
-/// Puts one ggml block into row `r` of unit `u`.
+/// Puts one ggml block into row `r` of unit `u` (the layout `Q6KX8::set_q` documents,
+/// each byte written once).
 fn pack_row(u: &mut Q6KX8, r: usize, blk: &[u8]) {
-    for k in 0..QK_K {
-        u.set_q(r, k, ggml_q6(blk, k));
+    let q: [u8; QK_K] = std::array::from_fn(|k| ggml_q6(blk, k));
+    for (p, g) in u.groups.iter_mut().enumerate() {
+        let q = &q[32 * p..32 * (p + 1)];
+        for b in 0..4 {
+            for v in 0..4 {
+                g.ql[v][r][b] = (q[4 * v + b] & 0x0F) | (q[16 + 4 * v + b] & 0x0F) << 4;
+            }
+            for h in 0..2 {
+                g.qh[h][r][b] =
+                    (0..4).fold(0, |acc, v| acc | (q[16 * h + 4 * v + b] >> 4) << (2 * v));
+            }
+        }
     }
     for s in 0..16 {
         u.scales[s][r] = blk[192 + s] as i8;
