@@ -1,4 +1,4 @@
-//! What the 8-row unit formats (`Q4_1X8`, `Q8_0X8`, `Q4KX8`) share: repacking a file's
+//! What the 8-row unit formats (`Q4_1X8`, `Q8_0X8`, `Q4KX8`, `Q6KX8`) share: repacking a file's
 //! row-major blocks into units on load, the shape checks of a unit kernel call, and the
 //! SIMD kernels' loop over tiles of activation rows (`unit_tiles!`).
 
