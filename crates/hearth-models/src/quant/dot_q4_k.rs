@@ -7,9 +7,10 @@
 //! the same integer sums and the same float operations in the same order whatever the
 //! batch, so a sequence's logits do not depend on what it is batched with.
 
+use super::q8_k::q8k_parts;
 use super::units::dispatch_unit;
 use super::Kernel;
-use candle_core::quantized::k_quants::{BlockQ8K, QK_K};
+use candle_core::quantized::k_quants::BlockQ8K;
 
 pub(crate) use super::units::ROWS;
 
@@ -50,10 +51,6 @@ impl Q4KX8 {
     }
 }
 
-// Byte offsets inside candle's `repr(C)` Q8_K block (its fields are crate-private).
-const Q8K_QS: usize = 4;
-const Q8K_BSUMS: usize = 4 + QK_K;
-const _: () = assert!(std::mem::size_of::<BlockQ8K>() == 4 + QK_K + 2 * QK_K / 16);
 const _: () = assert!(std::mem::size_of::<Q4KX8>() == 32 + 64 + 64 + 1024);
 
 /// The 8 sub-block scales and mins of a Q4_K block (ggml's `get_scale_min_k4`).
@@ -70,20 +67,6 @@ pub(crate) fn scales_and_mins(s: &[u8; 12]) -> ([u8; 8], [u8; 8]) {
         };
     }
     (sc, mn)
-}
-
-/// An activation block's scale, quants and 16 sums of 16.
-fn q8k_parts(a: &BlockQ8K) -> (f32, &[i8; QK_K], &[i16; 16]) {
-    let p = a as *const BlockQ8K as *const u8;
-    // SAFETY: offsets inside the block, whose size is checked above; i16 sums sit at an
-    // even offset of a 4-aligned block.
-    unsafe {
-        (
-            (p as *const f32).read(),
-            &*(p.add(Q8K_QS) as *const [i8; QK_K]),
-            &*(p.add(Q8K_BSUMS) as *const [i16; 16]),
-        )
-    }
 }
 
 /// `out[j * ld + rr] = dot(row rr of unit row w, activation row j of a)` for the 8 rows

@@ -7,9 +7,10 @@
 //! is paid once per sub-block through Q8_K's sums of 16. The integer sums are exact, so
 //! every kernel gives the same bits, whatever the batch.
 
+use super::q8_k::q8k_parts;
 use super::units::dispatch_unit;
 use super::Kernel;
-use candle_core::quantized::k_quants::{BlockQ8K, QK_K};
+use candle_core::quantized::k_quants::BlockQ8K;
 
 pub(crate) use super::units::ROWS;
 
@@ -65,25 +66,6 @@ impl Q6KX8 {
         *ql = (*ql & !(0x0F << (4 * h))) | (q & 0x0F) << (4 * h);
         let qh = &mut self.groups[p].qh[h][r][b];
         *qh = (*qh & !(0x03 << (2 * v))) | (q >> 4 & 0x03) << (2 * v);
-    }
-}
-
-// Byte offsets inside candle's `repr(C)` Q8_K block (its fields are crate-private).
-const Q8K_QS: usize = 4;
-const Q8K_BSUMS: usize = 4 + QK_K;
-const _: () = assert!(std::mem::size_of::<BlockQ8K>() == 4 + QK_K + 2 * QK_K / 16);
-
-/// An activation block's scale, quants and 16 sums of 16.
-fn q8k_parts(a: &BlockQ8K) -> (f32, &[i8; QK_K], &[i16; 16]) {
-    let p = a as *const BlockQ8K as *const u8;
-    // SAFETY: offsets inside the block, whose size is checked above; i16 sums sit at an
-    // even offset of a 4-aligned block.
-    unsafe {
-        (
-            (p as *const f32).read(),
-            &*(p.add(Q8K_QS) as *const [i8; QK_K]),
-            &*(p.add(Q8K_BSUMS) as *const [i16; 16]),
-        )
     }
 }
 

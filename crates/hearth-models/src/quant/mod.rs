@@ -6,6 +6,7 @@ mod dot_q4_1;
 mod dot_q4_k;
 mod dot_q6_k;
 mod dot_q8_0;
+mod k_units;
 mod kernel;
 mod linear;
 mod q4_1;

@@ -3,12 +3,10 @@
 //! per-pair path (`BlockMatrix<BlockQ4K>`) remains for the A/B benchmark.
 
 use super::dot_q4_k::{dot_unit, scales_and_mins, Q4KX8, ROWS};
-use super::q8_k::quantize_row_q8k;
-use super::tiled::{check_shapes, quantize_rows};
-use super::units::{repack, unit_matmul};
+use super::k_units;
 use super::{Kernel, RowMatrix};
-use candle_core::quantized::k_quants::{BlockQ8K, QK_K};
-use candle_core::quantized::{GgmlDType, GgmlType, QTensor};
+use candle_core::quantized::k_quants::QK_K;
+use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{bail, Result};
 
 /// ggml block_q4_K: f16 d, f16 dmin, 12 bytes of 6-bit scales and mins, 128 of nibbles.
@@ -34,34 +32,23 @@ impl Q4KMatrix {
 
     /// From ggml's raw Q4_K bytes, row-major.
     pub fn from_bytes(n: usize, k: usize, bytes: &[u8]) -> Result<Self> {
-        if !k.is_multiple_of(QK_K) {
-            bail!("Q4_K row length {k} is not a multiple of {QK_K}");
-        }
-        let kb = k / QK_K;
-        if bytes.len() != n * kb * BLOCK_BYTES {
-            bail!(
-                "Q4_K {n}x{k} needs {} bytes, got {}",
-                n * kb * BLOCK_BYTES,
-                bytes.len()
-            );
-        }
-        let units = repack(n, kb, BLOCK_BYTES, bytes, Q4KX8::ZERO, pack_row);
+        let units =
+            k_units::repack_rows("Q4_K", (n, k), bytes, BLOCK_BYTES, Q4KX8::ZERO, pack_row)?;
         Ok(Q4KMatrix { n, k, units })
     }
 
     /// `y[m, n] = x[m, k] · Wᵀ` with a chosen kernel (a slower one where the CPU lacks
     /// it); all kernels give the same bits.
     pub fn matmul_with(&self, kernel: Kernel, x: &[f32], m: usize, y: &mut [f32]) -> Result<()> {
-        let (n, k) = (self.n, self.k);
-        let kb = k / QK_K;
-        if !check_shapes("Q4_K", x, y, m, k, n)? {
-            return Ok(());
-        }
-        let acts = quantize_rows(x, m, k, kb, BlockQ8K::zeros(), quantize_row_q8k);
-        unit_matmul(&self.units, kb, n, &acts, m, y, |w, a, out, ld| {
-            dot_unit(kernel, w, a, out, ld)
-        });
-        Ok(())
+        k_units::matmul(
+            "Q4_K",
+            &self.units,
+            (self.n, self.k),
+            x,
+            m,
+            y,
+            |w, a, out, ld| dot_unit(kernel, w, a, out, ld),
+        )
     }
 }
 

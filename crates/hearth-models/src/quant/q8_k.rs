@@ -5,6 +5,25 @@
 use candle_core::quantized::k_quants::{BlockQ8K, QK_K};
 use candle_core::quantized::GgmlType;
 
+// Byte offsets inside candle's `repr(C)` Q8_K block (its fields are crate-private).
+const Q8K_QS: usize = 4;
+const Q8K_BSUMS: usize = 4 + QK_K;
+const _: () = assert!(std::mem::size_of::<BlockQ8K>() == 4 + QK_K + 2 * QK_K / 16);
+
+/// An activation block's scale, quants and 16 sums of 16 (what the k-quant kernels read).
+pub(crate) fn q8k_parts(a: &BlockQ8K) -> (f32, &[i8; QK_K], &[i16; 16]) {
+    let p = a as *const BlockQ8K as *const u8;
+    // SAFETY: offsets inside the block, whose size is checked above; i16 sums sit at an
+    // even offset of a 4-aligned block.
+    unsafe {
+        (
+            (p as *const f32).read(),
+            &*(p.add(Q8K_QS) as *const [i8; QK_K]),
+            &*(p.add(Q8K_BSUMS) as *const [i16; 16]),
+        )
+    }
+}
+
 /// Quantizes `x` (a multiple of 256 values) into `out`, as candle's
 /// `BlockQ8K::from_float` does.
 pub fn quantize_row_q8k(x: &[f32], out: &mut [BlockQ8K]) {

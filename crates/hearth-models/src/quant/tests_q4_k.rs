@@ -14,7 +14,8 @@ fn q4k(n: usize, k: usize) -> QTensor {
     QTensor::quantize(&w, GgmlDType::Q4K).expect("quantize")
 }
 
-fn q8k(x: &[f32]) -> Vec<BlockQ8K> {
+/// `x` as Q8_K activation blocks, by candle's quantizer.
+pub(super) fn q8k(x: &[f32]) -> Vec<BlockQ8K> {
     let mut a = vec![BlockQ8K::zeros(); x.len() / QK_K];
     BlockQ8K::from_float(x, &mut a);
     a

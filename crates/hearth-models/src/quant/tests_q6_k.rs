@@ -4,20 +4,15 @@
 
 use super::dot_q6_k::{dot_unit, dot_unit_scalar, Q6KX8};
 use super::tests_blocks::values;
+use super::tests_q4_k::q8k;
 use super::*;
-use candle_core::quantized::k_quants::{BlockQ6K, BlockQ8K, QK_K};
+use candle_core::quantized::k_quants::{BlockQ6K, QK_K};
 use candle_core::quantized::{GgmlDType, GgmlType, QTensor};
 use candle_core::{Device, Tensor};
 
 fn q6k(n: usize, k: usize) -> QTensor {
     let w = Tensor::from_vec(values(3, n * k, 0.1), (n, k), &Device::Cpu).expect("w");
     QTensor::quantize(&w, GgmlDType::Q6K).expect("quantize")
-}
-
-fn q8k(x: &[f32]) -> Vec<BlockQ8K> {
-    let mut a = vec![BlockQ8K::zeros(); x.len() / QK_K];
-    BlockQ8K::from_float(x, &mut a);
-    a
 }
 
 /// 13 weight rows (a padded last unit), 70 activation rows (past one tile): every output

@@ -1,0 +1,61 @@
+//! What the k-quant unit matrices (`Q4KMatrix`, `Q6KMatrix`) share: ggml's row-major
+//! bytes checked and repacked into units, and the matmul over Q8_K activation rows.
+
+use super::q8_k::quantize_row_q8k;
+use super::tiled::{check_shapes, quantize_rows};
+use super::units::{repack, unit_matmul};
+use candle_core::quantized::k_quants::{BlockQ8K, QK_K};
+use candle_core::quantized::GgmlType;
+use candle_core::{bail, Result};
+
+/// The `n.div_ceil(8) * (k / 256)` units of an `n x k` matrix of `name`'s blocks of
+/// `block_bytes` in `bytes`; `set_row(unit, r, block)` puts a file block in row `r`.
+pub(crate) fn repack_rows<U, F>(
+    name: &str,
+    (n, k): (usize, usize),
+    bytes: &[u8],
+    block_bytes: usize,
+    zero: U,
+    set_row: F,
+) -> Result<Vec<U>>
+where
+    U: Copy + Send + Sync,
+    F: Fn(&mut U, usize, &[u8]) + Sync,
+{
+    if !k.is_multiple_of(QK_K) {
+        bail!("{name} row length {k} is not a multiple of {QK_K}");
+    }
+    let kb = k / QK_K;
+    if bytes.len() != n * kb * block_bytes {
+        bail!(
+            "{name} {n}x{k} needs {} bytes, got {}",
+            n * kb * block_bytes,
+            bytes.len()
+        );
+    }
+    Ok(repack(n, kb, block_bytes, bytes, zero, set_row))
+}
+
+/// `y[m, n] = x[m, k] · Wᵀ` over `units` (`[unit][super-block]`): `x`'s rows quantized
+/// to Q8_K, then `dot(unit row, activation rows, out, ld)` on the pool.
+pub(crate) fn matmul<U, F>(
+    name: &str,
+    units: &[U],
+    (n, k): (usize, usize),
+    x: &[f32],
+    m: usize,
+    y: &mut [f32],
+    dot: F,
+) -> Result<()>
+where
+    U: Sync,
+    F: Fn(&[U], &[BlockQ8K], &mut [f32], usize) + Sync,
+{
+    let kb = k / QK_K;
+    if !check_shapes(name, x, y, m, k, n)? {
+        return Ok(());
+    }
+    let acts = quantize_rows(x, m, k, kb, BlockQ8K::zeros(), quantize_row_q8k);
+    unit_matmul(units, kb, n, &acts, m, y, dot);
+    Ok(())
+}
