@@ -44,8 +44,6 @@ mod avx2 {
     use super::*;
     use std::arch::x86_64::*;
 
-    const _: () = assert!(std::mem::size_of::<BlockQ8K>() == 4 + QK_K + 2 * QK_K / 16);
-
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn quantize_block(x: &[f32], b: &mut BlockQ8K) {
         let p = x.as_ptr();
@@ -68,8 +66,8 @@ mod avx2 {
         let scale = _mm256_set1_ps(iscale);
         // round(): add copysign(0.5 - 2^-25, v), then truncate (as `simd::quantize_block`).
         let half = _mm256_set1_ps(0.499_999_97);
-        let qs = out.add(4) as *mut __m256i;
-        let bsums = out.add(4 + QK_K) as *mut i16;
+        let qs = out.add(Q8K_QS) as *mut __m256i;
+        let bsums = out.add(Q8K_BSUMS) as *mut i16;
         for g in 0..QK_K / 32 {
             let q: [__m256i; 4] = std::array::from_fn(|j| {
                 let v = _mm256_mul_ps(_mm256_loadu_ps(p.add(32 * g + 8 * j)), scale);
