@@ -27,9 +27,12 @@ fn main() {
     for m in [1usize, 8] {
         let x = data(m * k, 2);
         let mut y = vec![0f32; m * n];
-        let mut best = [[f64::MAX; 2]; 2];
+        let mut best = [[f64::MAX; 3]; 2];
         for _ in 0..200 {
-            for (ki, kern) in [Kernel::Avx2, Kernel::Vnni].into_iter().enumerate() {
+            for (ki, kern) in [Kernel::Avx2, Kernel::Vnni, Kernel::Vnni512]
+                .into_iter()
+                .enumerate()
+            {
                 let t = Instant::now();
                 for _ in 0..10 {
                     q4.matmul_with(kern, &x, m, &mut y).expect("setup");
@@ -43,8 +46,8 @@ fn main() {
             }
         }
         println!(
-            "m={m} q4_1 avx2 {:.1}us vnni {:.1}us | q8_0 avx2 {:.1}us vnni {:.1}us",
-            best[0][0], best[0][1], best[1][0], best[1][1]
+            "m={m} q4_1 avx2 {:.1}us vnni {:.1}us vnni512 {:.1}us | q8_0 avx2 {:.1}us vnni {:.1}us",
+            best[0][0], best[0][1], best[0][2], best[1][0], best[1][1]
         );
     }
 }

@@ -12,30 +12,38 @@ pub enum Kernel {
     /// As `Avx2`, with AVX512-VNNI + AVX512-VL: `vpdpbusd` on 256-bit vectors (and 32
     /// vector registers).
     Vnni,
+    /// As `Vnni`, with AVX-512F/BW: the Q4_1 products on 512-bit vectors, two 8-row
+    /// units at once (`dot_q4_1_pair`); the other types run their `Vnni` kernels.
+    Vnni512,
 }
 
 impl Kernel {
     /// The most capable kernel this CPU runs.
     pub fn detect() -> Kernel {
-        Kernel::Vnni.effective()
+        Kernel::Vnni512.effective()
     }
 
     pub fn is_available(self) -> bool {
         // Detected once: this is asked for every weight row.
-        static FEATURES: OnceLock<(bool, bool)> = OnceLock::new();
-        let &(avx2, vnni) = FEATURES.get_or_init(|| (avx2_available(), vnni_available()));
+        static FEATURES: OnceLock<(bool, bool, bool)> = OnceLock::new();
+        let &(avx2, vnni, wide) =
+            FEATURES.get_or_init(|| (avx2_available(), vnni_available(), avx512_available()));
         match self {
             Kernel::Scalar => true,
             Kernel::Avx2 => avx2,
             Kernel::Vnni => avx2 && vnni,
+            Kernel::Vnni512 => avx2 && vnni && wide,
         }
     }
 
     /// The kernel that actually runs when this one is asked for.
     pub fn effective(self) -> Kernel {
         match self {
-            Kernel::Vnni if Kernel::Vnni.is_available() => Kernel::Vnni,
-            Kernel::Vnni | Kernel::Avx2 if Kernel::Avx2.is_available() => Kernel::Avx2,
+            Kernel::Vnni512 if Kernel::Vnni512.is_available() => Kernel::Vnni512,
+            Kernel::Vnni512 | Kernel::Vnni if Kernel::Vnni.is_available() => Kernel::Vnni,
+            Kernel::Vnni512 | Kernel::Vnni | Kernel::Avx2 if Kernel::Avx2.is_available() => {
+                Kernel::Avx2
+            }
             _ => Kernel::Scalar,
         }
     }
@@ -58,6 +66,17 @@ fn vnni_available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         is_x86_feature_detected!("avx512vnni") && is_x86_feature_detected!("avx512vl")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+fn avx512_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

@@ -3,6 +3,7 @@
 
 mod blocks;
 mod dot_q4_1;
+mod dot_q4_1_pair;
 mod dot_q4_k;
 mod dot_q6_k;
 mod dot_q8_0;

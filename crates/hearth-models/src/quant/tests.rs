@@ -39,7 +39,7 @@ fn weights(rng: &mut Rng, n: usize, k: usize) -> QTensor {
 }
 
 fn kernels() -> Vec<Kernel> {
-    [Kernel::Scalar, Kernel::Avx2, Kernel::Vnni]
+    [Kernel::Scalar, Kernel::Avx2, Kernel::Vnni, Kernel::Vnni512]
         .into_iter()
         .filter(|k| k.is_available())
         .collect()
@@ -247,11 +247,16 @@ fn scalar_and_avx2_agree() {
         let x = rng.vec(m * k, 1.0);
         let (s, v) = (run(&w, Kernel::Scalar, &x, m), run(&w, Kernel::Avx2, &x, m));
         // u4 x i8 never saturates maddubs: VNNI must give the very same floats.
-        assert_eq!(
-            v,
-            run(&w, Kernel::Vnni, &x, m),
-            "AVX2 vs VNNI m={m} n={n} k={k}"
-        );
+        // The 512-bit pair kernel (two units a vector, a lone last unit at 256 bits)
+        // too: n = 37 ends in a lone unit, n = 16 is one pair.
+        for kernel in [Kernel::Vnni, Kernel::Vnni512] {
+            assert_eq!(
+                v,
+                run(&w, kernel, &x, m),
+                "AVX2 vs {:?} m={m} n={n} k={k}",
+                kernel.effective()
+            );
+        }
         let scale = s.iter().fold(1f32, |a, b| a.max(b.abs()));
         for (a, b) in s.iter().zip(&v) {
             assert!(
@@ -315,7 +320,8 @@ fn outputs_do_not_depend_on_the_batch() {
 /// path): AVX2 and VNNI still agree bit for bit, and with the scalar path to rounding.
 #[test]
 fn extreme_values_agree_across_kernels() {
-    let (n, k) = (8, 64);
+    // Two units: one pair for the 512-bit kernel.
+    let (n, k) = (16, 64);
     let mut bytes = vec![0u8; n * k / QK * Q4_1_BLOCK_BYTES];
     for b in bytes.chunks_exact_mut(Q4_1_BLOCK_BYTES) {
         b[..2].copy_from_slice(&f16::from_f32(0.5).to_le_bytes());
@@ -332,8 +338,8 @@ fn extreme_values_agree_across_kernels() {
             assert!((v - want).abs() <= 1e-3 * 1248.0, "[{i}] {v} vs {want}");
         }
     }
-    if Kernel::Vnni.is_available() {
-        assert_eq!(run(&w, Kernel::Avx2, &x, 2), run(&w, Kernel::Vnni, &x, 2));
+    for kernel in [Kernel::Vnni, Kernel::Vnni512] {
+        assert_eq!(run(&w, Kernel::Avx2, &x, 2), run(&w, kernel, &x, 2));
     }
 }
 

@@ -34,7 +34,8 @@ pub(crate) fn matmul_rows<W, A, F>(
 }
 
 /// As `matmul_rows` for data whose units of `row_len` elements each hold `per` weight
-/// rows interleaved (the last unit padded past `n` rows). `dot(w, a, out, ld)` gets one
+/// rows interleaved (the last unit padded past `n` rows, or shorter: a pair of 8-row
+/// units whose second is missing). `dot(w, a, out, ld)` gets one
 /// unit `w` and a tile `a` of activation rows, and fills `out[j * ld + rr]` for each
 /// tile row `j` and unit row `rr`: the unit's `per` results for a row are adjacent, so
 /// a kernel stores them as one vector.
@@ -54,7 +55,7 @@ pub(crate) fn matmul_units<W, A, F>(
     A: Sync,
     F: Fn(&[W], &[A], &mut [f32], usize) + Sync,
 {
-    let units = data.len() / row_len.max(1);
+    let units = data.len().div_ceil(row_len.max(1));
     assert!(
         y.len() == m * n && acts.len() == m * kb && units * per >= n,
         "matmul_rows: bad sizes"
@@ -72,7 +73,7 @@ pub(crate) fn matmul_units<W, A, F>(
             let r1 = (r0 + ROW_TILE).min(m);
             let a = &acts[r0 * kb..r1 * kb];
             for (li, u) in us.clone().enumerate() {
-                let w = &data[u * row_len..(u + 1) * row_len];
+                let w = &data[u * row_len..((u + 1) * row_len).min(data.len())];
                 dot(w, a, &mut local[r0 * ld + li * per..], ld);
             }
         }

@@ -148,7 +148,7 @@ macro_rules! dispatch_unit {
         match $kernel.effective() {
             // SAFETY: `effective` checked the CPU features; the shapes were checked.
             #[cfg(target_arch = "x86_64")]
-            Kernel::Vnni => unsafe { vnni::dot_unit(w, a, out, ld) },
+            Kernel::Vnni | Kernel::Vnni512 => unsafe { vnni::dot_unit(w, a, out, ld) },
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx2 => unsafe { avx2::dot_unit(w, a, out, ld) },
             _ => $scalar(w, a, out, ld),
