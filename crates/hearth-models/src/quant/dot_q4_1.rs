@@ -183,3 +183,95 @@ macro_rules! q4_1_kernel {
 
 q4_1_kernel!(avx2, "avx2,fma,f16c", false);
 q4_1_kernel!(vnni, "avx2,fma,f16c,avx512vnni,avx512vl", true);
+
+/// `dot_unit` for a pair of unit rows `w = [unit0 | unit1]` (`2 * kb` blocks; 16
+/// results a row) on 512-bit vectors (`pairs`), or for a lone last unit (`kb` blocks).
+pub(crate) fn dot_pair(
+    kernel: Kernel,
+    kb: usize,
+    w: &[Q4_1X8],
+    a: &[BlockQ8_1],
+    out: &mut [f32],
+    ld: usize,
+) {
+    super::pairs::dispatch_pair!("Q4_1", zmm, kernel, kb, w, a, out, ld, dot_unit)
+}
+
+/// The pair kernel: `vnni`'s operations, 16 rows a vector.
+#[cfg(target_arch = "x86_64")]
+mod zmm {
+    use super::*;
+    use std::arch::x86_64::*;
+
+    use super::super::pairs::{halves16, pair_tiles};
+
+    /// A block of the two units unpacked: 8 byte vectors (low nibbles of run v at 2v,
+    /// high at 2v + 1; unit 0 in the low half), scales and minimums of the 16 rows.
+    struct Unpacked {
+        q: [__m512i; 8],
+        d: __m512,
+        mn: __m512,
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+    pub(super) unsafe fn dot_pair(
+        kb: usize,
+        w: &[Q4_1X8],
+        a: &[BlockQ8_1],
+        out: &mut [f32],
+        ld: usize,
+    ) {
+        pair_tiles!(kb, w, a, out, ld, |u0, u1| unpack(u0, u1), rows_dot);
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+    unsafe fn unpack(u0: &Q4_1X8, u1: &Q4_1X8) -> Unpacked {
+        let low = _mm512_set1_epi8(0x0F);
+        let (p0, p1) = (
+            u0.qs.as_ptr() as *const __m256i,
+            u1.qs.as_ptr() as *const __m256i,
+        );
+        let mut q = [_mm512_setzero_si512(); 8];
+        for v in 0..4 {
+            let raw = _mm512_inserti64x4::<1>(
+                _mm512_castsi256_si512(_mm256_loadu_si256(p0.add(v))),
+                _mm256_loadu_si256(p1.add(v)),
+            );
+            q[2 * v] = _mm512_and_si512(raw, low);
+            q[2 * v + 1] = _mm512_and_si512(_mm512_srli_epi16::<4>(raw), low);
+        }
+        Unpacked {
+            q,
+            d: _mm512_cvtph_ps(halves16(&u0.d, &u1.d)),
+            mn: _mm512_cvtph_ps(halves16(&u0.m, &u1.m)),
+        }
+    }
+
+    /// `R` activation rows' blocks against one unpacked block pair.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+    unsafe fn rows_dot<const R: usize>(
+        u: &Unpacked,
+        blocks: [&BlockQ8_1; R],
+        acc: [&mut __m512; R],
+    ) {
+        let ap: [*const i32; R] = blocks.map(|b| b.qs.as_ptr() as *const i32);
+        let mut lo = [_mm512_setzero_si512(); R];
+        let mut hi = [_mm512_setzero_si512(); R];
+        for v in 0..4 {
+            for i in 0..R {
+                let a_lo = _mm512_set1_epi32(ap[i].add(v).read_unaligned());
+                let a_hi = _mm512_set1_epi32(ap[i].add(4 + v).read_unaligned());
+                lo[i] = _mm512_dpbusd_epi32(lo[i], u.q[2 * v], a_lo);
+                hi[i] = _mm512_dpbusd_epi32(hi[i], u.q[2 * v + 1], a_hi);
+            }
+        }
+        for (i, acc) in acc.into_iter().enumerate() {
+            let sumi = _mm512_add_epi32(lo[i], hi[i]);
+            let scale = _mm512_mul_ps(u.d, _mm512_set1_ps(blocks[i].d));
+            *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), scale, *acc);
+            *acc = _mm512_fmadd_ps(u.mn, _mm512_set1_ps(blocks[i].s), *acc);
+        }
+    }
+}

@@ -173,3 +173,91 @@ macro_rules! q8_0_kernel {
 
 q8_0_kernel!(avx2, "avx2,fma,f16c", false);
 q8_0_kernel!(vnni, "avx2,fma,f16c,avx512vnni,avx512vl", true);
+
+/// `dot_unit` for a pair of unit rows `w = [unit0 | unit1]` (`2 * kb` blocks; 16
+/// results a row) on 512-bit vectors (`pairs`), or for a lone last unit (`kb` blocks).
+pub(crate) fn dot_pair(
+    kernel: Kernel,
+    kb: usize,
+    w: &[Q8_0X8],
+    a: &[BlockQ8_0],
+    out: &mut [f32],
+    ld: usize,
+) {
+    super::pairs::dispatch_pair!("Q8_0", zmm, kernel, kb, w, a, out, ld, dot_unit)
+}
+
+/// The pair kernel: `vnni`'s operations, 16 rows a vector.
+#[cfg(target_arch = "x86_64")]
+mod zmm {
+    use super::*;
+    use std::arch::x86_64::*;
+
+    use super::super::pairs::{halves16, pair_tiles};
+
+    /// A block of the two units: run v's offset bytes of both (unit 0 in the low half)
+    /// and the 16 rows' scales.
+    struct Unpacked {
+        q: [__m512i; 8],
+        d: __m512,
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+    pub(super) unsafe fn dot_pair(
+        kb: usize,
+        w: &[Q8_0X8],
+        a: &[BlockQ8_0],
+        out: &mut [f32],
+        ld: usize,
+    ) {
+        pair_tiles!(kb, w, a, out, ld, |u0, u1| unpack(u0, u1), rows_dot);
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+    unsafe fn unpack(u0: &Q8_0X8, u1: &Q8_0X8) -> Unpacked {
+        let (p0, p1) = (
+            u0.qs.as_ptr() as *const __m256i,
+            u1.qs.as_ptr() as *const __m256i,
+        );
+        let mut q = [_mm512_setzero_si512(); 8];
+        for (v, q) in q.iter_mut().enumerate() {
+            *q = _mm512_inserti64x4::<1>(
+                _mm512_castsi256_si512(_mm256_loadu_si256(p0.add(v))),
+                _mm256_loadu_si256(p1.add(v)),
+            );
+        }
+        Unpacked {
+            q,
+            d: _mm512_cvtph_ps(halves16(&u0.d, &u1.d)),
+        }
+    }
+
+    /// `R` activation rows' blocks against one block pair: the exact integer sums less
+    /// the offset's share, then `acc += sum * (d * d_a)`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+    unsafe fn rows_dot<const R: usize>(
+        u: &Unpacked,
+        blocks: [&BlockQ8_0; R],
+        acc: [&mut __m512; R],
+    ) {
+        let ap: [*const i32; R] = blocks.map(|b| b.qs.as_ptr() as *const i32);
+        let mut even = [_mm512_setzero_si512(); R];
+        let mut odd = [_mm512_setzero_si512(); R];
+        for v in (0..8).step_by(2) {
+            for i in 0..R {
+                let a0 = _mm512_set1_epi32(ap[i].add(v).read_unaligned());
+                let a1 = _mm512_set1_epi32(ap[i].add(v + 1).read_unaligned());
+                even[i] = _mm512_dpbusd_epi32(even[i], u.q[v], a0);
+                odd[i] = _mm512_dpbusd_epi32(odd[i], u.q[v + 1], a1);
+            }
+        }
+        for (i, acc) in acc.into_iter().enumerate() {
+            let offset = _mm512_set1_epi32(128 * blocks[i].sum);
+            let sumi = _mm512_sub_epi32(_mm512_add_epi32(even[i], odd[i]), offset);
+            let scale = _mm512_mul_ps(u.d, _mm512_set1_ps(blocks[i].d));
+            *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), scale, *acc);
+        }
+    }
+}

@@ -3,13 +3,13 @@
 
 mod blocks;
 mod dot_q4_1;
-mod dot_q4_1_pair;
 mod dot_q4_k;
 mod dot_q6_k;
 mod dot_q8_0;
 mod k_units;
 mod kernel;
 mod linear;
+mod pairs;
 mod q4_1;
 mod q4_k;
 mod q6_k;

@@ -2,23 +2,17 @@
 //! no larger than the file's blocks) and its matmul `y = x · Wᵀ` (see `tiled` for how
 //! the work is split, `dot_q4_1` for the kernels).
 
-use super::dot_q4_1::{dot_unit, Q4_1X8};
-use super::dot_q4_1_pair::dot_pair;
+use super::dot_q4_1::{dot_pair, dot_unit, Q4_1X8};
 use super::kernel::Kernel;
+use super::pairs::{pair_matmul, use_pairs};
 use super::q8_1::{quantize_row_q8_1, BlockQ8_1, QK};
-use super::tiled::{check_shapes, matmul_units, quantize_rows};
+use super::tiled::{check_shapes, quantize_rows};
 use super::units::{repack, unit_matmul, ROWS};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{bail, Result};
 
 /// ggml block_q4_1: f16 d, f16 m, 16 bytes of nibbles; value = d * q + m.
 pub const Q4_1_BLOCK_BYTES: usize = 20;
-
-/// Activation rows from which the 512-bit kernel runs. A single row streams the
-/// weights from memory and ran slower on two units at once (`decode_step`, one
-/// sequence, gate/up products 0.75 -> 0.88 ms a step), as the tiles of fewer than 4
-/// rows do not prefetch.
-const PAIR_MIN_ROWS: usize = 4;
 
 /// `n` rows of `k` weights each.
 #[derive(Debug, Clone)]
@@ -86,19 +80,10 @@ impl Q4_1Matrix {
             return Ok(());
         }
         let acts = quantize_rows(x, m, k, kb, BlockQ8_1::ZERO, quantize_row_q8_1);
-        if kernel.effective() == Kernel::Vnni512 && m >= PAIR_MIN_ROWS {
-            // Two units a task item: the 512-bit kernel takes them side by side.
-            matmul_units(
-                &self.units,
-                2 * kb,
-                2 * ROWS,
-                n,
-                &acts,
-                kb,
-                m,
-                y,
-                |w, a, out, ld| dot_pair(kernel, kb, w, a, out, ld),
-            );
+        if use_pairs(kernel, m) {
+            pair_matmul(&self.units, kb, n, &acts, m, y, |w, a, out, ld| {
+                dot_pair(kernel, kb, w, a, out, ld)
+            });
         } else {
             unit_matmul(&self.units, kb, n, &acts, m, y, |w, a, out, ld| {
                 dot_unit(kernel, w, a, out, ld)

@@ -2,8 +2,9 @@
 //! `y = x · Wᵀ` against activations quantized per row to Q8_0, as ggml does for its
 //! Q8_0 x Q8_0 dot product. Used for tied LM heads (token_embd is Q8_0).
 
-use super::dot_q8_0::{dot_unit, Q8_0X8};
+use super::dot_q8_0::{dot_pair, dot_unit, Q8_0X8};
 use super::kernel::Kernel;
+use super::pairs::{pair_matmul, use_pairs};
 use super::q8_1::QK;
 use super::tiled::{check_shapes, quantize_rows};
 use super::units::{repack, unit_matmul, ROWS};
@@ -127,9 +128,15 @@ impl Q8_0Matrix {
             return Ok(());
         }
         let acts = quantize_rows(x, m, k, kb, BlockQ8_0::ZERO, quantize_row_q8_0);
-        unit_matmul(&self.units, kb, n, &acts, m, y, |w, a, out, ld| {
-            dot_unit(kernel, w, a, out, ld)
-        });
+        if use_pairs(kernel, m) {
+            pair_matmul(&self.units, kb, n, &acts, m, y, |w, a, out, ld| {
+                dot_pair(kernel, kb, w, a, out, ld)
+            });
+        } else {
+            unit_matmul(&self.units, kb, n, &acts, m, y, |w, a, out, ld| {
+                dot_unit(kernel, w, a, out, ld)
+            });
+        }
         Ok(())
     }
 }

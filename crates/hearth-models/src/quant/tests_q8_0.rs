@@ -36,7 +36,7 @@ fn weights(rng: &mut Rng, n: usize, k: usize) -> QTensor {
     QTensor::quantize(&t, GgmlDType::Q8_0).expect("quantize")
 }
 
-const KERNELS: [Kernel; 3] = [Kernel::Scalar, Kernel::Avx2, Kernel::Vnni];
+const KERNELS: [Kernel; 4] = [Kernel::Scalar, Kernel::Avx2, Kernel::Vnni, Kernel::Vnni512];
 
 fn run(w: &Q8_0Matrix, kernel: Kernel, x: &[f32], m: usize) -> Vec<f32> {
     let mut y = vec![0f32; m * w.n()];
@@ -147,8 +147,8 @@ fn q8_0_kernels_match_candle_qmatmul() {
     }
 }
 
-/// Integer sums are exact in both SIMD paths, and they share the float steps: the
-/// AVX2 and VNNI results are bit-identical, including weights of -128 (raw bytes
+/// Integer sums are exact in every SIMD path, and they share the float steps: the
+/// AVX2, VNNI and 512-bit VNNI results are bit-identical, including weights of -128 (raw bytes
 /// that ggml's quantizer never writes, but a file may hold).
 #[test]
 fn q8_0_avx2_and_vnni_agree_exactly() {
@@ -171,6 +171,8 @@ fn q8_0_avx2_and_vnni_agree_exactly() {
         run(&w, Kernel::Vnni, &x, m),
     );
     assert_eq!(a, v, "AVX2 vs VNNI");
+    // 24 rows: one pair of units and a lone one for the 512-bit kernel.
+    assert_eq!(a, run(&w, Kernel::Vnni512, &x, m), "AVX2 vs 512-bit VNNI");
     let scale = s.iter().fold(1f32, |acc, y| acc.max(y.abs()));
     assert!(s.iter().zip(&a).all(|(p, q)| (p - q).abs() <= 1e-5 * scale));
     eprintln!("most capable kernel here: {:?}", Kernel::detect());

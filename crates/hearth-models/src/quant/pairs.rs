@@ -1,0 +1,137 @@
+//! 512-bit unit kernels: two 8-row units side by side, 16 weight rows a vector, so one
+//! broadcast of 4 activation bytes feeds 16 rows and a block's scales take one vector
+//! operation for 16 rows. Where the CPU runs a 512-bit `vpdpbusd` at full width (Zen 5,
+//! Intel server cores) an instruction does twice the work of the 256-bit kernels'.
+//! Per (weight row, activation row) a format's pair kernel performs the operations of
+//! its 256-bit kernels, so every kernel gives the same bits. Used from
+//! `PAIR_MIN_ROWS` activation rows.
+
+use super::kernel::Kernel;
+use super::units::{unit_call_rows, ROWS};
+
+/// Activation rows from which the pair kernels run. A single row streams the weights
+/// from memory and ran slower on two units at once (`decode_step`, one sequence, the
+/// Q4_1 gate/up products 0.75 -> 0.88 ms a step), as tiles of fewer than 4 rows do not
+/// prefetch.
+pub(crate) const PAIR_MIN_ROWS: usize = 4;
+
+/// Whether a call of `m` activation rows with `kernel` runs the pair kernels.
+pub(crate) fn use_pairs(kernel: Kernel, m: usize) -> bool {
+    m >= PAIR_MIN_ROWS && kernel.effective() == Kernel::Vnni512
+}
+
+/// A pair kernel call on `w = [unit0 | unit1]` (`2 * kb` blocks), or on a lone last
+/// unit (`kb` blocks: `single` runs it): shapes checked, then `$zmm::dot_pair` where
+/// the CPU has the features, else `single` on each unit.
+macro_rules! dispatch_pair {
+    ($what:literal, $zmm:ident, $kernel:expr, $kb:expr, $w:expr, $a:expr, $out:expr, $ld:expr,
+     $single:expr) => {{
+        let (kernel, kb, w, a, out, ld) = ($kernel, $kb, $w, $a, $out, $ld);
+        #[cfg(target_arch = "x86_64")]
+        if w.len() == 2 * kb && kernel.effective() == Kernel::Vnni512 {
+            super::pairs::pair_call_rows($what, kb, a.len(), out.len(), ld);
+            // SAFETY: `effective` checked the CPU features; the shapes were checked.
+            return unsafe { $zmm::dot_pair(kb, w, a, out, ld) };
+        }
+        for (i, unit) in w.chunks(kb).enumerate() {
+            $single(kernel, unit, a, &mut out[i * super::units::ROWS..], ld);
+        }
+    }};
+}
+pub(crate) use dispatch_pair;
+
+/// `unit_call_rows` for 16 results a row.
+pub(crate) fn pair_call_rows(what: &str, kb: usize, a_len: usize, out_len: usize, ld: usize) {
+    let t = unit_call_rows(what, kb, a_len, out_len, ld);
+    assert!(
+        t == 0 || out_len >= (t - 1) * ld + 2 * ROWS,
+        "{what} pair output"
+    );
+}
+
+/// The pair kernels' loop, expanded inside a kernel compiled for its features:
+/// activation rows in tiles of 8, 4, then 1 (each size a constant, so the accumulators
+/// stay in registers); the first tile of 4 or more prefetches both units' blocks
+/// ahead, as the 256-bit kernels do; per block, `$unpack` (with the blocks bound to
+/// `$u0`, `$u1`) prepares the weights once for the tile and `$rows_dot::<R>` folds them
+/// into 4 rows at a time, then 1; each row's 16 results are stored as one vector.
+macro_rules! pair_tiles {
+    ($kb:expr, $w:expr, $a:expr, $out:expr, $ld:expr, |$u0:ident, $u1:ident| $unpack:expr,
+     $rows_dot:ident) => {{
+        let (kb, w, a, out, ld) = ($kb, $w, $a, $out, $ld);
+        let t = a.len() / kb;
+        let mut t0 = 0;
+        while t0 < t {
+            let r = match t - t0 {
+                8.. => 8,
+                4..=7 => 4,
+                _ => 1,
+            };
+            match r {
+                8 => pair_tiles!(@tile 8, kb, w, a, out, ld, t0, |$u0, $u1| $unpack, $rows_dot),
+                4 => pair_tiles!(@tile 4, kb, w, a, out, ld, t0, |$u0, $u1| $unpack, $rows_dot),
+                _ => pair_tiles!(@tile 1, kb, w, a, out, ld, t0, |$u0, $u1| $unpack, $rows_dot),
+            }
+            t0 += r;
+        }
+    }};
+    (@tile $r:literal, $kb:ident, $w:ident, $a:ident, $out:ident, $ld:ident, $t0:ident,
+     |$u0:ident, $u1:ident| $unpack:expr, $rows_dot:ident) => {{
+        const R: usize = $r;
+        let mut acc = [_mm512_setzero_ps(); 8];
+        let (w0, w1) = $w.split_at($kb);
+        for (b, ($u0, $u1)) in w0.iter().zip(w1).enumerate() {
+            if R >= 4 && $t0 == 0 {
+                super::super::units::prefetch_ahead($u0, super::super::units::PREFETCH_AHEAD);
+                super::super::units::prefetch_ahead($u1, super::super::units::PREFETCH_AHEAD);
+            }
+            let unpacked = $unpack;
+            let blocks = |j: usize| &*$a.as_ptr().add(($t0 + j) * $kb + b);
+            let [a0, a1, a2, a3, a4, a5, a6, a7] = &mut acc;
+            if R >= 4 {
+                $rows_dot::<4>(&unpacked, std::array::from_fn(|i| blocks(i)), [a0, a1, a2, a3]);
+                if R == 8 {
+                    let bs = std::array::from_fn(|i| blocks(4 + i));
+                    $rows_dot::<4>(&unpacked, bs, [a4, a5, a6, a7]);
+                }
+            } else {
+                $rows_dot::<1>(&unpacked, [blocks(0)], [a0]);
+            }
+        }
+        for (j, acc) in acc.iter().enumerate().take(R) {
+            // In bounds: `pair_call_rows` checked `out` for every row's 16 results.
+            _mm512_storeu_ps($out.as_mut_ptr().add(($t0 + j) * $ld), *acc);
+        }
+    }};
+}
+pub(crate) use pair_tiles;
+
+/// Two units' 8 f16 values (scales, minimums) as one vector of 16, unit 0 low.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn halves16(a: &[u16; ROWS], b: &[u16; ROWS]) -> std::arch::x86_64::__m256i {
+    use std::arch::x86_64::*;
+    _mm256_inserti128_si256::<1>(
+        _mm256_castsi128_si256(_mm_loadu_si128(a.as_ptr() as *const __m128i)),
+        _mm_loadu_si128(b.as_ptr() as *const __m128i),
+    )
+}
+
+/// `y[m, n] = x · Wᵀ` over `units` (`[unit][block]`) two units a task item: `dot(w, a,
+/// out, ld)` gets a pair of unit rows (or a lone last one) and a tile of activation rows.
+pub(crate) fn pair_matmul<W, A, F>(
+    units: &[W],
+    kb: usize,
+    n: usize,
+    acts: &[A],
+    m: usize,
+    y: &mut [f32],
+    dot: F,
+) where
+    W: Sync,
+    A: Sync,
+    F: Fn(&[W], &[A], &mut [f32], usize) + Sync,
+{
+    super::tiled::matmul_units(units, 2 * kb, 2 * ROWS, n, acts, kb, m, y, dot)
+}
