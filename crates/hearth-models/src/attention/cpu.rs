@@ -4,7 +4,7 @@
 //! dimension in one vector), with an online (running-max) softmax over chunks of keys,
 //! so no full score vector is materialised.
 
-use super::cpu_kernels::{self, Rows, Running};
+use super::cpu_kernels::{self, Rows, Running, Simd};
 use super::kv_elem::KvElem;
 use super::{AttnMeta, AttnShape, PagedAttention};
 use crate::kv_cache::k_offset;
@@ -143,6 +143,7 @@ pub fn paged_attention<T: KvElem>(
         row_len: nkv * hd,
         scale: (scale, softcap),
         window,
+        simd: Simd::detect(),
     };
     tiles.par_iter().for_each(|tile| {
         let seq = &batch.seqs[tile.seq];
@@ -236,10 +237,12 @@ struct TileLayout {
     row_len: usize,
     scale: (f32, Option<f32>),
     window: Option<usize>,
+    simd: Simd,
 }
 
-/// `attend_tile` compiled for AVX2+FMA+F16C with the SIMD inner loops when the CPU has
-/// them; the portable build does the same fused operations in the same order.
+/// `attend_tile` compiled for AVX-512F or AVX2+FMA+F16C with those SIMD inner loops,
+/// whichever the CPU has (`Simd`); the portable build does the same fused operations in
+/// the same order.
 #[allow(clippy::too_many_arguments)]
 #[inline]
 fn attend<T: KvElem>(
@@ -253,15 +256,66 @@ fn attend<T: KvElem>(
     l: &TileLayout,
     o: &mut [f32],
 ) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2")
-        && std::arch::is_x86_feature_detected!("fma")
-        && std::arch::is_x86_feature_detected!("f16c")
-    {
-        // SAFETY: the features it is compiled for were just detected.
-        return unsafe { attend_tile_avx2(q, k_pool, v_pool, table, positions, row0, tile, l, o) };
+    // A lone query (one head of a one-sequence decode) ran slower on 16-lane vectors
+    // (`paged_attention` bench, 1 sequence, f16 context 513: 24 -> 27-30 µs): its
+    // few accumulator chains wait on each other, and each 16-lane f16 load converts
+    // for one query only.
+    let lone = positions.len() * tile.heads.len() == 1;
+    let simd = match l.simd {
+        Simd::Avx512 if lone => Simd::Avx2,
+        simd => simd,
+    };
+    match simd {
+        // SAFETY: `Simd::detect` found the features each build is compiled for.
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx512 => unsafe {
+            attend_tile_avx512(q, k_pool, v_pool, table, positions, row0, tile, l, o)
+        },
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx2 => unsafe {
+            attend_tile_avx2(q, k_pool, v_pool, table, positions, row0, tile, l, o)
+        },
+        _ => attend_tile(
+            Simd::Portable,
+            q,
+            k_pool,
+            v_pool,
+            table,
+            positions,
+            row0,
+            tile,
+            l,
+            o,
+        ),
     }
-    attend_tile(false, q, k_pool, v_pool, table, positions, row0, tile, l, o)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn attend_tile_avx512<T: KvElem>(
+    q: &[f32],
+    k_pool: &[T],
+    v_pool: &[T],
+    table: &[u32],
+    positions: &[u32],
+    row0: usize,
+    tile: &QueryTile,
+    l: &TileLayout,
+    o: &mut [f32],
+) {
+    attend_tile(
+        Simd::Avx512,
+        q,
+        k_pool,
+        v_pool,
+        table,
+        positions,
+        row0,
+        tile,
+        l,
+        o,
+    )
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -278,7 +332,18 @@ unsafe fn attend_tile_avx2<T: KvElem>(
     l: &TileLayout,
     o: &mut [f32],
 ) {
-    attend_tile(true, q, k_pool, v_pool, table, positions, row0, tile, l, o)
+    attend_tile(
+        Simd::Avx2,
+        q,
+        k_pool,
+        v_pool,
+        table,
+        positions,
+        row0,
+        tile,
+        l,
+        o,
+    )
 }
 
 /// The chunks `[bounds[c], bounds[c + 1])` of a span (each inside one block) as key
@@ -338,7 +403,7 @@ fn span_keys<'a, T: KvElem>(
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn attend_tile<T: KvElem>(
-    simd: bool,
+    simd: Simd,
     q: &[f32],
     k_pool: &[T],
     v_pool: &[T],
@@ -448,17 +513,19 @@ fn attend_tile<T: KvElem>(
                     stride: l.row_len,
                     len: hd,
                 };
-                let (o_i, o_rest) = o[i * hd..].split_at_mut(hd);
-                // The next query over the same keys (the next head of the row) shares
-                // the V reads.
-                if i + 1 < live && slots_of(i + 1) == slots {
-                    let w = [&scores[i][slots.clone()], &scores[i + 1][slots]];
-                    cpu_kernels::weighted_sum2(simd, [o_i, &mut o_rest[..hd]], w, values);
-                    i += 2;
-                } else {
-                    cpu_kernels::weighted_sum(simd, o_i, &scores[i][slots], values);
-                    i += 1;
+                // The next queries over the same keys (the row's other heads of the
+                // group) share the V reads.
+                let mut n = 1;
+                while n < cpu_kernels::GROUP && i + n < live && slots_of(i + n) == slots {
+                    n += 1;
                 }
+                let mut w: [&[f32]; cpu_kernels::GROUP] = [&[]; cpu_kernels::GROUP];
+                for (k, w) in w.iter_mut().take(n).enumerate() {
+                    *w = &scores[i + k][slots.clone()];
+                }
+                let o = &mut o[i * hd..(i + n) * hd];
+                cpu_kernels::weighted_sums(simd, o, &w[..n], values);
+                i += n;
             }
         }
         start = bounds[n];

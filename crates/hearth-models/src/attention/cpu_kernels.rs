@@ -24,6 +24,39 @@ const COLS: usize = 64;
 /// Columns per pass when two queries share the pass (the registers hold both).
 const HALF: usize = 32;
 
+/// Which inner loops run. `Avx2`: AVX2+FMA+F16C on 8-lane vectors. `Avx512`: as `Avx2`,
+/// with the scores (a chunk's 16 keys a vector) and the weighted V sums (64 columns of
+/// up to 4 queries in registers) on AVX-512F's 16-lane vectors. Every level performs the
+/// portable path's operations in its order, so all give the same bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Simd {
+    Portable,
+    Avx2,
+    Avx512,
+}
+
+impl Simd {
+    /// The widest level this CPU runs.
+    pub(super) fn detect() -> Simd {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let avx2 = is_x86_feature_detected!("avx2")
+                && is_x86_feature_detected!("fma")
+                && is_x86_feature_detected!("f16c");
+            match (avx2, is_x86_feature_detected!("avx512f")) {
+                (true, true) => Simd::Avx512,
+                (true, false) => Simd::Avx2,
+                _ => Simd::Portable,
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        Simd::Portable
+    }
+}
+
+/// Queries one AVX-512 weighted-sum pass takes at most (4 x 4 accumulators).
+pub(super) const GROUP: usize = 4;
+
 /// Rows of K (or V) in the pool: row `j` starts at `base + j * stride`, `len` long.
 pub(super) struct Rows<'a, T> {
     pub(super) pool: &'a [T],
@@ -67,7 +100,7 @@ pub(super) struct KeyVectors<'a, T> {
 /// the caller's AVX2 build inlines the SIMD paths.
 #[inline(always)]
 pub(super) fn scores<T: KvElem>(
-    simd: bool,
+    simd: Simd,
     qs: &[&[f32]],
     keys: KeyVectors<T>,
     nq: usize,
@@ -84,9 +117,20 @@ pub(super) fn scores<T: KvElem>(
         "score block outside its buffers"
     );
     #[cfg(target_arch = "x86_64")]
-    if simd && keys.dims > 0 {
-        // SAFETY: the caller passes `simd` only where AVX2 and FMA were detected; every
-        // key vector's reads and every output row were checked above.
+    if simd == Simd::Avx512 && keys.dims > 0 {
+        assert!(
+            keys.starts.chunks_exact(2).all(|v| v[1] == v[0] + LANES),
+            "a chunk's two key vectors side by side"
+        );
+        // SAFETY: the caller passes `Avx512` only where AVX-512F was detected; the
+        // reads and output rows were checked above, and a chunk's 16 slots are its two
+        // checked vectors.
+        return unsafe { avx512::scores(qs, keys, nq, out) };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if simd != Simd::Portable && keys.dims > 0 {
+        // SAFETY: the caller passes `Avx2` (or wider) only where AVX2 and FMA were
+        // detected; every key vector's reads and every output row were checked above.
         return unsafe { avx2::scores(qs, keys, nq, out) };
     }
     let _ = simd;
@@ -111,12 +155,12 @@ pub(super) fn reduce(a: [f32; LANES]) -> f32 {
 
 /// `o += Σ_j w[j] · V_j`, key by key, for `w.len()` rows of `values`.
 #[inline(always)]
-pub(super) fn weighted_sum<T: KvElem>(simd: bool, o: &mut [f32], w: &[f32], values: Rows<T>) {
+pub(super) fn weighted_sum<T: KvElem>(simd: Simd, o: &mut [f32], w: &[f32], values: Rows<T>) {
     let hd = o.len();
     assert!(values.len == hd, "row length");
     let mut c = 0;
     #[cfg(target_arch = "x86_64")]
-    if simd {
+    if simd != Simd::Portable {
         while c + COLS <= hd {
             // SAFETY: AVX2+FMA detected by the caller; `o` holds COLS floats from c.
             unsafe { avx2::weighted_sum64(&mut o[c..c + COLS], w, values, c) };
@@ -128,6 +172,62 @@ pub(super) fn weighted_sum<T: KvElem>(simd: bool, o: &mut [f32], w: &[f32], valu
     // each row's bounds (measured: ~15% of a prefix-hit prefill's attention).
     if c < hd {
         weighted_sum_from(c, o, w, values);
+    }
+}
+
+/// `weighted_sum` for `w.len()` queries over the same rows, query `i`'s output at
+/// `o[i * hd..][..hd]`: on `Avx512`, up to `GROUP` queries share each V load over 64
+/// columns at a time; else two at a time (`weighted_sum2`). Each output element gets the
+/// same operations in the same order as `weighted_sum` alone.
+#[inline(always)]
+pub(super) fn weighted_sums<T: KvElem>(simd: Simd, o: &mut [f32], w: &[&[f32]], values: Rows<T>) {
+    let hd = values.len;
+    assert!(
+        o.len() == w.len() * hd && w.iter().all(|x| x.len() == w[0].len()),
+        "grouped rows"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if simd == Simd::Avx512 && w.len() <= GROUP {
+        let n = w.first().map_or(0, |w| w.len());
+        let first = values.base;
+        if n > 0 {
+            assert!(
+                first + (n - 1) * values.stride + hd <= values.pool.len(),
+                "value rows outside the pool"
+            );
+        }
+        let mut c = 0;
+        while c + COLS <= hd && n > 0 {
+            // SAFETY: AVX-512F detected by the caller (`Avx512`); every row's columns
+            // c..c + 64 lie in the pool (checked above), and each query's output holds
+            // hd floats.
+            unsafe {
+                match w.len() {
+                    1 => avx512::weighted_sum64xn::<1, T>(o, hd, w, values, c),
+                    2 => avx512::weighted_sum64xn::<2, T>(o, hd, w, values, c),
+                    3 => avx512::weighted_sum64xn::<3, T>(o, hd, w, values, c),
+                    _ => avx512::weighted_sum64xn::<4, T>(o, hd, w, values, c),
+                }
+            }
+            c += COLS;
+        }
+        if c < hd {
+            for (o, w) in o.chunks_exact_mut(hd).zip(w) {
+                weighted_sum_from(c, o, w, values);
+            }
+        }
+        return;
+    }
+    let mut i = 0;
+    while i < w.len() {
+        let (head, rest) = o[i * hd..].split_at_mut(hd);
+        if i + 1 < w.len() {
+            weighted_sum2(simd, [head, &mut rest[..hd]], [w[i], w[i + 1]], values);
+            i += 2;
+        } else {
+            weighted_sum(simd, head, w[i], values);
+            i += 1;
+        }
     }
 }
 
@@ -146,7 +246,7 @@ fn weighted_sum_from<T: KvElem>(c: usize, o: &mut [f32], w: &[f32], values: Rows
 /// operations in the same order): the SIMD path loads each V vector once for both.
 #[inline(always)]
 pub(super) fn weighted_sum2<T: KvElem>(
-    simd: bool,
+    simd: Simd,
     o: [&mut [f32]; 2],
     w: [&[f32]; 2],
     values: Rows<T>,
@@ -159,7 +259,7 @@ pub(super) fn weighted_sum2<T: KvElem>(
     );
     let mut c = 0;
     #[cfg(target_arch = "x86_64")]
-    if simd {
+    if simd != Simd::Portable {
         while c + HALF <= hd {
             let o = [&mut o0[c..c + HALF], &mut o1[c..c + HALF]];
             // SAFETY: AVX2+FMA detected by the caller; each `o` holds HALF floats.
@@ -197,7 +297,7 @@ pub(super) struct Running<'a> {
 /// `weighted_sum2`) of the weights at `slots`.
 #[inline(always)]
 pub(super) fn weights(
-    simd: bool,
+    simd: Simd,
     s: &mut [f32; MAX_KEYS],
     slots: Range<usize>,
     (scale, softcap): (f32, Option<f32>),
@@ -216,8 +316,9 @@ pub(super) fn weights(
     }
     let scale = scale * std::f32::consts::LOG2_E;
     #[cfg(target_arch = "x86_64")]
-    if simd {
-        // SAFETY: the caller passes `simd` only where AVX2 and FMA were detected.
+    if simd != Simd::Portable {
+        // SAFETY: the caller passes `Avx2` (or wider) only where AVX2 and FMA were
+        // detected.
         unsafe { avx2::softmax_step(s, slots.clone(), scale, run) };
         return;
     }
@@ -513,6 +614,159 @@ mod avx2 {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{KeyVectors, KvElem, Rows, COLS, LANES, MAX_KEYS};
+    use std::arch::x86_64::*;
+
+    /// `super::scores` with a chunk's 16 keys in one vector: up to 4 queries x up to 4
+    /// chunks a block (a decode tile's few queries over a span), or up to 8 queries x 1
+    /// chunk (a prefill tile's many queries).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+    pub(super) unsafe fn scores<T: KvElem>(
+        qs: &[&[f32]],
+        keys: KeyVectors<T>,
+        nq: usize,
+        out: &mut [[f32; MAX_KEYS]],
+    ) {
+        let nc = keys.starts.len() / 2;
+        let o = out.as_mut_ptr() as *mut f32;
+        let mut i0 = 0;
+        while i0 < qs.len() {
+            let qb = (qs.len() - i0).min(if nc > 1 { 4 } else { 8 });
+            let q = &qs[i0..i0 + qb];
+            let mut c0 = 0;
+            while c0 < nc {
+                let cb = (nc - c0).min(4);
+                let at = Block { i0, c0, nq, out: o };
+                match (qb, cb) {
+                    (1, 1) => block::<1, 1, T>(q, keys, at),
+                    (1, 2) => block::<1, 2, T>(q, keys, at),
+                    (1, 3) => block::<1, 3, T>(q, keys, at),
+                    (1, _) => block::<1, 4, T>(q, keys, at),
+                    (2, 1) => block::<2, 1, T>(q, keys, at),
+                    (2, 2) => block::<2, 2, T>(q, keys, at),
+                    (2, 3) => block::<2, 3, T>(q, keys, at),
+                    (2, _) => block::<2, 4, T>(q, keys, at),
+                    (3, 1) => block::<3, 1, T>(q, keys, at),
+                    (3, 2) => block::<3, 2, T>(q, keys, at),
+                    (3, 3) => block::<3, 3, T>(q, keys, at),
+                    (3, _) => block::<3, 4, T>(q, keys, at),
+                    (4, 1) => block::<4, 1, T>(q, keys, at),
+                    (4, 2) => block::<4, 2, T>(q, keys, at),
+                    (4, 3) => block::<4, 3, T>(q, keys, at),
+                    (4, _) => block::<4, 4, T>(q, keys, at),
+                    (5, _) => block::<5, 1, T>(q, keys, at),
+                    (6, _) => block::<6, 1, T>(q, keys, at),
+                    (7, _) => block::<7, 1, T>(q, keys, at),
+                    _ => block::<8, 1, T>(q, keys, at),
+                }
+                c0 += cb;
+            }
+            i0 += qb;
+        }
+    }
+
+    /// Where a block of scores goes: queries from `i0`, chunks from `c0`, into the
+    /// `[chunk * nq + query][slot]` rows at `out`.
+    #[derive(Clone, Copy)]
+    struct Block {
+        i0: usize,
+        c0: usize,
+        nq: usize,
+        out: *mut f32,
+    }
+
+    /// `Q` queries x `C` chunks: one fused multiply-add per accumulator and dimension,
+    /// the query's value broadcast from memory; each accumulator is a chunk's row.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+    unsafe fn block<const Q: usize, const C: usize, T: KvElem>(
+        q: &[&[f32]],
+        keys: KeyVectors<T>,
+        at: Block,
+    ) {
+        let mut qp = [std::ptr::null::<f32>(); Q];
+        for (p, q) in qp.iter_mut().zip(q) {
+            *p = q.as_ptr();
+        }
+        let mut kp = [keys.pool.as_ptr(); C];
+        for (c, p) in kp.iter_mut().enumerate() {
+            *p = p.add(keys.starts[2 * (at.c0 + c)]);
+        }
+        let mut acc = [[_mm512_setzero_ps(); C]; Q];
+        for d in 0..keys.dims {
+            let off = d * keys.stride;
+            let mut kv = [_mm512_setzero_ps(); C];
+            for (x, p) in kv.iter_mut().zip(&kp) {
+                *x = T::load16(p.add(off));
+            }
+            for i in 0..Q {
+                let qd = _mm512_set1_ps(*qp[i].add(d));
+                for c in 0..C {
+                    acc[i][c] = _mm512_fmadd_ps(qd, kv[c], acc[i][c]);
+                }
+            }
+        }
+        for (i, row) in acc.iter().enumerate() {
+            for (c, a) in row.iter().enumerate() {
+                let dst = at.out.add(((at.c0 + c) * at.nq + at.i0 + i) * MAX_KEYS);
+                _mm512_storeu_ps(dst, *a);
+            }
+        }
+    }
+
+    /// `super::weighted_sums` for columns `c..c + 64` of `N` queries (outputs `hd`
+    /// apart in `o`): 4 accumulators each, every V vector loaded once for all.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+    pub(super) unsafe fn weighted_sum64xn<const N: usize, T: KvElem>(
+        o: &mut [f32],
+        hd: usize,
+        w: &[&[f32]],
+        values: Rows<T>,
+        c: usize,
+    ) {
+        const { assert!(COLS == 4 * 2 * LANES) };
+        assert!(
+            w.len() == N && o.len() == N * hd && c + COLS <= hd,
+            "64 columns of N queries"
+        );
+        let mut op = [o.as_mut_ptr(); N];
+        let mut wp = [std::ptr::null::<f32>(); N];
+        for q in 0..N {
+            op[q] = op[q].add(q * hd + c);
+            wp[q] = w[q].as_ptr();
+        }
+        let mut acc = [[_mm512_setzero_ps(); 4]; N];
+        for q in 0..N {
+            for i in 0..4 {
+                acc[q][i] = _mm512_loadu_ps(op[q].add(16 * i));
+            }
+        }
+        let mut v = values.pool.as_ptr().add(values.base + c);
+        for j in 0..w[0].len() {
+            let mut x = [_mm512_setzero_ps(); 4];
+            for (i, x) in x.iter_mut().enumerate() {
+                *x = T::load16(v.add(16 * i));
+            }
+            for q in 0..N {
+                let wv = _mm512_set1_ps(*wp[q].add(j));
+                for i in 0..4 {
+                    acc[q][i] = _mm512_fmadd_ps(wv, x[i], acc[q][i]);
+                }
+            }
+            v = v.add(values.stride);
+        }
+        for q in 0..N {
+            for i in 0..4 {
+                _mm512_storeu_ps(op[q].add(16 * i), acc[q][i]);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -522,35 +776,38 @@ mod tests {
         crate::test_data::xorshift_floats(&mut state, len)
     }
 
-    fn simd_available() -> bool {
-        #[cfg(target_arch = "x86_64")]
-        return is_x86_feature_detected!("avx2")
-            && is_x86_feature_detected!("fma")
-            && is_x86_feature_detected!("f16c");
-        #[cfg(not(target_arch = "x86_64"))]
-        false
+    /// The SIMD levels this CPU runs (none, `Avx2`, or `Avx2` and `Avx512`).
+    fn simd_levels() -> Vec<Simd> {
+        match Simd::detect() {
+            Simd::Portable => vec![],
+            Simd::Avx2 => vec![Simd::Avx2],
+            Simd::Avx512 => vec![Simd::Avx2, Simd::Avx512],
+        }
     }
 
-    /// The SIMD paths give the portable paths' bits, for head sizes with and without a
-    /// tail past a multiple of 8, odd query counts and partial key groups, with K/V
-    /// pools of f32 and of f16.
+    /// Every SIMD level gives the portable paths' bits, for head sizes with and without
+    /// a tail past a multiple of 8 (or 64), odd query counts and partial key groups,
+    /// with K/V pools of f32 and of f16.
     #[test]
     fn simd_and_portable_paths_agree_bit_for_bit() {
-        if !simd_available() {
-            return;
+        let levels = simd_levels();
+        eprintln!("SIMD levels here: {levels:?}");
+        for simd in levels {
+            agree_bit_for_bit(simd, |x| x.to_vec());
+            agree_bit_for_bit(simd, |x| {
+                x.iter().map(|&v| half::f16::from_f32(v)).collect()
+            });
         }
-        agree_bit_for_bit(|x| x.to_vec());
-        agree_bit_for_bit(|x| x.iter().map(|&v| half::f16::from_f32(v)).collect());
     }
 
     /// Scores of 1-7 queries against spans of 1-4 chunks whose key vectors lie at
     /// scattered places of a slot-minor pool (a dimension's slots `stride` apart): the
     /// SIMD path's bits are the portable path's, and both are the dot products.
-    fn agree_on_scores<T: KvElem>(store: &impl Fn(&[f32]) -> Vec<T>, hd: usize) {
+    fn agree_on_scores<T: KvElem>(simd: Simd, store: &impl Fn(&[f32]) -> Vec<T>, hd: usize) {
         let stride = 48;
         let pool = data(9 * hd * stride, hd as u32 + 1);
         let stored = store(&pool);
-        let q = data(7 * hd, 7);
+        let q = data(11 * hd, 7);
         let qs: Vec<&[f32]> = q.chunks(hd).collect();
         for chunks in 1..=4 {
             // Chunk c's 16 slots: block 2c + 1 of 9 (blocks of hd x stride values), at
@@ -567,8 +824,8 @@ mod tests {
             for nq in 1..=qs.len() {
                 let mut fast = vec![[0f32; MAX_KEYS]; chunks * nq];
                 let mut slow = fast.clone();
-                scores(true, &qs[..nq], keys, nq, &mut fast);
-                scores(false, &qs[..nq], keys, nq, &mut slow);
+                scores(simd, &qs[..nq], keys, nq, &mut fast);
+                scores(Simd::Portable, &qs[..nq], keys, nq, &mut slow);
                 for (r, (f, s)) in fast.iter().zip(&slow).enumerate() {
                     assert!(
                         f.iter().zip(s).all(|(a, b)| a.to_bits() == b.to_bits()),
@@ -587,7 +844,7 @@ mod tests {
         }
     }
 
-    fn agree_bit_for_bit<T: KvElem>(store: impl Fn(&[f32]) -> Vec<T>) {
+    fn agree_bit_for_bit<T: KvElem>(simd: Simd, store: impl Fn(&[f32]) -> Vec<T>) {
         for hd in [64, 72, 128, 13] {
             let stride = hd + 8;
             let pool = data(MAX_KEYS * stride + hd, hd as u32);
@@ -598,14 +855,14 @@ mod tests {
                 stride,
                 len: hd,
             };
-            agree_on_scores(&store, hd);
+            agree_on_scores(simd, &store, hd);
             for n in 1..=MAX_KEYS {
                 for (a, b) in [(0, n), (n / 2, n), (0, n.div_ceil(2)), (n - 1, n)] {
                     for (start_max, cap) in
                         [(f32::NEG_INFINITY, None), (0.3, Some(0.5)), (-9.0, None)]
                     {
                         let raw: [f32; MAX_KEYS] = std::array::from_fn(|j| 4.0 * pool[j]);
-                        let mut runs = [true, false].map(|simd| {
+                        let mut runs = [simd, Simd::Portable].map(|simd| {
                             let (mut s, mut max) = (raw, start_max);
                             let mut denom = std::array::from_fn(|l| 1.5 + l as f32);
                             let mut o = data(hd, 5);
@@ -631,10 +888,10 @@ mod tests {
                 }
                 let w2 = [data(n, n as u32 + 3), data(n, n as u32 + 4)];
                 let [mut f0, mut f1, mut s0, mut s1] = [5, 6, 5, 6].map(|seed| data(hd, seed));
-                weighted_sum2(true, [&mut f0, &mut f1], [&w2[0], &w2[1]], keys);
-                weighted_sum2(false, [&mut s0, &mut s1], [&w2[0], &w2[1]], keys);
+                weighted_sum2(simd, [&mut f0, &mut f1], [&w2[0], &w2[1]], keys);
+                weighted_sum2(Simd::Portable, [&mut s0, &mut s1], [&w2[0], &w2[1]], keys);
                 let mut one = data(hd, 5);
-                weighted_sum(false, &mut one, &w2[0], keys);
+                weighted_sum(Simd::Portable, &mut one, &w2[0], keys);
                 for (fast, slow) in [(&f0, &s0), (&f1, &s1), (&f0, &one)] {
                     assert!(
                         fast.iter()
@@ -646,14 +903,32 @@ mod tests {
                 let w = data(n, n as u32 + 3);
                 let mut fast = data(hd, 11);
                 let mut slow = fast.clone();
-                weighted_sum(true, &mut fast, &w, keys);
-                weighted_sum(false, &mut slow, &w, keys);
+                weighted_sum(simd, &mut fast, &w, keys);
+                weighted_sum(Simd::Portable, &mut slow, &w, keys);
                 assert!(
                     fast.iter()
                         .zip(&slow)
                         .all(|(a, b)| a.to_bits() == b.to_bits()),
                     "weighted sum hd {hd} n {n}"
                 );
+                // 1 to GROUP queries over the same rows: each output as `weighted_sum`
+                // alone gives it.
+                let ws: Vec<Vec<f32>> = (0..GROUP).map(|g| data(n, (n + 9 * g) as u32)).collect();
+                for group in 1..=GROUP {
+                    let w: Vec<&[f32]> = ws[..group].iter().map(|w| &w[..]).collect();
+                    let mut fast = data(group * hd, 17);
+                    let mut slow = fast.clone();
+                    weighted_sums(simd, &mut fast, &w, keys);
+                    for (o, w) in slow.chunks_exact_mut(hd).zip(&w) {
+                        weighted_sum(Simd::Portable, o, w, keys);
+                    }
+                    assert!(
+                        fast.iter()
+                            .zip(&slow)
+                            .all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "grouped weighted sum {simd:?} hd {hd} n {n} group {group}"
+                    );
+                }
             }
         }
     }

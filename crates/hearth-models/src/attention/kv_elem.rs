@@ -1,5 +1,5 @@
 //! The element types a K/V pool holds (f32, f16) as the attention kernels read them:
-//! one value widened to f32 (the portable path), or 8 at once (the SIMD path). Both
+//! one value widened to f32 (the portable path), or 8 or 16 at once (the SIMD paths). Both
 //! widen exactly, so the two paths still give the same bits.
 
 use half::f16;
@@ -16,6 +16,14 @@ pub trait KvElem: Copy + Send + Sync + 'static {
     /// callers are compiled for them and inline this).
     #[cfg(target_arch = "x86_64")]
     unsafe fn load8(p: *const Self) -> std::arch::x86_64::__m256;
+
+    /// 16 values at `p`, widened to f32.
+    ///
+    /// # Safety
+    /// `p` must be readable for 16 values, and the CPU must have AVX-512F (the callers
+    /// are compiled for it and inline this).
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn load16(p: *const Self) -> std::arch::x86_64::__m512;
 }
 
 impl KvElem for f32 {
@@ -30,6 +38,12 @@ impl KvElem for f32 {
     #[inline(always)]
     unsafe fn load8(p: *const f32) -> std::arch::x86_64::__m256 {
         std::arch::x86_64::_mm256_loadu_ps(p)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load16(p: *const f32) -> std::arch::x86_64::__m512 {
+        std::arch::x86_64::_mm512_loadu_ps(p)
     }
 }
 
@@ -46,5 +60,12 @@ impl KvElem for f16 {
     unsafe fn load8(p: *const f16) -> std::arch::x86_64::__m256 {
         use std::arch::x86_64::*;
         _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i))
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load16(p: *const f16) -> std::arch::x86_64::__m512 {
+        use std::arch::x86_64::*;
+        _mm512_cvtph_ps(_mm256_loadu_si256(p as *const __m256i))
     }
 }
