@@ -161,7 +161,7 @@ fn bench_k_quant(
 
 /// The SIMD paths this CPU has (the scalar one is too slow to be worth timing).
 fn kernels() -> Vec<Kernel> {
-    [Kernel::Avx2, Kernel::Vnni]
+    [Kernel::Avx2, Kernel::Vnni, Kernel::Vnni512]
         .into_iter()
         .filter(|k| k.is_available())
         .collect()

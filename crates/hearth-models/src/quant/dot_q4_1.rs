@@ -204,6 +204,7 @@ mod zmm {
     use std::arch::x86_64::*;
 
     use super::super::pairs::{halves16, pair_tiles};
+    use super::super::units::PREFETCH_AHEAD;
 
     /// A block of the two units unpacked: 8 byte vectors (low nibbles of run v at 2v,
     /// high at 2v + 1; unit 0 in the low half), scales and minimums of the 16 rows.
@@ -221,7 +222,16 @@ mod zmm {
         out: &mut [f32],
         ld: usize,
     ) {
-        pair_tiles!(kb, w, a, out, ld, |u0, u1| unpack(u0, u1), rows_dot);
+        pair_tiles!(
+            kb,
+            w,
+            a,
+            out,
+            ld,
+            PREFETCH_AHEAD,
+            |u0, u1| unpack(u0, u1),
+            rows_dot
+        );
     }
 
     #[inline]

@@ -328,3 +328,152 @@ macro_rules! q4_k_kernel {
 
 q4_k_kernel!(avx2, "avx2,fma,f16c", false);
 q4_k_kernel!(vnni, "avx2,fma,f16c,avx512vnni,avx512vl", true);
+
+/// `dot_unit` for a pair of unit rows `w = [unit0 | unit1]` (`2 * kb` blocks; 16
+/// results a row) on 512-bit vectors (`pairs`), or for a lone last unit (`kb` blocks).
+pub(crate) fn dot_pair(
+    kernel: Kernel,
+    kb: usize,
+    w: &[Q4KX8],
+    a: &[BlockQ8K],
+    out: &mut [f32],
+    ld: usize,
+) {
+    super::pairs::dispatch_pair!("Q4_K", zmm, kernel, kb, w, a, out, ld, dot_unit)
+}
+
+/// The pair kernel: `vnni`'s operations, 16 rows a vector.
+#[cfg(target_arch = "x86_64")]
+mod zmm {
+    use super::*;
+    use std::arch::x86_64::*;
+
+    use super::super::pairs::{halves16, pair_tiles};
+
+    /// Unit blocks (1184 bytes each) ahead that the first tile prefetches, as `vnni`.
+    const PREFETCH_AHEAD: usize = 2;
+
+    /// A block of the two units prepared for a tile (unit 0 in each vector's low half):
+    /// where their nibbles are (split into bytes by each `rows_dot`, sub-block by
+    /// sub-block, in registers), the 16 rows' sub-block scales as i32, their mins of
+    /// sub-blocks 2p, 2p + 1 as i16 pairs, and the super-block scales.
+    struct Unpacked {
+        raw: [*const __m256i; 2],
+        scale: [__m512i; 8],
+        mins: [__m512i; 4],
+        d: __m512,
+        dmin: __m512,
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+    pub(super) unsafe fn dot_pair(
+        kb: usize,
+        w: &[Q4KX8],
+        a: &[BlockQ8K],
+        out: &mut [f32],
+        ld: usize,
+    ) {
+        pair_tiles!(
+            kb,
+            w,
+            a,
+            out,
+            ld,
+            PREFETCH_AHEAD,
+            |u0, u1| unpack(u0, u1),
+            rows_dot
+        );
+    }
+
+    /// Two 32-byte vectors as one, `a` low.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2")]
+    unsafe fn join(a: *const __m256i, b: *const __m256i) -> __m512i {
+        _mm512_inserti64x4::<1>(
+            _mm512_castsi256_si512(_mm256_loadu_si256(a)),
+            _mm256_loadu_si256(b),
+        )
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+    unsafe fn unpack(u0: &Q4KX8, u1: &Q4KX8) -> Unpacked {
+        let raw = [
+            u0.qs.as_ptr() as *const __m256i,
+            u1.qs.as_ptr() as *const __m256i,
+        ];
+        let scale = std::array::from_fn(|s| {
+            let lo = _mm_loadl_epi64(u0.scales[s].as_ptr() as *const __m128i);
+            let hi = _mm_loadl_epi64(u1.scales[s].as_ptr() as *const __m128i);
+            _mm512_cvtepu8_epi32(_mm_unpacklo_epi64(lo, hi))
+        });
+        let mins = std::array::from_fn(|p| {
+            let pair = _mm256_inserti128_si256::<1>(
+                _mm256_castsi128_si256(_mm_loadu_si128(u0.mins[p].as_ptr() as *const __m128i)),
+                _mm_loadu_si128(u1.mins[p].as_ptr() as *const __m128i),
+            );
+            _mm512_cvtepu8_epi16(pair)
+        });
+        Unpacked {
+            raw,
+            scale,
+            mins,
+            d: _mm512_cvtph_ps(halves16(&u0.d, &u1.d)),
+            dmin: _mm512_cvtph_ps(halves16(&u0.dmin, &u1.dmin)),
+        }
+    }
+
+    /// `R` activation rows' blocks against one unpacked block pair: per row and
+    /// sub-block, the exact products (two `vpdpbusd` chains) times the sub-block's
+    /// scale, the mins against the sub-blocks' activation sums, then the two fused
+    /// multiply-adds of `vnni`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+    unsafe fn rows_dot<const R: usize>(
+        u: &Unpacked,
+        blocks: [&BlockQ8K; R],
+        acc: [&mut __m512; R],
+    ) {
+        let parts = blocks.map(q8k_parts);
+        let ap: [*const i32; R] = std::array::from_fn(|i| parts[i].1.as_ptr() as *const i32);
+        let low = _mm512_set1_epi8(0x0F);
+        let mut sumi = [_mm512_setzero_si512(); R];
+        for s in 0..8 {
+            let mut p32 = [[_mm512_setzero_si512(); 2]; R];
+            for v in 0..4 {
+                let raw = join(u.raw[0].add(4 * s + v), u.raw[1].add(4 * s + v));
+                let qlo = _mm512_and_si512(raw, low);
+                let qhi = _mm512_and_si512(_mm512_srli_epi16::<4>(raw), low);
+                for i in 0..R {
+                    let lo = _mm512_set1_epi32(ap[i].add(8 * s + v).read_unaligned());
+                    let hi = _mm512_set1_epi32(ap[i].add(8 * s + 4 + v).read_unaligned());
+                    p32[i][0] = _mm512_dpbusd_epi32(p32[i][0], qlo, lo);
+                    p32[i][1] = _mm512_dpbusd_epi32(p32[i][1], qhi, hi);
+                }
+            }
+            for i in 0..R {
+                let p = _mm512_add_epi32(p32[i][0], p32[i][1]);
+                sumi[i] = _mm512_add_epi32(sumi[i], _mm512_mullo_epi32(p, u.scale[s]));
+            }
+        }
+        for (i, acc) in acc.into_iter().enumerate() {
+            let (da, _, bsums) = parts[i];
+            // Sums of each sub-block's 32 activations (i16), sub-blocks 2p and 2p + 1
+            // side by side in i32 lane p.
+            let bs = _mm256_loadu_si256(bsums.as_ptr() as *const __m256i);
+            let bs = _mm_hadd_epi16(
+                _mm256_castsi256_si128(bs),
+                _mm256_extracti128_si256::<1>(bs),
+            );
+            let pairs: [i32; 4] = std::mem::transmute(bs);
+            let mut msum = _mm512_setzero_si512();
+            for (p, mins) in u.mins.iter().enumerate() {
+                let pair = _mm512_set1_epi32(pairs[p]);
+                msum = _mm512_add_epi32(msum, _mm512_madd_epi16(*mins, pair));
+            }
+            let da = _mm512_set1_ps(da);
+            *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[i]), _mm512_mul_ps(u.d, da), *acc);
+            *acc = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(msum), _mm512_mul_ps(u.dmin, da), *acc);
+        }
+    }
+}

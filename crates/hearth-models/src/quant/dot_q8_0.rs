@@ -194,6 +194,7 @@ mod zmm {
     use std::arch::x86_64::*;
 
     use super::super::pairs::{halves16, pair_tiles};
+    use super::super::units::PREFETCH_AHEAD;
 
     /// A block of the two units: run v's offset bytes of both (unit 0 in the low half)
     /// and the 16 rows' scales.
@@ -210,7 +211,16 @@ mod zmm {
         out: &mut [f32],
         ld: usize,
     ) {
-        pair_tiles!(kb, w, a, out, ld, |u0, u1| unpack(u0, u1), rows_dot);
+        pair_tiles!(
+            kb,
+            w,
+            a,
+            out,
+            ld,
+            PREFETCH_AHEAD,
+            |u0, u1| unpack(u0, u1),
+            rows_dot
+        );
     }
 
     #[inline]

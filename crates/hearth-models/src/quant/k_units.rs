@@ -1,6 +1,7 @@
 //! What the k-quant unit matrices (`Q4KMatrix`, `Q6KMatrix`) share: ggml's row-major
 //! bytes checked and repacked into units, and the matmul over Q8_K activation rows.
 
+use super::pairs::pair_matmul;
 use super::q8_k::quantize_row_q8k;
 use super::tiled::{check_shapes, quantize_rows};
 use super::units::{repack, unit_matmul};
@@ -37,7 +38,9 @@ where
 }
 
 /// `y[m, n] = x[m, k] · Wᵀ` over `units` (`[unit][super-block]`): `x`'s rows quantized
-/// to Q8_K, then `dot(unit row, activation rows, out, ld)` on the pool.
+/// to Q8_K, then `dot(unit rows, activation rows, out, ld)` on the pool, one unit row a
+/// call, or two side by side where `pairs` (`pairs::use_pairs`).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn matmul<U, F>(
     name: &str,
     units: &[U],
@@ -45,6 +48,7 @@ pub(crate) fn matmul<U, F>(
     x: &[f32],
     m: usize,
     y: &mut [f32],
+    pairs: bool,
     dot: F,
 ) -> Result<()>
 where
@@ -56,6 +60,10 @@ where
         return Ok(());
     }
     let acts = quantize_rows(x, m, k, kb, BlockQ8K::zeros(), quantize_row_q8k);
-    unit_matmul(units, kb, n, &acts, m, y, dot);
+    if pairs {
+        pair_matmul(units, kb, n, &acts, m, y, dot);
+    } else {
+        unit_matmul(units, kb, n, &acts, m, y, dot);
+    }
     Ok(())
 }

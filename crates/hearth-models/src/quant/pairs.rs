@@ -52,12 +52,12 @@ pub(crate) fn pair_call_rows(what: &str, kb: usize, a_len: usize, out_len: usize
 /// The pair kernels' loop, expanded inside a kernel compiled for its features:
 /// activation rows in tiles of 8, 4, then 1 (each size a constant, so the accumulators
 /// stay in registers); the first tile of 4 or more prefetches both units' blocks
-/// ahead, as the 256-bit kernels do; per block, `$unpack` (with the blocks bound to
+/// `$ahead` blocks ahead, as the 256-bit kernels do; per block, `$unpack` (with the blocks bound to
 /// `$u0`, `$u1`) prepares the weights once for the tile and `$rows_dot::<R>` folds them
 /// into 4 rows at a time, then 1; each row's 16 results are stored as one vector.
 macro_rules! pair_tiles {
-    ($kb:expr, $w:expr, $a:expr, $out:expr, $ld:expr, |$u0:ident, $u1:ident| $unpack:expr,
-     $rows_dot:ident) => {{
+    ($kb:expr, $w:expr, $a:expr, $out:expr, $ld:expr, $ahead:expr,
+     |$u0:ident, $u1:ident| $unpack:expr, $rows_dot:ident) => {{
         let (kb, w, a, out, ld) = ($kb, $w, $a, $out, $ld);
         let t = a.len() / kb;
         let mut t0 = 0;
@@ -68,22 +68,22 @@ macro_rules! pair_tiles {
                 _ => 1,
             };
             match r {
-                8 => pair_tiles!(@tile 8, kb, w, a, out, ld, t0, |$u0, $u1| $unpack, $rows_dot),
-                4 => pair_tiles!(@tile 4, kb, w, a, out, ld, t0, |$u0, $u1| $unpack, $rows_dot),
-                _ => pair_tiles!(@tile 1, kb, w, a, out, ld, t0, |$u0, $u1| $unpack, $rows_dot),
+                8 => pair_tiles!(@tile 8, kb, w, a, out, ld, t0, $ahead, |$u0, $u1| $unpack, $rows_dot),
+                4 => pair_tiles!(@tile 4, kb, w, a, out, ld, t0, $ahead, |$u0, $u1| $unpack, $rows_dot),
+                _ => pair_tiles!(@tile 1, kb, w, a, out, ld, t0, $ahead, |$u0, $u1| $unpack, $rows_dot),
             }
             t0 += r;
         }
     }};
     (@tile $r:literal, $kb:ident, $w:ident, $a:ident, $out:ident, $ld:ident, $t0:ident,
-     |$u0:ident, $u1:ident| $unpack:expr, $rows_dot:ident) => {{
+     $ahead:expr, |$u0:ident, $u1:ident| $unpack:expr, $rows_dot:ident) => {{
         const R: usize = $r;
         let mut acc = [_mm512_setzero_ps(); 8];
         let (w0, w1) = $w.split_at($kb);
         for (b, ($u0, $u1)) in w0.iter().zip(w1).enumerate() {
             if R >= 4 && $t0 == 0 {
-                super::super::units::prefetch_ahead($u0, super::super::units::PREFETCH_AHEAD);
-                super::super::units::prefetch_ahead($u1, super::super::units::PREFETCH_AHEAD);
+                super::super::units::prefetch_ahead($u0, $ahead);
+                super::super::units::prefetch_ahead($u1, $ahead);
             }
             let unpacked = $unpack;
             let blocks = |j: usize| &*$a.as_ptr().add(($t0 + j) * $kb + b);

@@ -48,6 +48,7 @@ impl Q6KMatrix {
             x,
             m,
             y,
+            false,
             |w, a, out, ld| dot_unit(kernel, w, a, out, ld),
         )
     }

@@ -2,7 +2,7 @@
 //! `vec_dot_unopt`) on the same blocks, its SIMD and portable paths against each other,
 //! and its batch invariance.
 
-use super::dot_q4_k::{dot_unit, dot_unit_scalar, scales_and_mins, Q4KX8};
+use super::dot_q4_k::{dot_pair, dot_unit, dot_unit_scalar, scales_and_mins, Q4KX8};
 use super::tests_blocks::values;
 use super::*;
 use candle_core::quantized::k_quants::{BlockQ4K, BlockQ8K, QK_K};
@@ -65,6 +65,15 @@ fn simd_and_portable_paths_agree_exactly() {
         dot_unit(kernel, &units, &a, &mut simd, 8);
         assert_eq!(simd, portable, "{:?}", kernel.effective());
     }
+    // The 512-bit pair kernel (where the CPU has it; else the 256-bit one per unit):
+    // two unit rows side by side, 16 results a row.
+    let pair: Vec<Q4KX8> = vec![units[0], units[1], units[1], units[0]];
+    let mut want = vec![0f32; 16 * m];
+    dot_unit_scalar(&pair[..2], &a, &mut want, 16);
+    dot_unit_scalar(&pair[2..], &a, &mut want[8..], 16);
+    let mut got = vec![0f32; 16 * m];
+    dot_pair(Kernel::Vnni512, 2, &pair, &a, &mut got, 16);
+    assert_eq!(got, want, "{:?}", Kernel::Vnni512.effective());
 }
 
 /// A row's outputs are bit-identical whether it is multiplied alone or inside a batch.
