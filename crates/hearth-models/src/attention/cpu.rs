@@ -433,8 +433,13 @@ fn attend_tile<T: KvElem>(
     let mut max = vec![f32::NEG_INFINITY; nq];
     let mut denom = vec![[0f32; 8]; nq];
     // A decode tile's few queries score several chunks at once (independent chains of
-    // fused multiply-adds to fill the pipes); a prefill tile's many queries, one chunk.
-    let span = if nq >= 4 { 1 } else { SPAN };
+    // fused multiply-adds to fill the pipes); a prefill tile's many queries, one chunk
+    // (two on 16-lane vectors, where each query's broadcast then feeds two).
+    let span = match (nq >= 4, simd) {
+        (true, Simd::Avx512) => 2,
+        (true, _) => 1,
+        (false, _) => SPAN,
+    };
     let mut scores = vec![[0f32; CHUNK]; span * nq];
     o.fill(0.0);
     let lo = ranges.iter().map(|r| r.0).min().unwrap_or(0);

@@ -621,7 +621,7 @@ mod avx512 {
 
     /// `super::scores` with a chunk's 16 keys in one vector: up to 4 queries x up to 4
     /// chunks a block (a decode tile's few queries over a span), or up to 8 queries x 1
-    /// chunk (a prefill tile's many queries).
+    /// or 2 chunks (a prefill tile's many queries).
     #[inline]
     #[target_feature(enable = "avx512f,avx2,fma,f16c")]
     pub(super) unsafe fn scores<T: KvElem>(
@@ -634,11 +634,11 @@ mod avx512 {
         let o = out.as_mut_ptr() as *mut f32;
         let mut i0 = 0;
         while i0 < qs.len() {
-            let qb = (qs.len() - i0).min(if nc > 1 { 4 } else { 8 });
+            let qb = (qs.len() - i0).min(if nc > 2 { 4 } else { 8 });
             let q = &qs[i0..i0 + qb];
             let mut c0 = 0;
             while c0 < nc {
-                let cb = (nc - c0).min(4);
+                let cb = (nc - c0).min(if qb > 4 { 2 } else { 4 });
                 let at = Block { i0, c0, nq, out: o };
                 match (qb, cb) {
                     (1, 1) => block::<1, 1, T>(q, keys, at),
@@ -657,10 +657,14 @@ mod avx512 {
                     (4, 2) => block::<4, 2, T>(q, keys, at),
                     (4, 3) => block::<4, 3, T>(q, keys, at),
                     (4, _) => block::<4, 4, T>(q, keys, at),
-                    (5, _) => block::<5, 1, T>(q, keys, at),
-                    (6, _) => block::<6, 1, T>(q, keys, at),
-                    (7, _) => block::<7, 1, T>(q, keys, at),
-                    _ => block::<8, 1, T>(q, keys, at),
+                    (5, 1) => block::<5, 1, T>(q, keys, at),
+                    (5, _) => block::<5, 2, T>(q, keys, at),
+                    (6, 1) => block::<6, 1, T>(q, keys, at),
+                    (6, _) => block::<6, 2, T>(q, keys, at),
+                    (7, 1) => block::<7, 1, T>(q, keys, at),
+                    (7, _) => block::<7, 2, T>(q, keys, at),
+                    (_, 1) => block::<8, 1, T>(q, keys, at),
+                    _ => block::<8, 2, T>(q, keys, at),
                 }
                 c0 += cb;
             }
