@@ -329,3 +329,165 @@ macro_rules! q6_k_kernel {
 
 q6_k_kernel!(avx2, "avx2,fma,f16c", false);
 q6_k_kernel!(vnni, "avx2,fma,f16c,avx512vnni,avx512vl", true);
+
+/// `dot_unit` for a pair of unit rows `w = [unit0 | unit1]` (`2 * kb` blocks; 16
+/// results a row) on 512-bit vectors (`pairs`), or for a lone last unit (`kb` blocks).
+pub(crate) fn dot_pair(
+    kernel: Kernel,
+    kb: usize,
+    w: &[Q6KX8],
+    a: &[BlockQ8K],
+    out: &mut [f32],
+    ld: usize,
+) {
+    super::pairs::dispatch_pair!("Q6_K", zmm, kernel, kb, w, a, out, ld, dot_unit)
+}
+
+/// The pair kernel: `vnni`'s operations, 16 rows a vector, the weights unpacked in
+/// registers where used (as in Q4_K's pair kernel).
+#[cfg(target_arch = "x86_64")]
+mod zmm {
+    use super::*;
+    use std::arch::x86_64::*;
+
+    use super::super::pairs::{halves16, pair_tiles};
+
+    /// Unit blocks (1680 bytes each) ahead that the first tile prefetches, as `vnni`.
+    const PREFETCH_AHEAD: usize = 2;
+
+    /// A block of the two units prepared for a tile (unit 0 in each vector's low half):
+    /// the blocks, the 16 rows' scales per sub-block as i32, as i16 pairs of sub-blocks
+    /// `2t, 2t + 1` for the offset term, and the super-block scales.
+    struct Unpacked<'a> {
+        units: [&'a Q6KX8; 2],
+        scale: [__m512i; 16],
+        pairs: [__m512i; 8],
+        d: __m512,
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+    pub(super) unsafe fn dot_pair(
+        kb: usize,
+        w: &[Q6KX8],
+        a: &[BlockQ8K],
+        out: &mut [f32],
+        ld: usize,
+    ) {
+        pair_tiles!(
+            kb,
+            w,
+            a,
+            out,
+            ld,
+            PREFETCH_AHEAD,
+            |u0, u1| unpack(u0, u1),
+            rows_dot
+        );
+    }
+
+    /// Two 32-byte vectors as one, `a` low.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2")]
+    unsafe fn join(a: *const __m256i, b: *const __m256i) -> __m512i {
+        _mm512_inserti64x4::<1>(
+            _mm512_castsi256_si512(_mm256_loadu_si256(a)),
+            _mm256_loadu_si256(b),
+        )
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+    unsafe fn unpack<'a>(u0: &'a Q6KX8, u1: &'a Q6KX8) -> Unpacked<'a> {
+        let sc = |s: usize| {
+            let lo = _mm_loadl_epi64(u0.scales[s].as_ptr() as *const __m128i);
+            let hi = _mm_loadl_epi64(u1.scales[s].as_ptr() as *const __m128i);
+            _mm512_cvtepi8_epi32(_mm_unpacklo_epi64(lo, hi))
+        };
+        let low16 = _mm512_set1_epi32(0xFFFF);
+        Unpacked {
+            units: [u0, u1],
+            scale: std::array::from_fn(|s| sc(s)),
+            pairs: std::array::from_fn(|t| {
+                _mm512_or_si512(
+                    _mm512_and_si512(sc(2 * t), low16),
+                    _mm512_slli_epi32::<16>(sc(2 * t + 1)),
+                )
+            }),
+            d: _mm512_cvtph_ps(halves16(&u0.d, &u1.d)),
+        }
+    }
+
+    /// `vnni`'s `weights` for both units: group `p`, run `v`, half `h` as bytes.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx2")]
+    unsafe fn weights(u: &Unpacked, p: usize, v: usize, h: usize) -> __m512i {
+        let [g0, g1] = u.units.map(|w| &w.groups[p]);
+        let raw = join(
+            (g0.ql.as_ptr() as *const __m256i).add(v),
+            (g1.ql.as_ptr() as *const __m256i).add(v),
+        );
+        let hb = join(
+            (g0.qh.as_ptr() as *const __m256i).add(h),
+            (g1.qh.as_ptr() as *const __m256i).add(h),
+        );
+        let low = if h == 0 {
+            raw
+        } else {
+            _mm512_srli_epi16::<4>(raw)
+        };
+        let top = match v {
+            0 => _mm512_slli_epi16::<4>(hb),
+            1 => _mm512_slli_epi16::<2>(hb),
+            2 => hb,
+            _ => _mm512_srli_epi16::<2>(hb),
+        };
+        _mm512_or_si512(
+            _mm512_and_si512(low, _mm512_set1_epi8(0x0F)),
+            _mm512_and_si512(top, _mm512_set1_epi8(0x30)),
+        )
+    }
+
+    /// `R` activation rows' blocks against one block pair: per row and sub-block the
+    /// exact products times the sub-block's scale, less 32 times the scaled activation
+    /// sums, then `acc += sum * (d * d_a)`, as `vnni`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+    unsafe fn rows_dot<const R: usize>(
+        u: &Unpacked,
+        blocks: [&BlockQ8K; R],
+        acc: [&mut __m512; R],
+    ) {
+        let parts = blocks.map(q8k_parts);
+        let ap: [*const i32; R] = std::array::from_fn(|i| parts[i].1.as_ptr() as *const i32);
+        let mut sumi = [_mm512_setzero_si512(); R];
+        for p in 0..8 {
+            for h in 0..2 {
+                let s = 2 * p + h;
+                let mut p32 = [[_mm512_setzero_si512(); 2]; R];
+                for v in 0..4 {
+                    let q = weights(u, p, v, h);
+                    for i in 0..R {
+                        let act = _mm512_set1_epi32(ap[i].add(4 * s + v).read_unaligned());
+                        p32[i][v % 2] = _mm512_dpbusd_epi32(p32[i][v % 2], q, act);
+                    }
+                }
+                for i in 0..R {
+                    let dot = _mm512_add_epi32(p32[i][0], p32[i][1]);
+                    sumi[i] = _mm512_add_epi32(sumi[i], _mm512_mullo_epi32(dot, u.scale[s]));
+                }
+            }
+        }
+        for (i, acc) in acc.into_iter().enumerate() {
+            let (da, _, bsums) = parts[i];
+            let bp = bsums.as_ptr() as *const i32;
+            let mut offset = _mm512_setzero_si512();
+            for (t, pair) in u.pairs.iter().enumerate() {
+                let b2 = _mm512_set1_epi32(bp.add(t).read_unaligned());
+                offset = _mm512_add_epi32(offset, _mm512_madd_epi16(*pair, b2));
+            }
+            let sum = _mm512_sub_epi32(sumi[i], _mm512_slli_epi32::<5>(offset));
+            let scale = _mm512_mul_ps(u.d, _mm512_set1_ps(da));
+            *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), scale, *acc);
+        }
+    }
+}

@@ -2,8 +2,9 @@
 //! larger than the file's blocks) and its matmul `y = x · Wᵀ`. Q4_K_M files keep their
 //! token embeddings (a tied LM head) and some v and down matrices in Q6_K.
 
-use super::dot_q6_k::{dot_unit, Q6KX8, ROWS};
+use super::dot_q6_k::{dot_pair, dot_unit, Q6KX8, ROWS};
 use super::k_units;
+use super::pairs::use_pairs;
 use super::{Kernel, RowMatrix};
 use candle_core::quantized::k_quants::QK_K;
 use candle_core::quantized::{GgmlDType, QTensor};
@@ -41,6 +42,19 @@ impl Q6KMatrix {
     /// `y[m, n] = x[m, k] · Wᵀ` with a chosen kernel (a slower one where the CPU lacks
     /// it); all kernels give the same bits.
     pub fn matmul_with(&self, kernel: Kernel, x: &[f32], m: usize, y: &mut [f32]) -> Result<()> {
+        let kb = self.k / QK_K;
+        if use_pairs(kernel, m) {
+            return k_units::matmul(
+                "Q6_K",
+                &self.units,
+                (self.n, self.k),
+                x,
+                m,
+                y,
+                true,
+                |w, a, out, ld| dot_pair(kernel, kb, w, a, out, ld),
+            );
+        }
         k_units::matmul(
             "Q6_K",
             &self.units,

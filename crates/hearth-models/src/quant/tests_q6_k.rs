@@ -2,7 +2,7 @@
 //! `vec_dot_unopt`) on the same blocks, its SIMD and portable paths against each other,
 //! its batch invariance, and the repacking of every weight.
 
-use super::dot_q6_k::{dot_unit, dot_unit_scalar, Q6KX8};
+use super::dot_q6_k::{dot_pair, dot_unit, dot_unit_scalar, Q6KX8};
 use super::tests_blocks::values;
 use super::tests_q4_k::q8k;
 use super::*;
@@ -67,6 +67,14 @@ fn simd_and_portable_paths_agree_exactly() {
             dot_unit(kernel, &units, &a, &mut simd, 8);
             assert_eq!(simd, portable, "m={m} {:?}", kernel.effective());
         }
+        // The 512-bit pair kernel (where the CPU has it): two unit rows side by side.
+        let pair: Vec<Q6KX8> = units.iter().chain(units.iter().rev()).copied().collect();
+        let mut want = vec![0f32; 16 * m];
+        dot_unit_scalar(&pair[..3], &a, &mut want, 16);
+        dot_unit_scalar(&pair[3..], &a, &mut want[8..], 16);
+        let mut got = vec![0f32; 16 * m];
+        dot_pair(Kernel::Vnni512, 3, &pair, &a, &mut got, 16);
+        assert_eq!(got, want, "m={m} {:?}", Kernel::Vnni512.effective());
     }
 }
 
