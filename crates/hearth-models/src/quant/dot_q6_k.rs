@@ -406,7 +406,7 @@ mod zmm {
         let low16 = _mm512_set1_epi32(0xFFFF);
         Unpacked {
             units: [u0, u1],
-            scale: std::array::from_fn(|s| sc(s)),
+            scale: std::array::from_fn(sc),
             pairs: std::array::from_fn(|t| {
                 _mm512_or_si512(
                     _mm512_and_si512(sc(2 * t), low16),
