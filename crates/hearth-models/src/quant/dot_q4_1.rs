@@ -203,7 +203,7 @@ mod zmm {
     use super::*;
     use std::arch::x86_64::*;
 
-    use super::super::pairs::{halves16, pair_tiles};
+    use super::super::pairs::{halves16, join, pair_tiles};
     use super::super::units::PREFETCH_AHEAD;
 
     /// A block of the two units unpacked: 8 byte vectors (low nibbles of run v at 2v,
@@ -244,10 +244,7 @@ mod zmm {
         );
         let mut q = [_mm512_setzero_si512(); 8];
         for v in 0..4 {
-            let raw = _mm512_inserti64x4::<1>(
-                _mm512_castsi256_si512(_mm256_loadu_si256(p0.add(v))),
-                _mm256_loadu_si256(p1.add(v)),
-            );
+            let raw = join(p0.add(v), p1.add(v));
             q[2 * v] = _mm512_and_si512(raw, low);
             q[2 * v + 1] = _mm512_and_si512(_mm512_srli_epi16::<4>(raw), low);
         }

@@ -348,7 +348,7 @@ mod zmm {
     use super::*;
     use std::arch::x86_64::*;
 
-    use super::super::pairs::{halves16, pair_tiles};
+    use super::super::pairs::{halves16, join, pair_tiles};
 
     /// Unit blocks (1184 bytes each) ahead that the first tile prefetches, as `vnni`.
     const PREFETCH_AHEAD: usize = 2;
@@ -383,16 +383,6 @@ mod zmm {
             |u0, u1| unpack(u0, u1),
             rows_dot
         );
-    }
-
-    /// Two 32-byte vectors as one, `a` low.
-    #[inline]
-    #[target_feature(enable = "avx512f,avx2")]
-    unsafe fn join(a: *const __m256i, b: *const __m256i) -> __m512i {
-        _mm512_inserti64x4::<1>(
-            _mm512_castsi256_si512(_mm256_loadu_si256(a)),
-            _mm256_loadu_si256(b),
-        )
     }
 
     #[inline]

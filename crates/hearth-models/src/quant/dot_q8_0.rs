@@ -193,7 +193,7 @@ mod zmm {
     use super::*;
     use std::arch::x86_64::*;
 
-    use super::super::pairs::{halves16, pair_tiles};
+    use super::super::pairs::{halves16, join, pair_tiles};
     use super::super::units::PREFETCH_AHEAD;
 
     /// A block of the two units: run v's offset bytes of both (unit 0 in the low half)
@@ -232,10 +232,7 @@ mod zmm {
         );
         let mut q = [_mm512_setzero_si512(); 8];
         for (v, q) in q.iter_mut().enumerate() {
-            *q = _mm512_inserti64x4::<1>(
-                _mm512_castsi256_si512(_mm256_loadu_si256(p0.add(v))),
-                _mm256_loadu_si256(p1.add(v)),
-            );
+            *q = join(p0.add(v), p1.add(v));
         }
         Unpacked {
             q,

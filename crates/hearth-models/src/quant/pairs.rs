@@ -106,6 +106,21 @@ macro_rules! pair_tiles {
 }
 pub(crate) use pair_tiles;
 
+/// Two 32-byte vectors (the same part of two units' blocks) as one, `a` low.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx512f,avx2")]
+pub(crate) unsafe fn join(
+    a: *const std::arch::x86_64::__m256i,
+    b: *const std::arch::x86_64::__m256i,
+) -> std::arch::x86_64::__m512i {
+    use std::arch::x86_64::*;
+    _mm512_inserti64x4::<1>(
+        _mm512_castsi256_si512(_mm256_loadu_si256(a)),
+        _mm256_loadu_si256(b),
+    )
+}
+
 /// Two units' 8 f16 values (scales, minimums) as one vector of 16, unit 0 low.
 #[cfg(target_arch = "x86_64")]
 #[inline]
