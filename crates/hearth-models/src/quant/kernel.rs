@@ -12,8 +12,9 @@ pub enum Kernel {
     /// As `Avx2`, with AVX512-VNNI + AVX512-VL: `vpdpbusd` on 256-bit vectors (and 32
     /// vector registers).
     Vnni,
-    /// As `Vnni`, with AVX-512F/BW: the Q4_1 products on 512-bit vectors, two 8-row
-    /// units at once (`dot_q4_1_pair`); the other types run their `Vnni` kernels.
+    /// As `Vnni`, with AVX-512F/BW: calls of 4 or more activation rows on the
+    /// repacked types (Q4_1, Q8_0, Q4_K, Q6_K) take two 8-row units a 512-bit vector
+    /// (`pairs`); smaller calls run the `Vnni` kernels.
     Vnni512,
 }
 

@@ -52,9 +52,10 @@ pub(crate) fn pair_call_rows(what: &str, kb: usize, a_len: usize, out_len: usize
 /// The pair kernels' loop, expanded inside a kernel compiled for its features:
 /// activation rows in tiles of 8, 4, then 1 (each size a constant, so the accumulators
 /// stay in registers); the first tile of 4 or more prefetches both units' blocks
-/// `$ahead` blocks ahead, as the 256-bit kernels do; per block, `$unpack` (with the blocks bound to
-/// `$u0`, `$u1`) prepares the weights once for the tile and `$rows_dot::<R>` folds them
-/// into 4 rows at a time, then 1; each row's 16 results are stored as one vector.
+/// `$ahead` blocks ahead, as the 256-bit kernels do; per block, `$unpack` (with the
+/// blocks bound to `$u0`, `$u1`) prepares the weights once for the tile and
+/// `$rows_dot::<R>` folds them into 4 rows at a time, then 1; each row's 16 results are
+/// stored as one vector.
 macro_rules! pair_tiles {
     ($kb:expr, $w:expr, $a:expr, $out:expr, $ld:expr, $ahead:expr,
      |$u0:ident, $u1:ident| $unpack:expr, $rows_dot:ident) => {{

@@ -35,10 +35,10 @@ pub(crate) fn matmul_rows<W, A, F>(
 
 /// As `matmul_rows` for data whose units of `row_len` elements each hold `per` weight
 /// rows interleaved (the last unit padded past `n` rows, or shorter: a pair of 8-row
-/// units whose second is missing). `dot(w, a, out, ld)` gets one
-/// unit `w` and a tile `a` of activation rows, and fills `out[j * ld + rr]` for each
-/// tile row `j` and unit row `rr`: the unit's `per` results for a row are adjacent, so
-/// a kernel stores them as one vector.
+/// units whose second is missing). `dot(w, a, out, ld)` gets one unit `w` and a tile `a`
+/// of activation rows, and fills `out[j * ld + rr]` for each tile row `j` and unit row
+/// `rr`: the unit's `per` results for a row are adjacent, so a kernel stores them as one
+/// vector.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn matmul_units<W, A, F>(
     data: &[W],
