@@ -329,18 +329,7 @@ macro_rules! q4_k_kernel {
 q4_k_kernel!(avx2, "avx2,fma,f16c", false);
 q4_k_kernel!(vnni, "avx2,fma,f16c,avx512vnni,avx512vl", true);
 
-/// `dot_unit` for a pair of unit rows `w = [unit0 | unit1]` (`2 * kb` blocks; 16
-/// results a row) on 512-bit vectors (`pairs`), or for a lone last unit (`kb` blocks).
-pub(crate) fn dot_pair(
-    kernel: Kernel,
-    kb: usize,
-    w: &[Q4KX8],
-    a: &[BlockQ8K],
-    out: &mut [f32],
-    ld: usize,
-) {
-    super::pairs::dispatch_pair!("Q4_K", zmm, kernel, kb, w, a, out, ld, dot_unit)
-}
+super::pairs::dot_pair_fn!("Q4_K", Q4KX8, BlockQ8K);
 
 /// The pair kernel: `vnni`'s operations, 16 rows a vector.
 #[cfg(target_arch = "x86_64")]
@@ -348,7 +337,7 @@ mod zmm {
     use super::*;
     use std::arch::x86_64::*;
 
-    use super::super::pairs::{halves16, join, pair_tiles};
+    use super::super::pairs::{halves16, join};
 
     /// Unit blocks (1184 bytes each) ahead that the first tile prefetches, as `vnni`.
     const PREFETCH_AHEAD: usize = 2;
@@ -365,25 +354,7 @@ mod zmm {
         dmin: __m512,
     }
 
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
-    pub(super) unsafe fn dot_pair(
-        kb: usize,
-        w: &[Q4KX8],
-        a: &[BlockQ8K],
-        out: &mut [f32],
-        ld: usize,
-    ) {
-        pair_tiles!(
-            kb,
-            w,
-            a,
-            out,
-            ld,
-            PREFETCH_AHEAD,
-            |u0, u1| unpack(u0, u1),
-            rows_dot
-        );
-    }
+    super::super::pairs::zmm_entry!(Q4KX8, BlockQ8K, PREFETCH_AHEAD);
 
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]

@@ -174,18 +174,7 @@ macro_rules! q8_0_kernel {
 q8_0_kernel!(avx2, "avx2,fma,f16c", false);
 q8_0_kernel!(vnni, "avx2,fma,f16c,avx512vnni,avx512vl", true);
 
-/// `dot_unit` for a pair of unit rows `w = [unit0 | unit1]` (`2 * kb` blocks; 16
-/// results a row) on 512-bit vectors (`pairs`), or for a lone last unit (`kb` blocks).
-pub(crate) fn dot_pair(
-    kernel: Kernel,
-    kb: usize,
-    w: &[Q8_0X8],
-    a: &[BlockQ8_0],
-    out: &mut [f32],
-    ld: usize,
-) {
-    super::pairs::dispatch_pair!("Q8_0", zmm, kernel, kb, w, a, out, ld, dot_unit)
-}
+super::pairs::dot_pair_fn!("Q8_0", Q8_0X8, BlockQ8_0);
 
 /// The pair kernel: `vnni`'s operations, 16 rows a vector.
 #[cfg(target_arch = "x86_64")]
@@ -193,7 +182,7 @@ mod zmm {
     use super::*;
     use std::arch::x86_64::*;
 
-    use super::super::pairs::{halves16, join, pair_tiles};
+    use super::super::pairs::{halves16, join};
     use super::super::units::PREFETCH_AHEAD;
 
     /// A block of the two units: run v's offset bytes of both (unit 0 in the low half)
@@ -203,25 +192,7 @@ mod zmm {
         d: __m512,
     }
 
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
-    pub(super) unsafe fn dot_pair(
-        kb: usize,
-        w: &[Q8_0X8],
-        a: &[BlockQ8_0],
-        out: &mut [f32],
-        ld: usize,
-    ) {
-        pair_tiles!(
-            kb,
-            w,
-            a,
-            out,
-            ld,
-            PREFETCH_AHEAD,
-            |u0, u1| unpack(u0, u1),
-            rows_dot
-        );
-    }
+    super::super::pairs::zmm_entry!(Q8_0X8, BlockQ8_0, PREFETCH_AHEAD);
 
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]

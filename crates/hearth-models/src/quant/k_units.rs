@@ -1,10 +1,11 @@
 //! What the k-quant unit matrices (`Q4KMatrix`, `Q6KMatrix`) share: ggml's row-major
 //! bytes checked and repacked into units, and the matmul over Q8_K activation rows.
 
-use super::pairs::pair_matmul;
+use super::pairs;
 use super::q8_k::quantize_row_q8k;
 use super::tiled::{check_shapes, quantize_rows};
-use super::units::{repack, unit_matmul};
+use super::units::repack;
+use super::Kernel;
 use candle_core::quantized::k_quants::{BlockQ8K, QK_K};
 use candle_core::quantized::GgmlType;
 use candle_core::{bail, Result};
@@ -38,32 +39,28 @@ where
 }
 
 /// `y[m, n] = x[m, k] · Wᵀ` over `units` (`[unit][super-block]`): `x`'s rows quantized
-/// to Q8_K, then `dot(unit rows, activation rows, out, ld)` on the pool, one unit row a
-/// call, or two side by side where `pairs` (`pairs::use_pairs`).
+/// to Q8_K, then `pairs::matmul` with the format's `dot_unit` and `dot_pair`.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn matmul<U, F>(
+pub(crate) fn matmul<W, U, P>(
     name: &str,
-    units: &[U],
+    kernel: Kernel,
+    units: &[W],
     (n, k): (usize, usize),
     x: &[f32],
     m: usize,
     y: &mut [f32],
-    pairs: bool,
-    dot: F,
+    dots: (U, P),
 ) -> Result<()>
 where
-    U: Sync,
-    F: Fn(&[U], &[BlockQ8K], &mut [f32], usize) + Sync,
+    W: Sync,
+    U: Fn(Kernel, &[W], &[BlockQ8K], &mut [f32], usize) + Sync,
+    P: Fn(Kernel, usize, &[W], &[BlockQ8K], &mut [f32], usize) + Sync,
 {
     let kb = k / QK_K;
     if !check_shapes(name, x, y, m, k, n)? {
         return Ok(());
     }
     let acts = quantize_rows(x, m, k, kb, BlockQ8K::zeros(), quantize_row_q8k);
-    if pairs {
-        pair_matmul(units, kb, n, &acts, m, y, dot);
-    } else {
-        unit_matmul(units, kb, n, &acts, m, y, dot);
-    }
+    pairs::matmul(kernel, units, kb, n, &acts, m, y, dots);
     Ok(())
 }

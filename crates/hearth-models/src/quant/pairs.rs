@@ -20,25 +20,60 @@ pub(crate) fn use_pairs(kernel: Kernel, m: usize) -> bool {
     m >= PAIR_MIN_ROWS && kernel.effective() == Kernel::Vnni512
 }
 
-/// A pair kernel call on `w = [unit0 | unit1]` (`2 * kb` blocks), or on a lone last
-/// unit (`kb` blocks: `single` runs it): shapes checked, then `$zmm::dot_pair` where
-/// the CPU has the features, else `single` on each unit.
-macro_rules! dispatch_pair {
-    ($what:literal, $zmm:ident, $kernel:expr, $kb:expr, $w:expr, $a:expr, $out:expr, $ld:expr,
-     $single:expr) => {{
-        let (kernel, kb, w, a, out, ld) = ($kernel, $kb, $w, $a, $out, $ld);
-        #[cfg(target_arch = "x86_64")]
-        if w.len() == 2 * kb && kernel.effective() == Kernel::Vnni512 {
-            super::pairs::pair_call_rows($what, kb, a.len(), out.len(), ld);
-            // SAFETY: `effective` checked the CPU features; the shapes were checked.
-            return unsafe { $zmm::dot_pair(kb, w, a, out, ld) };
+/// Defines a format's `dot_pair(kernel, kb, w, a, out, ld)`: `dot_unit` for a pair of
+/// unit rows `w = [unit0 | unit1]` (`2 * kb` blocks; 16 results a row) on 512-bit
+/// vectors (the calling file's `zmm::dot_pair`, where the CPU has the features), or for
+/// a lone last unit (`kb` blocks: the file's `dot_unit` on it).
+macro_rules! dot_pair_fn {
+    ($what:literal, $unit:ty, $act:ty) => {
+        pub(crate) fn dot_pair(
+            kernel: Kernel,
+            kb: usize,
+            w: &[$unit],
+            a: &[$act],
+            out: &mut [f32],
+            ld: usize,
+        ) {
+            #[cfg(target_arch = "x86_64")]
+            if w.len() == 2 * kb && kernel.effective() == Kernel::Vnni512 {
+                super::pairs::pair_call_rows($what, kb, a.len(), out.len(), ld);
+                // SAFETY: `effective` checked the CPU features; the shapes were checked.
+                return unsafe { zmm::dot_pair(kb, w, a, out, ld) };
+            }
+            for (i, unit) in w.chunks(kb).enumerate() {
+                dot_unit(kernel, unit, a, &mut out[i * super::units::ROWS..], ld);
+            }
         }
-        for (i, unit) in w.chunks(kb).enumerate() {
-            $single(kernel, unit, a, &mut out[i * super::units::ROWS..], ld);
-        }
-    }};
+    };
 }
-pub(crate) use dispatch_pair;
+pub(crate) use dot_pair_fn;
+
+/// Defines a format's `zmm::dot_pair`, the pair kernel's entry compiled for AVX-512:
+/// `pair_tiles!` over the module's `unpack` and `rows_dot`, prefetching `$ahead` blocks.
+macro_rules! zmm_entry {
+    ($unit:ty, $act:ty, $ahead:expr) => {
+        #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+        pub(super) unsafe fn dot_pair(
+            kb: usize,
+            w: &[$unit],
+            a: &[$act],
+            out: &mut [f32],
+            ld: usize,
+        ) {
+            $crate::quant::pairs::pair_tiles!(
+                kb,
+                w,
+                a,
+                out,
+                ld,
+                $ahead,
+                |u0, u1| unpack(u0, u1),
+                rows_dot
+            );
+        }
+    };
+}
+pub(crate) use zmm_entry;
 
 /// `unit_call_rows` for 16 results a row.
 pub(crate) fn pair_call_rows(what: &str, kb: usize, a_len: usize, out_len: usize, ld: usize) {
@@ -69,9 +104,9 @@ macro_rules! pair_tiles {
                 _ => 1,
             };
             match r {
-                8 => pair_tiles!(@tile 8, kb, w, a, out, ld, t0, $ahead, |$u0, $u1| $unpack, $rows_dot),
-                4 => pair_tiles!(@tile 4, kb, w, a, out, ld, t0, $ahead, |$u0, $u1| $unpack, $rows_dot),
-                _ => pair_tiles!(@tile 1, kb, w, a, out, ld, t0, $ahead, |$u0, $u1| $unpack, $rows_dot),
+                8 => $crate::quant::pairs::pair_tiles!(@tile 8, kb, w, a, out, ld, t0, $ahead, |$u0, $u1| $unpack, $rows_dot),
+                4 => $crate::quant::pairs::pair_tiles!(@tile 4, kb, w, a, out, ld, t0, $ahead, |$u0, $u1| $unpack, $rows_dot),
+                _ => $crate::quant::pairs::pair_tiles!(@tile 1, kb, w, a, out, ld, t0, $ahead, |$u0, $u1| $unpack, $rows_dot),
             }
             t0 += r;
         }
@@ -134,20 +169,31 @@ pub(crate) unsafe fn halves16(a: &[u16; ROWS], b: &[u16; ROWS]) -> std::arch::x8
     )
 }
 
-/// `y[m, n] = x · Wᵀ` over `units` (`[unit][block]`) two units a task item: `dot(w, a,
-/// out, ld)` gets a pair of unit rows (or a lone last one) and a tile of activation rows.
-pub(crate) fn pair_matmul<W, A, F>(
+/// `y[m, n] = x · Wᵀ` over `units` (`[unit][block]`, `kb` blocks a unit row) and the
+/// quantized activation rows `acts`: one unit row a task item (`dot_unit(kernel, w, a,
+/// out, ld)`), or, where `use_pairs`, two (`dot_pair(kernel, kb, w, a, out, ld)`, on a
+/// pair or a lone last unit).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul<W, A, U, P>(
+    kernel: Kernel,
     units: &[W],
     kb: usize,
     n: usize,
     acts: &[A],
     m: usize,
     y: &mut [f32],
-    dot: F,
+    (dot_unit, dot_pair): (U, P),
 ) where
     W: Sync,
     A: Sync,
-    F: Fn(&[W], &[A], &mut [f32], usize) + Sync,
+    U: Fn(Kernel, &[W], &[A], &mut [f32], usize) + Sync,
+    P: Fn(Kernel, usize, &[W], &[A], &mut [f32], usize) + Sync,
 {
-    super::tiled::matmul_units(units, 2 * kb, 2 * ROWS, n, acts, kb, m, y, dot)
+    if use_pairs(kernel, m) {
+        let dot = |w: &[W], a: &[A], out: &mut [f32], ld| dot_pair(kernel, kb, w, a, out, ld);
+        super::tiled::matmul_units(units, 2 * kb, 2 * ROWS, n, acts, kb, m, y, dot)
+    } else {
+        let dot = |w: &[W], a: &[A], out: &mut [f32], ld| dot_unit(kernel, w, a, out, ld);
+        super::units::unit_matmul(units, kb, n, acts, m, y, dot)
+    }
 }

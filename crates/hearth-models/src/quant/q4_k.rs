@@ -4,7 +4,6 @@
 
 use super::dot_q4_k::{dot_pair, dot_unit, scales_and_mins, Q4KX8, ROWS};
 use super::k_units;
-use super::pairs::use_pairs;
 use super::{Kernel, RowMatrix};
 use candle_core::quantized::k_quants::QK_K;
 use candle_core::quantized::{GgmlDType, QTensor};
@@ -41,29 +40,8 @@ impl Q4KMatrix {
     /// `y[m, n] = x[m, k] · Wᵀ` with a chosen kernel (a slower one where the CPU lacks
     /// it); all kernels give the same bits.
     pub fn matmul_with(&self, kernel: Kernel, x: &[f32], m: usize, y: &mut [f32]) -> Result<()> {
-        let kb = self.k / QK_K;
-        if use_pairs(kernel, m) {
-            return k_units::matmul(
-                "Q4_K",
-                &self.units,
-                (self.n, self.k),
-                x,
-                m,
-                y,
-                true,
-                |w, a, out, ld| dot_pair(kernel, kb, w, a, out, ld),
-            );
-        }
-        k_units::matmul(
-            "Q4_K",
-            &self.units,
-            (self.n, self.k),
-            x,
-            m,
-            y,
-            false,
-            |w, a, out, ld| dot_unit(kernel, w, a, out, ld),
-        )
+        let dots = (dot_unit, dot_pair);
+        k_units::matmul("Q4_K", kernel, &self.units, (self.n, self.k), x, m, y, dots)
     }
 }
 

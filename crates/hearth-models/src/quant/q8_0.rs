@@ -4,10 +4,10 @@
 
 use super::dot_q8_0::{dot_pair, dot_unit, Q8_0X8};
 use super::kernel::Kernel;
-use super::pairs::{pair_matmul, use_pairs};
+use super::pairs;
 use super::q8_1::QK;
 use super::tiled::{check_shapes, quantize_rows};
-use super::units::{repack, unit_matmul, ROWS};
+use super::units::{repack, ROWS};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{bail, Result};
 use half::f16;
@@ -128,15 +128,16 @@ impl Q8_0Matrix {
             return Ok(());
         }
         let acts = quantize_rows(x, m, k, kb, BlockQ8_0::ZERO, quantize_row_q8_0);
-        if use_pairs(kernel, m) {
-            pair_matmul(&self.units, kb, n, &acts, m, y, |w, a, out, ld| {
-                dot_pair(kernel, kb, w, a, out, ld)
-            });
-        } else {
-            unit_matmul(&self.units, kb, n, &acts, m, y, |w, a, out, ld| {
-                dot_unit(kernel, w, a, out, ld)
-            });
-        }
+        pairs::matmul(
+            kernel,
+            &self.units,
+            kb,
+            n,
+            &acts,
+            m,
+            y,
+            (dot_unit, dot_pair),
+        );
         Ok(())
     }
 }
