@@ -91,7 +91,7 @@ macro_rules! q4_1_kernel {
             use super::*;
             use std::arch::x86_64::*;
 
-            use super::super::units::{unit_tiles, PREFETCH_AHEAD};
+            use super::super::units::unit_tiles;
 
             /// A unit block unpacked for a tile: its 8 byte vectors (low nibbles of run
             /// v at 2v, high at 2v + 1), scales and minimums.
@@ -193,7 +193,6 @@ mod zmm {
     use std::arch::x86_64::*;
 
     use super::super::pairs::{halves16, join};
-    use super::super::units::PREFETCH_AHEAD;
 
     /// A block of the two units unpacked: 8 byte vectors (low nibbles of run v at 2v,
     /// high at 2v + 1; unit 0 in the low half), scales and minimums of the 16 rows.
@@ -203,7 +202,7 @@ mod zmm {
         mn: __m512,
     }
 
-    super::super::pairs::zmm_entry!(Q4_1X8, BlockQ8_1, PREFETCH_AHEAD);
+    super::super::pairs::zmm_entry!(Q4_1X8, BlockQ8_1);
 
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]

@@ -123,9 +123,6 @@ macro_rules! q4_k_kernel {
             /// Activation rows per pass over a unit row: their accumulators stay in registers.
             const TILE: usize = 8;
 
-            /// Unit blocks (1184 bytes each) ahead that the first tile prefetches.
-            const PREFETCH_AHEAD: usize = 2;
-
             #[target_feature(enable = $feat)]
             pub(super) unsafe fn dot_unit(w: &[Q4KX8], a: &[BlockQ8K], out: &mut [f32], ld: usize) {
                 let kb = w.len();
@@ -137,10 +134,13 @@ macro_rules! q4_k_kernel {
                     let rows = (t - t0).min(TILE);
                     let mut acc = [_mm256_setzero_ps(); TILE];
                     for (b, u) in w.iter().enumerate() {
-                        if rows >= 4 && t0 == 0 {
-                            // As the 32-weight units do (`units::PREFETCH_AHEAD`): this
+                        if t0 == 0 {
+                            // As the 32-weight units do (`units::PREFETCH_BYTES`): this
                             // tile reads the weights from memory.
-                            super::super::units::prefetch_ahead(u, PREFETCH_AHEAD);
+                            super::super::units::prefetch_ahead(
+                                u,
+                                super::super::units::blocks_ahead::<Q4KX8>(),
+                            );
                         }
                         let qp = u.qs.as_ptr() as *const __m256i;
                         // One activation row: nibbles are split in registers where used
@@ -339,9 +339,6 @@ mod zmm {
 
     use super::super::pairs::{halves16, join};
 
-    /// Unit blocks (1184 bytes each) ahead that the first tile prefetches, as `vnni`.
-    const PREFETCH_AHEAD: usize = 2;
-
     /// A block of the two units prepared for a tile (unit 0 in each vector's low half):
     /// where their nibbles are (split into bytes by each `rows_dot`, sub-block by
     /// sub-block, in registers), the 16 rows' sub-block scales as i32, their mins of
@@ -354,7 +351,7 @@ mod zmm {
         dmin: __m512,
     }
 
-    super::super::pairs::zmm_entry!(Q4KX8, BlockQ8K, PREFETCH_AHEAD);
+    super::super::pairs::zmm_entry!(Q4KX8, BlockQ8K);
 
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]

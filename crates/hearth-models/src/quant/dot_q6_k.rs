@@ -116,9 +116,6 @@ macro_rules! q6_k_kernel {
             /// Activation rows per pass over a unit row: their accumulators stay in registers.
             const TILE: usize = 8;
 
-            /// Unit blocks (1680 bytes each) ahead that the first tile prefetches.
-            const PREFETCH_AHEAD: usize = 2;
-
             /// One unit block unpacked: the 6-bit weights as bytes, `[p][v][half]`, and the
             /// scales per sub-block (i32 for VNNI's multiply, else as i16 pairs for
             /// `madd`), and as i16 pairs of sub-blocks `2t, 2t + 1` for the offset term.
@@ -207,13 +204,16 @@ macro_rules! q6_k_kernel {
                     let rows = (t - t0).min(TILE);
                     let mut acc = [_mm256_setzero_ps(); TILE];
                     for (b, u) in w.iter().enumerate() {
-                        if t0 == 0 && rows > 1 {
-                            // As the 32-weight units do (`units::PREFETCH_AHEAD`): this
-                            // tile reads the weights from memory. A single row does
-                            // without: it reads each block front to back, which the
-                            // hardware's own prefetch follows (a 1-sequence step of an
-                            // all-Q6_K Qwen3-0.6B: 18.9-22.2 ms without, 20.1-30.9 with).
-                            super::super::units::prefetch_ahead(u, PREFETCH_AHEAD);
+                        if t0 == 0 {
+                            // As the 32-weight units do (`units::PREFETCH_BYTES`): this
+                            // tile reads the weights from memory, a single row's too (on
+                            // a Zen 5, a 1-sequence step of an all-Q6_K 3B file: 61.9 ->
+                            // 58.7 ms; a Zen 4 had run a Qwen3-0.6B's slower with a
+                            // prefetch 2 blocks ahead).
+                            super::super::units::prefetch_ahead(
+                                u,
+                                super::super::units::blocks_ahead::<Q6KX8>(),
+                            );
                         }
                         unpack(u, rows > 1, &mut unit);
                         if rows == 1 {
@@ -341,9 +341,6 @@ mod zmm {
 
     use super::super::pairs::{halves16, join};
 
-    /// Unit blocks (1680 bytes each) ahead that the first tile prefetches, as `vnni`.
-    const PREFETCH_AHEAD: usize = 2;
-
     /// A block of the two units prepared for a tile (unit 0 in each vector's low half):
     /// the blocks, the 16 rows' scales per sub-block as i32, as i16 pairs of sub-blocks
     /// `2t, 2t + 1` for the offset term, and the super-block scales.
@@ -354,7 +351,7 @@ mod zmm {
         d: __m512,
     }
 
-    super::super::pairs::zmm_entry!(Q6KX8, BlockQ8K, PREFETCH_AHEAD);
+    super::super::pairs::zmm_entry!(Q6KX8, BlockQ8K);
 
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]

@@ -80,7 +80,7 @@ macro_rules! q8_0_kernel {
             use super::*;
             use std::arch::x86_64::*;
 
-            use super::super::units::{unit_tiles, PREFETCH_AHEAD};
+            use super::super::units::unit_tiles;
 
             /// A unit block prepared for a tile. VNNI: run v's offset bytes as stored,
             /// at v (8..16 unused). AVX2: run v's signed weights at 2v and their
@@ -183,7 +183,6 @@ mod zmm {
     use std::arch::x86_64::*;
 
     use super::super::pairs::{halves16, join};
-    use super::super::units::PREFETCH_AHEAD;
 
     /// A block of the two units: run v's offset bytes of both (unit 0 in the low half)
     /// and the 16 rows' scales.
@@ -192,7 +191,7 @@ mod zmm {
         d: __m512,
     }
 
-    super::super::pairs::zmm_entry!(Q8_0X8, BlockQ8_0, PREFETCH_AHEAD);
+    super::super::pairs::zmm_entry!(Q8_0X8, BlockQ8_0);
 
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]

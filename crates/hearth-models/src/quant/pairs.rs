@@ -49,9 +49,9 @@ macro_rules! dot_pair_fn {
 pub(crate) use dot_pair_fn;
 
 /// Defines a format's `zmm::dot_pair`, the pair kernel's entry compiled for AVX-512:
-/// `pair_tiles!` over the module's `unpack` and `rows_dot`, prefetching `$ahead` blocks.
+/// `pair_tiles!` over the module's `unpack` and `rows_dot`.
 macro_rules! zmm_entry {
-    ($unit:ty, $act:ty, $ahead:expr) => {
+    ($unit:ty, $act:ty) => {
         #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
         pub(super) unsafe fn dot_pair(
             kb: usize,
@@ -60,16 +60,7 @@ macro_rules! zmm_entry {
             out: &mut [f32],
             ld: usize,
         ) {
-            $crate::quant::pairs::pair_tiles!(
-                kb,
-                w,
-                a,
-                out,
-                ld,
-                $ahead,
-                |u0, u1| unpack(u0, u1),
-                rows_dot
-            );
+            $crate::quant::pairs::pair_tiles!(kb, w, a, out, ld, |u0, u1| unpack(u0, u1), rows_dot);
         }
     };
 }
@@ -86,13 +77,13 @@ pub(crate) fn pair_call_rows(what: &str, kb: usize, a_len: usize, out_len: usize
 
 /// The pair kernels' loop, expanded inside a kernel compiled for its features:
 /// activation rows in tiles of 8, 4, then 1 (each size a constant, so the accumulators
-/// stay in registers); the first tile of 4 or more prefetches both units' blocks
-/// `$ahead` blocks ahead, as the 256-bit kernels do; per block, `$unpack` (with the
+/// stay in registers); the first tile prefetches both units' blocks (`prefetch_pair`),
+/// as the 256-bit kernels do; per block, `$unpack` (with the
 /// blocks bound to `$u0`, `$u1`) prepares the weights once for the tile and
 /// `$rows_dot::<R>` folds them into 4 rows at a time, then 1; each row's 16 results are
 /// stored as one vector.
 macro_rules! pair_tiles {
-    ($kb:expr, $w:expr, $a:expr, $out:expr, $ld:expr, $ahead:expr,
+    ($kb:expr, $w:expr, $a:expr, $out:expr, $ld:expr,
      |$u0:ident, $u1:ident| $unpack:expr, $rows_dot:ident) => {{
         let (kb, w, a, out, ld) = ($kb, $w, $a, $out, $ld);
         let t = a.len() / kb;
@@ -104,22 +95,21 @@ macro_rules! pair_tiles {
                 _ => 1,
             };
             match r {
-                8 => $crate::quant::pairs::pair_tiles!(@tile 8, kb, w, a, out, ld, t0, $ahead, |$u0, $u1| $unpack, $rows_dot),
-                4 => $crate::quant::pairs::pair_tiles!(@tile 4, kb, w, a, out, ld, t0, $ahead, |$u0, $u1| $unpack, $rows_dot),
-                _ => $crate::quant::pairs::pair_tiles!(@tile 1, kb, w, a, out, ld, t0, $ahead, |$u0, $u1| $unpack, $rows_dot),
+                8 => $crate::quant::pairs::pair_tiles!(@tile 8, kb, w, a, out, ld, t0, |$u0, $u1| $unpack, $rows_dot),
+                4 => $crate::quant::pairs::pair_tiles!(@tile 4, kb, w, a, out, ld, t0, |$u0, $u1| $unpack, $rows_dot),
+                _ => $crate::quant::pairs::pair_tiles!(@tile 1, kb, w, a, out, ld, t0, |$u0, $u1| $unpack, $rows_dot),
             }
             t0 += r;
         }
     }};
     (@tile $r:literal, $kb:ident, $w:ident, $a:ident, $out:ident, $ld:ident, $t0:ident,
-     $ahead:expr, |$u0:ident, $u1:ident| $unpack:expr, $rows_dot:ident) => {{
+     |$u0:ident, $u1:ident| $unpack:expr, $rows_dot:ident) => {{
         const R: usize = $r;
         let mut acc = [_mm512_setzero_ps(); 8];
         let (w0, w1) = $w.split_at($kb);
         for (b, ($u0, $u1)) in w0.iter().zip(w1).enumerate() {
-            if R >= 4 && $t0 == 0 {
-                super::super::units::prefetch_ahead($u0, $ahead);
-                super::super::units::prefetch_ahead($u1, $ahead);
+            if $t0 == 0 {
+                $crate::quant::pairs::prefetch_pair($u0, $u1, b, $kb);
             }
             let unpacked = $unpack;
             let blocks = |j: usize| &*$a.as_ptr().add(($t0 + j) * $kb + b);
@@ -141,6 +131,18 @@ macro_rules! pair_tiles {
     }};
 }
 pub(crate) use pair_tiles;
+
+/// Prefetches both units' weights `blocks_ahead` blocks past block `b` of a pair (`u0`,
+/// `u1` its blocks `b`) in the order the pairs are read: past a unit's last block come
+/// the next pair's first blocks, two units (`2 * kb` blocks) on, not the other unit's.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) fn prefetch_pair<U>(u0: &U, u1: &U, b: usize, kb: usize) {
+    let at = b + super::units::blocks_ahead::<U>();
+    let ahead = (at / kb) * 2 * kb + at % kb - b;
+    super::units::prefetch_ahead(u0, ahead);
+    super::units::prefetch_ahead(u1, ahead);
+}
 
 /// Two 32-byte vectors (the same part of two units' blocks) as one, `a` low.
 #[cfg(target_arch = "x86_64")]

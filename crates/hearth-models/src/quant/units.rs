@@ -7,13 +7,25 @@ use rayon::prelude::*;
 /// Weight rows per unit.
 pub(crate) const ROWS: usize = 8;
 
-/// Unit blocks ahead of the one in use that a unit row's first tile of 4 or more
-/// activation rows prefetches: it is the tile that reads the weights from memory, and
-/// at 8 rows it waited on them (the default model's 8-sequence decode step went from
-/// ~11 to ~9.9 ms); one row is bound by bandwidth alone and lost ~8% to the prefetches,
-/// so smaller tiles do without.
+/// How far ahead of the block in use a kernel prefetches its weight stream, in bytes
+/// (rounded up to whole blocks). The first tile of a call, whatever its rows, reads the
+/// weights from memory; on a Zen 5 the default model's step ran faster with the
+/// prefetch at 1 row (`decode_step`, 2.52 -> 2.29 ms) and at 8 (4096 bytes against
+/// 1280: 5.08 -> 4.92 ms), and the 3B Q4_K file's 1-row step 46.2 -> 43.6 ms.
 #[cfg(target_arch = "x86_64")]
-pub(crate) const PREFETCH_AHEAD: usize = 8;
+pub(crate) const PREFETCH_BYTES: usize = 4096;
+
+/// `PREFETCH_BYTES` in blocks of `U`.
+#[cfg(target_arch = "x86_64")]
+pub(crate) const fn blocks_ahead<U>() -> usize {
+    PREFETCH_BYTES.div_ceil(std::mem::size_of::<U>())
+}
+
+/// `blocks_ahead` for `block`'s type.
+#[cfg(target_arch = "x86_64")]
+pub(crate) const fn blocks_ahead_of<U>(_block: &U) -> usize {
+    blocks_ahead::<U>()
+}
 
 /// Asks for the block `ahead` blocks past `block` (same type, contiguous) in L1, line by
 /// line. A prefetch never faults, so one past a slice's end (the next unit row, or
@@ -84,7 +96,7 @@ pub(crate) fn unit_call_rows(
 /// its accumulators (one `__m256` a row, one lane a weight row) stay in registers across
 /// the unit row's blocks (with a size known only at run time they lived on the stack,
 /// and every block paid a store and a reload a row); the first tile prefetches the unit
-/// row's blocks `PREFETCH_AHEAD` ahead; per block, `$unpack` (with the block
+/// row's blocks `PREFETCH_BYTES` ahead; per block, `$unpack` (with the block
 /// bound to `$u`) prepares the weights once for the tile, and `$rows_dot::<R>(&unpacked,
 /// blocks, accs)` folds it into 4 rows at a time, then 1; each row's 8 results are stored
 /// as one vector at `out[j * ld]`. Callers check the shapes first (`unit_call_rows`).
@@ -114,8 +126,8 @@ macro_rules! unit_tiles {
         // Always 8, named one by one: no run-time index, so no stack slot.
         let mut acc = [_mm256_setzero_ps(); 8];
         for (b, $u) in $w.iter().enumerate() {
-            if R >= 4 && $t0 == 0 {
-                super::super::units::prefetch_ahead($u, PREFETCH_AHEAD);
+            if $t0 == 0 {
+                super::super::units::prefetch_ahead($u, super::super::units::blocks_ahead_of($u));
             }
             let unpacked = $unpack;
             let blocks = |j: usize| &*$a.as_ptr().add(($t0 + j) * $kb + b);
