@@ -2,7 +2,10 @@
 //! `cargo run --release -p hearth-models --example decode_step -- MODEL.gguf [--dequantize]`
 //! (MODEL defaults to $HEARTH_TEST_MODEL). Prints median milliseconds per step.
 //! `HEARTH_DECODE_SEQS=8 HEARTH_DECODE_STEPS=500` time only that batch, that many
-//! steps (for profiling the decode step alone); `HEARTH_DECODE_PROMPT=1024` sets the
+//! steps (for profiling the decode step alone); `HEARTH_DECODE_PREFILLS=9` runs the
+//! prefill 9 times and prints the median (the first pays for first touches);
+//! `HEARTH_DECODE_SPREAD=64` spreads the sequences' blocks 64 apart over a pool that
+//! much larger, as a long-running server's are; `HEARTH_DECODE_PROMPT=1024` sets the
 //! prompt length (32), `HEARTH_DECODE_KV=f16` the KV cache's dtype (f32). Built with
 //! `--features phase-times`, it prints where the steps' time went, part by part.
 
@@ -26,15 +29,25 @@ fn print_phases(steps: usize) {
     }
 }
 
+/// `HEARTH_DECODE_SPREAD`: pool blocks between a sequence's consecutive blocks (1).
+fn spread() -> usize {
+    env_usize("HEARTH_DECODE_SPREAD").unwrap_or(1).max(1)
+}
+
 fn env_usize(name: &str) -> Option<usize> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
 
 /// One step: `new` tokens for each of `seqs` sequences, each with its own blocks.
 fn step(seqs: usize, blocks: usize, done: usize, new: usize) -> BatchInput {
+    let spread = spread();
     let mut b = BatchInput::default();
     for s in 0..seqs {
-        let table: Vec<u32> = (0..blocks).map(|i| (s * blocks + i) as u32).collect();
+        // Blocks of the sequences interleaved, `spread` apart, as a long-running
+        // server's pool hands them out.
+        let table: Vec<u32> = (0..blocks)
+            .map(|i| ((i * seqs + s) * spread) as u32)
+            .collect();
         for j in 0..new {
             let pos = done + j;
             b.tokens.push(((s * 97 + pos * 31) % 40000 + 100) as u32);
@@ -67,6 +80,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..LoadOptions::default()
     };
     let mut loaded = load_gguf_with(path.as_ref(), &opts)?;
+    // As `hearth serve` does once a model is loaded.
+    hearth_models::huge_pages::collapse_noted();
     let s = loaded.spec.clone();
     let steps = env_usize("HEARTH_DECODE_STEPS").unwrap_or(STEPS);
     let prompt = env_usize("HEARTH_DECODE_PROMPT").unwrap_or(PROMPT);
@@ -84,15 +99,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             num_kv_heads: s.num_kv_heads,
             head_dim: s.head_dim,
             block_size: BS,
-            num_blocks: seqs * (prompt + steps + 1).div_ceil(BS),
+            num_blocks: seqs * (prompt + steps + 1).div_ceil(BS) * spread(),
         };
         let blocks = (prompt + steps + 1).div_ceil(BS);
         let mut cache = KvCache::with_dtype(layout, kv);
-        let t = Instant::now();
-        loaded
-            .model
-            .forward(&step(seqs, blocks, 0, prompt), &mut cache)?;
-        let prefill = t.elapsed().as_secs_f64() * 1e3;
+        // The first prefill also pays for first touches (the pool's pages); later ones
+        // (`HEARTH_DECODE_PREFILLS`, the same tokens again) show the steady state.
+        let mut prefills: Vec<f64> = (0..env_usize("HEARTH_DECODE_PREFILLS").unwrap_or(1).max(1))
+            .map(|_| {
+                let t = Instant::now();
+                let out = loaded
+                    .model
+                    .forward(&step(seqs, blocks, 0, prompt), &mut cache);
+                out.map(|_| t.elapsed().as_secs_f64() * 1e3)
+            })
+            .collect::<Result<_, _>>()?;
+        let first = prefills[0];
+        prefills.sort_by(f64::total_cmp);
+        let prefill = prefills[prefills.len() / 2];
+        if prefills.len() > 1 && hearth_models::phase_times::ENABLED {
+            println!("prefill (first {first:.1} ms):");
+            print_phases(prefills.len());
+        }
         hearth_models::phase_times::take();
         let mut times: Vec<f64> = (0..steps)
             .map(|i| {

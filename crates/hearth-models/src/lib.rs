@@ -21,6 +21,7 @@ pub mod hf_load;
 pub mod hf_to_gguf;
 pub mod hf_vocab_meta;
 mod hf_vocab_spm;
+pub mod huge_pages;
 pub mod integrity;
 pub mod kv_cache;
 pub mod llama;

@@ -176,6 +176,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     crate::memory_check::check(&path, args.quantization, kv, args.memory)?;
     let loaded = crate::model_source::load_on(&path, args.quantization, args.device, args.dtype)?;
     crate::heap::release_free_memory();
+    // After the trim, which would split them again.
+    hearth_models::huge_pages::collapse_noted();
     let tokenizer = Arc::new(loaded.tokenizer);
     let template = Arc::new(args.tools.template(loaded.template)?);
     let tool_parser = args

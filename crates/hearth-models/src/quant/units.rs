@@ -57,7 +57,7 @@ where
     U: Copy + Send + Sync,
     F: Fn(&mut U, usize, &[u8]) + Sync,
 {
-    let mut units = vec![zero; n.div_ceil(ROWS) * kb];
+    let mut units = crate::huge_pages::filled(n.div_ceil(ROWS) * kb, zero);
     units
         .par_chunks_mut(kb.max(1))
         .enumerate()
