@@ -222,6 +222,7 @@ fn quantizers_match_scalar_rounding_on_ties() {
         assert_eq!(q0[b].qs.to_vec(), want, "Q8_0 block {b}");
         assert_eq!(q1[b].qs.to_vec(), want, "Q8_1 block {b}");
         assert_eq!(q0[b].d, f16::from_f32(d).to_f32());
+        assert_eq!(q1[b].d, f16::from_f32(d).to_f32());
         let sum: i32 = want.iter().map(|&q| q as i32).sum();
         assert_eq!(
             q1[b].s,
