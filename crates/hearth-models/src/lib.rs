@@ -29,6 +29,7 @@ pub mod model;
 pub mod phase_times;
 pub mod quant;
 pub mod quantize;
+mod rms_norm;
 pub mod safetensors;
 mod shared_out;
 pub mod sizing;

@@ -19,9 +19,9 @@ use crate::attention::{AttnMeta, AttnShape, PagedAttention};
 use crate::gated_mul::{gated_mul, Gate};
 use crate::llama::Rope;
 use crate::quant::Linear;
+use crate::rms_norm::rms_norm;
 use crate::{BatchInput, CausalLm, KvCache, ModelError, ModelSpec};
 use candle_core::{Device, Module, Tensor};
-use candle_nn::ops::rms_norm;
 use candle_nn::rotary_emb::rope;
 
 /// Norm weights are stored as `1 + w` (Gemma's offset), so plain RMSNorm applies them.

@@ -13,9 +13,9 @@ use crate::attention::{AttnMeta, AttnShape, PagedAttention};
 use crate::gated_mul::{gated_mul, Gate};
 use crate::phase_times::{Lap, Phase};
 use crate::quant::Linear;
+use crate::rms_norm::rms_norm;
 use crate::{BatchInput, CausalLm, KvCache, ModelError, ModelSpec};
 use candle_core::{Device, Module, Tensor};
-use candle_nn::ops::rms_norm;
 use candle_nn::rotary_emb::{rope, rope_i};
 
 pub(crate) struct Layer {
