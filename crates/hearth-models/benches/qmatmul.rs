@@ -3,7 +3,11 @@
 //! and the Q8_0 tied LM head (vocab 49152); and Q4_K and Q6_K (Q4_K_M files hold both) at
 //! Llama-3.2-3B's shapes (hidden 3072, ffn 8192): the repacked kernel, the per-pair path
 //! (the file's blocks, candle's `vec_dot` per weight row x activation row), and candle.
-//! `cargo bench -p hearth-models --bench qmatmul -- q6_k` runs one group.
+//! `cargo bench -p hearth-models --bench qmatmul -- q6_k` runs one group. Each call is
+//! timed from a pool thread (`common/pooled.rs`), as the model's step makes it.
+
+#[path = "common/pooled.rs"]
+mod pooled;
 
 use candle_core::quantized::k_quants::{BlockQ4K, BlockQ6K};
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
@@ -45,14 +49,14 @@ fn bench(c: &mut Criterion) {
             for kernel in kernels() {
                 let name = format!("hearth_{kernel:?}");
                 g.bench_function(BenchmarkId::new(name, &id), |b| {
-                    b.iter(|| {
+                    pooled::iter_in_pool(b, || {
                         let x = black_box(&x);
                         ours.matmul_with(kernel, x, m, &mut y).expect("matmul")
                     })
                 });
             }
             g.bench_function(BenchmarkId::new("candle", &id), |b| {
-                b.iter(|| theirs.forward(black_box(&xt)).expect("forward"))
+                pooled::iter_in_pool(b, || theirs.forward(black_box(&xt)).expect("forward"))
             });
         }
     }
@@ -74,14 +78,14 @@ fn bench(c: &mut Criterion) {
         for kernel in kernels() {
             let name = format!("hearth_{kernel:?}");
             g.bench_function(BenchmarkId::new(name, &id), |b| {
-                b.iter(|| {
+                pooled::iter_in_pool(b, || {
                     let x = black_box(&x);
                     ours.matmul_with(kernel, x, m, &mut y).expect("matmul")
                 })
             });
         }
         g.bench_function(BenchmarkId::new("candle", &id), |b| {
-            b.iter(|| theirs.forward(black_box(&xt)).expect("forward"))
+            pooled::iter_in_pool(b, || theirs.forward(black_box(&xt)).expect("forward"))
         });
     }
     g.finish();
@@ -116,7 +120,7 @@ fn bench_q4_k(c: &mut Criterion) {
 }
 
 /// A repacked matrix's matmul with a chosen kernel.
-type Runner = Box<dyn Fn(Kernel, &[f32], usize, &mut [f32])>;
+type Runner = Box<dyn Fn(Kernel, &[f32], usize, &mut [f32]) + Sync>;
 
 /// One k-quant at Llama-3.2-3B's shapes: `repacked` builds hearth's matrix, `per_pair`
 /// holds the file's blocks.
@@ -145,14 +149,16 @@ fn bench_k_quant(
             for kernel in kernels() {
                 let name = format!("repacked_{kernel:?}");
                 g.bench_function(BenchmarkId::new(name, &id), |b| {
-                    b.iter(|| ours(kernel, black_box(&x), m, &mut y))
+                    pooled::iter_in_pool(b, || ours(kernel, black_box(&x), m, &mut y))
                 });
             }
             g.bench_function(BenchmarkId::new("per_pair", &id), |b| {
-                b.iter(|| pairs.matmul(black_box(&x), m, &mut y).expect("matmul"))
+                pooled::iter_in_pool(b, || {
+                    pairs.matmul(black_box(&x), m, &mut y).expect("matmul")
+                })
             });
             g.bench_function(BenchmarkId::new("candle", &id), |b| {
-                b.iter(|| theirs.forward(black_box(&xt)).expect("forward"))
+                pooled::iter_in_pool(b, || theirs.forward(black_box(&xt)).expect("forward"))
             });
         }
     }
