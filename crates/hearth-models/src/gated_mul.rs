@@ -80,18 +80,11 @@ impl CustomOp2 for GatedMul {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (g, u) = match (s1, s2) {
-            (CpuStorage::F32(g), CpuStorage::F32(u)) => (g, u),
-            _ => candle_core::bail!("gated_mul takes f32 tensors"),
-        };
-        let (Some((g0, g1)), Some((u0, u1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
-        else {
-            candle_core::bail!("gated_mul takes contiguous tensors")
-        };
+        let (g, u) = crate::cpu_op_inputs::f32_pair("gated_mul", (s1, l1), (s2, l2))?;
         if l1.shape() != l2.shape() {
             candle_core::bail!("gated_mul shapes {:?} and {:?}", l1.shape(), l2.shape());
         }
-        let (g, u, act) = (&g[g0..g1], &u[u0..u1], self.0);
+        let act = self.0;
         let mut out = vec![0f32; g.len()];
         out.par_chunks_mut(CHUNK)
             .zip(g.par_chunks(CHUNK).zip(u.par_chunks(CHUNK)))

@@ -6,6 +6,7 @@
 
 pub mod attention;
 pub mod batch;
+mod cpu_op_inputs;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 pub mod error;

@@ -43,15 +43,7 @@ impl CustomOp2 for RmsNorm {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, w) = match (s1, s2) {
-            (CpuStorage::F32(x), CpuStorage::F32(w)) => (x, w),
-            _ => candle_core::bail!("rms_norm takes f32 tensors"),
-        };
-        let (Some((x0, x1)), Some((w0, w1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
-        else {
-            candle_core::bail!("rms_norm takes contiguous tensors")
-        };
-        let (x, w) = (&x[x0..x1], &w[w0..w1]);
+        let (x, w) = crate::cpu_op_inputs::f32_pair("rms_norm", (s1, l1), (s2, l2))?;
         let n = w.len();
         if n == 0 || x.len() % n != 0 {
             candle_core::bail!("rms_norm: {} values in rows of {n}", x.len());
