@@ -51,7 +51,8 @@ fn note<T>(v: &Vec<T>) {
 /// with its neighbours only this way. Call once a model is loaded, after any
 /// `malloc_trim` (which gives back freed chunks between the matrices page by page, and
 /// so splits the huge pages around them). Free pages inside those huge pages become
-/// resident again: a few MB against ~10% more decode throughput (see BENCHMARKS.md).
+/// resident again: a few MB, for a 1-sequence step 3% faster and a served c8 3% higher
+/// (BENCHMARKS.md, eleventh session).
 pub fn collapse_noted() {
     let mut noted = match NOTED.lock() {
         Ok(mut n) => std::mem::take(&mut *n),
