@@ -3,7 +3,6 @@
 
 use super::pairs;
 use super::q8_k::quantize_row_q8k;
-use super::tiled::{check_shapes, quantize_rows};
 use super::units::repack;
 use super::Kernel;
 use candle_core::quantized::k_quants::{BlockQ8K, QK_K};
@@ -56,11 +55,6 @@ where
     U: Fn(Kernel, &[W], &[BlockQ8K], &mut [f32], usize) + Sync,
     P: Fn(Kernel, usize, &[W], &[BlockQ8K], &mut [f32], usize) + Sync,
 {
-    let kb = k / QK_K;
-    if !check_shapes(name, x, y, m, k, n)? {
-        return Ok(());
-    }
-    let acts = quantize_rows(x, m, k, kb, BlockQ8K::zeros(), quantize_row_q8k);
-    pairs::matmul(kernel, units, kb, n, &acts, m, y, dots);
-    Ok(())
+    let q8k = (BlockQ8K::zeros(), quantize_row_q8k);
+    pairs::quantized_matmul(name, kernel, units, (n, k, QK_K), x, m, y, q8k, dots)
 }

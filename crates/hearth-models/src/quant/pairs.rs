@@ -171,6 +171,37 @@ pub(crate) unsafe fn halves16(a: &[u16; ROWS], b: &[u16; ROWS]) -> std::arch::x8
     )
 }
 
+/// `y[m, n] = x[m, k] · Wᵀ` for format `name`: `x`'s rows quantized (`quantize`, into
+/// activation blocks of `block_len` values, `zero` before), then `matmul` with the
+/// format's `dot_unit` and `dot_pair`. Every repacked format's `matmul_with`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn quantized_matmul<W, A, Q, U, P>(
+    name: &str,
+    kernel: Kernel,
+    units: &[W],
+    (n, k, block_len): (usize, usize, usize),
+    x: &[f32],
+    m: usize,
+    y: &mut [f32],
+    (zero, quantize): (A, Q),
+    dots: (U, P),
+) -> candle_core::Result<()>
+where
+    W: Sync,
+    A: Clone + Send + Sync,
+    Q: Fn(&[f32], &mut [A]) + Sync + Send,
+    U: Fn(Kernel, &[W], &[A], &mut [f32], usize) + Sync,
+    P: Fn(Kernel, usize, &[W], &[A], &mut [f32], usize) + Sync,
+{
+    let kb = k / block_len;
+    if !super::tiled::check_shapes(name, x, y, m, k, n)? {
+        return Ok(());
+    }
+    let acts = super::tiled::quantize_rows(x, m, k, kb, zero, quantize);
+    matmul(kernel, units, kb, n, &acts, m, y, dots);
+    Ok(())
+}
+
 /// `y[m, n] = x · Wᵀ` over `units` (`[unit][block]`, `kb` blocks a unit row) and the
 /// quantized activation rows `acts`: one unit row a task item (`dot_unit(kernel, w, a,
 /// out, ld)`), or, where `use_pairs`, two (`dot_pair(kernel, kb, w, a, out, ld)`, on a

@@ -6,7 +6,6 @@ use super::dot_q4_1::{dot_pair, dot_unit, Q4_1X8};
 use super::kernel::Kernel;
 use super::pairs;
 use super::q8_1::{quantize_row_q8_1, BlockQ8_1, QK};
-use super::tiled::{check_shapes, quantize_rows};
 use super::units::{repack, ROWS};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{bail, Result};
@@ -75,22 +74,17 @@ impl Q4_1Matrix {
 
     /// As `matmul`, with a chosen kernel (it falls back to scalar if unavailable).
     pub fn matmul_with(&self, kernel: Kernel, x: &[f32], m: usize, y: &mut [f32]) -> Result<()> {
-        let (n, k, kb) = (self.n, self.k, self.k / QK);
-        if !check_shapes("Q4_1", x, y, m, k, n)? {
-            return Ok(());
-        }
-        let acts = quantize_rows(x, m, k, kb, BlockQ8_1::ZERO, quantize_row_q8_1);
-        pairs::matmul(
+        pairs::quantized_matmul(
+            "Q4_1",
             kernel,
             &self.units,
-            kb,
-            n,
-            &acts,
+            (self.n, self.k, QK),
+            x,
             m,
             y,
+            (BlockQ8_1::ZERO, quantize_row_q8_1),
             (dot_unit, dot_pair),
-        );
-        Ok(())
+        )
     }
 }
 

@@ -6,7 +6,6 @@ use super::dot_q8_0::{dot_pair, dot_unit, Q8_0X8};
 use super::kernel::Kernel;
 use super::pairs;
 use super::q8_1::QK;
-use super::tiled::{check_shapes, quantize_rows};
 use super::units::{repack, ROWS};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{bail, Result};
@@ -123,22 +122,17 @@ impl Q8_0Matrix {
 
     /// As `matmul`, with a chosen kernel (it falls back where unavailable).
     pub fn matmul_with(&self, kernel: Kernel, x: &[f32], m: usize, y: &mut [f32]) -> Result<()> {
-        let (n, k, kb) = (self.n, self.k, self.k / QK);
-        if !check_shapes("Q8_0", x, y, m, k, n)? {
-            return Ok(());
-        }
-        let acts = quantize_rows(x, m, k, kb, BlockQ8_0::ZERO, quantize_row_q8_0);
-        pairs::matmul(
+        pairs::quantized_matmul(
+            "Q8_0",
             kernel,
             &self.units,
-            kb,
-            n,
-            &acts,
+            (self.n, self.k, QK),
+            x,
             m,
             y,
+            (BlockQ8_0::ZERO, quantize_row_q8_0),
             (dot_unit, dot_pair),
-        );
-        Ok(())
+        )
     }
 }
 
