@@ -5,7 +5,8 @@
 //! steps (for profiling the decode step alone); `HEARTH_DECODE_PREFILLS=9` runs the
 //! prefill 9 times and prints the median (the first pays for first touches);
 //! `HEARTH_DECODE_SPREAD=64` spreads the sequences' blocks 64 apart over a pool that
-//! much larger, as a long-running server's are; `HEARTH_DECODE_PROMPT=1024` sets the
+//! much larger, as a long-running server's are; `HEARTH_DECODE_BLOCK=32` the tokens a
+//! KV block (16); `HEARTH_DECODE_PROMPT=1024` sets the
 //! prompt length (32), `HEARTH_DECODE_KV=f16` the KV cache's dtype (f32). Built with
 //! `--features phase-times`, it prints where the steps' time went, part by part.
 
@@ -14,7 +15,6 @@ use hearth_models::{
 };
 use std::time::Instant;
 
-const BS: usize = 16;
 const PROMPT: usize = 32;
 const STEPS: usize = 24;
 
@@ -29,6 +29,11 @@ fn print_phases(steps: usize) {
     }
 }
 
+/// `HEARTH_DECODE_BLOCK`: tokens a KV block (16, the engine's default).
+fn block_size() -> usize {
+    env_usize("HEARTH_DECODE_BLOCK").unwrap_or(16).max(1)
+}
+
 /// `HEARTH_DECODE_SPREAD`: pool blocks between a sequence's consecutive blocks (1).
 fn spread() -> usize {
     env_usize("HEARTH_DECODE_SPREAD").unwrap_or(1).max(1)
@@ -40,7 +45,7 @@ fn env_usize(name: &str) -> Option<usize> {
 
 /// One step: `new` tokens for each of `seqs` sequences, each with its own blocks.
 fn step(seqs: usize, blocks: usize, done: usize, new: usize) -> BatchInput {
-    let spread = spread();
+    let (spread, bs) = (spread(), block_size());
     let mut b = BatchInput::default();
     for s in 0..seqs {
         // Blocks of the sequences interleaved, `spread` apart, as a long-running
@@ -53,7 +58,7 @@ fn step(seqs: usize, blocks: usize, done: usize, new: usize) -> BatchInput {
             b.tokens.push(((s * 97 + pos * 31) % 40000 + 100) as u32);
             b.positions.push(pos as u32);
             b.slot_mapping
-                .push(table[pos / BS] * BS as u32 + (pos % BS) as u32);
+                .push(table[pos / bs] * bs as u32 + (pos % bs) as u32);
         }
         b.seqs.push(SeqInput {
             block_table: table,
@@ -98,10 +103,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             num_layers: s.num_layers,
             num_kv_heads: s.num_kv_heads,
             head_dim: s.head_dim,
-            block_size: BS,
-            num_blocks: seqs * (prompt + steps + 1).div_ceil(BS) * spread(),
+            block_size: block_size(),
+            num_blocks: seqs * (prompt + steps + 1).div_ceil(block_size()) * spread(),
         };
-        let blocks = (prompt + steps + 1).div_ceil(BS);
+        let blocks = (prompt + steps + 1).div_ceil(block_size());
         let mut cache = KvCache::with_dtype(layout, kv);
         // The first prefill also pays for first touches (the pool's pages); later ones
         // (`HEARTH_DECODE_PREFILLS`, the same tokens again) show the steady state.

@@ -132,6 +132,23 @@ impl KvPool {
         }
     }
 
+    /// Asks for the line holding element `at` for writing; it changes nothing else.
+    #[inline(always)]
+    fn prefetch_write(&self, at: usize) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_ET0};
+            let p = match self {
+                KvPool::F32(v) => v.as_ptr().wrapping_add(at) as *const i8,
+                KvPool::F16(v) => v.as_ptr().wrapping_add(at) as *const i8,
+            };
+            // SAFETY: a prefetch reads nothing architecturally and cannot fault.
+            unsafe { _mm_prefetch::<_MM_HINT_ET0>(p) };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = at;
+    }
+
     /// The values, if stored as f32.
     pub fn as_f32(&self) -> Option<&[f32]> {
         match self {
@@ -245,9 +262,80 @@ impl KvCache {
     }
 }
 
+/// The most rows `prefetch_writes` asks lines for (~100 lines a row and layer).
+const PREFETCH_WRITES_MAX: usize = 64;
+
+impl KvCache {
+    /// Asks for the cache lines that `write(layer, .., slots)` will store to, for
+    /// writing. A K row's values lie `block_size` apart, over ~100 lines that the step's
+    /// weight stream has pushed out of the caches since the last step: called before a
+    /// layer's products, the lines arrive while the products run, instead of each store
+    /// waiting on memory when the row is written.
+    /// A prefill's many rows are left alone: their lines would not fit in the caches.
+    pub fn prefetch_writes(&self, layer: usize, slots: &[u32]) {
+        let (Some(k), Some(v)) = (self.k.get(layer), self.v.get(layer)) else {
+            return;
+        };
+        if slots.len() > PREFETCH_WRITES_MAX {
+            return;
+        }
+        let (row, bs, size) = (self.row_len(), self.layout.block_size, self.dtype.bytes());
+        // K values of one slot on one line: those of 64 / (bs * size) consecutive
+        // elements (at least one).
+        let k_step = (64 / (bs * size).max(1)).max(1);
+        for &slot in slots {
+            let slot = slot as usize;
+            if slot >= self.num_slots() {
+                continue;
+            }
+            let first = self.layout.k_index(slot, 0, 0);
+            for e in (0..row).step_by(k_step) {
+                k.prefetch_write(first + e * bs);
+            }
+            for e in (0..row).step_by((64 / size).max(1)) {
+                v.prefetch_write(slot * row + e);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Asking for lines changes no value, in either dtype, for slots inside the pool or
+    /// past its end, and for more rows than it prefetches.
+    #[test]
+    fn prefetching_writes_changes_nothing() {
+        let layout = KvCacheLayout {
+            num_layers: 2,
+            num_kv_heads: 2,
+            head_dim: 8,
+            block_size: 16,
+            num_blocks: 3,
+        };
+        for dtype in [KvDtype::F32, KvDtype::F16] {
+            let mut cache = KvCache::with_dtype(layout, dtype);
+            let (row, slots) = (cache.row_len(), cache.num_slots() as u32);
+            let all: Vec<u32> = (0..slots).collect();
+            let k: Vec<f32> = (0..all.len() * row).map(|i| i as f32 * 0.25).collect();
+            cache.write(1, &k, &k, &all);
+            let bits = |c: &KvCache| -> Vec<Vec<u32>> {
+                c.k.iter()
+                    .chain(&c.v)
+                    .map(|p| match p {
+                        KvPool::F32(v) => v.iter().map(|x| x.to_bits()).collect(),
+                        KvPool::F16(v) => v.iter().map(|x| u32::from(x.to_bits())).collect(),
+                    })
+                    .collect()
+            };
+            let before = bits(&cache);
+            cache.prefetch_writes(1, &[0, 17, slots - 1, slots, u32::MAX]);
+            cache.prefetch_writes(0, &all);
+            cache.prefetch_writes(7, &[0]);
+            assert_eq!(bits(&cache), before);
+        }
+    }
 
     /// K rows written slot by slot land where `k_index` says, V rows as rows, and
     /// `k_pool_from_rows` builds the same K pool from rows in slot order: every slot,

@@ -89,6 +89,7 @@ impl Gemma3 {
         let (c, w) = (&self.cfg, &self.layers[i]);
         let sliding = c.sliding[i];
         let rope = if sliding { tables.0 } else { tables.1 };
+        cache.prefetch_writes(i, &batch.slot_mapping);
         let h = rms_norm(x, &w.input_norm, c.rms_eps)?;
         // Side by side on the pool, as in llama: no worker sleeps between the products.
         let ((q, k), v) = rayon::join(

@@ -86,6 +86,7 @@ impl Llama {
     ) -> Result<Tensor, ModelError> {
         let (c, w) = (&self.cfg, &self.layers[i]);
         let mut lap = Lap::start();
+        cache.prefetch_writes(i, &batch.slot_mapping);
         let h = rms_norm(x, &w.attn_norm, c.rms_eps)?;
         lap.mark(Phase::InputNorm);
         // Side by side on the pool: a worker that finishes its share of one product
