@@ -9,6 +9,9 @@
 //! KV block (16); `HEARTH_DECODE_PROMPT=1024` sets the
 //! prompt length (32), `HEARTH_DECODE_KV=f16` the KV cache's dtype (f32). Built with
 //! `--features phase-times`, it prints where the steps' time went, part by part.
+//! `HEARTH_DECODE_AB=VAR:a,b` sets VAR to a and b on alternate steps and prints a median
+//! for each (an A/B of a setting that the library reads from the environment, immune to
+//! the host's drift); `HEARTH_DECODE_PASSES=4` runs the prefill and steps 4 times.
 
 use hearth_models::{
     load_gguf_with, BatchInput, KvCache, KvCacheLayout, KvDtype, LoadOptions, SeqInput,
@@ -127,15 +130,41 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             print_phases(prefills.len());
         }
         hearth_models::phase_times::take();
-        let mut times: Vec<f64> = (0..steps)
-            .map(|i| {
+        // `HEARTH_DECODE_AB=VAR:a,b`: step i runs with VAR set to the (i mod n)th
+        // value, so the settings see the same contexts and the same host; a median
+        // each. `HEARTH_DECODE_PASSES=n`: the prompt's decode steps n times over.
+        let ab = std::env::var("HEARTH_DECODE_AB").ok().and_then(|v| {
+            let (var, vals) = v.split_once(':')?;
+            Some((var.to_string(), vals.split(',').map(str::to_string).collect::<Vec<_>>()))
+        });
+        let passes = env_usize("HEARTH_DECODE_PASSES").unwrap_or(1).max(1);
+        let mut by_setting: Vec<Vec<f64>> = vec![Vec::new(); ab.as_ref().map_or(1, |a| a.1.len())];
+        let mut times = Vec::new();
+        for pass in 0..passes {
+            if pass > 0 {
+                loaded.model.forward(&step(seqs, blocks, 0, prompt), &mut cache)?;
+            }
+            for i in 0..steps {
+                let which = i % by_setting.len();
+                if let Some((var, vals)) = &ab {
+                    std::env::set_var(var, &vals[which]);
+                }
                 let t = Instant::now();
-                let out = loaded
+                loaded
                     .model
-                    .forward(&step(seqs, blocks, prompt + i, 1), &mut cache);
-                out.map(|_| t.elapsed().as_secs_f64() * 1e3)
-            })
-            .collect::<Result<_, _>>()?;
+                    .forward(&step(seqs, blocks, prompt + i, 1), &mut cache)?;
+                let ms = t.elapsed().as_secs_f64() * 1e3;
+                times.push(ms);
+                by_setting[which].push(ms);
+            }
+        }
+        if let Some((var, vals)) = &ab {
+            for (v, t) in vals.iter().zip(&mut by_setting) {
+                t.sort_by(f64::total_cmp);
+                println!("{var}={v}: decode step median {:.3} ms", t[t.len() / 2]);
+            }
+        }
+        let steps = times.len();
         times.sort_by(f64::total_cmp);
         if hearth_models::phase_times::ENABLED {
             print_phases(steps);
