@@ -31,6 +31,7 @@ pub mod phase_times;
 pub mod quant;
 pub mod quantize;
 mod rms_norm;
+mod rotary;
 pub mod safetensors;
 mod shared_out;
 pub mod sizing;

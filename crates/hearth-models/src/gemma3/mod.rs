@@ -20,9 +20,9 @@ use crate::gated_mul::{gated_mul, Gate};
 use crate::llama::Rope;
 use crate::quant::Linear;
 use crate::rms_norm::rms_norm;
+use crate::rotary::{rotate, Pairing};
 use crate::{BatchInput, CausalLm, KvCache, ModelError, ModelSpec};
 use candle_core::{Device, Module, Tensor};
-use candle_nn::rotary_emb::rope;
 
 /// Norm weights are stored as `1 + w` (Gemma's offset), so plain RMSNorm applies them.
 pub(crate) struct Layer {
@@ -73,7 +73,7 @@ impl Gemma3 {
         let (t, hd) = (x.dim(0)?, self.cfg.head_dim);
         let x = x.reshape((t, heads, 1, hd))?.contiguous()?;
         let x = rms_norm(&x, w, self.cfg.rms_eps)?.contiguous()?;
-        Ok(rope(&x, cos, sin)?.reshape((t, heads * hd))?)
+        Ok(rotate(&x, cos, sin, Pairing::Halves)?.reshape((t, heads * hd))?)
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -14,9 +14,9 @@ use crate::gated_mul::{gated_mul, Gate};
 use crate::phase_times::{Lap, Phase};
 use crate::quant::Linear;
 use crate::rms_norm::rms_norm;
+use crate::rotary::{rotate, Pairing};
 use crate::{BatchInput, CausalLm, KvCache, ModelError, ModelSpec};
 use candle_core::{Device, Module, Tensor};
-use candle_nn::rotary_emb::{rope, rope_i};
 
 pub(crate) struct Layer {
     pub(crate) attn_norm: Tensor,
@@ -67,11 +67,11 @@ impl Llama {
             x = rms_norm(&x.contiguous()?, w, self.cfg.rms_eps)?;
         }
         let x = x.contiguous()?;
-        let y = if self.cfg.neox_rope {
-            rope(&x, cos, sin)?
-        } else {
-            rope_i(&x, cos, sin)?
+        let pairing = match self.cfg.neox_rope {
+            true => Pairing::Halves,
+            false => Pairing::Interleaved,
         };
+        let y = rotate(&x, cos, sin, pairing)?;
         Ok(y.reshape((t, heads * hd))?)
     }
 

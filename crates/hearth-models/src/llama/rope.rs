@@ -40,7 +40,7 @@ impl Rope {
     }
 
     /// cos and sin for each token's own position, shaped `[T, 1, head_dim / 2]` so that
-    /// `rope_i` on `[T, heads, 1, head_dim]` rotates every token by its position.
+    /// `rotary::rotate` on `[T, heads, 1, head_dim]` turns every token by its position.
     pub fn tables(
         &self,
         positions: &[u32],
