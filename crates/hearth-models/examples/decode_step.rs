@@ -135,14 +135,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // each. `HEARTH_DECODE_PASSES=n`: the prompt's decode steps n times over.
         let ab = std::env::var("HEARTH_DECODE_AB").ok().and_then(|v| {
             let (var, vals) = v.split_once(':')?;
-            Some((var.to_string(), vals.split(',').map(str::to_string).collect::<Vec<_>>()))
+            Some((
+                var.to_string(),
+                vals.split(',').map(str::to_string).collect::<Vec<_>>(),
+            ))
         });
         let passes = env_usize("HEARTH_DECODE_PASSES").unwrap_or(1).max(1);
         let mut by_setting: Vec<Vec<f64>> = vec![Vec::new(); ab.as_ref().map_or(1, |a| a.1.len())];
         let mut times = Vec::new();
         for pass in 0..passes {
             if pass > 0 {
-                loaded.model.forward(&step(seqs, blocks, 0, prompt), &mut cache)?;
+                loaded
+                    .model
+                    .forward(&step(seqs, blocks, 0, prompt), &mut cache)?;
             }
             for i in 0..steps {
                 let which = i % by_setting.len();

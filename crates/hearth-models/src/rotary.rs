@@ -68,7 +68,10 @@ impl CustomOp3 for Rotate {
         let mut out = vec![0f32; x.len()];
         let row = heads * hd;
         let token = |(i, (o, x)): (usize, (&mut [f32], &[f32]))| {
-            let (c, s) = (&cos[i * half..(i + 1) * half], &sin[i * half..(i + 1) * half]);
+            let (c, s) = (
+                &cos[i * half..(i + 1) * half],
+                &sin[i * half..(i + 1) * half],
+            );
             for (o, x) in o.chunks_exact_mut(hd).zip(x.chunks_exact(hd)) {
                 rotate_head(self.0, x, c, s, o);
             }
@@ -201,7 +204,9 @@ mod tests {
             let cos = Tensor::from_vec(cos, (t, 1, half), &Device::Cpu).expect("cos");
             let sin = Tensor::from_vec(sin, (t, 1, half), &Device::Cpu).expect("sin");
             for pairing in [Pairing::Interleaved, Pairing::Halves] {
-                let ours = x.apply_op3_no_bwd(&cos, &sin, &Rotate(pairing)).expect("ours");
+                let ours = x
+                    .apply_op3_no_bwd(&cos, &sin, &Rotate(pairing))
+                    .expect("ours");
                 let theirs = match pairing {
                     Pairing::Interleaved => candle_nn::rotary_emb::rope_i(&x, &cos, &sin),
                     Pairing::Halves => candle_nn::rotary_emb::rope(&x, &cos, &sin),
@@ -212,7 +217,11 @@ mod tests {
                     let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
                     v.iter().map(|x| x.to_bits()).collect()
                 };
-                assert_eq!(bits(&ours), bits(&theirs), "{pairing:?} t={t} heads={heads} hd={hd}");
+                assert_eq!(
+                    bits(&ours),
+                    bits(&theirs),
+                    "{pairing:?} t={t} heads={heads} hd={hd}"
+                );
             }
         }
     }
