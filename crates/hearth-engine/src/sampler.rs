@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+pub use hearth_models::top_logits::argmax;
 use hearth_models::{Pick, TopLogits, TOP_CANDIDATES};
 use hearth_text::TokenMask;
 use rand::rngs::StdRng;
@@ -142,25 +143,6 @@ fn apply_penalties(logits: &mut [f32], ctx: &SampleContext) {
             }
         }
     }
-}
-
-/// The first index of the largest value (NaNs ignored; 0 when there is none). The
-/// maximum is found over 16 lanes first, which vectorizes, then its first position:
-/// two passes over a cache-resident row instead of one dependent compare per element.
-pub fn argmax(xs: &[f32]) -> u32 {
-    let mut lanes = [f32::NEG_INFINITY; 16];
-    let mut chunks = xs.chunks_exact(16);
-    for c in &mut chunks {
-        for (m, &x) in lanes.iter_mut().zip(c) {
-            *m = if x > *m { x } else { *m };
-        }
-    }
-    let tail = chunks.remainder().iter().copied();
-    let max = lanes
-        .into_iter()
-        .chain(tail)
-        .fold(f32::NEG_INFINITY, |m, x| if x > m { x } else { m });
-    xs.iter().position(|&x| x == max).unwrap_or(0) as u32
 }
 
 fn log_softmax(xs: &[f32]) -> Vec<f32> {

@@ -14,7 +14,7 @@
 //! the host's drift); `HEARTH_DECODE_PASSES=4` runs the prefill and steps 4 times.
 
 use hearth_models::{
-    load_gguf_with, BatchInput, KvCache, KvCacheLayout, KvDtype, LoadOptions, SeqInput,
+    load_gguf_with, BatchInput, KvCache, KvCacheLayout, KvDtype, LoadOptions, Pick, SeqInput,
 };
 use std::time::Instant;
 
@@ -35,6 +35,15 @@ fn print_phases(steps: usize) {
 /// `HEARTH_DECODE_BLOCK`: tokens a KV block (16, the engine's default).
 fn block_size() -> usize {
     env_usize("HEARTH_DECODE_BLOCK").unwrap_or(16).max(1)
+}
+
+/// What a decode step's sequences ask for: their greedy token, as the server's greedy
+/// requests do (`HEARTH_DECODE_PICK=row`: their whole logits rows).
+fn pick() -> Pick {
+    match std::env::var("HEARTH_DECODE_PICK").as_deref() {
+        Ok("row") => Pick::Row,
+        _ => Pick::Argmax,
+    }
 }
 
 /// `HEARTH_DECODE_SPREAD`: pool blocks between a sequence's consecutive blocks (1).
@@ -68,7 +77,7 @@ fn step(seqs: usize, blocks: usize, done: usize, new: usize) -> BatchInput {
             num_computed: done,
             num_new: new,
             needs_logits: true,
-            pick: Default::default(),
+            pick: pick(),
         });
     }
     b
@@ -157,7 +166,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let t = Instant::now();
                 loaded
                     .model
-                    .forward(&step(seqs, blocks, prompt + i, 1), &mut cache)?;
+                    .step(&step(seqs, blocks, prompt + i, 1), &mut cache)?;
                 let ms = t.elapsed().as_secs_f64() * 1e3;
                 times.push(ms);
                 by_setting[which].push(ms);

@@ -158,3 +158,38 @@ fn batch_of_three_equals_each_alone() {
         assert!(err < TOL, "decode seq {s}: {err}");
     }
 }
+
+/// `step` gives a greedy sequence (`Pick::Argmax`) the first index of its largest logit
+/// and every other sequence its whole row, as `forward` computes them: the same batch
+/// run through each on caches of the same contents.
+#[test]
+fn step_picks_what_forward_computes() {
+    use hearth_models::{Next, Pick};
+    let (mut model, mut cache) = setup();
+    let vocab = model.spec().vocab_size;
+    let prompts = [
+        prompt(7, 9, vocab),
+        prompt(8, 17, vocab),
+        prompt(9, 5, vocab),
+    ];
+    let tables: [&[u32]; 3] = [&[3], &[9, 4], &[11]];
+    let parts: Vec<Part> = (0..3)
+        .map(|s| Part {
+            block_table: tables[s],
+            num_computed: 0,
+            tokens: &prompts[s],
+            needs_logits: s != 2,
+        })
+        .collect();
+    let mut b = batch(&parts, BS);
+    b.seqs[0].pick = Pick::Argmax;
+    b.seqs[1].pick = Pick::Row;
+    // The same cache contents for both: forward writes the same K/V step writes.
+    let mut twin = KvCache::new(cache.layout);
+    let rows = model.forward(&b, &mut twin).expect("forward");
+    let next = model.step(&b, &mut cache).expect("step");
+    assert_eq!(next.len(), 3);
+    assert_eq!(next[0], Next::Token(argmax(&rows[0]) as u32));
+    assert_eq!(next[1], Next::Logits(rows[1].clone()));
+    assert_eq!(next[2], Next::Logits(Vec::new()), "no logits asked for");
+}
