@@ -482,7 +482,7 @@ mod avx2 {
         s: &mut [f32; MAX_KEYS],
         slots: Range<usize>,
         scale: f32,
-        run: Running,
+        mut run: Running,
     ) {
         const { assert!(MAX_KEYS == 16 && LANES == 8) };
         let sp = s.as_mut_ptr();
@@ -510,15 +510,7 @@ mod avx2 {
                 _mm256_blendv_ps(ninf, x[1], mask[1]),
             ];
         }
-        let m = _mm256_max_ps(x[0], x[1]);
-        let bar = _mm256_set1_ps(*run.max + SLACK);
-        if _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(m, bar)) != 0 {
-            let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
-            let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-            let m = _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
-            super::rescale(run.o, run.denom, super::exp2(*run.max - m));
-            *run.max = m;
-        }
+        raise_max(_mm256_max_ps(x[0], x[1]), &mut run);
         let mv = _mm256_set1_ps(*run.max);
         let mut w = [
             exp2_8(_mm256_sub_ps(x[0], mv)),
@@ -529,9 +521,31 @@ mod avx2 {
         }
         _mm256_storeu_ps(sp, w[0]);
         _mm256_storeu_ps(sp.add(8), w[1]);
-        // Lane l: slot l, then slot l + 8 (masked slots add +0, which changes nothing).
-        let dp = run.denom.as_mut_ptr();
-        let d = _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(dp), w[0]), w[1]);
+        add_to_denominator(run.denom, w[0], w[1]);
+    }
+
+    /// Where some lane of the chunk's maxima `m` passes the reference by more than
+    /// `SLACK`, the running state moved to their largest.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn raise_max(m: __m256, run: &mut Running) {
+        let bar = _mm256_set1_ps(*run.max + SLACK);
+        if _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(m, bar)) != 0 {
+            let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
+            let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+            let m = _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+            super::rescale(run.o, run.denom, super::exp2(*run.max - m));
+            *run.max = m;
+        }
+    }
+
+    /// The chunk's weights into the denominator's lanes: lane l adds slot l, then slot
+    /// l + 8 (masked slots add +0, which changes nothing).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn add_to_denominator(denom: &mut [f32; LANES], w0: __m256, w1: __m256) {
+        let dp = denom.as_mut_ptr();
+        let d = _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(dp), w0), w1);
         _mm256_storeu_ps(dp, d);
     }
 
@@ -625,7 +639,7 @@ mod avx2 {
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{KeyVectors, KvElem, Rows, Running, COLS, LANES, MAX_KEYS, SLACK};
+    use super::{KeyVectors, KvElem, Rows, Running, COLS, LANES, MAX_KEYS};
     use crate::exp2::exp2_16;
     use std::arch::x86_64::*;
     use std::ops::Range;
@@ -639,7 +653,7 @@ mod avx512 {
         s: &mut [f32; MAX_KEYS],
         slots: Range<usize>,
         scale: f32,
-        run: Running,
+        mut run: Running,
     ) {
         const { assert!(MAX_KEYS == 16 && LANES == 8) };
         let sp = s.as_mut_ptr();
@@ -651,25 +665,14 @@ mod avx512 {
             x = _mm512_mask_blend_ps(live, _mm512_set1_ps(f32::NEG_INFINITY), x);
         }
         let (lo, hi) = halves(x);
-        let m = _mm256_max_ps(lo, hi);
-        let bar = _mm256_set1_ps(*run.max + SLACK);
-        if _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(m, bar)) != 0 {
-            let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
-            let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-            let m = _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
-            super::rescale(run.o, run.denom, super::exp2(*run.max - m));
-            *run.max = m;
-        }
+        super::avx2::raise_max(_mm256_max_ps(lo, hi), &mut run);
         let mut w = exp2_16(_mm512_sub_ps(x, _mm512_set1_ps(*run.max)));
         if !whole {
             w = _mm512_maskz_mov_ps(live, w);
         }
         _mm512_storeu_ps(sp, w);
-        // Lane l: slot l, then slot l + 8 (masked slots add +0, which changes nothing).
         let (w0, w1) = halves(w);
-        let dp = run.denom.as_mut_ptr();
-        let d = _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(dp), w0), w1);
-        _mm256_storeu_ps(dp, d);
+        super::avx2::add_to_denominator(run.denom, w0, w1);
     }
 
     /// Slots 0..8 and 8..16 of a chunk's vector.
