@@ -35,6 +35,7 @@ mod rotary;
 pub mod safetensors;
 mod shared_out;
 pub mod sizing;
+mod step_rows;
 pub mod store;
 #[cfg(test)]
 mod test_data;

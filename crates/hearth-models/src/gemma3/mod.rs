@@ -21,7 +21,8 @@ use crate::llama::Rope;
 use crate::quant::Linear;
 use crate::rms_norm::rms_norm;
 use crate::rotary::{rotate, Pairing};
-use crate::{BatchInput, CausalLm, KvCache, ModelError, ModelSpec};
+use crate::step_rows;
+use crate::{BatchInput, CausalLm, KvCache, ModelError, ModelSpec, Next};
 use candle_core::{Device, Module, Tensor};
 
 /// Norm weights are stored as `1 + w` (Gemma's offset), so plain RMSNorm applies them.
@@ -118,15 +119,16 @@ impl Gemma3 {
         Ok((x + m)?)
     }
 
+    /// One step up to the logits: `[wanted, vocab]`, one row for each sequence that
+    /// wants logits (their indices in `batch.seqs`, in order); `None` when none does.
     fn forward_step(
         &mut self,
         batch: &BatchInput,
         cache: &mut KvCache,
-    ) -> Result<Vec<Vec<f32>>, ModelError> {
+    ) -> Result<Option<(Tensor, Vec<usize>)>, ModelError> {
         let meta = AttnMeta::for_model(&self.spec, batch, cache)?;
-        let mut logits = vec![Vec::new(); batch.seqs.len()];
         if batch.tokens.is_empty() {
-            return Ok(logits);
+            return Ok(None);
         }
         let ids = Tensor::from_slice(&batch.tokens, batch.tokens.len(), &self.device)?;
         let scale = (self.cfg.hidden_size as f64).sqrt();
@@ -140,7 +142,7 @@ impl Gemma3 {
             .filter(|&s| batch.seqs[s].needs_logits)
             .collect();
         if wanted.is_empty() {
-            return Ok(logits);
+            return Ok(None);
         }
         let rows: Vec<u32> = wanted.iter().map(|&s| meta.last_row[s] as u32).collect();
         let rows = Tensor::from_vec(rows, wanted.len(), &self.device)?;
@@ -149,10 +151,7 @@ impl Gemma3 {
         if let Some(cap) = self.cfg.final_softcap {
             out = ((out / cap as f64)?.tanh()? * cap as f64)?;
         }
-        for (s, row) in wanted.into_iter().zip(out.to_vec2::<f32>()?) {
-            logits[s] = row;
-        }
-        Ok(logits)
+        Ok(Some((out, wanted)))
     }
 }
 
@@ -167,6 +166,13 @@ impl CausalLm for Gemma3 {
         cache: &mut KvCache,
     ) -> Result<Vec<Vec<f32>>, ModelError> {
         // On a rayon worker, as `Llama::forward` does, so kernels do not hand off.
-        rayon::scope(|_| self.forward_step(batch, cache))
+        let rows = rayon::scope(|_| self.forward_step(batch, cache))?;
+        step_rows::logits_of(rows, batch.seqs.len())
+    }
+
+    /// `forward`, with a greedy sequence's token taken from its row (`step_rows`).
+    fn step(&mut self, batch: &BatchInput, cache: &mut KvCache) -> Result<Vec<Next>, ModelError> {
+        let rows = rayon::scope(|_| self.forward_step(batch, cache))?;
+        step_rows::picks_of(rows, batch)
     }
 }

@@ -15,10 +15,9 @@ use crate::phase_times::{Lap, Phase};
 use crate::quant::Linear;
 use crate::rms_norm::rms_norm;
 use crate::rotary::{rotate, Pairing};
-use crate::top_logits::argmax;
-use crate::{BatchInput, CausalLm, KvCache, ModelError, ModelSpec, Next, Pick};
-use candle_core::{CpuStorage, Device, Module, Storage, Tensor};
-use rayon::prelude::*;
+use crate::step_rows;
+use crate::{BatchInput, CausalLm, KvCache, ModelError, ModelSpec, Next};
+use candle_core::{Device, Module, Tensor};
 
 pub(crate) struct Layer {
     pub(crate) attn_norm: Tensor,
@@ -156,47 +155,14 @@ impl CausalLm for Llama {
         // The whole step runs on a rayon worker: the kernels' parallel loops then push
         // onto that worker's own deque instead of handing each one over from (and
         // waking) an outside thread, hundreds of times a step.
-        let mut logits = vec![Vec::new(); batch.seqs.len()];
-        if let Some((rows, wanted)) = rayon::scope(|_| self.forward_step(batch, cache))? {
-            for (s, row) in wanted.into_iter().zip(rows.to_vec2::<f32>()?) {
-                logits[s] = row;
-            }
-        }
-        Ok(logits)
+        let rows = rayon::scope(|_| self.forward_step(batch, cache))?;
+        step_rows::logits_of(rows, batch.seqs.len())
     }
 
-    /// `forward`, with a greedy sequence's token taken from its logits where they lie
-    /// (`Pick::Argmax`): no vocabulary-sized copy of its row (1.5 MB a step at 8
-    /// sequences).
+    /// `forward`, with a greedy sequence's token taken from its row (`step_rows`).
     fn step(&mut self, batch: &BatchInput, cache: &mut KvCache) -> Result<Vec<Next>, ModelError> {
-        let mut next = vec![Next::Logits(Vec::new()); batch.seqs.len()];
-        let Some((rows, wanted)) = rayon::scope(|_| self.forward_step(batch, cache))? else {
-            return Ok(next);
-        };
-        let vocab = rows.dim(1)?;
-        let (storage, layout) = rows.storage_and_layout();
-        let values = match (&*storage, layout.contiguous_offsets()) {
-            (Storage::Cpu(CpuStorage::F32(v)), Some((start, end))) => &v[start..end],
-            _ => {
-                drop(storage);
-                for (s, row) in wanted.into_iter().zip(rows.to_vec2::<f32>()?) {
-                    next[s] = Next::Logits(row);
-                }
-                return Ok(next);
-            }
-        };
-        let picked: Vec<Next> = wanted
-            .par_iter()
-            .zip(values.par_chunks(vocab.max(1)))
-            .map(|(&s, row)| match batch.seqs[s].pick {
-                Pick::Argmax => Next::Token(argmax(row)),
-                _ => Next::Logits(row.to_vec()),
-            })
-            .collect();
-        for (s, n) in wanted.into_iter().zip(picked) {
-            next[s] = n;
-        }
-        Ok(next)
+        let rows = rayon::scope(|_| self.forward_step(batch, cache))?;
+        step_rows::picks_of(rows, batch)
     }
 }
 
