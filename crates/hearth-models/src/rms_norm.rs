@@ -5,7 +5,7 @@
 //! order fixed by its length alone: its result does not depend on the batch, and the
 //! SIMD and portable paths give the same bits.
 
-use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Storage, Tensor};
 use rayon::prelude::*;
 
 /// Rows from which the rows are split over the pool (a prefill's, not a decode step's:
@@ -27,6 +27,71 @@ pub(crate) fn rms_norm(x: &Tensor, w: &Tensor, eps: f32) -> Result<Tensor> {
     } else {
         candle_nn::ops::rms_norm(x, w, eps)
     }
+}
+
+/// `x + r` and its RMSNorm weighted by `w`, each row summed and normalised in one pass (a
+/// layer's residual add and the norm after it: one op and one pass over the rows instead
+/// of two): the same values as `(x + r)` then `rms_norm`, which it falls back to where
+/// the tensors are not contiguous f32 ones on the CPU.
+pub(crate) fn add_rms_norm(
+    x: &Tensor,
+    r: &Tensor,
+    w: &Tensor,
+    eps: f32,
+) -> Result<(Tensor, Tensor)> {
+    let fits = x.device().is_cpu()
+        && x.dims() == r.dims()
+        && w.rank() == 1
+        && x.dims().last() == Some(&w.elem_count())
+        && [x, r, w]
+            .iter()
+            .all(|t| t.dtype() == DType::F32 && t.is_contiguous());
+    if !fits {
+        let sum = (x + r)?;
+        let normed = rms_norm(&sum, w, eps)?;
+        return Ok((sum, normed));
+    }
+    let (sum, out) = {
+        let ((xg, xl), (rg, rl), (wg, wl)) = (
+            x.storage_and_layout(),
+            r.storage_and_layout(),
+            w.storage_and_layout(),
+        );
+        let (Storage::Cpu(xs), Storage::Cpu(rs), Storage::Cpu(ws)) = (&*xg, &*rg, &*wg) else {
+            candle_core::bail!("add_rms_norm: tensors off the CPU");
+        };
+        let op = "add_rms_norm";
+        let xs = crate::cpu_op_inputs::f32_slice(op, (xs, xl))?;
+        let rs = crate::cpu_op_inputs::f32_slice(op, (rs, rl))?;
+        let ws = crate::cpu_op_inputs::f32_slice(op, (ws, wl))?;
+        let n = ws.len();
+        if n == 0 || xs.len() % n != 0 || rs.len() != xs.len() {
+            candle_core::bail!("{op}: {} and {} values in rows of {n}", xs.len(), rs.len());
+        }
+        let (mut sum, mut out) = (vec![0f32; xs.len()], vec![0f32; xs.len()]);
+        let row = |((s, o), (x, r)): ((&mut [f32], &mut [f32]), (&[f32], &[f32]))| {
+            for ((s, &x), &r) in s.iter_mut().zip(x).zip(r) {
+                *s = x + r;
+            }
+            norm_row(s, ws, eps, o);
+        };
+        if xs.len() / n >= PAR_ROWS {
+            sum.par_chunks_mut(n)
+                .zip(out.par_chunks_mut(n))
+                .zip(xs.par_chunks(n).zip(rs.par_chunks(n)))
+                .for_each(row);
+        } else {
+            sum.chunks_mut(n)
+                .zip(out.chunks_mut(n))
+                .zip(xs.chunks(n).zip(rs.chunks(n)))
+                .for_each(row);
+        }
+        (sum, out)
+    };
+    Ok((
+        Tensor::from_vec(sum, x.shape(), x.device())?,
+        Tensor::from_vec(out, x.shape(), x.device())?,
+    ))
 }
 
 struct RmsNorm(f32);
@@ -147,6 +212,50 @@ mod tests {
             *x *= [1.0, 30.0, 0.01, 300.0][i % 4];
         }
         v
+    }
+
+    /// `add_rms_norm` gives `x + r` and its `rms_norm` bit for bit: few rows and enough
+    /// to be split over the pool, and a transposed input (candle's way).
+    #[test]
+    fn add_then_norm_in_one_pass_gives_the_same_bits() {
+        let bits = |t: &Tensor| -> Vec<u32> {
+            let v = t
+                .flatten_all()
+                .expect("flat")
+                .to_vec1::<f32>()
+                .expect("vec");
+            v.iter().map(|x| x.to_bits()).collect()
+        };
+        for (m, n) in [(1usize, 576usize), (8, 13), (40, 64)] {
+            let dev = Device::Cpu;
+            let x = Tensor::from_vec(rows(m * n, 3), (m, n), &dev).expect("x");
+            let r = Tensor::from_vec(rows(m * n, 4), (m, n), &dev).expect("r");
+            let w = Tensor::from_vec(rows(n, 5), n, &dev).expect("w");
+            let (sum, normed) = add_rms_norm(&x, &r, &w, 1e-6).expect("fused");
+            let want_sum = (&x + &r).expect("add");
+            let want = rms_norm(&want_sum, &w, 1e-6).expect("norm");
+            assert_eq!(bits(&sum), bits(&want_sum), "sum {m}x{n}");
+            assert_eq!(bits(&normed), bits(&want), "norm {m}x{n}");
+            assert_eq!(normed.dims(), &[m, n]);
+            if m == n {
+                continue;
+            }
+            let (xt, rt) = (x.t().expect("t"), r.t().expect("t"));
+            let w_t = Tensor::from_vec(rows(m, 6), m, &dev).expect("w");
+            let (sum, normed) = add_rms_norm(&xt, &rt, &w_t, 1e-6).expect("transposed");
+            let want_sum = (&xt + &rt).expect("add");
+            assert_eq!(bits(&sum), bits(&want_sum));
+            assert_eq!(
+                bits(&normed),
+                bits(&rms_norm(&want_sum, &w_t, 1e-6).expect("norm"))
+            );
+        }
+        let x = Tensor::zeros((2, 4), DType::F32, &Device::Cpu).expect("x");
+        let w = Tensor::zeros(3, DType::F32, &Device::Cpu).expect("w");
+        assert!(
+            add_rms_norm(&x, &x, &w, 1e-6).is_err(),
+            "rows of 4, weights of 3"
+        );
     }
 
     /// Each row against RMSNorm in f64, at lengths with and without a tail, including

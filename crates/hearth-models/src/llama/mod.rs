@@ -13,7 +13,7 @@ use crate::attention::{AttnMeta, AttnShape, PagedAttention};
 use crate::gated_mul::{gated_mul, Gate};
 use crate::phase_times::{Lap, Phase};
 use crate::quant::Linear;
-use crate::rms_norm::rms_norm;
+use crate::rms_norm::{add_rms_norm, rms_norm};
 use crate::rotary::{rotate, Pairing};
 use crate::step_rows;
 use crate::{BatchInput, CausalLm, KvCache, ModelError, ModelSpec, Next};
@@ -76,20 +76,22 @@ impl Llama {
         Ok(y.reshape((t, heads * hd))?)
     }
 
+    /// Layer `i` on the residual stream `x`, whose input RMSNorm `h` the caller made
+    /// (with the previous layer's residual add: `add_rms_norm`). Returns the stream after
+    /// the attention's residual add and the MLP's output, for the caller to add.
+    #[allow(clippy::too_many_arguments)]
     fn layer(
         &self,
         i: usize,
-        x: &Tensor,
+        (x, h): (&Tensor, &Tensor),
         rope: &(Tensor, Tensor),
         batch: &BatchInput,
         meta: &AttnMeta,
         cache: &mut KvCache,
-    ) -> Result<Tensor, ModelError> {
+    ) -> Result<(Tensor, Tensor), ModelError> {
         let (c, w) = (&self.cfg, &self.layers[i]);
         let mut lap = Lap::start();
         cache.prefetch_writes(i, &batch.slot_mapping);
-        let h = rms_norm(x, &w.attn_norm, c.rms_eps)?;
-        lap.mark(Phase::InputNorm);
         // Side by side on the pool: a worker that finishes its share of one product
         // steals from the next instead of sleeping until it is woken for it.
         let ((q, k), v) = rayon::join(
@@ -126,8 +128,7 @@ impl Llama {
         lap.mark(Phase::Attention);
         let o = w.wo.forward(&a)?;
         lap.mark(Phase::OutProduct);
-        let x = (x + o)?;
-        let h = rms_norm(&x, &w.ffn_norm, c.rms_eps)?;
+        let (x, h) = add_rms_norm(x, &o, &w.ffn_norm, c.rms_eps)?;
         lap.mark(Phase::AddAndNorm);
         let (gate, up) = rayon::join(|| w.w_gate.forward(&h), || w.w_up.forward(&h));
         let (gate, up) = (gate?, up?);
@@ -136,9 +137,7 @@ impl Llama {
         lap.mark(Phase::GatedActivation);
         let down = w.w_down.forward(&m)?;
         lap.mark(Phase::DownProduct);
-        let x = (x + down)?;
-        lap.mark(Phase::ResidualAdd);
-        Ok(x)
+        Ok((x, down))
     }
 }
 
@@ -181,8 +180,21 @@ impl Llama {
         let ids = Tensor::from_slice(&batch.tokens, batch.tokens.len(), &self.device)?;
         let mut x = self.embed.embedding(&ids)?;
         let rope = self.rope.tables(&batch.positions, &self.device)?;
+        let mut lap = Lap::start();
+        let mut h = match self.layers.first() {
+            Some(first) => rms_norm(&x, &first.attn_norm, self.cfg.rms_eps)?,
+            None => x.clone(),
+        };
+        lap.mark(Phase::InputNorm);
         for i in 0..self.layers.len() {
-            x = self.layer(i, &x, &rope, batch, &meta, cache)?;
+            let (mid, down) = self.layer(i, (&x, &h), &rope, batch, &meta, cache)?;
+            let mut lap = Lap::start();
+            // The residual add with the next layer's input norm, in one pass.
+            (x, h) = match self.layers.get(i + 1) {
+                Some(next) => add_rms_norm(&mid, &down, &next.attn_norm, self.cfg.rms_eps)?,
+                None => ((mid + down)?, h),
+            };
+            lap.mark(Phase::ResidualAdd);
         }
         // LM head only on the rows that will be sampled.
         let wanted: Vec<usize> = (0..batch.seqs.len())
