@@ -37,7 +37,11 @@ pub fn quantize_row_q8_0(x: &[f32], out: &mut [BlockQ8_0]) {
     #[cfg(target_arch = "x86_64")]
     if Kernel::Avx2.is_available() {
         // SAFETY: the CPU has the features.
-        unsafe { quantize_avx2(x, out) };
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            unsafe { quantize_avx512(x, out) };
+        } else {
+            unsafe { quantize_avx2(x, out) };
+        }
         return;
     }
     quantize(x, out)
@@ -50,7 +54,20 @@ unsafe fn quantize_avx2(x: &[f32], out: &mut [BlockQ8_0]) {
     for (xs, b) in x.chunks_exact(QK).zip(out.iter_mut()) {
         // SAFETY: 32 floats in, 32 bytes out.
         let (d, sum) = unsafe { super::simd::quantize_block(xs.as_ptr(), b.qs.as_mut_ptr()) };
-        b.d = f16::from_f32(d).to_f32();
+        b.d = super::simd::round_to_f16(d);
+        b.sum = sum;
+    }
+}
+
+/// `quantize` with the per-block work on 16-lane vectors (`simd::quantize_block_512`):
+/// same bytes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
+unsafe fn quantize_avx512(x: &[f32], out: &mut [BlockQ8_0]) {
+    for (xs, b) in x.chunks_exact(QK).zip(out.iter_mut()) {
+        // SAFETY: 32 floats in, 32 bytes out.
+        let (d, sum) = unsafe { super::simd::quantize_block_512(xs.as_ptr(), b.qs.as_mut_ptr()) };
+        b.d = super::simd::round_to_f16(d);
         b.sum = sum;
     }
 }

@@ -31,7 +31,11 @@ pub fn quantize_row_q8_1(x: &[f32], out: &mut [BlockQ8_1]) {
     #[cfg(target_arch = "x86_64")]
     if Kernel::Avx2.is_available() {
         // SAFETY: the CPU has the features.
-        unsafe { quantize_avx2(x, out) };
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            unsafe { quantize_avx512(x, out) };
+        } else {
+            unsafe { quantize_avx2(x, out) };
+        }
         return;
     }
     quantize(x, out)
@@ -41,23 +45,36 @@ pub fn quantize_row_q8_1(x: &[f32], out: &mut [BlockQ8_1]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn quantize_avx2(x: &[f32], out: &mut [BlockQ8_1]) {
-    use std::arch::x86_64::*;
-    // To f16 and back, rounded to nearest even as `f16::from_f32` does, in F16C
-    // instructions (`half`'s own conversions check the CPU's features per call, and
-    // its f16 product is a software one: ~1% of a decode step's samples).
-    let round = |x: f32| {
-        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(
-            _mm_set_ss(x),
-        )))
-    };
     for (xs, b) in x.chunks_exact(QK).zip(out.iter_mut()) {
         // SAFETY: 32 floats in, 32 bytes out.
         let (d, sum) = unsafe { super::simd::quantize_block(xs.as_ptr(), b.qs.as_mut_ptr()) };
-        b.d = round(d);
-        // The product of two f16 values is exact in f32, so one rounding gives the f16
-        // product.
-        b.s = round(round(sum as f32) * b.d);
+        scale_and_sum(b, d, sum);
     }
+}
+
+/// `quantize` with the per-block work on 16-lane vectors (`simd::quantize_block_512`):
+/// same bytes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
+unsafe fn quantize_avx512(x: &[f32], out: &mut [BlockQ8_1]) {
+    for (xs, b) in x.chunks_exact(QK).zip(out.iter_mut()) {
+        // SAFETY: 32 floats in, 32 bytes out.
+        let (d, sum) = unsafe { super::simd::quantize_block_512(xs.as_ptr(), b.qs.as_mut_ptr()) };
+        scale_and_sum(b, d, sum);
+    }
+}
+
+/// A block's `d` and `s` as ggml stores them: rounded to f16 (F16C: `half`'s f16
+/// product is a software one, ~1% of a decode step's samples).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "f16c")]
+unsafe fn scale_and_sum(b: &mut BlockQ8_1, d: f32, sum: i32) {
+    use super::simd::round_to_f16;
+    b.d = round_to_f16(d);
+    // The product of two f16 values is exact in f32, so one rounding gives the f16
+    // product.
+    b.s = round_to_f16(round_to_f16(sum as f32) * b.d);
 }
 
 fn quantize(x: &[f32], out: &mut [BlockQ8_1]) {

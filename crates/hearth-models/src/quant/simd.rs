@@ -54,3 +54,48 @@ pub(crate) unsafe fn quantize_block(x: *const f32, qs: *mut i8) -> (f32, i32) {
     _mm256_storeu_si256(qs as *mut __m256i, p8);
     (d, _mm_cvtsi128_si32(s))
 }
+
+/// `quantize_block` on two 16-lane vectors: the same maximum, scale, rounding and sum
+/// (every step exact or the same IEEE operation per value), so the same bytes.
+///
+/// # Safety
+/// `x` must be readable for 32 floats and `qs` writable for 32 bytes; the CPU must have
+/// AVX-512F.
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn quantize_block_512(x: *const f32, qs: *mut i8) -> (f32, i32) {
+    let v = [_mm512_loadu_ps(x), _mm512_loadu_ps(x.add(16))];
+    let abs = |v: __m512| {
+        _mm512_castsi512_ps(_mm512_andnot_si512(
+            _mm512_set1_epi32(i32::MIN),
+            _mm512_castps_si512(v),
+        ))
+    };
+    let amax = _mm512_reduce_max_ps(_mm512_max_ps(abs(v[0]), abs(v[1])));
+    let d = amax / 127.0;
+    let id = _mm512_set1_ps(if d != 0.0 { 1.0 / d } else { 0.0 });
+    // roundf: add copysign(0.5 - 2^-25, v), then truncate.
+    let half = _mm512_set1_epi32(0.49999997f32.to_bits() as i32);
+    let q = v.map(|v| {
+        let v = _mm512_mul_ps(v, id);
+        let sign = _mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(i32::MIN));
+        let r = _mm512_add_ps(v, _mm512_castsi512_ps(_mm512_or_si512(sign, half)));
+        _mm512_cvttps_epi32(r)
+    });
+    _mm_storeu_si128(qs as *mut __m128i, _mm512_cvtsepi32_epi8(q[0]));
+    _mm_storeu_si128(qs.add(16) as *mut __m128i, _mm512_cvtsepi32_epi8(q[1]));
+    (d, _mm512_reduce_add_epi32(_mm512_add_epi32(q[0], q[1])))
+}
+
+/// `x` rounded to f16 (to nearest even, as `f16::from_f32` does) and widened back, in
+/// F16C instructions (`half`'s own conversions check the CPU's features per call).
+///
+/// # Safety
+/// The CPU must have F16C.
+#[inline]
+#[target_feature(enable = "f16c")]
+pub(crate) unsafe fn round_to_f16(x: f32) -> f32 {
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(
+        _mm_set_ss(x),
+    )))
+}
