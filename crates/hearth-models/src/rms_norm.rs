@@ -69,22 +69,16 @@ pub(crate) fn add_rms_norm(
             candle_core::bail!("{op}: {} and {} values in rows of {n}", xs.len(), rs.len());
         }
         let (mut sum, mut out) = (vec![0f32; xs.len()], vec![0f32; xs.len()]);
-        let row = |((s, o), (x, r)): ((&mut [f32], &mut [f32]), (&[f32], &[f32]))| {
-            for ((s, &x), &r) in s.iter_mut().zip(x).zip(r) {
-                *s = x + r;
-            }
-            norm_row(s, ws, eps, o);
-        };
         if xs.len() / n >= PAR_ROWS {
             sum.par_chunks_mut(n)
                 .zip(out.par_chunks_mut(n))
                 .zip(xs.par_chunks(n).zip(rs.par_chunks(n)))
-                .for_each(row);
+                .for_each(|((s, o), (x, r))| add_norm_row(x, r, ws, eps, (s, o)));
         } else {
             sum.chunks_mut(n)
                 .zip(out.chunks_mut(n))
                 .zip(xs.chunks(n).zip(rs.chunks(n)))
-                .for_each(row);
+                .for_each(|((s, o), (x, r))| add_norm_row(x, r, ws, eps, (s, o)));
         }
         (sum, out)
     };
@@ -92,6 +86,14 @@ pub(crate) fn add_rms_norm(
         Tensor::from_vec(sum, x.shape(), x.device())?,
         Tensor::from_vec(out, x.shape(), x.device())?,
     ))
+}
+
+/// One row of `add_rms_norm`: `s = x + r`, then `o` its norm.
+fn add_norm_row(x: &[f32], r: &[f32], w: &[f32], eps: f32, (s, o): (&mut [f32], &mut [f32])) {
+    for ((s, &x), &r) in s.iter_mut().zip(x).zip(r) {
+        *s = x + r;
+    }
+    norm_row(s, w, eps, o);
 }
 
 struct RmsNorm(f32);

@@ -67,13 +67,14 @@ impl CustomOp3 for Rotate {
         }
         let mut out = vec![0f32; x.len()];
         let row = heads * hd;
+        let simd = Simd::detect();
         let token = |(i, (o, x)): (usize, (&mut [f32], &[f32]))| {
             let (c, s) = (
                 &cos[i * half..(i + 1) * half],
                 &sin[i * half..(i + 1) * half],
             );
             for (o, x) in o.chunks_exact_mut(hd).zip(x.chunks_exact(hd)) {
-                rotate_head(self.0, x, c, s, o);
+                rotate_head(simd, self.0, x, c, s, o);
             }
         };
         if row > 0 && t >= PAR_TOKENS {
@@ -91,12 +92,30 @@ impl CustomOp3 for Rotate {
     }
 }
 
+/// Which path a call takes: found once a call, not once a head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Simd {
+    Portable,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+}
+
+impl Simd {
+    fn detect() -> Simd {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return Simd::Avx2;
+        }
+        Simd::Portable
+    }
+}
+
 /// One head's `hd` values `x` turned by the angles' `c` and `s` (`hd / 2` each) into
 /// `out`.
-fn rotate_head(pairing: Pairing, x: &[f32], c: &[f32], s: &[f32], out: &mut [f32]) {
+fn rotate_head(simd: Simd, pairing: Pairing, x: &[f32], c: &[f32], s: &[f32], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: AVX2 (which implies AVX) was just detected.
+    if simd == Simd::Avx2 {
+        // SAFETY: `Simd::detect` found AVX2 (which implies AVX).
         unsafe { avx2::rotate_head(pairing, x, c, s, out) };
         return;
     }
@@ -234,7 +253,7 @@ mod tests {
         let (c, s) = (data(20, 4), data(20, 5));
         for pairing in [Pairing::Interleaved, Pairing::Halves] {
             let (mut simd, mut portable) = (vec![0f32; 2 * half], vec![0f32; 2 * half]);
-            rotate_head(pairing, &x, &c, &s, &mut simd);
+            rotate_head(Simd::detect(), pairing, &x, &c, &s, &mut simd);
             rotate_from(pairing, 0, &x, &c, &s, &mut portable);
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&simd), bits(&portable), "{pairing:?}");

@@ -95,8 +95,8 @@ impl Llama {
         // Side by side on the pool: a worker that finishes its share of one product
         // steals from the next instead of sleeping until it is woken for it.
         let ((q, k), v) = rayon::join(
-            || rayon::join(|| w.wq.forward(&h), || w.wk.forward(&h)),
-            || w.wv.forward(&h),
+            || rayon::join(|| w.wq.forward(h), || w.wk.forward(h)),
+            || w.wv.forward(h),
         );
         let (mut q, mut k, mut v) = (q?, k?, v?);
         lap.mark(Phase::QkvProducts);
@@ -190,11 +190,16 @@ impl Llama {
             let (mid, down) = self.layer(i, (&x, &h), &rope, batch, &meta, cache)?;
             let mut lap = Lap::start();
             // The residual add with the next layer's input norm, in one pass.
-            (x, h) = match self.layers.get(i + 1) {
-                Some(next) => add_rms_norm(&mid, &down, &next.attn_norm, self.cfg.rms_eps)?,
-                None => ((mid + down)?, h),
-            };
-            lap.mark(Phase::ResidualAdd);
+            match self.layers.get(i + 1) {
+                Some(next) => {
+                    (x, h) = add_rms_norm(&mid, &down, &next.attn_norm, self.cfg.rms_eps)?;
+                    lap.mark(Phase::AddAndNorm);
+                }
+                None => {
+                    x = (mid + down)?;
+                    lap.mark(Phase::ResidualAdd);
+                }
+            }
         }
         // LM head only on the rows that will be sampled.
         let wanted: Vec<usize> = (0..batch.seqs.len())
