@@ -303,3 +303,100 @@ fn rejects_inconsistent_batches() {
         "block outside pool accepted"
     );
 }
+
+/// Each query of a prefill chunk over a cached prefix gets the very bits it gets as a
+/// decode step of its own (the same sequence's blocks, one new token each): tiles of
+/// many queries (whole chunks scored 4 at a time, V sums shared by up to 6 queries) and
+/// of few (one row's group, or one head) do each query's operations in the same order.
+#[test]
+fn a_query_gets_the_same_bits_in_a_prefill_tile_and_in_a_decode_step() {
+    let (cached, new): (usize, usize) = (200, 37);
+    for (dtype, bs) in [(KvDtype::F16, 16), (KvDtype::F32, 16), (KvDtype::F16, 4)] {
+        let (nh, nkv, hd) = (9, 3, 64);
+        let mut rng = Rng(23 + bs as u64);
+        let blocks = (cached + new).div_ceil(bs);
+        let layout = KvCacheLayout {
+            num_layers: 1,
+            num_kv_heads: nkv,
+            head_dim: hd,
+            block_size: bs,
+            num_blocks: blocks + 2,
+        };
+        let mut cache = KvCache::with_dtype(layout, dtype);
+        let table: Vec<u32> = rng.perm(blocks + 2)[..blocks].to_vec();
+        let all = vec![0u32; cached + new];
+        let whole = batch(
+            &[Part {
+                block_table: &table,
+                num_computed: 0,
+                tokens: &all,
+                needs_logits: false,
+            }],
+            bs,
+        );
+        let (k, v) = (rng.vec(all.len() * nkv * hd), rng.vec(all.len() * nkv * hd));
+        cache.write(0, &k, &v, &whole.slot_mapping);
+        let shape = AttnShape {
+            num_heads: nh,
+            num_kv_heads: nkv,
+            head_dim: hd,
+            scale: 1.0 / (hd as f32).sqrt(),
+            window: None,
+            softcap: None,
+        };
+        let q = rng.vec(new * nh * hd);
+        let attend = |parts: &[Part], q: &[f32]| {
+            let b = batch(parts, bs);
+            let meta = AttnMeta::new(&b, &layout).expect("valid batch");
+            let mut out = vec![0.0; q.len()];
+            match (&cache.k[0], &cache.v[0]) {
+                (KvPool::F32(k), KvPool::F32(v)) => {
+                    paged_attention(q, k, v, bs, &b, &meta, shape, &mut out)
+                }
+                (KvPool::F16(k), KvPool::F16(v)) => {
+                    paged_attention(q, k, v, bs, &b, &meta, shape, &mut out)
+                }
+                _ => panic!("K and V pools of different types"),
+            }
+            .expect("kernel");
+            out
+        };
+        let chunk = vec![0u32; new];
+        let prefill = attend(
+            &[Part {
+                block_table: &table,
+                num_computed: cached,
+                tokens: &chunk,
+                needs_logits: true,
+            }],
+            &q,
+        );
+        // One decode step a token: a batch of `new` sequences over the same blocks.
+        let decodes: Vec<Part> = (0..new)
+            .map(|j| Part {
+                block_table: &table,
+                num_computed: cached + j,
+                tokens: &chunk[j..j + 1],
+                needs_logits: true,
+            })
+            .collect();
+        let decode = attend(&decodes, &q);
+        // Few sequences: tiles of one head each.
+        let last = (new - 1) * nh * hd;
+        let alone = attend(&decodes[new - 1..], &q[last..]);
+        assert!(prefill.iter().all(|x| x.is_finite()));
+        let differ = prefill
+            .iter()
+            .zip(&decode)
+            .filter(|(a, b)| a.to_bits() != b.to_bits())
+            .count();
+        assert_eq!(differ, 0, "{dtype:?} bs {bs}: prefill and decode differ");
+        assert!(
+            prefill[last..]
+                .iter()
+                .zip(&alone[..nh * hd])
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{dtype:?} bs {bs}: a lone decode differs"
+        );
+    }
+}
