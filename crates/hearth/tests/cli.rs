@@ -59,6 +59,70 @@ fn bench_reports_fixed_length_requests() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `--num-warmups`: the warm-up caches the shared prefix and is left out of the figures,
+/// so every timed request is a prefix hit.
+#[test]
+fn bench_warmups_are_untimed_and_leave_every_timed_request_a_prefix_hit() {
+    let s = Server::start(&[]);
+    let dir = std::env::temp_dir().join(format!("hearth-bench-warm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json_path = dir.join("result.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["bench", "--url", &s.base, "--num-warmups", "1"])
+        .args(["--num-prompts", "2", "--concurrency", "1", "--seed", "3"])
+        .args([
+            "--random-prefix-len",
+            "64",
+            "--input-len",
+            "8",
+            "--output-len",
+            "2",
+        ])
+        .arg("--result-json")
+        .arg(&json_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    let sum = &v["summary"];
+    assert_eq!(v["num_warmups"], 1);
+    assert_eq!(
+        (
+            sum["completed"].as_u64(),
+            sum["total_input_tokens"].as_u64()
+        ),
+        (Some(2), Some(2 * 72)),
+        "{sum}"
+    );
+    let metrics = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        reqwest::get(s.url("/metrics"))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("body")
+    });
+    let sample = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /metrics"))
+    };
+    // Three requests of 72 tokens were looked up; the two timed ones found the prefix's
+    // 4 blocks of 16 that the warm-up left.
+    assert_eq!(
+        sample("hearth_prefix_cache_queried_tokens_total"),
+        3.0 * 72.0
+    );
+    assert_eq!(sample("hearth_prefix_cache_hit_tokens_total"), 2.0 * 64.0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn sigterm_stops_the_server_gracefully() {
     let mut s = Server::start(&[]);

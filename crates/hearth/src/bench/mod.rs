@@ -40,6 +40,11 @@ pub struct BenchArgs {
     /// `input_len` (vLLM's --random-prefix-len): measures prefix-cache hits.
     #[arg(long, alias = "prefix-len", default_value_t = 0)]
     pub random_prefix_len: usize,
+    /// Requests sent one at a time before the timed ones and left out of the figures
+    /// (vLLM's --num-warmups): each is the shared prefix and its own random input, so with
+    /// `--random-prefix-len` every timed request finds the prefix cached.
+    #[arg(long, default_value_t = 0)]
+    pub num_warmups: usize,
     /// Output tokens per request (EOS is ignored so every request makes this many).
     #[arg(long, alias = "random-output-len", default_value_t = 128)]
     pub output_len: usize,
@@ -99,6 +104,25 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         "benchmarking {model} at {base}: {} prompts, input {} output {}",
         args.num_prompts, args.input_len, args.output_len
     );
+    // The warm-ups' inputs come from their own generator: the timed prompts of a seed
+    // are the same with or without them.
+    let mut warm_rng = prompts::rng(args.seed ^ WARMUP_SALT);
+    for i in 0..args.num_warmups {
+        let prompt = prompts::join(
+            &prefix,
+            prompts::random_prompt(&mut warm_rng, args.input_len, ids),
+        );
+        let body = request_body(&model, prompt, &args);
+        let r = client::send(&http, &url, key.as_deref(), body, args.input_len).await;
+        if !r.success {
+            anyhow::bail!(
+                "warm-up request {} of {} failed: {}",
+                i + 1,
+                args.num_warmups,
+                r.error
+            );
+        }
+    }
 
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(args.num_prompts);
@@ -109,22 +133,11 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                 tokio::time::sleep(Duration::from_secs_f64(gap)).await;
             }
         }
-        let mut body = json!({
-            "model": model,
-            "prompt": prompts::join(&prefix, prompts::random_prompt(&mut rng, args.input_len, ids)),
-            "max_tokens": args.output_len,
-            "min_tokens": args.output_len,
-            "ignore_eos": true,
-            "temperature": args.temperature,
-            "stream": true,
-            "stream_options": {"include_usage": true},
-        });
-        if let Some(k) = args.top_k {
-            body["top_k"] = json!(k);
-        }
-        if let Some(p) = args.top_p {
-            body["top_p"] = json!(p);
-        }
+        let prompt = prompts::join(
+            &prefix,
+            prompts::random_prompt(&mut rng, args.input_len, ids),
+        );
+        let body = request_body(&model, prompt, &args);
         let permit = limit.clone().acquire_owned().await?;
         let (http, url, key) = (http.clone(), url.clone(), key.clone());
         // The usage chunk replaces this with the server's exact count.
@@ -153,6 +166,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             "max_concurrency": args.concurrency,
             "input_len": args.input_len,
             "random_prefix_len": args.random_prefix_len,
+            "num_warmups": args.num_warmups,
             "output_len": args.output_len,
             "summary": summary,
             "requests": results,
@@ -164,6 +178,30 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         anyhow::bail!("no request succeeded");
     }
     Ok(())
+}
+
+/// Mixed into the seed of the warm-ups' inputs.
+const WARMUP_SALT: u64 = 0x5741_524d_5550;
+
+/// A streamed completion request of exactly `args.output_len` tokens.
+fn request_body(model: &str, prompt: Value, args: &BenchArgs) -> Value {
+    let mut body = json!({
+        "model": model,
+        "prompt": prompt,
+        "max_tokens": args.output_len,
+        "min_tokens": args.output_len,
+        "ignore_eos": true,
+        "temperature": args.temperature,
+        "stream": true,
+        "stream_options": {"include_usage": true},
+    });
+    if let Some(k) = args.top_k {
+        body["top_k"] = json!(k);
+    }
+    if let Some(p) = args.top_p {
+        body["top_p"] = json!(p);
+    }
+    body
 }
 
 fn print_summary(s: &Summary) {
