@@ -9,18 +9,21 @@
 # tokens) and 8 (16 x 32 -> 128, the same requests; and 16 x 32 -> 64, "c8s", the shape
 # before 2026-12-06), then three seed pairs of a cold 2000-token prompt and a
 # 90% hit (`--random-prefix-len 1800 --input-len 200`); prints output tok/s, TPOT, the
-# c8/c1 ratio, the TTFTs and each pair's hit/cold ratio.
+# c8/c1 ratio, the TTFTs and each pair's hit/cold ratio. Both builds are measured by this
+# checkout's client (target/release/hearth bench; CLIENT overrides), whose prefix-hit
+# scenario sends an untimed warm-up first (--num-warmups, which older builds lack).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 base="${1:?BASE_HEARTH}"; new="${2:?NEW_HEARTH}"
 model="${3:-$(target/release/hearth pull default | tail -n 1)}"
 out="${4:-target/ab}"; rounds="${ROUNDS:-2}"; threads="${THREADS:-$(nproc)}"
+client="${CLIENT:-target/release/hearth}"
 mkdir -p "$out"
 pid=""
 trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null || true' EXIT
 run() {
   # shellcheck disable=SC2086
-  "$bin" bench --url http://127.0.0.1:8103 --model m --text-prompts --seed "$3" $2 \
+  "$client" bench --url http://127.0.0.1:8103 --model m --text-prompts --seed "$3" $2 \
       --result-json "$out/$1.json" >"$out/$1.txt" 2>&1
 }
 for r in $(seq 1 "$rounds"); do
@@ -35,7 +38,7 @@ for r in $(seq 1 "$rounds"); do
     run "$b-$r-c8s" "--num-prompts 16 --concurrency 8 --input-len 32 --output-len 64" 1
     for k in 101 102 103; do
       run "$b-$r-cold-$k" "--num-prompts 2 --concurrency 1 --input-len 2000 --output-len 1" $((k + 10 * r))
-      run "$b-$r-hit-$k" "--num-prompts 3 --concurrency 1 --random-prefix-len 1800 --input-len 200 --output-len 1" $((k + 10 * r + 1000))
+      run "$b-$r-hit-$k" "--num-warmups 1 --num-prompts 3 --concurrency 1 --random-prefix-len 1800 --input-len 200 --output-len 1" $((k + 10 * r + 1000))
     done
     kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
   done
