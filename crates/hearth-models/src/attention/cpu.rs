@@ -581,11 +581,11 @@ fn attend_tile<T: KvElem>(
     max.resize(nq, f32::NEG_INFINITY);
     denom.clear();
     denom.resize(nq, [0f32; 8]);
-    // A decode tile's few queries score several chunks at once (independent chains of
-    // fused multiply-adds to fill the pipes); a prefill tile's many queries, one chunk
-    // on 8-lane vectors, and on 16-lane vectors `SPAN` too, 4 queries x 4 chunks a
-    // block, where each broadcast and each K load then feed four (1.3% off a 208-row
-    // tile's attention over 1,800 cached keys, against 2 chunks of 8 queries).
+    // `SPAN` chunks a pass: a decode tile's few queries so fill the pipes with
+    // independent chains of fused multiply-adds; on 16-lane vectors a prefill tile's
+    // many queries too, 4 queries x 4 chunks a block, each broadcast and each K load
+    // feeding four (1.3% off a 208-row tile's attention over 1,800 cached keys, against
+    // 2 chunks of 8 queries). A prefill tile on 8-lane vectors takes one chunk a pass.
     let span = match (nq >= 4, simd) {
         (true, Simd::Avx512) | (false, _) => SPAN,
         (true, _) => 1,
