@@ -10,6 +10,41 @@ use hearth_models::{KvCache, KvCacheLayout, KvDtype, KvPool};
 /// (num_computed, num_new) per sequence.
 type Case = &'static [(usize, usize)];
 
+/// Plain causal attention with scale 1/sqrt(hd).
+fn causal_shape(nh: usize, nkv: usize, hd: usize) -> AttnShape {
+    AttnShape {
+        num_heads: nh,
+        num_kv_heads: nkv,
+        head_dim: hd,
+        scale: 1.0 / (hd as f32).sqrt(),
+        window: None,
+        softcap: None,
+    }
+}
+
+/// The kernel on layer 0's pools of `cache`, whichever their type.
+fn attend_pools(
+    cache: &KvCache,
+    q: &[f32],
+    block_size: usize,
+    b: &hearth_models::BatchInput,
+    meta: &AttnMeta,
+    shape: AttnShape,
+) -> Vec<f32> {
+    let mut out = vec![0.0; q.len()];
+    match (&cache.k[0], &cache.v[0]) {
+        (KvPool::F32(k), KvPool::F32(v)) => {
+            paged_attention(q, k, v, block_size, b, meta, shape, &mut out)
+        }
+        (KvPool::F16(k), KvPool::F16(v)) => {
+            paged_attention(q, k, v, block_size, b, meta, shape, &mut out)
+        }
+        _ => panic!("K and V pools of different types"),
+    }
+    .expect("kernel");
+    out
+}
+
 /// Dense causal attention in f64 over each sequence's contiguous K/V.
 fn reference(q: &[f32], k: &[Vec<f32>], v: &[Vec<f32>], case: Case, s: AttnShape) -> Vec<f32> {
     let (nh, nkv, hd) = (s.num_heads, s.num_kv_heads, s.head_dim);
@@ -148,30 +183,13 @@ fn run_full(
         .collect();
     let b = batch(&parts, block_size);
     let meta = AttnMeta::new(&b, &layout).expect("valid batch");
-    let shape = AttnShape {
-        num_heads: nh,
-        num_kv_heads: nkv,
-        head_dim: hd,
-        scale: 1.0 / (hd as f32).sqrt(),
-        window: None,
-        softcap: None,
-    };
+    let shape = causal_shape(nh, nkv, hd);
     let q: Vec<f32> = rng
         .vec(b.tokens.len() * nh * hd)
         .iter()
         .map(|x| x * q_gain)
         .collect();
-    let mut out = vec![0.0; q.len()];
-    match (&cache.k[0], &cache.v[0]) {
-        (KvPool::F32(k), KvPool::F32(v)) => {
-            paged_attention(&q, k, v, block_size, &b, &meta, shape, &mut out)
-        }
-        (KvPool::F16(k), KvPool::F16(v)) => {
-            paged_attention(&q, k, v, block_size, &b, &meta, shape, &mut out)
-        }
-        _ => panic!("K and V pools of different types"),
-    }
-    .expect("kernel");
+    let out = attend_pools(&cache, &q, block_size, &b, &meta, shape);
     assert!(out.iter().all(|x| x.is_finite()));
     let err = max_abs_diff(&out, &reference(&q, &k_all, &v_all, case, shape));
     (out, err)
@@ -336,30 +354,12 @@ fn a_query_gets_the_same_bits_in_a_prefill_tile_and_in_a_decode_step() {
         );
         let (k, v) = (rng.vec(all.len() * nkv * hd), rng.vec(all.len() * nkv * hd));
         cache.write(0, &k, &v, &whole.slot_mapping);
-        let shape = AttnShape {
-            num_heads: nh,
-            num_kv_heads: nkv,
-            head_dim: hd,
-            scale: 1.0 / (hd as f32).sqrt(),
-            window: None,
-            softcap: None,
-        };
+        let shape = causal_shape(nh, nkv, hd);
         let q = rng.vec(new * nh * hd);
         let attend = |parts: &[Part], q: &[f32]| {
             let b = batch(parts, bs);
             let meta = AttnMeta::new(&b, &layout).expect("valid batch");
-            let mut out = vec![0.0; q.len()];
-            match (&cache.k[0], &cache.v[0]) {
-                (KvPool::F32(k), KvPool::F32(v)) => {
-                    paged_attention(q, k, v, bs, &b, &meta, shape, &mut out)
-                }
-                (KvPool::F16(k), KvPool::F16(v)) => {
-                    paged_attention(q, k, v, bs, &b, &meta, shape, &mut out)
-                }
-                _ => panic!("K and V pools of different types"),
-            }
-            .expect("kernel");
-            out
+            attend_pools(&cache, q, bs, &b, &meta, shape)
         };
         let chunk = vec![0u32; new];
         let prefill = attend(

@@ -7,38 +7,40 @@ use std::process::Command;
 use common::{Server, MODEL_NAME};
 use serde_json::Value;
 
-#[test]
-fn bench_reports_fixed_length_requests() {
-    let s = Server::start(&[]);
-    let dir = std::env::temp_dir().join(format!("hearth-bench-{}", std::process::id()));
+/// Runs `hearth bench` against `s` with `args` and `--result-json`: its stdout and the
+/// JSON it wrote (the run must succeed).
+fn bench(s: &Server, name: &str, args: &[&str]) -> (String, Value) {
+    let dir = std::env::temp_dir().join(format!("hearth-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let json_path = dir.join("result.json");
     let out = Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args([
-            "bench",
-            "--url",
-            &s.base,
-            "--num-prompts",
-            "6",
-            "--concurrency",
-            "3",
-        ])
-        .args(["--input-len", "32", "--output-len", "8", "--seed", "1"])
+        .args(["bench", "--url", &s.base])
+        .args(args)
         .arg("--result-json")
         .arg(&json_path)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
         out.status.success(),
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let v = serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    (stdout, v)
+}
+
+#[test]
+fn bench_reports_fixed_length_requests() {
+    let s = Server::start(&[]);
+    let lengths = ["--input-len", "32", "--output-len", "8", "--seed", "1"];
+    let load = ["--num-prompts", "6", "--concurrency", "3"];
+    let (stdout, v) = bench(&s, "bench", &[&load[..], &lengths[..]].concat());
     assert!(
         stdout.contains("Median TTFT (ms):") && stdout.contains("P99 ITL (ms):"),
         "{stdout}"
     );
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
     let sum = &v["summary"];
     assert_eq!(v["model_id"], MODEL_NAME);
     assert_eq!(
@@ -56,7 +58,6 @@ fn bench_reports_fixed_length_requests() {
     assert!(sum["ttft_ms"]["median"].as_f64().unwrap() > 0.0);
     assert!(sum["tpot_ms"]["median"].as_f64().unwrap() > 0.0);
     assert!(sum["output_throughput"].as_f64().unwrap() > 0.0);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `--num-warmups`: the warm-up caches the shared prefix and is left out of the figures,
@@ -64,31 +65,25 @@ fn bench_reports_fixed_length_requests() {
 #[test]
 fn bench_warmups_are_untimed_and_leave_every_timed_request_a_prefix_hit() {
     let s = Server::start(&[]);
-    let dir = std::env::temp_dir().join(format!("hearth-bench-warm-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let json_path = dir.join("result.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(["bench", "--url", &s.base, "--num-warmups", "1"])
-        .args(["--num-prompts", "2", "--concurrency", "1", "--seed", "3"])
-        .args([
-            "--random-prefix-len",
-            "64",
-            "--input-len",
-            "8",
-            "--output-len",
-            "2",
-        ])
-        .arg("--result-json")
-        .arg(&json_path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    let args = [
+        "--num-warmups",
+        "1",
+        "--num-prompts",
+        "2",
+        "--concurrency",
+        "1",
+        "--seed",
+        "3",
+    ];
+    let prompts = [
+        "--random-prefix-len",
+        "64",
+        "--input-len",
+        "8",
+        "--output-len",
+        "2",
+    ];
+    let (_, v) = bench(&s, "bench-warm", &[&args[..], &prompts[..]].concat());
     let sum = &v["summary"];
     assert_eq!(v["num_warmups"], 1);
     assert_eq!(
@@ -120,7 +115,6 @@ fn bench_warmups_are_untimed_and_leave_every_timed_request_a_prefix_hit() {
         3.0 * 72.0
     );
     assert_eq!(sample("hearth_prefix_cache_hit_tokens_total"), 2.0 * 64.0);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
