@@ -17,6 +17,10 @@ use hearth_models::{
     load_gguf_with, BatchInput, KvCache, KvCacheLayout, KvDtype, LoadOptions, Pick, SeqInput,
 };
 use std::time::Instant;
+use timing_env::{ab_settings, env_usize};
+
+#[path = "timing_env/mod.rs"]
+mod timing_env;
 
 const PROMPT: usize = 32;
 const STEPS: usize = 24;
@@ -49,10 +53,6 @@ fn pick() -> Pick {
 /// `HEARTH_DECODE_SPREAD`: pool blocks between a sequence's consecutive blocks (1).
 fn spread() -> usize {
     env_usize("HEARTH_DECODE_SPREAD").unwrap_or(1).max(1)
-}
-
-fn env_usize(name: &str) -> Option<usize> {
-    std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
 
 /// One step: `new` tokens for each of `seqs` sequences, each with its own blocks.
@@ -142,13 +142,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // `HEARTH_DECODE_AB=VAR:a,b`: step i runs with VAR set to the (i mod n)th
         // value, so the settings see the same contexts and the same host; a median
         // each. `HEARTH_DECODE_PASSES=n`: the prompt's decode steps n times over.
-        let ab = std::env::var("HEARTH_DECODE_AB").ok().and_then(|v| {
-            let (var, vals) = v.split_once(':')?;
-            Some((
-                var.to_string(),
-                vals.split(',').map(str::to_string).collect::<Vec<_>>(),
-            ))
-        });
+        let ab = ab_settings("HEARTH_DECODE_AB");
         let passes = env_usize("HEARTH_DECODE_PASSES").unwrap_or(1).max(1);
         let mut by_setting: Vec<Vec<f64>> = vec![Vec::new(); ab.as_ref().map_or(1, |a| a.1.len())];
         let mut times = Vec::new();

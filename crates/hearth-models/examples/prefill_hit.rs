@@ -14,15 +14,12 @@ use hearth_models::{
     load_gguf_with, BatchInput, KvCache, KvCacheLayout, KvDtype, LoadOptions, Pick, SeqInput,
 };
 use std::time::Instant;
+use timing_env::{ab_settings, env_usize};
+
+#[path = "timing_env/mod.rs"]
+mod timing_env;
 
 const BLOCK: usize = 16;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// One forward pass: tokens `done..done + new` of the prompt, logits for the last one.
 fn chunk(done: usize, new: usize, blocks: usize) -> BatchInput {
@@ -81,10 +78,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut loaded = load_gguf_with(path.as_ref(), &LoadOptions::default())?;
     hearth_models::huge_pages::collapse_noted();
     let s = loaded.spec.clone();
-    let prompt = env_usize("HEARTH_HIT_PROMPT", 2000).max(1);
-    let cached = env_usize("HEARTH_HIT_CACHED", 1800).min(prompt - 1) / BLOCK * BLOCK;
-    let step = env_usize("HEARTH_HIT_CHUNK", 512).max(1);
-    let rounds = env_usize("HEARTH_HIT_ROUNDS", 7).max(1);
+    let prompt = env_usize("HEARTH_HIT_PROMPT").unwrap_or(2000).max(1);
+    let cached = env_usize("HEARTH_HIT_CACHED")
+        .unwrap_or(1800)
+        .min(prompt - 1)
+        / BLOCK
+        * BLOCK;
+    let step = env_usize("HEARTH_HIT_CHUNK").unwrap_or(512).max(1);
+    let rounds = env_usize("HEARTH_HIT_ROUNDS").unwrap_or(7).max(1);
     let blocks = prompt.div_ceil(BLOCK);
     let layout = KvCacheLayout {
         num_layers: s.num_layers,
@@ -94,13 +95,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         num_blocks: blocks,
     };
     let mut cache = KvCache::with_dtype(layout, KvDtype::F16);
-    let ab = std::env::var("HEARTH_HIT_AB").ok().and_then(|v| {
-        let (var, vals) = v.split_once(':')?;
-        Some((
-            var.to_string(),
-            vals.split(',').map(str::to_string).collect::<Vec<_>>(),
-        ))
-    });
+    let ab = ab_settings("HEARTH_HIT_AB");
     let settings = ab.as_ref().map_or(vec![String::new()], |a| a.1.clone());
     // The first pass pays for first touches.
     prefill(&mut *loaded.model, &mut cache, (0, prompt, step, blocks))?;
