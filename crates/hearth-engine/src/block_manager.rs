@@ -3,7 +3,9 @@
 //! A full block is keyed by hash(parent key, its token ids). Freed blocks keep their
 //! contents: those with a key wait in LRU order (tail blocks of a sequence are freed
 //! first, so they are evicted first) and are handed back on a hit; the rest are
-//! reused at once.
+//! reused at once. A hit may end inside a cached block (as llama.cpp and SGLang reuse a
+//! prefix to the token): that block's matching leading tokens are copied into a new
+//! block of the sequence's own, so a shared prefix of any length is computed once.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -30,7 +32,33 @@ pub struct BlockManager {
     /// Free blocks still holding a cached prefix, oldest first.
     cached_free: BTreeMap<u64, u32>,
     cached: HashMap<u64, u32>,
+    /// Registered blocks by their parent's key: where a hit that ends inside a block
+    /// looks for the one that continues it furthest.
+    children: HashMap<u64, Vec<u32>>,
+    /// Whether hits may end inside a block (the K/V copy it needs is a host one).
+    partial_hits: bool,
     tick: u64,
+}
+
+/// A cached block whose first `tokens` tokens continue a hit; the block is referenced
+/// until its K/V are copied (`BlockManager::release`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartialHit {
+    pub src: u32,
+    pub tokens: usize,
+}
+
+/// What the prefix cache holds of a prompt: whole blocks, then maybe part of one.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct CachedPrefix {
+    pub blocks: Vec<u32>,
+    pub partial: Option<PartialHit>,
+}
+
+impl CachedPrefix {
+    pub fn num_tokens(&self, block_size: usize) -> usize {
+        self.blocks.len() * block_size + self.partial.map_or(0, |p| p.tokens)
+    }
 }
 
 /// Key of the (empty) parent of a sequence's first block.
@@ -52,8 +80,17 @@ impl BlockManager {
             plain_free: (0..num_blocks as u32).rev().collect(),
             cached_free: BTreeMap::new(),
             cached: HashMap::new(),
+            children: HashMap::new(),
+            partial_hits: true,
             tick: 0,
         }
+    }
+
+    /// Whether a hit may end inside a cached block (on by default). Off where the
+    /// model keeps K/V on its device, since the copy it needs is made in host memory.
+    pub fn with_partial_hits(mut self, on: bool) -> Self {
+        self.partial_hits = on;
+        self
     }
 
     pub fn block_size(&self) -> usize {
@@ -80,17 +117,18 @@ impl BlockManager {
         tokens.div_ceil(self.block_size)
     }
 
-    /// Takes the longest run of cached full blocks that prefixes `tokens`, leaving at
-    /// least one token to compute (its logits are needed). Returns the blocks, already
-    /// referenced by the caller.
-    pub fn take_cached_prefix(&mut self, tokens: &[u32]) -> Vec<u32> {
-        let mut hits = Vec::new();
+    /// Takes the longest cached prefix of `tokens`, leaving at least one token to
+    /// compute (its logits are needed): a run of cached full blocks, then the cached
+    /// block that continues it furthest, if partial hits are on. Every block returned is
+    /// referenced for the caller (the partial one until `release`).
+    pub fn take_cached_prefix(&mut self, tokens: &[u32]) -> CachedPrefix {
+        let mut hit = CachedPrefix::default();
         if !self.enable_prefix_caching || tokens.is_empty() {
-            return hits;
+            return hit;
         }
-        let max_blocks = (tokens.len() - 1) / self.block_size;
+        let usable = &tokens[..tokens.len() - 1];
         let mut parent = ROOT_KEY;
-        for chunk in tokens.chunks(self.block_size).take(max_blocks) {
+        for chunk in usable.chunks_exact(self.block_size) {
             let key = block_key(parent, chunk);
             let Some(&id) = self.cached.get(&key) else {
                 break;
@@ -100,10 +138,39 @@ impl BlockManager {
                 break;
             }
             self.reference(id);
-            hits.push(id);
+            hit.blocks.push(id);
             parent = key;
         }
-        hits
+        if self.partial_hits {
+            let rest = &usable[hit.blocks.len() * self.block_size..];
+            hit.partial = self.longest_continuation(parent, rest);
+            if let Some(p) = hit.partial {
+                self.reference(p.src);
+            }
+        }
+        hit
+    }
+
+    /// The child of `parent` whose tokens share the longest start with `rest`.
+    fn longest_continuation(&self, parent: u64, rest: &[u32]) -> Option<PartialHit> {
+        let common = |id: u32| {
+            let block = &self.blocks[id as usize].tokens;
+            block.iter().zip(rest).take_while(|(a, b)| a == b).count()
+        };
+        self.children
+            .get(&parent)?
+            .iter()
+            .map(|&src| PartialHit {
+                src,
+                tokens: common(src),
+            })
+            .filter(|p| p.tokens > 0)
+            .max_by_key(|p| p.tokens)
+    }
+
+    /// Drops the reference `take_cached_prefix` took on a partial hit's block `src`.
+    pub fn release(&mut self, src: u32) {
+        self.free(&[src]);
     }
 
     fn reference(&mut self, id: u32) {
@@ -145,6 +212,13 @@ impl BlockManager {
             if self.cached.get(&key) == Some(&id) {
                 self.cached.remove(&key);
             }
+            let parent = meta.parent;
+            if let Some(siblings) = self.children.get_mut(&parent) {
+                siblings.retain(|&s| s != id);
+                if siblings.is_empty() {
+                    self.children.remove(&parent);
+                }
+            }
         }
         meta.tokens.clear();
         id
@@ -169,6 +243,7 @@ impl BlockManager {
                     meta.parent = parent;
                     meta.tokens = chunk.to_vec();
                     self.cached.insert(key, id);
+                    self.children.entry(parent).or_default().push(id);
                 }
             }
             parent = key;
@@ -230,11 +305,15 @@ mod tests {
         let mut other = prompt[..8].to_vec();
         other.extend([99, 98, 97]);
         let hits = bm.take_cached_prefix(&other);
-        assert_eq!(hits, t[..2].to_vec());
+        assert_eq!(hits.blocks, t[..2].to_vec());
+        assert_eq!(
+            hits.partial, None,
+            "the prompt's third block was never full"
+        );
         assert_eq!(bm.num_cached_free(), 0);
         // A different first block misses everything.
-        bm.free(&hits);
-        assert!(bm.take_cached_prefix(&toks(10, 2)).is_empty());
+        bm.free(&hits.blocks);
+        assert_eq!(bm.take_cached_prefix(&toks(10, 2)), CachedPrefix::default());
     }
 
     #[test]
@@ -245,7 +324,92 @@ mod tests {
         assert!(bm.allocate(&mut t, 8));
         bm.register_full_blocks(&t, &prompt, 0);
         bm.free(&t);
-        assert_eq!(bm.take_cached_prefix(&prompt).len(), 1);
+        // The second block would cover the last token: 3 of its tokens are taken.
+        let hit = bm.take_cached_prefix(&prompt);
+        assert_eq!(hit.blocks, t[..1].to_vec());
+        assert_eq!(
+            hit.partial,
+            Some(PartialHit {
+                src: t[1],
+                tokens: 3
+            })
+        );
+        assert_eq!(hit.num_tokens(4), 7);
+    }
+
+    #[test]
+    fn a_hit_ends_inside_the_block_that_continues_it_furthest() {
+        let mut bm = BlockManager::new(8, 4, true);
+        let first = toks(8, 3);
+        // A second prompt with the same first block and a second block that shares 1
+        // token with the first prompt's second block.
+        let mut second = first[..5].to_vec();
+        second.extend([500, 501, 502]);
+        for p in [&first, &second] {
+            let mut t = Vec::new();
+            assert!(bm.allocate(&mut t, 8));
+            bm.register_full_blocks(&t, p, 0);
+            bm.free(&t);
+        }
+        assert_eq!(
+            bm.num_cached_free(),
+            3,
+            "the shared first block is cached once"
+        );
+        // Shares 2 tokens past the first block with `first`, 1 with `second`.
+        let mut third = first[..6].to_vec();
+        third.extend([900, 901, 902]);
+        let hit = bm.take_cached_prefix(&third);
+        assert_eq!(hit.blocks.len(), 1);
+        let partial = hit.partial.expect("a partial hit");
+        assert_eq!(partial.tokens, 2);
+        assert_eq!(bm.blocks[partial.src as usize].tokens, first[4..8].to_vec());
+        // Both taken blocks are in use, so allocation cannot evict them.
+        assert_eq!(bm.num_cached_free(), 1);
+        bm.release(partial.src);
+        bm.free(&hit.blocks);
+        assert_eq!(bm.num_cached_free(), 3);
+        // Nothing shared past the first block: no partial hit.
+        let mut fourth = first[..4].to_vec();
+        fourth.extend([7000, 7001]);
+        assert_eq!(bm.take_cached_prefix(&fourth).partial, None);
+    }
+
+    #[test]
+    fn evicted_or_disallowed_blocks_give_no_partial_hit() {
+        let prompt = toks(8, 3);
+        let mut query = prompt[..6].to_vec();
+        query.push(1234);
+        for partial_hits in [true, false] {
+            let mut bm = BlockManager::new(2, 4, true).with_partial_hits(partial_hits);
+            let mut t = Vec::new();
+            assert!(bm.allocate(&mut t, 8));
+            bm.register_full_blocks(&t, &prompt, 0);
+            bm.free(&t);
+            let hit = bm.take_cached_prefix(&query);
+            assert_eq!(hit.blocks, t[..1].to_vec());
+            let want = partial_hits.then_some(PartialHit {
+                src: t[1],
+                tokens: 2,
+            });
+            assert_eq!(hit.partial, want);
+            bm.free(&hit.blocks);
+            if let Some(p) = hit.partial {
+                bm.release(p.src);
+            }
+        }
+        // The second block evicted (tails go first): the hit ends at the first block.
+        let mut bm = BlockManager::new(2, 4, true);
+        let mut t = Vec::new();
+        assert!(bm.allocate(&mut t, 8));
+        bm.register_full_blocks(&t, &prompt, 0);
+        bm.free(&t);
+        let mut u = Vec::new();
+        assert!(bm.allocate(&mut u, 1));
+        assert_eq!(u, vec![t[1]]);
+        bm.free(&u);
+        let hit = bm.take_cached_prefix(&query);
+        assert_eq!((hit.blocks, hit.partial), (t[..1].to_vec(), None));
     }
 
     #[test]
@@ -260,7 +424,8 @@ mod tests {
         let mut u = Vec::new();
         assert!(bm.allocate(&mut u, 1));
         assert_eq!(u, vec![t[2]]);
-        assert_eq!(bm.take_cached_prefix(&prompt), t[..2].to_vec());
+        let hit = bm.take_cached_prefix(&prompt);
+        assert_eq!((hit.blocks, hit.partial), (t[..2].to_vec(), None));
     }
 
     #[test]
@@ -271,7 +436,7 @@ mod tests {
         assert!(bm.allocate(&mut t, 5));
         assert_eq!(bm.register_full_blocks(&t, &prompt, 0), 0);
         bm.free(&t);
-        assert!(bm.take_cached_prefix(&prompt).is_empty());
+        assert_eq!(bm.take_cached_prefix(&prompt), CachedPrefix::default());
         assert_eq!(bm.num_cached_free(), 0);
     }
 
@@ -282,7 +447,7 @@ mod tests {
         let mut a = Vec::new();
         assert!(bm.allocate(&mut a, 5));
         bm.register_full_blocks(&a, &prompt, 0);
-        let mut b = bm.take_cached_prefix(&prompt);
+        let mut b = bm.take_cached_prefix(&prompt).blocks;
         assert_eq!(b.len(), 2);
         assert!(bm.allocate(&mut b, 5));
         assert_eq!(bm.num_used(), 4);

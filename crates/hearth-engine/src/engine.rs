@@ -153,7 +153,9 @@ impl Engine {
         if plan.entries.is_empty() {
             return;
         }
-        let outputs = match self.runner.step(&plan, &self.scheduler) {
+        let outputs = self.runner.step(&plan, &self.scheduler);
+        self.scheduler.copied(&plan);
+        let outputs = match outputs {
             Ok(o) => o,
             Err(e) => return self.fail_all(&plan.entries, &e.to_string()),
         };

@@ -71,7 +71,9 @@ impl EngineHandle {
         stats
             .total_blocks
             .store(num_blocks as u64, Ordering::Relaxed);
-        let blocks = BlockManager::new(num_blocks, config.block_size, config.enable_prefix_caching);
+        // A hit that ends inside a block copies K/V in host memory (`KvCache`).
+        let blocks = BlockManager::new(num_blocks, config.block_size, config.enable_prefix_caching)
+            .with_partial_hits(!model.kv_on_device());
         let scheduler = Scheduler::new(blocks, config.max_num_seqs, config.max_num_batched_tokens);
         // A model with its K/V on the GPU needs no host pool of the same size.
         let cache = if model.kv_on_device() {

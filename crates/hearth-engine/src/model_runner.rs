@@ -23,7 +23,7 @@ impl ModelRunner {
         self.model.as_ref()
     }
 
-    /// Runs the planned step; returns per entry, when the entry reaches the end of its
+    /// Makes the plan's K/V copies, then runs the planned step; returns per entry, when the entry reaches the end of its
     /// sequence (so a token is to be sampled), the logits of its last position, or its
     /// token where the model chose a plain argmax itself.
     pub fn step(
@@ -31,6 +31,9 @@ impl ModelRunner {
         plan: &StepPlan,
         sched: &Scheduler,
     ) -> Result<Vec<Option<Next>>, ModelError> {
+        for c in &plan.copies {
+            self.cache.copy_leading_slots(c)?;
+        }
         self.fill_batch(plan, sched);
         let out = self.model.step(&self.batch, &mut self.cache)?;
         Ok(out

@@ -7,7 +7,9 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::block_manager::BlockManager;
+use hearth_models::KvCopy;
+
+use crate::block_manager::{BlockManager, PartialHit};
 use crate::sequence::{SeqId, SeqStatus, Sequence};
 
 pub struct Scheduler {
@@ -29,6 +31,9 @@ pub struct StepPlan {
     pub prefix_hit_tokens: usize,
     /// Requests admitted for the first time (they leave the admission queue).
     pub newly_admitted: usize,
+    /// K/V to copy before the step runs: prefix hits that end inside a cached block.
+    /// Their source blocks stay referenced until `Scheduler::copied`.
+    pub copies: Vec<KvCopy>,
 }
 
 impl Scheduler {
@@ -90,11 +95,13 @@ impl Scheduler {
                 break;
             };
             let seq = self.seqs.get_mut(&id).expect("waiting ids are live");
+            let mut partial = None;
             if seq.block_table.is_empty() {
-                let hits = self.blocks.take_cached_prefix(&seq.token_ids);
-                seq.num_computed = hits.len() * self.blocks.block_size();
-                seq.num_hashed_blocks = hits.len();
-                seq.block_table = hits;
+                let hit = self.blocks.take_cached_prefix(&seq.token_ids);
+                seq.num_computed = hit.num_tokens(self.blocks.block_size());
+                seq.num_hashed_blocks = hit.blocks.len();
+                seq.block_table = hit.blocks;
+                partial = hit.partial;
                 if !seq.admitted_once {
                     seq.cached_prompt_tokens = seq.num_computed;
                     plan.prefix_query_tokens += seq.prompt_len;
@@ -107,11 +114,23 @@ impl Scheduler {
                 let seq = self.seqs.get_mut(&id).expect("live");
                 self.blocks.free(&seq.block_table);
                 seq.reset_for_recompute();
+                if let Some(p) = partial {
+                    self.blocks.release(p.src);
+                }
                 break;
             }
             self.waiting.pop_front();
             self.running.push(id);
             let seq = self.seqs.get_mut(&id).expect("live");
+            if let Some(PartialHit { src, tokens }) = partial {
+                // `grow` gave the sequence the block its partial hit's tokens go to.
+                let dst = seq.block_table[seq.num_hashed_blocks];
+                plan.copies.push(KvCopy {
+                    src,
+                    dst,
+                    slots: tokens,
+                });
+            }
             seq.status = SeqStatus::Running;
             if !seq.admitted_once {
                 plan.newly_admitted += 1;
@@ -134,6 +153,14 @@ impl Scheduler {
         self.blocks.free(&seq.block_table);
         seq.reset_for_recompute();
         self.waiting.push_front(id);
+    }
+
+    /// Releases the source blocks of the plan's copies, once they are made (or the step
+    /// failed).
+    pub fn copied(&mut self, plan: &StepPlan) {
+        for c in &plan.copies {
+            self.blocks.release(c.src);
+        }
     }
 
     /// Records that `n` tokens of `id` now have K/V in the cache.

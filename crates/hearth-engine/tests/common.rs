@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use hearth_engine::{
-    EngineConfig, EngineHandle, Event, FinishReason, Request, SamplingParams, Usage,
+    EngineConfig, EngineHandle, Event, FinishReason, Request, SamplingParams, TokenLogprob, Usage,
 };
 use hearth_text::Tokenizer;
 
@@ -54,6 +54,8 @@ pub struct Outcome {
     pub text: String,
     pub reason: FinishReason,
     pub usage: Usage,
+    /// Per token, when the request asked for logprobs.
+    pub logprobs: Vec<TokenLogprob>,
 }
 
 /// Runs a request to its end and collects what it produced.
@@ -61,14 +63,17 @@ pub async fn run(engine: &EngineHandle, prompt_ids: Vec<u32>, params: SamplingPa
     let mut stream = engine
         .submit(Request { prompt_ids, params })
         .expect("accepted");
-    let (mut tokens, mut text) = (Vec::new(), String::new());
+    let (mut tokens, mut text, mut logprobs) = (Vec::new(), String::new(), Vec::new());
     while let Some(ev) = stream.next().await {
         match ev {
             Event::Delta {
-                text: t, token_ids, ..
+                text: t,
+                token_ids,
+                logprobs: l,
             } => {
                 tokens.extend(token_ids);
                 text.push_str(&t);
+                logprobs.extend(l);
             }
             Event::Finished { reason, usage } => {
                 return Outcome {
@@ -76,6 +81,7 @@ pub async fn run(engine: &EngineHandle, prompt_ids: Vec<u32>, params: SamplingPa
                     text,
                     reason,
                     usage,
+                    logprobs,
                 }
             }
             Event::Error(e) => panic!("engine error: {e}"),

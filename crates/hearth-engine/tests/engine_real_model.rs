@@ -74,17 +74,27 @@ async fn prefix_cache_hits_and_gives_the_same_output() {
         ..small_config()
     });
     let base = long_prefix(&cached.tokenizer);
+    // The shared prefix ends inside a block: the hit must reach its last token.
+    assert_ne!(
+        base.len() % 16,
+        0,
+        "the test wants a prefix that ends inside a block"
+    );
     let mut second = base.clone();
     second.extend(prompt(&cached.tokenizer, " What is two plus two?"));
 
-    let first = run(&cached.engine, base.clone(), greedy(8)).await;
+    // 24 generated tokens fill the block that holds the prefix's end, so it is cached.
+    let first = run(&cached.engine, base.clone(), greedy(24)).await;
     assert_eq!(first.usage.cached_prompt_tokens, 0);
-    let hit = run(&cached.engine, second.clone(), greedy(16)).await;
-    let full_blocks = base.len() / 16;
+    let with_logprobs = SamplingParams {
+        logprobs: Some(5),
+        ..greedy(16)
+    };
+    let hit = run(&cached.engine, second.clone(), with_logprobs.clone()).await;
     assert!(
-        hit.usage.cached_prompt_tokens >= (full_blocks - 1) * 16,
-        "expected ~{} cached tokens, got {}",
-        full_blocks * 16,
+        (base.len()..second.len()).contains(&hit.usage.cached_prompt_tokens),
+        "expected the {} prefix tokens cached, got {}",
+        base.len(),
         hit.usage.cached_prompt_tokens
     );
     let s = cached.engine.stats();
@@ -93,12 +103,19 @@ async fn prefix_cache_hits_and_gives_the_same_output() {
         hit.usage.cached_prompt_tokens
     );
 
-    let reference = run(&uncached.engine, second, greedy(16)).await;
+    let reference = run(&uncached.engine, second, with_logprobs).await;
     assert_eq!(reference.usage.cached_prompt_tokens, 0);
     assert_eq!(
         hit.tokens, reference.tokens,
         "a prefix-cache hit changed the output"
     );
+    // The cached K/V are the computed ones: the first token's top-5 logprobs agree.
+    let (h, r) = (&hit.logprobs[0].top, &reference.logprobs[0].top);
+    assert_eq!(h.len(), 5);
+    for ((ht, hl), (rt, rl)) in h.iter().zip(r) {
+        assert_eq!(ht, rt);
+        assert!((hl - rl).abs() < 1e-4, "logprob {hl} against {rl}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
