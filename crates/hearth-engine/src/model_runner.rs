@@ -23,9 +23,10 @@ impl ModelRunner {
         self.model.as_ref()
     }
 
-    /// Makes the plan's K/V copies, then runs the planned step; returns per entry, when the entry reaches the end of its
-    /// sequence (so a token is to be sampled), the logits of its last position, or its
-    /// token where the model chose a plain argmax itself.
+    /// Makes the plan's K/V copies, then runs the planned step; returns per entry, when
+    /// the entry reaches the end of its sequence (so a token is to be sampled), the
+    /// logits of its last position, or its token where the model chose a plain argmax
+    /// itself.
     pub fn step(
         &mut self,
         plan: &StepPlan,
