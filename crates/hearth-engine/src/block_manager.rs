@@ -278,6 +278,16 @@ mod tests {
         (0..n as u32).map(|i| i * 7 + salt).collect()
     }
 
+    /// Computes `prompt` as a finished sequence would: its blocks allocated, its full
+    /// blocks registered, then all freed. Returns its block table.
+    fn cache_prompt(bm: &mut BlockManager, prompt: &[u32]) -> Vec<u32> {
+        let mut t = Vec::new();
+        assert!(bm.allocate(&mut t, prompt.len()));
+        bm.register_full_blocks(&t, prompt, 0);
+        bm.free(&t);
+        t
+    }
+
     #[test]
     fn allocate_is_all_or_nothing() {
         let mut bm = BlockManager::new(4, 4, true);
@@ -320,10 +330,7 @@ mod tests {
     fn a_full_hit_still_leaves_one_token_to_compute() {
         let mut bm = BlockManager::new(8, 4, true);
         let prompt = toks(8, 3);
-        let mut t = Vec::new();
-        assert!(bm.allocate(&mut t, 8));
-        bm.register_full_blocks(&t, &prompt, 0);
-        bm.free(&t);
+        let t = cache_prompt(&mut bm, &prompt);
         // The second block would cover the last token: 3 of its tokens are taken.
         let hit = bm.take_cached_prefix(&prompt);
         assert_eq!(hit.blocks, t[..1].to_vec());
@@ -346,10 +353,7 @@ mod tests {
         let mut second = first[..5].to_vec();
         second.extend([500, 501, 502]);
         for p in [&first, &second] {
-            let mut t = Vec::new();
-            assert!(bm.allocate(&mut t, 8));
-            bm.register_full_blocks(&t, p, 0);
-            bm.free(&t);
+            cache_prompt(&mut bm, p);
         }
         assert_eq!(
             bm.num_cached_free(),
@@ -382,10 +386,7 @@ mod tests {
         query.push(1234);
         for partial_hits in [true, false] {
             let mut bm = BlockManager::new(2, 4, true).with_partial_hits(partial_hits);
-            let mut t = Vec::new();
-            assert!(bm.allocate(&mut t, 8));
-            bm.register_full_blocks(&t, &prompt, 0);
-            bm.free(&t);
+            let t = cache_prompt(&mut bm, &prompt);
             let hit = bm.take_cached_prefix(&query);
             assert_eq!(hit.blocks, t[..1].to_vec());
             let want = partial_hits.then_some(PartialHit {
@@ -400,10 +401,7 @@ mod tests {
         }
         // The second block evicted (tails go first): the hit ends at the first block.
         let mut bm = BlockManager::new(2, 4, true);
-        let mut t = Vec::new();
-        assert!(bm.allocate(&mut t, 8));
-        bm.register_full_blocks(&t, &prompt, 0);
-        bm.free(&t);
+        let t = cache_prompt(&mut bm, &prompt);
         let mut u = Vec::new();
         assert!(bm.allocate(&mut u, 1));
         assert_eq!(u, vec![t[1]]);
@@ -416,10 +414,7 @@ mod tests {
     fn eviction_takes_tails_first_and_forgets_them() {
         let mut bm = BlockManager::new(3, 2, true);
         let prompt = toks(6, 5);
-        let mut t = Vec::new();
-        assert!(bm.allocate(&mut t, 6));
-        bm.register_full_blocks(&t, &prompt, 0);
-        bm.free(&t);
+        let t = cache_prompt(&mut bm, &prompt);
         // Need one block: the tail (third) block is evicted, the prefix survives.
         let mut u = Vec::new();
         assert!(bm.allocate(&mut u, 1));
