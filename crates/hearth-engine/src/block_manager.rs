@@ -32,9 +32,10 @@ pub struct BlockManager {
     /// Free blocks still holding a cached prefix, oldest first.
     cached_free: BTreeMap<u64, u32>,
     cached: HashMap<u64, u32>,
-    /// Registered blocks by their parent's key: where a hit that ends inside a block
-    /// looks for the one that continues it furthest.
-    children: HashMap<u64, Vec<u32>>,
+    /// Registered blocks by their parent's key and their first token: where a hit that
+    /// ends inside a block looks for the one that continues it furthest (any that does
+    /// shares its first token, which keeps each list to the blocks worth comparing).
+    children: HashMap<(u64, u32), Vec<u32>>,
     /// Whether hits may end inside a block (the K/V copy it needs is a host one).
     partial_hits: bool,
     tick: u64,
@@ -158,7 +159,7 @@ impl BlockManager {
             block.iter().zip(rest).take_while(|(a, b)| a == b).count()
         };
         self.children
-            .get(&parent)?
+            .get(&(parent, *rest.first()?))?
             .iter()
             .map(|&src| PartialHit {
                 src,
@@ -212,11 +213,14 @@ impl BlockManager {
             if self.cached.get(&key) == Some(&id) {
                 self.cached.remove(&key);
             }
-            let parent = meta.parent;
-            if let Some(siblings) = self.children.get_mut(&parent) {
+            let at = (
+                meta.parent,
+                meta.tokens.first().copied().unwrap_or_default(),
+            );
+            if let Some(siblings) = self.children.get_mut(&at) {
                 siblings.retain(|&s| s != id);
                 if siblings.is_empty() {
-                    self.children.remove(&parent);
+                    self.children.remove(&at);
                 }
             }
         }
@@ -243,7 +247,8 @@ impl BlockManager {
                     meta.parent = parent;
                     meta.tokens = chunk.to_vec();
                     self.cached.insert(key, id);
-                    self.children.entry(parent).or_default().push(id);
+                    let first = chunk.first().copied().unwrap_or_default();
+                    self.children.entry((parent, first)).or_default().push(id);
                 }
             }
             parent = key;
