@@ -256,6 +256,36 @@ impl BlockManager {
         full
     }
 
+    /// Keeps a finished sequence's last, partly filled block findable by a later hit
+    /// that ends inside it (its `computed.len() % block_size` leading tokens): the same
+    /// prompt sent again, or a next chat turn, then reuses all of `computed`. Only a
+    /// block the sequence alone holds, and only where partial hits are on. Call before
+    /// `free`.
+    pub fn register_tail(&mut self, table: &[u32], computed: &[u32]) {
+        let bs = self.block_size;
+        let (full, rem) = (computed.len() / bs, computed.len() % bs);
+        let Some(&id) = table.get(full) else {
+            return;
+        };
+        if !self.enable_prefix_caching || !self.partial_hits || rem == 0 {
+            return;
+        }
+        let meta = &self.blocks[id as usize];
+        if meta.key.is_some() || meta.ref_count != 1 {
+            return;
+        }
+        let parent = computed
+            .chunks_exact(bs)
+            .fold(ROOT_KEY, |parent, chunk| block_key(parent, chunk));
+        let tail = &computed[full * bs..];
+        // Never in `cached` (whole blocks only): found through `children` alone.
+        let meta = &mut self.blocks[id as usize];
+        meta.key = Some(block_key(parent, tail));
+        meta.parent = parent;
+        meta.tokens = tail.to_vec();
+        self.children.entry((parent, tail[0])).or_default().push(id);
+    }
+
     /// Releases a sequence's blocks, tail first so that shared prefixes outlive tails.
     pub fn free(&mut self, table: &[u32]) {
         for &id in table.iter().rev() {
@@ -413,6 +443,47 @@ mod tests {
         bm.free(&u);
         let hit = bm.take_cached_prefix(&query);
         assert_eq!((hit.blocks, hit.partial), (t[..1].to_vec(), None));
+    }
+
+    #[test]
+    fn a_finished_sequence_leaves_its_partly_filled_last_block_findable() {
+        let prompt = toks(7, 3);
+        let mut longer = prompt.clone();
+        longer.extend([1000, 1001]);
+        for partial_hits in [true, false] {
+            let mut bm = BlockManager::new(4, 4, true).with_partial_hits(partial_hits);
+            let mut t = Vec::new();
+            assert!(bm.allocate(&mut t, prompt.len()));
+            bm.register_full_blocks(&t, &prompt, 0);
+            bm.register_tail(&t, &prompt);
+            bm.free(&t);
+            assert_eq!(bm.num_cached_free(), if partial_hits { 2 } else { 1 });
+            // The same prompt again: all but its last token (its logits are needed).
+            let hit = bm.take_cached_prefix(&prompt);
+            assert_eq!(hit.blocks, t[..1].to_vec());
+            let want = partial_hits.then_some(PartialHit {
+                src: t[1],
+                tokens: 2,
+            });
+            assert_eq!(hit.partial, want);
+            bm.free(&hit.blocks);
+            if let Some(p) = hit.partial {
+                bm.release(p.src);
+                // A prompt that goes on past it: all of the first prompt.
+                let hit = bm.take_cached_prefix(&longer);
+                assert_eq!(hit.num_tokens(4), prompt.len());
+            }
+        }
+        // A block another sequence still holds stays private.
+        let mut bm = BlockManager::new(4, 4, true);
+        let mut t = Vec::new();
+        assert!(bm.allocate(&mut t, prompt.len()));
+        bm.register_full_blocks(&t, &prompt, 0);
+        bm.reference(t[1]);
+        bm.register_tail(&t, &prompt);
+        bm.free(&t);
+        bm.free(&t[1..]);
+        assert_eq!(bm.take_cached_prefix(&prompt).partial, None);
     }
 
     #[test]

@@ -177,6 +177,8 @@ impl Scheduler {
     /// Removes a sequence (finished or aborted) and frees its blocks at once.
     pub fn remove(&mut self, id: SeqId) -> Option<Sequence> {
         let seq = self.seqs.remove(&id)?;
+        let computed = &seq.token_ids[..seq.num_computed];
+        self.blocks.register_tail(&seq.block_table, computed);
         self.blocks.free(&seq.block_table);
         match seq.status {
             SeqStatus::Running => self.running.retain(|&r| r != id),

@@ -118,6 +118,36 @@ async fn prefix_cache_hits_and_gives_the_same_output() {
     }
 }
 
+/// A prompt sent again (a regenerated answer) reuses all but its last token, though
+/// its end lies inside a block that its first, one-token answer never filled: the
+/// finished sequence's partly filled last block stays cached. The answer's logprobs
+/// are those of an engine with no prefix cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prompt_sent_again_reuses_all_but_its_last_token() {
+    let cached = start(small_config());
+    let uncached = start(EngineConfig {
+        enable_prefix_caching: false,
+        ..small_config()
+    });
+    let ids = long_prefix(&cached.tokenizer);
+    assert_ne!(ids.len() % 16, 0, "the test wants a prompt that ends inside a block");
+    let one = SamplingParams {
+        logprobs: Some(5),
+        ..greedy(1)
+    };
+    let first = run(&cached.engine, ids.clone(), one.clone()).await;
+    assert_eq!(first.usage.cached_prompt_tokens, 0);
+    let again = run(&cached.engine, ids.clone(), one.clone()).await;
+    assert_eq!(again.usage.cached_prompt_tokens, ids.len() - 1);
+    let reference = run(&uncached.engine, ids, one).await;
+    let (a, r) = (&again.logprobs[0].top, &reference.logprobs[0].top);
+    assert_eq!(a.len(), 5);
+    for ((at, al), (rt, rl)) in a.iter().zip(r) {
+        assert_eq!(at, rt);
+        assert!((al - rl).abs() < 1e-4, "logprob {al} against {rl}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chunked_prefill_gives_the_same_output() {
     let big = start(small_config());
