@@ -313,6 +313,26 @@ mod tests {
         (0..n as u32).map(|i| i * 7 + salt).collect()
     }
 
+    /// Checks a hit of one whole block (`t[0]`) then 2 tokens of `t[1]` (none where
+    /// partial hits are off), and gives it back.
+    fn check_hit_then_give_back(
+        bm: &mut BlockManager,
+        hit: &CachedPrefix,
+        t: &[u32],
+        partial_hits: bool,
+    ) {
+        assert_eq!(hit.blocks, t[..1].to_vec());
+        let want = partial_hits.then_some(PartialHit {
+            src: t[1],
+            tokens: 2,
+        });
+        assert_eq!(hit.partial, want);
+        bm.free(&hit.blocks);
+        if let Some(p) = hit.partial {
+            bm.release(p.src);
+        }
+    }
+
     /// Computes `prompt` as a finished sequence would: its blocks allocated, its full
     /// blocks registered, then all freed. Returns its block table.
     fn cache_prompt(bm: &mut BlockManager, prompt: &[u32]) -> Vec<u32> {
@@ -423,16 +443,7 @@ mod tests {
             let mut bm = BlockManager::new(2, 4, true).with_partial_hits(partial_hits);
             let t = cache_prompt(&mut bm, &prompt);
             let hit = bm.take_cached_prefix(&query);
-            assert_eq!(hit.blocks, t[..1].to_vec());
-            let want = partial_hits.then_some(PartialHit {
-                src: t[1],
-                tokens: 2,
-            });
-            assert_eq!(hit.partial, want);
-            bm.free(&hit.blocks);
-            if let Some(p) = hit.partial {
-                bm.release(p.src);
-            }
+            check_hit_then_give_back(&mut bm, &hit, &t, partial_hits);
         }
         // The second block evicted (tails go first): the hit ends at the first block.
         let mut bm = BlockManager::new(2, 4, true);
@@ -460,15 +471,8 @@ mod tests {
             assert_eq!(bm.num_cached_free(), if partial_hits { 2 } else { 1 });
             // The same prompt again: all but its last token (its logits are needed).
             let hit = bm.take_cached_prefix(&prompt);
-            assert_eq!(hit.blocks, t[..1].to_vec());
-            let want = partial_hits.then_some(PartialHit {
-                src: t[1],
-                tokens: 2,
-            });
-            assert_eq!(hit.partial, want);
-            bm.free(&hit.blocks);
-            if let Some(p) = hit.partial {
-                bm.release(p.src);
+            check_hit_then_give_back(&mut bm, &hit, &t, partial_hits);
+            if partial_hits {
                 // A prompt that goes on past it: all of the first prompt.
                 let hit = bm.take_cached_prefix(&longer);
                 assert_eq!(hit.num_tokens(4), prompt.len());

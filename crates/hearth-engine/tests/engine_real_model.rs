@@ -66,13 +66,29 @@ fn long_prefix(tok: &hearth_text::Tokenizer) -> Vec<u32> {
     prompt(tok, &text)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn prefix_cache_hits_and_gives_the_same_output() {
-    let cached = start(small_config());
+/// An engine with prefix caching and one without, for reference outputs.
+fn cached_and_uncached() -> (Fixture, Fixture) {
     let uncached = start(EngineConfig {
         enable_prefix_caching: false,
         ..small_config()
     });
+    (start(small_config()), uncached)
+}
+
+/// The cached K/V are the computed ones: the first token's top-5 logprobs agree with
+/// the reference's.
+fn assert_same_first_logprobs(hit: &Outcome, reference: &Outcome) {
+    let (h, r) = (&hit.logprobs[0].top, &reference.logprobs[0].top);
+    assert_eq!(h.len(), 5);
+    for ((ht, hl), (rt, rl)) in h.iter().zip(r) {
+        assert_eq!(ht, rt);
+        assert!((hl - rl).abs() < 1e-4, "logprob {hl} against {rl}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prefix_cache_hits_and_gives_the_same_output() {
+    let (cached, uncached) = cached_and_uncached();
     let base = long_prefix(&cached.tokenizer);
     // The shared prefix ends inside a block: the hit must reach its last token.
     assert_ne!(
@@ -109,13 +125,7 @@ async fn prefix_cache_hits_and_gives_the_same_output() {
         hit.tokens, reference.tokens,
         "a prefix-cache hit changed the output"
     );
-    // The cached K/V are the computed ones: the first token's top-5 logprobs agree.
-    let (h, r) = (&hit.logprobs[0].top, &reference.logprobs[0].top);
-    assert_eq!(h.len(), 5);
-    for ((ht, hl), (rt, rl)) in h.iter().zip(r) {
-        assert_eq!(ht, rt);
-        assert!((hl - rl).abs() < 1e-4, "logprob {hl} against {rl}");
-    }
+    assert_same_first_logprobs(&hit, &reference);
 }
 
 /// A prompt sent again (a regenerated answer) reuses all but its last token, though
@@ -124,13 +134,13 @@ async fn prefix_cache_hits_and_gives_the_same_output() {
 /// are those of an engine with no prefix cache.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prompt_sent_again_reuses_all_but_its_last_token() {
-    let cached = start(small_config());
-    let uncached = start(EngineConfig {
-        enable_prefix_caching: false,
-        ..small_config()
-    });
+    let (cached, uncached) = cached_and_uncached();
     let ids = long_prefix(&cached.tokenizer);
-    assert_ne!(ids.len() % 16, 0, "the test wants a prompt that ends inside a block");
+    assert_ne!(
+        ids.len() % 16,
+        0,
+        "the test wants a prompt that ends inside a block"
+    );
     let one = SamplingParams {
         logprobs: Some(5),
         ..greedy(1)
@@ -140,12 +150,7 @@ async fn a_prompt_sent_again_reuses_all_but_its_last_token() {
     let again = run(&cached.engine, ids.clone(), one.clone()).await;
     assert_eq!(again.usage.cached_prompt_tokens, ids.len() - 1);
     let reference = run(&uncached.engine, ids, one).await;
-    let (a, r) = (&again.logprobs[0].top, &reference.logprobs[0].top);
-    assert_eq!(a.len(), 5);
-    for ((at, al), (rt, rl)) in a.iter().zip(r) {
-        assert_eq!(at, rt);
-        assert!((al - rl).abs() < 1e-4, "logprob {al} against {rl}");
-    }
+    assert_same_first_logprobs(&again, &reference);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
