@@ -47,11 +47,7 @@ unsafe fn fold_avx512(words: &[u64]) -> u64 {
             a3 = _mm512_xor_si512(a3, _mm512_load_si512(q.add(3)));
         }
     }
-    let acc = [a0, a1, a2, a3];
-    let all = _mm512_xor_si512(
-        _mm512_xor_si512(acc[0], acc[1]),
-        _mm512_xor_si512(acc[2], acc[3]),
-    );
+    let all = _mm512_xor_si512(_mm512_xor_si512(a0, a1), _mm512_xor_si512(a2, a3));
     let lanes: [u64; 8] = std::mem::transmute(all);
     let rest = fold_portable(head) ^ fold_portable(&words[rounds * 32..]);
     lanes.iter().fold(rest, |a, &w| a ^ w)
