@@ -2,10 +2,10 @@
 //! `hearth serve` runs them (f16 KV, blocks of 16, chunks of 512 tokens), e.g.
 //! `cargo run --release -p hearth-models --example prefill_hit -- MODEL.gguf`
 //! (MODEL defaults to $HEARTH_TEST_MODEL). Prints median milliseconds for the cold
-//! prompt, for the hit (only the tokens past the cached blocks are computed) and their
+//! prompt, for the hit (only the tokens past the cached ones are computed) and their
 //! ratio, round by round. `HEARTH_HIT_PROMPT=2000` the prompt's tokens,
-//! `HEARTH_HIT_CACHED=1800` the tokens a hit finds cached (rounded down to whole blocks,
-//! as the prefix cache holds them), `HEARTH_HIT_CHUNK=512` the tokens a forward pass,
+//! `HEARTH_HIT_CACHED=1800` the tokens a hit finds cached (to the token, as the prefix
+//! cache reuses them), `HEARTH_HIT_CHUNK=512` the tokens a forward pass,
 //! `HEARTH_HIT_ROUNDS=7`. `HEARTH_HIT_AB=VAR:a,b` runs each round once per setting of
 //! VAR (a setting the library reads from the environment) and prints each one's medians.
 //! Built with `--features phase-times`, it prints where the hits' time went.
@@ -81,9 +81,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let prompt = env_usize("HEARTH_HIT_PROMPT").unwrap_or(2000).max(1);
     let cached = env_usize("HEARTH_HIT_CACHED")
         .unwrap_or(1800)
-        .min(prompt - 1)
-        / BLOCK
-        * BLOCK;
+        .min(prompt - 1);
     let step = env_usize("HEARTH_HIT_CHUNK").unwrap_or(512).max(1);
     let rounds = env_usize("HEARTH_HIT_ROUNDS").unwrap_or(7).max(1);
     let blocks = prompt.div_ceil(BLOCK);
