@@ -202,7 +202,7 @@ mod zmm {
         mn: __m512,
     }
 
-    super::super::pairs::zmm_entry!(Q4_1X8, BlockQ8_1);
+    super::super::pairs::zmm_entry!(Q4_1X8, BlockQ8_1, super::super::pairs::PairTiling::FOURS);
 
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]

@@ -351,7 +351,7 @@ mod zmm {
         d: __m512,
     }
 
-    super::super::pairs::zmm_entry!(Q6KX8, BlockQ8K);
+    super::super::pairs::zmm_entry!(Q6KX8, BlockQ8K, super::super::pairs::PairTiling::FOURS);
 
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]

@@ -191,7 +191,7 @@ mod zmm {
         d: __m512,
     }
 
-    super::super::pairs::zmm_entry!(Q8_0X8, BlockQ8_0);
+    super::super::pairs::zmm_entry!(Q8_0X8, BlockQ8_0, super::super::pairs::PairTiling::FOURS);
 
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]

@@ -49,9 +49,10 @@ macro_rules! dot_pair_fn {
 pub(crate) use dot_pair_fn;
 
 /// Defines a format's `zmm::dot_pair`, the pair kernel's entry compiled for AVX-512:
-/// `pair_tiles!` over the module's `unpack` and `rows_dot`.
+/// `pair_tiles!` over the module's `unpack` and `rows_dot`, with the format's
+/// `PairTiling`.
 macro_rules! zmm_entry {
-    ($unit:ty, $act:ty) => {
+    ($unit:ty, $act:ty, $tiling:expr) => {
         #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
         pub(super) unsafe fn dot_pair(
             kb: usize,
@@ -60,7 +61,8 @@ macro_rules! zmm_entry {
             out: &mut [f32],
             ld: usize,
         ) {
-            $crate::quant::pairs::pair_tiles!(kb, w, a, out, ld, |u0, u1| unpack(u0, u1), rows_dot);
+            const PAIR_TILING: $crate::quant::pairs::PairTiling = $tiling;
+            $crate::quant::pairs::pair_tiles!(kb, w, a, out, ld, PAIR_TILING, |u0, u1| unpack(u0, u1), rows_dot);
         }
     };
 }
@@ -75,15 +77,34 @@ pub(crate) fn pair_call_rows(what: &str, kb: usize, a_len: usize, out_len: usize
     );
 }
 
+/// How a format's pair kernel walks a tile (measured per format: `probe` figures in
+/// BENCHMARKS.md, "Q4_K at 8 rows").
+#[derive(Clone, Copy)]
+pub(crate) struct PairTiling {
+    /// A tile of 8 rows in one `rows_dot::<8>` (each weight vector split once for the
+    /// 8), else as two of 4 (fewer live registers).
+    pub(crate) eight_in_one: bool,
+    /// The first tile also asks for the weights `PREFETCH_L2_BYTES` ahead into L2.
+    pub(crate) l2_prefetch: bool,
+}
+
+impl PairTiling {
+    /// Two calls of 4 rows, L1 prefetch only.
+    pub(crate) const FOURS: PairTiling = PairTiling {
+        eight_in_one: false,
+        l2_prefetch: false,
+    };
+}
+
 /// The pair kernels' loop, expanded inside a kernel compiled for its features:
 /// activation rows in tiles of 8, 4, then 1 (each size a constant, so the accumulators
 /// stay in registers); the first tile prefetches both units' blocks (`prefetch_pair`),
 /// as the 256-bit kernels do; per block, `$unpack` (with the
 /// blocks bound to `$u0`, `$u1`) prepares the weights once for the tile and
-/// `$rows_dot::<R>` folds them into 4 rows at a time, then 1; each row's 16 results are
-/// stored as one vector.
+/// `$rows_dot::<R>` folds them into 8 rows at a time (where `$tiling` says so) or 4,
+/// then 1; each row's 16 results are stored as one vector.
 macro_rules! pair_tiles {
-    ($kb:expr, $w:expr, $a:expr, $out:expr, $ld:expr,
+    ($kb:expr, $w:expr, $a:expr, $out:expr, $ld:expr, $tiling:expr,
      |$u0:ident, $u1:ident| $unpack:expr, $rows_dot:ident) => {{
         let (kb, w, a, out, ld) = ($kb, $w, $a, $out, $ld);
         let t = a.len() / kb;
@@ -95,26 +116,29 @@ macro_rules! pair_tiles {
                 _ => 1,
             };
             match r {
-                8 => $crate::quant::pairs::pair_tiles!(@tile 8, kb, w, a, out, ld, t0, |$u0, $u1| $unpack, $rows_dot),
-                4 => $crate::quant::pairs::pair_tiles!(@tile 4, kb, w, a, out, ld, t0, |$u0, $u1| $unpack, $rows_dot),
-                _ => $crate::quant::pairs::pair_tiles!(@tile 1, kb, w, a, out, ld, t0, |$u0, $u1| $unpack, $rows_dot),
+                8 => $crate::quant::pairs::pair_tiles!(@tile 8, kb, w, a, out, ld, t0, $tiling, |$u0, $u1| $unpack, $rows_dot),
+                4 => $crate::quant::pairs::pair_tiles!(@tile 4, kb, w, a, out, ld, t0, $tiling, |$u0, $u1| $unpack, $rows_dot),
+                _ => $crate::quant::pairs::pair_tiles!(@tile 1, kb, w, a, out, ld, t0, $tiling, |$u0, $u1| $unpack, $rows_dot),
             }
             t0 += r;
         }
     }};
     (@tile $r:literal, $kb:ident, $w:ident, $a:ident, $out:ident, $ld:ident, $t0:ident,
-     |$u0:ident, $u1:ident| $unpack:expr, $rows_dot:ident) => {{
+     $tiling:expr, |$u0:ident, $u1:ident| $unpack:expr, $rows_dot:ident) => {{
         const R: usize = $r;
         let mut acc = [_mm512_setzero_ps(); 8];
         let (w0, w1) = $w.split_at($kb);
         for (b, ($u0, $u1)) in w0.iter().zip(w1).enumerate() {
             if $t0 == 0 {
-                $crate::quant::pairs::prefetch_pair($u0, $u1, b, $kb);
+                $crate::quant::pairs::prefetch_pair($u0, $u1, b, $kb, $tiling.l2_prefetch);
             }
             let unpacked = $unpack;
             let blocks = |j: usize| &*$a.as_ptr().add(($t0 + j) * $kb + b);
             let [a0, a1, a2, a3, a4, a5, a6, a7] = &mut acc;
-            if R >= 4 {
+            if R == 8 && $tiling.eight_in_one {
+                let all = [a0, a1, a2, a3, a4, a5, a6, a7];
+                $rows_dot::<8>(&unpacked, std::array::from_fn(|i| blocks(i)), all);
+            } else if R >= 4 {
                 $rows_dot::<4>(&unpacked, std::array::from_fn(|i| blocks(i)), [a0, a1, a2, a3]);
                 if R == 8 {
                     let bs = std::array::from_fn(|i| blocks(4 + i));
@@ -132,16 +156,27 @@ macro_rules! pair_tiles {
 }
 pub(crate) use pair_tiles;
 
-/// Prefetches both units' weights `blocks_ahead` blocks past block `b` of a pair (`u0`,
-/// `u1` its blocks `b`) in the order the pairs are read: past a unit's last block come
-/// the next pair's first blocks, two units (`2 * kb` blocks) on, not the other unit's.
+/// Prefetches both units' weights `PREFETCH_BYTES` past block `b` of a pair (`u0`,
+/// `u1` its blocks `b`) into L1, and with `l2` also `PREFETCH_L2_BYTES` past it into
+/// L2, in the order the pairs are read: past a unit's last block come the next pair's
+/// first blocks, two units (`2 * kb` blocks) on, not the other unit's.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-pub(crate) fn prefetch_pair<U>(u0: &U, u1: &U, b: usize, kb: usize) {
-    let at = b + super::units::blocks_ahead::<U>();
-    let ahead = (at / kb) * 2 * kb + at % kb - b;
-    super::units::prefetch_ahead(u0, ahead);
-    super::units::prefetch_ahead(u1, ahead);
+pub(crate) fn prefetch_pair<U>(u0: &U, u1: &U, b: usize, kb: usize, l2: bool) {
+    use super::units::{prefetch_lines, PREFETCH_BYTES, PREFETCH_L2_BYTES};
+    use std::arch::x86_64::{_MM_HINT_T0, _MM_HINT_T1};
+    let ahead = |bytes: usize| {
+        let at = b + bytes.div_ceil(std::mem::size_of::<U>());
+        (at / kb) * 2 * kb + at % kb - b
+    };
+    let near = ahead(PREFETCH_BYTES);
+    prefetch_lines::<_MM_HINT_T0, U>(u0, near);
+    prefetch_lines::<_MM_HINT_T0, U>(u1, near);
+    if l2 {
+        let far = ahead(PREFETCH_L2_BYTES);
+        prefetch_lines::<_MM_HINT_T1, U>(u0, far);
+        prefetch_lines::<_MM_HINT_T1, U>(u1, far);
+    }
 }
 
 /// Two 32-byte vectors (the same part of two units' blocks) as one, `a` low.

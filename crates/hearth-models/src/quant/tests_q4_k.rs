@@ -47,9 +47,10 @@ fn repacked_kernel_matches_reference_dot() {
 
 /// The SIMD paths (those this CPU has) and the portable one agree bit for bit, with
 /// weights and activations at their extremes too (nibbles 15, scales 63, |q8| 127).
+/// 13 activation rows: the pair kernel's tiles of 8, 4 and 1.
 #[test]
 fn simd_and_portable_paths_agree_exactly() {
-    let (k, m) = (2 * QK_K, 7);
+    let (k, m) = (2 * QK_K, 13);
     let held = Q4KMatrix::from_qtensor(&q4k(8, k)).expect("held");
     let mut extreme = held.unit(0, 1);
     extreme.qs = [[[[0xFF; 4]; 8]; 4]; 8];
