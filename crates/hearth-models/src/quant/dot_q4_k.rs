@@ -351,9 +351,9 @@ mod zmm {
         dmin: __m512,
     }
 
-    // A tile of 8 rows in one pass, with the L2 prefetch: 8192 x 3072, 8 rows, hot
-    // 433 -> 362 us, cold 618 -> 483 us (`probe`); the 3B-shaped file's 8-sequence step
-    // 89.0 -> 67.6 ms (`decode_step`, alternated in one run).
+    // A tile of 8 rows in one pass, with the L2 prefetch: the 3B-shaped file's
+    // 8-sequence step 91.5 -> 74.2 ms (`decode_step`, builds alternated; BENCHMARKS.md,
+    // "Q4_K and Q6_K at 8 rows").
     const TILING: super::super::pairs::PairTiling = super::super::pairs::PairTiling {
         eight_in_one: true,
         l2_prefetch: true,

@@ -351,8 +351,8 @@ mod zmm {
         d: __m512,
     }
 
-    // As Q4_K's: 8192 x 3072, 8 rows, hot 594 -> 495 us, cold ~960 -> ~900 us (`probe`,
-    // builds alternated; either change alone was slower cold).
+    // As Q4_K's: 8192 x 3072, 8 rows, hot 594 -> 495 us, cold ~960 -> ~900 us (a loop of
+    // `matmul_with` calls, builds alternated; either change alone was slower cold).
     const TILING: super::super::pairs::PairTiling = super::super::pairs::PairTiling {
         eight_in_one: true,
         l2_prefetch: true,

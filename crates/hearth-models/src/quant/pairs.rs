@@ -77,8 +77,8 @@ pub(crate) fn pair_call_rows(what: &str, kb: usize, a_len: usize, out_len: usize
     );
 }
 
-/// How a format's pair kernel walks a tile (measured per format: `probe` figures in
-/// BENCHMARKS.md, "Q4_K at 8 rows").
+/// How a format's pair kernel walks a tile (measured per format: BENCHMARKS.md, "Q4_K
+/// and Q6_K at 8 rows").
 #[derive(Clone, Copy)]
 pub(crate) struct PairTiling {
     /// A tile of 8 rows in one `rows_dot::<8>` (each weight vector split once for the

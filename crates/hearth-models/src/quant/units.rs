@@ -19,9 +19,9 @@ pub(crate) const PREFETCH_BYTES: usize = 4096;
 /// prefetches into L2. At 8 rows the Q4_K pair kernel computes long enough per block
 /// that L1 prefetches alone left the weight reads and the arithmetic one after the
 /// other: a cold 8192 x 3072 matrix took the hot time plus the streaming time; with
-/// this second prefetch 618 -> 483 us (`probe`, 8 rows). 12288 bytes or more ran no
-/// faster than none (past a short unit row the far lines are the next pair's, often
-/// another task's).
+/// this second prefetch 618 -> 483 us (8 rows, a loop of `matmul_with` calls). At
+/// 12288 bytes or more it gained little (past a short unit row the far lines are the
+/// next pair's, often another task's).
 #[cfg(target_arch = "x86_64")]
 pub(crate) const PREFETCH_L2_BYTES: usize = 8192;
 
