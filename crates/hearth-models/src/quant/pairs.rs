@@ -62,7 +62,16 @@ macro_rules! zmm_entry {
             ld: usize,
         ) {
             const PAIR_TILING: $crate::quant::pairs::PairTiling = $tiling;
-            $crate::quant::pairs::pair_tiles!(kb, w, a, out, ld, PAIR_TILING, |u0, u1| unpack(u0, u1), rows_dot);
+            $crate::quant::pairs::pair_tiles!(
+                kb,
+                w,
+                a,
+                out,
+                ld,
+                PAIR_TILING,
+                |u0, u1| unpack(u0, u1),
+                rows_dot
+            );
         }
     };
 }
