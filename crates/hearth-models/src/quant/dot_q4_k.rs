@@ -354,11 +354,7 @@ mod zmm {
     // A tile of 8 rows in one pass, with the L2 prefetch: the 3B-shaped file's
     // 8-sequence step 91.5 -> 74.2 ms (`decode_step`, builds alternated; BENCHMARKS.md,
     // "Q4_K and Q6_K at 8 rows").
-    const TILING: super::super::pairs::PairTiling = super::super::pairs::PairTiling {
-        eight_in_one: true,
-        l2_prefetch: true,
-    };
-    super::super::pairs::zmm_entry!(Q4KX8, BlockQ8K, TILING);
+    super::super::pairs::zmm_entry!(Q4KX8, BlockQ8K, super::super::pairs::PairTiling::EIGHTS);
 
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]

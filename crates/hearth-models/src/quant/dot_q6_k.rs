@@ -353,11 +353,7 @@ mod zmm {
 
     // As Q4_K's: 8192 x 3072, 8 rows, hot 594 -> 495 us, cold ~960 -> ~900 us (a loop of
     // `matmul_with` calls, builds alternated; either change alone was slower cold).
-    const TILING: super::super::pairs::PairTiling = super::super::pairs::PairTiling {
-        eight_in_one: true,
-        l2_prefetch: true,
-    };
-    super::super::pairs::zmm_entry!(Q6KX8, BlockQ8K, TILING);
+    super::super::pairs::zmm_entry!(Q6KX8, BlockQ8K, super::super::pairs::PairTiling::EIGHTS);
 
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]

@@ -103,6 +103,12 @@ impl PairTiling {
         eight_in_one: false,
         l2_prefetch: false,
     };
+
+    /// One call of 8 rows, and the L2 prefetch too.
+    pub(crate) const EIGHTS: PairTiling = PairTiling {
+        eight_in_one: true,
+        l2_prefetch: true,
+    };
 }
 
 /// The pair kernels' loop, expanded inside a kernel compiled for its features:
