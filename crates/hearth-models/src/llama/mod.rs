@@ -92,13 +92,10 @@ impl Llama {
         let (c, w) = (&self.cfg, &self.layers[i]);
         let mut lap = Lap::start();
         cache.prefetch_writes(i, &batch.slot_mapping);
-        // Side by side on the pool: a worker that finishes its share of one product
-        // steals from the next instead of sleeping until it is woken for it.
-        let ((q, k), v) = rayon::join(
-            || rayon::join(|| w.wq.forward(h), || w.wk.forward(h)),
-            || w.wv.forward(h),
-        );
-        let (mut q, mut k, mut v) = (q?, k?, v?);
+        // One input, three products side by side on the pool (a worker that finishes
+        // its share of one steals from the next), its rows quantized once for the three
+        // where they take the same activation blocks.
+        let [mut q, mut k, mut v] = products(&[&w.wq, &w.wk, &w.wv], h)?;
         lap.mark(Phase::QkvProducts);
         if let Some([bq, bk, bv]) = &w.qkv_bias {
             (q, k, v) = (
@@ -130,8 +127,7 @@ impl Llama {
         lap.mark(Phase::OutProduct);
         let (x, h) = add_rms_norm(x, &o, &w.ffn_norm, c.rms_eps)?;
         lap.mark(Phase::AddAndNorm);
-        let (gate, up) = rayon::join(|| w.w_gate.forward(&h), || w.w_up.forward(&h));
-        let (gate, up) = (gate?, up?);
+        let [gate, up] = products(&[&w.w_gate, &w.w_up], &h)?;
         lap.mark(Phase::GateUpProducts);
         let m = gated_mul(Gate::Silu, &gate, &up)?;
         lap.mark(Phase::GatedActivation);
@@ -139,6 +135,13 @@ impl Llama {
         lap.mark(Phase::DownProduct);
         Ok((x, down))
     }
+}
+
+/// `Linear::forward_shared` of `N` matrices, as an array.
+fn products<const N: usize>(mats: &[&Linear; N], x: &Tensor) -> Result<[Tensor; N], ModelError> {
+    let out = Linear::forward_shared(mats, x)?;
+    out.try_into()
+        .map_err(|v: Vec<Tensor>| ModelError::Invalid(format!("{} products for {N}", v.len())))
 }
 
 impl CausalLm for Llama {

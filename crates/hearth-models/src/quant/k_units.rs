@@ -3,6 +3,7 @@
 
 use super::pairs;
 use super::q8_k::quantize_row_q8k;
+use super::shared_acts::{checked, QuantizedRows};
 use super::units::repack;
 use super::Kernel;
 use candle_core::quantized::k_quants::{BlockQ8K, QK_K};
@@ -57,4 +58,33 @@ where
 {
     let q8k = (BlockQ8K::zeros(), quantize_row_q8k);
     pairs::quantized_matmul(name, kernel, units, (n, k, QK_K), x, m, y, q8k, dots)
+}
+
+/// `x`'s rows quantized to Q8_K, as `matmul` quantizes them (`RowMatrix::quantize`).
+pub(crate) fn quantize(name: &str, x: &[f32], m: usize, k: usize) -> Result<QuantizedRows> {
+    let q8k = (BlockQ8K::zeros(), quantize_row_q8k);
+    pairs::quantize_checked(name, x, (m, k, QK_K), q8k).map(QuantizedRows::Q8K)
+}
+
+/// `matmul` on rows `quantize` made (`RowMatrix::matmul_quantized`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul_quantized<W, U, P>(
+    name: &str,
+    kernel: Kernel,
+    units: &[W],
+    (n, k): (usize, usize),
+    acts: &QuantizedRows,
+    m: usize,
+    y: &mut [f32],
+    dots: (U, P),
+) -> Result<()>
+where
+    W: Sync,
+    U: Fn(Kernel, &[W], &[BlockQ8K], &mut [f32], usize) + Sync,
+    P: Fn(Kernel, usize, &[W], &[BlockQ8K], &mut [f32], usize) + Sync,
+{
+    let kb = k / QK_K;
+    let a = checked::Q8K(name, acts, (m, kb, n), y)?;
+    pairs::matmul_checked(kernel, units, kb, n, a, m, y, dots);
+    Ok(())
 }

@@ -17,6 +17,7 @@ mod q8_0;
 mod q8_1;
 mod q8_k;
 mod row_matrix;
+mod shared_acts;
 mod simd;
 #[cfg(test)]
 mod tests;
@@ -28,6 +29,8 @@ mod tests_q4_k;
 mod tests_q6_k;
 #[cfg(test)]
 mod tests_q8_0;
+#[cfg(test)]
+mod tests_shared;
 mod tiled;
 mod units;
 
@@ -41,3 +44,4 @@ pub use q6_k::Q6KMatrix;
 pub use q8_0::{quantize_row_q8_0, BlockQ8_0, Q8_0Matrix, Q8_0_BLOCK_BYTES};
 pub use q8_1::{quantize_row_q8_1, BlockQ8_1, QK};
 pub use row_matrix::RowMatrix;
+pub use shared_acts::{ActsKind, QuantizedRows};

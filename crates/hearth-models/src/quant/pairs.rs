@@ -252,6 +252,62 @@ where
     Ok(())
 }
 
+/// `x`'s `m` rows of `k` values quantized into blocks of `block_len` values (`quantize`,
+/// `zero` before): `quantized_matmul`'s first step, for `RowMatrix::quantize`.
+pub(crate) fn quantize_checked<A, Q>(
+    name: &str,
+    x: &[f32],
+    (m, k, block_len): (usize, usize, usize),
+    (zero, quantize): (A, Q),
+) -> candle_core::Result<Vec<A>>
+where
+    A: Clone + Send + Sync,
+    Q: Fn(&[f32], &mut [A]) + Sync + Send,
+{
+    if x.len() != m * k {
+        candle_core::bail!("{name} quantize: x has {} values for m={m} k={k}", x.len());
+    }
+    if m == 0 || k == 0 {
+        return Ok(Vec::new());
+    }
+    Ok(super::tiled::quantize_rows(
+        x,
+        m,
+        k,
+        k / block_len,
+        zero,
+        quantize,
+    ))
+}
+
+/// `matmul` on `m` rows of activation blocks checked by the caller, where there is
+/// anything to compute (`y` zeros for `kb == 0`): `RowMatrix::matmul_quantized`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul_checked<W, A, U, P>(
+    kernel: Kernel,
+    units: &[W],
+    kb: usize,
+    n: usize,
+    acts: &[A],
+    m: usize,
+    y: &mut [f32],
+    dots: (U, P),
+) where
+    W: Sync,
+    A: Sync,
+    U: Fn(Kernel, &[W], &[A], &mut [f32], usize) + Sync,
+    P: Fn(Kernel, usize, &[W], &[A], &mut [f32], usize) + Sync,
+{
+    if m == 0 || n == 0 {
+        return;
+    }
+    if kb == 0 {
+        y.fill(0.0);
+        return;
+    }
+    matmul(kernel, units, kb, n, acts, m, y, dots)
+}
+
 /// `y[m, n] = x · Wᵀ` over `units` (`[unit][block]`, `kb` blocks a unit row) and the
 /// quantized activation rows `acts`: one unit row a task item (`dot_unit(kernel, w, a,
 /// out, ld)`), or, where `use_pairs`, two (`dot_pair(kernel, kb, w, a, out, ld)`, on a

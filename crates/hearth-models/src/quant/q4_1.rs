@@ -6,6 +6,7 @@ use super::dot_q4_1::{dot_pair, dot_unit, Q4_1X8};
 use super::kernel::Kernel;
 use super::pairs;
 use super::q8_1::{quantize_row_q8_1, BlockQ8_1, QK};
+use super::shared_acts::{checked, ActsKind, QuantizedRows};
 use super::units::{repack, ROWS};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{bail, Result};
@@ -103,6 +104,23 @@ impl super::RowMatrix for Q4_1Matrix {
 
     fn matmul(&self, x: &[f32], m: usize, y: &mut [f32]) -> Result<()> {
         Q4_1Matrix::matmul(self, x, m, y)
+    }
+
+    fn acts_kind(&self) -> Option<ActsKind> {
+        Some(ActsKind::Q8_1)
+    }
+
+    fn quantize(&self, x: &[f32], m: usize) -> Result<QuantizedRows> {
+        let q8_1 = (BlockQ8_1::ZERO, quantize_row_q8_1);
+        pairs::quantize_checked("Q4_1", x, (m, self.k, QK), q8_1).map(QuantizedRows::Q8_1)
+    }
+
+    fn matmul_quantized(&self, acts: &QuantizedRows, m: usize, y: &mut [f32]) -> Result<()> {
+        let kb = self.k / QK;
+        let a = checked::Q8_1("Q4_1", acts, (m, kb, self.n), y)?;
+        let dots = (dot_unit, dot_pair);
+        pairs::matmul_checked(Kernel::detect(), &self.units, kb, self.n, a, m, y, dots);
+        Ok(())
     }
 
     fn row(&self, i: usize, out: &mut [f32]) {

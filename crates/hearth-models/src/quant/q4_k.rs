@@ -4,6 +4,7 @@
 
 use super::dot_q4_k::{dot_pair, dot_unit, scales_and_mins, Q4KX8, ROWS};
 use super::k_units;
+use super::shared_acts::{ActsKind, QuantizedRows};
 use super::{Kernel, RowMatrix};
 use candle_core::quantized::k_quants::QK_K;
 use candle_core::quantized::{GgmlDType, QTensor};
@@ -98,6 +99,20 @@ impl RowMatrix for Q4KMatrix {
 
     fn matmul(&self, x: &[f32], m: usize, y: &mut [f32]) -> Result<()> {
         self.matmul_with(Kernel::detect(), x, m, y)
+    }
+
+    fn acts_kind(&self) -> Option<ActsKind> {
+        Some(ActsKind::Q8K)
+    }
+
+    fn quantize(&self, x: &[f32], m: usize) -> Result<QuantizedRows> {
+        k_units::quantize("Q4_K", x, m, self.k)
+    }
+
+    fn matmul_quantized(&self, acts: &QuantizedRows, m: usize, y: &mut [f32]) -> Result<()> {
+        let (kernel, dots) = (Kernel::detect(), (dot_unit, dot_pair));
+        let nk = (self.n, self.k);
+        k_units::matmul_quantized("Q4_K", kernel, &self.units, nk, acts, m, y, dots)
     }
 
     /// As candle's `to_float`: `d * sc * q - dmin * m`, with `d * sc` and `dmin * m`

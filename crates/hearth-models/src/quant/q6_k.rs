@@ -4,6 +4,7 @@
 
 use super::dot_q6_k::{dot_pair, dot_unit, Q6KX8, ROWS};
 use super::k_units;
+use super::shared_acts::{ActsKind, QuantizedRows};
 use super::{Kernel, RowMatrix};
 use candle_core::quantized::k_quants::QK_K;
 use candle_core::quantized::{GgmlDType, QTensor};
@@ -100,6 +101,20 @@ impl RowMatrix for Q6KMatrix {
 
     fn matmul(&self, x: &[f32], m: usize, y: &mut [f32]) -> Result<()> {
         self.matmul_with(Kernel::detect(), x, m, y)
+    }
+
+    fn acts_kind(&self) -> Option<ActsKind> {
+        Some(ActsKind::Q8K)
+    }
+
+    fn quantize(&self, x: &[f32], m: usize) -> Result<QuantizedRows> {
+        k_units::quantize("Q6_K", x, m, self.k)
+    }
+
+    fn matmul_quantized(&self, acts: &QuantizedRows, m: usize, y: &mut [f32]) -> Result<()> {
+        let (kernel, dots) = (Kernel::detect(), (dot_unit, dot_pair));
+        let nk = (self.n, self.k);
+        k_units::matmul_quantized("Q6_K", kernel, &self.units, nk, acts, m, y, dots)
     }
 
     /// As candle's `to_float`: `d * scale * (q - 32)`, left to right.

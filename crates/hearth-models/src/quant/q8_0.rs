@@ -6,6 +6,7 @@ use super::dot_q8_0::{dot_pair, dot_unit, Q8_0X8};
 use super::kernel::Kernel;
 use super::pairs;
 use super::q8_1::QK;
+use super::shared_acts::{checked, ActsKind, QuantizedRows};
 use super::units::{repack, ROWS};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{bail, Result};
@@ -168,6 +169,23 @@ impl super::RowMatrix for Q8_0Matrix {
 
     fn matmul(&self, x: &[f32], m: usize, y: &mut [f32]) -> Result<()> {
         Q8_0Matrix::matmul(self, x, m, y)
+    }
+
+    fn acts_kind(&self) -> Option<ActsKind> {
+        Some(ActsKind::Q8_0)
+    }
+
+    fn quantize(&self, x: &[f32], m: usize) -> Result<QuantizedRows> {
+        let q8_0 = (BlockQ8_0::ZERO, quantize_row_q8_0);
+        pairs::quantize_checked("Q8_0", x, (m, self.k, QK), q8_0).map(QuantizedRows::Q8_0)
+    }
+
+    fn matmul_quantized(&self, acts: &QuantizedRows, m: usize, y: &mut [f32]) -> Result<()> {
+        let kb = self.k / QK;
+        let a = checked::Q8_0("Q8_0", acts, (m, kb, self.n), y)?;
+        let dots = (dot_unit, dot_pair);
+        pairs::matmul_checked(Kernel::detect(), &self.units, kb, self.n, a, m, y, dots);
+        Ok(())
     }
 
     fn row(&self, i: usize, out: &mut [f32]) {

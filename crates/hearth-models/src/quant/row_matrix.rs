@@ -2,8 +2,9 @@
 //! hearth's pool, and single rows dequantized (token embeddings are rows of a matrix
 //! that a tied LM head multiplies with, so one copy serves both).
 
+use super::shared_acts::{ActsKind, QuantizedRows};
 use candle_core::quantized::GgmlDType;
-use candle_core::Result;
+use candle_core::{bail, Result};
 
 pub trait RowMatrix: std::fmt::Debug + Send + Sync {
     /// Output features (weight rows).
@@ -13,6 +14,23 @@ pub trait RowMatrix: std::fmt::Debug + Send + Sync {
     fn dtype(&self) -> GgmlDType;
     /// `y[m, n] = x[m, k] · Wᵀ`.
     fn matmul(&self, x: &[f32], m: usize, y: &mut [f32]) -> Result<()>;
+    /// The activation blocks `matmul` quantizes `x` into; `None` where it has no such
+    /// step that another product could share.
+    fn acts_kind(&self) -> Option<ActsKind> {
+        None
+    }
+    /// `x`'s `m` rows quantized as `matmul` quantizes them (`acts_kind`).
+    fn quantize(&self, _x: &[f32], _m: usize) -> Result<QuantizedRows> {
+        bail!(
+            "{:?} matrices quantize no activations of their own",
+            self.dtype()
+        )
+    }
+    /// `y[m, n]` from rows that `quantize` of a matrix with this `acts_kind` and `k`
+    /// made: the bits `matmul` gives for the same rows.
+    fn matmul_quantized(&self, _acts: &QuantizedRows, _m: usize, _y: &mut [f32]) -> Result<()> {
+        bail!("{:?} matrices take no quantized activations", self.dtype())
+    }
     /// Row `i` (< `n`) into `out` (`k` values); callers check the bounds
     /// (`Linear::embedding`).
     fn row(&self, i: usize, out: &mut [f32]);
