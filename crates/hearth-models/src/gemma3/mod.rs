@@ -92,12 +92,8 @@ impl Gemma3 {
         let rope = if sliding { tables.0 } else { tables.1 };
         cache.prefetch_writes(i, &batch.slot_mapping);
         let h = rms_norm(x, &w.input_norm, c.rms_eps)?;
-        // Side by side on the pool, as in llama: no worker sleeps between the products.
-        let ((q, k), v) = rayon::join(
-            || rayon::join(|| w.wq.forward(&h), || w.wk.forward(&h)),
-            || w.wv.forward(&h),
-        );
-        let (q, k, v) = (q?, k?, v?);
+        // Side by side on the pool, the input quantized once, as in llama.
+        let [q, k, v] = Linear::forward_shared(&[&w.wq, &w.wk, &w.wv], &h)?;
         let q = self.norm_rope(&q, c.num_heads, &w.q_norm, rope)?;
         let k = self.norm_rope(&k, c.num_kv_heads, &w.k_norm, rope)?;
         self.attn.write_kv(cache, i, &k, &v, batch)?;
@@ -113,8 +109,8 @@ impl Gemma3 {
         let a = rms_norm(&w.wo.forward(&a)?, &w.post_attn_norm, c.rms_eps)?;
         let x = (x + a)?;
         let h = rms_norm(&x, &w.pre_ffn_norm, c.rms_eps)?;
-        let (gate, up) = rayon::join(|| w.w_gate.forward(&h), || w.w_up.forward(&h));
-        let m = gated_mul(Gate::GeluTanh, &gate?, &up?)?;
+        let [gate, up] = Linear::forward_shared(&[&w.w_gate, &w.w_up], &h)?;
+        let m = gated_mul(Gate::GeluTanh, &gate, &up)?;
         let m = rms_norm(&w.w_down.forward(&m)?, &w.post_ffn_norm, c.rms_eps)?;
         Ok((x + m)?)
     }

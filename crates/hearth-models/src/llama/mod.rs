@@ -95,7 +95,7 @@ impl Llama {
         // One input, three products side by side on the pool (a worker that finishes
         // its share of one steals from the next), its rows quantized once for the three
         // where they take the same activation blocks.
-        let [mut q, mut k, mut v] = products(&[&w.wq, &w.wk, &w.wv], h)?;
+        let [mut q, mut k, mut v] = Linear::forward_shared(&[&w.wq, &w.wk, &w.wv], h)?;
         lap.mark(Phase::QkvProducts);
         if let Some([bq, bk, bv]) = &w.qkv_bias {
             (q, k, v) = (
@@ -127,7 +127,7 @@ impl Llama {
         lap.mark(Phase::OutProduct);
         let (x, h) = add_rms_norm(x, &o, &w.ffn_norm, c.rms_eps)?;
         lap.mark(Phase::AddAndNorm);
-        let [gate, up] = products(&[&w.w_gate, &w.w_up], &h)?;
+        let [gate, up] = Linear::forward_shared(&[&w.w_gate, &w.w_up], &h)?;
         lap.mark(Phase::GateUpProducts);
         let m = gated_mul(Gate::Silu, &gate, &up)?;
         lap.mark(Phase::GatedActivation);
@@ -135,13 +135,6 @@ impl Llama {
         lap.mark(Phase::DownProduct);
         Ok((x, down))
     }
-}
-
-/// `Linear::forward_shared` of `N` matrices, as an array.
-fn products<const N: usize>(mats: &[&Linear; N], x: &Tensor) -> Result<[Tensor; N], ModelError> {
-    let out = Linear::forward_shared(mats, x)?;
-    out.try_into()
-        .map_err(|v: Vec<Tensor>| ModelError::Invalid(format!("{} products for {N}", v.len())))
 }
 
 impl CausalLm for Llama {

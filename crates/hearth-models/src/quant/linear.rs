@@ -86,7 +86,15 @@ impl Linear {
     /// the same activation blocks and `x` is an f32 tensor on the CPU, `x`'s rows are
     /// quantized once for all of them (`shared_acts`); the results are the bits each
     /// `forward` gives.
-    pub fn forward_shared(mats: &[&Linear], x: &Tensor) -> Result<Vec<Tensor>> {
+    pub fn forward_shared<const N: usize>(mats: &[&Linear; N], x: &Tensor) -> Result<[Tensor; N]> {
+        let out = Self::forward_each(mats, x)?;
+        out.try_into().map_err(|v: Vec<Tensor>| {
+            candle_core::Error::Msg(format!("{} products of {N}", v.len()))
+        })
+    }
+
+    /// `forward_shared` on a slice of matrices.
+    fn forward_each(mats: &[&Linear], x: &Tensor) -> Result<Vec<Tensor>> {
         let held: Option<Vec<&dyn RowMatrix>> = mats
             .iter()
             .map(|l| match l {
