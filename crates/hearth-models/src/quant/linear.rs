@@ -6,12 +6,10 @@
 use super::blocks::block_matrix;
 use super::q4_1::Q4_1Matrix;
 use super::q8_0::Q8_0Matrix;
-use super::shared_acts::QuantizedRows;
 use super::RowMatrix;
 use candle_core::backend::BackendStorage;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
-use candle_core::{bail, CpuStorage, CustomOp1, Layout, Module, Result, Shape, Storage, Tensor};
-use rayon::prelude::*;
+use candle_core::{bail, CpuStorage, CustomOp1, Layout, Module, Result, Shape, Tensor};
 use std::sync::Arc;
 
 #[derive(Debug, Clone)]
@@ -78,71 +76,6 @@ impl Linear {
         dims.push(k);
         Tensor::from_vec(out, dims, ids.device())
     }
-}
-
-impl Linear {
-    /// `x · Wᵀ` for each of `mats` (one input, several products: a layer's q, k and v),
-    /// side by side on the pool. Where every matrix is held for hearth's kernels with
-    /// the same activation blocks and `x` is an f32 tensor on the CPU, `x`'s rows are
-    /// quantized once for all of them (`shared_acts`); the results are the bits each
-    /// `forward` gives.
-    pub fn forward_shared<const N: usize>(mats: &[&Linear; N], x: &Tensor) -> Result<[Tensor; N]> {
-        let out = Self::forward_each(mats, x)?;
-        out.try_into().map_err(|v: Vec<Tensor>| {
-            candle_core::Error::Msg(format!("{} products of {N}", v.len()))
-        })
-    }
-
-    /// `forward_shared` on a slice of matrices.
-    fn forward_each(mats: &[&Linear], x: &Tensor) -> Result<Vec<Tensor>> {
-        let held: Option<Vec<&dyn RowMatrix>> = mats
-            .iter()
-            .map(|l| match l {
-                Linear::Quantized(m) => Some(m.as_ref()),
-                Linear::Candle(_) => None,
-            })
-            .collect();
-        let shared = held.filter(|held| {
-            let first = held.first();
-            let kind = first.and_then(|m| m.acts_kind());
-            kind.is_some()
-                && held
-                    .iter()
-                    .all(|m| m.acts_kind() == kind && Some(m.k()) == first.map(|f| f.k()))
-                && x.device().is_cpu()
-        });
-        let Some(held) = shared else {
-            return mats.par_iter().map(|l| l.forward(x)).collect();
-        };
-        let k = held[0].k();
-        let (acts, m) = quantize_input(held[0], x, k)?;
-        held.par_iter()
-            .map(|w| {
-                let mut y = vec![0f32; m * w.n()];
-                w.matmul_quantized(&acts, m, &mut y)?;
-                let mut dims = x.dims().to_vec();
-                if let Some(last) = dims.last_mut() {
-                    *last = w.n();
-                }
-                Tensor::from_vec(y, dims, x.device())
-            })
-            .collect()
-    }
-}
-
-/// `x`'s rows (`[.., k]`, f32, contiguous) quantized by `w`, and how many rows.
-fn quantize_input(w: &dyn RowMatrix, x: &Tensor, k: usize) -> Result<(QuantizedRows, usize)> {
-    match x.dims().last() {
-        Some(&d) if d == k => {}
-        _ => bail!("quantized matmul: input {:?} does not end in {k}", x.dims()),
-    }
-    let (storage, layout) = x.storage_and_layout();
-    let Storage::Cpu(cpu) = &*storage else {
-        bail!("quantized matmul: the input is not on the CPU");
-    };
-    let xs = crate::cpu_op_inputs::f32_slice("quantized matmul", (cpu, layout))?;
-    let m = x.dims()[..x.rank() - 1].iter().product();
-    Ok((w.quantize(xs, m)?, m))
 }
 
 impl Module for Linear {

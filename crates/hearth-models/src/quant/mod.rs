@@ -18,6 +18,7 @@ mod q8_1;
 mod q8_k;
 mod row_matrix;
 mod shared_acts;
+mod shared_products;
 mod simd;
 #[cfg(test)]
 mod tests;
