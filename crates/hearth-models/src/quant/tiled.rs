@@ -66,28 +66,43 @@ pub(crate) fn matmul_units<W, A, F>(
     let y_ptr = SharedOut::new(y);
     (0..units.div_ceil(chunk)).into_par_iter().for_each(|c| {
         let us = c * chunk..((c + 1) * chunk).min(units);
-        // This task's results as [m][ld], ld its weight rows (padding included).
+        // This task's results as [m][ld], ld its weight rows (padding included), in
+        // the worker's buffer: the kernels call nothing that could run another task
+        // on this thread, so it is borrowed once at a time.
         let ld = us.len() * per;
-        let mut local = vec![0f32; m * ld];
-        for r0 in (0..m).step_by(ROW_TILE) {
-            let r1 = (r0 + ROW_TILE).min(m);
-            let a = &acts[r0 * kb..r1 * kb];
-            for (li, u) in us.clone().enumerate() {
-                let w = &data[u * row_len..((u + 1) * row_len).min(data.len())];
-                dot(w, a, &mut local[r0 * ld + li * per..], ld);
+        RESULTS.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            buf.clear();
+            buf.resize(m * ld, 0.0);
+            let local = &mut buf[..];
+            for r0 in (0..m).step_by(ROW_TILE) {
+                let r1 = (r0 + ROW_TILE).min(m);
+                let a = &acts[r0 * kb..r1 * kb];
+                for (li, u) in us.clone().enumerate() {
+                    let w = &data[u * row_len..((u + 1) * row_len).min(data.len())];
+                    dot(w, a, &mut local[r0 * ld + li * per..], ld);
+                }
             }
-        }
-        // Weight rows first.. of every activation row: one contiguous copy each.
-        let first = us.start * per;
-        let len = (us.end * per).min(n) - first;
-        for r in 0..m {
-            let src = &local[r * ld..r * ld + len];
-            // SAFETY: r < m and first + len <= n, so the range is inside y (asserted
-            // above); these weight rows belong to this task alone, so no other task
-            // writes them.
-            unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), y_ptr.at(r * n + first), len) };
-        }
+            // Weight rows first.. of every activation row: one contiguous copy each.
+            let first = us.start * per;
+            let len = (us.end * per).min(n) - first;
+            for r in 0..m {
+                let src = &local[r * ld..r * ld + len];
+                // SAFETY: r < m and first + len <= n, so the range is inside y (asserted
+                // above); these weight rows belong to this task alone, so no other task
+                // writes them.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(src.as_ptr(), y_ptr.at(r * n + first), len)
+                };
+            }
+        });
     });
+}
+
+thread_local! {
+    /// A worker's buffer for one task's results (`matmul_units`), kept from call to
+    /// call instead of allocated per task (~1,500 allocations a decode step).
+    static RESULTS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Checks the shapes of `y[m, n] = x[m, k] · Wᵀ` for format `name`; returns `false` when
