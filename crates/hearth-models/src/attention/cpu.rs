@@ -7,6 +7,7 @@
 use super::cpu_kernels::{self, Rows, Running, Simd};
 use super::kv_elem::KvElem;
 use super::{AttnMeta, AttnShape, PagedAttention};
+use crate::cpu_op_inputs::with_f32_values;
 use crate::kv_cache::k_offset;
 use crate::shared_out::SharedOut;
 use crate::{BatchInput, KvCache, KvPool, ModelError};
@@ -32,17 +33,19 @@ impl PagedAttention for CpuPagedAttention {
         v: &Tensor,
         batch: &BatchInput,
     ) -> Result<(), ModelError> {
-        let k = k.flatten_all()?.to_vec1::<f32>()?;
-        let v = v.flatten_all()?.to_vec1::<f32>()?;
         let want = batch.slot_mapping.len() * cache.row_len();
-        if k.len() != want || v.len() != want || layer >= cache.k.len() {
-            return Err(ModelError::BadBatch(format!(
-                "k/v of {} floats for {want} expected, layer {layer}",
-                k.len()
-            )));
-        }
-        cache.write(layer, &k, &v, &batch.slot_mapping);
-        Ok(())
+        with_f32_values(k, |k| {
+            with_f32_values(v, |v| {
+                if k.len() != want || v.len() != want || layer >= cache.k.len() {
+                    return Err(ModelError::BadBatch(format!(
+                        "k/v of {} floats for {want} expected, layer {layer}",
+                        k.len()
+                    )));
+                }
+                cache.write(layer, k, v, &batch.slot_mapping);
+                Ok(())
+            })
+        })??
     }
 
     fn attend(
@@ -56,22 +59,19 @@ impl PagedAttention for CpuPagedAttention {
     ) -> Result<Tensor, ModelError> {
         let t = batch.tokens.len();
         let width = shape.num_heads * shape.head_dim;
-        let q = q.flatten_all()?.to_vec1::<f32>()?;
         let mut out = vec![0f32; t * width];
         let bs = cache.layout.block_size;
-        match (cache.k.get(layer), cache.v.get(layer)) {
+        with_f32_values(q, |q| match (cache.k.get(layer), cache.v.get(layer)) {
             (Some(KvPool::F32(k)), Some(KvPool::F32(v))) => {
-                paged_attention(&q, k, v, bs, batch, meta, shape, &mut out)?
+                paged_attention(q, k, v, bs, batch, meta, shape, &mut out)
             }
             (Some(KvPool::F16(k)), Some(KvPool::F16(v))) => {
-                paged_attention(&q, k, v, bs, batch, meta, shape, &mut out)?
+                paged_attention(q, k, v, bs, batch, meta, shape, &mut out)
             }
-            _ => {
-                return Err(ModelError::BadBatch(format!(
-                    "no K/V pools of one type for layer {layer}"
-                )))
-            }
-        }
+            _ => Err(ModelError::BadBatch(format!(
+                "no K/V pools of one type for layer {layer}"
+            ))),
+        })??;
         Ok(Tensor::from_vec(out, (t, width), &Device::Cpu)?)
     }
 }
