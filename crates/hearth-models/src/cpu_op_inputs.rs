@@ -60,8 +60,15 @@ mod tests {
         assert_eq!(in_place.0, v[start..].as_ptr(), "no copy");
         drop(storage);
         let tt = t.t().expect("transpose");
-        let expect = tt.flatten_all().expect("flat").to_vec1::<f32>().expect("vec");
-        assert_eq!(with_f32_values(&tt, |v| v.to_vec()).expect("strided"), expect);
+        let expect = tt
+            .flatten_all()
+            .expect("flat")
+            .to_vec1::<f32>()
+            .expect("vec");
+        assert_eq!(
+            with_f32_values(&tt, |v| v.to_vec()).expect("strided"),
+            expect
+        );
         let half = t.to_dtype(DType::F16).expect("f16");
         assert!(with_f32_values(&half, |v| v.to_vec()).is_err());
     }

@@ -38,35 +38,14 @@ where
     Ok(repack(n, kb, block_bytes, bytes, zero, set_row))
 }
 
-/// `y[m, n] = x[m, k] · Wᵀ` over `units` (`[unit][super-block]`): `x`'s rows quantized
-/// to Q8_K, then `pairs::matmul` with the format's `dot_unit` and `dot_pair`.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn matmul<W, U, P>(
-    name: &str,
-    kernel: Kernel,
-    units: &[W],
-    (n, k): (usize, usize),
-    x: &[f32],
-    m: usize,
-    y: &mut [f32],
-    dots: (U, P),
-) -> Result<()>
-where
-    W: Sync,
-    U: Fn(Kernel, &[W], &[BlockQ8K], &mut [f32], usize) + Sync,
-    P: Fn(Kernel, usize, &[W], &[BlockQ8K], &mut [f32], usize) + Sync,
-{
-    let q8k = (BlockQ8K::zeros(), quantize_row_q8k);
-    pairs::quantized_matmul(name, kernel, units, (n, k, QK_K), x, m, y, q8k, dots)
-}
-
-/// `x`'s rows quantized to Q8_K, as `matmul` quantizes them (`RowMatrix::quantize`).
+/// `x`'s rows quantized to Q8_K, as the k-quant kernels read them (`RowMatrix::quantize`).
 pub(crate) fn quantize(name: &str, x: &[f32], m: usize, k: usize) -> Result<QuantizedRows> {
     let q8k = (BlockQ8K::zeros(), quantize_row_q8k);
     pairs::quantize_checked(name, x, (m, k, QK_K), q8k).map(QuantizedRows::Q8K)
 }
 
-/// `matmul` on rows `quantize` made (`RowMatrix::matmul_quantized`).
+/// `y[m, n] = x · Wᵀ` over `units` (`[unit][super-block]`) on rows `quantize` made:
+/// `pairs::matmul` with the format's `dot_unit` and `dot_pair`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn matmul_quantized<W, U, P>(
     name: &str,
@@ -85,6 +64,6 @@ where
 {
     let kb = k / QK_K;
     let a = checked::Q8K(name, acts, (m, kb, n), y)?;
-    pairs::matmul_checked(kernel, units, kb, n, a, m, y, dots);
+    pairs::matmul(kernel, units, kb, n, a, m, y, dots);
     Ok(())
 }

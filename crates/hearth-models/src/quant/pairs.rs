@@ -280,38 +280,10 @@ where
     ))
 }
 
-/// `matmul` on `m` rows of activation blocks checked by the caller, where there is
-/// anything to compute (`y` zeros for `kb == 0`): `RowMatrix::matmul_quantized`.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn matmul_checked<W, A, U, P>(
-    kernel: Kernel,
-    units: &[W],
-    kb: usize,
-    n: usize,
-    acts: &[A],
-    m: usize,
-    y: &mut [f32],
-    dots: (U, P),
-) where
-    W: Sync,
-    A: Sync,
-    U: Fn(Kernel, &[W], &[A], &mut [f32], usize) + Sync,
-    P: Fn(Kernel, usize, &[W], &[A], &mut [f32], usize) + Sync,
-{
-    if m == 0 || n == 0 {
-        return;
-    }
-    if kb == 0 {
-        y.fill(0.0);
-        return;
-    }
-    matmul(kernel, units, kb, n, acts, m, y, dots)
-}
-
 /// `y[m, n] = x · Wᵀ` over `units` (`[unit][block]`, `kb` blocks a unit row) and the
 /// quantized activation rows `acts`: one unit row a task item (`dot_unit(kernel, w, a,
 /// out, ld)`), or, where `use_pairs`, two (`dot_pair(kernel, kb, w, a, out, ld)`, on a
-/// pair or a lone last unit).
+/// pair or a lone last unit). Nothing to compute for no rows; zeros for `kb == 0`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn matmul<W, A, U, P>(
     kernel: Kernel,
@@ -328,6 +300,13 @@ pub(crate) fn matmul<W, A, U, P>(
     U: Fn(Kernel, &[W], &[A], &mut [f32], usize) + Sync,
     P: Fn(Kernel, usize, &[W], &[A], &mut [f32], usize) + Sync,
 {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if kb == 0 {
+        y.fill(0.0);
+        return;
+    }
     if use_pairs(kernel, m) {
         let dot = |w: &[W], a: &[A], out: &mut [f32], ld| dot_pair(kernel, kb, w, a, out, ld);
         super::tiled::matmul_units(units, 2 * kb, 2 * ROWS, n, acts, kb, m, y, dot)

@@ -119,7 +119,7 @@ impl super::RowMatrix for Q4_1Matrix {
         let kb = self.k / QK;
         let a = checked::Q8_1("Q4_1", acts, (m, kb, self.n), y)?;
         let dots = (dot_unit, dot_pair);
-        pairs::matmul_checked(Kernel::detect(), &self.units, kb, self.n, a, m, y, dots);
+        pairs::matmul(Kernel::detect(), &self.units, kb, self.n, a, m, y, dots);
         Ok(())
     }
 

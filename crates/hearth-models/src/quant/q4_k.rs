@@ -41,8 +41,9 @@ impl Q4KMatrix {
     /// `y[m, n] = x[m, k] · Wᵀ` with a chosen kernel (a slower one where the CPU lacks
     /// it); all kernels give the same bits.
     pub fn matmul_with(&self, kernel: Kernel, x: &[f32], m: usize, y: &mut [f32]) -> Result<()> {
-        let dots = (dot_unit, dot_pair);
-        k_units::matmul("Q4_K", kernel, &self.units, (self.n, self.k), x, m, y, dots)
+        let acts = k_units::quantize("Q4_K", x, m, self.k)?;
+        let (nk, dots) = ((self.n, self.k), (dot_unit, dot_pair));
+        k_units::matmul_quantized("Q4_K", kernel, &self.units, nk, &acts, m, y, dots)
     }
 }
 

@@ -42,8 +42,9 @@ impl Q6KMatrix {
     /// `y[m, n] = x[m, k] · Wᵀ` with a chosen kernel (a slower one where the CPU lacks
     /// it); all kernels give the same bits.
     pub fn matmul_with(&self, kernel: Kernel, x: &[f32], m: usize, y: &mut [f32]) -> Result<()> {
-        let dots = (dot_unit, dot_pair);
-        k_units::matmul("Q6_K", kernel, &self.units, (self.n, self.k), x, m, y, dots)
+        let acts = k_units::quantize("Q6_K", x, m, self.k)?;
+        let (nk, dots) = ((self.n, self.k), (dot_unit, dot_pair));
+        k_units::matmul_quantized("Q6_K", kernel, &self.units, nk, &acts, m, y, dots)
     }
 }
 

@@ -184,7 +184,7 @@ impl super::RowMatrix for Q8_0Matrix {
         let kb = self.k / QK;
         let a = checked::Q8_0("Q8_0", acts, (m, kb, self.n), y)?;
         let dots = (dot_unit, dot_pair);
-        pairs::matmul_checked(Kernel::detect(), &self.units, kb, self.n, a, m, y, dots);
+        pairs::matmul(Kernel::detect(), &self.units, kb, self.n, a, m, y, dots);
         Ok(())
     }
 
