@@ -67,7 +67,16 @@ run() {
   # A prefix-hit scenario draws other words than the cold one of the same seed: with the
   # same seed its prefix and first input were the cold scenario's first prompt word for
   # word, a full hit (~20 ms) timed with the 90% hits (before 2026-12-07, 2nd run).
-  case "$3" in *prefix_hit*) seed=$((seed + 1000)) ;; esac
+  # Each cold scenario draws words no other scenario does: a seed's prompts are drawn in
+  # order from one stream, so the 2000-token cold prompt began with the 512-token cold
+  # prompt of the same seed (a 512-token hit in the first pair's "cold" TTFT: 755-826
+  # against ~960 ms), and every first prompt with the decode scenarios' first 32 words
+  # (before 2026-12-07, sixteenth session).
+  case "$3" in
+    *prefix_hit*) seed=$((seed + 1000)) ;;
+    ttft512_cold*) seed=$((seed + 2000)) ;;
+    ttft2000_cold*) seed=$((seed + 3000)) ;;
+  esac
   # shellcheck disable=SC2086
   "$hearth" bench --url "http://127.0.0.1:$2" --model m --text-prompts --seed "$seed" $4 \
       --result-json "$out/$1-$3.json" >"$out/$1-$3.txt" 2>&1
