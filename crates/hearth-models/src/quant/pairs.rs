@@ -221,39 +221,8 @@ pub(crate) unsafe fn halves16(a: &[u16; ROWS], b: &[u16; ROWS]) -> std::arch::x8
     )
 }
 
-/// `y[m, n] = x[m, k] · Wᵀ` for format `name`: `x`'s rows quantized (`quantize`, into
-/// activation blocks of `block_len` values, `zero` before), then `matmul` with the
-/// format's `dot_unit` and `dot_pair`. Every repacked format's `matmul_with`.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn quantized_matmul<W, A, Q, U, P>(
-    name: &str,
-    kernel: Kernel,
-    units: &[W],
-    (n, k, block_len): (usize, usize, usize),
-    x: &[f32],
-    m: usize,
-    y: &mut [f32],
-    (zero, quantize): (A, Q),
-    dots: (U, P),
-) -> candle_core::Result<()>
-where
-    W: Sync,
-    A: Clone + Send + Sync,
-    Q: Fn(&[f32], &mut [A]) + Sync + Send,
-    U: Fn(Kernel, &[W], &[A], &mut [f32], usize) + Sync,
-    P: Fn(Kernel, usize, &[W], &[A], &mut [f32], usize) + Sync,
-{
-    let kb = k / block_len;
-    if !super::tiled::check_shapes(name, x, y, m, k, n)? {
-        return Ok(());
-    }
-    let acts = super::tiled::quantize_rows(x, m, k, kb, zero, quantize);
-    matmul(kernel, units, kb, n, &acts, m, y, dots);
-    Ok(())
-}
-
 /// `x`'s `m` rows of `k` values quantized into blocks of `block_len` values (`quantize`,
-/// `zero` before): `quantized_matmul`'s first step, for `RowMatrix::quantize`.
+/// `zero` before), after checking `x`'s size: every repacked format's `RowMatrix::quantize`.
 pub(crate) fn quantize_checked<A, Q>(
     name: &str,
     x: &[f32],

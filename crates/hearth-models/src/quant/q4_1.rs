@@ -75,17 +75,25 @@ impl Q4_1Matrix {
 
     /// As `matmul`, with a chosen kernel (it falls back to scalar if unavailable).
     pub fn matmul_with(&self, kernel: Kernel, x: &[f32], m: usize, y: &mut [f32]) -> Result<()> {
-        pairs::quantized_matmul(
-            "Q4_1",
+        let acts = super::RowMatrix::quantize(self, x, m)?;
+        self.product(kernel, &acts, m, y)
+    }
+
+    /// `y[m, n]` from `m` quantized rows, with `kernel`.
+    fn product(&self, kernel: Kernel, acts: &QuantizedRows, m: usize, y: &mut [f32]) -> Result<()> {
+        let kb = self.k / QK;
+        let a = checked::Q8_1("Q4_1", acts, (m, kb, self.n), y)?;
+        pairs::matmul(
             kernel,
             &self.units,
-            (self.n, self.k, QK),
-            x,
+            kb,
+            self.n,
+            a,
             m,
             y,
-            (BlockQ8_1::ZERO, quantize_row_q8_1),
             (dot_unit, dot_pair),
-        )
+        );
+        Ok(())
     }
 }
 
@@ -116,11 +124,7 @@ impl super::RowMatrix for Q4_1Matrix {
     }
 
     fn matmul_quantized(&self, acts: &QuantizedRows, m: usize, y: &mut [f32]) -> Result<()> {
-        let kb = self.k / QK;
-        let a = checked::Q8_1("Q4_1", acts, (m, kb, self.n), y)?;
-        let dots = (dot_unit, dot_pair);
-        pairs::matmul(Kernel::detect(), &self.units, kb, self.n, a, m, y, dots);
-        Ok(())
+        self.product(Kernel::detect(), acts, m, y)
     }
 
     fn row(&self, i: usize, out: &mut [f32]) {

@@ -42,8 +42,13 @@ impl Q4KMatrix {
     /// it); all kernels give the same bits.
     pub fn matmul_with(&self, kernel: Kernel, x: &[f32], m: usize, y: &mut [f32]) -> Result<()> {
         let acts = k_units::quantize("Q4_K", x, m, self.k)?;
+        self.product(kernel, &acts, m, y)
+    }
+
+    /// `y[m, n]` from `m` quantized rows, with `kernel`.
+    fn product(&self, kernel: Kernel, acts: &QuantizedRows, m: usize, y: &mut [f32]) -> Result<()> {
         let (nk, dots) = ((self.n, self.k), (dot_unit, dot_pair));
-        k_units::matmul_quantized("Q4_K", kernel, &self.units, nk, &acts, m, y, dots)
+        k_units::matmul_quantized("Q4_K", kernel, &self.units, nk, acts, m, y, dots)
     }
 }
 
@@ -111,9 +116,7 @@ impl RowMatrix for Q4KMatrix {
     }
 
     fn matmul_quantized(&self, acts: &QuantizedRows, m: usize, y: &mut [f32]) -> Result<()> {
-        let (kernel, dots) = (Kernel::detect(), (dot_unit, dot_pair));
-        let nk = (self.n, self.k);
-        k_units::matmul_quantized("Q4_K", kernel, &self.units, nk, acts, m, y, dots)
+        self.product(Kernel::detect(), acts, m, y)
     }
 
     /// As candle's `to_float`: `d * sc * q - dmin * m`, with `d * sc` and `dmin * m`

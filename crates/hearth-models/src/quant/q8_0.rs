@@ -140,17 +140,25 @@ impl Q8_0Matrix {
 
     /// As `matmul`, with a chosen kernel (it falls back where unavailable).
     pub fn matmul_with(&self, kernel: Kernel, x: &[f32], m: usize, y: &mut [f32]) -> Result<()> {
-        pairs::quantized_matmul(
-            "Q8_0",
+        let acts = super::RowMatrix::quantize(self, x, m)?;
+        self.product(kernel, &acts, m, y)
+    }
+
+    /// `y[m, n]` from `m` quantized rows, with `kernel`.
+    fn product(&self, kernel: Kernel, acts: &QuantizedRows, m: usize, y: &mut [f32]) -> Result<()> {
+        let kb = self.k / QK;
+        let a = checked::Q8_0("Q8_0", acts, (m, kb, self.n), y)?;
+        pairs::matmul(
             kernel,
             &self.units,
-            (self.n, self.k, QK),
-            x,
+            kb,
+            self.n,
+            a,
             m,
             y,
-            (BlockQ8_0::ZERO, quantize_row_q8_0),
             (dot_unit, dot_pair),
-        )
+        );
+        Ok(())
     }
 }
 
@@ -181,11 +189,7 @@ impl super::RowMatrix for Q8_0Matrix {
     }
 
     fn matmul_quantized(&self, acts: &QuantizedRows, m: usize, y: &mut [f32]) -> Result<()> {
-        let kb = self.k / QK;
-        let a = checked::Q8_0("Q8_0", acts, (m, kb, self.n), y)?;
-        let dots = (dot_unit, dot_pair);
-        pairs::matmul(Kernel::detect(), &self.units, kb, self.n, a, m, y, dots);
-        Ok(())
+        self.product(Kernel::detect(), acts, m, y)
     }
 
     fn row(&self, i: usize, out: &mut [f32]) {
