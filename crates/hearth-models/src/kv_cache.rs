@@ -1,6 +1,6 @@
 //! Paged KV cache storage: a pool of fixed-size blocks allocated once at start-up, in
-//! f32 or f16. Which block belongs to whom is the engine's business (its
-//! BlockManager); this file only owns the memory.
+//! f32, f16 or int8 (`kv_int8`). Which block belongs to whom is the engine's business
+//! (its BlockManager); this file only owns the memory.
 
 use half::f16;
 use half::slice::HalfFloatSliceExt;
@@ -10,19 +10,32 @@ use std::str::FromStr;
 
 /// What K and V are stored in. f16 halves the cache (twice the tokens for the same
 /// budget, half the bytes attention reads) at ~5e-4 relative rounding of each K/V
-/// value; f32 keeps the model's own values (the reference tests' setting).
+/// value; int8 halves it again (one scale a head and token, `kv_int8`: each value within
+/// 1/254 of its head's largest); f32 keeps the model's own values (the reference tests'
+/// setting).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum KvDtype {
     #[default]
     F32,
     F16,
+    Int8,
 }
 
 impl KvDtype {
+    /// Bytes of one stored value (int8's scales come on top: `head_bytes`).
     pub fn bytes(self) -> usize {
         match self {
             KvDtype::F32 => 4,
             KvDtype::F16 => 2,
+            KvDtype::Int8 => 1,
+        }
+    }
+
+    /// Bytes of one KV head's `head_dim` values of one token, with int8's f32 scale.
+    pub fn head_bytes(self, head_dim: usize) -> usize {
+        match self {
+            KvDtype::Int8 => head_dim + 4,
+            _ => head_dim * self.bytes(),
         }
     }
 }
@@ -32,6 +45,7 @@ impl fmt::Display for KvDtype {
         f.write_str(match self {
             KvDtype::F32 => "f32",
             KvDtype::F16 => "f16",
+            KvDtype::Int8 => "int8",
         })
     }
 }
@@ -43,8 +57,10 @@ impl FromStr for KvDtype {
         match s.to_ascii_lowercase().as_str() {
             "f32" | "float32" | "fp32" => Ok(KvDtype::F32),
             "f16" | "float16" | "fp16" | "half" => Ok(KvDtype::F16),
+            // q8_0: what llama.cpp and Ollama call their 8-bit K/V cache.
+            "int8" | "i8" | "q8" | "q8_0" => Ok(KvDtype::Int8),
             other => Err(format!(
-                "unknown KV cache dtype '{other}' (expected f32 or f16)"
+                "unknown KV cache dtype '{other}' (expected f32, f16 or int8)"
             )),
         }
     }
@@ -90,7 +106,7 @@ impl KvCacheLayout {
 
     /// Bytes of K and V for one block across all layers, stored as `dtype`.
     pub fn bytes_per_block(&self, dtype: KvDtype) -> usize {
-        2 * self.num_layers * self.block_size * self.num_kv_heads * self.head_dim * dtype.bytes()
+        2 * self.num_layers * self.block_size * self.num_kv_heads * dtype.head_bytes(self.head_dim)
     }
 
     /// Largest number of blocks of `dtype` that fits `budget_bytes`.
@@ -113,81 +129,143 @@ impl KvCacheLayout {
     }
 }
 
+/// Where scale `(block, head, at)` of an int8 pool lies: `[block][head][slot]`, so a
+/// block's slots of one head lie together (as K's values of one dimension do).
+pub(crate) fn scale_offset(block: usize, at: usize, head: usize, nkv: usize, bs: usize) -> usize {
+    k_offset(block, at, head, nkv, bs)
+}
+
 /// One layer's K or V. V is `[num_blocks, block_size, num_kv_heads, head_dim]`; K is
 /// `[num_blocks, num_kv_heads, head_dim, block_size]` (`KvCacheLayout::k_index`): a
 /// dimension's values for a block's slots lie together, so CPU attention scores 8
-/// keys a vector, with no sum across lanes.
+/// keys a vector, with no sum across lanes. An int8 pool adds a scale per slot and KV
+/// head, `[num_blocks, num_kv_heads, block_size]` (`scale_offset`); value `x` stands
+/// for `x * scale`.
 pub enum KvPool {
     F32(Vec<f32>),
     F16(Vec<f16>),
+    I8 { q: Vec<i8>, scale: Vec<f32> },
+}
+
+/// Where one token's K or V row goes: element `e` at `at + e * stride`; an int8 pool's
+/// scale of head `h` (elements `h * head_dim..`) at `scale_at + h * scale_stride`.
+#[derive(Debug, Clone, Copy)]
+struct RowPlace {
+    at: usize,
+    stride: usize,
+    head_dim: usize,
+    scale_at: usize,
+    scale_stride: usize,
 }
 
 impl KvPool {
-    fn zeros(dtype: KvDtype, len: usize) -> Self {
+    fn zeros(dtype: KvDtype, len: usize, head_dim: usize) -> Self {
         match dtype {
             KvDtype::F32 => KvPool::F32(vec![0.0; len]),
             // Zeroed u16s come from calloc, whose pages are touched only when used (a
             // `vec![f16::ZERO; len]` would write all of them at start-up).
             KvDtype::F16 => KvPool::F16(vec![0u16; len].reinterpret_into()),
+            KvDtype::Int8 => KvPool::I8 {
+                q: vec![0i8; len],
+                scale: vec![0f32; len / head_dim.max(1)],
+            },
         }
     }
 
     /// Asks for the line holding element `at` for writing; it changes nothing else.
     #[inline(always)]
     fn prefetch_write(&self, at: usize) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_ET0};
-            let p = match self {
-                KvPool::F32(v) => v.as_ptr().wrapping_add(at) as *const i8,
-                KvPool::F16(v) => v.as_ptr().wrapping_add(at) as *const i8,
-            };
-            // SAFETY: a prefetch reads nothing architecturally and cannot fault.
-            unsafe { _mm_prefetch::<_MM_HINT_ET0>(p) };
+        prefetch_line(match self {
+            KvPool::F32(v) => v.as_ptr().wrapping_add(at) as *const i8,
+            KvPool::F16(v) => v.as_ptr().wrapping_add(at) as *const i8,
+            KvPool::I8 { q, .. } => q.as_ptr().wrapping_add(at),
+        })
+    }
+
+    /// Asks for the line holding an int8 pool's scale `at` (`scale_offset`) for
+    /// writing; nothing for the others.
+    #[inline(always)]
+    fn prefetch_scale_write(&self, at: usize) {
+        if let KvPool::I8 { scale, .. } = self {
+            prefetch_line(scale.as_ptr().wrapping_add(at) as *const i8);
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = at;
     }
 
     /// The values, if stored as f32.
     pub fn as_f32(&self) -> Option<&[f32]> {
         match self {
             KvPool::F32(v) => Some(v),
-            KvPool::F16(_) => None,
+            _ => None,
         }
     }
 
-    /// `src` into elements `at..at + src.len()` (rounded to nearest even for f16).
-    fn write(&mut self, at: usize, src: &[f32]) {
-        match self {
-            KvPool::F32(v) => v[at..at + src.len()].copy_from_slice(src),
-            KvPool::F16(v) => v[at..at + src.len()].convert_from_f32_slice(src),
-        }
-    }
-
-    /// `src[e]` into element `at + e * stride`, rounded as `write` does: for an f16
-    /// pool, up to `STRIDED_RUN` values at a time are converted together on the stack
-    /// (the vector conversion; value by value, each paid a feature check), then placed.
-    fn write_strided(&mut self, at: usize, stride: usize, src: &[f32]) {
+    /// One token's row `src` into its place: as it is in f32, rounded to nearest even
+    /// in f16 (up to `STRIDED_RUN` values converted together on the stack: the vector
+    /// conversion, where value by value each paid a feature check), each head rounded to
+    /// its own scale's levels in int8 (`kv_int8`).
+    fn write_row(&mut self, p: RowPlace, src: &[f32]) {
         const STRIDED_RUN: usize = 256;
         match self {
+            KvPool::F32(v) if p.stride == 1 => v[p.at..p.at + src.len()].copy_from_slice(src),
             KvPool::F32(v) => src
                 .iter()
                 .enumerate()
-                .for_each(|(e, &x)| v[at + e * stride] = x),
+                .for_each(|(e, &x)| v[p.at + e * p.stride] = x),
+            KvPool::F16(v) if p.stride == 1 => {
+                v[p.at..p.at + src.len()].convert_from_f32_slice(src)
+            }
             KvPool::F16(v) => {
                 let mut run = [f16::ZERO; STRIDED_RUN];
                 for (r, part) in src.chunks(STRIDED_RUN).enumerate() {
                     let run = &mut run[..part.len()];
                     run.convert_from_f32_slice(part);
-                    let first = at + r * STRIDED_RUN * stride;
+                    let first = p.at + r * STRIDED_RUN * p.stride;
                     for (e, &x) in run.iter().enumerate() {
-                        v[first + e * stride] = x;
+                        v[first + e * p.stride] = x;
                     }
+                }
+            }
+            KvPool::I8 { q, scale } => {
+                for (h, head) in src.chunks(p.head_dim.max(1)).enumerate() {
+                    let first = p.at + h * p.head_dim * p.stride;
+                    let s = if p.stride == 1 {
+                        crate::kv_int8::quantize_head(head, &mut q[first..first + head.len()])
+                    } else {
+                        // On the stack for heads of up to 512 values (all the target
+                        // models'), then placed.
+                        let mut stack = [0i8; 512];
+                        let mut heap = Vec::new();
+                        let levels = match stack.get_mut(..head.len()) {
+                            Some(l) => l,
+                            None => {
+                                heap.resize(head.len(), 0);
+                                &mut heap[..]
+                            }
+                        };
+                        let s = crate::kv_int8::quantize_head(head, levels);
+                        for (e, &x) in levels.iter().enumerate() {
+                            q[first + e * p.stride] = x;
+                        }
+                        s
+                    };
+                    scale[p.scale_at + h * p.scale_stride] = s;
                 }
             }
         }
     }
+}
+
+/// Asks for the line at `p` for writing: a prefetch reads nothing architecturally and
+/// cannot fault, wherever `p` points.
+#[inline(always)]
+fn prefetch_line(p: *const i8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: as above.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_ET0 }>(p)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 /// CPU storage: per layer, K and V pools.
@@ -212,10 +290,10 @@ impl KvCache {
             layout,
             dtype,
             k: (0..layout.num_layers)
-                .map(|_| KvPool::zeros(dtype, per_layer))
+                .map(|_| KvPool::zeros(dtype, per_layer, layout.head_dim))
                 .collect(),
             v: (0..layout.num_layers)
-                .map(|_| KvPool::zeros(dtype, per_layer))
+                .map(|_| KvPool::zeros(dtype, per_layer, layout.head_dim))
                 .collect(),
         }
     }
@@ -248,17 +326,66 @@ impl KvCache {
     /// validated against the pool.
     pub fn write(&mut self, layer: usize, k: &[f32], v: &[f32], slots: &[u32]) {
         let (row, bs) = (self.row_len(), self.layout.block_size);
+        let (hd, nkv) = (self.layout.head_dim, self.layout.num_kv_heads);
         let (kl, vl) = (&mut self.k[layer], &mut self.v[layer]);
         for (i, &slot) in slots.iter().enumerate() {
             let slot = slot as usize;
+            let (block, at) = (slot / bs, slot % bs);
+            // Both pools keep a head's scale of this slot at the same place.
+            let place = |at_elem, stride| RowPlace {
+                at: at_elem,
+                stride,
+                head_dim: hd,
+                scale_at: scale_offset(block, at, 0, nkv, bs),
+                scale_stride: bs,
+            };
             // A K row's values are block_size apart (`KvPool`).
-            kl.write_strided(
-                self.layout.k_index(slot, 0, 0),
-                bs,
-                &k[i * row..(i + 1) * row],
-            );
-            vl.write(slot * row, &v[i * row..(i + 1) * row]);
+            let k_place = place(self.layout.k_index(slot, 0, 0), bs);
+            kl.write_row(k_place, &k[i * row..(i + 1) * row]);
+            let v_place = place(slot * row, 1);
+            vl.write_row(v_place, &v[i * row..(i + 1) * row]);
         }
+    }
+}
+
+/// K or V, for `KvCache::stored`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KvSide {
+    K,
+    V,
+}
+
+impl KvCache {
+    /// The value K (or V) holds for `slot`, KV head `head`, dimension `d` of `layer`,
+    /// widened to f32 (int8 times its scale); `None` outside the pool.
+    pub fn stored(
+        &self,
+        side: KvSide,
+        layer: usize,
+        slot: usize,
+        head: usize,
+        d: usize,
+    ) -> Option<f32> {
+        let l = &self.layout;
+        if slot >= self.num_slots() || head >= l.num_kv_heads || d >= l.head_dim {
+            return None;
+        }
+        let (pool, at) = match side {
+            KvSide::K => (self.k.get(layer)?, l.k_index(slot, head, d)),
+            KvSide::V => (
+                self.v.get(layer)?,
+                (slot * l.num_kv_heads + head) * l.head_dim + d,
+            ),
+        };
+        let bs = l.block_size;
+        Some(match pool {
+            KvPool::F32(x) => x[at],
+            KvPool::F16(x) => x[at].to_f32(),
+            KvPool::I8 { q, scale } => {
+                let s = scale[scale_offset(slot / bs, slot % bs, head, l.num_kv_heads, bs)];
+                f32::from(q[at]) * s
+            }
+        })
     }
 }
 
@@ -295,6 +422,13 @@ impl KvCache {
             for e in (0..row).step_by((64 / size).max(1)) {
                 v.prefetch_write(slot * row + e);
             }
+            // An int8 pool's scales of the slot: a line a head (`scale_offset`).
+            let nkv = self.layout.num_kv_heads;
+            for h in 0..nkv {
+                let at = scale_offset(slot / bs, slot % bs, h, nkv, bs);
+                k.prefetch_scale_write(at);
+                v.prefetch_scale_write(at);
+            }
         }
     }
 }
@@ -314,7 +448,7 @@ mod tests {
             block_size: 16,
             num_blocks: 3,
         };
-        for dtype in [KvDtype::F32, KvDtype::F16] {
+        for dtype in [KvDtype::F32, KvDtype::F16, KvDtype::Int8] {
             let mut cache = KvCache::with_dtype(layout, dtype);
             let (row, slots) = (cache.row_len(), cache.num_slots() as u32);
             let all: Vec<u32> = (0..slots).collect();
@@ -326,6 +460,11 @@ mod tests {
                     .map(|p| match p {
                         KvPool::F32(v) => v.iter().map(|x| x.to_bits()).collect(),
                         KvPool::F16(v) => v.iter().map(|x| u32::from(x.to_bits())).collect(),
+                        KvPool::I8 { q, scale } => q
+                            .iter()
+                            .map(|&x| x as u32)
+                            .chain(scale.iter().map(|x| x.to_bits()))
+                            .collect(),
                     })
                     .collect()
             };
@@ -335,6 +474,62 @@ mod tests {
             cache.prefetch_writes(7, &[0]);
             assert_eq!(bits(&cache), before);
         }
+    }
+
+    /// An int8 cache gives back each K and V value (read through `stored`: its level
+    /// times its head's scale) within half a step of that head's scale, for slots
+    /// written out of order; a head whose values are all zero stays zero.
+    #[test]
+    fn int8_rows_come_back_within_half_a_step_of_their_head() {
+        let layout = KvCacheLayout {
+            num_layers: 2,
+            num_kv_heads: 3,
+            head_dim: 20,
+            block_size: 4,
+            num_blocks: 3,
+        };
+        let mut cache = KvCache::with_dtype(layout, KvDtype::Int8);
+        let (row, slots) = (cache.row_len(), cache.num_slots());
+        // Heads of very different magnitudes, one of them all zero.
+        let value = |i: usize| match (i / 20) % 3 {
+            0 => ((i * 37 % 101) as f32 - 50.0) * 0.3,
+            1 => ((i * 53 % 97) as f32 - 48.0) * 1e-3,
+            _ => 0.0,
+        };
+        let k: Vec<f32> = (0..slots * row).map(value).collect();
+        let v: Vec<f32> = k.iter().map(|x| -2.0 * x).collect();
+        let order: Vec<u32> = (0..slots as u32).rev().collect();
+        let by_order = |x: &[f32]| -> Vec<f32> {
+            order
+                .iter()
+                .flat_map(|&s| x[s as usize * row..(s as usize + 1) * row].to_vec())
+                .collect()
+        };
+        cache.write(1, &by_order(&k), &by_order(&v), &order);
+        for (side, src) in [(KvSide::K, &k), (KvSide::V, &v)] {
+            for slot in 0..slots {
+                for h in 0..3 {
+                    let head = &src[slot * row + h * 20..][..20];
+                    let step = head.iter().fold(0f32, |m, x| m.max(x.abs())) / 127.0;
+                    for (d, &x) in head.iter().enumerate() {
+                        let got = cache.stored(side, 1, slot, h, d).expect("in the pool");
+                        assert!(
+                            (got - x).abs() <= 0.5 * step * (1.0 + 1e-5),
+                            "{side:?} slot {slot} head {h} dim {d}: {got} for {x}"
+                        );
+                        if step == 0.0 {
+                            assert_eq!(got, 0.0);
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(
+            cache.stored(KvSide::K, 0, 3, 0, 0),
+            Some(0.0),
+            "layer 0 untouched"
+        );
+        assert_eq!(cache.stored(KvSide::V, 1, slots, 0, 0), None);
     }
 
     /// K rows written slot by slot land where `k_index` says, V rows as rows, and

@@ -2,7 +2,7 @@
 //! hit that ends inside a cached block gets those tokens' K/V into a block of the
 //! sequence's own (the cached block stays as it is, for whoever else shares it).
 
-use crate::kv_cache::{k_offset, KvCache, KvPool};
+use crate::kv_cache::{k_offset, scale_offset, KvCache, KvPool};
 use crate::ModelError;
 
 /// Slots `0..slots` of block `src` into the same slots of block `dst`.
@@ -19,6 +19,15 @@ impl KvPool {
         match self {
             KvPool::F32(v) => v.copy_within(from..from + len, to),
             KvPool::F16(v) => v.copy_within(from..from + len, to),
+            KvPool::I8 { q, .. } => q.copy_within(from..from + len, to),
+        }
+    }
+
+    /// An int8 pool's scales `from..from + len` to `to..to + len` (nothing for the
+    /// others).
+    fn copy_scales_within(&mut self, from: usize, len: usize, to: usize) {
+        if let KvPool::I8 { scale, .. } = self {
+            scale.copy_within(from..from + len, to);
         }
     }
 }
@@ -56,6 +65,16 @@ impl KvCache {
         for v in &mut self.v {
             v.copy_within(src * bs * row, c.slots * row, dst * bs * row);
         }
+        let nkv = self.layout.num_kv_heads;
+        for pool in self.k.iter_mut().chain(&mut self.v) {
+            for h in 0..nkv {
+                pool.copy_scales_within(
+                    scale_offset(src, 0, h, nkv, bs),
+                    c.slots,
+                    scale_offset(dst, 0, h, nkv, bs),
+                );
+            }
+        }
         Ok(())
     }
 }
@@ -63,6 +82,7 @@ impl KvCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kv_cache::KvSide;
     use crate::{KvCacheLayout, KvDtype};
 
     /// After a copy of 3 slots from block 2 to block 0, every layer's K and V of those
@@ -77,7 +97,7 @@ mod tests {
             block_size: 4,
             num_blocks: 3,
         };
-        for dtype in [KvDtype::F32, KvDtype::F16] {
+        for dtype in [KvDtype::F32, KvDtype::F16, KvDtype::Int8] {
             let mut cache = KvCache::with_dtype(layout, dtype);
             let (row, slots) = (cache.row_len(), cache.num_slots());
             let all: Vec<u32> = (0..slots as u32).collect();
@@ -86,13 +106,14 @@ mod tests {
                 let v: Vec<f32> = k.iter().map(|x| -x).collect();
                 cache.write(layer, &k, &v, &all);
             }
+            // Int8 values come back through their heads' scales, so a copy that left a
+            // scale behind changes them.
             let read = |c: &KvCache, layer: usize, slot: usize, e: usize| -> (f32, f32) {
-                let at = c.layout.k_index(slot, e / 3, e % 3);
-                let f = |p: &KvPool, i: usize| match p {
-                    KvPool::F32(x) => x[i],
-                    KvPool::F16(x) => x[i].to_f32(),
+                let f = |side| {
+                    c.stored(side, layer, slot, e / 3, e % 3)
+                        .expect("in the pool")
                 };
-                (f(&c.k[layer], at), f(&c.v[layer], slot * row + e))
+                (f(KvSide::K), f(KvSide::V))
             };
             let before: Vec<(f32, f32)> = (0..2)
                 .flat_map(|l| (0..slots).flat_map(move |s| (0..row).map(move |e| (l, s, e))))

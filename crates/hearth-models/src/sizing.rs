@@ -88,7 +88,7 @@ pub struct ModelSizing {
 impl ModelSizing {
     /// K and V of one token over all layers, stored as `dtype`.
     pub fn kv_bytes_per_token(&self, dtype: KvDtype) -> u64 {
-        2 * (self.num_layers * self.num_kv_heads * self.head_dim * dtype.bytes()) as u64
+        2 * (self.num_layers * self.num_kv_heads * dtype.head_bytes(self.head_dim)) as u64
     }
 }
 
@@ -287,6 +287,8 @@ mod tests {
         // 2 * 32 * 8 * 128 * 4 = 256 KiB in f32, 128 KiB in f16 (llama.cpp's default).
         assert_eq!(llama8b(0).kv_bytes_per_token(KvDtype::F32), 256 << 10);
         assert_eq!(llama8b(0).kv_bytes_per_token(KvDtype::F16), 128 << 10);
+        // int8: a byte a value and an f32 scale per head: 2 * 32 * 8 * (128 + 4).
+        assert_eq!(llama8b(0).kv_bytes_per_token(KvDtype::Int8), 67_584);
     }
 
     #[test]

@@ -3,9 +3,9 @@ mod common;
 
 use common::{batch, max_abs_diff, Part, Rng};
 use half::f16;
-use hearth_models::attention::cpu::paged_attention;
+use hearth_models::attention::cpu::{paged_attention, paged_attention_int8, KvScales};
 use hearth_models::attention::{AttnMeta, AttnShape};
-use hearth_models::{KvCache, KvCacheLayout, KvDtype, KvPool};
+use hearth_models::{KvCache, KvCacheLayout, KvDtype, KvPool, KvSide};
 
 /// (num_computed, num_new) per sequence.
 type Case = &'static [(usize, usize)];
@@ -38,6 +38,10 @@ fn attend_pools(
         }
         (KvPool::F16(k), KvPool::F16(v)) => {
             paged_attention(q, k, v, block_size, b, meta, shape, &mut out)
+        }
+        (KvPool::I8 { q: k, scale: ks }, KvPool::I8 { q: v, scale: vs }) => {
+            let scales = KvScales { k: ks, v: vs };
+            paged_attention_int8(q, (k, v), scales, block_size, b, meta, shape, &mut out)
         }
         _ => panic!("K and V pools of different types"),
     }
@@ -106,7 +110,8 @@ fn run(
 }
 
 /// The kernel's output and its largest distance from the reference, the pool stored as
-/// `dtype` (the reference sees the stored values: for f16, each K/V value rounded);
+/// `dtype` (the reference sees the stored values, read back from the cache: for f16,
+/// each K/V value rounded; for int8, each level times its head's scale);
 /// with `round_f16` every K/V value is rounded to f16 before it is stored, whatever the
 /// pool's type.
 #[allow(clippy::too_many_arguments)]
@@ -163,12 +168,26 @@ fn run_full(
             block_size,
         );
         cache.write(0, &k, &v, &b.slot_mapping);
-        let stored = |x: Vec<f32>| match dtype {
-            KvDtype::F32 => x,
-            KvDtype::F16 => x.iter().map(|&y| f16::from_f32(y).to_f32()).collect(),
+        let stored = |side| -> Vec<f32> {
+            let per_slot = (0..nkv).flat_map(|h| (0..hd).map(move |d| (h, d)));
+            b.slot_mapping
+                .iter()
+                .flat_map(|&slot| per_slot.clone().map(move |(h, d)| (slot, h, d)))
+                .map(|(slot, h, d)| cache.stored(side, 0, slot as usize, h, d).expect("stored"))
+                .collect()
         };
-        k_all.push(stored(k));
-        v_all.push(stored(v));
+        if dtype != KvDtype::Int8 {
+            // Where the values stay within 0.2% of the originals, any f16 rounding
+            // aside: the read-back is where they were written.
+            let near = |a: &[f32], b: &[f32]| {
+                a.iter()
+                    .zip(b)
+                    .all(|(x, y)| (x - y).abs() <= 2e-3 * x.abs().max(1e-3))
+            };
+            assert!(near(&stored(KvSide::K), &k) && near(&stored(KvSide::V), &v));
+        }
+        k_all.push(stored(KvSide::K));
+        v_all.push(stored(KvSide::V));
     }
     let toks: Vec<Vec<u32>> = case.iter().map(|&(_, n)| vec![0; n]).collect();
     let parts: Vec<Part> = case
@@ -228,6 +247,29 @@ fn f16_pools_match_reference_on_stored_values() {
         assert!(
             err < 1e-5,
             "f16 bs {bs} nh {nh} nkv {nkv} hd {hd}: max abs err {err}"
+        );
+    }
+}
+
+/// int8 pools: against the reference on the values they stand for (each level times its
+/// head's scale) the kernel is as close as the f32 kernel is to its own; against the
+/// f32 pool's output on the original values, within what half a level moves a score.
+#[test]
+fn int8_pools_match_reference_on_stored_values_and_stay_near_f32() {
+    let case: Case = &[(0, 9), (13, 7), (40, 1), (1, 1), (0, 1), (31, 1), (100, 37)];
+    for (bs, nh, nkv, hd) in [(4, 6, 2, 16), (16, 9, 3, 64), (8, 4, 4, 12), (16, 8, 1, 8)] {
+        let seed = 13 + bs as u64;
+        let (int8, err) = run_full(KvDtype::Int8, false, case, bs, nh, nkv, hd, 1.0, seed);
+        assert!(
+            err < 1e-5,
+            "int8 bs {bs} nh {nh} nkv {nkv} hd {hd}: max abs err {err}"
+        );
+        let (full, _) = run_full(KvDtype::F32, false, case, bs, nh, nkv, hd, 1.0, seed);
+        let off = max_abs_diff(&int8, &full);
+        // Values in [-1, 1): each off by at most 1/254 of its head's largest.
+        assert!(
+            off < 2e-2 && off > 0.0,
+            "int8 bs {bs} nh {nh} nkv {nkv} hd {hd}: {off} from the f32 pool"
         );
     }
 }
@@ -329,7 +371,13 @@ fn rejects_inconsistent_batches() {
 #[test]
 fn a_query_gets_the_same_bits_in_a_prefill_tile_and_in_a_decode_step() {
     let (cached, new): (usize, usize) = (200, 37);
-    for (dtype, bs) in [(KvDtype::F16, 16), (KvDtype::F32, 16), (KvDtype::F16, 4)] {
+    for (dtype, bs) in [
+        (KvDtype::F16, 16),
+        (KvDtype::F32, 16),
+        (KvDtype::F16, 4),
+        (KvDtype::Int8, 16),
+        (KvDtype::Int8, 4),
+    ] {
         let (nh, nkv, hd) = (9, 3, 64);
         let mut rng = Rng(23 + bs as u64);
         let blocks = (cached + new).div_ceil(bs);

@@ -76,6 +76,17 @@ pub fn gpu_kv_budget(
     Ok(Some(kv))
 }
 
+/// A K/V dtype the device cannot hold, refused before anything is loaded: int8 is the
+/// CPU's alone.
+pub fn check_kv_dtype(device: DeviceArg, dtype: Option<hearth_models::KvDtype>) -> Result<()> {
+    match (device, dtype) {
+        (DeviceArg::Cuda, Some(hearth_models::KvDtype::Int8)) => anyhow::bail!(
+            "--kv-cache-dtype int8 runs on the CPU only; with --device cuda use f16 or f32"
+        ),
+        _ => Ok(()),
+    }
+}
+
 /// The KV-sizing flags that cannot go together, refused before anything is loaded.
 pub fn check_kv_flags(
     device: DeviceArg,

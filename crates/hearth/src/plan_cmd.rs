@@ -28,8 +28,8 @@ pub struct PlanArgs {
     /// KV cache block size (tokens), as `serve --block-size`.
     #[arg(long, default_value_t = 16)]
     pub block_size: usize,
-    /// What K and V are stored in, as `serve --kv-cache-dtype` (f16, the CPU default, or
-    /// f32).
+    /// What K and V are stored in, as `serve --kv-cache-dtype` (f16, the CPU default;
+    /// int8; or f32).
     #[arg(long, default_value_t = KvDtype::F16)]
     pub kv_cache_dtype: KvDtype,
 }

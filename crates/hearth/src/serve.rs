@@ -48,9 +48,11 @@ pub struct ServeArgs {
     pub block_size: Option<usize>,
     /// What the KV cache stores K and V in: `f16` (the CPU default, as llama.cpp's: half
     /// the memory of f32, so twice the tokens for the same budget and half the bytes
-    /// attention reads, at ~5e-4 relative rounding of each value) or `f32` (the model's
-    /// own values; the GPU default, with which batch 1 was measured at 70% of an H100's
-    /// bandwidth; f16 there is ~4% faster at 128 sequences).
+    /// attention reads, at ~5e-4 relative rounding of each value), `int8` (CPU only,
+    /// llama.cpp's and Ollama's `q8_0` idea: a byte a value and a scale per head and
+    /// token, ~1.9x the tokens of f16; each value within 1/254 of its head's largest)
+    /// or `f32` (the model's own values; the GPU default, with which batch 1 was
+    /// measured at 70% of an H100's bandwidth; f16 there is ~4% faster at 128 sequences).
     #[arg(long)]
     pub kv_cache_dtype: Option<hearth_models::KvDtype>,
     /// Requests accepted but not yet scheduled, at most; beyond it new ones get 503.
@@ -171,6 +173,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         args.kv_cache_memory,
     )?;
     crate::model_source::check_dtype(args.device, args.dtype)?;
+    crate::model_source::check_kv_dtype(args.device, args.kv_cache_dtype)?;
     tracing::info!(path = %path.display(), "loading model");
     let kv = args.engine_config().kv_cache_bytes as u64;
     crate::memory_check::check(&path, args.quantization, kv, args.memory)?;

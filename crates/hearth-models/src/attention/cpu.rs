@@ -8,7 +8,7 @@ use super::cpu_kernels::{self, Rows, Running, Simd};
 use super::kv_elem::KvElem;
 use super::{AttnMeta, AttnShape, PagedAttention};
 use crate::cpu_op_inputs::with_f32_values;
-use crate::kv_cache::k_offset;
+use crate::kv_cache::{k_offset, scale_offset};
 use crate::shared_out::SharedOut;
 use crate::{BatchInput, KvCache, KvPool, ModelError};
 use candle_core::{Device, Tensor};
@@ -68,12 +68,61 @@ impl PagedAttention for CpuPagedAttention {
             (Some(KvPool::F16(k)), Some(KvPool::F16(v))) => {
                 paged_attention(q, k, v, bs, batch, meta, shape, &mut out)
             }
+            (Some(KvPool::I8 { q: k, scale: ks }), Some(KvPool::I8 { q: v, scale: vs })) => {
+                let scales = KvScales { k: ks, v: vs };
+                paged_attention_int8(q, (k, v), scales, bs, batch, meta, shape, &mut out)
+            }
             _ => Err(ModelError::BadBatch(format!(
                 "no K/V pools of one type for layer {layer}"
             ))),
         })??;
         Ok(Tensor::from_vec(out, (t, width), &Device::Cpu)?)
     }
+}
+
+/// An int8 pool's scales (`KvPool::I8`), K's and V's, `[num_blocks, num_kv_heads,
+/// block_size]` each (`scale_offset`).
+#[derive(Debug, Clone, Copy)]
+pub struct KvScales<'a> {
+    pub k: &'a [f32],
+    pub v: &'a [f32],
+}
+
+/// `paged_attention` over int8 pools (`KvPool::I8`): each key's scores are scaled by its
+/// K head scale, and each softmax weight by its V head scale (after the denominator took
+/// it), so the result is the attention over the values the pools stand for.
+#[allow(clippy::too_many_arguments)]
+pub fn paged_attention_int8(
+    q: &[f32],
+    (k_pool, v_pool): (&[i8], &[i8]),
+    scales: KvScales,
+    block_size: usize,
+    batch: &BatchInput,
+    meta: &AttnMeta,
+    shape: AttnShape,
+    out: &mut [f32],
+) -> Result<(), ModelError> {
+    let per_scale = shape.head_dim.max(1);
+    if scales.k.len() * per_scale != k_pool.len() || scales.v.len() * per_scale != v_pool.len() {
+        return Err(ModelError::BadBatch(format!(
+            "int8 K/V scales: {} and {} for pools of {} and {} values",
+            scales.k.len(),
+            scales.v.len(),
+            k_pool.len(),
+            v_pool.len()
+        )));
+    }
+    attention_over(
+        q,
+        k_pool,
+        v_pool,
+        Some(scales),
+        block_size,
+        batch,
+        meta,
+        shape,
+        out,
+    )
 }
 
 /// The kernel over plain slices. `q` and `out` are `[T, num_heads, head_dim]`;
@@ -87,6 +136,23 @@ pub fn paged_attention<T: KvElem>(
     q: &[f32],
     k_pool: &[T],
     v_pool: &[T],
+    block_size: usize,
+    batch: &BatchInput,
+    meta: &AttnMeta,
+    shape: AttnShape,
+    out: &mut [f32],
+) -> Result<(), ModelError> {
+    attention_over(q, k_pool, v_pool, None, block_size, batch, meta, shape, out)
+}
+
+/// `paged_attention`, with an int8 pool's scales where it has them (checked by the
+/// caller against the pools).
+#[allow(clippy::too_many_arguments)]
+fn attention_over<T: KvElem>(
+    q: &[f32],
+    k_pool: &[T],
+    v_pool: &[T],
+    scales: Option<KvScales>,
     block_size: usize,
     batch: &BatchInput,
     meta: &AttnMeta,
@@ -141,9 +207,11 @@ pub fn paged_attention<T: KvElem>(
         hd,
         bs: block_size,
         row_len: nkv * hd,
+        nkv,
         scale: (scale, softcap),
         window,
         simd: Simd::detect(),
+        kv_scales: scales,
     };
     tiles.par_iter().enumerate().for_each(|(i, tile)| {
         let seq = &batch.seqs[tile.seq];
@@ -332,15 +400,17 @@ thread_local! {
 /// Queries whose slices a tile keeps on the stack (16 rows of groups of up to 8).
 const QUERIES_ON_STACK: usize = 128;
 
-/// The shape facts a tile needs.
-struct TileLayout {
+/// The shape facts a tile needs, and an int8 pool's scales.
+struct TileLayout<'a> {
     nh: usize,
     hd: usize,
     bs: usize,
     row_len: usize,
+    nkv: usize,
     scale: (f32, Option<f32>),
     window: Option<usize>,
     simd: Simd,
+    kv_scales: Option<KvScales<'a>>,
 }
 
 /// `attend_tile` compiled for AVX-512F or AVX2+FMA+F16C with those SIMD inner loops,
@@ -520,6 +590,42 @@ fn span_keys<'a, T: KvElem>(
     }
 }
 
+/// The int8 scales (K's or V's) of the tile's KV head for the keys `keys` (inside one
+/// block, so side by side: slot-minor), as a chunk's lanes (ones past its keys, whose
+/// lanes nothing reads).
+#[inline(always)]
+fn chunk_scales(
+    scales: &[f32],
+    keys: Range<usize>,
+    table: &[u32],
+    tile: &QueryTile,
+    l: &TileLayout,
+) -> [f32; CHUNK] {
+    let block = table[keys.start / l.bs] as usize;
+    let at = scale_offset(block, keys.start % l.bs, tile.kv_head, l.nkv, l.bs);
+    // A whole chunk as one fixed-size copy; a variable-length copy_from_slice was a
+    // libc call a chunk.
+    if let Some(whole) = scales.get(at..at + CHUNK).filter(|_| keys.len() == CHUNK) {
+        if let Ok(lanes) = <[f32; CHUNK]>::try_from(whole) {
+            return lanes;
+        }
+    }
+    let mut lanes = [1f32; CHUNK];
+    for (x, &s) in lanes.iter_mut().zip(&scales[at..at + keys.len()]) {
+        *x = s;
+    }
+    lanes
+}
+
+/// A chunk's scores (or weights) times its keys' scales, lane by lane: one vector
+/// multiply.
+#[inline(always)]
+fn scale_lanes(s: &mut [f32; CHUNK], f: &[f32; CHUNK]) {
+    for (x, f) in s.iter_mut().zip(f) {
+        *x *= f;
+    }
+}
+
 /// Softmax(q·K·scale)·V for each of the tile's query heads at each of its rows (row
 /// `row0 + i` at position `positions[i]`, over keys `[first, position]`; scores
 /// soft-capped when asked), into `o` as `[row][head][hd]`. Keys come in chunks that end
@@ -653,6 +759,14 @@ fn attend_tile<T: KvElem>(
             .rposition(|r| r.0 < bounds[n])
             .map_or(0, |i| i + 1);
         cpu_kernels::scores(simd, &qs[..live], keys, nq, scores);
+        if let Some(ks) = l.kv_scales.map(|s| s.k) {
+            for c in 0..n {
+                let f = chunk_scales(ks, bounds[c]..bounds[c + 1], table, tile, l);
+                for s in &mut scores[c * nq..c * nq + live] {
+                    scale_lanes(s, &f);
+                }
+            }
+        }
         for c in 0..n {
             let (start, end) = (bounds[c], bounds[c + 1]);
             let scores = &mut scores[c * nq..(c + 1) * nq];
@@ -679,6 +793,13 @@ fn attend_tile<T: KvElem>(
                         o: &mut o[i * hd..(i + 1) * hd],
                     };
                     cpu_kernels::weights(simd, &mut scores[i], slots, l.scale, run);
+                }
+            }
+            // The weights (their denominator taken) times the V head scales.
+            if let Some(vs) = l.kv_scales.map(|s| s.v) {
+                let f = chunk_scales(vs, start..end, table, tile, l);
+                for s in &mut scores[..live] {
+                    scale_lanes(s, &f);
                 }
             }
             // [start, end) lies in one block, so its V rows are contiguous in the pool.

@@ -1,4 +1,4 @@
-//! The element types a K/V pool holds (f32, f16) as the attention kernels read them:
+//! The element types a K/V pool holds (f32, f16, int8) as the attention kernels read them:
 //! one value widened to f32 (the portable path), or 8 or 16 at once (the SIMD paths). Both
 //! widen exactly, so the two paths still give the same bits.
 
@@ -67,5 +67,30 @@ impl KvElem for f16 {
     unsafe fn load16(p: *const f16) -> std::arch::x86_64::__m512 {
         use std::arch::x86_64::*;
         _mm512_cvtph_ps(_mm256_loadu_si256(p as *const __m256i))
+    }
+}
+
+/// An int8 pool's value (`kv_int8`): widened as it is; the caller applies its head's
+/// scale (to the scores for K, to the softmax weights for V).
+impl KvElem for i8 {
+    const ZERO: i8 = 0;
+
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        f32::from(self)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load8(p: *const i8) -> std::arch::x86_64::__m256 {
+        use std::arch::x86_64::*;
+        _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p as *const __m128i)))
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load16(p: *const i8) -> std::arch::x86_64::__m512 {
+        use std::arch::x86_64::*;
+        _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(p as *const __m128i)))
     }
 }

@@ -406,6 +406,11 @@ impl CudaLlama {
     }
 
     fn ensure_pools(&mut self, cache: &KvCache) -> Result<(), ModelError> {
+        if cache.dtype == KvDtype::Int8 {
+            return Err(unsupported(
+                "an int8 K/V cache on the GPU (f32 or f16 there)",
+            ));
+        }
         let f16 = cache.dtype == KvDtype::F16;
         if self.pools.len() == self.layers.len() {
             if f16 != self.kv_f16 {
