@@ -90,17 +90,30 @@ impl CustomOp2 for GatedMul {
         if l1.shape() != l2.shape() {
             candle_core::bail!("gated_mul shapes {:?} and {:?}", l1.shape(), l2.shape());
         }
-        let act = self.0;
         let mut out = vec![0f32; g.len()];
-        if g.len() <= SERIAL_MAX {
-            gated_slices(act, g, u, &mut out);
-            return Ok((CpuStorage::F32(out), l1.shape().clone()));
-        }
-        out.par_chunks_mut(CHUNK)
-            .zip(g.par_chunks(CHUNK).zip(u.par_chunks(CHUNK)))
-            .for_each(|(o, (g, u))| gated_slices(act, g, u, o));
+        gated_mul_into(self.0, g, u, &mut out)?;
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
+}
+
+/// `gated_mul` over slices of one length: `out[i] = act(g[i]) * u[i]`.
+pub(crate) fn gated_mul_into(act: Gate, g: &[f32], u: &[f32], out: &mut [f32]) -> Result<()> {
+    if u.len() != g.len() || out.len() != g.len() {
+        candle_core::bail!(
+            "gated_mul: {}, {} and {} values",
+            g.len(),
+            u.len(),
+            out.len()
+        );
+    }
+    if g.len() <= SERIAL_MAX {
+        gated_slices(act, g, u, out);
+        return Ok(());
+    }
+    out.par_chunks_mut(CHUNK)
+        .zip(g.par_chunks(CHUNK).zip(u.par_chunks(CHUNK)))
+        .for_each(|(o, (g, u))| gated_slices(act, g, u, o));
+    Ok(())
 }
 
 /// `out[i] = act(g[i]) * u[i]` (slices of one length), 16 lanes at a time where the CPU

@@ -54,6 +54,14 @@ pub fn load_safetensors_dir_with(
 /// A llama-family Hugging Face folder (Llama, Qwen2, Qwen3) as a CPU llama with dense
 /// f32 matrices: what the CUDA backend uploads. Gemma 3 folders are refused.
 pub fn load_llama_dir(dir: &Path) -> Result<Llama, ModelError> {
+    load_llama_dir_with(dir, None)
+}
+
+/// `load_llama_dir`, each matrix quantized to `quantization` where given.
+pub fn load_llama_dir_with(
+    dir: &Path,
+    quantization: Option<GgmlDType>,
+) -> Result<Llama, ModelError> {
     let config = read_config(dir)?;
     if crate::gemma3::is_gemma3(&config) {
         return Err(ModelError::Unsupported(
@@ -61,7 +69,7 @@ pub fn load_llama_dir(dir: &Path) -> Result<Llama, ModelError> {
         ));
     }
     let hf = HfConfig::from_json(&config)?;
-    build(&hf, &SafetensorsDir::open(dir)?, &Device::Cpu, None)
+    build(&hf, &SafetensorsDir::open(dir)?, &Device::Cpu, quantization)
 }
 
 /// A folder's `config.json`, parsed.
@@ -134,7 +142,7 @@ fn build(
             w_down: dense(mat(&p("mlp.down_proj.weight"), h, cfg.ffn_size)?)?,
         });
     }
-    Ok(Llama {
+    let mut llama = Llama {
         spec: cfg.spec(),
         rope: Rope::new(hd, cfg.rope_theta, hf.rope_freq_factors.as_deref())?,
         cfg: cfg.clone(),
@@ -144,5 +152,9 @@ fn build(
         lm_head,
         attn: Box::new(CpuPagedAttention),
         device: device.clone(),
-    })
+        cpu_layers: None,
+    };
+    // Quantized on load, the matrices are held for hearth's kernels: buffered layers.
+    llama.set_step_buffers(true)?;
+    Ok(llama)
 }

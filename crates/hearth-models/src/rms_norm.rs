@@ -64,28 +64,47 @@ pub(crate) fn add_rms_norm(
         let xs = crate::cpu_op_inputs::f32_slice(op, (xs, xl))?;
         let rs = crate::cpu_op_inputs::f32_slice(op, (rs, rl))?;
         let ws = crate::cpu_op_inputs::f32_slice(op, (ws, wl))?;
-        let n = ws.len();
-        if n == 0 || xs.len() % n != 0 || rs.len() != xs.len() {
-            candle_core::bail!("{op}: {} and {} values in rows of {n}", xs.len(), rs.len());
-        }
         let (mut sum, mut out) = (vec![0f32; xs.len()], vec![0f32; xs.len()]);
-        if xs.len() / n >= PAR_ROWS {
-            sum.par_chunks_mut(n)
-                .zip(out.par_chunks_mut(n))
-                .zip(xs.par_chunks(n).zip(rs.par_chunks(n)))
-                .for_each(|((s, o), (x, r))| add_norm_row(x, r, ws, eps, (s, o)));
-        } else {
-            sum.chunks_mut(n)
-                .zip(out.chunks_mut(n))
-                .zip(xs.chunks(n).zip(rs.chunks(n)))
-                .for_each(|((s, o), (x, r))| add_norm_row(x, r, ws, eps, (s, o)));
-        }
+        add_rms_norm_into(xs, rs, ws, eps, (&mut sum, &mut out))?;
         (sum, out)
     };
     Ok((
         Tensor::from_vec(sum, x.shape(), x.device())?,
         Tensor::from_vec(out, x.shape(), x.device())?,
     ))
+}
+
+/// `add_rms_norm` over slices: each row of `w.len()` values of `x + r` into `sum`, and
+/// its norm into `out` (all as long as `x`).
+pub(crate) fn add_rms_norm_into(
+    xs: &[f32],
+    rs: &[f32],
+    ws: &[f32],
+    eps: f32,
+    (sum, out): (&mut [f32], &mut [f32]),
+) -> Result<()> {
+    let n = ws.len();
+    if n == 0 || !xs.len().is_multiple_of(n) || [rs.len(), sum.len(), out.len()] != [xs.len(); 3] {
+        candle_core::bail!(
+            "add_rms_norm: {}, {}, {} and {} values in rows of {n}",
+            xs.len(),
+            rs.len(),
+            sum.len(),
+            out.len()
+        );
+    }
+    if xs.len() / n >= PAR_ROWS {
+        sum.par_chunks_mut(n)
+            .zip(out.par_chunks_mut(n))
+            .zip(xs.par_chunks(n).zip(rs.par_chunks(n)))
+            .for_each(|((s, o), (x, r))| add_norm_row(x, r, ws, eps, (s, o)));
+    } else {
+        sum.chunks_mut(n)
+            .zip(out.chunks_mut(n))
+            .zip(xs.chunks(n).zip(rs.chunks(n)))
+            .for_each(|((s, o), (x, r))| add_norm_row(x, r, ws, eps, (s, o)));
+    }
+    Ok(())
 }
 
 /// One row of `add_rms_norm`: `s = x + r`, then `o` its norm.
@@ -111,23 +130,32 @@ impl CustomOp2 for RmsNorm {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (x, w) = crate::cpu_op_inputs::f32_pair("rms_norm", (s1, l1), (s2, l2))?;
-        let n = w.len();
-        if n == 0 || x.len() % n != 0 {
-            candle_core::bail!("rms_norm: {} values in rows of {n}", x.len());
-        }
         let mut out = vec![0f32; x.len()];
-        let eps = self.0;
-        if x.len() / n >= PAR_ROWS {
-            out.par_chunks_mut(n)
-                .zip(x.par_chunks(n))
-                .for_each(|(o, x)| norm_row(x, w, eps, o));
-        } else {
-            out.chunks_mut(n)
-                .zip(x.chunks(n))
-                .for_each(|(o, x)| norm_row(x, w, eps, o));
-        }
+        rms_norm_into(x, w, self.0, &mut out)?;
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
+}
+
+/// `rms_norm` over slices: each row of `w.len()` values of `x` into `out` (as long).
+pub(crate) fn rms_norm_into(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) -> Result<()> {
+    let n = w.len();
+    if n == 0 || !x.len().is_multiple_of(n) || out.len() != x.len() {
+        candle_core::bail!(
+            "rms_norm: {} values into {} in rows of {n}",
+            x.len(),
+            out.len()
+        );
+    }
+    if x.len() / n >= PAR_ROWS {
+        out.par_chunks_mut(n)
+            .zip(x.par_chunks(n))
+            .for_each(|(o, x)| norm_row(x, w, eps, o));
+    } else {
+        out.chunks_mut(n)
+            .zip(x.chunks(n))
+            .for_each(|(o, x)| norm_row(x, w, eps, o));
+    }
+    Ok(())
 }
 
 /// One row, 8 lanes at a time where the CPU has AVX2 and FMA.

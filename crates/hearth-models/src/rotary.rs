@@ -56,8 +56,7 @@ impl CustomOp3 for Rotate {
         let cos = crate::cpu_op_inputs::f32_slice(op, (s2, l2))?;
         let sin = crate::cpu_op_inputs::f32_slice(op, (s3, l3))?;
         let (t, heads, one, hd) = l1.shape().dims4()?;
-        let half = hd / 2;
-        if one != 1 || hd % 2 != 0 || cos.len() != t * half || sin.len() != t * half {
+        if one != 1 {
             candle_core::bail!(
                 "{op}: x {:?} with cos {:?} and sin {:?}",
                 l1.dims(),
@@ -66,30 +65,58 @@ impl CustomOp3 for Rotate {
             );
         }
         let mut out = vec![0f32; x.len()];
-        let row = heads * hd;
-        let simd = Simd::detect();
-        let token = |(i, (o, x)): (usize, (&mut [f32], &[f32]))| {
-            let (c, s) = (
-                &cos[i * half..(i + 1) * half],
-                &sin[i * half..(i + 1) * half],
-            );
-            for (o, x) in o.chunks_exact_mut(hd).zip(x.chunks_exact(hd)) {
-                rotate_head(simd, self.0, x, c, s, o);
-            }
-        };
-        if row > 0 && t >= PAR_TOKENS {
-            out.par_chunks_mut(row)
-                .zip(x.par_chunks(row))
-                .enumerate()
-                .for_each(token);
-        } else if row > 0 {
-            out.chunks_mut(row)
-                .zip(x.chunks(row))
-                .enumerate()
-                .for_each(token);
-        }
+        rotate_into(x, (t, heads, hd), (cos, sin), self.0, &mut out)?;
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
+}
+
+/// `rotate` over slices: `x` is `[t, heads, hd]`, `cos` and `sin` `[t, hd / 2]`; the
+/// result into `out` (as long as `x`).
+pub(crate) fn rotate_into(
+    x: &[f32],
+    (t, heads, hd): (usize, usize, usize),
+    (cos, sin): (&[f32], &[f32]),
+    pairing: Pairing,
+    out: &mut [f32],
+) -> Result<()> {
+    let half = hd / 2;
+    let row = heads * hd;
+    if hd % 2 != 0
+        || cos.len() != t * half
+        || sin.len() != t * half
+        || x.len() != t * row
+        || out.len() != x.len()
+    {
+        candle_core::bail!(
+            "rotary embedding: {} values ({t} x {heads} x {hd}) into {}, with {} and {} angles",
+            x.len(),
+            out.len(),
+            cos.len(),
+            sin.len()
+        );
+    }
+    let simd = Simd::detect();
+    let token = |(i, (o, x)): (usize, (&mut [f32], &[f32]))| {
+        let (c, s) = (
+            &cos[i * half..(i + 1) * half],
+            &sin[i * half..(i + 1) * half],
+        );
+        for (o, x) in o.chunks_exact_mut(hd).zip(x.chunks_exact(hd)) {
+            rotate_head(simd, pairing, x, c, s, o);
+        }
+    };
+    if row > 0 && t >= PAR_TOKENS {
+        out.par_chunks_mut(row)
+            .zip(x.par_chunks(row))
+            .enumerate()
+            .for_each(token);
+    } else if row > 0 {
+        out.chunks_mut(row)
+            .zip(x.chunks(row))
+            .enumerate()
+            .for_each(token);
+    }
+    Ok(())
 }
 
 /// Which path a call takes: found once a call, not once a head.

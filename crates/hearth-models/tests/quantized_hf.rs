@@ -6,6 +6,7 @@ use candle_core::quantized::gguf_file::Value;
 use candle_core::quantized::GgmlDType;
 use candle_core::Device;
 use common::{argmax, batch, max_abs_diff, Part};
+use hearth_models::hf_load::load_llama_dir_with;
 use hearth_models::hf_to_gguf::hf_to_gguf;
 use hearth_models::{load_gguf, load_safetensors_dir_with, CausalLm, KvCache, KvCacheLayout};
 use serde_json::Value as Json;
@@ -105,6 +106,62 @@ fn q8_0_on_load_keeps_top1_and_a_small_error() {
             err > 1e-5,
             "{name}: error {err} too small, weights not quantized?"
         );
+    }
+}
+
+/// Every step's logits of `compare`'s steps (prefill, then the reference's decodes).
+fn all_logits(model: &mut dyn CausalLm, r: &Reference) -> Vec<Vec<f32>> {
+    let s = model.spec().clone();
+    let mut cache = KvCache::new(KvCacheLayout {
+        num_layers: s.num_layers,
+        num_kv_heads: s.num_kv_heads,
+        head_dim: s.head_dim,
+        block_size: BS,
+        num_blocks: 16,
+    });
+    let table: Vec<u32> = (0..8).collect();
+    let mut steps: Vec<&[u32]> = vec![&r.prompt];
+    steps.extend(r.decode.iter().map(|(t, _)| std::slice::from_ref(t)));
+    let mut done = 0;
+    steps
+        .into_iter()
+        .map(|toks| {
+            let parts = [Part {
+                block_table: &table,
+                num_computed: done,
+                tokens: toks,
+                needs_logits: true,
+            }];
+            done += toks.len();
+            let input = batch(&parts, BS);
+            model
+                .forward(&input, &mut cache)
+                .expect("forward")
+                .remove(0)
+        })
+        .collect()
+}
+
+/// The buffered CPU layers (the default for matrices held by hearth's kernels) give
+/// the bits of candle's tensor ops, with Qwen2's q/k/v biases and Qwen3's q/k norms.
+#[test]
+fn buffered_layers_give_the_bits_of_tensor_ops_on_qwen_extras() {
+    for name in ["llama3", "qwen2", "qwen3"] {
+        let r = reference(name);
+        let load = |buffers: bool| {
+            let mut m = load_llama_dir_with(&fixture(name), Some(GgmlDType::Q8_0)).expect("load");
+            m.set_step_buffers(buffers).expect("set path");
+            assert_eq!(m.step_buffers(), buffers, "{name}");
+            m
+        };
+        let (mut a, mut b) = (load(true), load(false));
+        let (la, lb) = (all_logits(&mut a, &r), all_logits(&mut b, &r));
+        assert_eq!(la.len(), 1 + r.decode.len());
+        for (i, (x, y)) in la.iter().zip(&lb).enumerate() {
+            let same =
+                x.len() == y.len() && x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits());
+            assert!(same, "{name}: step {i}'s logits differ");
+        }
     }
 }
 

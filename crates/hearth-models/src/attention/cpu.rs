@@ -33,18 +33,8 @@ impl PagedAttention for CpuPagedAttention {
         v: &Tensor,
         batch: &BatchInput,
     ) -> Result<(), ModelError> {
-        let want = batch.slot_mapping.len() * cache.row_len();
         with_f32_values(k, |k| {
-            with_f32_values(v, |v| {
-                if k.len() != want || v.len() != want || layer >= cache.k.len() {
-                    return Err(ModelError::BadBatch(format!(
-                        "k/v of {} floats for {want} expected, layer {layer}",
-                        k.len()
-                    )));
-                }
-                cache.write(layer, k, v, &batch.slot_mapping);
-                Ok(())
-            })
+            with_f32_values(v, |v| write_kv_rows(cache, layer, k, v, batch))
         })??
     }
 
@@ -60,23 +50,69 @@ impl PagedAttention for CpuPagedAttention {
         let t = batch.tokens.len();
         let width = shape.num_heads * shape.head_dim;
         let mut out = vec![0f32; t * width];
-        let bs = cache.layout.block_size;
-        with_f32_values(q, |q| match (cache.k.get(layer), cache.v.get(layer)) {
-            (Some(KvPool::F32(k)), Some(KvPool::F32(v))) => {
-                paged_attention(q, k, v, bs, batch, meta, shape, &mut out)
-            }
-            (Some(KvPool::F16(k)), Some(KvPool::F16(v))) => {
-                paged_attention(q, k, v, bs, batch, meta, shape, &mut out)
-            }
-            (Some(KvPool::I8 { q: k, scale: ks }), Some(KvPool::I8 { q: v, scale: vs })) => {
-                let scales = KvScales { k: ks, v: vs };
-                paged_attention_int8(q, (k, v), scales, bs, batch, meta, shape, &mut out)
-            }
-            _ => Err(ModelError::BadBatch(format!(
-                "no K/V pools of one type for layer {layer}"
-            ))),
+        let scratch = &mut AttnScratch::default();
+        with_f32_values(q, |q| {
+            attend_rows(q, cache, layer, batch, meta, shape, &mut out, scratch)
         })??;
         Ok(Tensor::from_vec(out, (t, width), &Device::Cpu)?)
+    }
+}
+
+/// The step's K and V rows (`[T, num_kv_heads * head_dim]` each) into `layer`'s pools
+/// at the batch's slots (`CpuPagedAttention::write_kv` on slices).
+pub(crate) fn write_kv_rows(
+    cache: &mut KvCache,
+    layer: usize,
+    k: &[f32],
+    v: &[f32],
+    batch: &BatchInput,
+) -> Result<(), ModelError> {
+    let want = batch.slot_mapping.len() * cache.row_len();
+    if k.len() != want || v.len() != want || layer >= cache.k.len() {
+        return Err(ModelError::BadBatch(format!(
+            "k/v of {} floats for {want} expected, layer {layer}",
+            k.len()
+        )));
+    }
+    cache.write(layer, k, v, &batch.slot_mapping);
+    Ok(())
+}
+
+/// What a step's attention calls keep from layer to layer: the list of query tiles.
+#[derive(Default)]
+pub(crate) struct AttnScratch {
+    tiles: Vec<QueryTile>,
+}
+
+/// `CpuPagedAttention::attend` on slices: `q` (`[T, num_heads * head_dim]`) against
+/// `layer`'s pools, into `out` (as long as `q`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn attend_rows(
+    q: &[f32],
+    cache: &KvCache,
+    layer: usize,
+    batch: &BatchInput,
+    meta: &AttnMeta,
+    shape: AttnShape,
+    out: &mut [f32],
+    scratch: &mut AttnScratch,
+) -> Result<(), ModelError> {
+    let bs = cache.layout.block_size;
+    let tiles = &mut scratch.tiles;
+    match (cache.k.get(layer), cache.v.get(layer)) {
+        (Some(KvPool::F32(k)), Some(KvPool::F32(v))) => {
+            attention_over(q, (k, v, None), bs, batch, meta, shape, out, tiles)
+        }
+        (Some(KvPool::F16(k)), Some(KvPool::F16(v))) => {
+            attention_over(q, (k, v, None), bs, batch, meta, shape, out, tiles)
+        }
+        (Some(KvPool::I8 { q: k, scale: ks }), Some(KvPool::I8 { q: v, scale: vs })) => {
+            let scales = KvScales { k: ks, v: vs };
+            int8_over(q, (k, v), scales, bs, batch, meta, shape, out, tiles)
+        }
+        _ => Err(ModelError::BadBatch(format!(
+            "no K/V pools of one type for layer {layer}"
+        ))),
     }
 }
 
@@ -102,6 +138,34 @@ pub fn paged_attention_int8(
     shape: AttnShape,
     out: &mut [f32],
 ) -> Result<(), ModelError> {
+    let tiles = &mut Vec::new();
+    int8_over(
+        q,
+        (k_pool, v_pool),
+        scales,
+        block_size,
+        batch,
+        meta,
+        shape,
+        out,
+        tiles,
+    )
+}
+
+/// `paged_attention_int8` listing its tiles in `tiles`, after checking the scales
+/// against the pools.
+#[allow(clippy::too_many_arguments)]
+fn int8_over(
+    q: &[f32],
+    (k_pool, v_pool): (&[i8], &[i8]),
+    scales: KvScales,
+    block_size: usize,
+    batch: &BatchInput,
+    meta: &AttnMeta,
+    shape: AttnShape,
+    out: &mut [f32],
+    tiles: &mut Vec<QueryTile>,
+) -> Result<(), ModelError> {
     let per_scale = shape.head_dim.max(1);
     if scales.k.len() * per_scale != k_pool.len() || scales.v.len() * per_scale != v_pool.len() {
         return Err(ModelError::BadBatch(format!(
@@ -112,17 +176,8 @@ pub fn paged_attention_int8(
             v_pool.len()
         )));
     }
-    attention_over(
-        q,
-        k_pool,
-        v_pool,
-        Some(scales),
-        block_size,
-        batch,
-        meta,
-        shape,
-        out,
-    )
+    let pools = (k_pool, v_pool, Some(scales));
+    attention_over(q, pools, block_size, batch, meta, shape, out, tiles)
 }
 
 /// The kernel over plain slices. `q` and `out` are `[T, num_heads, head_dim]`;
@@ -142,22 +197,31 @@ pub fn paged_attention<T: KvElem>(
     shape: AttnShape,
     out: &mut [f32],
 ) -> Result<(), ModelError> {
-    attention_over(q, k_pool, v_pool, None, block_size, batch, meta, shape, out)
+    let tiles = &mut Vec::new();
+    attention_over(
+        q,
+        (k_pool, v_pool, None),
+        block_size,
+        batch,
+        meta,
+        shape,
+        out,
+        tiles,
+    )
 }
 
 /// `paged_attention`, with an int8 pool's scales where it has them (checked by the
-/// caller against the pools).
+/// caller against the pools); the step's query tiles are listed in `tiles`.
 #[allow(clippy::too_many_arguments)]
 fn attention_over<T: KvElem>(
     q: &[f32],
-    k_pool: &[T],
-    v_pool: &[T],
-    scales: Option<KvScales>,
+    (k_pool, v_pool, scales): (&[T], &[T], Option<KvScales>),
     block_size: usize,
     batch: &BatchInput,
     meta: &AttnMeta,
     shape: AttnShape,
     out: &mut [f32],
+    tiles: &mut Vec<QueryTile>,
 ) -> Result<(), ModelError> {
     let AttnShape {
         num_heads: nh,
@@ -200,7 +264,8 @@ fn attention_over<T: KvElem>(
         return Err(ModelError::BadBatch("block id outside the pool".into()));
     }
     let group = nh / nkv;
-    let tiles = query_tiles(batch, meta, nkv, group);
+    query_tiles(batch, meta, nkv, group, tiles);
+    let tiles = &tiles[..];
     let out_ptr = SharedOut::new(out);
     let layout = TileLayout {
         nh,
@@ -266,14 +331,20 @@ const TILE_ROWS: usize = 16;
 
 /// Tiles of whole KV-head groups; where that leaves fewer tiles than ~4 per thread (a
 /// decode step of few sequences), one tile per query head instead, so no core idles.
-fn query_tiles(batch: &BatchInput, meta: &AttnMeta, nkv: usize, group: usize) -> Vec<QueryTile> {
+fn query_tiles(
+    batch: &BatchInput,
+    meta: &AttnMeta,
+    nkv: usize,
+    group: usize,
+    tiles: &mut Vec<QueryTile>,
+) {
     let rows: usize = batch
         .seqs
         .iter()
         .map(|s| s.num_new.div_ceil(TILE_ROWS))
         .sum();
     let split = rows * nkv < 4 * rayon::current_num_threads();
-    let mut tiles = Vec::new();
+    tiles.clear();
     let mut row = 0;
     for (s, seq) in batch.seqs.iter().enumerate() {
         let end = row + seq.num_new;
@@ -304,7 +375,6 @@ fn query_tiles(batch: &BatchInput, meta: &AttnMeta, nkv: usize, group: usize) ->
         }
         row = end;
     }
-    tiles
 }
 
 /// How far ahead of the keys in use a tile asks for K and V (`attend_tile`): 2% off an

@@ -140,7 +140,7 @@ pub fn load_as<R: Read + Seek>(
         });
     }
     let norm = r.vector("output_norm.weight", h)?;
-    Ok(Llama {
+    let mut llama = Llama {
         spec: cfg.spec(),
         rope: Rope::new(hd, cfg.rope_theta, freq_factors.as_deref())?,
         cfg,
@@ -150,5 +150,8 @@ pub fn load_as<R: Read + Seek>(
         lm_head,
         attn: Box::new(CpuPagedAttention),
         device: device.clone(),
-    })
+        cpu_layers: None,
+    };
+    llama.set_step_buffers(true)?;
+    Ok(llama)
 }

@@ -2,6 +2,7 @@
 //! `[T, hidden]` matrix, so every weight is read once per step for the whole batch.
 
 mod config;
+mod cpu_layers;
 mod load;
 mod rope;
 
@@ -46,11 +47,29 @@ pub struct Llama {
     pub(crate) rope: Rope,
     pub(crate) attn: Box<dyn PagedAttention>,
     pub(crate) device: Device,
+    /// The CPU layers' buffers (`cpu_layers`); `None`: candle tensor ops.
+    pub(crate) cpu_layers: Option<cpu_layers::CpuLayers>,
 }
 
 impl Llama {
     pub fn config(&self) -> &LlamaConfig {
         &self.cfg
+    }
+
+    /// Whether a CPU step's layers write into buffers kept from step to step (the
+    /// default, where every matrix is held for hearth's kernels) or run as candle tensor
+    /// ops (`false`; the two give the same bits). Off the CPU, always tensor ops.
+    pub fn set_step_buffers(&mut self, on: bool) -> Result<(), ModelError> {
+        self.cpu_layers = match on && self.device.is_cpu() {
+            true => cpu_layers::CpuLayers::new(&self.layers)?,
+            false => None,
+        };
+        Ok(())
+    }
+
+    /// Whether the buffered CPU layers run (`set_step_buffers`).
+    pub fn step_buffers(&self) -> bool {
+        self.cpu_layers.is_some()
     }
 
     /// Optional per-head RMSNorm, then rotary embedding: interleaved pairs for GGUF,
@@ -162,19 +181,34 @@ impl CausalLm for Llama {
 }
 
 impl Llama {
-    /// One step up to the logits: `[wanted, vocab]`, one row for each sequence that
-    /// wants logits (their indices in `batch.seqs`, in order); `None` when none does.
-    fn forward_step(
-        &mut self,
+    /// The embedded `ids` through the buffered layers; the stream after the last layer
+    /// as a tensor, for the LM head.
+    fn embed_and_run_buffered(
+        &self,
+        cl: &mut cpu_layers::CpuLayers,
+        ids: &Tensor,
         batch: &BatchInput,
+        meta: &AttnMeta,
         cache: &mut KvCache,
-    ) -> Result<Option<(Tensor, Vec<usize>)>, ModelError> {
-        let meta = AttnMeta::for_model(&self.spec, batch, cache)?;
-        if batch.tokens.is_empty() {
-            return Ok(None);
-        }
-        let ids = Tensor::from_slice(&batch.tokens, batch.tokens.len(), &self.device)?;
-        let mut x = self.embed.embedding(&ids)?;
+    ) -> Result<Tensor, ModelError> {
+        self.embed
+            .embedding_into(&batch.tokens, &mut cl.buffers.x, ids)?;
+        self.layers_buffered(cl, batch, meta, cache)?;
+        let x = &cl.buffers.x;
+        let hidden = self.cfg.hidden_size;
+        let t = batch.tokens.len();
+        Ok(Tensor::from_slice(x, (t, hidden), &self.device)?)
+    }
+
+    /// The embedded `ids` through the layers as candle tensor ops.
+    fn layers_as_tensors(
+        &self,
+        ids: &Tensor,
+        batch: &BatchInput,
+        meta: &AttnMeta,
+        cache: &mut KvCache,
+    ) -> Result<Tensor, ModelError> {
+        let mut x = self.embed.embedding(ids)?;
         let rope = self.rope.tables(&batch.positions, &self.device)?;
         let mut lap = Lap::start();
         let mut h = match self.layers.first() {
@@ -183,7 +217,7 @@ impl Llama {
         };
         lap.mark(Phase::InputNorm);
         for i in 0..self.layers.len() {
-            let (mid, down) = self.layer(i, (&x, &h), &rope, batch, &meta, cache)?;
+            let (mid, down) = self.layer(i, (&x, &h), &rope, batch, meta, cache)?;
             let mut lap = Lap::start();
             // The residual add with the next layer's input norm, in one pass.
             match self.layers.get(i + 1) {
@@ -197,6 +231,29 @@ impl Llama {
                 }
             }
         }
+        Ok(x)
+    }
+
+    /// One step up to the logits: `[wanted, vocab]`, one row for each sequence that
+    /// wants logits (their indices in `batch.seqs`, in order); `None` when none does.
+    fn forward_step(
+        &mut self,
+        batch: &BatchInput,
+        cache: &mut KvCache,
+    ) -> Result<Option<(Tensor, Vec<usize>)>, ModelError> {
+        let meta = AttnMeta::for_model(&self.spec, batch, cache)?;
+        if batch.tokens.is_empty() {
+            return Ok(None);
+        }
+        let ids = Tensor::from_slice(&batch.tokens, batch.tokens.len(), &self.device)?;
+        let x = match self.cpu_layers.take() {
+            Some(mut cl) => {
+                let out = self.embed_and_run_buffered(&mut cl, &ids, batch, &meta, cache);
+                self.cpu_layers = Some(cl);
+                out?
+            }
+            None => self.layers_as_tensors(&ids, batch, &meta, cache)?,
+        };
         // LM head only on the rows that will be sampled.
         let wanted: Vec<usize> = (0..batch.seqs.len())
             .filter(|&s| batch.seqs[s].needs_logits)

@@ -34,6 +34,19 @@ impl Rope {
         Ok(Rope { inv_freq })
     }
 
+    /// `tables`' values into `cos` and `sin` (`[T, head_dim / 2]`, cleared first).
+    pub fn tables_into(&self, positions: &[u32], (cos, sin): (&mut Vec<f32>, &mut Vec<f32>)) {
+        cos.clear();
+        sin.clear();
+        for &p in positions {
+            for &f in &self.inv_freq {
+                let a = p as f64 * f;
+                cos.push(a.cos() as f32);
+                sin.push(a.sin() as f32);
+            }
+        }
+    }
+
     /// The angular frequency of each pair (the GPU computes its own tables).
     pub fn inv_freq(&self) -> &[f64] {
         &self.inv_freq
@@ -46,17 +59,9 @@ impl Rope {
         positions: &[u32],
         device: &Device,
     ) -> Result<(Tensor, Tensor), ModelError> {
-        let half = self.inv_freq.len();
-        let mut cos = Vec::with_capacity(positions.len() * half);
-        let mut sin = Vec::with_capacity(positions.len() * half);
-        for &p in positions {
-            for &f in &self.inv_freq {
-                let a = p as f64 * f;
-                cos.push(a.cos() as f32);
-                sin.push(a.sin() as f32);
-            }
-        }
-        let shape = (positions.len(), 1, half);
+        let (mut cos, mut sin) = (Vec::new(), Vec::new());
+        self.tables_into(positions, (&mut cos, &mut sin));
+        let shape = (positions.len(), 1, self.inv_freq.len());
         Ok((
             Tensor::from_vec(cos, shape, device)?,
             Tensor::from_vec(sin, shape, device)?,

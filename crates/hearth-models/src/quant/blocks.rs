@@ -84,9 +84,9 @@ impl<T: GgmlType + std::fmt::Debug + 'static> RowMatrix for BlockMatrix<T> {
         if !check_shapes("block", x, y, m, k, n)? {
             return Ok(());
         }
-        let acts = quantize_rows(x, m, k, kb, T::VecDotType::zeros(), |x, a| {
-            T::VecDotType::from_float(x, a)
-        });
+        let mut acts = Vec::new();
+        let from_float = |x: &[f32], a: &mut [T::VecDotType]| T::VecDotType::from_float(x, a);
+        quantize_rows(x, (m, k, kb), T::VecDotType::zeros(), from_float, &mut acts);
         matmul_rows(&self.blocks, kb, &acts, kb, m, y, |w, a| {
             T::vec_dot(k, w, a)
         });

@@ -38,10 +38,16 @@ where
     Ok(repack(n, kb, block_bytes, bytes, zero, set_row))
 }
 
-/// `x`'s rows quantized to Q8_K, as the k-quant kernels read them (`RowMatrix::quantize`).
-pub(crate) fn quantize(name: &str, x: &[f32], m: usize, k: usize) -> Result<QuantizedRows> {
+/// `x`'s rows quantized to Q8_K into `acts`, as the k-quant kernels read them
+/// (`RowMatrix::quantize_into`).
+pub(crate) fn quantize(
+    name: &str,
+    x: &[f32],
+    (m, k): (usize, usize),
+    acts: &mut QuantizedRows,
+) -> Result<()> {
     let q8k = (BlockQ8K::zeros(), quantize_row_q8k);
-    pairs::quantize_checked(name, x, (m, k, QK_K), q8k).map(QuantizedRows::Q8K)
+    pairs::quantize_checked(name, x, (m, k, QK_K), q8k, acts.q8k_mut())
 }
 
 /// `y[m, n] = x · Wᵀ` over `units` (`[unit][super-block]`) on rows `quantize` made:

@@ -63,19 +63,44 @@ impl Linear {
             Linear::Candle(q) => return q.embedding(ids),
             Linear::Quantized(m) => m,
         };
-        let k = m.k();
         let idx = ids.flatten_all()?.to_vec1::<u32>()?;
-        let mut out = vec![0f32; idx.len() * k];
-        for (&i, o) in idx.iter().zip(out.chunks_exact_mut(k.max(1))) {
-            if i as usize >= m.n() {
-                bail!("token id {i} is outside the embedding's {} rows", m.n());
-            }
-            m.row(i as usize, o);
-        }
+        let mut out = Vec::new();
+        rows_into(m.as_ref(), &idx, &mut out)?;
         let mut dims = ids.dims().to_vec();
-        dims.push(k);
+        dims.push(m.k());
         Tensor::from_vec(out, dims, ids.device())
     }
+
+    /// `embedding` of `ids` (the same ids as `ids_tensor`) into `out` (resized to
+    /// `ids.len() * k`): a buffer kept from step to step, for the matrices held by hearth.
+    pub(crate) fn embedding_into(
+        &self,
+        ids: &[u32],
+        out: &mut Vec<f32>,
+        ids_tensor: &Tensor,
+    ) -> Result<()> {
+        match self {
+            Linear::Quantized(m) => rows_into(m.as_ref(), ids, out),
+            Linear::Candle(q) => {
+                *out = q.embedding(ids_tensor)?.flatten_all()?.to_vec1::<f32>()?;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Rows `ids` of `m` into `out`, one after another; an id past the rows is an error.
+fn rows_into(m: &dyn RowMatrix, ids: &[u32], out: &mut Vec<f32>) -> Result<()> {
+    let k = m.k();
+    out.clear();
+    out.resize(ids.len() * k, 0.0);
+    for (&i, o) in ids.iter().zip(out.chunks_exact_mut(k.max(1))) {
+        if i as usize >= m.n() {
+            bail!("token id {i} is outside the embedding's {} rows", m.n());
+        }
+        m.row(i as usize, o);
+    }
+    Ok(())
 }
 
 impl Module for Linear {

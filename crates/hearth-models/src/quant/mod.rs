@@ -17,8 +17,8 @@ mod q8_0;
 mod q8_1;
 mod q8_k;
 mod row_matrix;
-mod shared_acts;
-mod shared_products;
+pub(crate) mod shared_acts;
+pub(crate) mod shared_products;
 mod simd;
 #[cfg(test)]
 mod tests;

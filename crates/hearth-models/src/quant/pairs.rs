@@ -228,7 +228,8 @@ pub(crate) fn quantize_checked<A, Q>(
     x: &[f32],
     (m, k, block_len): (usize, usize, usize),
     (zero, quantize): (A, Q),
-) -> candle_core::Result<Vec<A>>
+    acts: &mut Vec<A>,
+) -> candle_core::Result<()>
 where
     A: Clone + Send + Sync,
     Q: Fn(&[f32], &mut [A]) + Sync + Send,
@@ -237,16 +238,11 @@ where
         candle_core::bail!("{name} quantize: x has {} values for m={m} k={k}", x.len());
     }
     if m == 0 || k == 0 {
-        return Ok(Vec::new());
+        acts.clear();
+        return Ok(());
     }
-    Ok(super::tiled::quantize_rows(
-        x,
-        m,
-        k,
-        k / block_len,
-        zero,
-        quantize,
-    ))
+    super::tiled::quantize_rows(x, (m, k, k / block_len), zero, quantize, acts);
+    Ok(())
 }
 
 /// `y[m, n] = x · Wᵀ` over `units` (`[unit][block]`, `kb` blocks a unit row) and the

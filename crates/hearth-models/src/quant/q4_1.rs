@@ -118,9 +118,9 @@ impl super::RowMatrix for Q4_1Matrix {
         Some(ActsKind::Q8_1)
     }
 
-    fn quantize(&self, x: &[f32], m: usize) -> Result<QuantizedRows> {
+    fn quantize_into(&self, x: &[f32], m: usize, acts: &mut QuantizedRows) -> Result<()> {
         let q8_1 = (BlockQ8_1::ZERO, quantize_row_q8_1);
-        pairs::quantize_checked("Q4_1", x, (m, self.k, QK), q8_1).map(QuantizedRows::Q8_1)
+        pairs::quantize_checked("Q4_1", x, (m, self.k, QK), q8_1, acts.q8_1_mut())
     }
 
     fn matmul_quantized(&self, acts: &QuantizedRows, m: usize, y: &mut [f32]) -> Result<()> {

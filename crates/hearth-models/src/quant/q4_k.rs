@@ -41,7 +41,7 @@ impl Q4KMatrix {
     /// `y[m, n] = x[m, k] · Wᵀ` with a chosen kernel (a slower one where the CPU lacks
     /// it); all kernels give the same bits.
     pub fn matmul_with(&self, kernel: Kernel, x: &[f32], m: usize, y: &mut [f32]) -> Result<()> {
-        let acts = k_units::quantize("Q4_K", x, m, self.k)?;
+        let acts = super::RowMatrix::quantize(self, x, m)?;
         self.product(kernel, &acts, m, y)
     }
 
@@ -111,8 +111,8 @@ impl RowMatrix for Q4KMatrix {
         Some(ActsKind::Q8K)
     }
 
-    fn quantize(&self, x: &[f32], m: usize) -> Result<QuantizedRows> {
-        k_units::quantize("Q4_K", x, m, self.k)
+    fn quantize_into(&self, x: &[f32], m: usize, acts: &mut QuantizedRows) -> Result<()> {
+        k_units::quantize("Q4_K", x, (m, self.k), acts)
     }
 
     fn matmul_quantized(&self, acts: &QuantizedRows, m: usize, y: &mut [f32]) -> Result<()> {

@@ -183,9 +183,9 @@ impl super::RowMatrix for Q8_0Matrix {
         Some(ActsKind::Q8_0)
     }
 
-    fn quantize(&self, x: &[f32], m: usize) -> Result<QuantizedRows> {
+    fn quantize_into(&self, x: &[f32], m: usize, acts: &mut QuantizedRows) -> Result<()> {
         let q8_0 = (BlockQ8_0::ZERO, quantize_row_q8_0);
-        pairs::quantize_checked("Q8_0", x, (m, self.k, QK), q8_0).map(QuantizedRows::Q8_0)
+        pairs::quantize_checked("Q8_0", x, (m, self.k, QK), q8_0, acts.q8_0_mut())
     }
 
     fn matmul_quantized(&self, acts: &QuantizedRows, m: usize, y: &mut [f32]) -> Result<()> {

@@ -20,7 +20,14 @@ pub trait RowMatrix: std::fmt::Debug + Send + Sync {
         None
     }
     /// `x`'s `m` rows quantized as `matmul` quantizes them (`acts_kind`).
-    fn quantize(&self, _x: &[f32], _m: usize) -> Result<QuantizedRows> {
+    fn quantize(&self, x: &[f32], m: usize) -> Result<QuantizedRows> {
+        let mut acts = QuantizedRows::default();
+        self.quantize_into(x, m, &mut acts)?;
+        Ok(acts)
+    }
+    /// `quantize` into `acts`, whose buffer is reused where it holds this kind already
+    /// (a step's layers quantize into one buffer, allocating only when it grows).
+    fn quantize_into(&self, _x: &[f32], _m: usize, _acts: &mut QuantizedRows) -> Result<()> {
         bail!(
             "{:?} matrices quantize no activations of their own",
             self.dtype()

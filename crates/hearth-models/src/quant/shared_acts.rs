@@ -27,7 +27,35 @@ pub enum QuantizedRows {
     Q8K(Vec<BlockQ8K>),
 }
 
+/// Empty: a buffer for `RowMatrix::quantize_into` to fill.
+impl Default for QuantizedRows {
+    fn default() -> Self {
+        QuantizedRows::Q8_1(Vec::new())
+    }
+}
+
+/// Defines `QuantizedRows::$fn`: the blocks of that kind to fill, keeping the buffer
+/// where it already holds that kind (its capacity is then reused).
+macro_rules! blocks_to_fill {
+    ($fn:ident, $variant:ident, $ty:ty) => {
+        pub(crate) fn $fn(&mut self) -> &mut Vec<$ty> {
+            if !matches!(self, QuantizedRows::$variant(_)) {
+                *self = QuantizedRows::$variant(Vec::new());
+            }
+            match self {
+                QuantizedRows::$variant(v) => v,
+                // Made this variant just above.
+                _ => unreachable!("QuantizedRows::{} set above", stringify!($variant)),
+            }
+        }
+    };
+}
+
 impl QuantizedRows {
+    blocks_to_fill!(q8_1_mut, Q8_1, BlockQ8_1);
+    blocks_to_fill!(q8_0_mut, Q8_0, BlockQ8_0);
+    blocks_to_fill!(q8k_mut, Q8K, BlockQ8K);
+
     pub fn kind(&self) -> ActsKind {
         match self {
             QuantizedRows::Q8_1(_) => ActsKind::Q8_1,

@@ -26,22 +26,56 @@ impl Linear {
     }
 }
 
+impl Linear {
+    /// The matrix as hearth's kernels hold it; `None` for candle's.
+    pub(crate) fn held(&self) -> Option<&dyn RowMatrix> {
+        match self {
+            Linear::Quantized(m) => Some(m.as_ref()),
+            Linear::Candle(_) => None,
+        }
+    }
+}
+
+/// Whether one quantization of the input serves every matrix of `held`: the same
+/// activation blocks and `k`.
+pub(crate) fn shareable(held: &[&dyn RowMatrix]) -> bool {
+    let Some(first) = held.first() else {
+        return false;
+    };
+    let (kind, k) = (first.acts_kind(), first.k());
+    kind.is_some() && held.iter().all(|m| m.acts_kind() == kind && m.k() == k)
+}
+
+/// `x`'s `m` rows (`[m, k]`) quantized once into `acts` for every matrix of `held`
+/// (`shareable` ones), then the products side by side on the pool, each into its buffer
+/// of `outs` (resized to `m * n`): `forward_shared` on buffers kept from step to step,
+/// with the same bits.
+pub(crate) fn products_into<const N: usize>(
+    held: [&dyn RowMatrix; N],
+    x: &[f32],
+    m: usize,
+    acts: &mut QuantizedRows,
+    outs: [&mut Vec<f32>; N],
+) -> Result<()> {
+    if !shareable(&held) {
+        bail!("products_into: matrices that take different activations");
+    }
+    held[0].quantize_into(x, m, acts)?;
+    let acts = &*acts;
+    held.into_par_iter()
+        .zip(outs.into_par_iter())
+        .try_for_each(|(w, y)| {
+            y.clear();
+            y.resize(m * w.n(), 0.0);
+            w.matmul_quantized(acts, m, y)
+        })
+}
+
 /// The held matrices of `mats` if one quantization of `x` serves them all: each held
 /// for hearth's kernels, with the same activation blocks and `k`, and `x` on the CPU.
 fn sharing<'a>(mats: &[&'a Linear], x: &Tensor) -> Option<Vec<&'a dyn RowMatrix>> {
-    let held: Vec<&dyn RowMatrix> = mats
-        .iter()
-        .map(|l| match l {
-            Linear::Quantized(m) => Some(m.as_ref()),
-            Linear::Candle(_) => None,
-        })
-        .collect::<Option<_>>()?;
-    let first = held.first()?;
-    let (kind, k) = (first.acts_kind()?, first.k());
-    let same = held
-        .iter()
-        .all(|m| m.acts_kind() == Some(kind) && m.k() == k);
-    (same && x.device().is_cpu()).then_some(held)
+    let held: Vec<&dyn RowMatrix> = mats.iter().map(|l| l.held()).collect::<Option<_>>()?;
+    (shareable(&held) && x.device().is_cpu()).then_some(held)
 }
 
 /// `x`'s rows (`[.., k]`, f32, contiguous) quantized by `w`.

@@ -137,23 +137,22 @@ pub(crate) fn check_shapes(
 const QUANTIZE_ROWS_A_TASK: usize = 4;
 
 /// Quantizes each of the `m` rows of `x` (length `k`) into `kb` activation blocks, in
-/// parallel: the one activation allocation of a call.
+/// parallel, into `acts` (resized to `m * kb`: a buffer kept from call to call
+/// allocates only when it grows).
 pub(crate) fn quantize_rows<B, Q>(
     x: &[f32],
-    m: usize,
-    k: usize,
-    kb: usize,
+    (m, k, kb): (usize, usize, usize),
     zero: B,
     quantize: Q,
-) -> Vec<B>
-where
+    acts: &mut Vec<B>,
+) where
     B: Clone + Send + Sync,
     Q: Fn(&[f32], &mut [B]) + Sync + Send,
 {
-    let mut acts = vec![zero; m * kb];
+    acts.clear();
+    acts.resize(m * kb, zero);
     acts.par_chunks_mut(kb)
         .zip(x.par_chunks(k))
         .with_min_len(QUANTIZE_ROWS_A_TASK)
         .for_each(|(a, x)| quantize(x, a));
-    acts
 }
