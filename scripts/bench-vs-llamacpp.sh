@@ -5,6 +5,7 @@
 #
 #   pip install 'llama-cpp-python[server]'      # builds llama.cpp from source
 #   scripts/bench-vs-llamacpp.sh [MODEL.gguf] [OUT_DIR]
+#   HEARTH_ARGS="--kv-cache-dtype int8" scripts/bench-vs-llamacpp.sh   # more serve flags
 #
 # Scenarios (medians): single-stream decode and concurrency 8 (the same requests, 32
 # tokens in and 128 out, so that their ratio compares concurrency alone), TTFT of a
@@ -34,7 +35,9 @@ trap cleanup EXIT
 
 wait_ready() { for _ in $(seq 1 120); do curl -sf "$1/v1/models" >/dev/null && return 0; sleep 0.5; done; echo "no server at $1" >&2; exit 1; }
 
-RAYON_NUM_THREADS="$threads" "$hearth" serve "$model" --port 8101 --served-model-name m >"$out/hearth.log" 2>&1 &
+# HEARTH_ARGS: more `hearth serve` flags (e.g. "--kv-cache-dtype int8").
+# shellcheck disable=SC2086
+RAYON_NUM_THREADS="$threads" "$hearth" serve "$model" --port 8101 --served-model-name m ${HEARTH_ARGS:-} >"$out/hearth.log" 2>&1 &
 pids+=($!)
 python3 -m llama_cpp.server --model "$model" --n_threads "$threads" --n_threads_batch "$threads" \
     --n_ctx 4096 --interrupt_requests False --port 8102 --model_alias m >"$out/llamacpp.log" 2>&1 &
