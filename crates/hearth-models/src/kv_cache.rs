@@ -437,6 +437,14 @@ impl KvCache {
 mod tests {
     use super::*;
 
+    /// The rows (`row` values each) of `x` for the slots of `order`, one after another.
+    fn rows_in_order(x: &[f32], order: &[u32], row: usize) -> Vec<f32> {
+        order
+            .iter()
+            .flat_map(|&s| x[s as usize * row..(s as usize + 1) * row].to_vec())
+            .collect()
+    }
+
     /// Asking for lines changes no value, in either dtype, for slots inside the pool or
     /// past its end, and for more rows than it prefetches.
     #[test]
@@ -499,12 +507,7 @@ mod tests {
         let k: Vec<f32> = (0..slots * row).map(value).collect();
         let v: Vec<f32> = k.iter().map(|x| -2.0 * x).collect();
         let order: Vec<u32> = (0..slots as u32).rev().collect();
-        let by_order = |x: &[f32]| -> Vec<f32> {
-            order
-                .iter()
-                .flat_map(|&s| x[s as usize * row..(s as usize + 1) * row].to_vec())
-                .collect()
-        };
+        let by_order = |x: &[f32]| rows_in_order(x, &order, row);
         cache.write(1, &by_order(&k), &by_order(&v), &order);
         for (side, src) in [(KvSide::K, &k), (KvSide::V, &v)] {
             for slot in 0..slots {
@@ -554,12 +557,7 @@ mod tests {
             let v: Vec<f32> = k.iter().map(|x| -x).collect();
             // Slots written out of order: where a row lands depends on its slot alone.
             let order: Vec<u32> = (0..slots as u32).rev().collect();
-            let by_order = |x: &[f32]| -> Vec<f32> {
-                order
-                    .iter()
-                    .flat_map(|&s| x[s as usize * row..(s as usize + 1) * row].to_vec())
-                    .collect()
-            };
+            let by_order = |x: &[f32]| rows_in_order(x, &order, row);
             cache.write(0, &by_order(&k), &by_order(&v), &order);
             let stored_k = cache.k[0].as_f32().expect("f32 pool");
             assert_eq!(stored_k, layout.k_pool_from_rows(&k).as_slice());

@@ -54,36 +54,14 @@ pub fn reference(name: &str) -> Reference {
 /// Prefill then the reference's decode tokens; returns (max abs error, top-1 agreements
 /// out of steps, steps).
 pub fn compare(model: &mut dyn CausalLm, r: &Reference) -> (f32, usize, usize) {
-    let s = model.spec().clone();
-    let mut cache = KvCache::new(KvCacheLayout {
-        num_layers: s.num_layers,
-        num_kv_heads: s.num_kv_heads,
-        head_dim: s.head_dim,
-        block_size: BS,
-        num_blocks: 16,
-    });
-    let table: Vec<u32> = (0..8).collect();
-    let (mut done, mut worst, mut agree) = (0, 0f32, 0);
-    let mut steps: Vec<(&[u32], &[f32])> = vec![(&r.prompt, &r.last)];
-    for (t, l) in &r.decode {
-        steps.push((std::slice::from_ref(t), l));
+    let got = all_logits(model, r);
+    let wants = std::iter::once(&r.last).chain(r.decode.iter().map(|(_, l)| l));
+    let (mut worst, mut agree) = (0f32, 0);
+    for (got, want) in got.iter().zip(wants) {
+        worst = worst.max(max_abs_diff(got, want));
+        agree += usize::from(argmax(got) == argmax(want));
     }
-    for (toks, want) in &steps {
-        let parts = [Part {
-            block_table: &table,
-            num_computed: done,
-            tokens: toks,
-            needs_logits: true,
-        }];
-        let got = model
-            .forward(&batch(&parts, BS), &mut cache)
-            .expect("forward")
-            .remove(0);
-        done += toks.len();
-        worst = worst.max(max_abs_diff(&got, want));
-        agree += usize::from(argmax(&got) == argmax(want));
-    }
-    (worst, agree, steps.len())
+    (worst, agree, got.len())
 }
 
 /// Q8_0 weights (and hearth's Q8_0 kernel's 8-bit activations) move these fixtures'

@@ -107,9 +107,9 @@ async fn int8_cache_holds_more_blocks_and_keeps_the_first_tokens_candidates() {
     int8s.wait_idle(30).await;
 }
 
-/// Refused before the device is opened, with or without CUDA in the build.
-#[test]
-fn int8_on_the_gpu_is_refused_before_loading() {
+/// `serve --device cuda --kv-cache-dtype <dtype>` on the test model: whether it ran,
+/// and its output.
+fn serve_on_the_gpu_with(dtype: &str) -> (bool, String) {
     let model = common::model_path();
     let model = model.to_str().expect("utf-8 path");
     let args = [
@@ -118,11 +118,17 @@ fn int8_on_the_gpu_is_refused_before_loading() {
         "--device",
         "cuda",
         "--kv-cache-dtype",
-        "int8",
+        dtype,
         "--port",
         "0",
     ];
-    let (ok, text) = hearth_cli(&args);
+    hearth_cli(&args)
+}
+
+/// Refused before the device is opened, with or without CUDA in the build.
+#[test]
+fn int8_on_the_gpu_is_refused_before_loading() {
+    let (ok, text) = serve_on_the_gpu_with("int8");
     assert!(
         !ok && text.contains("int8") && text.contains("CPU only"),
         "{text}"
@@ -145,19 +151,7 @@ fn bad_kv_cache_dtypes_are_refused() {
 #[cfg(not(feature = "cuda"))]
 #[test]
 fn f16_on_the_gpu_is_refused_only_for_the_missing_backend() {
-    let model = common::model_path();
-    let model = model.to_str().expect("utf-8 path");
-    let args = [
-        "serve",
-        model,
-        "--device",
-        "cuda",
-        "--kv-cache-dtype",
-        "f16",
-        "--port",
-        "0",
-    ];
-    let (ok, text) = hearth_cli(&args);
+    let (ok, text) = serve_on_the_gpu_with("f16");
     assert!(!ok && text.contains("--features cuda"), "{text}");
     assert!(!text.contains("--kv-cache-dtype"), "{text}");
 }

@@ -97,18 +97,23 @@ pub(crate) fn attend_rows(
     out: &mut [f32],
     scratch: &mut AttnScratch,
 ) -> Result<(), ModelError> {
-    let bs = cache.layout.block_size;
+    let step = StepAttn {
+        q,
+        block_size: cache.layout.block_size,
+        batch,
+        meta,
+        shape,
+    };
     let tiles = &mut scratch.tiles;
     match (cache.k.get(layer), cache.v.get(layer)) {
         (Some(KvPool::F32(k)), Some(KvPool::F32(v))) => {
-            attention_over(q, (k, v, None), bs, batch, meta, shape, out, tiles)
+            attention_over(&step, (k, v, None), out, tiles)
         }
         (Some(KvPool::F16(k)), Some(KvPool::F16(v))) => {
-            attention_over(q, (k, v, None), bs, batch, meta, shape, out, tiles)
+            attention_over(&step, (k, v, None), out, tiles)
         }
         (Some(KvPool::I8 { q: k, scale: ks }), Some(KvPool::I8 { q: v, scale: vs })) => {
-            let scales = KvScales { k: ks, v: vs };
-            int8_over(q, (k, v), scales, bs, batch, meta, shape, out, tiles)
+            int8_over(&step, (k, v), KvScales { k: ks, v: vs }, out, tiles)
         }
         _ => Err(ModelError::BadBatch(format!(
             "no K/V pools of one type for layer {layer}"
@@ -138,35 +143,36 @@ pub fn paged_attention_int8(
     shape: AttnShape,
     out: &mut [f32],
 ) -> Result<(), ModelError> {
-    let tiles = &mut Vec::new();
-    int8_over(
+    let step = StepAttn {
         q,
-        (k_pool, v_pool),
-        scales,
         block_size,
         batch,
         meta,
         shape,
-        out,
-        tiles,
-    )
+    };
+    int8_over(&step, (k_pool, v_pool), scales, out, &mut Vec::new())
+}
+
+/// What one layer's attention call reads besides the pools: the queries, the pool's
+/// block size, the batch and its metadata, the shape.
+struct StepAttn<'a> {
+    q: &'a [f32],
+    block_size: usize,
+    batch: &'a BatchInput,
+    meta: &'a AttnMeta,
+    shape: AttnShape,
 }
 
 /// `paged_attention_int8` listing its tiles in `tiles`, after checking the scales
 /// against the pools.
-#[allow(clippy::too_many_arguments)]
 fn int8_over(
-    q: &[f32],
+    step: &StepAttn,
     (k_pool, v_pool): (&[i8], &[i8]),
     scales: KvScales,
-    block_size: usize,
-    batch: &BatchInput,
-    meta: &AttnMeta,
-    shape: AttnShape,
     out: &mut [f32],
     tiles: &mut Vec<QueryTile>,
 ) -> Result<(), ModelError> {
-    let per_scale = shape.head_dim.max(1);
+    let per_scale = step.shape.head_dim.max(1);
     if scales.k.len() * per_scale != k_pool.len() || scales.v.len() * per_scale != v_pool.len() {
         return Err(ModelError::BadBatch(format!(
             "int8 K/V scales: {} and {} for pools of {} and {} values",
@@ -176,8 +182,7 @@ fn int8_over(
             v_pool.len()
         )));
     }
-    let pools = (k_pool, v_pool, Some(scales));
-    attention_over(q, pools, block_size, batch, meta, shape, out, tiles)
+    attention_over(step, (k_pool, v_pool, Some(scales)), out, tiles)
 }
 
 /// The kernel over plain slices. `q` and `out` are `[T, num_heads, head_dim]`;
@@ -197,32 +202,31 @@ pub fn paged_attention<T: KvElem>(
     shape: AttnShape,
     out: &mut [f32],
 ) -> Result<(), ModelError> {
-    let tiles = &mut Vec::new();
-    attention_over(
+    let step = StepAttn {
         q,
-        (k_pool, v_pool, None),
         block_size,
         batch,
         meta,
         shape,
-        out,
-        tiles,
-    )
+    };
+    attention_over(&step, (k_pool, v_pool, None), out, &mut Vec::new())
 }
 
 /// `paged_attention`, with an int8 pool's scales where it has them (checked by the
 /// caller against the pools); the step's query tiles are listed in `tiles`.
-#[allow(clippy::too_many_arguments)]
 fn attention_over<T: KvElem>(
-    q: &[f32],
+    step: &StepAttn,
     (k_pool, v_pool, scales): (&[T], &[T], Option<KvScales>),
-    block_size: usize,
-    batch: &BatchInput,
-    meta: &AttnMeta,
-    shape: AttnShape,
     out: &mut [f32],
     tiles: &mut Vec<QueryTile>,
 ) -> Result<(), ModelError> {
+    let StepAttn {
+        q,
+        block_size,
+        batch,
+        meta,
+        shape,
+    } = *step;
     let AttnShape {
         num_heads: nh,
         num_kv_heads: nkv,
