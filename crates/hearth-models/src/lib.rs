@@ -37,6 +37,7 @@ mod rotary;
 pub mod safetensors;
 mod shared_out;
 pub mod sizing;
+mod step_buffers;
 mod step_rows;
 pub mod store;
 #[cfg(test)]

@@ -60,7 +60,7 @@ pub fn load(
     }
     // Linear rope scaling divides every frequency by the factor (global layers only).
     let linear = vec![cfg.rope_linear_factor; hd / 2];
-    Ok(Gemma3 {
+    let mut model = Gemma3 {
         spec: cfg.spec(),
         rope_local: Rope::new(hd, cfg.rope_local_theta, None)?,
         rope_global: Rope::new(hd, cfg.rope_theta, Some(&linear))?,
@@ -71,5 +71,8 @@ pub fn load(
         lm_head,
         attn: Box::new(CpuPagedAttention),
         device: device.clone(),
-    })
+        cpu_layers: None,
+    };
+    model.set_step_buffers(true)?;
+    Ok(model)
 }

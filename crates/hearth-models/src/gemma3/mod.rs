@@ -6,6 +6,7 @@
 //! older KV blocks stay allocated: the engine keeps full-length block tables.
 
 mod config;
+mod cpu_layers;
 mod gguf_config;
 mod gguf_load;
 mod load;
@@ -54,6 +55,8 @@ pub struct Gemma3 {
     pub(crate) rope_global: Rope,
     pub(crate) attn: Box<dyn PagedAttention>,
     pub(crate) device: Device,
+    /// The CPU layers' buffers (`cpu_layers`); `None`: candle tensor ops.
+    pub(crate) cpu_layers: Option<cpu_layers::CpuLayers>,
 }
 
 type Tables = (Tensor, Tensor);
@@ -61,6 +64,22 @@ type Tables = (Tensor, Tensor);
 impl Gemma3 {
     pub fn config(&self) -> &Gemma3Config {
         &self.cfg
+    }
+
+    /// As `Llama::set_step_buffers`: the CPU layers over buffers kept from step to step
+    /// (the default where every matrix is held for hearth's kernels), or candle tensor
+    /// ops; the same bits either way.
+    pub fn set_step_buffers(&mut self, on: bool) -> Result<(), ModelError> {
+        self.cpu_layers = match on && self.device.is_cpu() {
+            true => cpu_layers::CpuLayers::new(&self.layers)?,
+            false => None,
+        };
+        Ok(())
+    }
+
+    /// Whether the buffered CPU layers run (`set_step_buffers`).
+    pub fn step_buffers(&self) -> bool {
+        self.cpu_layers.is_some()
     }
 
     /// Per-head RMSNorm then rotate-half rope.
@@ -115,6 +134,23 @@ impl Gemma3 {
         Ok((x + m)?)
     }
 
+    /// The embedded `ids` through the buffered layers; the stream after the last layer
+    /// as a tensor, for the LM head.
+    fn run_buffered(
+        &self,
+        cl: &mut cpu_layers::CpuLayers,
+        ids: &Tensor,
+        batch: &BatchInput,
+        meta: &AttnMeta,
+        cache: &mut KvCache,
+    ) -> Result<Tensor, ModelError> {
+        self.embed
+            .embedding_into(&batch.tokens, &mut cl.buffers.x, ids)?;
+        self.layers_buffered(cl, batch, meta, cache)?;
+        let shape = (batch.tokens.len(), self.cfg.hidden_size);
+        Ok(Tensor::from_slice(&cl.buffers.x, shape, &self.device)?)
+    }
+
     /// One step up to the logits: `[wanted, vocab]`, one row for each sequence that
     /// wants logits (their indices in `batch.seqs`, in order); `None` when none does.
     fn forward_step(
@@ -127,13 +163,23 @@ impl Gemma3 {
             return Ok(None);
         }
         let ids = Tensor::from_slice(&batch.tokens, batch.tokens.len(), &self.device)?;
-        let scale = (self.cfg.hidden_size as f64).sqrt();
-        let mut x = (self.embed.embedding(&ids)? * scale)?;
-        let local = self.rope_local.tables(&batch.positions, &self.device)?;
-        let global = self.rope_global.tables(&batch.positions, &self.device)?;
-        for i in 0..self.layers.len() {
-            x = self.layer(i, &x, (&local, &global), batch, &meta, cache)?;
-        }
+        let x = match self.cpu_layers.take() {
+            Some(mut cl) => {
+                let out = self.run_buffered(&mut cl, &ids, batch, &meta, cache);
+                self.cpu_layers = Some(cl);
+                out?
+            }
+            None => {
+                let scale = (self.cfg.hidden_size as f64).sqrt();
+                let mut x = (self.embed.embedding(&ids)? * scale)?;
+                let local = self.rope_local.tables(&batch.positions, &self.device)?;
+                let global = self.rope_global.tables(&batch.positions, &self.device)?;
+                for i in 0..self.layers.len() {
+                    x = self.layer(i, &x, (&local, &global), batch, &meta, cache)?;
+                }
+                x
+            }
+        };
         let wanted: Vec<usize> = (0..batch.seqs.len())
             .filter(|&s| batch.seqs[s].needs_logits)
             .collect();

@@ -1,22 +1,20 @@
-//! The layers of a CPU step over buffers kept from step to step. As candle tensor ops
-//! each op allocated its output, its shape and its storage (~3,700 allocations an
-//! 8-sequence decode step of the default model, and their zeroing); here every
-//! intermediate row lives in a `StepBuffers` vector that only grows, and the products
-//! quantize into one activation buffer. The kernels are the tensor path's, called in
-//! its order on the same values, so the results are the same bits (`LoadOptions::
-//! step_buffers` picks the path; a test compares them).
+//! The llama layers of a CPU step over buffers kept from step to step
+//! (`step_buffers`). As candle tensor ops each op allocated its output, its shape and
+//! its storage (~3,300 allocations an 8-sequence decode step of the default model, and
+//! their zeroing). The kernels are the tensor path's, called in its order on the same
+//! values, so the results are the same bits (`Llama::set_step_buffers` picks the path;
+//! `tests/step_buffers.rs` and `quantized_hf.rs` compare them).
 
 use super::{Layer, Llama};
-use crate::attention::cpu::{attend_rows, write_kv_rows, AttnScratch};
+use crate::attention::cpu::{attend_rows, write_kv_rows};
 use crate::attention::{AttnMeta, AttnShape};
 use crate::gated_mul::{gated_mul_into, Gate};
 use crate::phase_times::{Lap, Phase};
-use crate::quant::shared_acts::QuantizedRows;
-use crate::quant::shared_products::{products_into, shareable};
+use crate::quant::shared_products::products_into;
 use crate::rms_norm::{add_rms_norm_into, rms_norm_into};
 use crate::rotary::{rotate_into, Pairing};
+use crate::step_buffers::{add_bias, all_held, held, sized, values, StepBuffers};
 use crate::{BatchInput, KvCache, ModelError};
-use candle_core::Tensor;
 
 /// A layer's vectors (norm weights, biases) as plain values, read once at load.
 pub(crate) struct LayerVectors {
@@ -26,43 +24,10 @@ pub(crate) struct LayerVectors {
     qk_norm: Option<[Vec<f32>; 2]>,
 }
 
-/// The rows a step's layers write, kept from step to step.
-#[derive(Default)]
-pub(crate) struct StepBuffers {
-    /// The residual stream and its normalised rows.
-    pub(crate) x: Vec<f32>,
-    pub(crate) h: Vec<f32>,
-    /// The stream after the attention's residual add.
-    mid: Vec<f32>,
-    q: Vec<f32>,
-    k: Vec<f32>,
-    v: Vec<f32>,
-    /// q and k after the optional per-head norm, then rotated.
-    normed: Vec<f32>,
-    q_rot: Vec<f32>,
-    k_rot: Vec<f32>,
-    attn: Vec<f32>,
-    o: Vec<f32>,
-    gate: Vec<f32>,
-    up: Vec<f32>,
-    act: Vec<f32>,
-    down: Vec<f32>,
-    /// Per token's position: its angles, `[T, head_dim / 2]`.
-    cos: Vec<f32>,
-    sin: Vec<f32>,
-    acts: QuantizedRows,
-    attn_scratch: AttnScratch,
-}
-
 /// The buffered path's state: the layers' vectors and the buffers.
 pub(crate) struct CpuLayers {
     vectors: Vec<LayerVectors>,
     pub(crate) buffers: StepBuffers,
-}
-
-/// `t`'s values (a weight vector on the CPU).
-fn values(t: &Tensor) -> Result<Vec<f32>, ModelError> {
-    Ok(t.flatten_all()?.to_vec1::<f32>()?)
 }
 
 impl CpuLayers {
@@ -70,15 +35,13 @@ impl CpuLayers {
     /// and q/k/v (and gate/up) can share one quantization of their input; `None`
     /// otherwise (the tensor path then runs).
     pub(crate) fn new(layers: &[Layer]) -> Result<Option<Self>, ModelError> {
-        let fits = layers.iter().all(|w| {
-            let held = |ls: &[&crate::quant::Linear]| {
-                let h: Option<Vec<_>> = ls.iter().map(|l| l.held()).collect();
-                h.is_some_and(|h| shareable(&h))
-            };
-            held(&[&w.wq, &w.wk, &w.wv])
-                && held(&[&w.w_gate, &w.w_up])
-                && held(&[&w.wo])
-                && held(&[&w.w_down])
+        let fits = all_held(layers, |w: &Layer| {
+            vec![
+                vec![&w.wq, &w.wk, &w.wv],
+                vec![&w.w_gate, &w.w_up],
+                vec![&w.wo],
+                vec![&w.w_down],
+            ]
         });
         if !fits || layers.is_empty() {
             return Ok(None);
@@ -104,27 +67,6 @@ impl CpuLayers {
             vectors,
             buffers: StepBuffers::default(),
         }))
-    }
-}
-
-/// `l` as hearth's kernels hold it (`CpuLayers::new` checked every matrix).
-fn held(l: &crate::quant::Linear) -> Result<&dyn crate::quant::RowMatrix, ModelError> {
-    l.held()
-        .ok_or_else(|| ModelError::Invalid("a matrix not held for the CPU kernels".into()))
-}
-
-/// `buf` holding `len` values (zeros where it grew; the rest is overwritten).
-fn sized(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
-    buf.resize(len, 0.0);
-    &mut buf[..len]
-}
-
-/// Row `i`'s values plus `bias` for each row of `rows` (rows of `bias.len()`).
-fn add_bias(rows: &mut [f32], bias: &[f32]) {
-    for r in rows.chunks_exact_mut(bias.len().max(1)) {
-        for (x, b) in r.iter_mut().zip(bias) {
-            *x += b;
-        }
     }
 }
 
