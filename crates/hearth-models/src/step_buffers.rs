@@ -66,16 +66,34 @@ pub(crate) fn add_bias(rows: &mut [f32], bias: &[f32]) {
     }
 }
 
-/// Whether every matrix of every layer (its groups of matrices that read one input
-/// listed) is held for hearth's kernels, each group able to share one quantization.
-pub(crate) fn all_held<'a, L: 'a>(
-    layers: &'a [L],
-    groups: impl Fn(&'a L) -> Vec<Vec<&'a Linear>>,
-) -> bool {
-    layers.iter().all(|l| {
-        groups(l).iter().all(|g| {
-            let h: Option<Vec<_>> = g.iter().map(|m| m.held()).collect();
-            h.is_some_and(|h| crate::quant::shared_products::shareable(&h))
-        })
-    })
+/// A model's buffered CPU layers: each layer's vectors (`V`: norm weights, biases as
+/// plain values) and the buffers.
+pub(crate) struct CpuLayers<V> {
+    pub(crate) vectors: Vec<V>,
+    pub(crate) buffers: StepBuffers,
+}
+
+impl<V> CpuLayers<V> {
+    /// The buffered path for `layers` where every matrix is held for hearth's kernels,
+    /// each of a layer's `groups` (the matrices that read one input) able to share one
+    /// quantization; `None` otherwise (the model's tensor ops then run).
+    pub(crate) fn new<'a, L: 'a>(
+        layers: &'a [L],
+        groups: impl Fn(&'a L) -> Vec<Vec<&'a Linear>>,
+        vectors: impl Fn(&'a L) -> Result<V, ModelError>,
+    ) -> Result<Option<Self>, ModelError> {
+        let fits = layers.iter().all(|l| {
+            groups(l).iter().all(|g| {
+                let h: Option<Vec<_>> = g.iter().map(|m| m.held()).collect();
+                h.is_some_and(|h| crate::quant::shared_products::shareable(&h))
+            })
+        });
+        if !fits || layers.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(CpuLayers {
+            vectors: layers.iter().map(vectors).collect::<Result<_, _>>()?,
+            buffers: StepBuffers::default(),
+        }))
+    }
 }

@@ -10,11 +10,11 @@ use crate::gated_mul::{gated_mul_into, Gate};
 use crate::quant::shared_products::products_into;
 use crate::rms_norm::rms_norm_into;
 use crate::rotary::{rotate_into, Pairing};
-use crate::step_buffers::{all_held, held, sized, values, StepBuffers};
+use crate::step_buffers::{held, sized, values, StepBuffers};
 use crate::{BatchInput, KvCache, ModelError};
 
 /// A layer's norm weights (stored as `1 + w`) as plain values, read once at load.
-struct LayerVectors {
+pub(crate) struct LayerVectors {
     input_norm: Vec<f32>,
     q_norm: Vec<f32>,
     k_norm: Vec<f32>,
@@ -23,45 +23,30 @@ struct LayerVectors {
     post_ffn_norm: Vec<f32>,
 }
 
-/// The buffered path's state: the layers' vectors and the buffers.
-pub(crate) struct CpuLayers {
-    vectors: Vec<LayerVectors>,
-    pub(crate) buffers: StepBuffers,
-}
+/// Gemma 3's buffered path (`CpuLayers::new`).
+pub(crate) type CpuLayers = crate::step_buffers::CpuLayers<LayerVectors>;
 
-impl CpuLayers {
-    /// The buffered path for `layers` where every matrix is held for hearth's kernels
-    /// (q/k/v and gate/up sharing one quantization); `None` otherwise.
-    pub(crate) fn new(layers: &[Layer]) -> Result<Option<Self>, ModelError> {
-        let fits = all_held(layers, |w: &Layer| {
-            vec![
-                vec![&w.wq, &w.wk, &w.wv],
-                vec![&w.w_gate, &w.w_up],
-                vec![&w.wo],
-                vec![&w.w_down],
-            ]
-        });
-        if !fits || layers.is_empty() {
-            return Ok(None);
-        }
-        let vectors = layers
-            .iter()
-            .map(|w| {
-                Ok(LayerVectors {
-                    input_norm: values(&w.input_norm)?,
-                    q_norm: values(&w.q_norm)?,
-                    k_norm: values(&w.k_norm)?,
-                    post_attn_norm: values(&w.post_attn_norm)?,
-                    pre_ffn_norm: values(&w.pre_ffn_norm)?,
-                    post_ffn_norm: values(&w.post_ffn_norm)?,
-                })
-            })
-            .collect::<Result<_, ModelError>>()?;
-        Ok(Some(CpuLayers {
-            vectors,
-            buffers: StepBuffers::default(),
-        }))
+/// The buffered path for `layers`, or `None` (`CpuLayers::new`).
+pub(crate) fn cpu_layers(layers: &[Layer]) -> Result<Option<CpuLayers>, ModelError> {
+    /// The matrices that read one input.
+    fn groups(w: &Layer) -> Vec<Vec<&crate::quant::Linear>> {
+        vec![
+            vec![&w.wq, &w.wk, &w.wv],
+            vec![&w.w_gate, &w.w_up],
+            vec![&w.wo],
+            vec![&w.w_down],
+        ]
     }
+    CpuLayers::new(layers, groups, |w: &Layer| {
+        Ok(LayerVectors {
+            input_norm: values(&w.input_norm)?,
+            q_norm: values(&w.q_norm)?,
+            k_norm: values(&w.k_norm)?,
+            post_attn_norm: values(&w.post_attn_norm)?,
+            pre_ffn_norm: values(&w.pre_ffn_norm)?,
+            post_ffn_norm: values(&w.post_ffn_norm)?,
+        })
+    })
 }
 
 impl Gemma3 {

@@ -71,7 +71,7 @@ impl Gemma3 {
     /// ops; the same bits either way.
     pub fn set_step_buffers(&mut self, on: bool) -> Result<(), ModelError> {
         self.cpu_layers = match on && self.device.is_cpu() {
-            true => cpu_layers::CpuLayers::new(&self.layers)?,
+            true => cpu_layers::cpu_layers(&self.layers)?,
             false => None,
         };
         Ok(())

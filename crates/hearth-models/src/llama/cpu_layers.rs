@@ -13,7 +13,7 @@ use crate::phase_times::{Lap, Phase};
 use crate::quant::shared_products::products_into;
 use crate::rms_norm::{add_rms_norm_into, rms_norm_into};
 use crate::rotary::{rotate_into, Pairing};
-use crate::step_buffers::{add_bias, all_held, held, sized, values, StepBuffers};
+use crate::step_buffers::{add_bias, held, sized, values, StepBuffers};
 use crate::{BatchInput, KvCache, ModelError};
 
 /// A layer's vectors (norm weights, biases) as plain values, read once at load.
@@ -24,50 +24,34 @@ pub(crate) struct LayerVectors {
     qk_norm: Option<[Vec<f32>; 2]>,
 }
 
-/// The buffered path's state: the layers' vectors and the buffers.
-pub(crate) struct CpuLayers {
-    vectors: Vec<LayerVectors>,
-    pub(crate) buffers: StepBuffers,
-}
+/// The llama layers' buffered path (`CpuLayers::new`).
+pub(crate) type CpuLayers = crate::step_buffers::CpuLayers<LayerVectors>;
 
-impl CpuLayers {
-    /// The buffered path for `layers`, where every matrix is held for hearth's kernels
-    /// and q/k/v (and gate/up) can share one quantization of their input; `None`
-    /// otherwise (the tensor path then runs).
-    pub(crate) fn new(layers: &[Layer]) -> Result<Option<Self>, ModelError> {
-        let fits = all_held(layers, |w: &Layer| {
-            vec![
-                vec![&w.wq, &w.wk, &w.wv],
-                vec![&w.w_gate, &w.w_up],
-                vec![&w.wo],
-                vec![&w.w_down],
-            ]
-        });
-        if !fits || layers.is_empty() {
-            return Ok(None);
-        }
-        let vectors = layers
-            .iter()
-            .map(|w| {
-                Ok(LayerVectors {
-                    attn_norm: values(&w.attn_norm)?,
-                    ffn_norm: values(&w.ffn_norm)?,
-                    qkv_bias: match &w.qkv_bias {
-                        Some([q, k, v]) => Some([values(q)?, values(k)?, values(v)?]),
-                        None => None,
-                    },
-                    qk_norm: match &w.qk_norm {
-                        Some([q, k]) => Some([values(q)?, values(k)?]),
-                        None => None,
-                    },
-                })
-            })
-            .collect::<Result<_, ModelError>>()?;
-        Ok(Some(CpuLayers {
-            vectors,
-            buffers: StepBuffers::default(),
-        }))
+/// The buffered path for `layers`, or `None` (`CpuLayers::new`).
+pub(crate) fn cpu_layers(layers: &[Layer]) -> Result<Option<CpuLayers>, ModelError> {
+    /// The matrices that read one input.
+    fn groups(w: &Layer) -> Vec<Vec<&crate::quant::Linear>> {
+        vec![
+            vec![&w.wq, &w.wk, &w.wv],
+            vec![&w.w_gate, &w.w_up],
+            vec![&w.wo],
+            vec![&w.w_down],
+        ]
     }
+    CpuLayers::new(layers, groups, |w: &Layer| {
+        Ok(LayerVectors {
+            attn_norm: values(&w.attn_norm)?,
+            ffn_norm: values(&w.ffn_norm)?,
+            qkv_bias: match &w.qkv_bias {
+                Some([q, k, v]) => Some([values(q)?, values(k)?, values(v)?]),
+                None => None,
+            },
+            qk_norm: match &w.qk_norm {
+                Some([q, k]) => Some([values(q)?, values(k)?]),
+                None => None,
+            },
+        })
+    })
 }
 
 impl Llama {

@@ -61,7 +61,7 @@ impl Llama {
     /// ops (`false`; the two give the same bits). Off the CPU, always tensor ops.
     pub fn set_step_buffers(&mut self, on: bool) -> Result<(), ModelError> {
         self.cpu_layers = match on && self.device.is_cpu() {
-            true => cpu_layers::CpuLayers::new(&self.layers)?,
+            true => cpu_layers::cpu_layers(&self.layers)?,
             false => None,
         };
         Ok(())
