@@ -7,7 +7,7 @@ use crate::attention::cpu::AttnScratch;
 use crate::quant::shared_acts::QuantizedRows;
 use crate::quant::{Linear, RowMatrix};
 use crate::ModelError;
-use candle_core::Tensor;
+use candle_core::{Device, Tensor};
 
 /// The rows a step's layers write, kept from step to step.
 #[derive(Default)]
@@ -63,6 +63,27 @@ pub(crate) fn add_bias(rows: &mut [f32], bias: &[f32]) {
         for (x, b) in r.iter_mut().zip(bias) {
             *x += b;
         }
+    }
+}
+
+impl StepBuffers {
+    /// Rows `rows` of the stream `x` (`hidden` values each) as a `[rows, hidden]` tensor:
+    /// what the LM head reads, copied alone (not the whole stream, then a selection).
+    pub(crate) fn stream_rows(
+        &self,
+        rows: &[u32],
+        hidden: usize,
+        device: &Device,
+    ) -> Result<Tensor, ModelError> {
+        let mut out = Vec::with_capacity(rows.len() * hidden);
+        for &r in rows {
+            let at = r as usize * hidden;
+            let row = self.x.get(at..at + hidden).ok_or_else(|| {
+                ModelError::BadBatch(format!("row {r} past the step's {} values", self.x.len()))
+            })?;
+            out.extend_from_slice(row);
+        }
+        Ok(Tensor::from_vec(out, (rows.len(), hidden), device)?)
     }
 }
 

@@ -134,12 +134,12 @@ impl Gemma3 {
         Ok((x + m)?)
     }
 
-    /// The embedded `ids` through the buffered layers; the stream after the last layer
-    /// as a tensor, for the LM head.
+    /// The embedded `ids` through the buffered layers; rows `rows` of the stream after
+    /// the last layer, for the LM head.
     fn run_buffered(
         &self,
         cl: &mut cpu_layers::CpuLayers,
-        ids: &Tensor,
+        (ids, rows): (&Tensor, &[u32]),
         batch: &BatchInput,
         meta: &AttnMeta,
         cache: &mut KvCache,
@@ -147,8 +147,8 @@ impl Gemma3 {
         self.embed
             .embedding_into(&batch.tokens, &mut cl.buffers.x, ids)?;
         self.layers_buffered(cl, batch, meta, cache)?;
-        let shape = (batch.tokens.len(), self.cfg.hidden_size);
-        Ok(Tensor::from_slice(&cl.buffers.x, shape, &self.device)?)
+        cl.buffers
+            .stream_rows(rows, self.cfg.hidden_size, &self.device)
     }
 
     /// One step up to the logits: `[wanted, vocab]`, one row for each sequence that
@@ -163,9 +163,13 @@ impl Gemma3 {
             return Ok(None);
         }
         let ids = Tensor::from_slice(&batch.tokens, batch.tokens.len(), &self.device)?;
+        let wanted: Vec<usize> = (0..batch.seqs.len())
+            .filter(|&s| batch.seqs[s].needs_logits)
+            .collect();
+        let rows: Vec<u32> = wanted.iter().map(|&s| meta.last_row[s] as u32).collect();
         let x = match self.cpu_layers.take() {
             Some(mut cl) => {
-                let out = self.run_buffered(&mut cl, &ids, batch, &meta, cache);
+                let out = self.run_buffered(&mut cl, (&ids, &rows), batch, &meta, cache);
                 self.cpu_layers = Some(cl);
                 out?
             }
@@ -177,18 +181,16 @@ impl Gemma3 {
                 for i in 0..self.layers.len() {
                     x = self.layer(i, &x, (&local, &global), batch, &meta, cache)?;
                 }
-                x
+                if wanted.is_empty() {
+                    return Ok(None);
+                }
+                x.index_select(&Tensor::from_slice(&rows, rows.len(), &self.device)?, 0)?
             }
         };
-        let wanted: Vec<usize> = (0..batch.seqs.len())
-            .filter(|&s| batch.seqs[s].needs_logits)
-            .collect();
         if wanted.is_empty() {
             return Ok(None);
         }
-        let rows: Vec<u32> = wanted.iter().map(|&s| meta.last_row[s] as u32).collect();
-        let rows = Tensor::from_vec(rows, wanted.len(), &self.device)?;
-        let last = rms_norm(&x.index_select(&rows, 0)?, &self.norm, self.cfg.rms_eps)?;
+        let last = rms_norm(&x, &self.norm, self.cfg.rms_eps)?;
         let mut out = self.lm_head.forward(&last)?;
         if let Some(cap) = self.cfg.final_softcap {
             out = ((out / cap as f64)?.tanh()? * cap as f64)?;

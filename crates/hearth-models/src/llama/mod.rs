@@ -181,12 +181,12 @@ impl CausalLm for Llama {
 }
 
 impl Llama {
-    /// The embedded `ids` through the buffered layers; the stream after the last layer
-    /// as a tensor, for the LM head.
-    fn embed_and_run_buffered(
+    /// The embedded `ids` through the buffered layers; rows `rows` of the stream after
+    /// the last layer, for the LM head.
+    fn run_buffered(
         &self,
         cl: &mut cpu_layers::CpuLayers,
-        ids: &Tensor,
+        (ids, rows): (&Tensor, &[u32]),
         batch: &BatchInput,
         meta: &AttnMeta,
         cache: &mut KvCache,
@@ -194,10 +194,8 @@ impl Llama {
         self.embed
             .embedding_into(&batch.tokens, &mut cl.buffers.x, ids)?;
         self.layers_buffered(cl, batch, meta, cache)?;
-        let x = &cl.buffers.x;
-        let hidden = self.cfg.hidden_size;
-        let t = batch.tokens.len();
-        Ok(Tensor::from_slice(x, (t, hidden), &self.device)?)
+        cl.buffers
+            .stream_rows(rows, self.cfg.hidden_size, &self.device)
     }
 
     /// The embedded `ids` through the layers as candle tensor ops.
@@ -246,25 +244,30 @@ impl Llama {
             return Ok(None);
         }
         let ids = Tensor::from_slice(&batch.tokens, batch.tokens.len(), &self.device)?;
-        let x = match self.cpu_layers.take() {
-            Some(mut cl) => {
-                let out = self.embed_and_run_buffered(&mut cl, &ids, batch, &meta, cache);
-                self.cpu_layers = Some(cl);
-                out?
-            }
-            None => self.layers_as_tensors(&ids, batch, &meta, cache)?,
-        };
         // LM head only on the rows that will be sampled.
         let wanted: Vec<usize> = (0..batch.seqs.len())
             .filter(|&s| batch.seqs[s].needs_logits)
             .collect();
+        let rows: Vec<u32> = wanted.iter().map(|&s| meta.last_row[s] as u32).collect();
+        let x = match self.cpu_layers.take() {
+            Some(mut cl) => {
+                let out = self.run_buffered(&mut cl, (&ids, &rows), batch, &meta, cache);
+                self.cpu_layers = Some(cl);
+                out?
+            }
+            None => {
+                let x = self.layers_as_tensors(&ids, batch, &meta, cache)?;
+                if wanted.is_empty() {
+                    return Ok(None);
+                }
+                x.index_select(&Tensor::from_slice(&rows, rows.len(), &self.device)?, 0)?
+            }
+        };
         if wanted.is_empty() {
             return Ok(None);
         }
-        let rows: Vec<u32> = wanted.iter().map(|&s| meta.last_row[s] as u32).collect();
-        let rows = Tensor::from_vec(rows, wanted.len(), &self.device)?;
         let mut lap = Lap::start();
-        let last = rms_norm(&x.index_select(&rows, 0)?, &self.norm, self.cfg.rms_eps)?;
+        let last = rms_norm(&x, &self.norm, self.cfg.rms_eps)?;
         let out = self.lm_head.forward(&last)?;
         lap.mark(Phase::LmHead);
         Ok(Some((out, wanted)))
